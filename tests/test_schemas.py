@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-
 from faceparse.core.schemas import (
     LabelSchema,
     SchemaError,
