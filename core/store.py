@@ -1,0 +1,883 @@
+"""The project store: the index of a folder of face photos and everything learned about them.
+
+A project is the image folder plus a hidden `.faceparse/` beside the images:
+
+    .faceparse/project.db              SQLite (WAL): images, settings, model versions, jobs and their logs
+    .faceparse/masks/predicted/<id>.png   the model's mask (8-bit index PNG, schema palette)
+    .faceparse/masks/corrected/<id>.png   the human's mask, kept apart from the prediction
+    .faceparse/models/<task>/<version>/   checkpoints (written by the training code)
+    .faceparse/thumbs/                  thumbnail cache (see thumbnails.py)
+
+Why it is built this way:
+- The database is the index, the PNGs are the truth. A mask file is written first (atomically: temp file, fsync,
+  rename) and only then is the row updated, in one transaction. A crash between the two leaves the new file with the
+  old row; a crash before the rename leaves the old file. No committed row ever points at a missing or torn file.
+- Only paths relative to the image folder are stored, so a project folder that was moved or copied still opens.
+- Opening must be fast for 100k images: `scan()` only lists directories and compares (size, mtime); it never
+  decodes or hashes. Sizes and content hashes are filled in later by `fill_details()`, a background job.
+- The label schema is copied into the database at creation, so a project never silently changes meaning.
+
+Durability: journal_mode=WAL with synchronous=FULL. In WAL mode FULL fsyncs the log at every commit, so a committed
+mask save survives a power cut, not only a process crash; commits here are human-paced or batched, so the fsync
+cost is small.
+
+Concurrency: several processes may open one project (the GUI writes while a training process reads). WAL lets
+readers run during a write; writers take the lock up front (BEGIN IMMEDIATE) and wait up to `BUSY_TIMEOUT_S`.
+
+Threads: a ProjectStore may be shared between threads. Each thread gets its own SQLite connection on first use
+(SQLite connections must not be used by two threads at once); `close()` closes all of them and must only be called
+when no other thread is still using the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, load_mask, read_size, save_mask
+from faceparse.core.schemas import LabelSchema, SchemaError, resolve_schema
+
+PROJECT_DIR_NAME = ".faceparse"
+DB_NAME = "project.db"
+FORMAT_VERSION = 1
+STATUSES = ("new", "predicted", "corrected", "reviewed")
+SPLITS = ("train", "val")
+VAL_FRACTION = 0.2
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+MASK_KINDS = ("predicted", "corrected")
+BUSY_TIMEOUT_S = 15.0
+STALE_TEMP_SECONDS = 3600
+ORDERINGS = ("name", "uncertainty", "effort")
+HASH_NAME = "blake2b-128"
+
+
+class ProjectError(Exception):
+    """Something about the project a user can act on: not a project, already one, a missing image, ..."""
+
+
+class MaskError(ProjectError):
+    """A mask that does not fit its image or its schema; nothing was written."""
+
+
+@dataclass
+class ImageRecord:
+    id: int
+    relpath: str
+    size_bytes: int
+    mtime_ns: int
+    width: int | None
+    height: int | None
+    content_hash: str | None
+    status: str
+    model_version: str | None
+    uncertainty: float | None
+    effort: float | None
+    split: str | None
+    error: str | None
+    missing: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.relpath.rsplit("/", 1)[-1]
+
+
+_RECORD_COLUMNS = ", ".join(f.name for f in fields(ImageRecord))
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    added: int
+    removed: int
+    changed: int
+    unchanged: int
+    skipped: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Images present in the folder after the scan."""
+        return self.added + self.changed + self.unchanged
+
+
+_SCHEMA_SQL = f"""
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    relpath TEXT NOT NULL UNIQUE,
+    sort_key TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    width INTEGER,
+    height INTEGER,
+    content_hash TEXT,
+    status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
+    model_version TEXT,
+    uncertainty REAL,
+    effort REAL,
+    split TEXT CHECK (split IN ('train', 'val')),
+    error TEXT,
+    missing INTEGER NOT NULL DEFAULT 0,
+    updated REAL
+);
+CREATE INDEX IF NOT EXISTS images_by_name ON images(missing, sort_key);
+CREATE INDEX IF NOT EXISTS images_by_hash ON images(content_hash);
+CREATE TABLE IF NOT EXISTS model_versions(
+    task TEXT NOT NULL,
+    version TEXT NOT NULL,
+    path TEXT,
+    metrics TEXT NOT NULL,
+    parent TEXT,
+    data_summary TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (task, version)
+);
+CREATE TABLE IF NOT EXISTS jobs(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    params TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued',
+    progress REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS job_log(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    time REAL NOT NULL,
+    line TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_log_by_job ON job_log(job_id, id);
+"""
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _number_key(match: re.Match) -> str:
+    digits = match.group().lstrip("0") or "0"
+    return chr(0x30 + len(digits)) + digits if len(digits) < 64 else "~" + digits
+
+
+def natural_sort_key(relpath: str) -> str:
+    """Case-insensitive, numbers compared by value (img2 before img10): each digit run is prefixed by its length.
+
+    Kept short on purpose: it is stored and indexed for every image, and the index is most of the cost of
+    indexing 100k files.
+    """
+    return _DIGITS.sub(_number_key, relpath.casefold())
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """A fingerprint of the file's bytes: finds renamed files and keeps duplicate photos in one split."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def split_for(key: str) -> str:
+    """The fixed train/val assignment: a pure function of the key, so it never reshuffles."""
+    value = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
+    return "val" if value < VAL_FRACTION else "train"
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _walk_images(root: Path) -> tuple[list[tuple[str, int, int]], int]:
+    """(relpath, size, mtime_ns) of every image under root, and the number of entries that could not be indexed.
+
+    Hidden entries (names starting with a dot, including .faceparse) are skipped; directory symlinks are not
+    followed (they can loop), file symlinks are.
+    """
+    found: list[tuple[str, int, int]] = []
+    skipped = 0
+    exts = IMAGE_EXTENSIONS
+    stack: list[tuple[str, str]] = [(os.fspath(root), "")]
+    while stack:
+        directory, prefix = stack.pop()
+        try:
+            it = os.scandir(directory)
+        except OSError:
+            skipped += 1
+            continue
+        with it:
+            for entry in it:
+                name = entry.name
+                if name.startswith("."):
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, f"{prefix}{name}/"))
+                        continue
+                    dot = name.rfind(".")
+                    if dot <= 0 or name[dot:].lower() not in exts:
+                        continue
+                    st = entry.stat()
+                except OSError:
+                    skipped += 1
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                rel = prefix + name
+                try:
+                    rel.encode("utf-8")
+                except UnicodeEncodeError:
+                    skipped += 1
+                    continue
+                found.append((rel, st.st_size, st.st_mtime_ns))
+    return found, skipped
+
+
+class ProjectStore:
+    """One project: its image index, masks, settings, model versions and jobs. See the module docstring."""
+
+    def __init__(self, root: Path, _token: object = None):
+        if _token is not _CONSTRUCT:
+            raise TypeError("use ProjectStore.open(), .create() or .open_or_create()")
+        self.root = root
+        self.dir = root / PROJECT_DIR_NAME
+        self.db_path = self.dir / DB_NAME
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.schema: LabelSchema
+
+    # --- opening -----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _image_folder(folder: str | os.PathLike) -> Path:
+        root = Path(folder).expanduser()
+        if not root.exists():
+            raise ProjectError(f"folder does not exist: {root}")
+        if not root.is_dir():
+            raise ProjectError(f"not a folder: {root}")
+        return root.resolve()
+
+    @classmethod
+    def is_project(cls, folder: str | os.PathLike) -> bool:
+        return (Path(folder) / PROJECT_DIR_NAME / DB_NAME).is_file()
+
+    @classmethod
+    def create(cls, folder: str | os.PathLike, schema: LabelSchema | str = "celebamask-hq") -> ProjectStore:
+        """Make `folder` a project with a fixed label schema (a built-in name, a schema JSON path or a LabelSchema)."""
+        root = cls._image_folder(folder)
+        if cls.is_project(root):
+            raise ProjectError(f"{root} is already a FaceParse project; open it instead")
+        try:
+            label_schema = resolve_schema(schema)
+        except (KeyError, SchemaError) as e:
+            raise ProjectError(str(e).strip('"')) from None
+        store = cls(root, _CONSTRUCT)
+        try:
+            for sub in ("masks/predicted", "masks/corrected", "models"):
+                (store.dir / sub).mkdir(parents=True, exist_ok=True)
+            with store._write() as c:
+                for statement in _SCHEMA_SQL.split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                meta = {"format_version": str(FORMAT_VERSION), "schema": label_schema.to_json(),
+                        "created": _utc_now(), "hash": HASH_NAME}
+                c.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", meta.items())
+        except PermissionError as e:
+            store.close()
+            raise ProjectError(f"cannot create a project in {root}: permission denied ({e.filename})") from None
+        except (OSError, sqlite3.Error) as e:
+            store.close()
+            raise ProjectError(f"cannot create a project in {root}: {e}") from None
+        store._load_meta()
+        return store
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike) -> ProjectStore:
+        root = cls._image_folder(folder)
+        if not cls.is_project(root):
+            raise ProjectError(f"{root} is not a FaceParse project (no {PROJECT_DIR_NAME}/{DB_NAME}); "
+                               "scan it first to create one")
+        store = cls(root, _CONSTRUCT)
+        try:
+            store._load_meta()
+            store._remove_stale_temp_files()
+        except sqlite3.DatabaseError as e:
+            store.close()
+            raise ProjectError(f"cannot open the project database {store.db_path}: {e}") from None
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def open_or_create(cls, folder: str | os.PathLike,
+                       schema: LabelSchema | str | None = None) -> ProjectStore:
+        """Open the project in `folder`, creating it if needed. A `schema` that differs from an existing
+        project's is an error: the schema is fixed when a project is created."""
+        root = cls._image_folder(folder)
+        if not cls.is_project(root):
+            try:
+                return cls.create(root, schema if schema is not None else "celebamask-hq")
+            except ProjectError:
+                if not cls.is_project(root):
+                    raise
+        store = cls.open(root)
+        if schema is not None:
+            try:
+                wanted = resolve_schema(schema)
+            except (KeyError, SchemaError) as e:
+                store.close()
+                raise ProjectError(str(e).strip('"')) from None
+            if wanted.name != store.schema.name or wanted.classes != store.schema.classes:
+                store.close()
+                raise ProjectError(f"{root} uses label schema {store.schema.name!r} "
+                                   f"({store.schema.num_classes} classes), not {wanted.name!r}; "
+                                   "a project's schema is fixed when it is created")
+        return store
+
+    def _load_meta(self) -> None:
+        rows = dict(self._conn().execute("SELECT key, value FROM meta").fetchall())
+        version = int(rows.get("format_version", "0"))
+        if version > FORMAT_VERSION:
+            raise ProjectError(f"{self.dir} was written by a newer FaceParse Studio (project format {version}); "
+                               "update the application to open it")
+        if "schema" not in rows:
+            raise ProjectError(f"{self.db_path} has no label schema; the project is incomplete")
+        self.schema = LabelSchema.from_dict(json.loads(rows["schema"]), source=f"project {self.root}")
+        self.created = rows.get("created")
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files left by a killed writer; young ones may belong to a writer in another process."""
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for kind in MASK_KINDS:
+            folder = self.masks_dir / kind
+            with contextlib.suppress(OSError), os.scandir(folder) as it:
+                for entry in it:
+                    if entry.name.startswith(".") and ".tmp" in entry.name:
+                        with contextlib.suppress(OSError):
+                            if entry.stat().st_mtime < cutoff:
+                                os.unlink(entry.path)
+
+    # --- connections ---------------------------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise ProjectError(f"the project {self.root} has been closed")
+            conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA cache_size=-65536")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the database lock at the start (no deadlock on upgrade)."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> ProjectStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ProjectStore({str(self.root)!r}, schema={self.schema.name!r})"
+
+    # --- places --------------------------------------------------------------------------------------------------
+
+    @property
+    def masks_dir(self) -> Path:
+        return self.dir / "masks"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.dir / "models"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.dir / "thumbs"
+
+    def mask_path(self, kind: str, image_id: int) -> Path:
+        if kind not in MASK_KINDS:
+            raise ValueError(f"mask kind must be one of {MASK_KINDS}, got {kind!r}")
+        return self.masks_dir / kind / f"{int(image_id)}.png"
+
+    def image_path(self, image_id: int) -> Path:
+        return self.root / self._require(image_id).relpath
+
+    # --- scanning ------------------------------------------------------------------------------------------------
+
+    def scan(self) -> ScanResult:
+        """Bring the index up to date with the folder: new, removed and changed files (by size and mtime).
+
+        Removed images without masks are forgotten. Removed images with masks are kept as `missing` (hidden from
+        listings) so the work on them comes back if the file does, under its old name or, once `fill_details`
+        has hashed it, under a new one.
+        """
+        started = time.perf_counter()
+        if not self.root.is_dir():
+            raise ProjectError(f"the image folder {self.root} is not available")
+        entries, skipped = _walk_images(self.root)
+        added = changed = unchanged = 0
+        now = time.time()
+        with self._write() as c:
+            known = {row[0]: row[1:] for row in c.execute(
+                "SELECT relpath, id, size_bytes, mtime_ns, missing, status FROM images")}
+            inserts: list[tuple] = []
+            updates: list[tuple] = []
+            revived: list[tuple] = []
+            for rel, size, mtime in entries:
+                old = known.pop(rel, None)
+                if old is None:
+                    inserts.append((rel, natural_sort_key(rel), size, mtime, now))
+                    added += 1
+                    continue
+                image_id, old_size, old_mtime, missing, _ = old
+                same = old_size == size and old_mtime == mtime
+                if missing:
+                    revived.append((size, mtime, 0 if same else 1, now, image_id))
+                    added += 1
+                elif same:
+                    unchanged += 1
+                else:
+                    updates.append((size, mtime, now, image_id))
+                    changed += 1
+            c.executemany("INSERT INTO images(relpath, sort_key, size_bytes, mtime_ns, updated) VALUES (?, ?, ?, ?, ?)",
+                          inserts)
+            c.executemany("UPDATE images SET size_bytes = ?, mtime_ns = ?, width = NULL, height = NULL, "
+                          "content_hash = NULL, error = NULL, updated = ? WHERE id = ?", updates)
+            c.executemany("UPDATE images SET size_bytes = ?1, mtime_ns = ?2, missing = 0, "
+                          "content_hash = CASE WHEN ?3 THEN NULL ELSE content_hash END, "
+                          "width = CASE WHEN ?3 THEN NULL ELSE width END, "
+                          "height = CASE WHEN ?3 THEN NULL ELSE height END, error = NULL, updated = ?4 WHERE id = ?5",
+                          revived)
+            gone = [(image_id, status) for image_id, _, _, missing, status in known.values() if not missing]
+            forget = {i for i, status in gone if status == "new" and not self._has_any_mask(i)}
+            c.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in forget])
+            c.executemany("UPDATE images SET missing = 1, updated = ? WHERE id = ?",
+                          [(now, i) for i, _ in gone if i not in forget])
+        return ScanResult(added, len(gone), changed, unchanged, skipped, time.perf_counter() - started)
+
+    def _has_any_mask(self, image_id: int) -> bool:
+        return any(self.mask_path(kind, image_id).exists() for kind in MASK_KINDS)
+
+    def fill_details(self, limit: int | None = None,
+                     progress: Callable[[int, int], bool | None] | None = None, batch: int = 200) -> int:
+        """Fill in width/height (header only) and content hashes for images that lack them.
+
+        Bad files get `error` set and never raise. `progress(done, total)` is called after each batch; returning
+        False stops early. Returns how many images were examined. Safe to run while others read or write.
+        """
+        conn = self._conn()
+        query = ("SELECT id, relpath, size_bytes, mtime_ns FROM images WHERE missing = 0 AND error IS NULL "
+                 "AND (width IS NULL OR content_hash IS NULL) ORDER BY sort_key, id")
+        params: tuple = ()
+        if limit is not None:
+            query += " LIMIT ?"
+            params = (int(limit),)
+        todo = conn.execute(query, params).fetchall()
+        total = len(todo)
+        done = 0
+        for start in range(0, total, batch):
+            results = [self._details(*row) for row in todo[start:start + batch]]
+            with self._write() as c:
+                c.executemany("UPDATE images SET width = ?, height = ?, content_hash = ?, error = ?, updated = ? "
+                              "WHERE id = ? AND size_bytes = ? AND mtime_ns = ? AND missing = 0", results)
+                self._adopt_renamed(c, [(r[5], r[2]) for r in results if r[2] is not None])
+            done += len(results)
+            if progress is not None and progress(done, total) is False:
+                break
+        return done
+
+    def _details(self, image_id: int, relpath: str, size: int, mtime: int) -> tuple:
+        path = self.root / relpath
+        width = height = digest = error = None
+        try:
+            width, height = read_size(path)
+            digest = content_hash(path)
+        except ImageLoadError as e:
+            error = e.reason
+        except OSError as e:
+            error = f"cannot read the file ({e.strerror or e})"
+        return width, height, digest, error, time.time(), image_id, size, mtime
+
+    def _adopt_renamed(self, c: sqlite3.Connection, hashed: list[tuple[int, str]]) -> None:
+        """A file that vanished with masks and reappears under a new name keeps its id, and so its masks."""
+        for new_id, digest in hashed:
+            old = c.execute("SELECT id FROM images WHERE missing = 1 AND content_hash = ? ORDER BY id LIMIT 1",
+                            (digest,)).fetchone()
+            if old is None:
+                continue
+            row = c.execute("SELECT relpath, sort_key, size_bytes, mtime_ns, width, height FROM images WHERE id = ?",
+                            (new_id,)).fetchone()
+            c.execute("DELETE FROM images WHERE id = ?", (new_id,))
+            c.execute("UPDATE images SET relpath = ?, sort_key = ?, size_bytes = ?, mtime_ns = ?, width = ?, "
+                      "height = ?, missing = 0, error = NULL, updated = ? WHERE id = ?", (*row, time.time(), old[0]))
+
+    def set_error(self, image_id: int, error: str | None) -> None:
+        """Record (or clear) a problem found later, e.g. a file whose header was fine but whose data is not."""
+        self._require(image_id)
+        with self._write() as c:
+            c.execute("UPDATE images SET error = ?, updated = ? WHERE id = ?", (error, time.time(), image_id))
+
+    # --- reading the index ---------------------------------------------------------------------------------------
+
+    def _record(self, row: tuple) -> ImageRecord:
+        rec = ImageRecord(*row)
+        rec.missing = bool(rec.missing)
+        return rec
+
+    def _status_filter(self, status: str | Iterable[str] | None) -> tuple[str, list[Any]]:
+        if status is None:
+            return "", []
+        wanted = [status] if isinstance(status, str) else list(status)
+        for s in wanted:
+            if s not in STATUSES:
+                raise ValueError(f"unknown status {s!r}; statuses: {', '.join(STATUSES)}")
+        return f" AND status IN ({', '.join('?' * len(wanted))})", wanted
+
+    def images(self, status: str | Iterable[str] | None = None, order_by: str = "name", limit: int | None = None,
+               offset: int = 0) -> list[ImageRecord]:
+        """Images present in the folder; `order_by` "uncertainty"/"effort" put the highest (most useful) first."""
+        if order_by not in ORDERINGS:
+            raise ValueError(f"order_by must be one of {ORDERINGS}, got {order_by!r}")
+        where, params = self._status_filter(status)
+        order = {"name": "sort_key, id",
+                 "uncertainty": "uncertainty IS NULL, uncertainty DESC, sort_key, id",
+                 "effort": "effort IS NULL, effort DESC, sort_key, id"}[order_by]
+        sql = f"SELECT {_RECORD_COLUMNS} FROM images WHERE missing = 0{where} ORDER BY {order} LIMIT ? OFFSET ?"
+        rows = self._conn().execute(sql, [*params, -1 if limit is None else int(limit), int(offset)]).fetchall()
+        return [self._record(r) for r in rows]
+
+    def count(self, status: str | Iterable[str] | None = None) -> int:
+        where, params = self._status_filter(status)
+        return self._conn().execute(f"SELECT COUNT(*) FROM images WHERE missing = 0{where}", params).fetchone()[0]
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for status, n in self._conn().execute(
+                "SELECT status, COUNT(*) FROM images WHERE missing = 0 GROUP BY status"):
+            out[status] = n
+        return out
+
+    def count_errors(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM images WHERE missing = 0 AND error IS NOT NULL").fetchone()[0]
+
+    def count_pending_details(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM images WHERE missing = 0 AND error IS NULL "
+                                    "AND (width IS NULL OR content_hash IS NULL)").fetchone()[0]
+
+    def split_counts(self) -> dict[str, int]:
+        out = dict.fromkeys(SPLITS, 0)
+        for split, n in self._conn().execute(
+                "SELECT split, COUNT(*) FROM images WHERE missing = 0 AND split IS NOT NULL GROUP BY split"):
+            out[split] = n
+        return out
+
+    def get(self, image_id: int) -> ImageRecord | None:
+        row = self._conn().execute(f"SELECT {_RECORD_COLUMNS} FROM images WHERE id = ?", (int(image_id),)).fetchone()
+        return self._record(row) if row else None
+
+    def _require(self, image_id: int) -> ImageRecord:
+        rec = self.get(image_id)
+        if rec is None:
+            raise ProjectError(f"no image with id {image_id} in {self.root}")
+        return rec
+
+    def find(self, relpath: str | os.PathLike) -> ImageRecord | None:
+        """The record for a path relative to the image folder (an absolute path inside it also works)."""
+        path = Path(relpath)
+        if path.is_absolute():
+            try:
+                path = path.resolve().relative_to(self.root)
+            except ValueError:
+                return None
+        row = self._conn().execute(f"SELECT {_RECORD_COLUMNS} FROM images WHERE relpath = ?",
+                                   (path.as_posix(),)).fetchone()
+        return self._record(row) if row else None
+
+    # --- masks ---------------------------------------------------------------------------------------------------
+
+    def _image_size(self, rec: ImageRecord) -> tuple[int, int]:
+        if rec.width is not None and rec.height is not None:
+            return rec.width, rec.height
+        try:
+            width, height = read_size(self.root / rec.relpath)
+        except ImageLoadError as e:
+            raise MaskError(f"cannot check a mask against {rec.relpath}: {e.reason}") from None
+        with self._write() as c:
+            c.execute("UPDATE images SET width = ?, height = ? WHERE id = ?", (width, height, rec.id))
+        return width, height
+
+    def _checked_mask(self, rec: ImageRecord, mask: np.ndarray) -> np.ndarray:
+        arr = np.asarray(mask)
+        if arr.ndim != 2:
+            raise MaskError(f"mask for {rec.relpath} must be a 2-D array of class indices, got shape {arr.shape}")
+        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+            raise MaskError(f"mask for {rec.relpath} must hold integer class indices, got {arr.dtype}")
+        width, height = self._image_size(rec)
+        if arr.shape != (height, width):
+            raise MaskError(f"mask for {rec.relpath} is {arr.shape[1]}x{arr.shape[0]}, "
+                            f"but the image is {width}x{height}")
+        if arr.size:
+            low, high = int(arr.min()), int(arr.max())
+            if low < 0 or high >= self.schema.num_classes:
+                bad = sorted(int(v) for v in np.unique(arr) if v < 0 or v >= self.schema.num_classes)
+                raise MaskError(f"mask for {rec.relpath} has classes {bad[:10]} outside the project's schema "
+                                f"{self.schema.name!r} (0..{self.schema.num_classes - 1})")
+        return arr.astype(np.uint8, copy=False)
+
+    def save_predicted(self, image_id: int, mask: np.ndarray, model_version: str,
+                       uncertainty: float | None = None) -> None:
+        """Store a model's mask. A human-checked image (corrected/reviewed) keeps its status and correction."""
+        rec = self._require(image_id)
+        arr = self._checked_mask(rec, mask)
+        save_mask(self.mask_path("predicted", rec.id), arr, self.schema)
+        with self._write() as c:
+            c.execute("UPDATE images SET model_version = ?, uncertainty = ?, updated = ?, "
+                      "status = CASE WHEN status IN ('new', 'predicted') THEN 'predicted' ELSE status END "
+                      "WHERE id = ?",
+                      (model_version, None if uncertainty is None else float(uncertainty), time.time(), rec.id))
+
+    def save_corrected(self, image_id: int, mask: np.ndarray) -> None:
+        """Store the human's mask; fixes the image's train/val split the first time and scores the effort."""
+        rec = self._require(image_id)
+        arr = self._checked_mask(rec, mask)
+        digest = rec.content_hash
+        if digest is None:
+            with contextlib.suppress(OSError):
+                digest = content_hash(self.root / rec.relpath)
+        split = split_for(digest if digest else f"id:{rec.id}")
+        effort = None
+        predicted = self.predicted_mask(rec.id)
+        if predicted is not None and predicted.shape == arr.shape:
+            effort = float(np.count_nonzero(predicted != arr)) / arr.size if arr.size else 0.0
+        save_mask(self.mask_path("corrected", rec.id), arr, self.schema)
+        with self._write() as c:
+            c.execute("UPDATE images SET effort = ?, split = COALESCE(split, ?), "
+                      "content_hash = COALESCE(content_hash, ?), updated = ?, "
+                      "status = CASE WHEN status = 'reviewed' THEN 'reviewed' ELSE 'corrected' END WHERE id = ?",
+                      (effort, split, digest, time.time(), rec.id))
+
+    def set_status(self, image_id: int, status: str) -> None:
+        """Change the status; a status must be backed by the mask it implies (predicted/corrected/any for reviewed)."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; statuses: {', '.join(STATUSES)}")
+        rec = self._require(image_id)
+        has_pred = self.mask_path("predicted", rec.id).exists()
+        has_corr = self.mask_path("corrected", rec.id).exists()
+        needs = {"predicted": has_pred, "corrected": has_corr, "reviewed": has_pred or has_corr, "new": True}
+        if not needs[status]:
+            raise MaskError(f"{rec.relpath} cannot be {status!r}: it has no "
+                            f"{'mask' if status == 'reviewed' else status + ' mask'}")
+        with self._write() as c:
+            c.execute("UPDATE images SET status = ?, updated = ? WHERE id = ?", (status, time.time(), rec.id))
+            if status == "reviewed" and not has_corr:
+                c.execute("UPDATE images SET split = COALESCE(split, ?) WHERE id = ?",
+                          (split_for(rec.content_hash or f"id:{rec.id}"), rec.id))
+
+    def _read_mask(self, kind: str, image_id: int) -> np.ndarray | None:
+        path = self.mask_path(kind, image_id)
+        try:
+            return load_mask(path)
+        except ImageLoadError as e:
+            if not path.exists():
+                return None
+            raise MaskError(f"the {kind} mask of image {image_id} is unreadable: {e.reason}") from None
+
+    def predicted_mask(self, image_id: int) -> np.ndarray | None:
+        return self._read_mask("predicted", image_id)
+
+    def corrected_mask(self, image_id: int) -> np.ndarray | None:
+        return self._read_mask("corrected", image_id)
+
+    def current_mask(self, image_id: int) -> np.ndarray | None:
+        """What the annotator should see: the correction if there is one, else the prediction."""
+        mask = self.corrected_mask(image_id)
+        return mask if mask is not None else self.predicted_mask(image_id)
+
+    # --- settings ------------------------------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        row = self._conn().execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_setting(self, key: str, value: Any) -> None:
+        text = json.dumps(value)
+        with self._write() as c:
+            c.execute("INSERT INTO settings(key, value) VALUES (?, ?) "
+                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, text))
+
+    def settings(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._conn().execute("SELECT key, value FROM settings")}
+
+    # --- model versions ------------------------------------------------------------------------------------------
+
+    def _model_dict(self, row: tuple) -> dict[str, Any]:
+        task, version, path, metrics, parent, data_summary, created = row
+        return {"task": task, "version": version,
+                "path": None if path is None else str(self.dir / path),
+                "metrics": json.loads(metrics), "parent": parent,
+                "data_summary": json.loads(data_summary), "created": created}
+
+    def add_model_version(self, task: str, version: str, path: str | os.PathLike | None, metrics: dict,
+                          parent: str | None = None, data_summary: dict | None = None) -> dict[str, Any]:
+        """Record a trained model. A path inside the project is stored relative to it, so moves keep working."""
+        stored = None
+        if path is not None:
+            p = Path(path)
+            if not p.is_absolute():
+                p = self.dir / p
+            try:
+                stored = p.resolve().relative_to(self.dir.resolve()).as_posix()
+            except ValueError:
+                stored = str(p.resolve())
+        try:
+            with self._write() as c:
+                c.execute("INSERT INTO model_versions(task, version, path, metrics, parent, data_summary, created) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (task, version, stored, json.dumps(metrics or {}), parent,
+                           json.dumps(data_summary or {}), _utc_now()))
+        except sqlite3.IntegrityError:
+            raise ProjectError(f"model version {task}/{version} already exists") from None
+        return self.model_version(task, version)  # type: ignore[return-value]
+
+    def model_version(self, task: str, version: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT task, version, path, metrics, parent, data_summary, created "
+                                   "FROM model_versions WHERE task = ? AND version = ?", (task, version)).fetchone()
+        return self._model_dict(row) if row else None
+
+    def model_versions(self, task: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT task, version, path, metrics, parent, data_summary, created FROM model_versions"
+        rows = (self._conn().execute(sql + " ORDER BY task, created, version") if task is None else
+                self._conn().execute(sql + " WHERE task = ? ORDER BY created, version", (task,)))
+        return [self._model_dict(r) for r in rows]
+
+    def active_model(self, task: str) -> dict[str, Any] | None:
+        version = self.get_setting(f"active_model.{task}")
+        return None if version is None else self.model_version(task, version)
+
+    def set_active_model(self, task: str, version: str | None) -> None:
+        if version is not None and self.model_version(task, version) is None:
+            known = ", ".join(m["version"] for m in self.model_versions(task)) or "none"
+            raise ProjectError(f"no model version {version!r} for task {task!r} (known: {known})")
+        self.set_setting(f"active_model.{task}", version)
+
+    def active_models(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for key, version in self.settings().items():
+            if key.startswith("active_model.") and version is not None:
+                task = key.removeprefix("active_model.")
+                model = self.model_version(task, version)
+                if model:
+                    out[task] = model
+        return out
+
+    def next_version_name(self, task: str) -> str:
+        numbers = [int(m.group(1)) for (v,) in self._conn().execute(
+            "SELECT version FROM model_versions WHERE task = ?", (task,)) if (m := re.fullmatch(r"v(\d+)", v))]
+        return f"v{max(numbers, default=0) + 1:04d}"
+
+    # --- jobs ----------------------------------------------------------------------------------------------------
+
+    def _job_dict(self, row: tuple) -> dict[str, Any]:
+        job_id, kind, params, state, progress, message, cancel, pid, created, updated = row
+        return {"id": job_id, "kind": kind, "params": json.loads(params), "state": state, "progress": progress,
+                "message": message, "cancel_requested": bool(cancel), "pid": pid, "created": created,
+                "updated": updated}
+
+    _JOB_COLUMNS = "id, kind, params, state, progress, message, cancel_requested, pid, created, updated"
+
+    def add_job(self, kind: str, params: dict | None = None) -> int:
+        now = time.time()
+        with self._write() as c:
+            cur = c.execute("INSERT INTO jobs(kind, params, created, updated) VALUES (?, ?, ?, ?)",
+                            (kind, json.dumps(params or {}), now, now))
+            return int(cur.lastrowid)
+
+    def update_job(self, job_id: int, state: str | None = None, progress: float | None = None,
+                   message: str | None = None, pid: int | None = None) -> None:
+        if state is not None and state not in JOB_STATES:
+            raise ValueError(f"unknown job state {state!r}; states: {', '.join(JOB_STATES)}")
+        sets, params = ["updated = ?"], [time.time()]
+        for column, value in (("state", state), ("progress", progress), ("message", message), ("pid", pid)):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                params.append(value)
+        with self._write() as c:
+            cur = c.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", (*params, job_id))
+            if cur.rowcount == 0:
+                raise ProjectError(f"no job with id {job_id}")
+
+    def request_cancel(self, job_id: int) -> None:
+        """Ask a running job to stop; the job polls `job(id)["cancel_requested"]` and ends itself."""
+        with self._write() as c:
+            c.execute("UPDATE jobs SET cancel_requested = 1, updated = ? WHERE id = ?", (time.time(), job_id))
+
+    def append_job_log(self, job_id: int, line: str) -> None:
+        with self._write() as c:
+            c.execute("INSERT INTO job_log(job_id, time, line) VALUES (?, ?, ?)", (job_id, time.time(), str(line)))
+
+    def job_log(self, job_id: int, offset: int = 0) -> list[str]:
+        rows = self._conn().execute("SELECT line FROM job_log WHERE job_id = ? ORDER BY id LIMIT -1 OFFSET ?",
+                                    (job_id, int(offset)))
+        return [r[0] for r in rows]
+
+    def job(self, job_id: int) -> dict[str, Any] | None:
+        row = self._conn().execute(f"SELECT {self._JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self._job_dict(row) if row else None
+
+    def jobs(self, kind: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        """Newest first."""
+        sql, params = f"SELECT {self._JOB_COLUMNS} FROM jobs WHERE 1", []
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        if state is not None:
+            sql += " AND state = ?"
+            params.append(state)
+        return [self._job_dict(r) for r in self._conn().execute(sql + " ORDER BY id DESC", params)]
+
+
+_CONSTRUCT = object()

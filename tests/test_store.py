@@ -1,0 +1,561 @@
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+
+import numpy as np
+import pytest
+from faceparse.core.imageio import load_mask
+from faceparse.core.schemas import get_schema
+from faceparse.core.store import (
+    STATUSES,
+    MaskError,
+    ProjectError,
+    ProjectStore,
+    natural_sort_key,
+    split_for,
+)
+from faceparse.core.thumbnails import ThumbnailCache
+from PIL import Image
+
+
+def put_image(path, w=8, h=6, color=(10, 20, 30)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (w, h), color).save(path)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "faces"
+    for i in range(3):
+        put_image(root / f"img{i}.png", color=(i, i, i))
+    return root
+
+
+@pytest.fixture
+def store(folder):
+    s = ProjectStore.create(folder)
+    s.scan()
+    yield s
+    s.close()
+
+
+def ids_by_name(store):
+    return {r.relpath: r.id for r in store.images()}
+
+
+# --- creating and opening ----------------------------------------------------------------------------------------
+
+def test_create_open_and_layout(folder):
+    with ProjectStore.create(folder, "lapa") as s:
+        assert s.root == folder.resolve()
+        assert s.dir == folder.resolve() / ".faceparse"
+        assert (s.dir / "project.db").is_file()
+        assert s.masks_dir.is_dir() and s.models_dir.is_dir()
+        assert s.schema == get_schema("lapa")
+        mode = sqlite3.connect(s.dir / "project.db").execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+    with ProjectStore.open(folder) as s:
+        assert s.schema.name == "lapa"
+
+
+def test_open_errors_are_clear(tmp_path, folder):
+    with pytest.raises(ProjectError, match="does not exist"):
+        ProjectStore.open(tmp_path / "nowhere")
+    with pytest.raises(ProjectError, match="not a FaceParse project"):
+        ProjectStore.open(folder)
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(ProjectError, match="not a folder"):
+        ProjectStore.create(f)
+    with pytest.raises(TypeError):
+        ProjectStore(folder)
+
+
+def test_create_twice_and_unknown_schema(folder):
+    ProjectStore.create(folder).close()
+    with pytest.raises(ProjectError, match="already a FaceParse project"):
+        ProjectStore.create(folder)
+
+
+def test_unknown_schema_is_a_project_error(folder):
+    with pytest.raises(ProjectError, match="unknown label schema 'helen'"):
+        ProjectStore.create(folder, "helen")
+    assert not ProjectStore.is_project(folder)
+
+
+def test_open_or_create_keeps_the_schema_fixed(folder):
+    with ProjectStore.open_or_create(folder, "masked-faces") as s:
+        assert s.schema.name == "masked-faces"
+    with ProjectStore.open_or_create(folder) as s:
+        assert s.schema.name == "masked-faces"
+    with ProjectStore.open_or_create(folder, "masked-faces") as s:
+        assert s.schema.name == "masked-faces"
+    with pytest.raises(ProjectError, match="schema is fixed"):
+        ProjectStore.open_or_create(folder, "celebamask-hq")
+
+
+def test_custom_schema_is_copied_into_the_project(folder, tmp_path):
+    spec = tmp_path / "teeth.json"
+    spec.write_text(json.dumps({"name": "teeth", "classes": ["background", "tooth"],
+                                "colors": [[0, 0, 0], [255, 255, 255]]}))
+    ProjectStore.create(folder, str(spec)).close()
+    spec.unlink()
+    with ProjectStore.open(folder) as s:
+        assert s.schema.classes == ("background", "tooth")
+
+
+def test_newer_project_format_is_refused(folder):
+    ProjectStore.create(folder).close()
+    db = sqlite3.connect(folder / ".faceparse" / "project.db")
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'format_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(ProjectError, match="newer FaceParse Studio"):
+        ProjectStore.open(folder)
+
+
+def test_closed_store_refuses_use(store):
+    store.close()
+    with pytest.raises(ProjectError, match="closed"):
+        store.count()
+
+
+# --- scanning ----------------------------------------------------------------------------------------------------
+
+def test_scan_finds_images_recursively_and_skips_hidden(tmp_path):
+    root = tmp_path / "set"
+    put_image(root / "a.jpg")
+    put_image(root / "sub" / "deeper" / "b.PNG")
+    put_image(root / ".hidden" / "c.png")
+    put_image(root / ".d.png")
+    (root / "notes.txt").write_text("not an image")
+    (root / "noext").write_bytes(b"x")
+    with ProjectStore.create(root) as s:
+        result = s.scan()
+        assert (result.added, result.removed, result.changed, result.unchanged) == (2, 0, 0, 0)
+        assert sorted(r.relpath for r in s.images()) == ["a.jpg", "sub/deeper/b.PNG"]
+        # the project's own folder is never indexed, even after masks are written into it
+        s.save_predicted(s.find("a.jpg").id, np.zeros((6, 8), np.uint8), "v0001")
+        assert s.scan().unchanged == 2
+
+
+def test_rescan_sees_added_removed_and_changed(folder, store):
+    put_image(folder / "new.png")
+    (folder / "img0.png").unlink()
+    time.sleep(0.01)
+    put_image(folder / "img1.png", w=9, h=9)
+    r = store.scan()
+    assert (r.added, r.removed, r.changed, r.unchanged) == (1, 1, 1, 1)
+    assert r.total == 3
+    assert sorted(x.relpath for x in store.images()) == ["img1.png", "img2.png", "new.png"]
+    r = store.scan()
+    assert (r.added, r.removed, r.changed, r.unchanged) == (0, 0, 0, 3)
+
+
+def test_changed_file_gets_its_details_refilled(folder, store):
+    store.fill_details()
+    rec = store.find("img1.png")
+    assert (rec.width, rec.height) == (8, 6)
+    put_image(folder / "img1.png", w=20, h=10)
+    os.utime(folder / "img1.png", ns=(rec.mtime_ns + 10**9, rec.mtime_ns + 10**9))
+    store.scan()
+    assert store.find("img1.png").width is None
+    store.fill_details()
+    rec2 = store.find("img1.png")
+    assert (rec2.width, rec2.height) == (20, 10) and rec2.content_hash != rec.content_hash
+
+
+def test_scan_does_not_decode_or_hash(folder, store):
+    rec = store.find("img0.png")
+    assert rec.width is None and rec.content_hash is None and rec.size_bytes > 0
+    assert store.count_pending_details() == 3
+
+
+def test_natural_name_order(tmp_path):
+    root = tmp_path / "n"
+    for name in ["img10.png", "img2.png", "IMG1.png", "b/img3.png", "img2b.png"]:
+        put_image(root / name)
+    with ProjectStore.create(root) as s:
+        s.scan()
+        assert [r.relpath for r in s.images()] == ["b/img3.png", "IMG1.png", "img2.png", "img2b.png", "img10.png"]
+    assert natural_sort_key("x9") < natural_sort_key("x10") < natural_sort_key("x100")
+    assert natural_sort_key("x12345678901234567890123") > natural_sort_key("x99")
+
+
+def test_non_ascii_spaced_names(tmp_path):
+    root = tmp_path / "Мои фото"
+    put_image(root / "Фото лица 1.jpg")
+    with ProjectStore.create(root) as s:
+        s.scan()
+        s.fill_details()
+        rec = s.find("Фото лица 1.jpg")
+        assert rec is not None and rec.width == 8 and rec.error is None
+        assert s.image_path(rec.id).is_file()
+        assert s.find(root / "Фото лица 1.jpg").id == rec.id
+
+
+def test_fill_details_records_bad_files_and_carries_on(folder, store):
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (folder / "text.png").write_text("hello")
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.new("RGB", (30, 10)).save(folder / "turned.jpg", exif=exif.tobytes())
+    store.scan()
+    done = store.fill_details()
+    assert done == 6
+    by_name = {r.relpath: r for r in store.images()}
+    assert "cannot read the image header" in by_name["broken.jpg"].error
+    assert "not a recognised image" in by_name["text.png"].error
+    assert (by_name["turned.jpg"].width, by_name["turned.jpg"].height) == (10, 30)
+    assert all(by_name[f"img{i}.png"].error is None and by_name[f"img{i}.png"].content_hash for i in range(3))
+    assert store.count_errors() == 2
+    assert store.fill_details() == 0  # bad files are not retried until they change
+
+
+def test_fill_details_limit_and_progress_can_stop(folder, store):
+    for i in range(10):
+        put_image(folder / f"more{i}.png")
+    store.scan()
+    assert store.fill_details(limit=4) == 4
+    calls = []
+
+    def stop_after_first(done, total):
+        calls.append((done, total))
+        return False
+
+    assert store.fill_details(batch=3, progress=stop_after_first) == 3
+    assert calls == [(3, 9)]
+    assert store.count_pending_details() == 6
+
+
+def test_moved_project_still_opens(tmp_path, folder, store):
+    i = store.find("img1.png").id
+    store.save_corrected(i, np.ones((6, 8), np.uint8))
+    store.add_model_version("parser", "v0001", store.models_dir / "parser" / "v0001", {"miou": 0.5})
+    store.close()
+    moved = tmp_path / "elsewhere" / "renamed project"
+    moved.parent.mkdir()
+    shutil.move(folder, moved)
+    with ProjectStore.open(moved) as s:
+        assert s.root == moved.resolve()
+        assert s.image_path(i) == moved.resolve() / "img1.png"
+        assert s.corrected_mask(i).sum() == 48
+        assert s.model_version("parser", "v0001")["path"] == str(moved.resolve() / ".faceparse/models/parser/v0001")
+        assert s.scan().unchanged == 3
+
+
+def test_removed_image_with_masks_comes_back(folder, store):
+    i = store.find("img2.png").id
+    store.save_corrected(i, np.full((6, 8), 2, np.uint8))
+    data = (folder / "img2.png").read_bytes()
+    (folder / "img2.png").unlink()
+    (folder / "img0.png").unlink()
+    assert store.scan().removed == 2
+    assert store.find("img0.png") is None
+    assert store.get(i).missing and store.count() == 1
+    (folder / "img2.png").write_bytes(data)
+    assert store.scan().added == 1
+    rec = store.get(i)
+    assert not rec.missing and rec.status == "corrected"
+
+
+def test_renamed_image_keeps_its_masks(folder, store):
+    store.fill_details()
+    i = store.find("img1.png").id
+    store.save_corrected(i, np.full((6, 8), 3, np.uint8))
+    (folder / "img1.png").rename(folder / "renamed.png")
+    store.scan()
+    store.fill_details()
+    rec = store.find("renamed.png")
+    assert rec.id == i and rec.status == "corrected"
+    assert store.corrected_mask(rec.id).max() == 3
+    assert store.count() == 3
+
+
+def test_missing_folder_refuses_to_scan(tmp_path, folder, store):
+    shutil.rmtree(folder)
+    with pytest.raises(ProjectError, match="not available"):
+        store.scan()
+
+
+# --- masks -------------------------------------------------------------------------------------------------------
+
+def test_save_predicted_writes_png_then_row(store):
+    i = ids_by_name(store)["img0.png"]
+    mask = np.zeros((6, 8), np.uint8)
+    mask[2:4, 3:5] = 13
+    store.save_predicted(i, mask, "v0003", uncertainty=0.25)
+    rec = store.get(i)
+    assert (rec.status, rec.model_version, rec.uncertainty) == ("predicted", "v0003", 0.25)
+    assert (rec.width, rec.height) == (8, 6)
+    png = store.masks_dir / "predicted" / f"{i}.png"
+    assert np.array_equal(load_mask(png), mask)
+    assert Image.open(png).mode == "P"
+    assert np.array_equal(store.current_mask(i), mask)
+    assert store.corrected_mask(i) is None
+
+
+@pytest.mark.parametrize("save", ["save_predicted", "save_corrected"])
+def test_wrong_masks_are_refused_and_nothing_is_written(store, save):
+    i = ids_by_name(store)["img0.png"]
+
+    def call(mask):
+        args = (i, mask, "v1") if save == "save_predicted" else (i, mask)
+        getattr(store, save)(*args)
+
+    with pytest.raises(MaskError, match=r"is 6x8, but the image is 8x6"):
+        call(np.zeros((8, 6), np.uint8))
+    with pytest.raises(MaskError, match=r"classes \[19, 40\] outside the project's schema 'celebamask-hq'"):
+        bad = np.zeros((6, 8), np.int32)
+        bad[0, 0], bad[1, 1] = 19, 40
+        call(bad)
+    with pytest.raises(MaskError, match=r"classes \[-1\]"):
+        call(np.full((6, 8), -1, np.int16))
+    with pytest.raises(MaskError, match="2-D"):
+        call(np.zeros((6, 8, 3), np.uint8))
+    with pytest.raises(MaskError, match="integer class indices"):
+        call(np.zeros((6, 8), np.float32))
+    assert store.get(i).status == "new"
+    assert not list((store.masks_dir / "predicted").iterdir()) and not list((store.masks_dir / "corrected").iterdir())
+
+
+def test_mask_for_unreadable_image_is_refused(folder, store):
+    (folder / "bad.png").write_text("nope")
+    store.scan()
+    with pytest.raises(MaskError, match="cannot check a mask against bad.png"):
+        store.save_predicted(store.find("bad.png").id, np.zeros((6, 8), np.uint8), "v1")
+
+
+def test_unknown_image_id(store):
+    with pytest.raises(ProjectError, match="no image with id 999"):
+        store.save_corrected(999, np.zeros((6, 8), np.uint8))
+    assert store.get(999) is None
+
+
+def test_corrected_status_split_and_effort(store):
+    i = ids_by_name(store)["img1.png"]
+    predicted = np.zeros((6, 8), np.uint8)
+    store.save_predicted(i, predicted, "v0001", 0.5)
+    corrected = predicted.copy()
+    corrected[:3, :4] = 1  # 12 of 48 pixels changed
+    store.save_corrected(i, corrected)
+    rec = store.get(i)
+    assert rec.status == "corrected"
+    assert rec.effort == pytest.approx(0.25)
+    assert rec.split in ("train", "val") and rec.content_hash
+    assert rec.split == split_for(rec.content_hash)
+    assert np.array_equal(store.current_mask(i), corrected)
+    assert np.array_equal(store.predicted_mask(i), predicted)
+    # a new prediction never overrides the human's work
+    store.save_predicted(i, np.full((6, 8), 2, np.uint8), "v0002", 0.1)
+    rec2 = store.get(i)
+    assert (rec2.status, rec2.model_version, rec2.split) == ("corrected", "v0002", rec.split)
+    assert np.array_equal(store.current_mask(i), corrected)
+
+
+def test_split_is_fixed_forever(store):
+    i = ids_by_name(store)["img2.png"]
+    store.save_corrected(i, np.zeros((6, 8), np.uint8))
+    first = store.get(i).split
+    db = sqlite3.connect(store.dir / "project.db")
+    flipped = "train" if first == "val" else "val"
+    db.execute("UPDATE images SET split = ? WHERE id = ?", (flipped, i))
+    db.commit()
+    db.close()
+    store.save_corrected(i, np.ones((6, 8), np.uint8))
+    assert store.get(i).split == flipped  # assigned once, never recomputed
+
+
+def test_split_is_deterministic_and_about_a_fifth_val():
+    keys = [f"{n:032x}" for n in range(3000)]
+    splits = [split_for(k) for k in keys]
+    assert splits == [split_for(k) for k in keys]
+    assert 0.17 < splits.count("val") / len(splits) < 0.23
+
+
+def test_reviewed_stays_reviewed(store):
+    i = ids_by_name(store)["img0.png"]
+    store.save_predicted(i, np.zeros((6, 8), np.uint8), "v1")
+    store.set_status(i, "reviewed")
+    assert store.get(i).split is not None
+    store.save_corrected(i, np.ones((6, 8), np.uint8))
+    store.save_predicted(i, np.zeros((6, 8), np.uint8), "v2")
+    assert store.get(i).status == "reviewed"
+
+
+def test_set_status_needs_the_matching_mask(store):
+    i = ids_by_name(store)["img0.png"]
+    for status in ("predicted", "corrected", "reviewed"):
+        with pytest.raises(MaskError, match="has no"):
+            store.set_status(i, status)
+    with pytest.raises(ValueError, match="unknown status"):
+        store.set_status(i, "done")
+    store.save_predicted(i, np.zeros((6, 8), np.uint8), "v1")
+    with pytest.raises(MaskError, match="no corrected mask"):
+        store.set_status(i, "corrected")
+    store.set_status(i, "new")
+    assert store.get(i).status == "new"
+    store.set_status(i, "predicted")
+    assert store.get(i).status == "predicted"
+
+
+def test_listing_filters_orders_and_counts(folder, store):
+    for k in range(3, 8):
+        put_image(folder / f"img{k}.png")
+    store.scan()
+    ids = ids_by_name(store)
+    for name, u in [("img0.png", 0.1), ("img3.png", 0.9), ("img5.png", 0.5)]:
+        store.save_predicted(ids[name], np.zeros((6, 8), np.uint8), "v1", u)
+    for name, changed in [("img3.png", 1), ("img5.png", 10)]:
+        m = np.zeros((6, 8), np.uint8)
+        m.flat[:changed] = 1
+        store.save_corrected(ids[name], m)
+    assert store.counts() == {"new": 5, "predicted": 1, "corrected": 2, "reviewed": 0}
+    assert store.count() == 8 and store.count("corrected") == 2 and store.count(["new", "predicted"]) == 6
+    assert [r.relpath for r in store.images(order_by="uncertainty", limit=3)] == ["img3.png", "img5.png", "img0.png"]
+    assert [r.relpath for r in store.images(order_by="effort", limit=2)] == ["img5.png", "img3.png"]
+    assert [r.relpath for r in store.images(status="new", limit=2, offset=1)] == ["img2.png", "img4.png"]
+    assert store.split_counts()["train"] + store.split_counts()["val"] == 2
+    with pytest.raises(ValueError):
+        store.images(order_by="size")
+    with pytest.raises(ValueError):
+        store.count("finished")
+    assert set(store.counts()) == set(STATUSES)
+
+
+def test_stale_temp_files_are_cleaned_on_open(folder, store):
+    old = store.masks_dir / "corrected" / ".5.abc123.tmp.png"
+    young = store.masks_dir / "corrected" / ".6.def456.tmp.png"
+    old.write_bytes(b"partial")
+    young.write_bytes(b"partial")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    ProjectStore.open(folder).close()
+    assert not old.exists() and young.exists()
+
+
+# --- settings, models, jobs --------------------------------------------------------------------------------------
+
+def test_settings_hold_json_values(store):
+    assert store.get_setting("whole_image") is None
+    assert store.get_setting("whole_image", True) is True
+    store.set_setting("whole_image", False)
+    store.set_setting("brush", {"size": 12, "classes": [1, 2]})
+    assert store.get_setting("whole_image") is False
+    assert store.get_setting("brush") == {"size": 12, "classes": [1, 2]}
+    store.set_setting("brush", None)
+    assert store.get_setting("brush", "default") is None
+
+
+def test_model_versions_and_active_model(store):
+    assert store.next_version_name("parser") == "v0001"
+    assert store.active_model("parser") is None
+    m = store.add_model_version("parser", "v0001", "models/parser/v0001", {"miou": 0.61},
+                                parent=None, data_summary={"corrected": 40})
+    assert m["metrics"] == {"miou": 0.61} and m["data_summary"] == {"corrected": 40}
+    assert m["path"] == str(store.dir / "models/parser/v0001")
+    store.add_model_version("parser", "v0002", store.models_dir / "parser" / "v0002", {"miou": 0.66}, parent="v0001")
+    store.add_model_version("mask", "v0001", None, {})
+    assert store.next_version_name("parser") == "v0003"
+    assert store.next_version_name("mask") == "v0002"
+    assert [x["version"] for x in store.model_versions("parser")] == ["v0001", "v0002"]
+    assert len(store.model_versions()) == 3
+    with pytest.raises(ProjectError, match="already exists"):
+        store.add_model_version("parser", "v0002", None, {})
+    with pytest.raises(ProjectError, match="no model version 'v0009'"):
+        store.set_active_model("parser", "v0009")
+    store.set_active_model("parser", "v0002")
+    assert store.active_model("parser")["parent"] == "v0001"
+    assert store.get_setting("active_model.parser") == "v0002"
+    assert set(store.active_models()) == {"parser"}
+
+
+def test_jobs_progress_log_and_cancel(store):
+    j = store.add_job("train", {"epochs": 3})
+    job = store.job(j)
+    assert (job["kind"], job["params"], job["state"], job["progress"]) == ("train", {"epochs": 3}, "queued", 0)
+    store.update_job(j, state="running", progress=0.5, message="epoch 2/3", pid=os.getpid())
+    store.append_job_log(j, "epoch 1 loss 0.9")
+    store.append_job_log(j, "epoch 2 loss 0.7")
+    store.request_cancel(j)
+    job = store.job(j)
+    assert (job["state"], job["progress"], job["message"], job["cancel_requested"]) == (
+        "running", 0.5, "epoch 2/3", True)
+    assert store.job_log(j) == ["epoch 1 loss 0.9", "epoch 2 loss 0.7"]
+    assert store.job_log(j, offset=1) == ["epoch 2 loss 0.7"]
+    k = store.add_job("prelabel", {})
+    assert [x["id"] for x in store.jobs()] == [k, j]
+    assert [x["id"] for x in store.jobs(kind="train")] == [j]
+    assert store.jobs(state="queued")[0]["id"] == k
+    with pytest.raises(ValueError, match="unknown job state"):
+        store.update_job(j, state="exploded")
+    with pytest.raises(ProjectError, match="no job"):
+        store.update_job(12345, progress=1.0)
+
+
+# --- sharing ------------------------------------------------------------------------------------------------------
+
+def test_store_shared_between_threads(store):
+    errors = []
+
+    def worker(n):
+        try:
+            for k in range(15):
+                store.set_setting(f"t{n}.{k}", k)
+                store.append_job_log(job, f"{n}:{k}")
+                store.count()
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    job = store.add_job("test", {})
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(store.job_log(job)) == 60
+    assert store.get_setting("t3.14") == 14
+
+
+def test_two_stores_on_one_project_see_each_other(folder, store):
+    other = ProjectStore.open(folder)
+    try:
+        i = ids_by_name(store)["img0.png"]
+        store.save_corrected(i, np.ones((6, 8), np.uint8))
+        assert other.get(i).status == "corrected"
+        assert other.corrected_mask(i).sum() == 48
+        other.set_setting("from_other", 1)
+        assert store.get_setting("from_other") == 1
+    finally:
+        other.close()
+
+
+# --- thumbnails -------------------------------------------------------------------------------------------------
+
+def test_thumbnails_are_made_lazily_and_follow_changes(folder, store):
+    put_image(folder / "wide.png", w=600, h=300)
+    (folder / "bad.png").write_text("not an image")
+    store.scan()
+    cache = ThumbnailCache(store, max_side=64)
+    rec = store.find("wide.png")
+    assert cache.cached(rec) is None
+    path = cache.get(rec)
+    assert path.is_file() and path.is_relative_to(store.dir / "thumbs")
+    assert Image.open(path).size == (64, 32)
+    assert cache.cached(rec) == path
+    assert cache.load(rec).shape == (32, 64, 3)
+    made, failed = cache.generate()
+    assert (made, failed) == (3, 1)
+    assert "not a recognised image" in store.find("bad.png").error
+    put_image(folder / "wide.png", w=100, h=200)
+    os.utime(folder / "wide.png", ns=(rec.mtime_ns + 10**9, rec.mtime_ns + 10**9))
+    store.scan()
+    rec2 = store.find("wide.png")
+    assert cache.cached(rec2) is None
+    assert Image.open(cache.get(rec2)).size == (32, 64)
+    assert cache.prune() == 1
+    assert cache.cached(rec2) is not None
