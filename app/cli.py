@@ -1,0 +1,199 @@
+"""The `faceparse` command line: every headless action of the studio, for scripts, servers and tests.
+
+Commands register themselves: a command module exposes `register(subparsers)`, which adds its sub-parser and sets
+`handler=<function(args) -> int>` as a default. The built-in `scan` and `info` live here; other modules are listed
+in COMMAND_MODULES. A handler signals a mistake the user can fix by raising CommandError (or a ProjectError,
+SchemaError or ImageLoadError from the core): it is printed as one line and the exit code is 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from importlib import metadata
+
+from faceparse.core.imageio import ImageLoadError
+from faceparse.core.schemas import SchemaError, resolve_schema
+from faceparse.core.store import STATUSES, ProjectError, ProjectStore
+
+USER_ERROR_EXIT = 2
+
+COMMAND_MODULES: tuple[str, ...] = ()
+"""Modules with a `register(subparsers)` function, e.g. "faceparse.app.commands.prelabel"."""
+
+
+class CommandError(Exception):
+    """A mistake the user can fix (bad argument, missing file); reported without a traceback."""
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (CommandError, ProjectError, SchemaError, ImageLoadError)
+
+
+def version() -> str:
+    try:
+        return metadata.version("faceparse-studio")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+dev"
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _print_counts(store: ProjectStore) -> None:
+    counts = store.counts()
+    width = max(len(s) for s in (*STATUSES, "total"))
+    numbers = [_n(v) for v in counts.values()] + [_n(sum(counts.values()))]
+    num_width = max(len(x) for x in numbers)
+    for status in STATUSES:
+        print(f"  {status:<{width}}  {_n(counts[status]):>{num_width}}")
+    print(f"  {'total':<{width}}  {_n(sum(counts.values())):>{num_width}}")
+
+
+def _progress_printer(label: str) -> Callable[[int, int], None]:
+    interactive = sys.stderr.isatty()
+
+    def report(done: int, total: int) -> None:
+        if interactive:
+            end = "\n" if done >= total else ""
+            print(f"\r{label} {_n(done)}/{_n(total)}", end=end, file=sys.stderr, flush=True)
+
+    return report
+
+
+# --- scan ----------------------------------------------------------------------------------------------------------
+
+def register_scan(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("scan", help="create or update the project of an image folder",
+                              description="Index the images in FOLDER (creating the project on first use) and "
+                                          "print how many images are in each status.")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--schema", metavar="NAME|FILE.json",
+                   help="label schema for a new project: a built-in name (celebamask-hq, lapa, face-mask, "
+                        "masked-faces) or a schema JSON file; an existing project keeps its own")
+    p.add_argument("--details", action="store_true",
+                   help="also read image sizes and content hashes now (otherwise filled in lazily)")
+    p.set_defaults(handler=run_scan)
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    schema = None
+    if args.schema is not None:
+        try:
+            schema = resolve_schema(args.schema)
+        except KeyError as e:
+            raise CommandError(e.args[0]) from None
+    created = not ProjectStore.is_project(args.folder)
+    with ProjectStore.open_or_create(args.folder, schema) as store:
+        result = store.scan()
+        print(f"{'Created' if created else 'Updated'} project {store.root}")
+        print(f"Schema {store.schema.name} ({store.schema.num_classes} classes)")
+        print(f"Scanned {_n(result.total)} images in {result.seconds:.2f} s: {_n(result.added)} added, "
+              f"{_n(result.removed)} removed, {_n(result.changed)} changed, {_n(result.unchanged)} unchanged")
+        if result.skipped:
+            print(f"Skipped {_n(result.skipped)} entries that could not be read")
+        if args.details:
+            checked = store.fill_details(progress=_progress_printer("Reading details"))
+            print(f"Read details of {_n(checked)} images; {_n(store.count_errors())} unreadable")
+            for rec in [r for r in store.images() if r.error][:10]:
+                print(f"  {rec.relpath}: {rec.error}")
+        _print_counts(store)
+    return 0
+
+
+# --- info ----------------------------------------------------------------------------------------------------------
+
+def register_info(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("info", help="show a project's schema, counts and models",
+                              description="Describe the project in FOLDER without changing it.")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(handler=run_info)
+
+
+def project_summary(store: ProjectStore) -> dict:
+    counts = store.counts()
+    versions: dict[str, list[str]] = {}
+    for model in store.model_versions():
+        versions.setdefault(model["task"], []).append(model["version"])
+    return {
+        "path": str(store.root),
+        "project_dir": str(store.dir),
+        "created": store.created,
+        "schema": {"name": store.schema.name, "classes": list(store.schema.classes)},
+        "counts": counts,
+        "total": sum(counts.values()),
+        "splits": store.split_counts(),
+        "unreadable": store.count_errors(),
+        "details_pending": store.count_pending_details(),
+        "active_models": {task: m["version"] for task, m in store.active_models().items()},
+        "model_versions": versions,
+    }
+
+
+def run_info(args: argparse.Namespace) -> int:
+    with ProjectStore.open(args.folder) as store:
+        summary = project_summary(store)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"Project {summary['path']}")
+    print(f"Created {summary['created']}")
+    schema = summary["schema"]
+    print(f"Schema  {schema['name']} ({len(schema['classes'])} classes: {', '.join(schema['classes'])})")
+    print(f"Images  {_n(summary['total'])}")
+    for status, n in summary["counts"].items():
+        print(f"  {status:<10} {_n(n)}")
+    print(f"Split   train {_n(summary['splits']['train'])}, val {_n(summary['splits']['val'])}")
+    if summary["details_pending"]:
+        print(f"Details pending for {_n(summary['details_pending'])} images")
+    if summary["unreadable"]:
+        print(f"Unreadable images: {_n(summary['unreadable'])}")
+    if summary["model_versions"]:
+        print("Models")
+        for task, versions in sorted(summary["model_versions"].items()):
+            active = summary["active_models"].get(task)
+            print(f"  {task}: {', '.join(versions)}" + (f" (active {active})" if active else " (none active)"))
+    else:
+        print("Models  none trained yet")
+    return 0
+
+
+# --- entry point ---------------------------------------------------------------------------------------------------
+
+BUILTIN_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (register_scan, register_info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceparse",
+                                     description="FaceParse Studio: build face-parsing datasets from the command line.")
+    parser.add_argument("--version", action="version", version=f"faceparse {version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in BUILTIN_COMMANDS:
+        register(subparsers)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version and usage errors (argparse exits 2 for those)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else USER_ERROR_EXIT)
+    try:
+        return int(args.handler(args) or 0)
+    except USER_ERRORS as e:
+        print(f"faceparse {args.command}: error: {e}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from faceparse.app import cli
+from faceparse.app.cli import main
+from faceparse.core.store import ProjectStore
+from PIL import Image
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "my faces"
+    root.mkdir()
+    for i in range(3):
+        Image.new("RGB", (10, 8), (i, 0, 0)).save(root / f"f{i}.jpg")
+    return root
+
+
+def run(capsys, *argv):
+    code = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    assert out.strip() == f"faceparse {cli.version()}"
+    assert cli.version() != ""
+
+
+def test_version_of_the_installed_command():
+    proc = subprocess.run([sys.executable, "-m", "faceparse.app.cli", "--version"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("faceparse ")
+
+
+def test_scan_creates_then_updates(capsys, folder):
+    code, out, err = run(capsys, "scan", folder)
+    assert code == 0, err
+    assert "Created project" in out and "3 added" in out
+    assert err == ""
+    lines = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("  ")}
+    assert lines == {"new": "3", "predicted": "0", "corrected": "0", "reviewed": "0", "total": "3"}
+    Image.new("RGB", (10, 8)).save(folder / "f3.jpg")
+    code, out, _ = run(capsys, "scan", folder)
+    assert code == 0 and "Updated project" in out and "1 added" in out and "3 unchanged" in out
+
+
+def test_scan_counts_follow_statuses(capsys, folder):
+    run(capsys, "scan", folder)
+    with ProjectStore.open(folder) as store:
+        first = store.images()[0]
+        store.save_predicted(first.id, np.zeros((8, 10), np.uint8), "v0001")
+    code, out, _ = run(capsys, "scan", folder)
+    assert "  new        2" in out and "  predicted  1" in out
+
+
+def test_scan_with_schema_and_details(capsys, folder, tmp_path):
+    (folder / "broken.png").write_text("not a png")
+    code, out, _ = run(capsys, "scan", folder, "--schema", "lapa", "--details")
+    assert code == 0
+    assert "Schema lapa (11 classes)" in out
+    assert "1 unreadable" in out and "broken.png: not a recognised image" in out
+    with ProjectStore.open(folder) as store:
+        assert store.schema.name == "lapa"
+        assert store.count_pending_details() == 0
+
+
+def test_scan_with_schema_file(capsys, folder, tmp_path):
+    spec = tmp_path / "two.json"
+    spec.write_text(json.dumps({"name": "two", "classes": ["background", "thing"],
+                                "colors": [[0, 0, 0], [9, 9, 9]]}))
+    code, out, _ = run(capsys, "scan", folder, "--schema", spec)
+    assert code == 0 and "Schema two (2 classes)" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["scan", "{missing}"], "folder does not exist"),
+    (["info", "{missing}"], "folder does not exist"),
+    (["info", "{folder}"], "not a FaceParse project"),
+    (["scan", "{folder}", "--schema", "helen"], "unknown label schema 'helen'"),
+    (["scan", "{folder}", "--schema", "{bad_schema}"], "not valid JSON"),
+])
+def test_user_errors_exit_2_without_traceback(capsys, folder, tmp_path, argv, message):
+    bad_schema = tmp_path / "bad.json"
+    bad_schema.write_text("{")
+    argv = [a.format(folder=folder, missing=tmp_path / "nowhere", bad_schema=bad_schema) for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert err.startswith(f"faceparse {argv[0]}: error:")
+
+
+def test_schema_is_fixed_after_creation(capsys, folder):
+    run(capsys, "scan", folder, "--schema", "lapa")
+    code, _, err = run(capsys, "scan", folder, "--schema", "celebamask-hq")
+    assert code == 2 and "fixed when it is created" in err
+    code, out, _ = run(capsys, "scan", folder)
+    assert code == 0 and "Schema lapa" in out
+
+
+def test_usage_errors_exit_2(capsys):
+    assert run(capsys)[0] == 2
+    code, _, err = run(capsys, "frobnicate")
+    assert code == 2 and "invalid choice" in err
+
+
+def test_info_text_and_json(capsys, folder):
+    run(capsys, "scan", folder)
+    with ProjectStore.open(folder) as store:
+        i = store.images()[0].id
+        store.save_corrected(i, np.ones((8, 10), np.uint8))
+        store.add_model_version("parser", "v0001", None, {"miou": 0.4})
+        store.add_model_version("parser", "v0002", None, {"miou": 0.5})
+        store.set_active_model("parser", "v0002")
+    code, out, _ = run(capsys, "info", folder)
+    assert code == 0
+    assert f"Project {folder.resolve()}" in out
+    assert "Schema  celebamask-hq (19 classes" in out
+    assert "Images  3" in out and "corrected  1" in out
+    assert "parser: v0001, v0002 (active v0002)" in out
+    code, out, _ = run(capsys, "info", folder, "--json")
+    data = json.loads(out)
+    assert data["counts"] == {"new": 2, "predicted": 0, "corrected": 1, "reviewed": 0}
+    assert data["active_models"] == {"parser": "v0002"}
+    assert data["model_versions"] == {"parser": ["v0001", "v0002"]}
+    assert sum(data["splits"].values()) == 1
+    assert data["details_pending"] == 2
+
+
+def test_commands_can_be_added_by_modules(capsys, monkeypatch, tmp_path):
+    module = tmp_path / "hello_command.py"
+    module.write_text(
+        "def register(subparsers):\n"
+        "    p = subparsers.add_parser('hello')\n"
+        "    p.add_argument('name')\n"
+        "    p.set_defaults(handler=lambda args: print('hello', args.name) or 0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("hello_command",))
+    code, out, _ = run(capsys, "hello", "world")
+    assert code == 0 and out.strip() == "hello world"
