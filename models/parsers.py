@@ -1,0 +1,138 @@
+"""Face parsers: segmentation-models-pytorch networks chosen for the papers this tool comes from.
+
+Each builder returns the plain smp model, so its `state_dict` keys are exactly smp's and weights trained elsewhere
+with the same smp call load unchanged. The encoders stride down to 1/32, so height and width must be multiples of
+32 (`INPUT_MULTIPLE`); the output is N×classes×H×W logits at the input resolution.
+
+- `deeplabv3plus_mobilenetv2`: the fast default (about 12 GFLOPs at 512²), the only one with offline ImageNet weights.
+- `unetplusplus_resnet50`: the masked-pre-training papers' network. smp's UNet++ decoder ends in 16 channels at full
+  resolution and its segmentation head is one 3×3 convolution: exactly the papers' "one-convolution face-parsing
+  decoder"; `heads.MaskedPretrainNet` swaps it for the one-convolution reconstruction head.
+- `deeplabv3plus_resnet50`, `deeplabv3plus_mobilenetv3`: the deepfake-transfer paper's face segmenters. With
+  `modified_aspp=True` the ASPP branches become (kernel, dilation) = (3, 1), (5, 4), (7, 8), (11, 16) as in that paper.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .pretrained import PretrainedWeightsWarning, load_imagenet_mobilenet_v2
+
+INPUT_MULTIPLE = 32
+MODIFIED_ASPP_BRANCHES = ((3, 1), (5, 4), (7, 8), (11, 16))
+
+
+def _warn_no_offline_weights(architecture: str) -> None:
+    warnings.warn(
+        f"no offline ImageNet weights ship for {architecture}; it starts from random init",
+        PretrainedWeightsWarning,
+        stacklevel=3,
+    )
+
+
+class SeparableConvBranch(nn.Sequential):
+    """Depthwise k×k dilated convolution, pointwise projection, BN, ReLU: one ASPP branch at any kernel size."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int):
+        super().__init__(
+            nn.Conv2d(
+                in_channels,
+                in_channels,
+                kernel_size,
+                padding=dilation * (kernel_size - 1) // 2,
+                dilation=dilation,
+                groups=in_channels,
+                bias=False,
+            ),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+        )
+
+
+class ImagePoolingBranch(nn.Module):
+    """Global context: average the whole map, project, and spread it back over every position."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.project = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.project(F.adaptive_avg_pool2d(x, 1))
+        return pooled.expand(-1, -1, x.shape[-2], x.shape[-1])
+
+
+class ModifiedASPP(nn.Module):
+    """ASPP whose kernels grow with the dilation rate, for wider context at the same depth (deepfake-transfer paper).
+
+    Branches are depthwise-separable, like smp's DeepLabV3+ ASPP, which keeps the 11×11 kernels cheap on 2048 channels.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 256,
+        branches: tuple[tuple[int, int], ...] = MODIFIED_ASPP_BRANCHES,
+        dropout: float = 0.5,
+    ):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            SeparableConvBranch(in_channels, out_channels, kernel, dilation) for kernel, dilation in branches
+        )
+        self.pooling = ImagePoolingBranch(in_channels, out_channels)
+        self.project = nn.Sequential(
+            nn.Conv2d((len(branches) + 1) * out_channels, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = [branch(x) for branch in self.branches]
+        outputs.append(self.pooling(x))
+        return self.project(torch.cat(outputs, dim=1))
+
+
+def _deeplabv3plus(encoder_name: str, classes: int, modified_aspp: bool) -> smp.DeepLabV3Plus:
+    model = smp.DeepLabV3Plus(encoder_name=encoder_name, encoder_weights=None, classes=classes)
+    if modified_aspp:
+        standard = model.decoder.aspp[0]
+        out_channels = standard.project[0].out_channels
+        model.decoder.aspp[0] = ModifiedASPP(model.encoder.out_channels[-1], out_channels)
+    return model
+
+
+def deeplabv3plus_mobilenetv2(classes: int, pretrained: bool = False) -> smp.DeepLabV3Plus:
+    model = _deeplabv3plus("mobilenet_v2", classes, modified_aspp=False)
+    if pretrained:
+        load_imagenet_mobilenet_v2(model.encoder)
+    return model
+
+
+def unetplusplus_resnet50(classes: int, pretrained: bool = False) -> smp.UnetPlusPlus:
+    if pretrained:
+        _warn_no_offline_weights("unetplusplus_resnet50")
+    return smp.UnetPlusPlus(encoder_name="resnet50", encoder_weights=None, classes=classes)
+
+
+def deeplabv3plus_resnet50(
+    classes: int, pretrained: bool = False, modified_aspp: bool = False
+) -> smp.DeepLabV3Plus:
+    if pretrained:
+        _warn_no_offline_weights("deeplabv3plus_resnet50")
+    return _deeplabv3plus("resnet50", classes, modified_aspp)
+
+
+def deeplabv3plus_mobilenetv3(
+    classes: int, pretrained: bool = False, modified_aspp: bool = False
+) -> smp.DeepLabV3Plus:
+    if pretrained:
+        _warn_no_offline_weights("deeplabv3plus_mobilenetv3")
+    return _deeplabv3plus("tu-mobilenetv3_large_100", classes, modified_aspp)
