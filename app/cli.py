@@ -2,7 +2,7 @@
 
 Commands register themselves: a command module exposes `register(subparsers)`, which adds its sub-parser and sets
 `handler=<function(args) -> int>` as a default. The built-in `scan` and `info` live here; other modules are listed
-in COMMAND_MODULES. A handler signals a mistake the user can fix by raising CommandError (or a ProjectError,
+in the `faceparse.app.commands` package (COMMAND_MODULES). A handler signals a mistake the user can fix by raising CommandError (or a ProjectError,
 SchemaError or ImageLoadError from the core): it is printed as one line and the exit code is 2, never a traceback.
 """
 
@@ -21,8 +21,16 @@ from faceparse.core.store import STATUSES, ProjectError, ProjectStore
 
 USER_ERROR_EXIT = 2
 
-COMMAND_MODULES: tuple[str, ...] = ()
-"""Modules with a `register(subparsers)` function, e.g. "faceparse.app.commands.prelabel"."""
+def _command_modules() -> tuple[str, ...]:
+    """Every module of `faceparse.app.commands`; each has a `register(subparsers)` function."""
+    import pkgutil
+
+    from faceparse.app import commands
+
+    return tuple(f"{commands.__name__}.{m.name}" for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name))
+
+
+COMMAND_MODULES: tuple[str, ...] = _command_modules()
 
 
 class CommandError(Exception):
