@@ -549,8 +549,10 @@ class ProjectStore:
                             (digest,)).fetchone()
             if old is None:
                 continue
-            row = c.execute("SELECT relpath, sort_key, size_bytes, mtime_ns, width, height FROM images WHERE id = ?",
-                            (new_id,)).fetchone()
+            row = c.execute("SELECT relpath, sort_key, size_bytes, mtime_ns, width, height FROM images "
+                            "WHERE id = ? AND status = 'new'", (new_id,)).fetchone()
+            if row is None or self._has_any_mask(new_id):
+                continue
             c.execute("DELETE FROM images WHERE id = ?", (new_id,))
             c.execute("UPDATE images SET relpath = ?, sort_key = ?, size_bytes = ?, mtime_ns = ?, width = ?, "
                       "height = ?, missing = 0, error = NULL, updated = ? WHERE id = ?", (*row, time.time(), old[0]))
@@ -681,7 +683,11 @@ class ProjectStore:
                       (model_version, None if uncertainty is None else float(uncertainty), time.time(), rec.id))
 
     def save_corrected(self, image_id: int, mask: np.ndarray) -> None:
-        """Store the human's mask; fixes the image's train/val split the first time and scores the effort."""
+        """Store the human's mask; fixes the image's train/val split the first time and scores the effort.
+
+        effort = fraction of pixels that differ from the predicted mask (None when there is no prediction): how
+        much work the model left, a per-image signal for choosing what to label next.
+        """
         rec = self._require(image_id)
         arr = self._checked_mask(rec, mask)
         digest = rec.content_hash

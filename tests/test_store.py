@@ -118,6 +118,16 @@ def test_newer_project_format_is_refused(folder):
         ProjectStore.open(folder)
 
 
+def test_corrupt_database_is_a_clear_error(folder):
+    ProjectStore.create(folder).close()
+    db = folder / ".faceparse" / "project.db"
+    for extra in (".faceparse/project.db-wal", ".faceparse/project.db-shm"):
+        (folder / extra).unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ProjectError, match="cannot open the project database"):
+        ProjectStore.open(folder)
+
+
 def test_closed_store_refuses_use(store):
     store.close()
     with pytest.raises(ProjectError, match="closed"):
