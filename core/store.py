@@ -134,7 +134,7 @@ CREATE TABLE IF NOT EXISTS images(
     updated REAL
 );
 CREATE INDEX IF NOT EXISTS images_by_name ON images(missing, sort_key);
-CREATE INDEX IF NOT EXISTS images_by_hash ON images(content_hash);
+CREATE INDEX IF NOT EXISTS images_by_hash ON images(content_hash) WHERE content_hash IS NOT NULL;
 CREATE TABLE IF NOT EXISTS model_versions(
     task TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -166,12 +166,7 @@ CREATE TABLE IF NOT EXISTS job_log(
 CREATE INDEX IF NOT EXISTS job_log_by_job ON job_log(job_id, id);
 """
 
-_DIGITS = re.compile(r"\d+")
-
-
-def _number_key(match: re.Match) -> str:
-    digits = match.group().lstrip("0") or "0"
-    return chr(0x30 + len(digits)) + digits if len(digits) < 64 else "~" + digits
+_DIGIT_RUNS = re.compile(r"(\d+)").split
 
 
 def natural_sort_key(relpath: str) -> str:
@@ -180,7 +175,11 @@ def natural_sort_key(relpath: str) -> str:
     Kept short on purpose: it is stored and indexed for every image, and the index is most of the cost of
     indexing 100k files.
     """
-    return _DIGITS.sub(_number_key, relpath.casefold())
+    parts = _DIGIT_RUNS(relpath.casefold())
+    for k in range(1, len(parts), 2):
+        digits = parts[k].lstrip("0") or "0"
+        parts[k] = chr(0x30 + len(digits)) + digits if len(digits) < 64 else "~" + digits
+    return "".join(parts)
 
 
 def content_hash(path: str | os.PathLike) -> str:
