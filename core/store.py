@@ -277,10 +277,24 @@ class ProjectStore:
         return (Path(folder) / PROJECT_DIR_NAME / DB_NAME).is_file()
 
     @classmethod
+    def _is_complete(cls, root: Path) -> bool:
+        """False for a database left empty by a creation that was interrupted; creating again finishes it."""
+        try:
+            conn = sqlite3.connect(root / PROJECT_DIR_NAME / DB_NAME, timeout=BUSY_TIMEOUT_S)
+            try:
+                return conn.execute("SELECT 1 FROM meta WHERE key = 'schema'").fetchone() is not None
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as e:
+            return "no such table" not in str(e)
+        except sqlite3.DatabaseError:
+            return True
+
+    @classmethod
     def create(cls, folder: str | os.PathLike, schema: LabelSchema | str = "celebamask-hq") -> ProjectStore:
         """Make `folder` a project with a fixed label schema (a built-in name, a schema JSON path or a LabelSchema)."""
         root = cls._image_folder(folder)
-        if cls.is_project(root):
+        if cls.is_project(root) and cls._is_complete(root):
             raise ProjectError(f"{root} is already a FaceParse project; open it instead")
         try:
             label_schema = resolve_schema(schema)
@@ -330,11 +344,11 @@ class ProjectStore:
         """Open the project in `folder`, creating it if needed. A `schema` that differs from an existing
         project's is an error: the schema is fixed when a project is created."""
         root = cls._image_folder(folder)
-        if not cls.is_project(root):
+        if not cls.is_project(root) or not cls._is_complete(root):
             try:
                 return cls.create(root, schema if schema is not None else "celebamask-hq")
             except ProjectError:
-                if not cls.is_project(root):
+                if not cls.is_project(root) or not cls._is_complete(root):
                     raise
         store = cls.open(root)
         if schema is not None:

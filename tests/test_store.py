@@ -128,6 +128,14 @@ def test_corrupt_database_is_a_clear_error(folder):
         ProjectStore.open(folder)
 
 
+def test_interrupted_creation_can_be_finished(folder):
+    (folder / ".faceparse").mkdir()
+    (folder / ".faceparse" / "project.db").write_bytes(b"")
+    with ProjectStore.open_or_create(folder, "lapa") as s:
+        assert s.schema.name == "lapa"
+        assert s.scan().added == 3
+
+
 def test_closed_store_refuses_use(store):
     store.close()
     with pytest.raises(ProjectError, match="closed"):
