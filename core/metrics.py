@@ -3,7 +3,8 @@
 Accumulating one matrix over all pixels of all images (instead of averaging per-image scores) is how the face-parsing
 papers report pixel accuracy, mIoU and F1, and it keeps tiny classes from being swamped by empty images. The binary
 extras (MAE, F-beta, S-measure) follow the salient-object convention the ABANet paper uses: they are per-image scores
-averaged over images.
+averaged over images. The S-measure follows the authors' reference code (Fan et al. 2017): the centroid rounds half
+away from zero, a one-pixel region counts as structurally identical, and the score is clipped at 0.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ def confusion_matrix(target: np.ndarray, pred: np.ndarray, num_classes: int, ign
     """Rows are ground truth, columns are predictions."""
     target = np.asarray(target).ravel().astype(np.int64)
     pred = np.asarray(pred).ravel().astype(np.int64)
+    if target.shape != pred.shape:
+        raise ValueError(f"target has {target.size} pixels but the prediction has {pred.size}")
     keep = target != ignore_index
     target, pred = target[keep], pred[keep]
-    if target.size and (target.max() >= num_classes or pred.max() >= num_classes or pred.min() < 0):
+    if target.size and (min(target.min(), pred.min()) < 0 or max(target.max(), pred.max()) >= num_classes):
         raise ValueError(f"labels outside 0..{num_classes - 1}")
     return np.bincount(target * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
@@ -78,7 +81,7 @@ def s_measure(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.5) -> float:
         return float(1.0 - pred.mean())
     if y == 1:
         return float(pred.mean())
-    return float(alpha * _s_object(pred, gt) + (1 - alpha) * _s_region(pred, gt))
+    return max(0.0, float(alpha * _s_object(pred, gt) + (1 - alpha) * _s_region(pred, gt)))
 
 
 def _s_object(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -95,22 +98,28 @@ def _s_object(pred: np.ndarray, gt: np.ndarray) -> float:
     return u * fg + (1 - u) * bg
 
 
+def _round_half_up(value: float) -> int:
+    return int(np.floor(value + 0.5))
+
+
 def _centroid(gt: np.ndarray) -> tuple[int, int]:
+    """(rows, columns) above and left of the split point: the 1-based centroid, rounded as MATLAB rounds."""
     rows, cols = gt.shape
     if gt.sum() == 0:
-        return rows // 2, cols // 2
+        return _round_half_up(rows / 2), _round_half_up(cols / 2)
     ys, xs = np.nonzero(gt)
-    return int(round(ys.mean())) + 1, int(round(xs.mean())) + 1
+    return _round_half_up(ys.mean() + 1), _round_half_up(xs.mean() + 1)
 
 
 def _ssim(pred: np.ndarray, gt: np.ndarray) -> float:
     n = pred.size
-    if n <= 1:
+    if n == 0:
         return 0.0
     x, y = pred.mean(), gt.mean()
-    sx = ((pred - x) ** 2).sum() / (n - 1)
-    sy = ((gt - y) ** 2).sum() / (n - 1)
-    sxy = ((pred - x) * (gt - y)).sum() / (n - 1)
+    dof = max(n - 1, 1)
+    sx = ((pred - x) ** 2).sum() / dof
+    sy = ((gt - y) ** 2).sum() / dof
+    sxy = ((pred - x) * (gt - y)).sum() / dof
     a = 4 * x * y * sxy
     b = (x * x + y * y) * (sx + sy)
     if a != 0:
