@@ -1,0 +1,329 @@
+"""The canvas: a photo with its mask overlay, zoom and pan, and the active tool driven by the mouse.
+
+Mouse positions become image coordinates and go to the active tool (tools.py), which calls the core editor; the
+canvas then recolours and repaints only the box the edit reports. The mask shown is either the editable working
+mask or the model's prediction (read-only), so the annotator can compare the two in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from faceparse.core.label_editor import Box, Edit, LabelEditor
+from faceparse.core.schemas import LabelSchema
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPainterPath, QPen, QPixmap, QWheelEvent
+from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
+    QGraphicsPathItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QWidget,
+)
+
+from .overlay import MaskOverlay, OverlayItem
+from .tools import TOOLS, Tool
+
+MIN_SCALE, MAX_SCALE = 0.02, 64.0
+MIN_BRUSH, MAX_BRUSH = 1, 512
+
+
+def rgb_to_pixmap(rgb: np.ndarray) -> QPixmap:
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(image)
+
+
+class Canvas(QGraphicsView):
+    hovered = Signal(object)  # (x, y, class or None) in image pixels, or None when outside
+    edit_committed = Signal(object)  # an Edit already applied to the working mask
+    class_picked = Signal(int)
+    brush_size_changed = Signal(int)
+    zoom_changed = Signal(float)
+
+    def __init__(self, schema: LabelSchema, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setBackgroundBrush(QColor(38, 40, 44))
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontAdjustForAntialiasing, True)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+
+        self.overlay = MaskOverlay(schema)
+        self._photo = QGraphicsPixmapItem()
+        self._photo.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._overlay_item = OverlayItem(self.overlay)
+        self._brush_ring = QGraphicsEllipseItem()
+        ring_pen = QPen(QColor(255, 255, 255, 220), 0)
+        ring_pen.setCosmetic(True)
+        self._brush_ring.setPen(ring_pen)
+        self._brush_ring.setVisible(False)
+        self._preview = QGraphicsPathItem()
+        preview_pen = QPen(QColor(255, 230, 0), 1.5, Qt.PenStyle.DashLine)
+        preview_pen.setCosmetic(True)
+        self._preview.setPen(preview_pen)
+        for z, item in enumerate((self._photo, self._overlay_item, self._preview, self._brush_ring)):
+            item.setZValue(z)
+            self.scene().addItem(item)
+
+        self.editor: LabelEditor | None = None
+        self.prediction: np.ndarray | None = None
+        self.showing_prediction = False
+        self.label = 1
+        self.brush_size = 20
+        self.tool: Tool = TOOLS["brush"](self)
+        self._tool_active = False
+        self._panning_from: QPointF | None = None
+        self._space_held = False
+
+    # --- content -------------------------------------------------------------------------------------------------
+
+    @property
+    def brush_radius(self) -> float:
+        return self.brush_size / 2.0
+
+    @property
+    def editable(self) -> bool:
+        return self.editor is not None and not self.showing_prediction
+
+    def set_image(self, rgb: np.ndarray, editor: LabelEditor, prediction: np.ndarray | None) -> None:
+        """Show a new photo and its working mask; the view keeps its zoom if the size did not change."""
+        self.tool.cancel()
+        same_size = self.editor is not None and self.editor.mask.shape == editor.mask.shape
+        self.editor = editor
+        self.prediction = prediction
+        if self.showing_prediction and prediction is None:
+            self.showing_prediction = False
+        self._photo.setPixmap(rgb_to_pixmap(rgb))
+        self._show_mask()
+        self.scene().setSceneRect(QRectF(0, 0, rgb.shape[1], rgb.shape[0]))
+        if not same_size:
+            self.fit()
+
+    def clear(self) -> None:
+        self.tool.cancel()
+        self.editor = None
+        self.prediction = None
+        self._photo.setPixmap(QPixmap())
+        self.overlay.set_source(np.zeros((1, 1), np.uint8))
+        self._overlay_item.geometry_changed()
+
+    def _show_mask(self) -> None:
+        source = self.prediction if self.showing_prediction and self.prediction is not None else None
+        if source is None and self.editor is not None:
+            source = self.editor.mask
+        if source is not None:
+            self.overlay.set_source(source)
+            self._overlay_item.geometry_changed()
+
+    def show_prediction(self, on: bool) -> bool:
+        """Switch the overlay to the prediction (read-only) or back; returns whether the prediction is shown."""
+        self.tool.cancel()
+        self.showing_prediction = bool(on) and self.prediction is not None
+        self._show_mask()
+        return self.showing_prediction
+
+    def set_hidden_classes(self, classes: set[int]) -> None:
+        self.overlay.set_hidden(classes)
+        self._overlay_item.update()
+
+    def set_outline(self, on: bool) -> None:
+        self.overlay.set_outline(on)
+        self._overlay_item.update()
+
+    def set_overlay_visible(self, on: bool) -> None:
+        self._overlay_item.setVisible(on)
+
+    def set_opacity(self, value: float) -> None:
+        self._overlay_item.set_opacity(value)
+
+    @property
+    def opacity(self) -> float:
+        return self._overlay_item.opacity_value
+
+    def set_tool(self, name: str) -> None:
+        self.tool.cancel()
+        self.tool = TOOLS[name](self)
+        self._update_cursor()
+
+    def set_brush_size(self, size: int) -> None:
+        size = int(min(MAX_BRUSH, max(MIN_BRUSH, size)))
+        if size != self.brush_size:
+            self.brush_size = size
+            self._update_ring()
+            self.brush_size_changed.emit(size)
+
+    # --- host interface for tools ------------------------------------------------------------------------------
+
+    def mask_changed(self, box: Box) -> None:
+        if self.showing_prediction:
+            return
+        self._overlay_item.changed(self.overlay.refresh(box))
+
+    def commit(self, edit: Edit | None) -> None:
+        if edit is not None:
+            self.edit_committed.emit(edit)
+
+    def pick_class(self, label: int) -> None:
+        self.class_picked.emit(label)
+
+    def show_outline_preview(self, points: list[tuple[float, float]] | None) -> None:
+        path = QPainterPath()
+        if points:
+            path.moveTo(*points[0])
+            for p in points[1:]:
+                path.lineTo(*p)
+            if len(points) > 2:
+                path.closeSubpath()
+        self._preview.setPath(path)
+
+    # --- view --------------------------------------------------------------------------------------------------
+
+    def fit(self) -> None:
+        rect = self.scene().sceneRect()
+        if rect.width() > 0 and rect.height() > 0:
+            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+            self.zoom_changed.emit(self.scale_factor)
+            self._update_ring()
+
+    def actual_pixels(self) -> None:
+        center = self.mapToScene(self.viewport().rect().center())
+        self.resetTransform()
+        self.centerOn(center)
+        self.zoom_changed.emit(1.0)
+        self._update_ring()
+
+    @property
+    def scale_factor(self) -> float:
+        return self.transform().m11()
+
+    def zoom_by(self, factor: float) -> None:
+        target = min(MAX_SCALE, max(MIN_SCALE, self.scale_factor * factor))
+        factor = target / self.scale_factor
+        if abs(factor - 1.0) > 1e-6:
+            self.scale(factor, factor)
+            self.zoom_changed.emit(self.scale_factor)
+
+    def image_pos(self, event_pos) -> QPointF:
+        return self.mapToScene(event_pos.toPoint() if hasattr(event_pos, "toPoint") else event_pos)
+
+    def _update_cursor(self) -> None:
+        shape = Qt.CursorShape.CrossCursor
+        if self._panning_from is not None:
+            shape = Qt.CursorShape.ClosedHandCursor
+        elif self._space_held:
+            shape = Qt.CursorShape.OpenHandCursor
+        elif self.tool.shows_brush:
+            shape = Qt.CursorShape.BlankCursor
+        self.viewport().setCursor(shape)
+
+    def _update_ring(self, pos: QPointF | None = None) -> None:
+        show = self.tool.shows_brush and self.editable and self._panning_from is None and not self._space_held
+        center = pos if pos is not None else self._brush_ring.rect().center()
+        r = self.brush_radius
+        self._brush_ring.setRect(QRectF(center.x() - r, center.y() - r, 2 * r, 2 * r))
+        self._brush_ring.setVisible(show and (pos is not None or self._brush_ring.isVisible()))
+
+    # --- events ------------------------------------------------------------------------------------------------
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        delta = event.angleDelta().y()
+        if not delta:
+            return
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            step = max(1, round(self.brush_size * 0.15))
+            self.set_brush_size(self.brush_size + (step if delta > 0 else -step))
+        else:
+            self.zoom_by(1.0015 ** delta)
+        event.accept()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.MiddleButton or (
+                event.button() == Qt.MouseButton.LeftButton and self._space_held):
+            self._panning_from = event.position()
+            self._update_cursor()
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self.editable:
+            pos = self.image_pos(event.position())
+            self._tool_active = True
+            self.tool.press(pos.x(), pos.y())
+            return
+        if event.button() == Qt.MouseButton.RightButton and isinstance(self.tool, TOOLS["polygon"]):
+            self.tool.finish()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._panning_from is not None:
+            delta = event.position() - self._panning_from
+            self._panning_from = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - round(delta.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(delta.y()))
+            return
+        pos = self.image_pos(event.position())
+        self._update_ring(pos)
+        if self._tool_active or isinstance(self.tool, TOOLS["polygon"]):
+            self.tool.move(pos.x(), pos.y())
+        self._report_hover(pos)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._panning_from is not None and event.button() in (Qt.MouseButton.MiddleButton,
+                                                                 Qt.MouseButton.LeftButton):
+            self._panning_from = None
+            self._update_cursor()
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self._tool_active:
+            self._tool_active = False
+            pos = self.image_pos(event.position())
+            self.tool.release(pos.x(), pos.y())
+            return
+        super().mouseReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self.editable:
+            pos = self.image_pos(event.position())
+            self.tool.double_click(pos.x(), pos.y())
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def leaveEvent(self, event) -> None:
+        self._brush_ring.setVisible(False)
+        self.hovered.emit(None)
+        super().leaveEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space_held = True
+            self._brush_ring.setVisible(False)
+            self._update_cursor()
+            return
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and isinstance(self.tool, TOOLS["polygon"]):
+            self.tool.finish()
+            return
+        if key == Qt.Key.Key_Escape:
+            self.tool.cancel()
+            self._tool_active = False
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space_held = False
+            self._panning_from = None
+            self._update_cursor()
+            return
+        super().keyReleaseEvent(event)
+
+    def _report_hover(self, pos: QPointF) -> None:
+        x, y = int(np.floor(pos.x())), int(np.floor(pos.y()))
+        mask = self.overlay.source
+        if self.editor is None or not (0 <= x < mask.shape[1] and 0 <= y < mask.shape[0]):
+            self.hovered.emit(None)
+            return
+        self.hovered.emit((x, y, int(mask[y, x])))

@@ -1,0 +1,293 @@
+"""The image list: a paged model over the project index, a compact row painter and the filter/sort bar.
+
+It must stay fast with 100,000 images, so the model holds only the pages the user has scrolled to (loaded through
+`store.images(limit, offset)` by Qt's fetchMore), every row has the same height (the view then measures nothing),
+and thumbnails are requested only for rows being painted. A row whose status changes is updated in place; it is not
+moved or hidden until the user changes the filter, so the list never jumps under the cursor.
+"""
+
+from __future__ import annotations
+
+from faceparse.core.store import ORDERINGS, STATUSES, ImageRecord, ProjectStore
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .thumbnail_loader import ThumbnailLoader
+
+PAGE_SIZE = 500
+ROW_HEIGHT = 64
+THUMB_SIDE = 56
+RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
+STATUS_COLORS = {"new": QColor(120, 124, 130), "predicted": QColor(52, 120, 200),
+                 "corrected": QColor(214, 140, 30), "reviewed": QColor(46, 160, 90)}
+ORDER_TITLES = {"name": "Name", "uncertainty": "Most uncertain first", "effort": "Most corrected first"}
+
+
+class ImageListModel(QAbstractListModel):
+    def __init__(self, store: ProjectStore, thumbnails: ThumbnailLoader, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.thumbnails = thumbnails
+        self.status: str | None = None
+        self.order_by = "name"
+        self._rows: list[ImageRecord] = []
+        self._row_of: dict[int, int] = {}
+        self._total = 0
+        thumbnails.ready.connect(self._thumbnail_ready)
+        self.reload()
+
+    def set_query(self, status: str | None, order_by: str) -> None:
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        if order_by not in ORDERINGS:
+            raise ValueError(f"unknown ordering {order_by!r}")
+        self.status, self.order_by = status, order_by
+        self.reload()
+
+    def reload(self) -> None:
+        self.beginResetModel()
+        self._rows, self._row_of = [], {}
+        self._total = self.store.count(self.status)
+        self.endResetModel()
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> bool:
+        return not parent.isValid() and len(self._rows) < self._total
+
+    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> None:
+        if parent.isValid():
+            return
+        records = self.store.images(self.status, self.order_by, limit=PAGE_SIZE, offset=len(self._rows))
+        if not records:
+            self._total = len(self._rows)
+            return
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(records) - 1)
+        for i, record in enumerate(records, first):
+            self._row_of[record.id] = i
+        self._rows.extend(records)
+        self.endInsertRows()
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        record = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return record.name
+        if role == RECORD_ROLE:
+            return record
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.thumbnails.get(record)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            lines = [record.relpath, f"status: {record.status}"]
+            if record.width:
+                lines.append(f"{record.width} x {record.height}")
+            if record.uncertainty is not None:
+                lines.append(f"uncertainty: {record.uncertainty:.3f}")
+            if record.effort is not None:
+                lines.append(f"correction effort: {record.effort:.1%}")
+            if record.error:
+                lines.append(f"error: {record.error}")
+            return "\n".join(lines)
+        return None
+
+    def record(self, row: int) -> ImageRecord | None:
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def row_of(self, image_id: int) -> int | None:
+        return self._row_of.get(image_id)
+
+    def ensure_row(self, row: int) -> bool:
+        """Load pages until `row` exists (for keyboard navigation past the loaded part)."""
+        while row >= len(self._rows) and self.canFetchMore():
+            self.fetchMore()
+        return row < len(self._rows)
+
+    def update_record(self, record: ImageRecord) -> None:
+        row = self._row_of.get(record.id)
+        if row is None:
+            return
+        self._rows[row] = record
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
+
+    def _thumbnail_ready(self, image_id: int) -> None:
+        row = self._row_of.get(image_id)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+class ImageRowDelegate(QStyledItemDelegate):
+    """Thumbnail, file name and a coloured status badge in one fixed-height row."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        return QSize(200, ROW_HEIGHT)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        record: ImageRecord | None = index.data(RECORD_ROLE)
+        if record is None:
+            return
+        painter.save()
+        rect = option.rect
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if selected:
+            painter.fillRect(rect, option.palette.color(QPalette.ColorRole.Highlight))
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            painter.fillRect(rect, option.palette.color(QPalette.ColorRole.AlternateBase))
+        thumb_rect = QRect(rect.left() + 4, rect.top() + (rect.height() - THUMB_SIDE) // 2, THUMB_SIDE, THUMB_SIDE)
+        image = index.data(Qt.ItemDataRole.DecorationRole)
+        painter.fillRect(thumb_rect, QColor(60, 62, 66))
+        if image is not None and not image.isNull():
+            x = thumb_rect.left() + (THUMB_SIDE - image.width()) // 2
+            y = thumb_rect.top() + (THUMB_SIDE - image.height()) // 2
+            painter.drawImage(x, y, image)
+        text_left = thumb_rect.right() + 8
+        text_color = option.palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
+        painter.setPen(text_color)
+        font = QFont(option.font)
+        metrics = QFontMetrics(font)
+        name_rect = QRect(text_left, rect.top() + 8, rect.right() - text_left - 4, metrics.height())
+        painter.setFont(font)
+        painter.drawText(name_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         metrics.elidedText(record.name, Qt.TextElideMode.ElideMiddle, name_rect.width()))
+        self._badge(painter, font, QRect(text_left, name_rect.bottom() + 6, 0, metrics.height() + 2), record)
+        painter.restore()
+
+    @staticmethod
+    def _badge(painter: QPainter, font: QFont, rect: QRect, record: ImageRecord) -> None:
+        small = QFont(font)
+        small.setPointSizeF(max(6.0, font.pointSizeF() * 0.85))
+        metrics = QFontMetrics(small)
+        text = "error" if record.error else record.status
+        color = QColor(190, 60, 60) if record.error else STATUS_COLORS.get(record.status, QColor(128, 128, 128))
+        badge = QRect(rect.left(), rect.top(), metrics.horizontalAdvance(text) + 12, metrics.height() + 2)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        painter.drawRoundedRect(badge, badge.height() / 2, badge.height() / 2)
+        painter.setPen(QColor(255, 255, 255))
+        painter.setFont(small)
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+
+
+class ImageListPanel(QWidget):
+    """The list with its status filter and sort order; emits the chosen image's id."""
+
+    image_chosen = Signal(int)
+
+    def __init__(self, store: ProjectStore, thumbnails: ThumbnailLoader, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = ImageListModel(store, thumbnails, self)
+        self.view = QListView(self)
+        self.view.setObjectName("imageList")
+        self.view.setModel(self.model)
+        self.view.setUniformItemSizes(True)
+        self.view.setItemDelegate(ImageRowDelegate(self.view))
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.view.setMouseTracking(True)
+        self.view.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.status_filter = QComboBox(self)
+        self.status_filter.addItem("All images", None)
+        for status in STATUSES:
+            self.status_filter.addItem(status.capitalize(), status)
+        self.order = QComboBox(self)
+        for key in ORDERINGS:
+            self.order.addItem(ORDER_TITLES.get(key, key), key)
+        self.summary = QLabel(self)
+        self.summary.setObjectName("listSummary")
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(self.status_filter, 1)
+        bar.addWidget(self.order, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(bar)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.summary)
+        self.status_filter.currentIndexChanged.connect(self._query_changed)
+        self.order.currentIndexChanged.connect(self._query_changed)
+        self.view.selectionModel().currentChanged.connect(self._current_changed)
+        self.model.modelReset.connect(self._update_summary)
+        self._update_summary()
+
+    def _query_changed(self) -> None:
+        current = self.current_id()
+        self.model.set_query(self.status_filter.currentData(), self.order.currentData())
+        if current is not None:
+            self.select_id(current, emit=False)
+
+    def _update_summary(self) -> None:
+        counts = self.model.store.counts()
+        total = sum(counts.values())
+        self.summary.setText(f"{self.model.total:,} shown of {total:,}  ·  " +
+                             "  ".join(f"{s} {counts[s]:,}" for s in STATUSES))
+
+    def refresh_summary(self) -> None:
+        self._update_summary()
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if self._quiet:
+            return
+        record = self.model.record(current.row())
+        if record is not None:
+            self.image_chosen.emit(record.id)
+
+    _quiet = False
+
+    def current_id(self) -> int | None:
+        record = self.model.record(self.view.currentIndex().row())
+        return None if record is None else record.id
+
+    def select_row(self, row: int, emit: bool = True) -> bool:
+        if row < 0 or not self.model.ensure_row(row):
+            return False
+        self._quiet = not emit
+        try:
+            index = self.model.index(row)
+            self.view.setCurrentIndex(index)
+            self.view.scrollTo(index)
+        finally:
+            self._quiet = False
+        return True
+
+    def select_id(self, image_id: int, emit: bool = True) -> bool:
+        row = self.model.row_of(image_id)
+        return row is not None and self.select_row(row, emit)
+
+    def step(self, delta: int) -> bool:
+        row = self.view.currentIndex().row()
+        return self.select_row(max(0, row + delta) if row >= 0 else 0)
+
+    def next_matching(self, predicate) -> bool:
+        """Select the first row after the current one whose record satisfies `predicate` (loading pages as needed)."""
+        row = self.view.currentIndex().row() + 1
+        while self.model.ensure_row(row):
+            record = self.model.record(row)
+            if record is not None and predicate(record):
+                return self.select_row(row)
+            row += 1
+        return False
+
+    def update_record(self, record: ImageRecord) -> None:
+        self.model.update_record(record)
+        self._update_summary()

@@ -1,0 +1,415 @@
+"""The studio's main window: menus, toolbar, docks and status bar around the open project's workspace.
+
+The window only arranges widgets and routes commands: each action calls a method of the workspace (canvas, session,
+list), and those call the core. Opening a folder scans it on a background thread; the list fills as soon as the
+scan lands, and sizes and hashes are read afterwards without blocking anything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from faceparse.core.imageio import is_image_file
+from faceparse.core.schemas import builtin_schema_names
+from faceparse.core.store import DB_NAME, PROJECT_DIR_NAME, ProjectError, ProjectStore
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSlider,
+    QSpinBox,
+    QStackedWidget,
+    QToolBar,
+)
+
+from .actions import build_actions
+from .session import AUTOSAVE_MS
+from .settings import StudioSettings
+from .welcome import WelcomePage
+from .workers import SerialWriter, TaskRunner
+from .workspace import Workspace
+
+APP_TITLE = "FaceParse Studio"
+TOOL_ACTIONS = {"tool_brush": "brush", "tool_eraser": "eraser", "tool_fill": "fill", "tool_polygon": "polygon",
+                "tool_picker": "picker"}
+
+
+def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
+    """The image folder to open for a dropped or chosen path, and the image to show first if one was named."""
+    p = Path(path).expanduser()
+    if p.is_file() and p.name == DB_NAME and p.parent.name == PROJECT_DIR_NAME:
+        return p.parent.parent, None
+    if p.is_dir() and p.name == PROJECT_DIR_NAME:
+        return p.parent, None
+    if p.is_file() and is_image_file(p.name):
+        return p.parent, p
+    return p, None
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: StudioSettings | None = None, autosave_ms: int = AUTOSAVE_MS):
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.settings = settings or StudioSettings()
+        self.autosave_ms = autosave_ms
+        self.writer = SerialWriter(self)
+        self.jobs = TaskRunner(2, self)
+        self.ws: Workspace | None = None
+        self._details_task = None
+        self.actions = build_actions(self)
+        self.welcome = WelcomePage(self)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.welcome)
+        self.setCentralWidget(self.stack)
+        self.list_dock = self._dock("Images", "imagesDock", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.palette_dock = self._dock("Classes", "classesDock", Qt.DockWidgetArea.RightDockWidgetArea)
+        self._build_toolbar()
+        self._build_menus()
+        self._build_status_bar()
+        self._connect_actions()
+        self.welcome.open_requested.connect(self.choose_folder)
+        self.welcome.recent_chosen.connect(self.open_folder)
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+        self.settings.restore_window(self)
+        self._refresh_recent()
+        self._update_enabled()
+        self._update_title()
+
+    # --- construction ------------------------------------------------------------------------------------------
+
+    def _dock(self, title: str, name: str, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
+                         QDockWidget.DockWidgetFeature.DockWidgetFloatable |
+                         QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_toolbar(self) -> None:
+        a = self.actions
+        bar = QToolBar("Main", self)
+        bar.setObjectName("mainToolbar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.addToolBar(bar)
+        for name in ("open_folder", "save", None, "undo", "redo", None, *TOOL_ACTIONS, None):
+            bar.addSeparator() if name is None else bar.addAction(a[name])
+        bar.addWidget(QLabel(" Size ", bar))
+        self.brush_spin = QSpinBox(bar)
+        self.brush_spin.setObjectName("brushSize")
+        self.brush_spin.setRange(1, 512)
+        self.brush_spin.setSuffix(" px")
+        self.brush_spin.setValue(self.settings.get("brush_size", 20, int))
+        bar.addWidget(self.brush_spin)
+        bar.addWidget(QLabel("  Opacity ", bar))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, bar)
+        self.opacity_slider.setObjectName("opacity")
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setFixedWidth(110)
+        self.opacity_slider.setValue(self.settings.get("overlay_opacity", 55, int))
+        bar.addWidget(self.opacity_slider)
+        for name in (None, "toggle_overlay", "toggle_outline", "toggle_prediction", None, "zoom_fit", "zoom_actual",
+                     None, "previous_image", "next_image", "next_unreviewed", None, "accept_prediction",
+                     "mark_reviewed"):
+            bar.addSeparator() if name is None else bar.addAction(a[name])
+        a["toggle_overlay"].setChecked(True)
+        a["tool_brush"].setChecked(True)
+
+    def _build_menus(self) -> None:
+        a, menu = self.actions, self.menuBar()
+        file_menu = menu.addMenu("&File")
+        file_menu.addAction(a["open_folder"])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        file_menu.addAction(a["save"])
+        file_menu.addAction(a["export"])
+        file_menu.addSeparator()
+        file_menu.addAction(a["quit"])
+        edit_menu = menu.addMenu("&Edit")
+        for name in ("undo", "redo", None, "accept_prediction", "mark_reviewed"):
+            edit_menu.addSeparator() if name is None else edit_menu.addAction(a[name])
+        tools_menu = menu.addMenu("&Tools")
+        for name in (*TOOL_ACTIONS, None, "brush_smaller", "brush_larger"):
+            tools_menu.addSeparator() if name is None else tools_menu.addAction(a[name])
+        view_menu = menu.addMenu("&View")
+        for name in ("zoom_fit", "zoom_actual", None, "toggle_overlay", "toggle_outline", "toggle_prediction"):
+            view_menu.addSeparator() if name is None else view_menu.addAction(a[name])
+        view_menu.addSeparator()
+        self.view_menu = view_menu
+        for dock in (self.list_dock, self.palette_dock):
+            view_menu.addAction(dock.toggleViewAction())
+        image_menu = menu.addMenu("&Image")
+        for name in ("previous_image", "next_image", "next_unreviewed"):
+            image_menu.addAction(a[name])
+        self.models_menu = menu.addMenu("&Models")
+        for name in ("prelabel_image", "prelabel_all", "retrain"):
+            self.models_menu.addAction(a[name])
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.cursor_label = QLabel(self)
+        self.cursor_label.setObjectName("cursorInfo")
+        self.cursor_label.setMinimumWidth(260)
+        self.zoom_label = QLabel(self)
+        self.position_label = QLabel(self)
+        for widget in (self.cursor_label, self.zoom_label, self.position_label):
+            bar.addPermanentWidget(widget)
+
+    def _connect_actions(self) -> None:
+        a = self.actions
+        a["open_folder"].triggered.connect(self.choose_folder)
+        a["quit"].triggered.connect(self.close)
+        a["save"].triggered.connect(lambda: self.ws and self.ws.session.save())
+        a["undo"].triggered.connect(lambda: self.ws and self.ws.session.undo())
+        a["redo"].triggered.connect(lambda: self.ws and self.ws.session.redo())
+        for name, tool in TOOL_ACTIONS.items():
+            a[name].triggered.connect(lambda _checked=False, t=tool: self._set_tool(t))
+        a["brush_smaller"].triggered.connect(lambda: self.brush_spin.setValue(max(1, round(self.brush_spin.value() / 1.2))))
+        a["brush_larger"].triggered.connect(lambda: self.brush_spin.setValue(max(self.brush_spin.value() + 1,
+                                                                               round(self.brush_spin.value() * 1.2))))
+        a["zoom_fit"].triggered.connect(lambda: self.ws and self.ws.canvas.fit())
+        a["zoom_actual"].triggered.connect(lambda: self.ws and self.ws.canvas.actual_pixels())
+        a["toggle_outline"].toggled.connect(lambda on: self.ws and self.ws.canvas.set_outline(on))
+        a["toggle_overlay"].toggled.connect(lambda on: self.ws and self.ws.canvas.set_overlay_visible(on))
+        a["toggle_prediction"].toggled.connect(self._show_prediction)
+        a["previous_image"].triggered.connect(lambda: self.ws and self.ws.image_list.step(-1))
+        a["next_image"].triggered.connect(lambda: self.ws and self.ws.image_list.step(1))
+        a["next_unreviewed"].triggered.connect(self.next_unreviewed)
+        a["accept_prediction"].triggered.connect(lambda: self.ws and self.ws.session.accept_prediction())
+        a["mark_reviewed"].triggered.connect(self.mark_reviewed)
+        for digit in range(10):
+            a[f"class_{digit}"].triggered.connect(lambda _checked=False, d=digit: self.ws and
+                                                  self.ws.palette.digit_pressed(d))
+        self.brush_spin.valueChanged.connect(self._brush_size_changed)
+        self.opacity_slider.valueChanged.connect(self._opacity_changed)
+
+    # --- opening and closing projects --------------------------------------------------------------------------
+
+    def choose_folder(self) -> None:
+        start = (self.settings.recent_projects() or [str(Path.home())])[0]
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of face photos or a project", start)
+        if folder:
+            self.open_folder(folder)
+
+    def _ask_schema(self, folder: Path) -> str | None:
+        names = builtin_schema_names()
+        default = names.index("celebamask-hq") if "celebamask-hq" in names else 0
+        name, ok = QInputDialog.getItem(self, "New project", f"{folder} is not a project yet.\n"
+                                        "Label schema for its masks (fixed once the project exists):",
+                                        names, default, False)
+        return name if ok else None
+
+    def open_folder(self, path: str | os.PathLike, schema: str | None = None) -> bool:
+        """Open (or create) the project of a folder; a named image file is shown first."""
+        folder, first_image = project_folder_for(path)
+        if not folder.is_dir():
+            self._error(f"{folder} is not a folder")
+            self.settings.forget_recent(str(folder))
+            self._refresh_recent()
+            return False
+        if not ProjectStore.is_project(folder) and schema is None:
+            schema = self._ask_schema(folder)
+            if schema is None:
+                return False
+        try:
+            store = ProjectStore.open_or_create(folder, schema)
+        except ProjectError as e:
+            self._error(str(e))
+            return False
+        self.close_project()
+        self.ws = ws = Workspace(store, self.writer, self.autosave_ms, self)
+        self._attach(ws)
+        self.settings.add_recent(store.root)
+        self._refresh_recent()
+        self.statusBar().showMessage(f"Scanning {store.root} …")
+        self.jobs.start(lambda _report, _cancel: store.scan(),
+                        on_done=lambda result, w=ws, img=first_image: self._scanned(w, result, img),
+                        on_error=self._error)
+        return True
+
+    def _attach(self, ws: Workspace) -> None:
+        self.stack.addWidget(ws.canvas)
+        self.stack.setCurrentWidget(ws.canvas)
+        self.list_dock.setWidget(ws.image_list)
+        self.palette_dock.setWidget(ws.palette)
+        ws.canvas.set_brush_size(self.brush_spin.value())
+        ws.canvas.set_opacity(self.opacity_slider.value() / 100)
+        ws.canvas.set_outline(self.actions["toggle_outline"].isChecked())
+        ws.canvas.set_overlay_visible(self.actions["toggle_overlay"].isChecked())
+        checked_tool = next((t for n, t in TOOL_ACTIONS.items() if self.actions[n].isChecked()), "brush")
+        ws.canvas.set_tool(checked_tool)
+        ws.canvas.brush_size_changed.connect(self.brush_spin.setValue)
+        ws.canvas.hovered.connect(self._hovered)
+        ws.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
+        ws.session.modified_changed.connect(lambda _m: self._update_title())
+        ws.session.loaded.connect(self._image_loaded)
+        ws.session.record_updated.connect(lambda _r: self._update_title())
+        ws.session.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        ws.session.error.connect(self._error)
+        self._update_enabled()
+        self._update_title()
+
+    def _scanned(self, ws: Workspace, result, first_image: Path | None) -> None:
+        if ws is not self.ws:
+            return
+        ws.image_list.model.reload()
+        self.statusBar().showMessage(f"{result.total:,} images ({result.added:,} new, {result.removed:,} removed)",
+                                     5000)
+        target = ws.store.find(first_image) if first_image is not None else None
+        if target is None:
+            last = ws.store.get_setting("studio.last_image")
+            target = ws.store.get(last) if isinstance(last, int) else None
+        selected = False
+        if target is not None:
+            ws.image_list.model.ensure_row(0)
+            row = self._find_row(ws, target.id)
+            selected = row is not None and ws.image_list.select_row(row)
+        if not selected:
+            ws.image_list.select_row(0)
+        self._details_task = self.jobs.start(
+            lambda _report, cancel, store=ws.store: store.fill_details(progress=lambda *_: not cancel.is_set()))
+
+    @staticmethod
+    def _find_row(ws: Workspace, image_id: int, max_pages: int = 20) -> int | None:
+        model = ws.image_list.model
+        for _ in range(max_pages):
+            row = model.row_of(image_id)
+            if row is not None or not model.canFetchMore():
+                return row
+            model.fetchMore()
+        return model.row_of(image_id)
+
+    def close_project(self) -> None:
+        ws, self.ws = self.ws, None
+        if ws is None:
+            return
+        if self._details_task is not None:
+            self._details_task.cancel()
+        if ws.session.image_id is not None:
+            image_id = ws.session.image_id
+            self.writer.submit(lambda: ws.store.set_setting("studio.last_image", image_id))
+        ws.session.flush()
+        self.jobs.cancel_all()
+        self.jobs.wait()
+        ws.close()
+        self.stack.setCurrentWidget(self.welcome)
+        self._update_enabled()
+        self._update_title()
+
+    # --- commands ----------------------------------------------------------------------------------------------
+
+    def _set_tool(self, tool: str) -> None:
+        if self.ws is not None:
+            self.ws.canvas.set_tool(tool)
+
+    def _brush_size_changed(self, size: int) -> None:
+        self.settings.set("brush_size", size)
+        if self.ws is not None:
+            self.ws.canvas.set_brush_size(size)
+
+    def _opacity_changed(self, value: int) -> None:
+        self.settings.set("overlay_opacity", value)
+        if self.ws is not None:
+            self.ws.canvas.set_opacity(value / 100)
+
+    def _show_prediction(self, on: bool) -> None:
+        if self.ws is None:
+            return
+        shown = self.ws.canvas.show_prediction(on)
+        if on and not shown:
+            self.statusBar().showMessage("this image has no prediction yet", 3000)
+            self.actions["toggle_prediction"].setChecked(False)
+        self._update_title()
+
+    def next_unreviewed(self) -> None:
+        if self.ws is not None and not self.ws.image_list.next_matching(lambda r: r.status != "reviewed"):
+            self.statusBar().showMessage("no image after this one is waiting for review", 4000)
+
+    def mark_reviewed(self) -> None:
+        if self.ws is None or self.ws.session.record is None:
+            return
+        self.ws.session.mark_reviewed()
+
+    def _image_loaded(self, record) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        if self.actions["toggle_prediction"].isChecked():
+            self.actions["toggle_prediction"].setChecked(ws.canvas.showing_prediction)
+        row = ws.image_list.model.row_of(record.id)
+        self.position_label.setText(f"{(row or 0) + 1:,} / {ws.image_list.model.total:,}")
+        self._update_title()
+        self._update_enabled()
+
+    def _hovered(self, info) -> None:
+        if info is None or self.ws is None:
+            self.cursor_label.setText("")
+            return
+        x, y, label = info
+        classes = self.ws.store.schema.classes
+        name = classes[label] if label < len(classes) else f"class {label}"
+        source = "prediction" if self.ws.canvas.showing_prediction else "mask"
+        self.cursor_label.setText(f"{x}, {y}  ·  {label} {name} ({source})")
+
+    # --- state shown to the user -------------------------------------------------------------------------------
+
+    def _update_title(self) -> None:
+        ws = self.ws
+        if ws is None:
+            self.setWindowTitle(APP_TITLE)
+            self.setWindowModified(False)
+            return
+        record = ws.session.record
+        parts = [f"{record.name} ({record.status})[*]" if record else "[*]", ws.store.root.name, APP_TITLE]
+        self.setWindowTitle(" — ".join(parts))
+        self.setWindowModified(ws.session.modified)
+
+    def _update_enabled(self) -> None:
+        has_project = self.ws is not None
+        has_image = has_project and self.ws.session.record is not None
+        for name, action in self.actions.items():
+            if name in ("open_folder", "quit"):
+                continue
+            action.setEnabled(has_image if name not in ("export", "prelabel_all", "retrain") else has_project)
+
+    def _refresh_recent(self) -> None:
+        recent = self.settings.recent_projects()
+        self.welcome.set_recent(recent)
+        self.recent_menu.clear()
+        for folder in recent:
+            self.recent_menu.addAction(folder, lambda f=folder: self.open_folder(f))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _error(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+        if self.isVisible():
+            box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE, message, QMessageBox.StandardButton.Ok, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.setModal(False)
+            box.show()
+
+    # --- window events -----------------------------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                event.acceptProposedAction()
+                self.open_folder(url.toLocalFile())
+                return
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.close_project()
+        self.settings.save_window(self)
+        self.settings.sync()
+        super().closeEvent(event)

@@ -1,0 +1,217 @@
+"""The image being annotated: its working mask, undo history and saving.
+
+This is where "closing never loses an edit" is kept: a mask is saved when the annotator leaves the image, a short
+while after the last edit, on demand, and when the window closes. Saves are snapshots written by the serial writer
+(atomic, through `ProjectStore.save_corrected`), so the GUI never waits on the disk and writes land in order. The
+undo stack's clean state is the one truth about unsaved work; the window title follows it.
+
+A mask that cannot be read blocks opening the image instead of being replaced by an empty one, so a damaged file
+is never silently overwritten.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from faceparse.core.imageio import ImageLoadError, load_rgb
+from faceparse.core.label_editor import DEFAULT_HISTORY_BYTES, Edit, LabelEditor
+from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from .canvas import Canvas
+from .undo import BoundedUndoStack
+from .workers import SerialWriter
+
+AUTOSAVE_MS = 1500
+
+
+class AnnotationSession(QObject):
+    loaded = Signal(object)  # ImageRecord
+    modified_changed = Signal(bool)
+    record_updated = Signal(object)  # ImageRecord, after a write landed
+    message = Signal(str)
+    error = Signal(str)
+
+    def __init__(self, store: ProjectStore, canvas: Canvas, writer: SerialWriter,
+                 autosave_ms: int = AUTOSAVE_MS, history_bytes: int = DEFAULT_HISTORY_BYTES,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.store = store
+        self.canvas = canvas
+        self.writer = writer
+        self.undo_stack = BoundedUndoStack(history_bytes, self)
+        self.undo_stack.cleanChanged.connect(lambda clean: self.modified_changed.emit(not clean))
+        self.record: ImageRecord | None = None
+        self.editor: LabelEditor | None = None
+        self.prediction: np.ndarray | None = None
+        self.paint_over: set[int] | None = None
+        self._closed = False
+        self._autosave = QTimer(self)
+        self._autosave.setSingleShot(True)
+        self._autosave.setInterval(autosave_ms)
+        self._autosave.timeout.connect(self.save)
+        canvas.edit_committed.connect(self._on_edit)
+
+    @property
+    def image_id(self) -> int | None:
+        return None if self.record is None else self.record.id
+
+    @property
+    def modified(self) -> bool:
+        return self.editor is not None and not self.undo_stack.isClean()
+
+    # --- opening -----------------------------------------------------------------------------------------------
+
+    def load(self, image_id: int) -> bool:
+        """Leave the current image (saving it) and open another; False (and an error signal) if it cannot open."""
+        if image_id == self.image_id:
+            return True
+        self.save()
+        try:
+            record = self.store.get(image_id)
+            if record is None:
+                raise ProjectError(f"image {image_id} is no longer in the project")
+            rgb = load_rgb(self.store.root / record.relpath)
+            mask = self.store.current_mask(image_id)
+            if mask is None:
+                mask = np.zeros(rgb.shape[:2], np.uint8)
+            elif mask.shape != rgb.shape[:2]:
+                raise MaskError(f"the mask of {record.relpath} is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                                f"{rgb.shape[1]}x{rgb.shape[0]}; it was not opened so the mask is not overwritten")
+            prediction = self.store.predicted_mask(image_id)
+        except ImageLoadError as e:
+            self.error.emit(str(e))
+            return False
+        except ProjectError as e:
+            self.error.emit(str(e))
+            return False
+        if prediction is not None and prediction.shape != mask.shape:
+            prediction = None
+        editor = LabelEditor(mask, self.store.schema.num_classes)
+        editor.set_paint_over(self.paint_over)
+        self.undo_stack.clear()
+        self.record, self.editor, self.prediction = record, editor, prediction
+        self.canvas.set_image(rgb, editor, prediction)
+        self.loaded.emit(record)
+        return True
+
+    def set_paint_over(self, classes: set[int] | None) -> None:
+        self.paint_over = None if classes is None else set(classes)
+        if self.editor is not None:
+            self.editor.set_paint_over(self.paint_over)
+
+    # --- editing -----------------------------------------------------------------------------------------------
+
+    def _on_edit(self, edit: Edit) -> None:
+        self.undo_stack.push_edit(edit, self._apply, self._revert)
+        self._autosave.start()
+
+    def _apply(self, edit: Edit) -> None:
+        if self.editor is not None:
+            self.editor.apply(edit)
+            self.canvas.mask_changed(edit.box)
+            self._autosave.start()
+
+    def _revert(self, edit: Edit) -> None:
+        if self.editor is not None:
+            self.editor.revert(edit)
+            self.canvas.mask_changed(edit.box)
+            self._autosave.start()
+
+    def undo(self) -> None:
+        self.canvas.tool.cancel()
+        self.undo_stack.undo_edit()
+
+    def redo(self) -> None:
+        self.canvas.tool.cancel()
+        self.undo_stack.redo()
+
+    # --- saving ------------------------------------------------------------------------------------------------
+
+    def save(self, force: bool = False) -> bool:
+        """Queue a snapshot of the working mask for writing; True if one was queued."""
+        self._autosave.stop()
+        if self.editor is None or self.record is None or not (force or self.modified):
+            return False
+        image_id, snapshot = self.record.id, self.editor.mask.copy()
+        self.undo_stack.setClean()
+
+        def write() -> ImageRecord | None:
+            self.store.save_corrected(image_id, snapshot)
+            return self.store.get(image_id)
+
+        self.writer.submit(write, self._written, lambda msg: self._save_failed(image_id, msg))
+        return True
+
+    def _written(self, record: ImageRecord | None) -> None:
+        if record is None or self._closed:
+            return
+        if self.record is not None and record.id == self.record.id:
+            self.record = record
+        self.record_updated.emit(record)
+
+    def _save_failed(self, image_id: int, message: str) -> None:
+        if self._closed:
+            return
+        if self.record is not None and self.record.id == image_id:
+            self.undo_stack.resetClean()
+        self.error.emit(f"could not save the mask: {message}")
+
+    def flush(self) -> None:
+        """Save now and wait until every queued write is on disk."""
+        self.save()
+        self.writer.wait()
+
+    def accept_prediction(self) -> None:
+        if self.editor is None:
+            return
+        if self.prediction is None:
+            self.error.emit("this image has no prediction to accept; pre-label it first")
+            return
+        self.canvas.show_prediction(False)
+        edit = self.editor.replace(self.prediction, "accept prediction")
+        if edit is not None:
+            self.canvas.mask_changed(edit.box)
+            self.undo_stack.push_edit(edit, self._apply, self._revert)
+        self.save(force=True)
+        self.message.emit("prediction accepted as the corrected mask")
+
+    def mark_reviewed(self) -> None:
+        if self.record is None:
+            return
+        image_id = self.record.id
+        self.save()
+
+        def write() -> ImageRecord | None:
+            self.store.set_status(image_id, "reviewed")
+            return self.store.get(image_id)
+
+        self.writer.submit(write, self._written, lambda msg: None if self._closed else self.error.emit(msg))
+
+    def reload_prediction(self) -> None:
+        """Pick up a new prediction written by a pre-label job; the working mask follows it if it had no edits."""
+        if self.record is None or self.editor is None:
+            return
+        try:
+            prediction = self.store.predicted_mask(self.record.id)
+            corrected = self.store.corrected_mask(self.record.id)
+        except ProjectError as e:
+            self.error.emit(str(e))
+            return
+        if prediction is None or prediction.shape != self.editor.mask.shape:
+            return
+        self.prediction = prediction
+        self.canvas.prediction = prediction
+        if corrected is None and not self.modified:
+            self.editor.mask[...] = prediction
+            self.undo_stack.clear()
+        self.canvas.show_prediction(self.canvas.showing_prediction)
+        self.record = self.store.get(self.record.id) or self.record
+        self.record_updated.emit(self.record)
+
+    def close(self) -> None:
+        self.flush()
+        self._closed = True
+        self._autosave.stop()
+        self.record = self.editor = self.prediction = None
+        self.undo_stack.clear()
+        self.canvas.clear()

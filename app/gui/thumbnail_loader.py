@@ -1,0 +1,99 @@
+"""Thumbnails for the image list, made on a background thread only for the rows the list actually draws.
+
+The list asks for a thumbnail while painting a row; a miss queues the record and returns None, and `ready` fires
+when the picture exists. Requests are served newest first and the queue is short, so flinging the scroll bar through
+100,000 images never builds a backlog of rows that are already off screen. Decoded thumbnails stay in a small LRU.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+from faceparse.core.imageio import ImageLoadError
+from faceparse.core.store import ImageRecord
+from faceparse.core.thumbnails import ThumbnailCache
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtGui import QImage
+
+MAX_PENDING = 128
+MAX_CACHED = 2000
+FAILED = QImage()
+
+
+def _to_qimage(rgb: np.ndarray, side: int) -> QImage:
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+
+
+class _Drain(QRunnable):
+    def __init__(self, loader: ThumbnailLoader):
+        super().__init__()
+        self.loader = loader
+
+    def run(self) -> None:
+        self.loader._drain()
+
+
+class ThumbnailLoader(QObject):
+    ready = Signal(int)  # image id
+
+    def __init__(self, cache: ThumbnailCache, side: int = 56, parent: QObject | None = None):
+        super().__init__(parent)
+        self.cache = cache
+        self.side = side
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[int, ImageRecord] = OrderedDict()
+        self._images: OrderedDict[int, QImage] = OrderedDict()
+        self._running = False
+        self._stopped = False
+
+    def get(self, record: ImageRecord) -> QImage | None:
+        """The thumbnail if it is ready (a null QImage for a file that cannot be read), else None and a request."""
+        with self._lock:
+            image = self._images.get(record.id)
+            if image is not None:
+                self._images.move_to_end(record.id)
+                return image
+            if self._stopped:
+                return None
+            self._pending[record.id] = record
+            self._pending.move_to_end(record.id)
+            while len(self._pending) > MAX_PENDING:
+                self._pending.popitem(last=False)
+            if not self._running:
+                self._running = True
+                self.pool.start(_Drain(self))
+        return None
+
+    def forget(self, image_id: int) -> None:
+        with self._lock:
+            self._images.pop(image_id, None)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending or self._stopped:
+                    self._running = False
+                    return
+                image_id, record = self._pending.popitem(last=True)
+            try:
+                image = _to_qimage(self.cache.load(record), self.side)
+            except (ImageLoadError, OSError):
+                image = FAILED
+            with self._lock:
+                self._images[image_id] = image
+                while len(self._images) > MAX_CACHED:
+                    self._images.popitem(last=False)
+            self.ready.emit(image_id)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            self._pending.clear()
+        self.pool.waitForDone()

@@ -1,0 +1,190 @@
+"""The editing tools: each turns presses, drags and releases (in image pixels) into LabelEditor calls.
+
+A tool never touches pixels itself. It asks the host (the canvas) for the editor, the selected class and the brush
+radius, calls the core, and reports back: `host.mask_changed(box)` after every live change so only that box is
+repainted, and `host.commit(edit)` once per undo step (a whole brush stroke is one step).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from faceparse.core.label_editor import Box, Edit, LabelEditor, merge_edits
+
+LASSO_MIN_DRAG = 4.0
+
+
+class ToolHost(Protocol):
+    editor: LabelEditor | None
+    label: int
+    brush_radius: float
+
+    def mask_changed(self, box: Box) -> None: ...
+    def commit(self, edit: Edit | None) -> None: ...
+    def pick_class(self, label: int) -> None: ...
+    def show_outline_preview(self, points: list[tuple[float, float]] | None) -> None: ...
+
+
+def _center(x: float, y: float) -> tuple[float, float]:
+    """Scene coordinates put pixel i on [i, i+1); the editor's disk centres are pixel indices."""
+    return x - 0.5, y - 0.5
+
+
+class Tool:
+    name = "tool"
+    shows_brush = False
+
+    def __init__(self, host: ToolHost):
+        self.host = host
+
+    def press(self, x: float, y: float) -> None: ...
+    def move(self, x: float, y: float) -> None: ...
+    def release(self, x: float, y: float) -> None: ...
+    def double_click(self, x: float, y: float) -> None: ...
+    def finish(self) -> None: ...
+
+    def cancel(self) -> None:
+        self.host.show_outline_preview(None)
+
+
+class BrushTool(Tool):
+    name = "brush"
+    shows_brush = True
+    edit_name = "brush"
+
+    def __init__(self, host: ToolHost):
+        super().__init__(host)
+        self._dabs: list[Edit] = []
+        self._last: tuple[float, float] | None = None
+
+    def _label(self) -> int:
+        return self.host.label
+
+    def _paint(self, points: list[tuple[float, float]]) -> None:
+        editor = self.host.editor
+        if editor is None:
+            return
+        edit = editor.stroke(points, self.host.brush_radius, self._label(), self.edit_name)
+        if edit is not None:
+            self._dabs.append(edit)
+            self.host.mask_changed(edit.box)
+
+    def press(self, x: float, y: float) -> None:
+        self._dabs = []
+        self._last = _center(x, y)
+        self._paint([self._last])
+
+    def move(self, x: float, y: float) -> None:
+        if self._last is None:
+            return
+        point = _center(x, y)
+        self._paint([self._last, point])
+        self._last = point
+
+    def release(self, x: float, y: float) -> None:
+        if self._last is None:
+            return
+        self._last = None
+        editor, dabs, self._dabs = self.host.editor, self._dabs, []
+        if editor is not None:
+            self.host.commit(merge_edits(dabs, editor.mask, self.edit_name))
+
+    def cancel(self) -> None:
+        editor, dabs, self._dabs, self._last = self.host.editor, self._dabs, [], None
+        if editor is not None and dabs:
+            edit = merge_edits(dabs, editor.mask)
+            editor.revert(edit)
+            self.host.mask_changed(edit.box)
+
+
+class EraserTool(BrushTool):
+    name = "eraser"
+    edit_name = "erase"
+
+    def _label(self) -> int:
+        return 0
+
+
+class FillTool(Tool):
+    name = "fill"
+
+    def press(self, x: float, y: float) -> None:
+        editor = self.host.editor
+        if editor is None:
+            return
+        edit = editor.flood_fill(math.floor(x), math.floor(y), self.host.label)
+        if edit is not None:
+            self.host.mask_changed(edit.box)
+            self.host.commit(edit)
+
+
+class PickerTool(Tool):
+    name = "picker"
+
+    def press(self, x: float, y: float) -> None:
+        editor = self.host.editor
+        label = None if editor is None else editor.pick(x, y)
+        if label is not None:
+            self.host.pick_class(label)
+
+
+class PolygonTool(Tool):
+    """Clicks add corners (double-click or Enter fills); a drag draws a freehand lasso that fills on release."""
+
+    name = "polygon"
+
+    def __init__(self, host: ToolHost):
+        super().__init__(host)
+        self.points: list[tuple[float, float]] = []
+        self._pressed_at: tuple[float, float] | None = None
+        self._lasso = False
+
+    def press(self, x: float, y: float) -> None:
+        self._pressed_at = (x, y)
+        self._lasso = False
+        if not self.points:
+            self.points = [(x, y)]
+        self.host.show_outline_preview(self.points + [(x, y)])
+
+    def move(self, x: float, y: float) -> None:
+        if self._pressed_at is not None:
+            if not self._lasso and math.dist(self._pressed_at, (x, y)) >= LASSO_MIN_DRAG and len(self.points) == 1:
+                self._lasso = True
+            if self._lasso:
+                self.points.append((x, y))
+        if self.points:
+            self.host.show_outline_preview(self.points + ([] if self._lasso else [(x, y)]))
+
+    def release(self, x: float, y: float) -> None:
+        self._pressed_at = None
+        if self._lasso:
+            self._lasso = False
+            self.finish()
+            return
+        if self.points and math.dist(self.points[-1], (x, y)) > 0.5:
+            self.points.append((x, y))
+        self.host.show_outline_preview(self.points)
+
+    def double_click(self, x: float, y: float) -> None:
+        self.finish()
+
+    def finish(self) -> None:
+        points, self.points = self.points, []
+        self.host.show_outline_preview(None)
+        editor = self.host.editor
+        if editor is None or len(points) < 3:
+            return
+        edit = editor.fill_polygon([_center(px, py) for px, py in points], self.host.label,
+                                   "lasso" if len(points) > 12 else "polygon")
+        if edit is not None:
+            self.host.mask_changed(edit.box)
+            self.host.commit(edit)
+
+    def cancel(self) -> None:
+        self.points = []
+        self._pressed_at = None
+        super().cancel()
+
+
+TOOLS: dict[str, type[Tool]] = {t.name: t for t in (BrushTool, EraserTool, FillTool, PolygonTool, PickerTool)}

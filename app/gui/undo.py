@@ -1,0 +1,81 @@
+"""Qt's undo stack over the core's Edit records, with a cap on the memory the history may hold.
+
+An `EditCommand` carries one core `Edit` (a box and its old and new pixels), so a step costs what was painted. The
+edit is already applied when the command is pushed (the canvas paints live while the mouse moves), so the first
+redo() does nothing. QUndoStack has no byte limit, so `BoundedUndoStack` releases the oldest steps' pixels once the
+total passes the cap and marks them obsolete; Qt drops an obsolete step when undo reaches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from faceparse.core.label_editor import DEFAULT_HISTORY_BYTES, Edit, history_steps_within
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+
+class EditCommand(QUndoCommand):
+    def __init__(self, edit: Edit, apply: Callable[[Edit], None], revert: Callable[[Edit], None]):
+        super().__init__(edit.name)
+        self.edit: Edit | None = edit
+        self._apply = apply
+        self._revert = revert
+        self._applied = True
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.edit is None else self.edit.nbytes
+
+    def redo(self) -> None:
+        if self._applied or self.edit is None:
+            self._applied = False
+            return
+        self._apply(self.edit)
+
+    def undo(self) -> None:
+        if self.edit is not None:
+            self._revert(self.edit)
+
+    def release(self) -> None:
+        self.edit = None
+        self.setObsolete(True)
+
+
+class BoundedUndoStack(QUndoStack):
+    def __init__(self, max_bytes: int = DEFAULT_HISTORY_BYTES, parent=None):
+        super().__init__(parent)
+        self.max_bytes = int(max_bytes)
+
+    def _commands(self) -> list[EditCommand]:
+        return [c for c in (self.command(i) for i in range(self.count())) if isinstance(c, EditCommand)]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self._commands())
+
+    def push_edit(self, edit: Edit | None, apply: Callable[[Edit], None], revert: Callable[[Edit], None]) -> None:
+        """Record an edit that is already on the mask, then trim the oldest steps to the memory cap."""
+        if edit is None:
+            return
+        self.push(EditCommand(edit, apply, revert))
+        live = [c for c in self._commands()[: self.index()] if c.edit is not None]
+        keep = history_steps_within([c.nbytes for c in live], self.max_bytes)
+        for command in live[: len(live) - keep]:
+            command.release()
+
+    def can_undo_edit(self) -> bool:
+        return self.index() > 0 and any(c.edit is not None for c in self._commands()[: self.index()])
+
+    def undo_edit(self) -> None:
+        """Undo one step that still has its pixels, dropping released steps on the way."""
+        while self.canUndo():
+            command = self.command(self.index() - 1)
+            had_pixels = not isinstance(command, EditCommand) or command.edit is not None
+            self.undo()
+            if had_pixels:
+                break
+        while self.canUndo():
+            command = self.command(self.index() - 1)
+            if not (isinstance(command, EditCommand) and command.edit is None):
+                break
+            self.undo()

@@ -1,0 +1,44 @@
+"""What the window shows before a project is open: how to open one, and the recent projects."""
+
+from __future__ import annotations
+
+import qtawesome as qta
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+
+
+class WelcomePage(QWidget):
+    open_requested = Signal()
+    recent_chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        title = QLabel("<h2>FaceParse Studio</h2>"
+                       "<p>Open a folder of face photos (it becomes a project) or an existing project.<br>"
+                       "You can also drop a folder on this window.</p>", self)
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        button = QPushButton(qta.icon("fa5s.folder-open"), "  Open Folder or Project…", self)
+        button.setMinimumHeight(36)
+        button.clicked.connect(self.open_requested)
+        self.recent = QListWidget(self)
+        self.recent.setObjectName("recentProjects")
+        self.recent.setMaximumWidth(640)
+        self.recent.itemActivated.connect(lambda item: self.recent_chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(title)
+        layout.addWidget(button, 0, Qt.AlignmentFlag.AlignCenter)
+        layout.addSpacing(16)
+        self.recent_title = QLabel("<b>Recent projects</b>", self)
+        layout.addWidget(self.recent_title, 0, Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.recent, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(2)
+
+    def set_recent(self, folders: list[str]) -> None:
+        self.recent.clear()
+        for folder in folders:
+            item = QListWidgetItem(qta.icon("fa5s.folder"), folder)
+            item.setData(Qt.ItemDataRole.UserRole, folder)
+            self.recent.addItem(item)
+        self.recent_title.setVisible(bool(folders))
+        self.recent.setVisible(bool(folders))

@@ -1,0 +1,51 @@
+"""Everything that exists while one project is open: its store, canvas, editing session, list and palette.
+
+The window creates a Workspace when a project opens and disposes of it when another opens or the window closes, so
+no widget ever holds a store that has been closed, and a project's schema (which fixes the palette and the overlay
+colours) is set once for all of its widgets.
+"""
+
+from __future__ import annotations
+
+from faceparse.core.store import ProjectStore
+from faceparse.core.thumbnails import ThumbnailCache
+from PySide6.QtCore import QObject
+
+from .canvas import Canvas
+from .image_list import THUMB_SIDE, ImageListPanel
+from .palette_panel import PalettePanel
+from .session import AUTOSAVE_MS, AnnotationSession
+from .thumbnail_loader import ThumbnailLoader
+from .workers import SerialWriter
+
+
+class Workspace(QObject):
+    def __init__(self, store: ProjectStore, writer: SerialWriter, autosave_ms: int = AUTOSAVE_MS,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.store = store
+        self.canvas = Canvas(store.schema)
+        self.canvas.setObjectName("canvas")
+        self.thumbnails = ThumbnailLoader(ThumbnailCache(store), THUMB_SIDE, self)
+        self.image_list = ImageListPanel(store, self.thumbnails)
+        self.palette = PalettePanel(store.schema)
+        self.session = AnnotationSession(store, self.canvas, writer, autosave_ms, parent=self)
+        self.canvas.label = self.palette.current
+        self.palette.class_selected.connect(self._class_selected)
+        self.palette.hidden_changed.connect(self.canvas.set_hidden_classes)
+        self.palette.paint_over_changed.connect(self.session.set_paint_over)
+        self.canvas.class_picked.connect(self.palette.select)
+        self.image_list.image_chosen.connect(self.session.load)
+        self.session.record_updated.connect(self.image_list.update_record)
+
+    def _class_selected(self, label: int) -> None:
+        self.canvas.label = label
+
+    def close(self) -> None:
+        """Save, wait for writes, stop background readers and close the store."""
+        self.session.close()
+        self.thumbnails.stop()
+        self.store.close()
+        for widget in (self.canvas, self.image_list, self.palette):
+            widget.setParent(None)
+            widget.deleteLater()

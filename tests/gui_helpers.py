@@ -1,0 +1,56 @@
+"""Shared set-up for the GUI tests: a small synthetic project and a studio window on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from faceparse.app.gui.main_window import MainWindow
+from faceparse.app.gui.settings import StudioSettings
+from faceparse.core.store import ProjectStore
+from faceparse.core.synthetic import draw_face, make_synthetic_folder
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+
+
+def make_project(folder: Path, count: int = 3, size: int = 128, predicted: bool = True) -> Path:
+    """Synthetic faces; with `predicted`, each image gets its true mask stored as the model's prediction."""
+    make_synthetic_folder(folder, count, size=size, seed=7)
+    with ProjectStore.create(folder, "celebamask-hq") as store:
+        store.scan()
+        if predicted:
+            for i, record in enumerate(store.images()):
+                face_seed = int(np.random.SeedSequence([7, i]).generate_state(1)[0])
+                _, mask = draw_face(face_seed, size=size, schema=store.schema)
+                store.save_predicted(record.id, mask, "v0001", uncertainty=0.1 * (i + 1))
+    return folder
+
+
+def open_window(qtbot, folder: Path, tmp_path: Path, autosave_ms: int = 60_000) -> MainWindow:
+    window = MainWindow(StudioSettings.at(tmp_path / "studio.ini"), autosave_ms=autosave_ms)
+    qtbot.addWidget(window)
+    window.resize(900, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    assert window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.ws is not None and window.ws.session.record is not None, timeout=10_000)
+    return window
+
+
+def viewport_point(canvas, x: float, y: float) -> QPoint:
+    """The viewport pixel that shows image point (x, y)."""
+    return canvas.mapFromScene(QPointF(x, y))
+
+
+def scene_point(canvas, point: QPoint) -> tuple[float, float]:
+    p = canvas.mapToScene(point)
+    return p.x(), p.y()
+
+
+def drag(canvas, points: list[QPoint], button=Qt.MouseButton.LeftButton) -> None:
+    viewport = canvas.viewport()
+    QTest.mousePress(viewport, button, Qt.KeyboardModifier.NoModifier, points[0])
+    for p in points[1:]:
+        QTest.mouseMove(viewport, p)
+    QTest.mouseRelease(viewport, button, Qt.KeyboardModifier.NoModifier, points[-1])
