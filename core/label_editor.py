@@ -193,7 +193,7 @@ class LabelEditor:
     def flood_fill(self, x: float, y: float, label: int, connectivity: int = 4) -> Edit | None:
         """Give `label` to the connected region of the class under (x, y)."""
         label = self._check_label(label)
-        xi, yi = int(x), int(y)
+        xi, yi = int(np.floor(x)), int(np.floor(y))
         if not (0 <= xi < self.width and 0 <= yi < self.height):
             return None
         seed_class = int(self.mask[yi, xi])
@@ -236,7 +236,7 @@ class LabelEditor:
 
     def pick(self, x: float, y: float) -> int | None:
         """The class under (x, y), or None outside the image."""
-        xi, yi = int(x), int(y)
+        xi, yi = int(np.floor(x)), int(np.floor(y))
         if 0 <= xi < self.width and 0 <= yi < self.height:
             return int(self.mask[yi, xi])
         return None

@@ -6,7 +6,7 @@ from faceparse.core.store import ProjectStore
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from tests.gui_helpers import drag, make_project, open_window, scene_point, viewport_point
+from test_gui_helpers import drag, make_project, open_window, scene_point, viewport_point
 
 
 def _center(points):

@@ -1,4 +1,4 @@
-"""Shared set-up for the GUI tests: a small synthetic project and a studio window on it."""
+"""Shared set-up for the GUI tests (no tests here): a small synthetic project and a studio window on it."""
 
 from __future__ import annotations
 
