@@ -1,0 +1,112 @@
+"""`faceparse export` and `faceparse import`: datasets out of and labels into a project, from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from faceparse.app.cli import CommandError
+from faceparse.core.export import (
+    DEFAULT_SPLIT,
+    SELECTIONS,
+    ExportCancelled,
+    ExportError,
+    export_dataset,
+    parse_split,
+)
+from faceparse.core.formats import format_names
+from faceparse.core.importer import KINDS, ImportCancelled, ImportFailed, ImportRefused, import_dataset
+from faceparse.core.store import ProjectStore
+
+
+def _progress(label: str):
+    if not sys.stderr.isatty():
+        return None
+
+    def report(done: int, total: int) -> None:
+        print(f"\r{label} {done:,}/{total:,}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+    return report
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    formats = format_names()
+    p = subparsers.add_parser("export", help="write the project's masks as a dataset",
+                              description="Export images and masks of the project in FOLDER as a dataset in one "
+                                          "of the common layouts, with a train/val/test split and a dataset card. "
+                                          "The dataset appears at DIR only when it is complete.")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--format", "-f", required=True, choices=formats, metavar="FORMAT",
+                   help=f"layout: {', '.join(formats)}")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="destination folder (must not exist or be empty)")
+    p.add_argument("--split", default=",".join(f"{f:g}" for f in DEFAULT_SPLIT), metavar="TRAIN,VAL,TEST",
+                   help="fractions of the images in each split (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (default %(default)s)")
+    p.add_argument("--only", choices=tuple(SELECTIONS), default="corrected",
+                   help="reviewed: reviewed images; corrected (default): corrected and reviewed; "
+                        "all: also images with only a prediction")
+    p.add_argument("--schema", metavar="NAME|FILE.json",
+                   help="target schema, when the project's schema declares a mapping to it (e.g. lapa)")
+    p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists and is not empty")
+    p.set_defaults(handler=run_export)
+
+    p = subparsers.add_parser("import", help="bring a dataset's labels into the project",
+                              description="Import the labels of the dataset in SOURCE into the project in FOLDER. "
+                                          "Every label is checked first; any problem imports nothing and lists "
+                                          "all problems.")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("source", metavar="SOURCE", help="the dataset folder (or, for COCO, a JSON file)")
+    p.add_argument("--format", "-f", required=True, choices=formats, metavar="FORMAT",
+                   help=f"layout: {', '.join(formats)}")
+    p.add_argument("--as", dest="kind", choices=KINDS, default="corrected",
+                   help="store the masks as corrections (default) or as predictions")
+    p.add_argument("--source-schema", metavar="NAME|FILE.json",
+                   help="what the dataset's classes are, when it has no schema.json (index masks, mappings)")
+    p.add_argument("--ignore-unmatched", action="store_true",
+                   help="skip labels whose image is not in the project instead of refusing the import")
+    p.add_argument("--overwrite", action="store_true", help="replace corrected masks that differ")
+    p.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
+    p.set_defaults(handler=run_import)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    try:
+        split = parse_split(args.split)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    with ProjectStore.open(args.folder) as store:
+        try:
+            result = export_dataset(store, args.out, args.format, only=args.only, split=split, seed=args.seed,
+                                    target_schema=args.schema, overwrite=args.overwrite,
+                                    progress=_progress("Exporting"), cancel=threading.Event())
+        except (ExportError, ExportCancelled) as e:
+            raise CommandError(str(e)) from None
+    splits = ", ".join(f"{name} {n:,}" for name, n in result.splits.items())
+    print(f"Exported {result.count:,} images ({splits}) as {result.format} to {result.out_dir} "
+          f"in {result.seconds:.1f} s")
+    print(f"Schema {result.schema.name} ({result.schema.num_classes} classes); "
+          f"{result.corrected_by_hand:,} corrected by hand")
+    for line in result.skipped:
+        print(f"  left out {line}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    with ProjectStore.open(args.folder) as store:
+        try:
+            report = import_dataset(store, args.source, args.format, kind=args.kind,
+                                    source_schema=args.source_schema, ignore_unmatched=args.ignore_unmatched,
+                                    overwrite=args.overwrite, dry_run=args.dry_run,
+                                    progress=_progress("Importing"))
+        except (ImportRefused, ImportCancelled, ImportFailed) as e:
+            raise CommandError(str(e)) from None
+    print(report.summary()[0].upper() + report.summary()[1:])
+    for source_name, project_name in sorted(report.class_map.items()):
+        if source_name != project_name:
+            print(f"  class {source_name} -> {project_name}")
+    for line in report.skipped[:20]:
+        print(f"  skipped {line}")
+    if len(report.skipped) > 20:
+        print(f"  ... and {len(report.skipped) - 20} more skipped")
+    return 0

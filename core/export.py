@@ -1,0 +1,269 @@
+"""Exporting a project as a dataset: which images, which split, which schema, and a folder that appears whole.
+
+Every format shares the same plumbing, kept here so a format module only writes its files:
+- selection: reviewed images only, corrected and reviewed, or everything with a mask (predictions included);
+  each image contributes its current mask (the correction if there is one, else the prediction);
+- a seeded train/val/test split: the same images, fractions and seed always give the same split; photos with the
+  same content hash are kept in one split, so a duplicate never leaks from train into test;
+- mapping to a target schema through the project schema's declared mapping (e.g. CelebAMask-HQ 19 → LaPa 11);
+- the dataset card (README.md, and dataset.json for programs): counts, split sizes, schema, class pixel ratios,
+  which model versions pre-labeled the images, how many were corrected by hand;
+- atomicity: everything is written into a hidden temporary folder beside the destination, flushed to disk, and
+  renamed into place only when complete. A failure or a cancel removes the temporary folder and leaves the
+  destination as it was.
+
+Progress is reported as `progress(done, total)` after each image; setting the `cancel` event stops the export
+between two images.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from faceparse.core.formats import card, get_format
+from faceparse.core.formats.base import SPLIT_NAMES, ExportError, ExportItem, write_schema
+from faceparse.core.schemas import LabelSchema, resolve_schema
+from faceparse.core.store import ImageRecord, ProjectStore
+
+SELECTIONS: dict[str, tuple[str, ...]] = {
+    "reviewed": ("reviewed",),
+    "corrected": ("corrected", "reviewed"),
+    "all": ("predicted", "corrected", "reviewed"),
+}
+SELECTION_TITLES = {
+    "reviewed": "reviewed images only",
+    "corrected": "corrected and reviewed images",
+    "all": "every image with a mask, predictions included",
+}
+DEFAULT_SPLIT = (0.8, 0.1, 0.1)
+
+Progress = Callable[[int, int], object]
+
+__all__ = ["DEFAULT_SPLIT", "SELECTIONS", "ExportCancelled", "ExportError", "ExportResult", "assign_splits",
+           "export_dataset", "parse_split", "select_images"]
+
+
+class ExportCancelled(Exception):
+    """The export was cancelled; nothing was left at the destination."""
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    format: str
+    schema: LabelSchema
+    count: int
+    splits: dict[str, int]
+    class_pixels: dict[str, int]
+    corrected_by_hand: int
+    model_versions: dict[str, int]
+    seconds: float
+    skipped: list[str] = field(default_factory=list)
+
+
+def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
+    """Train/val/test fractions from "0.8,0.1,0.1" (or two values, test then 0); they must add up to 1."""
+    if isinstance(text, str):
+        try:
+            values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+        except ValueError:
+            raise ValueError(f"split must be numbers like 0.8,0.1,0.1, got {text!r}") from None
+    else:
+        values = [float(v) for v in text]
+    if len(values) == 2:
+        values.append(0.0)
+    if len(values) != 3:
+        raise ValueError(f"split needs train,val,test fractions, got {len(values)} values")
+    if any(v < 0 or not np.isfinite(v) for v in values):
+        raise ValueError("split fractions must not be negative")
+    if abs(sum(values) - 1.0) > 1e-6:
+        raise ValueError(f"split fractions must add up to 1, got {sum(values):g}")
+    return values[0], values[1], values[2]
+
+
+def assign_splits(groups: Sequence[str], fractions: Sequence[float], seed: int) -> list[str]:
+    """The split of each item, where `groups[i]` is the item's group key (items of one group stay together).
+
+    Groups are shuffled with the seed and dealt out so each split's image count is as close to its fraction as
+    whole groups allow. Linear in the number of items.
+    """
+    fractions = parse_split(fractions)
+    sizes = Counter(groups)
+    keys = sorted(sizes)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    total = len(groups)
+    bounds = np.cumsum(fractions) * total
+    assigned: dict[str, str] = {}
+    taken = 0
+    for k in order:
+        key = keys[k]
+        middle = taken + sizes[key] / 2
+        split_index = min(int(np.searchsorted(bounds, middle, side="right")), 2)
+        while fractions[split_index] == 0 and split_index > 0:
+            split_index -= 1
+        while fractions[split_index] == 0:
+            split_index += 1
+        assigned[key] = SPLIT_NAMES[split_index]
+        taken += sizes[key]
+    return [assigned[g] for g in groups]
+
+
+def select_images(store: ProjectStore, only: str = "corrected") -> list[ImageRecord]:
+    """The images an export with `only` would contain, in name order."""
+    if only not in SELECTIONS:
+        raise ValueError(f"--only must be one of {', '.join(SELECTIONS)}, got {only!r}")
+    return store.images(status=SELECTIONS[only])
+
+
+def _export_names(records: Sequence[ImageRecord]) -> list[str]:
+    names = [str(PurePosixPath(r.relpath).with_suffix("")) for r in records]
+    seen: dict[str, str] = {}
+    for name, rec in zip(names, records, strict=True):
+        key = name.casefold()
+        if key in seen:
+            raise ExportError(f"{seen[key]} and {rec.relpath} would get the same mask file name {name}.png; "
+                              "rename one of them")
+        seen[key] = rec.relpath
+    return names
+
+
+def _check_destination(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise ExportError(f"{out_dir} already exists and is not empty; choose a new folder or allow overwriting")
+
+
+def _flush(folder: Path) -> None:
+    """Make the finished files durable before the rename makes them visible: one sync instead of one per file."""
+    if hasattr(os, "sync"):
+        os.sync()
+    else:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                with open(path, "rb+") as f:
+                    os.fsync(f.fileno())
+
+
+def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
+    _check_destination(out_dir, overwrite)
+    old = None
+    if out_dir.is_dir():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+        old.rmdir()
+        os.replace(out_dir, old)
+    try:
+        os.replace(tmp, out_dir)
+    except OSError:
+        if old is not None:
+            os.replace(old, out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(out_dir.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str, *, only: str = "corrected",
+                   split: str | Sequence[float] = DEFAULT_SPLIT, seed: int = 0,
+                   target_schema: str | LabelSchema | None = None, overwrite: bool = False,
+                   progress: Progress | None = None, cancel: threading.Event | None = None) -> ExportResult:
+    """Write the project's masks as a dataset in `format` at `out_dir` (see the module docstring).
+
+    Raises ExportError for anything the user can fix (unknown format, no mapping to the target schema, a
+    non-empty destination, no images selected, unreadable files) and ExportCancelled when `cancel` was set.
+    """
+    started = time.perf_counter()
+    try:
+        dataset_format = get_format(format)
+    except KeyError as e:
+        raise ExportError(e.args[0]) from None
+    try:
+        fractions = parse_split(split)
+        records = select_images(store, only)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    source_schema = store.schema
+    try:
+        target = source_schema if target_schema is None else resolve_schema(target_schema)
+        lut = source_schema.mapping_lut(target.name)
+    except (KeyError, ValueError) as e:
+        raise ExportError(str(e.args[0]) if e.args else str(e)) from None
+    out_dir = Path(out_dir).expanduser().absolute()
+    _check_destination(out_dir, overwrite)
+    if not records:
+        raise ExportError(f"no images to export: the project has no {SELECTION_TITLES[only]}")
+    names = _export_names(records)
+    splits = assign_splits([r.content_hash or r.relpath for r in records], fractions, seed)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    exporter = dataset_format.exporter(tmp, target)
+    pixels = np.zeros(256, np.int64)
+    by_hand = 0
+    versions: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    split_counts: Counter[str] = Counter()
+    skipped: list[str] = []
+    total = len(records)
+    try:
+        for number, (rec, name, split_name) in enumerate(zip(records, names, splits, strict=True)):
+            if cancel is not None and cancel.is_set():
+                raise ExportCancelled(f"export to {out_dir} cancelled after {number} of {total} images")
+            corrected = store.corrected_mask(rec.id)
+            mask = corrected if corrected is not None else store.predicted_mask(rec.id)
+            if mask is None:
+                skipped.append(f"{rec.relpath}: status {rec.status} but no mask file")
+            else:
+                mask = lut[mask]
+                exporter.add(ExportItem(number, name, split_name, store.root / rec.relpath, mask))
+                pixels += np.bincount(mask.ravel(), minlength=256)
+                split_counts[split_name] += 1
+                statuses[rec.status] += 1
+                by_hand += corrected is not None
+                if rec.model_version:
+                    versions[rec.model_version] += 1
+            if progress is not None:
+                progress(number + 1, total)
+        exported = sum(split_counts.values())
+        if not exported:
+            raise ExportError("no images to export: none of the selected images has a mask file")
+        exporter.finish()
+        exporter.close()
+        result = ExportResult(out_dir, dataset_format.name, target, exported,
+                              {s: split_counts[s] for s in SPLIT_NAMES},
+                              {c: int(pixels[i]) for i, c in enumerate(target.classes)}, by_hand, dict(versions),
+                              0.0, skipped)
+        write_schema(tmp, target)
+        facts = card.CardFacts(
+            project=store.root.name, format_name=dataset_format.name, format_title=dataset_format.title,
+            layout=exporter.layout, selection=SELECTION_TITLES[only], statuses=dict(statuses), seed=seed,
+            fractions=fractions, splits=result.splits, schema=target, source_schema=source_schema,
+            class_pixels=result.class_pixels, corrected_by_hand=by_hand, model_versions=dict(versions),
+            known_models=store.model_versions(), skipped=skipped,
+            created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        card.write_card(tmp, facts)
+        _flush(tmp)
+        _move_into_place(tmp, out_dir, overwrite)
+    except BaseException as e:
+        exporter.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise ExportError(f"export to {out_dir} failed: {e}") from e
+        raise
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,52 @@
+"""Dataset formats: one module per layout, each with an exporter and a label reader, found here by name.
+
+`export.py` and `importer.py` do the work common to every format (choosing images, splitting, mapping schemas,
+the temporary folder, checking labels before writing); a format module only knows its files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from faceparse.core.formats import celebamask, coco, index_png, labelme, lapa, yolo
+from faceparse.core.formats.base import Exporter, LabelSet
+from faceparse.core.schemas import LabelSchema
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    name: str
+    title: str
+    exporter: type[Exporter]
+    read_labels: Callable[[Path, LabelSchema], LabelSet]
+    """Describe every label under a folder; the schema says what mask indices mean for index-mask layouts."""
+    exact: bool
+    """Whether export then import gives back the masks pixel for pixel by construction."""
+    default_schema: str | None = None
+    """What the indices mean when the dataset carries no schema.json (LaPa files are LaPa's classes)."""
+
+
+FORMATS: dict[str, DatasetFormat] = {f.name: f for f in (
+    DatasetFormat("celebamask-hq", "CelebAMask-HQ (per-class masks)", celebamask.CelebAMaskExporter,
+                  celebamask.read_labels, exact=True, default_schema="celebamask-hq"),
+    DatasetFormat("lapa", "LaPa (images/ and labels/ per split)", lapa.LapaExporter, lapa.read_labels, exact=True,
+                  default_schema="lapa"),
+    DatasetFormat("index-png", "Index PNG masks with colour previews", index_png.IndexPngExporter,
+                  index_png.read_labels, exact=True),
+    DatasetFormat("coco", "COCO JSON (RLE masks)", coco.CocoExporter, coco.read_labels, exact=True),
+    DatasetFormat("labelme", "LabelMe JSON (polygons)", labelme.LabelmeExporter, labelme.read_labels, exact=False),
+    DatasetFormat("yolo", "YOLO segmentation (polygons)", yolo.YoloExporter, yolo.read_labels, exact=False),
+)}
+
+
+def get_format(name: str) -> DatasetFormat:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset format {name!r}; formats: {', '.join(FORMATS)}") from None
+
+
+def format_names() -> list[str]:
+    return list(FORMATS)

@@ -1,0 +1,163 @@
+"""What every dataset format shares: the item an exporter receives, the label an importer yields, and file helpers.
+
+An exporter sees one image at a time (its mask already in the target schema and its split already chosen) and
+writes into a folder that nobody else can see yet; `export.py` renames that folder into place when all is done.
+An importer only *describes* what it found: a `LabelItem` knows where its mask comes from and how to decode it,
+so `importer.py` can check every label before anything is written to the project.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from faceparse.core.imageio import load_rgb
+from faceparse.core.schemas import LabelSchema
+from PIL import Image
+
+SPLIT_NAMES = ("train", "val", "test")
+SCHEMA_FILE = "schema.json"
+CARD_FILE = "README.md"
+CARD_DATA_FILE = "dataset.json"
+METADATA_FILES = (SCHEMA_FILE, CARD_DATA_FILE)
+_EXIF_ORIENTATION = 0x0112
+
+
+class ExportError(Exception):
+    """An export cannot be completed; nothing was left at the destination."""
+
+
+class LabelFormatError(Exception):
+    """A label file that cannot be read as its format says; the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class ExportItem:
+    number: int
+    """Position in the export, 0-based; layouts with numbered files (CelebAMask-HQ) use it as the id."""
+    name: str
+    """The image's path relative to the project folder, without extension, with '/' separators."""
+    split: str
+    image_path: Path
+    mask: np.ndarray
+    """Class indices of the target schema, the image's size."""
+
+    @property
+    def image_suffix(self) -> str:
+        return self.image_path.suffix
+
+
+class Exporter:
+    """Writes one dataset layout. `add` is called once per image, `finish` once at the end."""
+
+    layout: str = ""
+    """Markdown describing the files, copied into the dataset card."""
+
+    def __init__(self, root: Path, schema: LabelSchema):
+        self.root = root
+        self.schema = schema
+
+    def add(self, item: ExportItem) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Write whatever spans all images (JSON indexes, split lists)."""
+
+    def close(self) -> None:
+        """Release open files; called after `finish` and when an export is abandoned."""
+
+
+@dataclass
+class LabelItem:
+    name: str
+    """Where the label points: a path relative to the dataset (or an image file name), without extension."""
+    origin: str
+    """The file(s) the label came from, for reports."""
+    classes: tuple[str, ...]
+    """Class name of every index `load` can return; index 0 is background."""
+    load: Callable[[tuple[int, int]], np.ndarray]
+    """Given the (height, width) of the project image, the mask as indices into `classes`."""
+    size: tuple[int, int] | None = None
+    """(height, width) the label file declares, when it declares one."""
+
+
+@dataclass
+class LabelSet:
+    items: list[LabelItem] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def strip_split(parts: Sequence[str]) -> list[str]:
+    """Path parts without a leading train/val/test folder: labels are matched to images by the rest."""
+    parts = list(parts)
+    if len(parts) > 1 and parts[0] in SPLIT_NAMES:
+        return parts[1:]
+    return parts
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """`path` relative to `root`, without extension and split folder, '/'-separated."""
+    parts = strip_split(path.relative_to(root).with_suffix("").parts)
+    return "/".join(parts)
+
+
+def visible_files(root: Path, pattern: str) -> list[Path]:
+    """Files under root matching pattern, sorted, skipping hidden files and folders (a project's .faceparse,
+    half-written exports)."""
+    return sorted(p for p in root.rglob(pattern)
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def copy_image(src: Path, dst: Path) -> None:
+    """Copy a photo unchanged, unless an EXIF tag rotates it: masks are stored upright, so the copy must be too,
+    or readers that ignore EXIF (most training code) would pair a rotated picture with an upright mask."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with Image.open(src) as img:
+            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+            kind = img.format
+    except OSError as e:
+        raise ExportError(f"cannot read image {src}: {e}") from None
+    if orientation in (1, None) or not isinstance(orientation, int):
+        try:
+            shutil.copyfile(src, dst)
+        except OSError as e:
+            raise ExportError(f"cannot copy image {src}: {e.strerror or e}") from None
+        return
+    upright = Image.fromarray(load_rgb(src))
+    options = {"quality": 95} if kind == "JPEG" else {}
+    upright.save(dst, format=kind or "PNG", **options)
+
+
+def write_index_png(path: Path, mask: np.ndarray, schema: LabelSchema | None = None) -> None:
+    """An 8-bit index PNG: with a schema a palette PNG (indices that show in colour), without one grayscale."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))
+    if schema is not None:
+        img.putpalette(schema.palette())
+    img.save(path, format="PNG", compress_level=3)
+
+
+def write_schema(root: Path, schema: LabelSchema) -> None:
+    """The class list travels with every export, so index masks stay meaningful and import can map by name."""
+    (root / SCHEMA_FILE).write_text(schema.to_json() + "\n", encoding="utf-8")
+
+
+def read_binary_png(path: Path) -> np.ndarray:
+    """A black/white mask as bool; colour or grayscale, anything brighter than mid-grey is on."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            gray = img if img.mode == "L" else img.convert("L")
+            return np.asarray(gray, dtype=np.uint8) >= 128
+    except OSError as e:
+        raise LabelFormatError(path, f"not a readable PNG ({e})") from None

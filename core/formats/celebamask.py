@@ -1,0 +1,172 @@
+"""CelebAMask-HQ layout: numbered photos, one black-and-white PNG per face part, and combined index masks.
+
+    CelebA-HQ-img/<n>.<ext>                                the photo, unchanged; n = 0, 1, 2, ...
+    CelebAMask-HQ-mask-anno/<n // 2000>/<n:05d>_<class>.png  255 where the part is, 0 elsewhere; only parts present
+    CelebAMask-HQ-mask/<n>.png                             combined 8-bit index mask (palette PNG)
+    train.txt, val.txt, test.txt                           the numbers in each split, one per line
+    image_mapping.txt                                      tab-separated: number, the image's path in the project
+    schema.json                                            which class each index of the combined masks means
+
+The per-part files are what CelebAMask-HQ ships and what its readers combine; <class> is the target schema's class
+name. Import reads the per-part files (or, without them, the combined masks), numbers are turned back into the
+project's image paths through image_mapping.txt, else through the photo names in CelebA-HQ-img. Where parts overlap
+(they do in the original dataset, never in an export) the later part in CelebAMask-HQ's own label order wins, hair
+and hat last.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from faceparse.core.formats.base import (
+    SPLIT_NAMES,
+    Exporter,
+    ExportItem,
+    LabelFormatError,
+    LabelItem,
+    LabelSet,
+    copy_image,
+    read_binary_png,
+    visible_files,
+    write_index_png,
+)
+from faceparse.core.formats.index_png import index_mask_loader
+from faceparse.core.imageio import IMAGE_EXTENSIONS
+from faceparse.core.schemas import LabelSchema
+from PIL import Image
+
+IMAGE_DIR = "CelebA-HQ-img"
+ANNO_DIR = "CelebAMask-HQ-mask-anno"
+COMBINED_DIR = "CelebAMask-HQ-mask"
+MAPPING_FILE = "image_mapping.txt"
+FILES_PER_FOLDER = 2000
+DRAW_ORDER = ("skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r", "nose", "mouth",
+              "u_lip", "l_lip", "neck", "neck_l", "cloth", "hair", "hat")
+_PART_NAME = re.compile(r"^(\d+)_(.+)$")
+
+
+class CelebAMaskExporter(Exporter):
+    layout = (f"- `{IMAGE_DIR}/<n>`: the photos, unchanged, numbered from 0\n"
+              f"- `{ANNO_DIR}/<n // {FILES_PER_FOLDER}>/<n:05d>_<class>.png`: one black/white mask per class "
+              "present (255 = the class)\n"
+              f"- `{COMBINED_DIR}/<n>.png`: combined 8-bit index masks (palette PNG)\n"
+              "- `train.txt`, `val.txt`, `test.txt`: the numbers in each split\n"
+              f"- `{MAPPING_FILE}`: number and original path of every photo (tab-separated)\n"
+              "- `schema.json`: class names, indices and colours")
+
+    def __init__(self, root: Path, schema: LabelSchema):
+        super().__init__(root, schema)
+        self._splits: dict[str, list[int]] = defaultdict(list)
+        self._mapping: list[str] = ["idx\tsource"]
+
+    def add(self, item: ExportItem) -> None:
+        n = item.number
+        copy_image(item.image_path, self.root / IMAGE_DIR / f"{n}{item.image_suffix}")
+        write_index_png(self.root / COMBINED_DIR / f"{n}.png", item.mask, self.schema)
+        folder = self.root / ANNO_DIR / str(n // FILES_PER_FOLDER)
+        folder.mkdir(parents=True, exist_ok=True)
+        counts = np.bincount(item.mask.ravel(), minlength=self.schema.num_classes)
+        for index in np.flatnonzero(counts[1:]) + 1:
+            part = np.where(item.mask == index, 255, 0).astype(np.uint8)
+            Image.fromarray(part).save(folder / f"{n:05d}_{self.schema.classes[index]}.png", format="PNG",
+                                       compress_level=3)
+        self._splits[item.split].append(n)
+        self._mapping.append(f"{n}\t{item.name}{item.image_suffix}")
+
+    def finish(self) -> None:
+        for split in SPLIT_NAMES:
+            if self._splits[split]:
+                (self.root / f"{split}.txt").write_text("".join(f"{n}\n" for n in self._splits[split]))
+        (self.root / MAPPING_FILE).write_text("\n".join(self._mapping) + "\n", encoding="utf-8")
+
+
+def _read_mapping(source: Path, found: LabelSet) -> dict[int, str]:
+    path = source / MAPPING_FILE
+    if not path.is_file():
+        return {}
+    mapping: dict[int, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        found.problems.append(f"{path}: cannot read the image mapping ({e})")
+        return {}
+    for line_no, line in enumerate(lines, 1):
+        if not line.strip() or (line_no == 1 and line.startswith("idx")):
+            continue
+        number, _, name = line.partition("\t")
+        if not number.strip().isdigit() or not name:
+            found.problems.append(f"{path}, line {line_no}: expected '<number><TAB><image path>', got {line!r}")
+            continue
+        mapping[int(number)] = str(Path(name).with_suffix("").as_posix())
+    return mapping
+
+
+def _image_names(source: Path) -> dict[int, str]:
+    folder = source / IMAGE_DIR
+    if not folder.is_dir():
+        return {}
+    return {int(p.stem): p.stem for p in folder.iterdir()
+            if p.suffix.lower() in IMAGE_EXTENSIONS and p.stem.isdigit()}
+
+
+def _draw_rank(name: str) -> tuple[int, str]:
+    return (DRAW_ORDER.index(name), "") if name in DRAW_ORDER else (len(DRAW_ORDER), name)
+
+
+def _parts_loader(parts: list[tuple[int, Path]]):
+    def load(_size: tuple[int, int]) -> np.ndarray:
+        mask: np.ndarray | None = None
+        for index, path in parts:
+            on = read_binary_png(path)
+            if mask is None:
+                mask = np.zeros(on.shape, np.uint8)
+            elif on.shape != mask.shape:
+                raise LabelFormatError(path, f"is {on.shape[1]}x{on.shape[0]}, but {parts[0][1].name} is "
+                                             f"{mask.shape[1]}x{mask.shape[0]}; the parts of one face must match")
+            mask[on] = index
+        assert mask is not None
+        return mask
+    return load
+
+
+def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
+    found = LabelSet()
+    mapping = _read_mapping(source, found)
+    images = _image_names(source)
+
+    def name_of(number: int) -> str:
+        return mapping.get(number) or images.get(number) or str(number)
+
+    anno = source / ANNO_DIR
+    if not anno.is_dir():
+        combined = source / COMBINED_DIR
+        files = visible_files(combined, "*.png") if combined.is_dir() else []
+        if not files:
+            found.problems.append(f"no CelebAMask-HQ masks found in {source} (expected {ANNO_DIR}/<folder>/"
+                                  f"<number>_<class>.png or {COMBINED_DIR}/<number>.png)")
+        for path in files:
+            if not path.stem.isdigit():
+                found.problems.append(f"{path}: not named <number>.png")
+                continue
+            found.items.append(LabelItem(name_of(int(path.stem)), str(path), schema.classes,
+                                         index_mask_loader(path)))
+        return found
+    by_number: dict[int, list[tuple[str, Path]]] = defaultdict(list)
+    for path in visible_files(anno, "*.png"):
+        match = _PART_NAME.match(path.stem)
+        if match is None:
+            found.problems.append(f"{path}: not named <number>_<class>.png")
+            continue
+        by_number[int(match.group(1))].append((match.group(2), path))
+    if not by_number and not found.problems:
+        found.problems.append(f"no part masks found in {anno} (expected <folder>/<number>_<class>.png)")
+    names = sorted({name for parts in by_number.values() for name, _ in parts}, key=_draw_rank)
+    classes = ("background", *names)
+    for number in sorted(by_number):
+        parts = sorted(by_number[number], key=lambda p: _draw_rank(p[0]))
+        found.items.append(LabelItem(name_of(number), f"{anno}/*/{number:05d}_*.png", classes,
+                                     _parts_loader([(classes.index(name), path) for name, path in parts])))
+    return found

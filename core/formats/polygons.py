@@ -1,0 +1,114 @@
+"""Index masks as polygons and back, for the formats that only know polygons (LabelMe, YOLO).
+
+Each connected region of a class is traced with OpenCV's two-level contour retrieval (RETR_CCOMP): one outer
+boundary and the boundaries of its holes, as integer pixel coordinates (x, y). Filled together with the even-odd
+rule (the hole boundaries run through the region's own pixels, and polygon filling includes the boundary), a
+region's polygons give back exactly its pixels, so a polygon format can be exact when the holes travel with it.
+
+Regions are listed in descending order of the area inside their outer boundary. Anything nested in a hole of a
+region has a smaller outer area, so a reader that ignores holes and simply paints polygons in file order still gets
+nested parts (eyes inside skin) right; it only loses holes that contain background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MIN_POINTS = 3
+
+
+@dataclass(frozen=True)
+class Region:
+    class_index: int
+    outer: np.ndarray
+    """(N, 2) int32 pixel coordinates (x, y) of the outer boundary."""
+    holes: tuple[np.ndarray, ...]
+    area: float
+    """Area enclosed by the outer boundary, holes included; regions are painted largest first."""
+
+
+def mask_regions(mask: np.ndarray, classes: Iterable[int] | None = None) -> list[Region]:
+    """Every connected region of every non-background class, largest outer area first."""
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    wanted = [int(c) for c in (np.unique(mask) if classes is None else classes) if int(c) != 0]
+    regions: list[Region] = []
+    for class_index in wanted:
+        binary = (mask == class_index).astype(np.uint8)
+        contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        if hierarchy is None:
+            continue
+        links = hierarchy[0]
+        holes: dict[int, list[np.ndarray]] = {}
+        for i, link in enumerate(links):
+            if link[3] >= 0:
+                holes.setdefault(int(link[3]), []).append(contours[i].reshape(-1, 2))
+        for i, link in enumerate(links):
+            if link[3] < 0:
+                outer = contours[i].reshape(-1, 2)
+                regions.append(Region(class_index, outer, tuple(holes.get(i, ())),
+                                      abs(float(cv2.contourArea(outer)))))
+    regions.sort(key=lambda r: -r.area)
+    return regions
+
+
+def fill_polygons(canvas: np.ndarray, polygons: Sequence[np.ndarray], value: int) -> None:
+    """Paint the even-odd interior of `polygons` (outer boundaries and their holes together), boundaries included."""
+    pts = [np.round(np.asarray(p, dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2) for p in polygons if len(p)]
+    if pts:
+        cv2.fillPoly(canvas, pts, int(value))
+
+
+def bridged(region: Region) -> np.ndarray:
+    """One polygon for a region with holes: each hole joined to the boundary by a zero-width cut at the closest
+    pair of points, so a reader that fills a single polygon with the even-odd rule keeps the holes open."""
+    poly = region.outer
+    for hole in region.holes:
+        d = ((poly[:, None, :].astype(np.int64) - hole[None, :, :]) ** 2).sum(axis=2)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        loop = np.concatenate([hole[j:], hole[: j + 1]])
+        poly = np.concatenate([poly[: i + 1], loop, poly[i:]])
+    return poly
+
+
+def padded(points: np.ndarray) -> np.ndarray:
+    """At least three points: single pixels and one-pixel lines trace to 1-2 points, which polygon readers reject
+    (YOLO would even read 2 points as a box). Repeating a point changes no pixel."""
+    if len(points) >= MIN_POINTS:
+        return points
+    return np.concatenate([points, np.repeat(points[-1:], MIN_POINTS - len(points), axis=0)])
+
+
+def _as_points(polygon: np.ndarray) -> np.ndarray:
+    return np.round(np.asarray(polygon, dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2)
+
+
+def hole_interior(shape: tuple[int, int], hole: np.ndarray) -> np.ndarray:
+    """Pixels strictly inside a hole boundary: its boundary pixels belong to the region around it.
+
+    Computed as a rectangle around the hole minus the even-odd fill of (rectangle, hole), so it agrees pixel for
+    pixel with what `fill_polygons` leaves open when the hole is filled together with its outer boundary.
+    """
+    pts = _as_points(hole)
+    x, y, w, h = cv2.boundingRect(pts)
+    frame = np.array([[x - 1, y - 1], [x + w, y - 1], [x + w, y + h], [x - 1, y + h]], np.int32).reshape(-1, 1, 2)
+    both = np.zeros(shape, np.uint8)
+    cv2.fillPoly(both, [frame, pts], 1)
+    rect = np.zeros(shape, np.uint8)
+    cv2.fillPoly(rect, [frame], 1)
+    return (rect > 0) & (both == 0)
+
+
+def region_pixels(shape: tuple[int, int], outers: Sequence[np.ndarray], holes: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """The pixels of a region given as outer boundaries (united, so overlapping parts of one object add up) and
+    holes (their interiors removed). For one outer boundary this equals its even-odd fill with the holes."""
+    canvas = np.zeros(shape, np.uint8)
+    for outer in outers:
+        cv2.fillPoly(canvas, [_as_points(outer)], 1)
+    pixels = canvas > 0
+    for hole in holes:
+        pixels &= ~hole_interior(shape, hole)
+    return pixels

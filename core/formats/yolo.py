@@ -1,0 +1,199 @@
+"""YOLO segmentation layout: photos and one text file of polygons per photo, as Ultralytics-style trainers read.
+
+    images/<split>/<path>.<ext>   the photo, unchanged
+    labels/<split>/<path>.txt     one line per connected region: `<class> x1 y1 x2 y2 ...`, coordinates divided by
+                                  the image width and height (0-1), six decimals
+    data.yaml                     split folders and class names
+    schema.json                   class names, indices and colours
+
+YOLO class k is schema class k + 1: background has no YOLO class. YOLO has no holes, so each hole of a region is
+joined to the region's boundary by a zero-width cut (the closest pair of points) and the region stays one polygon;
+a reader that fills each polygon (cv2.fillPoly, as Ultralytics does) keeps the hole open. Lines are written
+largest region first, so painting them in file order also restores regions nested inside others.
+
+Import reads every label file under `labels/`, class names from data.yaml (`names:` as a list or a mapping) or
+classes.txt, and paints the lines in file order; a line of four numbers is read as a box (centre x, centre y,
+width, height).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from faceparse.core.formats.base import (
+    SPLIT_NAMES,
+    Exporter,
+    ExportItem,
+    LabelFormatError,
+    LabelItem,
+    LabelSet,
+    copy_image,
+    relative_name,
+    visible_files,
+)
+from faceparse.core.formats.polygons import bridged, fill_polygons, mask_regions, padded
+from faceparse.core.schemas import LabelSchema
+
+DATA_FILE = "data.yaml"
+CLASSES_FILE = "classes.txt"
+DECIMALS = 6
+
+
+def mask_to_lines(mask: np.ndarray) -> list[str]:
+    height, width = mask.shape
+    scale = np.array([width, height], dtype=np.float64)
+    lines = []
+    for region in mask_regions(mask):
+        coords = (padded(bridged(region)) / scale).ravel()
+        lines.append(f"{region.class_index - 1} " + " ".join(f"{v:.{DECIMALS}f}" for v in coords))
+    return lines
+
+
+class YoloExporter(Exporter):
+    layout = ("- `images/<split>/<path>`: the photos, unchanged\n"
+              "- `labels/<split>/<path>.txt`: `<class> x1 y1 x2 y2 ...` per connected region, coordinates "
+              "relative to the image size; YOLO class k = schema class k + 1 (no background class); holes "
+              "joined to the boundary by a zero-width cut; largest regions first\n"
+              f"- `{DATA_FILE}`: split folders and class names\n"
+              "- `schema.json`: class names, indices and colours")
+
+    def __init__(self, root: Path, schema: LabelSchema):
+        super().__init__(root, schema)
+        self._splits: set[str] = set()
+
+    def add(self, item: ExportItem) -> None:
+        copy_image(item.image_path, self.root / "images" / item.split / f"{item.name}{item.image_suffix}")
+        label = self.root / "labels" / item.split / f"{item.name}.txt"
+        label.parent.mkdir(parents=True, exist_ok=True)
+        lines = mask_to_lines(item.mask)
+        label.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        self._splits.add(item.split)
+
+    def finish(self) -> None:
+        text = [f"# face parsing, schema {self.schema.name}; YOLO class k is schema class k + 1 (background has none)"]
+        text += [f"{split}: images/{split}" for split in SPLIT_NAMES if split in self._splits]
+        text.append(f"nc: {self.schema.num_classes - 1}")
+        text.append("names:")
+        text += [f"  {i - 1}: {json.dumps(name)}" for i, name in enumerate(self.schema.classes) if i > 0]
+        (self.root / DATA_FILE).write_text("\n".join(text) + "\n", encoding="utf-8")
+
+
+# --- import --------------------------------------------------------------------------------------------------------
+
+_KEY_VALUE = re.compile(r"^\s*(?:-\s*|(\w+)\s*:\s*)(.*?)\s*$")
+
+
+def _scalar(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return json.loads(text) if text[0] == '"' else text[1:-1].replace("''", "'")
+    return text
+
+
+def parse_names(text: str, path: Path) -> list[str]:
+    """Class names from the `names:` entry of a YOLO data file: a flow list, a block list or a block mapping."""
+    lines = [line.split(" #")[0].rstrip() for line in text.splitlines() if not line.lstrip().startswith("#")]
+    for i, line in enumerate(lines):
+        if not line.startswith("names:"):
+            continue
+        rest = line[len("names:"):].strip()
+        if rest.startswith("["):
+            if not rest.endswith("]"):
+                raise LabelFormatError(path, "names: [...] must be on one line")
+            return [_scalar(v) for v in re.findall(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*'|[^,\s][^,]*", rest[1:-1])]
+        names: dict[int, str] = {}
+        for line_after in lines[i + 1:]:
+            if line_after and not line_after[0].isspace():
+                break
+            match = _KEY_VALUE.match(line_after)
+            if not line_after.strip() or match is None:
+                continue
+            key, value = match.groups()
+            if key is None:
+                names[len(names)] = _scalar(value)
+            elif key.isdigit():
+                names[int(key)] = _scalar(value)
+            else:
+                raise LabelFormatError(path, f"unexpected entry {line_after.strip()!r} under names:")
+        if sorted(names) != list(range(len(names))):
+            raise LabelFormatError(path, "class numbers under names: must run 0, 1, 2, ... without gaps")
+        return [names[k] for k in range(len(names))]
+    raise LabelFormatError(path, "has no names: entry")
+
+
+def _class_names(source: Path) -> list[str]:
+    for name in (DATA_FILE, "data.yml", "dataset.yaml"):
+        path = source / name
+        if path.is_file():
+            return parse_names(path.read_text(encoding="utf-8"), path)
+    path = source / CLASSES_FILE
+    if path.is_file():
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    raise LabelFormatError(source / DATA_FILE, "not found; the class names of a YOLO dataset come from data.yaml "
+                                               "(names:) or classes.txt")
+
+
+def parse_lines(path: Path, class_count: int) -> list[tuple[int, np.ndarray]]:
+    """(YOLO class, (N, 2) relative points) per line; raises LabelFormatError naming the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise LabelFormatError(path, f"cannot read ({e})") from None
+    shapes = []
+    for line_no, line in enumerate(text.splitlines(), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        try:
+            k = int(tokens[0])
+            values = np.array([float(t) for t in tokens[1:]])
+        except ValueError:
+            raise LabelFormatError(path, f"line {line_no}: expected '<class> x1 y1 x2 y2 ...' numbers") from None
+        if not 0 <= k < class_count:
+            raise LabelFormatError(path, f"line {line_no}: class {k} is not one of the {class_count} classes "
+                                         "named in the data file")
+        if not np.isfinite(values).all() or values.min(initial=0) < 0 or values.max(initial=0) > 1:
+            raise LabelFormatError(path, f"line {line_no}: coordinates must be between 0 and 1")
+        if len(values) == 4:
+            cx, cy, w, h = values
+            values = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy - h / 2, cx + w / 2, cy + h / 2,
+                               cx - w / 2, cy + h / 2])
+        elif len(values) < 6 or len(values) % 2:
+            raise LabelFormatError(path, f"line {line_no}: a polygon needs at least three x, y pairs")
+        shapes.append((k, values.reshape(-1, 2)))
+    return shapes
+
+
+def _loader(path: Path, class_count: int):
+    def load(size: tuple[int, int]) -> np.ndarray:
+        height, width = size
+        mask = np.zeros(size, np.uint8)
+        for k, points in parse_lines(path, class_count):
+            fill_polygons(mask, [points * (width, height)], k + 1)
+        return mask
+    return load
+
+
+def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
+    found = LabelSet()
+    try:
+        names = _class_names(source)
+    except (LabelFormatError, OSError, UnicodeDecodeError) as e:
+        found.problems.append(str(e))
+        return found
+    labels = source / "labels"
+    files = visible_files(labels, "*.txt") if labels.is_dir() else []
+    if not files:
+        found.problems.append(f"no YOLO label files found in {source} (expected labels/<split>/<name>.txt)")
+    classes = ("background", *names)
+    for path in files:
+        try:
+            parse_lines(path, len(names))
+        except LabelFormatError as e:
+            found.problems.append(str(e))
+            continue
+        found.items.append(LabelItem(relative_name(path, labels), str(path), classes, _loader(path, len(names))))
+    return found

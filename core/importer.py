@@ -1,0 +1,336 @@
+"""Importing labels from a dataset folder into a project: everything is checked before anything is written.
+
+Existing labels must come in without silent loss, so an import has two phases:
+1. check: every label file is parsed and decoded, matched to a project image (by relative path, then by file
+   stem), its class names mapped to the project's schema, its size compared with the image's; a corrected mask
+   that would be replaced by a different one is a conflict unless overwriting was asked for;
+2. write: only when the check found no problem, every mask is saved (as the corrected mask, or as a prediction).
+A single broken file, unknown class name, wrong-sized mask or label without a matching image refuses the whole
+import with a report listing every problem, so the project never holds half an import.
+
+Class names are mapped by name (case-insensitively as a fallback; "_background_" is background). When the
+dataset's schema (given, from its schema.json, or the format's own, e.g. LaPa) declares a mapping to the project's
+schema, that mapping is used instead, so a CelebAMask-HQ dataset can come into a LaPa project.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from faceparse.core.formats import DatasetFormat, get_format
+from faceparse.core.formats.base import SCHEMA_FILE, LabelFormatError, LabelItem
+from faceparse.core.imageio import ImageLoadError, read_size
+from faceparse.core.schemas import LabelSchema, SchemaError, get_schema, load_schema_json, resolve_schema
+from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
+
+KINDS = ("corrected", "predicted")
+BACKGROUND_ALIASES = frozenset({"background", "_background_", "__background__"})
+CACHE_BYTES = 256 << 20
+"""Masks decoded during the check are kept for the write up to this many bytes; beyond, they are decoded again."""
+REPORT_LINES = 25
+
+Progress = Callable[[int, int], object]
+
+
+@dataclass
+class ImportReport:
+    source: Path
+    format: str
+    kind: str
+    labels: int = 0
+    imported: int = 0
+    unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    class_map: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        verb = "would import" if self.dry_run else "imported"
+        count = self.labels - len(self.skipped) - self.unchanged if self.dry_run else self.imported
+        text = f"{verb} {count} {self.kind} masks from {self.source} ({self.format})"
+        if self.unchanged:
+            text += f"; {self.unchanged} already identical"
+        if self.skipped:
+            text += f"; {len(self.skipped)} labels without a matching image skipped"
+        return text
+
+
+class ImportRefused(Exception):
+    """The check found problems; nothing was imported. `report.problems` lists all of them."""
+
+    def __init__(self, report: ImportReport):
+        self.report = report
+        shown = report.problems[:REPORT_LINES]
+        more = len(report.problems) - len(shown)
+        lines = [f"nothing was imported from {report.source}: {len(report.problems)} problem"
+                 f"{'s' if len(report.problems) != 1 else ''}"]
+        lines += [f"  - {p}" for p in shown]
+        if more:
+            lines.append(f"  ... and {more} more")
+        super().__init__("\n".join(lines))
+
+
+class ImportCancelled(Exception):
+    """Cancelled while checking; nothing was imported."""
+
+
+class ImportFailed(Exception):
+    """Writing failed part-way (a disk error, the project changed meanwhile); the message says how far it got."""
+
+
+class ImageIndex:
+    """Finds the project image a label belongs to: by relative path without extension, then by unique stem."""
+
+    def __init__(self, records: Sequence[ImageRecord]):
+        self.by_path: dict[str, ImageRecord] = {}
+        self.by_folded: dict[str, list[ImageRecord]] = defaultdict(list)
+        self.by_stem: dict[str, list[ImageRecord]] = defaultdict(list)
+        for rec in records:
+            stripped = str(PurePosixPath(rec.relpath).with_suffix(""))
+            self.by_path[stripped] = rec
+            self.by_path.setdefault(rec.relpath, rec)
+            self.by_folded[stripped.casefold()].append(rec)
+            self.by_stem[PurePosixPath(stripped).name].append(rec)
+
+    def match(self, name: str) -> tuple[ImageRecord | None, str]:
+        """(record, "") or (None, why not)."""
+        candidates = [name, name.replace("__", "/")]
+        for candidate in candidates:
+            if candidate in self.by_path:
+                return self.by_path[candidate], ""
+        for candidate in candidates:
+            folded = self.by_folded.get(candidate.casefold(), [])
+            if len(folded) == 1:
+                return folded[0], ""
+        for candidate in candidates:
+            same_stem = self.by_stem.get(PurePosixPath(candidate).name, [])
+            if len(same_stem) == 1:
+                return same_stem[0], ""
+            if len(same_stem) > 1:
+                paths = ", ".join(r.relpath for r in same_stem[:4])
+                return None, f"matches several project images by name ({paths}); give it their folder"
+        return None, "no image in the project has this path or name"
+
+
+class ClassMapper:
+    """Index tables from a dataset's class names to the project's class indices, cached per class list."""
+
+    def __init__(self, project: LabelSchema, dataset_schema: LabelSchema | None):
+        self.project = project
+        self.via = None
+        if (dataset_schema is not None and dataset_schema.name != project.name
+                and project.name in dataset_schema.mappings):
+            self.via = (dataset_schema, dataset_schema.mapping_lut(project.name))
+        self._folded = {c.casefold(): i for i, c in enumerate(project.classes)}
+        self._tables: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def target(self, name: str) -> int | None:
+        if self.via is not None:
+            schema, lut = self.via
+            if name in schema.classes:
+                return int(lut[schema.classes.index(name)])
+        if name in self.project.classes:
+            return self.project.classes.index(name)
+        if name.casefold() in BACKGROUND_ALIASES:
+            return 0
+        return self._folded.get(name.casefold())
+
+    def table(self, classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(lookup table source index -> project index, which source indices have no project class)."""
+        if classes not in self._tables:
+            lut = np.zeros(256, np.uint8)
+            unknown = np.zeros(256, bool)
+            for i, name in enumerate(classes[:256]):
+                t = self.target(name)
+                if t is None:
+                    unknown[i] = True
+                else:
+                    lut[i] = t
+            self._tables[classes] = (lut, unknown)
+        return self._tables[classes]
+
+
+@dataclass
+class _Planned:
+    rec: ImageRecord
+    item: LabelItem
+    size: tuple[int, int]
+    lut: np.ndarray
+    mask: np.ndarray | None
+
+
+def _dataset_schema(source: Path, fmt: DatasetFormat, given: str | LabelSchema | None,
+                    problems: list[str]) -> LabelSchema | None:
+    if given is not None:
+        try:
+            return resolve_schema(given)
+        except (KeyError, SchemaError) as e:
+            problems.append(str(e.args[0]) if e.args else str(e))
+            return None
+    card = source / SCHEMA_FILE
+    if source.is_dir() and card.is_file():
+        try:
+            return load_schema_json(card)
+        except SchemaError as e:
+            problems.append(str(e))
+            return None
+    return get_schema(fmt.default_schema) if fmt.default_schema else None
+
+
+def _image_size(store: ProjectStore, rec: ImageRecord) -> tuple[int, int]:
+    if rec.width and rec.height:
+        return rec.height, rec.width
+    width, height = read_size(store.root / rec.relpath)
+    return height, width
+
+
+def _describe_size(size: tuple[int, ...]) -> str:
+    return f"{size[1]}x{size[0]}"
+
+
+def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, *, kind: str = "corrected",
+                   source_schema: str | LabelSchema | None = None, ignore_unmatched: bool = False,
+                   overwrite: bool = False, dry_run: bool = False, model_version: str | None = None,
+                   progress: Progress | None = None, cancel: threading.Event | None = None) -> ImportReport:
+    """Check every label in `source` and, if all are usable, save them into the project (module docstring).
+
+    kind: "corrected" (the human's mask) or "predicted" (kept as a model's proposal, tagged `model_version`,
+    by default "import:<format>"). ignore_unmatched: labels whose image is not in the project are listed in the
+    report instead of refusing the import. overwrite: replace differing corrected masks. dry_run: check only.
+    Raises ImportRefused (with the full report), ImportCancelled, or ImportFailed.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    try:
+        fmt = get_format(format)
+    except KeyError as e:
+        raise ProjectError(e.args[0]) from None
+    source = Path(source).expanduser()
+    report = ImportReport(source, fmt.name, kind, dry_run=dry_run)
+    if not source.exists():
+        report.problems.append(f"{source} does not exist")
+        raise ImportRefused(report)
+    if not source.is_dir() and fmt.name != "coco":
+        report.problems.append(f"{source} is not a folder; {fmt.title} datasets are folders")
+        raise ImportRefused(report)
+    dataset_schema = _dataset_schema(source, fmt, source_schema, report.problems)
+    if report.problems:
+        raise ImportRefused(report)
+    found = fmt.read_labels(source, dataset_schema or store.schema)
+    report.problems.extend(found.problems)
+    report.labels = len(found.items)
+    plan = _check(store, found.items, fmt, dataset_schema, report, ignore_unmatched, overwrite, progress, cancel)
+    if report.problems:
+        raise ImportRefused(report)
+    if dry_run:
+        return report
+    _write(store, plan, report, model_version or f"import:{fmt.name}", progress)
+    return report
+
+
+def _check(store: ProjectStore, items: list[LabelItem], fmt: DatasetFormat, dataset_schema: LabelSchema | None,
+           report: ImportReport, ignore_unmatched: bool, overwrite: bool, progress: Progress | None,
+           cancel: threading.Event | None) -> list[_Planned]:
+    index = ImageIndex(store.images())
+    mapper = ClassMapper(store.schema, dataset_schema)
+    unknown: dict[str, list[str]] = defaultdict(list)
+    claimed: dict[int, str] = {}
+    plan: list[_Planned] = []
+    cached = 0
+    total = len(items) * 2
+    for done, item in enumerate(items):
+        if cancel is not None and cancel.is_set():
+            raise ImportCancelled(f"import from {report.source} cancelled while checking; nothing was imported")
+        if progress is not None and done:
+            progress(done, total)
+        rec, why = index.match(item.name)
+        if rec is None:
+            line = f"{item.origin}: {why} ({item.name!r})"
+            (report.skipped if ignore_unmatched else report.problems).append(line)
+            continue
+        if rec.id in claimed:
+            report.problems.append(f"{item.origin}: {rec.relpath} already has a label from {claimed[rec.id]}")
+            continue
+        claimed[rec.id] = item.origin
+        try:
+            size = _image_size(store, rec)
+        except ImageLoadError as e:
+            report.problems.append(f"{item.origin}: its image {rec.relpath} cannot be read ({e.reason})")
+            continue
+        if item.size is not None and tuple(item.size) != size:
+            report.problems.append(f"{item.origin}: the label is for a {_describe_size(item.size)} image, "
+                                   f"but {rec.relpath} is {_describe_size(size)}")
+            continue
+        try:
+            raw = item.load(size)
+        except LabelFormatError as e:
+            report.problems.append(str(e))
+            continue
+        if raw.shape != size:
+            report.problems.append(f"{item.origin}: the mask is {_describe_size(raw.shape)}, but {rec.relpath} is "
+                                   f"{_describe_size(size)}")
+            continue
+        present = np.flatnonzero(np.bincount(raw.ravel(), minlength=256))
+        if present.size and present[-1] >= len(item.classes):
+            report.problems.append(f"{item.origin}: has class index {int(present[-1])}, but the dataset's schema "
+                                   f"has only {len(item.classes)} classes")
+            continue
+        lut, missing = mapper.table(item.classes)
+        bad = [item.classes[i] for i in present if missing[i]]
+        for name in bad:
+            unknown[name].append(item.origin)
+        if bad:
+            continue
+        for i in present:
+            report.class_map[item.classes[i]] = store.schema.classes[lut[i]]
+        mask = lut[raw]
+        if report.kind == "corrected":
+            try:
+                existing = store.corrected_mask(rec.id)
+            except ProjectError as e:
+                report.problems.append(f"{item.origin}: {e}")
+                continue
+            if existing is not None and np.array_equal(existing, mask):
+                report.unchanged += 1
+                continue
+            if existing is not None and not overwrite:
+                report.problems.append(f"{item.origin}: {rec.relpath} already has a different corrected mask "
+                                       "(import with overwrite to replace it)")
+                continue
+        keep = cached + mask.nbytes <= CACHE_BYTES
+        cached += mask.nbytes if keep else 0
+        plan.append(_Planned(rec, item, size, lut, mask if keep else None))
+    for name, origins in sorted(unknown.items()):
+        examples = ", ".join(origins[:3]) + (", ..." if len(origins) > 3 else "")
+        report.problems.append(f"class {name!r} (in {len(origins)} label file{'s' if len(origins) > 1 else ''}: "
+                               f"{examples}) has no place in the project's schema {store.schema.name!r} "
+                               f"({', '.join(store.schema.classes)})")
+    if not items and not report.problems:
+        report.problems.append(f"no {fmt.title} labels found in {report.source}")
+    return plan
+
+
+def _write(store: ProjectStore, plan: list[_Planned], report: ImportReport, model_version: str,
+           progress: Progress | None) -> None:
+    checked = report.labels
+    total = checked + len(plan)
+    for planned in plan:
+        try:
+            mask = planned.mask if planned.mask is not None else planned.lut[planned.item.load(planned.size)]
+            if report.kind == "corrected":
+                store.save_corrected(planned.rec.id, mask)
+            else:
+                store.save_predicted(planned.rec.id, mask, model_version)
+        except (OSError, ProjectError, LabelFormatError) as e:
+            raise ImportFailed(f"imported {report.imported} of {len(plan)} masks from {report.source}, then "
+                               f"{planned.rec.relpath} failed: {e}") from e
+        report.imported += 1
+        if progress is not None:
+            progress(checked + report.imported, total)
