@@ -58,8 +58,9 @@ class ImageListModel(QAbstractListModel):
 
     def reload(self) -> None:
         self.beginResetModel()
-        self._rows, self._row_of = [], {}
         self._total = self.store.count(self.status)
+        self._rows = self.store.images(self.status, self.order_by, limit=PAGE_SIZE)
+        self._row_of = {record.id: i for i, record in enumerate(self._rows)}
         self.endResetModel()
 
     @property

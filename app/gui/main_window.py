@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from .actions import build_actions
+from .export_dialog import ExportDialog
 from .session import AUTOSAVE_MS
 from .settings import StudioSettings
 from .welcome import WelcomePage
@@ -166,6 +167,7 @@ class MainWindow(QMainWindow):
         a = self.actions
         a["open_folder"].triggered.connect(self.choose_folder)
         a["quit"].triggered.connect(self.close)
+        a["export"].triggered.connect(self.show_export)
         a["save"].triggered.connect(lambda: self.ws and self.ws.session.save())
         a["undo"].triggered.connect(lambda: self.ws and self.ws.session.undo())
         a["redo"].triggered.connect(lambda: self.ws and self.ws.session.redo())
@@ -327,6 +329,15 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("this image has no prediction yet", 3000)
             self.actions["toggle_prediction"].setChecked(False)
         self._update_title()
+
+    def show_export(self) -> ExportDialog | None:
+        if self.ws is None:
+            return None
+        self.ws.session.flush()
+        dialog = ExportDialog(self.ws.store, self.jobs, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def next_unreviewed(self) -> None:
         if self.ws is not None and not self.ws.image_list.next_matching(lambda r: r.status != "reviewed"):

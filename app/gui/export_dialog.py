@@ -1,0 +1,168 @@
+"""The export dialog: choose a format, which images, the split and the destination; run `export_dataset` with
+progress and cancel. The export itself is the core call the command line makes; it writes into a temporary folder
+and renames it into place, so cancelling or a failure leaves the destination as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import qtawesome as qta
+from faceparse.core.export import SELECTION_TITLES, SELECTIONS, ExportResult, export_dataset
+from faceparse.core.formats import FORMATS
+from faceparse.core.store import ProjectStore
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .workers import Task, TaskRunner
+
+
+class ExportDialog(QDialog):
+    def __init__(self, store: ProjectStore, runner: TaskRunner, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Export dataset")
+        self.setObjectName("exportDialog")
+        self.store = store
+        self.runner = runner
+        self.task: Task | None = None
+        self.result: ExportResult | None = None
+        self.format = QComboBox(self)
+        for name, spec in FORMATS.items():
+            self.format.addItem(spec.title, name)
+        self.format.setCurrentIndex(max(0, self.format.findData("index-png")))
+        self.selection = QComboBox(self)
+        for key in SELECTIONS:
+            self.selection.addItem(SELECTION_TITLES[key].capitalize(), key)
+        self.selection.setCurrentIndex(max(0, self.selection.findData("corrected")))
+        self.schema = QComboBox(self)
+        self.schema.addItem(f"{store.schema.name} (the project's)", None)
+        for target in sorted(store.schema.mappings):
+            self.schema.addItem(f"{target} (mapped)", target)
+        self.split = QLineEdit("0.8,0.1,0.1", self)
+        self.split.setToolTip("train,val,test fractions; duplicates of one photo stay in one split")
+        self.seed = QSpinBox(self)
+        self.seed.setRange(0, 2**31 - 1)
+        self.destination = QLineEdit(str(store.root.parent / f"{store.root.name}-dataset"), self)
+        browse = QPushButton(qta.icon("fa5s.folder-open"), "", self)
+        browse.clicked.connect(self._browse)
+        self.overwrite = QCheckBox("Replace the destination if it exists", self)
+        destination_row = QHBoxLayout()
+        destination_row.addWidget(self.destination, 1)
+        destination_row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Format", self.format)
+        form.addRow("Images", self.selection)
+        form.addRow("Label schema", self.schema)
+        form.addRow("Split", self.split)
+        form.addRow("Seed", self.seed)
+        form.addRow("Destination", destination_row)
+        form.addRow("", self.overwrite)
+        self.progress = QProgressBar(self)
+        self.progress.setVisible(False)
+        self.status = QLabel(self)
+        self.status.setObjectName("exportStatus")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.buttons = QDialogButtonBox(self)
+        self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.export_button.setIcon(qta.icon("fa5s.file-export"))
+        self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        self.export_button.clicked.connect(self.start)
+        self.close_button.clicked.connect(self._close_or_cancel)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.buttons)
+        self.resize(560, self.sizeHint().height())
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export into", str(Path(self.destination.text()).parent))
+        if folder:
+            self.destination.setText(str(Path(folder) / f"{self.store.root.name}-dataset"))
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        options = dict(format=self.format.currentData(), only=self.selection.currentData(),
+                       split=self.split.text(), seed=self.seed.value(), target_schema=self.schema.currentData(),
+                       overwrite=self.overwrite.isChecked())
+        out_dir = self.destination.text().strip()
+        if not out_dir:
+            self.status.setText("Choose a destination folder.")
+            return
+        store = self.store
+
+        def run(report, cancel):
+            return export_dataset(store, out_dir, progress=lambda done, total: report((done, total)),
+                                  cancel=cancel, **options)
+
+        self.result = None
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(True)
+        self.status.setText("Exporting…")
+        self._set_running(True)
+        self.task = self.runner.start(run, self._finished, self._failed, self._progress)
+
+    def _progress(self, event) -> None:
+        done, total = event
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+        self.status.setText(f"Exporting… {done:,} of {total:,} images")
+
+    def _finished(self, result: ExportResult) -> None:
+        self.task = None
+        self.result = result
+        self._set_running(False)
+        splits = ", ".join(f"{k} {v:,}" for k, v in result.splits.items() if v)
+        skipped = f"; skipped {len(result.skipped)}" if result.skipped else ""
+        self.status.setText(f"Exported {result.count:,} images ({splits}) in {result.seconds:.1f} s "
+                            f"to {result.out_dir}{skipped}")
+
+    def _failed(self, message: str) -> None:
+        cancelled = self.task is not None and self.task.cancelled
+        self.task = None
+        self._set_running(False)
+        self.progress.setVisible(False)
+        self.status.setText("Export cancelled; the destination was left as it was." if cancelled
+                            else f"Export failed: {message}")
+
+    def _set_running(self, running: bool) -> None:
+        self.export_button.setEnabled(not running)
+        self.close_button.setText("Cancel export" if running else "Close")
+        for widget in (self.format, self.selection, self.schema, self.split, self.seed, self.destination,
+                       self.overwrite):
+            widget.setEnabled(not running)
+
+    def _close_or_cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.status.setText("Cancelling…")
+        else:
+            self.reject()
+
+    def reject(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            return
+        super().reject()
+
