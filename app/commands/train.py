@@ -1,0 +1,377 @@
+"""`faceparse train`, `models`, `eval` and `jobs`: the retrain loop from a terminal.
+
+`train` runs the same background job the GUI's retrain button starts (a separate process, see core/jobs.py) and
+follows it with a progress bar showing the live loss; Ctrl-C cancels the job and leaves the active model in place.
+`models` lists a project's model versions and activates or rolls back one; `eval` measures any model on a project's
+validation faces or on a folder of images with masks; `jobs` lists a project's jobs, prints a job's log or cancels it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from faceparse.app.cli import CommandError
+from faceparse.core.store import ProjectStore
+
+TASK_CHOICES = ("parser", "mask")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    register_train(subparsers)
+    register_models(subparsers)
+    register_eval(subparsers)
+    register_jobs(subparsers)
+
+
+# --- train -----------------------------------------------------------------------------------------------------------
+
+def register_train(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="fine-tune a model on the corrected faces (background process, progress bar)",
+        description="Fine-tune the project's model on its corrected and reviewed faces, measure it on the fixed "
+                    "validation faces, save it as a new version and activate it only if it beats the active "
+                    "model. Ctrl-C cancels; the active model stays.")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--task", choices=TASK_CHOICES, help="parser or mask (default: what the project's schema calls for)")
+    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--from", dest="init", metavar="VERSION",
+                   help="start from this version (or 'imagenet', 'scratch'); default: the active model")
+    p.add_argument("--size", type=int, dest="input_size", metavar="PX", help="training input size (multiple of 32)")
+    p.add_argument("--batch", type=int, dest="batch_size", metavar="N")
+    p.add_argument("--lr", type=float, metavar="RATE")
+    p.add_argument("--patience", type=int, metavar="EPOCHS", help="stop after this many epochs without improvement")
+    p.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop training after this many minutes")
+    p.add_argument("--max-steps", type=int, metavar="N")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for training")
+    promote = p.add_mutually_exclusive_group()
+    promote.add_argument("--force", action="store_const", const="force", dest="promote",
+                         help="activate the new version even if it is not better")
+    promote.add_argument("--no-promote", action="store_const", const="never", dest="promote",
+                         help="save the new version without activating it")
+    p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export (faster; it is made on activation)")
+    p.add_argument("--no-repredict", action="store_true", help="do not re-predict uncorrected faces afterwards")
+    p.add_argument("--pretrain", choices=("auto", "yes", "no"), help="masked pre-training phase (default auto)")
+    p.add_argument("--config", metavar="JSON", help="further training options as a JSON object")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=run_train)
+
+
+def _default_task(store: ProjectStore) -> str:
+    return "mask" if tuple(store.schema.classes) == ("background", "face_mask") else "parser"
+
+
+def train_config(args: argparse.Namespace, store: ProjectStore) -> Any:
+    from faceparse.core.recipes import ConfigError, TrainConfig
+
+    options: dict[str, Any] = {}
+    if args.config:
+        try:
+            options = json.loads(args.config)
+        except json.JSONDecodeError as e:
+            raise CommandError(f"--config is not valid JSON: {e}") from None
+        if not isinstance(options, dict):
+            raise CommandError("--config must be a JSON object")
+    flags = {"epochs": args.epochs, "init": args.init, "input_size": args.input_size, "batch_size": args.batch_size,
+             "lr": args.lr, "patience": args.patience, "max_steps": args.max_steps, "threads": args.threads,
+             "promote": args.promote,
+             "time_limit_s": None if args.time_limit is None else args.time_limit * 60,
+             "pretrain": {"yes": True, "no": False, "auto": "auto", None: None}[args.pretrain]}
+    if args.no_onnx:
+        flags["export_onnx"] = False
+    if args.no_repredict:
+        flags["repredict"] = False
+    task = args.task or options.pop("task", None) or _default_task(store)
+    try:
+        return TrainConfig.for_task(task, **{**options, **{k: v for k, v in flags.items() if v is not None}})
+    except ConfigError as e:
+        raise CommandError(str(e)) from None
+
+
+class ProgressView:
+    """Turns job events into a progress bar (live loss) and a few readable lines on stderr."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.bar = None
+        self.bar_phase: str | None = None
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+            self.bar_phase = None
+
+    def _write(self, line: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(line, file=self.stream)
+
+    def show(self, event: Any) -> None:
+        from tqdm import tqdm
+
+        if event.final:
+            self._close_bar()
+            return
+        if event.phase == "validate":
+            self._write(f"  {event.message}")
+            return
+        if event.step is not None and event.total:
+            if self.bar_phase != event.phase:
+                self._close_bar()
+                self.bar = tqdm(total=event.total, desc=event.phase, unit="step", file=self.stream,
+                                dynamic_ncols=True, mininterval=0.2, leave=True)
+                self.bar_phase = event.phase
+            self.bar.total = event.total
+            self.bar.n = min(event.step, event.total)
+            postfix = {}
+            if event.loss is not None:
+                postfix["loss"] = f"{event.loss:.4f}"
+            if event.eta_s is not None:
+                postfix["eta"] = f"{event.eta_s:.0f}s"
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.refresh()
+            return
+        if event.message:
+            self._close_bar()
+            self._write(f"[{event.phase}] {event.message}")
+
+    def close(self) -> None:
+        self._close_bar()
+
+
+def follow(handle: Any, view: ProgressView) -> Any:
+    """Show a job's events until it ends; the first Ctrl-C cancels it, a second one stops it at once."""
+    interrupted = 0
+    while True:
+        try:
+            for event in handle.events():
+                view.show(event)
+            break
+        except KeyboardInterrupt:
+            interrupted += 1
+            view.close()
+            if interrupted == 1:
+                print("cancelling the job (Ctrl-C again to stop it at once)…", file=sys.stderr, flush=True)
+                handle.cancel()
+            else:
+                handle.process.kill()
+    view.close()
+    return handle.wait(), interrupted > 0
+
+
+def _pct(value: Any) -> str:
+    return "  n/a" if value is None else f"{100 * value:5.1f}"
+
+
+def print_result(outcome: Any, result: dict[str, Any] | None) -> None:
+    print(f"Job {outcome.job_id} {outcome.state}: {outcome.message}")
+    if not result or not result.get("metrics"):
+        return
+    m = result["metrics"]
+    print(f"Validation ({m.get('images', 0)} faces): {result['metric']} {_pct(result['score']).strip()}"
+          + (f" (active model before: {_pct(result['baseline_score']).strip()})"
+             if result.get("baseline_score") is not None else "")
+          + (f", untrained start: {_pct(result['initial_score']).strip()}"
+             if result.get("initial_score") is not None else ""))
+    print(f"  pixel accuracy {_pct(m.get('pixel_accuracy'))}   mIoU {_pct(m.get('miou'))}   "
+          f"mean F1 {_pct(m.get('mean_f1'))}   mIoU w/o background {_pct(m.get('miou_no_bg'))}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from faceparse.core.jobs import JobRunner
+
+    store = ProjectStore.open(args.folder)
+    try:
+        config = train_config(args, store)
+        runner = JobRunner(store)
+        handle = runner.start_retrain(config)
+        print(f"Started {config.task} training job {handle.job_id} on {store.root}", file=sys.stderr, flush=True)
+        outcome, interrupted = follow(handle, ProgressView())
+        if args.json:
+            print(json.dumps({"job_id": outcome.job_id, "state": outcome.state, "message": outcome.message,
+                              "result": outcome.result}, indent=2))
+        else:
+            print_result(outcome, outcome.result)
+            print(f"Log: stored in the project (faceparse jobs {args.folder} --log {outcome.job_id})")
+    finally:
+        store.close()
+    if outcome.state == "done":
+        return 0
+    return 130 if interrupted else 1
+
+
+# --- models ----------------------------------------------------------------------------------------------------------
+
+def register_models(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("models", help="list, activate or roll back a project's model versions",
+                              description="List the model versions of the project in FOLDER, activate one, or roll "
+                                          "back to the previously active one (or to VERSION).")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("action", nargs="?", choices=("list", "activate", "rollback"), default="list")
+    p.add_argument("version", nargs="?", metavar="VERSION")
+    p.add_argument("--task", choices=TASK_CHOICES)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=run_models)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from faceparse.core.versions import activate, list_versions, rollback
+
+    with ProjectStore.open(args.folder) as store:
+        task = args.task or _default_task(store)
+        if args.action == "activate":
+            if not args.version:
+                raise CommandError("models activate needs a VERSION")
+            row = activate(store, task, args.version)
+            print(f"{task} {row['version']} is now active")
+            return 0
+        if args.action == "rollback":
+            row = rollback(store, task, args.version)
+            print(f"rolled back: {task} {row['version']} is now active")
+            return 0
+        rows = list_versions(store, args.task)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No model versions yet; train one with: faceparse train FOLDER")
+        return 0
+    print(f"  {'task':<7}{'version':<9}{'created':<22}{'score':>7}  {'metric':<11}{'val':>5}  {'parent':<8}")
+    for row in rows:
+        metrics = row["metrics"] or {}
+        print(f"{'*' if row['active'] else ' '} {row['task']:<7}{row['version']:<9}{row['created']:<22}"
+              f"{_pct(metrics.get('score')):>7}  {str(metrics.get('metric', '')):<11}"
+              f"{metrics.get('val_images', ''):>5}  {row['parent'] or '-':<8}")
+    print("* active")
+    return 0
+
+
+# --- eval ------------------------------------------------------------------------------------------------------------
+
+def register_eval(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="measure a model on labelled faces (metrics table or JSON)",
+                              description="Measure a model on DATA: a project (its fixed validation faces by "
+                                          "default) or a folder of images with same-named index PNG masks.")
+    p.add_argument("--model", required=True, metavar="M",
+                   help="a checkpoint folder, an .onnx file, or a version of the DATA project (v0003, active)")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--masks", metavar="DIR", help="mask folder for a plain image folder (default DATA/masks)")
+    p.add_argument("--schema", metavar="NAME", help="the masks' schema, when it is not the model's")
+    p.add_argument("--split", choices=("val", "train", "all"), default="val", help="project faces to use")
+    p.add_argument("--task", choices=TASK_CHOICES, help="for version names: which task's versions")
+    p.add_argument("--onnx", action="store_true", help="run a version's ONNX export instead of its checkpoint")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=run_eval)
+
+
+def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
+    from faceparse.core.evaluate import EvaluationError, open_predictor
+    from faceparse.core.versions import resolve_version
+
+    prefer = "onnx" if args.onnx else "torch"
+    path = Path(args.model).expanduser()
+    try:
+        if path.exists():
+            return open_predictor(path, prefer)
+        if store is None:
+            raise CommandError(f"model not found: {args.model} (version names need DATA to be a project)")
+        row = resolve_version(store, args.task or _default_task(store), args.model)
+        return open_predictor(row["path"], prefer)
+    except EvaluationError as e:
+        raise CommandError(str(e)) from None
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from faceparse.core.datasets import DatasetError
+    from faceparse.core.evaluate import EvaluationError, evaluate, folder_samples, project_samples
+
+    data = Path(args.data)
+    store = ProjectStore.open(data) if ProjectStore.is_project(data) else None
+    try:
+        predictor = _predictor_for(args, store)
+        task = predictor.meta["task"]
+        try:
+            if store is not None:
+                samples = project_samples(store, task, args.split)
+            else:
+                samples = folder_samples(data, args.masks, args.schema, task)
+        except (DatasetError, EvaluationError) as e:
+            raise CommandError(str(e)) from None
+        if not samples:
+            raise CommandError(f"no labelled faces in the {args.split} split of {data}")
+        try:
+            metrics = evaluate(predictor, samples, task)
+        except EvaluationError as e:
+            raise CommandError(str(e)) from None
+    finally:
+        if store is not None:
+            store.close()
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+        return 0
+    print_metrics(metrics, predictor.meta)
+    return 0
+
+
+def print_metrics(metrics: dict[str, Any], meta: dict[str, Any]) -> None:
+    name = f"{meta.get('task')} {meta.get('version') or ''} ({meta.get('architecture')})".replace("  ", " ")
+    print(f"Model {name} on {metrics['images']} faces, {metrics['pixels']:,} pixels")
+    rows = [("pixel accuracy", "pixel_accuracy"), ("mean class accuracy", "mean_accuracy"), ("mIoU", "miou"),
+            ("mean F1", "mean_f1"), ("mIoU w/o background", "miou_no_bg"), ("mean F1 w/o background",
+                                                                            "mean_f1_no_bg")]
+    if meta.get("task") == "mask":
+        rows += [("IoU (mask)", "iou"), ("F1 (mask)", "f1"), ("precision", "precision"), ("recall", "recall"),
+                 ("MAE", "mae"), ("F-beta (b2=0.3)", "fbeta"), ("S-measure", "smeasure")]
+    for label, key in rows:
+        value = metrics.get(key)
+        shown = "n/a" if value is None else (f"{value:.4f}" if key == "mae" else f"{100 * value:.2f}")
+        print(f"  {label:<24}{shown:>8}")
+    print(f"  {'class':<16}{'IoU':>8}{'F1':>8}")
+    for cls, iou in metrics["per_class_iou"].items():
+        print(f"  {cls:<16}{_pct(iou):>8}{_pct(metrics['per_class_f1'][cls]):>8}")
+
+
+# --- jobs ------------------------------------------------------------------------------------------------------------
+
+def register_jobs(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("jobs", help="list a project's jobs, show a job's log, cancel a job")
+    p.add_argument("folder", metavar="FOLDER")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--log", type=int, metavar="ID", help="print the log of job ID")
+    group.add_argument("--cancel", type=int, metavar="ID", help="ask job ID to stop")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=run_jobs)
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    from faceparse.core.jobs import reap_stale_jobs
+
+    with ProjectStore.open(args.folder) as store:
+        if args.log is not None:
+            if store.job(args.log) is None:
+                raise CommandError(f"no job {args.log} in {store.root}")
+            for line in store.job_log(args.log):
+                print(line)
+            return 0
+        if args.cancel is not None:
+            job = store.job(args.cancel)
+            if job is None:
+                raise CommandError(f"no job {args.cancel} in {store.root}")
+            if job["state"] not in ("queued", "running"):
+                raise CommandError(f"job {args.cancel} has already ended ({job['state']})")
+            store.request_cancel(args.cancel)
+            print(f"asked job {args.cancel} to stop")
+            return 0
+        reap_stale_jobs(store)
+        jobs = store.jobs()
+    if args.json:
+        print(json.dumps(jobs, indent=2))
+        return 0
+    for job in jobs:
+        print(f"{job['id']:>5}  {job['kind']:<10}{job['state']:<10}{100 * (job['progress'] or 0):5.0f}%  "
+              f"{job['message']}")
+    return 0

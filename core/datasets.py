@@ -1,0 +1,293 @@
+"""Training data from a project: the human-checked masks, read into memory once, when a training job starts.
+
+Why a snapshot: an annotator keeps correcting while a model trains. Reading every corrected image and mask at the
+start (and never again) means an edit made during training cannot leak into it, half of it into one epoch and half
+into the next, and the version records exactly what it learned from (`summary()`: ids, mask hashes, a digest).
+
+Why the split is read, never drawn: the train/validation assignment belongs to the image (the store fixes it the
+first time the image is corrected, from its content hash). A later retrain therefore validates on the same images,
+plus new ones, and a new model can honestly be compared with the active one. Redrawing the split per run is the
+bug MONAI Label issue #1752 describes: a model then "improves" by being validated on its own training images.
+
+Which masks: images whose status is `corrected` (the corrected mask) or `reviewed` (the corrected mask if there is
+one, else the prediction the human approved). Predictions nobody looked at never train a model.
+
+Targets per task: the `parser` task learns the project's schema as it is; the `mask` task learns one binary class,
+the schema's `face_mask` class (1) against everything else (0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+from faceparse.core.atomic import atomic_write_text
+from faceparse.core.augment import AugmentConfig, augment_pair, to_tensor_array
+from faceparse.core.imageio import ImageLoadError, load_rgb
+from faceparse.core.schemas import LabelSchema
+from faceparse.core.store import MaskError, ProjectStore, split_for
+
+TASKS = ("parser", "mask")
+TRAINABLE_STATUSES = ("corrected", "reviewed")
+MASK_CLASS = "face_mask"
+IGNORE_INDEX = 255
+SNAPSHOT_INDEX = "snapshot.json"
+SNAPSHOT_ARRAYS = "snapshot.npz"
+
+
+class DatasetError(ValueError):
+    """The project cannot give training data for this task; the message says what the user can do."""
+
+
+@dataclass(frozen=True)
+class TaskTarget:
+    """What a task learns from the project's masks: its class names and the table from schema index to target."""
+
+    task: str
+    classes: tuple[str, ...]
+    lut: np.ndarray = field(repr=False, compare=False)
+    flip_pairs: tuple[tuple[int, int], ...] = ()
+
+    def convert(self, mask: np.ndarray) -> np.ndarray:
+        return self.lut[mask]
+
+    def flip_lut(self) -> np.ndarray:
+        lut = np.arange(256, dtype=np.uint8)
+        for a, b in self.flip_pairs:
+            lut[a], lut[b] = b, a
+        return lut
+
+    def schema_json(self, schema: LabelSchema) -> dict:
+        """The `schema` entry of a checkpoint trained for this target."""
+        if self.task == "parser":
+            return {"name": schema.name, "classes": list(schema.classes),
+                    "flip_pairs": [list(p) for p in schema.flip_pairs]}
+        return {"name": "face-mask", "classes": list(self.classes), "flip_pairs": [],
+                "source_class": {"schema": schema.name, "class": MASK_CLASS, "index": schema.index(MASK_CLASS)}}
+
+
+def task_target(schema: LabelSchema, task: str) -> TaskTarget:
+    if task not in TASKS:
+        raise DatasetError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    if task == "parser":
+        lut = np.arange(256, dtype=np.uint8)
+        return TaskTarget(task, tuple(schema.classes), lut, tuple(schema.flip_pairs))
+    if MASK_CLASS not in schema.classes:
+        raise DatasetError(f"the project's schema {schema.name!r} has no {MASK_CLASS!r} class, so there is nothing "
+                           "for the face-mask segmenter to learn; use --task parser, or a project created with the "
+                           "face-mask or masked-faces schema")
+    lut = np.zeros(256, dtype=np.uint8)
+    lut[schema.index(MASK_CLASS)] = 1
+    lut[IGNORE_INDEX] = IGNORE_INDEX
+    return TaskTarget(task, ("background", MASK_CLASS), lut)
+
+
+@dataclass(frozen=True)
+class Sample:
+    image_id: int
+    relpath: str
+    split: str
+    image: np.ndarray = field(repr=False, compare=False)
+    mask: np.ndarray = field(repr=False, compare=False)
+    mask_hash: str = ""
+
+
+def mask_hash(mask: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    h.update(np.asarray(mask.shape, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(mask, dtype=np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class DatasetSnapshot:
+    """The training and validation samples of one job, frozen at its start."""
+
+    target: TaskTarget
+    train: list[Sample]
+    val: list[Sample]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    unlabeled: int = 0
+    created: str = field(default_factory=_utc_now)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.target.classes
+
+    def class_pixels(self, split: str = "train") -> np.ndarray:
+        counts = np.zeros(len(self.classes), dtype=np.int64)
+        for sample in self.train if split == "train" else self.val:
+            counts += np.bincount(sample.mask[sample.mask != IGNORE_INDEX].ravel(),
+                                  minlength=len(self.classes))[: len(self.classes)]
+        return counts
+
+    def digest(self) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        for s in sorted(self.train + self.val, key=lambda s: s.image_id):
+            h.update(f"{s.image_id}:{s.split}:{s.mask_hash};".encode())
+        return h.hexdigest()
+
+    def summary(self, with_hashes: bool = False) -> dict:
+        """What a version records about its data; `with_hashes` adds every mask's hash (for meta.json)."""
+        out = {
+            "task": self.target.task,
+            "snapshot": self.created,
+            "train": len(self.train),
+            "val": len(self.val),
+            "train_ids": sorted(s.image_id for s in self.train),
+            "val_ids": sorted(s.image_id for s in self.val),
+            "digest": self.digest(),
+            "class_pixels": dict(zip(self.classes, map(int, self.class_pixels()), strict=True)),
+            "skipped": len(self.skipped),
+            "unlabeled": self.unlabeled,
+        }
+        if with_hashes:
+            out["mask_hashes"] = {str(s.image_id): s.mask_hash for s in self.train + self.val}
+        return out
+
+    # --- on disk, for the other processes of a distributed job (no pickle: arrays in .npz, the rest in JSON) ---
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        samples = self.train + self.val
+        arrays = {}
+        for i, s in enumerate(samples):
+            arrays[f"image_{i}"] = s.image
+            arrays[f"mask_{i}"] = s.mask
+        np.savez(directory / SNAPSHOT_ARRAYS, **arrays)
+        index = {
+            "task": self.target.task, "classes": list(self.classes), "flip_pairs": [list(p) for p in
+                                                                                     self.target.flip_pairs],
+            "lut": self.target.lut.tolist(), "created": self.created, "skipped": self.skipped,
+            "unlabeled": self.unlabeled,
+            "samples": [{"image_id": s.image_id, "relpath": s.relpath, "split": s.split, "mask_hash": s.mask_hash}
+                        for s in samples],
+        }
+        atomic_write_text(directory / SNAPSHOT_INDEX, json.dumps(index))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> DatasetSnapshot:
+        directory = Path(directory)
+        index = json.loads((directory / SNAPSHOT_INDEX).read_text(encoding="utf-8"))
+        target = TaskTarget(index["task"], tuple(index["classes"]), np.asarray(index["lut"], dtype=np.uint8),
+                            tuple(tuple(p) for p in index["flip_pairs"]))
+        train, val = [], []
+        with np.load(directory / SNAPSHOT_ARRAYS, allow_pickle=False) as arrays:
+            for i, entry in enumerate(index["samples"]):
+                sample = Sample(entry["image_id"], entry["relpath"], entry["split"], arrays[f"image_{i}"],
+                                arrays[f"mask_{i}"], entry["mask_hash"])
+                (val if sample.split == "val" else train).append(sample)
+        return cls(target, train, val, [tuple(x) for x in index["skipped"]], index["unlabeled"], index["created"])
+
+
+def _downscale(image: np.ndarray, mask: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
+    h, w = mask.shape
+    if max_side is None or max(h, w) <= max_side:
+        return image, mask
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return (cv2.resize(image, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST))
+
+
+def _human_mask(store: ProjectStore, image_id: int, status: str) -> np.ndarray | None:
+    mask = store.corrected_mask(image_id)
+    if mask is None and status == "reviewed":
+        mask = store.predicted_mask(image_id)
+    return mask
+
+
+def snapshot_project(store: ProjectStore, task: str = "parser", max_side: int | None = None,
+                     progress: Callable[[int, int], None] | None = None,
+                     cancelled: Callable[[], bool] | None = None) -> DatasetSnapshot:
+    """Read every human-checked image and mask of the project into memory (downscaled to `max_side`).
+
+    Images that cannot be used (unreadable, mask of another size) are skipped and listed in `skipped`, never fatal.
+    """
+    target = task_target(store.schema, task)
+    records = store.images(status=TRAINABLE_STATUSES)
+    train: list[Sample] = []
+    val: list[Sample] = []
+    skipped: list[tuple[str, str]] = []
+    for done, rec in enumerate(records, 1):
+        if cancelled is not None and cancelled():
+            break
+        try:
+            mask = _human_mask(store, rec.id, rec.status)
+            if mask is None:
+                raise MaskError("it has no mask")
+            image = load_rgb(store.root / rec.relpath)
+        except ImageLoadError as e:
+            skipped.append((rec.relpath, e.reason))
+            continue
+        except (MaskError, OSError) as e:
+            skipped.append((rec.relpath, str(e)))
+            continue
+        if image.shape[:2] != mask.shape:
+            skipped.append((rec.relpath, f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                                         f"{image.shape[1]}x{image.shape[0]} (was the photo replaced?)"))
+            continue
+        digest = mask_hash(mask)
+        image, mask = _downscale(image, target.convert(mask), max_side)
+        split = rec.split or split_for(rec.content_hash or f"id:{rec.id}")
+        sample = Sample(rec.id, rec.relpath, split, image, mask, digest)
+        (val if split == "val" else train).append(sample)
+        if progress is not None:
+            progress(done, len(records))
+    unlabeled = store.count() - len(records)
+    return DatasetSnapshot(target, train, val, skipped, unlabeled)
+
+
+def class_weights(pixels: np.ndarray, clip: tuple[float, float] = (0.5, 10.0)) -> np.ndarray:
+    """Square-root inverse frequency weights normalised to the median class: rare classes (a necklace covers
+    0.02% of CelebAMask-HQ pixels) count up to `clip[1]` times more, common ones no less than `clip[0]`."""
+    pixels = np.asarray(pixels, dtype=np.float64)
+    total = pixels.sum()
+    if total <= 0:
+        return np.ones(len(pixels), dtype=np.float32)
+    freq = pixels / total
+    median = np.median(freq[freq > 0])
+    weights = np.sqrt(median / np.maximum(freq, 1e-12))
+    return np.clip(weights, *clip).astype(np.float32)
+
+
+def augmented_batches(samples: Sequence[Sample], input_size: int, batch_size: int, seed: int, epoch: int,
+                      augment: AugmentConfig, flip_lut: np.ndarray | None, rank: int = 0, world: int = 1
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of (N×3×S×S float32 normalised images, N×S×S int64 targets), in a random order.
+
+    The order depends only on (seed, epoch), so every process of a distributed job draws the same one and takes
+    its own share of each global batch; the augmentation draws also depend on the rank. A short last batch is
+    filled with random repeats so every step has full batches (batch norm needs more than one sample).
+    """
+    order_rng = np.random.default_rng([seed, epoch])
+    augment_rng = np.random.default_rng([seed, epoch, rank, 1])
+    order = order_rng.permutation(len(samples))
+    global_batch = batch_size * world
+    for step in range(steps_per_epoch(len(samples), batch_size, world)):
+        chunk = order[step * global_batch:(step + 1) * global_batch]
+        if len(chunk) < global_batch:
+            chunk = np.concatenate([chunk, order_rng.choice(len(samples), global_batch - len(chunk))])
+        images, masks = [], []
+        for i in chunk[rank::world]:
+            image, mask = augment_pair(samples[i].image, samples[i].mask, (input_size, input_size), augment_rng,
+                                       augment, flip_lut)
+            images.append(to_tensor_array(image))
+            masks.append(mask.astype(np.int64))
+        yield np.stack(images), np.stack(masks)
+
+
+def steps_per_epoch(samples: int, batch_size: int, world: int = 1) -> int:
+    """Full global batches in one pass over the samples (at least one)."""
+    return max(-(-samples // (batch_size * world)), 1)

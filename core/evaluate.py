@@ -1,0 +1,198 @@
+"""Measure a model on labelled faces: the numbers that decide whether a new model replaces the active one.
+
+A model is a checkpoint directory (PyTorch) or an `.onnx` file (ONNX Runtime); both predict the same way: the
+face is resized to the model's input size, normalised with the recorded mean/std, and the class probabilities are
+resized back to the mask's resolution before the argmax, so every model is scored against the same pixels
+whatever its input size. One confusion matrix is accumulated over all images (core/metrics.py). For a binary
+(face-mask) model the per-image salient-object scores are added: MAE, Fβ (β² = 0.3) and the S-measure.
+
+    metrics = evaluate(open_predictor("…/models/parser/v0003"), samples, task="parser")
+
+`samples` is any sequence of (image, target) pairs whose targets use the model's class indices (255 = ignore);
+`project_samples` and `folder_samples` build them from a project or from a folder of images and index masks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import torch
+from faceparse.core.augment import to_tensor_array
+from faceparse.core.checkpoint import META_NAME, WEIGHTS_NAME, load_checkpoint, validate_meta
+from faceparse.core.datasets import IGNORE_INDEX, snapshot_project, task_target
+from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, load_mask, load_rgb
+from faceparse.core.metrics import BinaryScores, confusion_matrix, scores_from_confusion
+from faceparse.core.schemas import resolve_schema
+from faceparse.core.store import ProjectStore
+from torch import nn
+from torch.nn import functional as F
+
+ONNX_NAME = "model.onnx"
+EVAL_BATCH = 8
+
+
+class EvaluationError(ValueError):
+    """The model and the data do not fit together, or one of them cannot be read."""
+
+
+class Predictor(Protocol):
+    meta: dict[str, Any]
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """N×3×H×W normalised float32 → N×C×H×W logits."""
+
+
+class TorchPredictor:
+    def __init__(self, model: nn.Module, meta: dict[str, Any]):
+        self.model = model
+        self.meta = meta
+        self.device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = self.model(torch.from_numpy(batch).to(self.device))
+        finally:
+            self.model.train(was_training)
+        return out.float().cpu().numpy()
+
+
+class OnnxPredictor:
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+        from faceparse.core.onnx_export import INPUT_NAME, OnnxExportError, read_onnx_meta
+
+        try:
+            self.meta = read_onnx_meta(path)
+            validate_meta(self.meta, str(path))
+        except (OnnxExportError, ValueError) as e:
+            raise EvaluationError(str(e)) from None
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = INPUT_NAME
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})[0]
+
+
+def open_predictor(path: str | Path, prefer: str = "torch") -> Predictor:
+    """A checkpoint directory or an .onnx file; for a version directory holding both, `prefer` picks one."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        return OnnxPredictor(path)
+    if path.is_dir():
+        has_ckpt = (path / WEIGHTS_NAME).is_file() and (path / META_NAME).is_file()
+        if (path / ONNX_NAME).is_file() and (prefer == "onnx" or not has_ckpt):
+            return OnnxPredictor(path / ONNX_NAME)
+        try:
+            model, meta = load_checkpoint(path)
+        except ValueError as e:
+            raise EvaluationError(str(e)) from None
+        return TorchPredictor(model, meta)
+    raise EvaluationError(f"{path}: not a checkpoint directory or an .onnx file")
+
+
+def _resize_probs(probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(probs.shape[-2:]) == size:
+        return probs
+    return F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+def predict_probabilities(predictor: Predictor, images: Sequence[np.ndarray], batch_size: int = EVAL_BATCH
+                          ) -> Iterator[np.ndarray]:
+    """C×H×W class probabilities for each image, at the image's own resolution."""
+    height, width = predictor.meta["input_size"]
+    norm = predictor.meta["normalization"]
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        batch = np.stack([to_tensor_array(cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA
+                                                     if img.shape[1] > width else cv2.INTER_LINEAR),
+                                          norm["mean"], norm["std"]) for img in chunk])
+        probs = torch.from_numpy(predictor.logits(batch)).float().softmax(1)
+        for img, p in zip(chunk, probs, strict=True):
+            yield _resize_probs(p, img.shape[:2]).numpy()
+
+
+def evaluate(predictor: Predictor, samples: Sequence[tuple[np.ndarray, np.ndarray]], task: str | None = None,
+             batch_size: int = EVAL_BATCH) -> dict[str, Any]:
+    """Metrics of `predictor` on (image, target) pairs; see the module docstring."""
+    classes = list(predictor.meta["schema"]["classes"])
+    task = task or predictor.meta["task"]
+    n = len(classes)
+    cm = np.zeros((n, n), dtype=np.int64)
+    binary = BinaryScores() if task == "mask" else None
+    images = [image for image, _ in samples]
+    for (_, target), probs in zip(samples, predict_probabilities(predictor, images, batch_size), strict=True):
+        labelled = target[target != IGNORE_INDEX]
+        if labelled.size and int(labelled.max()) >= n:
+            raise EvaluationError(f"a mask has class {int(labelled.max())} but the model predicts only {n} classes "
+                                  f"({', '.join(classes)}); is it a model for another schema?")
+        cm += confusion_matrix(target, probs.argmax(0), n, IGNORE_INDEX)
+        if binary is not None:
+            valid = target != IGNORE_INDEX
+            binary.add(np.where(valid, probs[1], 0.0), np.where(valid, target == 1, False))
+    metrics = scores_from_confusion(cm, classes)
+    metrics["images"] = len(samples)
+    if binary is not None:
+        metrics.update(binary.summary())
+    return _clean(metrics)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: numpy scalars to floats, NaN to None."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(float(value)) else float(value)
+    return value
+
+
+def project_samples(store: ProjectStore, task: str, split: str = "val", max_side: int | None = 1024
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The human-checked faces of a project for `task`: its fixed validation split, "train" or "all"."""
+    snapshot = snapshot_project(store, task, max_side=max_side)
+    chosen = {"val": snapshot.val, "train": snapshot.train, "all": snapshot.train + snapshot.val}.get(split)
+    if chosen is None:
+        raise EvaluationError(f"split must be val, train or all, got {split!r}")
+    return [(s.image, s.mask) for s in chosen]
+
+
+def folder_samples(folder: str | Path, masks: str | Path | None = None, schema: str | None = None,
+                   task: str = "parser") -> list[tuple[np.ndarray, np.ndarray]]:
+    """Images of `folder` (or `folder/images`) paired by file stem with index PNGs in `masks` (default
+    `folder/masks`). With `schema`, masks are in that schema and converted to the task's classes."""
+    folder = Path(folder)
+    image_dir = folder / "images" if (folder / "images").is_dir() else folder
+    mask_dir = Path(masks) if masks is not None else folder / "masks"
+    if not mask_dir.is_dir():
+        raise EvaluationError(f"no mask folder {mask_dir}; give one with --masks")
+    target = task_target(resolve_schema(schema), task) if schema else None
+    samples = []
+    for path in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()):
+        mask_path = mask_dir / f"{path.stem}.png"
+        if not mask_path.is_file():
+            continue
+        try:
+            image, mask = load_rgb(path), load_mask(mask_path)
+        except ImageLoadError as e:
+            raise EvaluationError(str(e)) from None
+        if image.shape[:2] != mask.shape:
+            raise EvaluationError(f"{mask_path.name} is {mask.shape[1]}x{mask.shape[0]} but {path.name} is "
+                                  f"{image.shape[1]}x{image.shape[0]}")
+        samples.append((image, target.convert(mask) if target else mask))
+    if not samples:
+        raise EvaluationError(f"no image in {image_dir} has a mask of the same name in {mask_dir}")
+    return samples

@@ -1,0 +1,207 @@
+"""Training recipes: what "retrain the parser" and "retrain the mask segmenter" mean, with defaults for a small CPU.
+
+A `TrainConfig` is every knob of one retrain job, JSON-able (it travels to the worker process on its command line
+and is stored with the job). `TrainConfig.for_task(task, **overrides)` starts from the task's defaults; unknown
+keys are an error, so a typo never silently trains with a default.
+
+Recipes (the papers this tool comes from):
+- parser: DeepLabV3+ MobileNetV2 (ImageNet encoder), cross-entropy in focal form (γ = 0 is plain cross-entropy)
+  plus soft dice, 0.5/0.5, with square-root inverse-frequency class weights so rare classes are not ignored;
+  AdamW with warm-up and a cosine schedule. Defaults follow FINDINGS.md: 256 px, batch 8 is ~0.13 s per image per
+  epoch on two cores.
+- mask: ABANet with the hybrid focal (α = 0.3, γ = 2) + SSIM + IoU loss summed over its eight side outputs, Adam
+  1e-4 (seed 003). ABANet is heavy (88 M parameters), so the CPU default is 128 px, batch 4.
+Both: augmentation as in the papers (rotation ±15° for fine-tuning, ±30° for pre-training; scale 0.8–1.2; shift;
+shear; horizontal flip that swaps the schema's left/right classes; colour jitter), validation every epoch on the
+project's fixed validation images, early stopping after `patience` epochs without improvement, and a time limit
+that shortens the schedule (not just cuts it) once the speed of the machine is known.
+
+The score that decides promotion is `primary_metric`: mIoU over the foreground classes for the parser (as the
+face-parsing papers report it), IoU of the mask class for the segmenter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from faceparse.core.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
+from faceparse.core.datasets import TASKS, DatasetSnapshot, class_weights
+from faceparse.models import DEFAULT_MASK_SEGMENTER, DEFAULT_PARSER, INPUT_MULTIPLE, get_architecture
+from faceparse.models.losses import HybridMaskLoss, ParsingLoss
+from torch import nn
+
+PROMOTE_MODES = ("auto", "force", "never")
+AUGMENTATIONS = ("finetune", "pretrain", "none")
+INIT_MODES = ("auto", "imagenet", "scratch")
+
+
+class ConfigError(ValueError):
+    """A training option has a value that cannot work; the message names it."""
+
+
+@dataclass
+class TrainConfig:
+    task: str = "parser"
+    architecture: str | None = None  # None: the task's default network
+    input_size: int = 256
+    batch_size: int = 8
+    epochs: int = 30
+    patience: int = 5  # epochs without a better validation score before stopping; 0 never stops early
+    lr: float | None = None  # None: the recipe's rate (lower when fine-tuning a trained model)
+    weight_decay: float = 1e-4
+    time_limit_s: float | None = 1800.0
+    max_steps: int | None = None
+    init: str = "auto"  # "auto" (active model, else starter, else ImageNet), "imagenet", "scratch" or a version
+    focal_gamma: float = 0.0
+    use_class_weights: bool = True
+    augment: str = "finetune"
+    seed: int = 0
+    threads: int | None = None  # torch threads; None leaves torch's default
+    device: str = "auto"  # "auto" (CUDA when there is one), "cpu", "cuda" or "cuda:N"
+    channels_last: bool = True
+    max_side: int | None = None  # snapshot images are downscaled to this; None: twice the input size
+    export_onnx: bool = True
+    promote: str = "auto"  # "auto": only if better on the validation set; "force"; "never"
+    min_improvement: float = 0.0
+    repredict: bool = True
+    pretrain: bool | str = "auto"  # masked pre-training phase: True, False or "auto" (see train_worker)
+    extra: dict[str, Any] = field(default_factory=dict)  # options for plugged-in phases (e.g. pre-training)
+
+    @classmethod
+    def for_task(cls, task: str = "parser", **overrides: Any) -> TrainConfig:
+        """The task's defaults with `overrides` applied; None means "keep the default" (use from_dict to clear)."""
+        return cls.from_dict({**{k: v for k, v in overrides.items() if v is not None}, "task": task})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Options not given take the task's defaults (then the dataclass defaults)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        task = data.get("task", "parser")
+        config = cls(**{**get_recipe(task).defaults, **data})
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def network(self) -> str:
+        return self.architecture or get_recipe(self.task).architecture
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        try:
+            spec = get_architecture(self.network)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if spec.task != self.task:
+            raise ConfigError(f"architecture {spec.name!r} is a {spec.task} network, not a {self.task} one")
+        if self.input_size < INPUT_MULTIPLE or self.input_size % INPUT_MULTIPLE:
+            raise ConfigError(f"input_size must be a multiple of {INPUT_MULTIPLE} (at least {INPUT_MULTIPLE}), "
+                              f"got {self.input_size}")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size must be at least 2 (batch normalisation needs two samples)")
+        if self.epochs < 1:
+            raise ConfigError("epochs must be at least 1")
+        if self.patience < 0:
+            raise ConfigError("patience must be 0 (off) or more")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a positive number, got {self.lr}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError("max_steps must be at least 1")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise ConfigError("time_limit_s must be positive")
+        if self.promote not in PROMOTE_MODES:
+            raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {self.promote!r}")
+        if self.augment not in AUGMENTATIONS:
+            raise ConfigError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+        if self.pretrain not in (True, False, "auto"):
+            raise ConfigError(f"pretrain must be true, false or \"auto\", got {self.pretrain!r}")
+        if not isinstance(self.init, str) or not self.init:
+            raise ConfigError("init must be auto, imagenet, scratch or a model version")
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+
+    def augmentation(self) -> AugmentConfig:
+        return {"finetune": AugmentConfig.finetune, "pretrain": AugmentConfig.pretrain,
+                "none": AugmentConfig.none}[self.augment]()
+
+    def snapshot_side(self) -> int:
+        return self.max_side or 2 * self.input_size
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one task is trained and scored."""
+
+    task: str
+    architecture: str
+    defaults: dict[str, Any]
+    fresh_lr: float  # starting from ImageNet or random weights
+    finetune_lr: float  # continuing from a trained model of this task
+    primary_metric: str
+    optimizer: str = "adamw"
+
+    def learning_rate(self, config: TrainConfig, from_trained: bool) -> float:
+        if config.lr is not None:
+            return config.lr
+        return self.finetune_lr if from_trained else self.fresh_lr
+
+    def loss(self, config: TrainConfig, snapshot: DatasetSnapshot) -> nn.Module:
+        if self.task == "mask":
+            return HybridMaskLoss()
+        weights = None
+        if config.use_class_weights:
+            weights = torch.from_numpy(class_weights(snapshot.class_pixels()))
+        return ParsingLoss(0.5, 0.5, focal_gamma=config.focal_gamma, class_weights=weights)
+
+    def score(self, metrics: dict[str, Any] | None) -> float:
+        """The number promotion compares; NaN when there is nothing to measure."""
+        if not metrics:
+            return float("nan")
+        value = metrics.get(self.primary_metric)
+        return float("nan") if value is None else float(value)
+
+
+RECIPES: dict[str, Recipe] = {
+    "parser": Recipe("parser", DEFAULT_PARSER, {"input_size": 256, "batch_size": 8, "epochs": 30},
+                     fresh_lr=1e-3, finetune_lr=3e-4, primary_metric="miou_no_bg"),
+    "mask": Recipe("mask", DEFAULT_MASK_SEGMENTER, {"input_size": 128, "batch_size": 4, "epochs": 20},
+                   fresh_lr=1e-4, finetune_lr=5e-5, primary_metric="iou", optimizer="adam"),
+}
+
+
+def get_recipe(task: str) -> Recipe:
+    try:
+        return RECIPES[task]
+    except KeyError:
+        raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(RECIPES)}") from None
+
+
+def model_meta(config: TrainConfig, schema_json: dict, **fields: Any) -> dict[str, Any]:
+    """Checkpoint metadata (docs/architecture.md) for a model trained with `config`."""
+    return {
+        "task": config.task,
+        "architecture": config.network,
+        "arch_args": {"classes": len(schema_json["classes"])},
+        "schema": schema_json,
+        "input_size": [config.input_size, config.input_size],
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        **fields,
+    }
+
+
+def resolve_device(config: TrainConfig, local_rank: int = 0) -> torch.device:
+    if config.device == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if config.device == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(config.device)

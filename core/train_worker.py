@@ -1,0 +1,708 @@
+"""The retrain job's process: read the corrected faces, fine-tune, measure, save a version, promote it if it is
+better, re-predict what nobody corrected.
+
+Started by `JobRunner` as `python -m faceparse.core.train_worker --project FOLDER --job-id N` (the options are the
+job's params), or by hand, also on several processes or GPUs:
+
+    python -m faceparse.core.train_worker --project FOLDER --config '{"task": "parser", "epochs": 5}' --events text
+    torchrun --nproc_per_node=2 -m faceparse.core.train_worker --project FOLDER --config '{"epochs": 5}' --events text
+
+Under torchrun every process trains on its share of each batch through DistributedDataParallel (NCCL on GPUs,
+gloo on CPUs); rank 0 owns the job: it reads the project (and hands the snapshot to the others through the job's
+folder), validates, emits events, writes the version and promotes it.
+
+Phases (`RETRAIN_PHASES`, run in order, each `phase(ctx: RetrainContext) -> None`):
+    snapshot   read every corrected/reviewed face into memory (datasets.snapshot_project): later edits don't leak in
+    prepare    build the network from the start point (`init`: the active version, else the shipped starter, else
+               ImageNet) and measure the active model and the start model on the validation faces
+    pretrain   optional masked pre-training (see below)
+    train      trainer.fit with the task's recipe; the best validation epoch is kept
+    save       versions.create_version: checkpoint, metrics, ONNX export, parent, data summary
+    promote    activate the new version only if it beats the active model on the same validation faces
+    repredict  after a promotion, re-predict the faces nobody corrected, with the new model
+
+The masked pre-training hook: the `pretrain` phase imports `faceparse.core.pretrain` and calls its
+`pretrain_phase(ctx)` when the job's `pretrain` option is True, or when it is "auto" and `pretrain_wanted(ctx)`
+returns True. The hook runs after `prepare` (ctx.model holds the start network, ctx.start says where its weights
+came from, ctx.snapshot the labelled faces, ctx.store the project for the unlabelled ones) and before `train`; it
+may replace the body of ctx.model or ctx.model itself. It reports through ctx.emit(...) with phase "pretrain" and
+should poll ctx.cancelled() (or ctx.cancel_event) every step; `config.extra` carries its options. With pretrain=True
+and no hook the job fails at once with a clear message; with "auto" and no hook the phase is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import math
+import os
+import shutil
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faceparse.core.jobs import (
+    CANCELLED_EXIT,
+    JobReporter,
+    is_out_of_memory,
+    job_work_dir,
+    training_lock,
+)
+from faceparse.core.store import ProjectError, ProjectStore
+
+PHASE_DOING = {"start": "starting", "snapshot": "reading the corrected faces", "prepare": "preparing the model",
+               "pretrain": "masked pre-training", "train": "training", "validate": "validating",
+               "save": "saving the new version", "promote": "promoting the new version",
+               "repredict": "re-predicting uncorrected faces"}
+LOCK_WAIT_S = 5.0
+
+
+@dataclass
+class StartPoint:
+    """Where the network's first weights come from."""
+
+    kind: str  # "version", "starter", "imagenet" or "scratch"
+    version: str | None = None
+    path: Path | None = None
+    loaded: int = 0
+    skipped: int = 0
+
+    @property
+    def trained(self) -> bool:
+        """A trained model of this task whose every tensor was taken (so fine-tuning uses the lower rate)."""
+        return self.kind in ("version", "starter") and self.loaded > 0 and self.skipped == 0
+
+    def describe(self) -> str:
+        if self.kind == "version":
+            return f"version {self.version}" + (f" ({self.skipped} tensors re-initialised)" if self.skipped else "")
+        if self.kind == "starter":
+            return "the shipped starter model"
+        return {"imagenet": "ImageNet-initialised weights", "scratch": "random weights"}[self.kind]
+
+
+@dataclass
+class RetrainContext:
+    """Everything the phases share; see the module docstring for who fills what."""
+
+    store: ProjectStore
+    config: Any  # recipes.TrainConfig
+    reporter: Any  # jobs.JobReporter (rank 0) or a silent stand-in
+    dist: Any  # trainer.Distributed
+    work_dir: Path
+    device: Any
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    snapshot: Any = None
+    start: StartPoint | None = None
+    model: Any = None
+    baseline: dict[str, Any] | None = None
+    initial: dict[str, Any] | None = None
+    fit: Any = None
+    metrics: dict[str, Any] | None = None
+    version: dict[str, Any] | None = None
+    decision: Any = None
+    repredict: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def recipe(self):
+        from faceparse.core.recipes import get_recipe
+
+        return get_recipe(self.config.task)
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
+    def emit(self, phase: str, message: str = "", **fields: Any) -> None:
+        if self.is_main:
+            self.reporter.emit({"phase": phase, "message": message, **fields})
+
+    def note(self, line: str) -> None:
+        self.notes.append(line)
+        if self.is_main:
+            self.reporter.log(line)
+
+    def cancelled(self) -> bool:
+        if self.reporter.cancelled():
+            self.cancel_event.set()
+        return self.cancel_event.is_set()
+
+    def check_cancel(self) -> None:
+        from faceparse.core.trainer import TrainingCancelled
+
+        if self.cancelled():
+            raise TrainingCancelled(f"cancelled during {self.reporter.phase}")
+
+    def model_meta(self, **fields: Any) -> dict[str, Any]:
+        from faceparse.core.recipes import model_meta
+
+        return model_meta(self.config, self.snapshot.target.schema_json(self.store.schema), **fields)
+
+    def val_pairs(self) -> list[tuple[Any, Any]]:
+        return [(s.image, s.mask) for s in self.snapshot.val]
+
+
+class SilentReporter:
+    """What ranks other than 0 report through: nothing (rank 0 speaks for the job)."""
+
+    phase = "train"
+    cancel_outcome = ""
+
+    def emit(self, event: dict[str, Any]) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False
+
+    @contextlib.contextmanager
+    def protected(self):
+        yield
+
+
+# --- phases ----------------------------------------------------------------------------------------------------------
+
+def phase_snapshot(ctx: RetrainContext) -> None:
+    from faceparse.core.datasets import DatasetError, DatasetSnapshot, snapshot_project
+
+    shared = ctx.work_dir / "snapshot"
+    if ctx.is_main:
+        ctx.emit("snapshot", "reading the corrected faces")
+        ctx.snapshot = snapshot_project(ctx.store, ctx.config.task, max_side=ctx.config.snapshot_side(),
+                                        cancelled=ctx.cancelled)
+        ctx.check_cancel()
+        if ctx.dist.active:
+            ctx.snapshot.save(shared)
+    ctx.dist.barrier()
+    if not ctx.is_main:
+        ctx.snapshot = DatasetSnapshot.load(shared)
+    snap = ctx.snapshot
+    for relpath, reason in snap.skipped[:20]:
+        ctx.note(f"skipped {relpath}: {reason}")
+    if not snap.train:
+        if snap.val:
+            raise DatasetError(f"all {len(snap.val)} corrected faces fell into the fixed validation split; "
+                               "correct a few more faces so some are left to train on")
+        raise DatasetError("there are no corrected faces to train on yet: correct (or review) some predictions "
+                           "first")
+    message = f"{len(snap.train)} training and {len(snap.val)} validation faces"
+    if snap.skipped:
+        message += f"; {len(snap.skipped)} skipped"
+    if not snap.val:
+        ctx.note("no validation faces yet: the new model cannot be measured, so it will not replace an active "
+                 "model unless forced")
+    ctx.emit("snapshot", message)
+
+
+def _load_matching(model: Any, state: dict[str, Any]) -> tuple[int, int]:
+    """Copy the tensors whose names and shapes match; the rest keep their initialisation (a new head)."""
+    own = model.state_dict()
+    taken = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    own.update(taken)
+    model.load_state_dict(own)
+    return len(taken), len(own) - len(taken)
+
+
+def _starter_dir(task: str, scratch: Path) -> Path | None:
+    """The shipped starter checkpoint as a checkpoint directory (it may ship as <task>.safetensors + <task>.json)."""
+    from faceparse.core.checkpoint import META_NAME, WEIGHTS_NAME
+    from faceparse.core.versions import starter_checkpoint
+
+    found = starter_checkpoint(task)
+    if found is not None:
+        return found
+    with contextlib.suppress(Exception):
+        from importlib import resources
+
+        root = Path(str(resources.files("faceparse.resources"))) / "models"
+        weights, meta = root / f"{task}.safetensors", root / f"{task}.json"
+        if weights.is_file() and meta.is_file():
+            scratch.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(weights, scratch / WEIGHTS_NAME)
+            shutil.copyfile(meta, scratch / META_NAME)
+            return scratch
+    return None
+
+
+def _resolve_start(ctx: RetrainContext) -> tuple[StartPoint, Path | None]:
+    from faceparse.core.versions import resolve_version
+
+    init, task = ctx.config.init, ctx.config.task
+    if init in ("imagenet", "scratch"):
+        return StartPoint(init), None
+    if init != "auto":
+        row = resolve_version(ctx.store, task, init)
+        return StartPoint("version", row["version"], Path(row["path"])), Path(row["path"])
+    active = ctx.store.active_model(task)
+    if active is not None and active["path"] and Path(active["path"]).is_dir():
+        return StartPoint("version", active["version"], Path(active["path"])), Path(active["path"])
+    starter = _starter_dir(task, ctx.work_dir / "starter")
+    if starter is not None:
+        return StartPoint("starter", path=starter), starter
+    return StartPoint("imagenet"), None
+
+
+def _measure(ctx: RetrainContext, model: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    from faceparse.core.evaluate import TorchPredictor, evaluate
+
+    if not ctx.snapshot.val:
+        return {"metrics": None, "score": math.nan}
+    metrics = evaluate(TorchPredictor(model, meta), ctx.val_pairs(), ctx.config.task)
+    return {"metrics": metrics, "score": ctx.recipe.score(metrics)}
+
+
+def _measure_checkpoint(ctx: RetrainContext, directory: Path, label: str) -> dict[str, Any] | None:
+    from faceparse.core.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        model, meta = load_checkpoint(directory, expect_classes=list(ctx.snapshot.classes), device=ctx.device)
+    except (CheckpointError, OSError) as e:
+        ctx.note(f"{label} cannot be measured on this project ({e}); it does not count as a baseline")
+        return None
+    if meta["task"] != ctx.config.task:
+        ctx.note(f"{label} is a {meta['task']} model, not a {ctx.config.task} one; it is no baseline")
+        return None
+    return _measure(ctx, model, meta)
+
+
+def phase_prepare(ctx: RetrainContext) -> None:
+    import torch
+    from faceparse.core.checkpoint import CheckpointError, load_checkpoint
+    from faceparse.models import build_model
+
+    config = ctx.config
+    start, path = _resolve_start(ctx)
+    ctx.emit("prepare", f"building {config.network} from {start.describe()}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = build_model(config.network, classes=len(ctx.snapshot.classes),
+                            pretrained=ctx.is_main and start.kind in ("imagenet", "version", "starter"))
+    for warning in caught:
+        ctx.note(f"note: {warning.message}")
+    if path is not None and ctx.is_main:
+        try:
+            source, source_meta = load_checkpoint(path)
+        except (CheckpointError, OSError) as e:
+            raise ProjectError(f"cannot start from {start.describe()}: {e}") from None
+        if source_meta["architecture"] == config.network:
+            start.loaded, start.skipped = _load_matching(model, source.state_dict())
+        else:
+            ctx.note(f"{start.describe()} is a {source_meta['architecture']}, not a {config.network}; "
+                     "starting from ImageNet-initialised weights instead")
+            start = StartPoint("imagenet")
+    ctx.start = start
+    ctx.model = model.to(ctx.device)
+    if config.channels_last:
+        ctx.model = ctx.model.to(memory_format=torch.channels_last)
+    ctx.check_cancel()
+    if not ctx.is_main:
+        return
+    active = ctx.store.active_model(config.task)
+    if active is not None and active["path"]:
+        measured = _measure_checkpoint(ctx, Path(active["path"]), f"the active model {active['version']}")
+        if measured is not None:
+            ctx.baseline = {"source": "version", "version": active["version"], **measured}
+    elif start.kind == "starter" and path is not None:
+        measured = _measure_checkpoint(ctx, path, "the starter model")
+        if measured is not None:
+            ctx.baseline = {"source": "starter", "version": None, **measured}
+    ctx.check_cancel()
+    same_as_baseline = ctx.baseline is not None and start.trained and (
+        (start.kind == "version" and ctx.baseline["version"] == start.version) or
+        (start.kind == "starter" and ctx.baseline["source"] == "starter"))
+    ctx.initial = dict(ctx.baseline) if same_as_baseline else _measure(ctx, ctx.model, ctx.model_meta())
+    parts = [f"start: {start.describe()}"]
+    if ctx.baseline is not None:
+        parts.append(f"active model score {_fmt(ctx.baseline['score'])}")
+    parts.append(f"start model score {_fmt(ctx.initial['score'])}")
+    ctx.emit("prepare", "; ".join(parts), metrics=ctx.initial["metrics"])
+
+
+def pretrain_hook() -> tuple[Callable[[RetrainContext], None] | None, Callable[[RetrainContext], bool] | None]:
+    try:
+        module = importlib.import_module("faceparse.core.pretrain")
+    except ImportError:
+        return None, None
+    return getattr(module, "pretrain_phase", None), getattr(module, "pretrain_wanted", None)
+
+
+def phase_pretrain(ctx: RetrainContext) -> None:
+    mode = ctx.config.pretrain
+    if mode is False:
+        return
+    run, wanted = pretrain_hook()
+    if run is None:
+        if mode is True:
+            raise ProjectError("masked pre-training was asked for, but this version cannot run it as a phase of "
+                               "the retrain job")
+        return
+    if mode == "auto" and (wanted is None or not wanted(ctx)):
+        ctx.note("masked pre-training skipped (not needed for this data)")
+        return
+    if ctx.dist.active and not getattr(run, "distributed", False):
+        if ctx.is_main:
+            ctx.emit("pretrain", "masked pre-training on the unlabelled faces")
+            run(ctx)
+        ctx.dist.barrier()  # the other processes take rank 0's weights when the model is wrapped for training
+        return
+    ctx.emit("pretrain", "masked pre-training on the unlabelled faces")
+    run(ctx)
+    ctx.check_cancel()
+
+
+def phase_train(ctx: RetrainContext) -> None:
+    import torch
+    from faceparse.core.datasets import augmented_batches, steps_per_epoch
+    from faceparse.core.evaluate import TorchPredictor, evaluate
+    from faceparse.core.trainer import FitConfig, fit, unwrap
+
+    config, recipe, snap, dist = ctx.config, ctx.recipe, ctx.snapshot, ctx.dist
+    meta = ctx.model_meta()
+    model = ctx.model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=device_ids)
+    (lr,) = dist.share(recipe.learning_rate(config, ctx.start.trained))  # only rank 0 knows what it loaded
+    fit_config = FitConfig(
+        epochs=config.epochs, steps_per_epoch=steps_per_epoch(len(snap.train), config.batch_size, dist.world),
+        lr=lr, weight_decay=config.weight_decay, optimizer=recipe.optimizer, patience=config.patience,
+        max_steps=config.max_steps, time_limit_s=config.time_limit_s, channels_last=config.channels_last)
+    augment = config.augmentation()
+    flip_lut = snap.target.flip_lut()
+    torch.manual_seed(config.seed)
+
+    def batches(epoch: int):
+        return augmented_batches(snap.train, config.input_size, config.batch_size, config.seed, epoch, augment,
+                                 flip_lut, dist.rank, dist.world)
+
+    def validate(net: Any) -> tuple[float, dict[str, Any]]:
+        metrics = evaluate(TorchPredictor(net, meta), ctx.val_pairs(), config.task)
+        return recipe.score(metrics), metrics
+
+    loss = recipe.loss(config, snap).to(ctx.device)
+    ctx.emit("train", f"fine-tuning {config.network} at {config.input_size} px, batch {config.batch_size}, "
+                      f"lr {lr:g}, up to {config.epochs} epochs", step=0, total=fit_config.planned_steps)
+    ctx.fit = fit(model, loss, batches, validate if snap.val else None, fit_config, on_event=ctx.reporter.emit,
+                  cancelled=ctx.cancelled, dist=dist)
+    ctx.model = unwrap(model)
+    if ctx.is_main:
+        ctx.metrics = ctx.fit.best_metrics if ctx.fit.best_metrics is not None else (
+            _measure(ctx, ctx.model, meta)["metrics"])
+        ctx.note(f"training ended ({ctx.fit.stop_reason}) after {ctx.fit.epochs} epochs, {ctx.fit.steps} steps, "
+                 f"{ctx.fit.seconds:.0f} s; best epoch {ctx.fit.best_epoch}")
+
+
+def phase_save(ctx: RetrainContext) -> None:
+    import torch
+    from faceparse.core.versions import create_version
+
+    ctx.check_cancel()
+    config, snap = ctx.config, ctx.snapshot
+    score = ctx.recipe.score(ctx.metrics)
+    ctx.emit("save", "writing the checkpoint" + (" and its ONNX export" if config.export_onnx else ""))
+    metrics = {
+        "metric": ctx.recipe.primary_metric,
+        "score": _json_number(score),
+        "val": ctx.metrics,
+        "baseline": None if ctx.baseline is None else {"version": ctx.baseline["version"],
+                                                       "source": ctx.baseline["source"],
+                                                       "score": _json_number(ctx.baseline["score"])},
+        "initial_score": _json_number(ctx.initial["score"]) if ctx.initial else None,
+        "val_images": len(snap.val),
+    }
+    training = {"config": config.to_dict(), "start": ctx.start.describe(), "fit": ctx.fit.to_dict()}
+    meta = ctx.model_meta(training_data={**snap.summary(with_hashes=True), "training": training})
+    parent = ctx.start.version if ctx.start.kind == "version" else None
+    model = ctx.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
+    ctx.version = create_version(ctx.store, config.task, model, meta, metrics, parent,
+                                 {**snap.summary(), "start": ctx.start.describe()}, export_onnx=config.export_onnx)
+    ctx.emit("save", f"saved {config.task} version {ctx.version['version']}")
+
+
+def phase_promote(ctx: RetrainContext) -> None:
+    from faceparse.core.versions import activate, decide_promotion
+
+    config = ctx.config
+    score = ctx.recipe.score(ctx.metrics)
+    baseline = None if ctx.baseline is None else ctx.baseline["score"]
+    ctx.decision = decide_promotion(score, baseline, config.promote, config.min_improvement)
+    ctx.check_cancel()
+    if ctx.decision.promote:
+        with ctx.reporter.protected():
+            activate(ctx.store, config.task, ctx.version["version"], export_missing_onnx=config.export_onnx)
+            ctx.reporter.cancel_outcome = f"{config.task} {ctx.version['version']} is active"
+    ctx.emit("promote", f"{ctx.version['version']} {ctx.decision.reason}")
+
+
+def phase_repredict(ctx: RetrainContext) -> None:
+    """Re-predict, with the newly active model, every face whose stored prediction came from an older one."""
+    if not (ctx.decision and ctx.decision.promote and ctx.config.repredict):
+        return
+    try:
+        from faceparse.core.model_resolver import task_for_schema
+        from faceparse.core.prelabel import PrelabelJob
+    except ImportError:
+        ctx.note("re-prediction is not available in this version; run pre-labelling to update the predictions")
+        return
+    if task_for_schema(ctx.store.schema) != ctx.config.task:
+        ctx.note(f"the project's predictions come from its {task_for_schema(ctx.store.schema)} model, so a new "
+                 f"{ctx.config.task} model does not re-predict them")
+        return
+    if not (Path(ctx.version["path"]) / "model.onnx").is_file():
+        ctx.note("the new model was saved without an ONNX export, so it cannot re-predict; run pre-labelling "
+                 "after exporting it")
+        return
+    ctx.emit("repredict", "re-predicting the faces nobody corrected")
+    job = PrelabelJob(ctx.store, None, device="cuda" if ctx.device.type == "cuda" else "cpu",
+                      threads=ctx.config.threads, task=ctx.config.task)
+
+    def progress(p: Any) -> None:
+        ctx.cancelled()
+        ctx.emit("repredict", f"{p.done}/{p.total} faces", step=p.done, total=p.total, eta_s=p.eta_seconds)
+
+    try:
+        outcome = job.run(progress, cancel_event=ctx.cancel_event)
+    except Exception as error:  # the new model is active either way; pre-labelling can be run again
+        ctx.note(f"re-prediction failed ({type(error).__name__}: {error}); the new model stays active")
+        ctx.repredict = {"state": "failed", "message": str(error)}
+        return
+    ctx.repredict = {"state": outcome.state, "job_id": outcome.job_id, "predicted": outcome.predicted,
+                     "failed": len(outcome.failed), "total": outcome.total}
+    ctx.emit("repredict", f"re-predicted {outcome.predicted} of {outcome.total} faces ({outcome.state})")
+
+
+RETRAIN_PHASES: list[tuple[str, Callable[[RetrainContext], None]]] = [
+    ("snapshot", phase_snapshot),
+    ("prepare", phase_prepare),
+    ("pretrain", phase_pretrain),
+    ("train", phase_train),
+    ("save", phase_save),
+    ("promote", phase_promote),
+    ("repredict", phase_repredict),
+]
+MAIN_ONLY_PHASES = {"save", "promote", "repredict"}
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def _json_number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def result_of(ctx: RetrainContext) -> dict[str, Any]:
+    recipe = ctx.recipe
+    return {
+        "task": ctx.config.task,
+        "version": ctx.version["version"] if ctx.version else None,
+        "promoted": bool(ctx.decision and ctx.decision.promote),
+        "reason": ctx.decision.reason if ctx.decision else None,
+        "metric": recipe.primary_metric,
+        "score": _json_number(recipe.score(ctx.metrics)),
+        "baseline_version": ctx.baseline["version"] if ctx.baseline else None,
+        "baseline_score": _json_number(ctx.baseline["score"]) if ctx.baseline else None,
+        "initial_score": _json_number(ctx.initial["score"]) if ctx.initial else None,
+        "metrics": ctx.metrics,
+        "start": ctx.start.describe() if ctx.start else None,
+        "data": None if ctx.snapshot is None else {k: v for k, v in ctx.snapshot.summary().items()
+                                                   if not k.endswith("_ids")},
+        "val_ids": None if ctx.snapshot is None else sorted(s.image_id for s in ctx.snapshot.val),
+        "fit": ctx.fit.to_dict() if ctx.fit else None,
+        "repredict": ctx.repredict,
+        "notes": ctx.notes,
+    }
+
+
+def run_retrain(store: ProjectStore, config: Any, reporter: Any, work_dir: Path, dist: Any = None,
+                phases: list[tuple[str, Callable[[RetrainContext], None]]] | None = None) -> dict[str, Any]:
+    """Run the retrain phases in this process; returns the job's result (see `result_of`)."""
+    import torch
+    from faceparse.core.recipes import resolve_device
+    from faceparse.core.trainer import Distributed
+
+    if config.pretrain is True and pretrain_hook()[0] is None:
+        raise ProjectError("masked pre-training was asked for, but this version cannot run it as a phase of the "
+                           "retrain job")
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    torch.manual_seed(config.seed)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(config, local_rank)
+    dist = dist or Distributed(device)
+    ctx = RetrainContext(store, config, reporter, dist, work_dir, device)
+    for name, phase in phases or RETRAIN_PHASES:
+        if name in MAIN_ONLY_PHASES and not dist.is_main:
+            break
+        if name == "save" and dist.active:
+            dist.barrier()
+        ctx.check_cancel()
+        phase(ctx)
+    return result_of(ctx)
+
+
+# --- process entry point ---------------------------------------------------------------------------------------------
+
+def _event_stream(mode: str):
+    """JSON events go to the real stdout; anything else printed goes to stderr so it cannot corrupt them."""
+    if mode != "json":
+        return None
+    stream = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return stream
+
+
+def _init_distributed(device_hint: str) -> bool:
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    from datetime import timedelta
+
+    import torch
+    import torch.distributed as dist
+
+    backend = "nccl" if torch.cuda.is_available() and device_hint != "cpu" else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend, timeout=timedelta(hours=2))
+    return True
+
+
+def _summary_message(result: dict[str, Any]) -> str:
+    score = _fmt(result["score"])
+    if result["promoted"]:
+        return f"{result['task']} {result['version']} is now active ({result['metric']} {score}): {result['reason']}"
+    return f"{result['task']} {result['version']} saved but not activated ({result['metric']} {score}): " \
+           f"{result['reason']}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m faceparse.core.train_worker", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", required=True)
+    parser.add_argument("--job-id", type=int, help="the job row to run (its params are the options)")
+    parser.add_argument("--config", default="{}", help="JSON training options (override the job's params)")
+    parser.add_argument("--events", choices=("json", "text"), default="json",
+                        help="json: one event per line on stdout (for JobRunner); text: readable log on stderr")
+    args = parser.parse_args(argv)
+    stream = _event_stream(args.events)
+    overrides = json.loads(args.config)
+    distributed = _init_distributed(str(overrides.get("device", "auto")))
+    rank = int(os.environ.get("RANK", "0")) if distributed else 0
+    store = ProjectStore.open(args.project)
+    try:
+        if rank == 0:
+            return _run_main_rank(store, args.job_id, overrides, stream, args.events == "text", distributed)
+        return _run_other_rank(store, overrides, distributed)
+    finally:
+        store.close()
+        if distributed:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def _share_job_id(job_id: int, distributed: bool) -> int:
+    if not distributed:
+        return job_id
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor([job_id], dtype=torch.int64)
+    dist.broadcast(tensor, src=0)
+    return int(tensor.item())
+
+
+def _run_main_rank(store: ProjectStore, job_id: int | None, overrides: dict[str, Any], stream: Any, echo: bool,
+                   distributed: bool) -> int:
+    from faceparse.core.jobs import describe_error
+
+    lock = training_lock(store)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while not lock.acquire():
+        if time.monotonic() > deadline:
+            message = "another training job is running on this project; wait for it or cancel it first"
+            if job_id is not None:
+                JobReporter(store, job_id, stream).finish("failed", message)
+            else:
+                print(message, file=sys.stderr)
+            _share_job_id(-1, distributed)
+            return 1
+        time.sleep(0.2)
+    reporter = None
+    try:
+        if job_id is None:
+            job_id = store.add_job("retrain", overrides)
+        job = store.job(job_id)
+        if job is None:
+            raise ProjectError(f"no job {job_id} in {store.root}")
+        params = {**job["params"], **overrides}
+        reporter = JobReporter(store, job_id, stream, echo=echo)
+        reporter.start()
+        reporter.start_watching()
+        _share_job_id(job_id, distributed)
+        from faceparse.core.recipes import TrainConfig
+
+        config = TrainConfig.from_dict(params)
+        reporter.log("options " + json.dumps(config.to_dict()))
+        work_dir = job_work_dir(store, job_id)
+        try:
+            result = run_retrain(store, config, reporter, work_dir)
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        reporter.finish("done", _summary_message(result), result)
+        return 0
+    except BaseException as error:
+        if reporter is None:
+            raise
+        return _finish_with_error(reporter, error, describe_error)
+    finally:
+        lock.release()
+
+
+def _finish_with_error(reporter: JobReporter, error: BaseException, describe: Callable) -> int:
+    from faceparse.core.checkpoint import CheckpointError
+    from faceparse.core.datasets import DatasetError
+    from faceparse.core.evaluate import EvaluationError
+    from faceparse.core.recipes import ConfigError
+    from faceparse.core.trainer import TrainingCancelled, TrainingDiverged
+
+    if isinstance(error, (TrainingCancelled, KeyboardInterrupt)):
+        reporter.finish("cancelled", reporter.cancel_message())
+        return CANCELLED_EXIT
+    if isinstance(error, (ConfigError, DatasetError, ProjectError, CheckpointError, EvaluationError,
+                          TrainingDiverged)) and not is_out_of_memory(error):
+        reporter.log(f"{type(error).__name__}: {error}")
+        reporter.finish("failed", f"{error}; the previous model is still active")
+        return 1
+    reporter.fail_with_exception(error, PHASE_DOING.get(reporter.phase, reporter.phase))
+    return 1
+
+
+def _run_other_rank(store: ProjectStore, overrides: dict[str, Any], distributed: bool) -> int:
+    job_id = _share_job_id(0, distributed)
+    if job_id < 0:
+        return 1
+    from faceparse.core.recipes import TrainConfig
+
+    params = dict((store.job(job_id) or {}).get("params", {}))
+    params.update(overrides)
+    config = TrainConfig.from_dict(params)
+    run_retrain(store, config, SilentReporter(), job_work_dir(store, job_id))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Model versions of a project: every finished training becomes a version; one version per task is active.
+
+On disk a version is `.faceparse/models/<task>/<version>/` holding `model.safetensors` + `meta.json` (the
+checkpoint) and `model.onnx` (what pre-labelling runs). The files are written into a hidden temporary directory
+that is renamed into place, and only then is the version row added to the database; a crash at any point leaves
+either no version or a complete one, and the active model is untouched until `activate` is called.
+
+Promotion is honest: a new version becomes active only if it scores better than the active model on the same
+validation images (both measured by the same job on the same snapshot), or if the user forces it. Without an active
+model, a new version is promoted if its score is a number at all. Rollback re-activates any earlier version; the
+order of activations is kept so "rollback" without a version returns to the previously active one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from faceparse.core.checkpoint import META_NAME, WEIGHTS_NAME, load_checkpoint, save_checkpoint
+from faceparse.core.store import ProjectError, ProjectStore
+from torch import nn
+
+ONNX_NAME = "model.onnx"
+HISTORY_KEY = "model_history.{task}"
+HISTORY_LENGTH = 50
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    reason: str
+
+
+def decide_promotion(new_score: float, baseline_score: float | None, mode: str = "auto",
+                     min_improvement: float = 0.0) -> PromotionDecision:
+    """Whether a new model replaces the active one; `baseline_score` None means there is no active model."""
+    new_ok = new_score is not None and math.isfinite(new_score)
+    shown = f"{new_score:.4f}" if new_ok else "not measurable"
+    if mode == "force":
+        return PromotionDecision(True, f"promoted on request (score {shown})")
+    if mode == "never":
+        return PromotionDecision(False, f"kept inactive on request (score {shown})")
+    if not new_ok:
+        return PromotionDecision(False, "not promoted: the validation score could not be measured "
+                                        "(no validation images yet?)")
+    if baseline_score is None or not math.isfinite(baseline_score):
+        return PromotionDecision(True, f"promoted: first measured model (score {new_score:.4f})")
+    if new_score > baseline_score + min_improvement:
+        return PromotionDecision(True, f"promoted: {new_score:.4f} beats the active model's {baseline_score:.4f}")
+    return PromotionDecision(False, f"not promoted: {new_score:.4f} does not beat the active model's "
+                                    f"{baseline_score:.4f}")
+
+
+def version_dir(store: ProjectStore, task: str, version: str) -> Path:
+    return store.models_dir / task / version
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name == "posix":
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def create_version(store: ProjectStore, task: str, model: nn.Module, meta: dict[str, Any], metrics: dict[str, Any],
+                   parent: str | None = None, data_summary: dict[str, Any] | None = None,
+                   export_onnx: bool = True) -> dict[str, Any]:
+    """Write a new version (checkpoint, ONNX export) and register it; it is not activated. Returns its row."""
+    version = store.next_version_name(task)
+    final = version_dir(store, task, version)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in final.parent.glob(".*.partial-*"):  # from a killed job; only one training job runs at a time
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = final.parent / f".{version}.partial-{os.getpid()}"
+    full_meta = {**meta, "version": version, "parent": parent, "metrics": metrics}
+    try:
+        save_checkpoint(staging, model, full_meta)
+        if export_onnx:
+            from faceparse.core.onnx_export import export_onnx as export
+
+            export(model, full_meta, staging / ONNX_NAME)
+        if final.exists():  # left by a crash after the rename but before the row was written
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return store.add_model_version(task, version, final, metrics, parent, data_summary)
+
+
+def ensure_onnx(store: ProjectStore, task: str, version: str) -> Path:
+    """The version's ONNX file, exported now from its checkpoint if it was saved without one."""
+    row = _require(store, task, version)
+    directory = Path(row["path"])
+    onnx_path = directory / ONNX_NAME
+    if not onnx_path.is_file():
+        from faceparse.core.onnx_export import export_onnx
+
+        model, meta = load_checkpoint(directory)
+        export_onnx(model, meta, onnx_path)
+    return onnx_path
+
+
+def _require(store: ProjectStore, task: str, version: str) -> dict[str, Any]:
+    row = store.model_version(task, version)
+    if row is None:
+        known = ", ".join(m["version"] for m in store.model_versions(task)) or "none"
+        raise ProjectError(f"no model version {version!r} for task {task!r} (known: {known})")
+    if row["path"] is None or not (Path(row["path"]) / WEIGHTS_NAME).is_file() \
+            or not (Path(row["path"]) / META_NAME).is_file():
+        raise ProjectError(f"model version {task}/{version} has no checkpoint at {row['path']}; it cannot be used")
+    return row
+
+
+def activation_history(store: ProjectStore, task: str) -> list[str]:
+    return list(store.get_setting(HISTORY_KEY.format(task=task), []) or [])
+
+
+def activate(store: ProjectStore, task: str, version: str, export_missing_onnx: bool = True) -> dict[str, Any]:
+    """Make `version` the active model of `task` (its files must exist) and remember the order of activations.
+
+    Pre-labelling runs the ONNX export, so a version saved without one is exported first (unless told not to).
+    """
+    row = _require(store, task, version)
+    if export_missing_onnx:
+        ensure_onnx(store, task, version)
+    store.set_active_model(task, version)
+    history = [v for v in activation_history(store, task) if v != version] + [version]
+    store.set_setting(HISTORY_KEY.format(task=task), history[-HISTORY_LENGTH:])
+    return row
+
+
+def rollback(store: ProjectStore, task: str, version: str | None = None) -> dict[str, Any]:
+    """Activate `version`, or without one the model that was active before the current one (else its parent)."""
+    if version is not None:
+        return activate(store, task, version)
+    active = store.active_model(task)
+    if active is None:
+        raise ProjectError(f"no active {task} model to roll back from")
+    history = [v for v in activation_history(store, task) if v != active["version"]]
+    candidates = list(reversed(history)) + ([active["parent"]] if active["parent"] else [])
+    for candidate in candidates:
+        with contextlib.suppress(ProjectError):
+            row = activate(store, task, candidate)
+            store.set_setting(HISTORY_KEY.format(task=task), [v for v in activation_history(store, task)
+                                                                if v != active["version"]])
+            return row
+    raise ProjectError(f"{task} model {active['version']} has no earlier version to roll back to")
+
+
+def list_versions(store: ProjectStore, task: str | None = None) -> list[dict[str, Any]]:
+    """Every version, oldest first, with an `active` flag."""
+    active = {t: m["version"] for t, m in store.active_models().items()}
+    return [{**row, "active": active.get(row["task"]) == row["version"]} for row in store.model_versions(task)]
+
+
+def resolve_version(store: ProjectStore, task: str, spec: str) -> dict[str, Any]:
+    """A version row from "v0003", "parser/v0003" or "active"."""
+    if "/" in spec:
+        task, spec = spec.split("/", 1)
+    if spec == "active":
+        row = store.active_model(task)
+        if row is None:
+            raise ProjectError(f"the project has no active {task} model")
+        return row
+    return _require(store, task, spec)
+
+
+def starter_checkpoint(task: str) -> Path | None:
+    """The model shipped with the application for `task` (resources/models/<task>/), if there is one."""
+    try:
+        root = Path(str(resources.files("faceparse.resources"))) / "models" / task
+    except (ModuleNotFoundError, TypeError):
+        return None
+    return root if (root / WEIGHTS_NAME).is_file() and (root / META_NAME).is_file() else None
