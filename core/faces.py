@@ -1,0 +1,280 @@
+"""Faces in photos: finding them, framing each as the model saw faces in training, and putting the masks back.
+
+The parser was trained on face-centred crops, so a photo is parsed face by face: each detected face becomes a square
+crop with a fixed margin, resized to the model's input, and each predicted mask is mapped back through the same
+geometry into one mask for the whole photo. Folders of aligned face crops (CelebAMask-HQ style) skip detection and
+use the whole picture as the one crop ("whole image" mode).
+
+Geometry uses continuous pixel coordinates (pixel i spans [i, i+1)), so a crop box may be fractional and may extend
+past the image edge; the part outside is filled with black. Detection is behind the `FaceDetector` protocol so a
+better detector, or a test's known boxes, can replace the Haar cascades.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+Box = tuple[int, int, int, int]
+"""A face in image pixels: (x0, y0, x1, y1), x1 and y1 exclusive."""
+
+FACES = "faces"
+WHOLE_IMAGE = "whole_image"
+MODES = (FACES, WHOLE_IMAGE)
+DEFAULT_MARGIN = 0.5
+"""Crop side = face side × (1 + 2·margin): the face with its hair, ears and neck, as in aligned training crops."""
+
+
+class FaceDetector(Protocol):
+    """Anything that finds faces in an H×W×3 uint8 RGB image; boxes in that image's pixels, largest first."""
+
+    def detect(self, image: np.ndarray) -> list[Box]: ...
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """The region of an image (continuous coordinates, may extend outside it) that fills one model input."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def width(self) -> float:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    def scale(self, out_size: tuple[int, int]) -> tuple[float, float]:
+        """(sx, sy): crop pixels per image pixel for an output of `out_size` = (height, width)."""
+        return out_size[1] / self.width, out_size[0] / self.height
+
+    def scaled(self, factor: float) -> CropBox:
+        return CropBox(self.x0 * factor, self.y0 * factor, self.x1 * factor, self.y1 * factor)
+
+    def image_to_crop(self, out_size: tuple[int, int]) -> np.ndarray:
+        """2×3 affine taking image pixel indices to crop pixel indices (pixel centres to pixel centres)."""
+        sx, sy = self.scale(out_size)
+        return np.array([[sx, 0.0, 0.5 * sx - 0.5 - self.x0 * sx],
+                         [0.0, sy, 0.5 * sy - 0.5 - self.y0 * sy]], dtype=np.float64)
+
+    def covered_pixels(self, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of the image pixels whose centres fall inside the box; image_size = (width, height)."""
+        w, h = image_size
+        x0 = min(max(math.ceil(self.x0 - 0.5), 0), w)
+        y0 = min(max(math.ceil(self.y0 - 0.5), 0), h)
+        x1 = min(max(math.ceil(self.x1 - 0.5), x0), w)
+        y1 = min(max(math.ceil(self.y1 - 0.5), y0), h)
+        return x0, y0, x1, y1
+
+    def inside_image(self, image_size: tuple[int, int], out_size: tuple[int, int], stride: int = 1
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Which crop rows and columns (every `stride`-th) show the image rather than the black border."""
+        sx, sy = self.scale(out_size)
+        cols = self.x0 + (np.arange(0, out_size[1], stride) + 0.5) / sx
+        rows = self.y0 + (np.arange(0, out_size[0], stride) + 0.5) / sy
+        return (rows >= 0) & (rows < image_size[1]), (cols >= 0) & (cols < image_size[0])
+
+
+def face_crop_box(face: Box, margin: float = DEFAULT_MARGIN) -> CropBox:
+    """A square centred on the face, its side the face's longer side plus `margin` of it on every side."""
+    x0, y0, x1, y1 = face
+    side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    return CropBox(cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
+
+
+def whole_image_box(image_size: tuple[int, int]) -> CropBox:
+    """The whole picture as one crop (stretched to the model's input if it is not square)."""
+    return CropBox(0.0, 0.0, float(image_size[0]), float(image_size[1]))
+
+
+def crop(image: np.ndarray, box: CropBox, out_size: tuple[int, int]) -> np.ndarray:
+    """The box resampled to `out_size` (height, width); strong reductions are area-averaged first, not aliased."""
+    h, w = image.shape[:2]
+    matrix = box.image_to_crop(out_size)
+    sx, sy = box.scale(out_size)
+    k = int(math.floor(min(1.0 / sx, 1.0 / sy)))
+    if k >= 2:
+        x0, y0, x1, y1 = box.covered_pixels((w, h))
+        x0, y0 = (x0 // k) * k, (y0 // k) * k
+        x1, y1 = x0 + ((x1 - x0) // k) * k, y0 + ((y1 - y0) // k) * k
+        if x1 > x0 and y1 > y0:
+            region = image[y0:y1, x0:x1]
+            image = cv2.resize(region, ((x1 - x0) // k, (y1 - y0) // k), interpolation=cv2.INTER_AREA)
+            # a reduced pixel j stands for image pixels x0 + k·j … x0 + k·j + k − 1
+            matrix = matrix @ np.array([[k, 0.0, x0 + (k - 1) / 2.0], [0.0, k, y0 + (k - 1) / 2.0], [0, 0, 1]])
+    return cv2.warpAffine(image, matrix, (out_size[1], out_size[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def _region_matrix(box: CropBox, out_size: tuple[int, int], x0: int, y0: int) -> np.ndarray:
+    matrix = box.image_to_crop(out_size)
+    matrix[:, 2] += matrix[:, 0] * x0 + matrix[:, 1] * y0
+    return matrix
+
+
+def paste_masks(image_size: tuple[int, int], boxes: Sequence[CropBox], indices: Sequence[np.ndarray],
+                confidences: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One H×W mask from per-crop masks (and, if given, one confidence map).
+
+    Crops are painted smallest first, so a larger face wins where faces overlap; a crop's background never erases
+    another face. Pixels no crop covers are background with confidence 1.
+    """
+    w, h = image_size
+    mask = np.zeros((h, w), np.uint8)
+    conf = None if confidences is None else np.ones((h, w), np.float32)
+    order = sorted(range(len(boxes)), key=lambda i: boxes[i].area)
+    for i in order:
+        box, index = boxes[i], indices[i]
+        out_size = index.shape[:2]
+        x0, y0, x1, y1 = box.covered_pixels(image_size)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        matrix = _region_matrix(box, out_size, x0, y0)
+        flags = cv2.WARP_INVERSE_MAP
+        part = cv2.warpAffine(index, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST | flags,
+                              borderMode=cv2.BORDER_REPLICATE)
+        target = mask[y0:y1, x0:x1]
+        face = part != 0
+        if conf is not None and confidences is not None:
+            part_conf = cv2.warpAffine(confidences[i].astype(np.float32, copy=False), matrix, (x1 - x0, y1 - y0),
+                                       flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_REPLICATE)
+            writable = face | (target == 0)
+            conf[y0:y1, x0:x1][writable] = part_conf[writable]
+        target[face] = part[face]
+    return mask, conf
+
+
+# --- detection -------------------------------------------------------------------------------------------------
+
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over the smaller box: 1 when one box holds the other."""
+    ix = min(a[2], b[2]) - max(a[0], b[0])
+    iy = min(a[3], b[3]) - max(a[1], b[1])
+    if ix <= 0 or iy <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 0.0
+
+
+def merge_boxes(boxes: Iterable[Box], overlap: float = 0.4) -> list[Box]:
+    """Drop boxes that overlap an earlier one (the same face found twice); earlier boxes have priority."""
+    kept: list[Box] = []
+    for box in boxes:
+        if all(_overlap(box, other) <= overlap for other in kept):
+            kept.append(box)
+    return kept
+
+
+def _by_area(boxes: Iterable[Box]) -> list[Box]:
+    return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+
+
+class HaarFaceDetector:
+    """OpenCV's frontal and profile Haar cascades (shipped with OpenCV, so detection works offline).
+
+    The picture is shrunk to `max_side` first: cascades cost grows with the pixel count and faces worth parsing
+    are large. Profiles are searched in the picture and its mirror (the cascade only knows one side). Each thread
+    gets its own cascades, since a cascade object must not be used by two threads at once.
+    """
+
+    FRONTAL = "haarcascade_frontalface_alt2.xml"
+    PROFILE = "haarcascade_profileface.xml"
+
+    def __init__(self, max_side: int = 800, min_face: int = 24, scale_factor: float = 1.1, min_neighbors: int = 4,
+                 profile: bool = True, cascade_dir: str | os.PathLike | None = None):
+        self.max_side = int(max_side)
+        self.min_face = int(min_face)
+        self.scale_factor = float(scale_factor)
+        self.min_neighbors = int(min_neighbors)
+        self.profile = bool(profile)
+        self.cascade_dir = Path(cascade_dir) if cascade_dir is not None else Path(cv2.data.haarcascades)
+        self._local = threading.local()
+        self._cascades()  # fail now, not in a worker thread, if the files are missing
+
+    def _cascades(self) -> tuple[cv2.CascadeClassifier, cv2.CascadeClassifier | None]:
+        cascades = getattr(self._local, "cascades", None)
+        if cascades is None:
+            loaded = []
+            for name in (self.FRONTAL, self.PROFILE if self.profile else None):
+                if name is None:
+                    loaded.append(None)
+                    continue
+                path = self.cascade_dir / name
+                cascade = cv2.CascadeClassifier(str(path))
+                if cascade.empty():
+                    raise RuntimeError(f"cannot load the face detector cascade {path}")
+                loaded.append(cascade)
+            cascades = self._local.cascades = tuple(loaded)
+        return cascades  # type: ignore[return-value]
+
+    def _find(self, cascade: cv2.CascadeClassifier, gray: np.ndarray) -> list[Box]:
+        found = cascade.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                                         minSize=(self.min_face, self.min_face))
+        return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        h, w = image.shape[:2]
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+        factor = min(1.0, self.max_side / max(h, w))
+        if factor < 1.0:
+            gray = cv2.resize(gray, (max(1, round(w * factor)), max(1, round(h * factor))),
+                              interpolation=cv2.INTER_AREA)
+        gray = cv2.equalizeHist(gray)
+        frontal, profile = self._cascades()
+        boxes = self._find(frontal, gray)
+        if profile is not None:
+            boxes += self._find(profile, gray)
+            gw = gray.shape[1]
+            boxes += [(gw - x1, y0, gw - x0, y1) for x0, y0, x1, y1 in self._find(profile, gray[:, ::-1].copy())]
+        merged = merge_boxes(boxes)
+        scaled = [(min(w, max(0, round(x0 / factor))), min(h, max(0, round(y0 / factor))),
+                   min(w, max(0, round(x1 / factor))), min(h, max(0, round(y1 / factor)))) for x0, y0, x1, y1 in merged]
+        return _by_area(b for b in scaled if b[2] > b[0] and b[3] > b[1])
+
+
+def is_centred_portrait(face: Box, image_size: tuple[int, int], offset: float = 0.15, min_side: float = 0.2) -> bool:
+    """One face near the middle, filling a fair part of the picture: what an aligned face crop looks like."""
+    w, h = image_size
+    cx, cy = (face[0] + face[2]) / 2.0, (face[1] + face[3]) / 2.0
+    side = max(face[2] - face[0], face[3] - face[1])
+    return abs(cx - w / 2.0) <= offset * w and abs(cy - h / 2.0) <= offset * h and side >= min_side * min(w, h)
+
+
+def suggest_mode(images: Iterable[np.ndarray], detector: FaceDetector) -> tuple[str, str]:
+    """(mode, reason) for a folder, from a sample of its pictures.
+
+    Aligned crops show one centred face, or none the detector recognises (tight crops cut off the context Haar
+    needs); anything else — several faces, off-centre or small faces — means photos to be parsed face by face.
+    """
+    seen = faceless = centred = 0
+    for image in images:
+        seen += 1
+        faces = detector.detect(image)
+        if not faces:
+            faceless += 1
+        elif len(faces) == 1 and is_centred_portrait(faces[0], (image.shape[1], image.shape[0])):
+            centred += 1
+        else:
+            return FACES, (f"image {seen} of the sample has {len(faces)} face(s) that are not one centred "
+                           "portrait; parsing face by face")
+    if seen == 0:
+        return FACES, "no readable images to judge by; parsing face by face"
+    return WHOLE_IMAGE, (f"{seen} sampled images show one centred face ({centred}) or none found ({faceless}); "
+                         "treating the folder as aligned face crops")

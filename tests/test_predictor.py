@@ -1,0 +1,323 @@
+"""Predictor: the wrapped graph matches the raw model, providers are chosen and reported, flip TTA swaps classes.
+
+The models here are written directly as small ONNX graphs (milliseconds to build) with the same interface and
+metadata as `export_onnx` produces; one slow test checks a real exported PyTorch module end to end. Other test
+modules import the graph builders from here.
+"""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from faceparse.core import predictor as predictor_module
+from faceparse.core.predictor import (
+    CPU,
+    CUDA,
+    ModelError,
+    Predictor,
+    choose_providers,
+    cpu_count,
+    read_model_info,
+    session_options,
+)
+from faceparse.core.schemas import get_schema
+from faceparse.core.uncertainty import face_uncertainty, image_uncertainty, pixel_uncertainty
+from onnx import TensorProto, helper, numpy_helper
+
+SIZE = 64
+
+
+def model_meta(schema_name="celebamask-hq", size=SIZE, flip_pairs=None, **extra):
+    schema = get_schema(schema_name)
+    pairs = [list(p) for p in schema.flip_pairs] if flip_pairs is None else flip_pairs
+    meta = {"format": 1, "task": "mask" if schema_name == "face-mask" else "parser",
+            "architecture": "test-graph", "arch_args": {"classes": schema.num_classes},
+            "schema": {"name": schema.name, "classes": list(schema.classes), "flip_pairs": pairs},
+            "input_size": [size, size], "normalization": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}}
+    meta.update(extra)
+    return meta
+
+
+def save_graph(path, nodes, initializers, classes, meta):
+    image = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "height", "width"])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes, "height", "width"])
+    graph = helper.make_graph(nodes, "test", [image], [logits], initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 10
+    if meta is not None:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "faceparse", json.dumps(meta)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def foreground_model(path, schema_name="celebamask-hq", face_class=1, threshold=0.06, size=SIZE, seed=None):
+    """A 1×1 convolution: class `face_class` where the pixel is not near-black, background elsewhere.
+
+    With `seed`, small random weights are added so the output is not trivially confident (and the file differs).
+    """
+    classes = get_schema(schema_name).num_classes
+    weight = np.zeros((classes, 3, 1, 1), np.float32)
+    bias = np.full(classes, -20.0, np.float32)
+    weight[0], bias[0] = -20.0, 20.0 * threshold * 3
+    weight[face_class], bias[face_class] = 20.0, -20.0 * threshold * 3
+    if seed is not None:
+        rng = np.random.default_rng(seed)
+        weight += rng.normal(0, 3, weight.shape).astype(np.float32)
+        bias += rng.normal(0, 1, bias.shape).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["logits"])]
+    inits = [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")]
+    return save_graph(path, nodes, inits, classes, model_meta(schema_name, size))
+
+
+def side_model(path, flip_pairs=None):
+    """Bright pixels in the right half of the picture are `l_eye`, in the left half `r_eye` (the person's left
+    eye is on the viewer's right); dark pixels are background. Mirroring the picture turns one into the other."""
+    schema = get_schema("celebamask-hq")
+    c = lambda name, value: numpy_helper.from_array(np.asarray(value, np.float32), name)  # noqa: E731
+    i64 = lambda name, value: numpy_helper.from_array(np.asarray(value, np.int64), name)  # noqa: E731
+    nodes = [
+        helper.make_node("ReduceMean", ["input", "axis1"], ["bright"], keepdims=1),
+        helper.make_node("Shape", ["input"], ["shape"]),
+        helper.make_node("Gather", ["shape", "three"], ["width"], axis=0),
+        helper.make_node("Range", ["zero", "width", "one"], ["columns"]),
+        helper.make_node("Cast", ["columns"], ["columns_f"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["width"], ["width_f"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["columns_f", "half"], ["centres"]),
+        helper.make_node("Div", ["centres", "width_f"], ["x"]),
+        helper.make_node("Sub", ["x", "half"], ["from_middle"]),
+        helper.make_node("Mul", ["from_middle", "steep"], ["steep_x"]),
+        helper.make_node("Sigmoid", ["steep_x"], ["right"]),
+        helper.make_node("Sub", ["one_f", "right"], ["left"]),
+        helper.make_node("Mul", ["bright", "ten"], ["bright10"]),
+        helper.make_node("Mul", ["bright10", "right"], ["l_eye"]),
+        helper.make_node("Mul", ["bright10", "left"], ["r_eye"]),
+        helper.make_node("Sub", ["five", "bright10"], ["background"]),
+        helper.make_node("Mul", ["bright", "zero_f"], ["zeros"]),
+        helper.make_node("Sub", ["zeros", "twenty"], ["other"]),
+    ]
+    channels = ["other"] * schema.num_classes
+    channels[0], channels[schema.index("l_eye")], channels[schema.index("r_eye")] = "background", "l_eye", "r_eye"
+    nodes.append(helper.make_node("Concat", channels, ["logits"], axis=1))
+    inits = [i64("axis1", [1]), i64("three", 3), i64("zero", 0), i64("one", 1), c("half", 0.5), c("steep", 60.0),
+             c("one_f", 1.0), c("ten", 10.0), c("five", 5.0), c("zero_f", 0.0), c("twenty", 20.0)]
+    return save_graph(path, nodes, inits, schema.num_classes, model_meta(flip_pairs=flip_pairs))
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predictor_models")
+    return {"noisy": foreground_model(root / "noisy.onnx", seed=1), "side": side_model(root / "side.onnx"),
+            "side_unpaired": side_model(root / "side_unpaired.onnx", flip_pairs=[])}
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def left_eye_picture():
+    picture = np.zeros((SIZE, SIZE, 3), np.uint8)
+    picture[20:30, 42:52] = 255
+    return picture
+
+
+# --- the wrapped graph --------------------------------------------------------------------------------------------
+
+def test_outputs_match_the_raw_model(models):
+    pred = Predictor(models["noisy"], device="cpu")
+    crops = np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)
+    raw = ort.InferenceSession(str(models["noisy"]), providers=[CPU])
+    x = (crops.astype(np.float32) / 255.0).transpose(0, 3, 1, 2)
+    probs = softmax(raw.run(None, {"input": x})[0])
+    faces = pred.predict(crops)
+    assert len(faces) == 3
+    for face, p in zip(faces, probs, strict=True):
+        assert face.index.dtype == np.uint8 and face.index.shape == (SIZE, SIZE)
+        np.testing.assert_array_equal(face.index, p.argmax(axis=0))
+        np.testing.assert_allclose(face.confidence, p.max(axis=0), atol=1e-5)
+        np.testing.assert_allclose(face.probs, p[:, ::4, ::4], atol=1e-5)
+
+
+def test_normalisation_from_the_metadata_is_applied(tmp_path):
+    path = foreground_model(tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    meta = json.loads(proto.metadata_props[0].value)
+    meta["normalization"] = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+    proto.metadata_props[0].value = json.dumps(meta)
+    onnx.save(proto, str(path))
+    # x = (p/255 - 0.5) / 0.25: mid-grey becomes ~0 (background); white becomes 2 per channel (face)
+    grey_and_white = np.stack([np.full((SIZE, SIZE, 3), 128, np.uint8), np.full((SIZE, SIZE, 3), 255, np.uint8)])
+    faces = Predictor(path, device="cpu").predict(grey_and_white)
+    assert (faces[0].index == 0).all() and (faces[1].index == 1).all()
+
+
+def test_batches_give_the_same_answer_as_single_faces(models):
+    crops = np.random.default_rng(1).integers(0, 256, (7, SIZE, SIZE, 3), dtype=np.uint8)
+    batched = Predictor(models["noisy"], device="cpu", batch_size=3).predict(crops)
+    single = Predictor(models["noisy"], device="cpu", batch_size=1)
+    assert len(batched) == 7
+    for crop, face in zip(crops, batched, strict=True):
+        np.testing.assert_array_equal(single.predict(crop)[0].index, face.index)
+
+
+def test_outputs_can_be_left_out(models):
+    pred = Predictor(models["noisy"], device="cpu", confidence=False, probabilities=False)
+    face = pred.predict(np.zeros((SIZE, SIZE, 3), np.uint8))[0]
+    assert face.confidence is None and face.probs is None and face.index.shape == (SIZE, SIZE)
+
+
+# --- flip TTA -----------------------------------------------------------------------------------------------------
+
+def test_side_model_reads_sides(models):
+    schema = get_schema("celebamask-hq")
+    face = Predictor(models["side"], device="cpu").predict(left_eye_picture())[0]
+    assert face.index[25, 47] == schema.index("l_eye")
+    mirrored = Predictor(models["side"], device="cpu").predict(left_eye_picture()[:, ::-1])[0]
+    assert mirrored.index[25, SIZE - 1 - 47] == schema.index("r_eye")
+
+
+def test_flip_tta_swaps_left_and_right(models):
+    schema = get_schema("celebamask-hq")
+    face = Predictor(models["side"], device="cpu", tta=True).predict(left_eye_picture())[0]
+    assert face.index[25, 47] == schema.index("l_eye")
+    assert (face.index[20:30, 42:52] == schema.index("l_eye")).all()
+    assert face.confidence[25, 47] > 0.95
+    assert (face.index[:, :40] == 0).all()
+
+
+def test_flip_tta_averages_the_mirrored_pass(models):
+    # Without left/right pairs the mirrored pass votes for r_eye, so the average is split: proof both passes ran.
+    face = Predictor(models["side_unpaired"], device="cpu", tta=True).predict(left_eye_picture())[0]
+    probs = face.probs
+    l_eye, r_eye = get_schema("celebamask-hq").index("l_eye"), get_schema("celebamask-hq").index("r_eye")
+    assert abs(probs[l_eye, 24 // 4, 48 // 4] - 0.5) < 0.05
+    assert abs(probs[r_eye, 24 // 4, 48 // 4] - 0.5) < 0.05
+    assert face.confidence[25, 47] < 0.55
+
+
+# --- providers and threads ----------------------------------------------------------------------------------------
+
+def test_provider_choice():
+    assert choose_providers("cpu", [CUDA, CPU]) == ([CPU], None)
+    assert choose_providers("auto", [CUDA, CPU]) == ([CUDA, CPU], None)
+    assert choose_providers("cuda", [CUDA, CPU]) == ([CUDA, CPU], None)
+    assert choose_providers("auto", [CPU]) == ([CPU], None)
+    providers, notice = choose_providers("cuda", [CPU])
+    assert providers == [CPU] and "CUDA" in notice and "CPU" in notice
+    with pytest.raises(ValueError, match="device"):
+        choose_providers("tpu", [CPU])
+
+
+def test_cuda_request_without_cuda_runs_on_cpu_and_says_so(models):
+    assert CUDA not in ort.get_available_providers()
+    pred = Predictor(models["noisy"], device="cuda")
+    assert pred.provider == CPU and pred.device == "cpu"
+    assert "CUDA" in pred.notice and "running on CPU" in pred.notice
+    assert pred.predict(np.zeros((SIZE, SIZE, 3), np.uint8))[0].index.shape == (SIZE, SIZE)
+    assert Predictor(models["noisy"], device="cpu").notice is None
+
+
+def test_threads_default_to_every_core(models):
+    assert session_options().intra_op_num_threads == cpu_count()
+    assert session_options(3).intra_op_num_threads == 3
+    assert Predictor(models["noisy"], device="cpu").threads == cpu_count()
+
+
+# --- bad model files ----------------------------------------------------------------------------------------------
+
+def test_not_an_onnx_file(tmp_path):
+    path = tmp_path / "weights.onnx"
+    path.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="not a readable ONNX model"):
+        Predictor(path)
+    with pytest.raises(ModelError, match="not found"):
+        Predictor(tmp_path / "missing.onnx")
+
+
+def test_model_without_metadata(tmp_path):
+    classes = 19
+    nodes = [helper.make_node("Conv", ["input", "w"], ["logits"])]
+    path = save_graph(tmp_path / "bare.onnx", nodes, [numpy_helper.from_array(np.zeros((classes, 3, 1, 1),
+                                                                                        np.float32), "w")],
+                      classes, None)
+    with pytest.raises(ModelError, match="no 'faceparse' metadata"):
+        read_model_info(path)
+
+
+def test_model_whose_outputs_do_not_match_its_schema(tmp_path):
+    nodes = [helper.make_node("Conv", ["input", "w"], ["logits"])]
+    inits = [numpy_helper.from_array(np.zeros((5, 3, 1, 1), np.float32), "w")]
+    path = save_graph(tmp_path / "five.onnx", nodes, inits, 5, model_meta())
+    with pytest.raises(ModelError, match="5 outputs but its schema 'celebamask-hq' has 19 classes"):
+        Predictor(path)
+
+
+def test_metadata_is_checked(tmp_path):
+    path = foreground_model(tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    meta = json.loads(proto.metadata_props[0].value)
+    meta["input_size"] = [64]
+    proto.metadata_props[0].value = json.dumps(meta)
+    onnx.save(proto, str(path))
+    with pytest.raises(ModelError, match="input_size"):
+        read_model_info(path)
+
+
+# --- uncertainty ------------------------------------------------------------------------------------------------
+
+def test_pixel_uncertainty_bounds():
+    certain = np.zeros((4, 2, 2), np.float32)
+    certain[1] = 1.0
+    uniform = np.full((4, 2, 2), 0.25, np.float32)
+    for method in ("entropy", "margin"):
+        np.testing.assert_allclose(pixel_uncertainty(certain, method), 0.0, atol=1e-6)
+        np.testing.assert_allclose(pixel_uncertainty(uniform, method), 1.0, atol=1e-6)
+    split = np.zeros((4, 1, 1), np.float32)
+    split[0], split[1] = 0.7, 0.3
+    assert pixel_uncertainty(split, "margin")[0, 0] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="method"):
+        pixel_uncertainty(uniform, "variance")
+
+
+def test_face_uncertainty_counts_face_pixels_inside_the_picture():
+    probs = np.zeros((3, 2, 2), np.float32)
+    probs[0, 0, 0] = 1.0  # certain background
+    probs[:, 0, 1] = 1 / 3  # unsure, labelled face
+    probs[1, 1, :] = 1.0  # certain face, but the second one is padding
+    labels = np.array([[0, 1], [1, 1]])
+    valid = np.array([[True, True], [True, False]])
+    face = face_uncertainty(probs, labels, valid, pixel_area=4.0)
+    assert face.mean == pytest.approx(0.5, abs=1e-6) and face.weight == 8.0
+    nothing = face_uncertainty(probs, np.zeros((2, 2), int), valid)
+    assert nothing.weight == 3.0
+    assert image_uncertainty([face, nothing]) == pytest.approx((0.5 * 8 + nothing.mean * 3) / 11)
+    assert image_uncertainty([]) is None
+
+
+# --- a real export ------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_model_exported_from_pytorch(tmp_path):
+    torch = pytest.importorskip("torch")
+    from faceparse.core.augment import to_tensor_array
+    from faceparse.core.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 19, 1))
+    meta = model_meta(architecture="deeplabv3plus_mobilenetv2")
+    meta["normalization"] = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    path = export_onnx(net, meta, tmp_path / "exported.onnx")
+    crops = np.random.default_rng(2).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    with torch.no_grad():
+        x = torch.from_numpy(np.stack([to_tensor_array(c, **meta["normalization"]) for c in crops]))
+        expected = net(x).argmax(dim=1).numpy()
+    faces = Predictor(path, device="cpu", tta=True).predict(crops)
+    plain = Predictor(path, device="cpu").predict(crops)
+    for face, tta_face, want in zip(plain, faces, expected, strict=True):
+        assert (face.index == want).mean() > 0.999
+        assert tta_face.index.shape == want.shape
+    assert predictor_module.read_model_info(path).input_size == (SIZE, SIZE)
