@@ -28,13 +28,6 @@ MIN_SCALE, MAX_SCALE = 0.02, 64.0
 MIN_BRUSH, MAX_BRUSH = 1, 512
 
 
-def rgb_to_pixmap(rgb: np.ndarray) -> QPixmap:
-    rgb = np.ascontiguousarray(rgb)
-    h, w = rgb.shape[:2]
-    image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
-    return QPixmap.fromImage(image)
-
-
 class Canvas(QGraphicsView):
     hovered = Signal(object)  # (x, y, class or None) in image pixels, or None when outside
     edit_committed = Signal(object)  # an Edit already applied to the working mask
@@ -91,7 +84,7 @@ class Canvas(QGraphicsView):
     def editable(self) -> bool:
         return self.editor is not None and not self.showing_prediction
 
-    def set_image(self, rgb: np.ndarray, editor: LabelEditor, prediction: np.ndarray | None) -> None:
+    def set_image(self, photo: QImage, editor: LabelEditor, prediction: np.ndarray | None) -> None:
         """Show a new photo and its working mask; the view keeps its zoom if the size did not change."""
         self.tool.cancel()
         same_size = self.editor is not None and self.editor.mask.shape == editor.mask.shape
@@ -99,9 +92,9 @@ class Canvas(QGraphicsView):
         self.prediction = prediction
         if self.showing_prediction and prediction is None:
             self.showing_prediction = False
-        self._photo.setPixmap(rgb_to_pixmap(rgb))
+        self._photo.setPixmap(QPixmap.fromImage(photo))
         self._show_mask()
-        self.scene().setSceneRect(QRectF(0, 0, rgb.shape[1], rgb.shape[0]))
+        self.scene().setSceneRect(QRectF(0, 0, photo.width(), photo.height()))
         if not same_size:
             self.fit()
 

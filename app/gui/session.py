@@ -11,13 +11,17 @@ is never silently overwritten.
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+
 import numpy as np
-from faceparse.core.imageio import ImageLoadError, load_rgb
+from faceparse.core.imageio import ImageLoadError
 from faceparse.core.label_editor import DEFAULT_HISTORY_BYTES, Edit, LabelEditor
-from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
+from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from .canvas import Canvas
+from .image_cache import PrefetchCache, read_bundle
 from .undo import BoundedUndoStack
 from .workers import SerialWriter
 
@@ -45,6 +49,9 @@ class AnnotationSession(QObject):
         self.prediction: np.ndarray | None = None
         self.paint_over: set[int] | None = None
         self._closed = False
+        self.prefetch: PrefetchCache | None = None
+        self._pending_writes: Counter[int] = Counter()
+        self._pending_lock = threading.Lock()
         self._autosave = QTimer(self)
         self._autosave.setSingleShot(True)
         self._autosave.setInterval(autosave_ms)
@@ -66,31 +73,32 @@ class AnnotationSession(QObject):
         if image_id == self.image_id:
             return True
         self.save()
+        with self._pending_lock:
+            unsaved = self._pending_writes[image_id] > 0
+        if unsaved:
+            self.writer.wait()
         try:
-            record = self.store.get(image_id)
-            if record is None:
-                raise ProjectError(f"image {image_id} is no longer in the project")
-            rgb = load_rgb(self.store.root / record.relpath)
-            mask = self.store.current_mask(image_id)
-            if mask is None:
-                mask = np.zeros(rgb.shape[:2], np.uint8)
-            elif mask.shape != rgb.shape[:2]:
-                raise MaskError(f"the mask of {record.relpath} is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                                f"{rgb.shape[1]}x{rgb.shape[0]}; it was not opened so the mask is not overwritten")
-            prediction = self.store.predicted_mask(image_id)
-        except ImageLoadError as e:
+            bundle = self.prefetch.take(image_id) if self.prefetch is not None else None
+            if bundle is None:
+                bundle = read_bundle(self.store, image_id)
+        except (ImageLoadError, ProjectError) as e:
             self.error.emit(str(e))
             return False
-        except ProjectError as e:
-            self.error.emit(str(e))
+        record, shape, prediction = bundle.record, bundle.shape, bundle.predicted
+        mask = bundle.corrected if bundle.corrected is not None else prediction
+        if mask is None:
+            mask = np.zeros(shape, np.uint8)
+        elif mask.shape != shape:
+            self.error.emit(f"the mask of {record.relpath} is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                            f"{shape[1]}x{shape[0]}; it was not opened so the mask is not overwritten")
             return False
-        if prediction is not None and prediction.shape != mask.shape:
+        if prediction is not None and prediction.shape != shape:
             prediction = None
         editor = LabelEditor(mask, self.store.schema.num_classes)
         editor.set_paint_over(self.paint_over)
         self.undo_stack.clear()
         self.record, self.editor, self.prediction = record, editor, prediction
-        self.canvas.set_image(rgb, editor, prediction)
+        self.canvas.set_image(bundle.photo, editor, prediction)
         self.loaded.emit(record)
         return True
 
@@ -134,9 +142,15 @@ class AnnotationSession(QObject):
             return False
         image_id, snapshot = self.record.id, self.editor.mask.copy()
         self.undo_stack.setClean()
+        with self._pending_lock:
+            self._pending_writes[image_id] += 1
 
         def write() -> ImageRecord | None:
-            self.store.save_corrected(image_id, snapshot)
+            try:
+                self.store.save_corrected(image_id, snapshot)
+            finally:
+                with self._pending_lock:
+                    self._pending_writes[image_id] -= 1
             return self.store.get(image_id)
 
         self.writer.submit(write, self._written, lambda msg: self._save_failed(image_id, msg))

@@ -12,11 +12,12 @@ from faceparse.core.thumbnails import ThumbnailCache
 from PySide6.QtCore import QObject
 
 from .canvas import Canvas
+from .image_cache import PrefetchCache
 from .image_list import THUMB_SIDE, ImageListPanel
 from .palette_panel import PalettePanel
 from .session import AUTOSAVE_MS, AnnotationSession
 from .thumbnail_loader import ThumbnailLoader
-from .workers import SerialWriter
+from .workers import SerialWriter, TaskRunner
 
 
 class Workspace(QObject):
@@ -30,6 +31,9 @@ class Workspace(QObject):
         self.image_list = ImageListPanel(store, self.thumbnails)
         self.palette = PalettePanel(store.schema)
         self.session = AnnotationSession(store, self.canvas, writer, autosave_ms, parent=self)
+        self.readers = TaskRunner(1, self)
+        self.session.prefetch = PrefetchCache(store, self.readers)
+        self.session.loaded.connect(self._prefetch_neighbours)
         self.canvas.label = self.palette.current
         self.palette.class_selected.connect(self._class_selected)
         self.palette.hidden_changed.connect(self.canvas.set_hidden_classes)
@@ -41,9 +45,19 @@ class Workspace(QObject):
     def _class_selected(self, label: int) -> None:
         self.canvas.label = label
 
+    def _prefetch_neighbours(self, record) -> None:
+        model = self.image_list.model
+        row = model.row_of(record.id)
+        if row is None or self.session.prefetch is None:
+            return
+        model.ensure_row(row + 1)
+        neighbours = [r.id for r in (model.record(row + 1), model.record(row - 1)) if r is not None]
+        self.session.prefetch.prefetch(neighbours)
+
     def close(self) -> None:
         """Save, wait for writes, stop background readers and close the store."""
         self.session.close()
+        self.readers.wait()
         self.thumbnails.stop()
         self.store.close()
         for widget in (self.canvas, self.image_list, self.palette):

@@ -1,0 +1,99 @@
+"""Reading an image and its masks ahead of time, so moving to the next image does not wait for the decoder.
+
+Decoding a large JPEG and two PNG masks is most of the cost of switching images. While the annotator works on one
+image, the neighbours in the list are read on a background thread into a small cache. A cached mask is used only if
+its file is still the one that was read (same inode, mtime and size), so a save, a prediction or an edit made elsewhere is
+never hidden by a stale copy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from faceparse.core.imageio import load_rgb
+from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
+from PySide6.QtGui import QImage
+
+from .workers import TaskRunner
+
+MAX_CACHED = 4
+Stamp = tuple[int, int, int] | None
+
+
+@dataclass
+class ImageBundle:
+    record: ImageRecord
+    photo: QImage  # RGB32, ready to become a pixmap without conversion
+    shape: tuple[int, int]
+    corrected: np.ndarray | None
+    predicted: np.ndarray | None
+    stamps: tuple[Stamp, Stamp]
+
+
+def _stamp(path: os.PathLike) -> Stamp:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def mask_stamps(store: ProjectStore, image_id: int) -> tuple[Stamp, Stamp]:
+    return _stamp(store.mask_path("corrected", image_id)), _stamp(store.mask_path("predicted", image_id))
+
+
+def photo_image(rgb: np.ndarray) -> QImage:
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(QImage.Format.Format_RGB32)
+
+
+def read_bundle(store: ProjectStore, image_id: int) -> ImageBundle:
+    """Everything needed to show an image; raises ImageLoadError/ProjectError like the calls it makes."""
+    record = store.get(image_id)
+    if record is None:
+        raise ProjectError(f"image {image_id} is no longer in the project")
+    stamps = mask_stamps(store, image_id)
+    rgb = load_rgb(store.root / record.relpath)
+    corrected = store.corrected_mask(image_id)
+    predicted = store.predicted_mask(image_id)
+    return ImageBundle(record, photo_image(rgb), rgb.shape[:2], corrected, predicted, stamps)
+
+
+class PrefetchCache:
+    def __init__(self, store: ProjectStore, runner: TaskRunner):
+        self.store = store
+        self.runner = runner
+        self._bundles: OrderedDict[int, ImageBundle] = OrderedDict()
+        self._loading: set[int] = set()
+
+    def prefetch(self, image_ids: list[int]) -> None:
+        for image_id in image_ids:
+            if image_id in self._bundles or image_id in self._loading:
+                continue
+            self._loading.add(image_id)
+            store = self.store
+            self.runner.start(lambda _r, _c, i=image_id: read_bundle(store, i), self._loaded,
+                              lambda _msg, i=image_id: self._loading.discard(i))
+
+    def _loaded(self, bundle: ImageBundle) -> None:
+        self._loading.discard(bundle.record.id)
+        self._bundles[bundle.record.id] = bundle
+        while len(self._bundles) > MAX_CACHED:
+            self._bundles.popitem(last=False)
+
+    def take(self, image_id: int) -> ImageBundle | None:
+        """The cached bundle if its masks are still the files on disk; it leaves the cache either way."""
+        bundle = self._bundles.pop(image_id, None)
+        if bundle is None or bundle.stamps != mask_stamps(self.store, image_id):
+            return None
+        return bundle
+
+    def forget(self, image_id: int) -> None:
+        self._bundles.pop(image_id, None)
+
+    def clear(self) -> None:
+        self._bundles.clear()
