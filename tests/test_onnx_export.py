@@ -1,0 +1,87 @@
+"""ONNX export: every architecture runs in ONNX Runtime at sizes other than the traced one and agrees with PyTorch,
+and the file carries the metadata needed to pre-label with it alone."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from faceparse.core.onnx_export import OnnxExportError, export_onnx, read_onnx_meta
+from faceparse.models import build_model, list_architectures
+
+
+def meta_for(architecture: str) -> dict:
+    classes = ["background", "mask"] if architecture == "abanet" else ["background", "skin", "hair", "eyes"]
+    return {
+        "task": "mask" if architecture == "abanet" else "parser",
+        "architecture": architecture,
+        "arch_args": {"classes": len(classes)},
+        "schema": {"name": "test-schema", "classes": classes, "flip_pairs": []},
+        "input_size": [64, 64],
+        "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+        "version": "v0007",
+    }
+
+
+def session(path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("architecture", list_architectures())
+def test_onnx_runtime_agrees_with_pytorch(tmp_path, architecture):
+    meta = meta_for(architecture)
+    torch.manual_seed(0)
+    model = build_model(architecture, **meta["arch_args"]).eval()
+    path = export_onnx(model, meta, tmp_path / f"{architecture}.onnx")
+
+    embedded = read_onnx_meta(path)
+    assert embedded["schema"] == meta["schema"]
+    assert embedded["normalization"] == meta["normalization"]
+    assert embedded["architecture"] == architecture
+
+    proto = onnx.load(str(path))
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    input_dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert (
+        all(isinstance(d, str) for d in (input_dims[0], input_dims[2], input_dims[3])) and input_dims[1] == 3
+    )
+
+    runtime = session(path)
+    assert [i.name for i in runtime.get_inputs()] == ["input"]
+    assert [o.name for o in runtime.get_outputs()] == ["logits"]
+    generator = torch.Generator().manual_seed(1)
+    for shape in [(1, 3, 96, 32), (3, 3, 32, 64)]:
+        x = torch.randn(shape, generator=generator)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        (logits,) = runtime.run(["logits"], {"input": x.numpy()})
+        assert logits.shape == (shape[0], len(meta["schema"]["classes"]), *shape[2:])
+        agreement = (logits.argmax(1) == expected.argmax(1)).mean()
+        assert agreement >= 0.999
+        np.testing.assert_allclose(logits, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_export_refuses_a_model_that_does_not_match_the_schema(tmp_path):
+    model = build_model("deeplabv3plus_mobilenetv2", classes=3)
+    with pytest.raises(OnnxExportError, match="expected N×4×H×W"):
+        export_onnx(
+            model, meta_for("deeplabv3plus_mobilenetv2") | {"arch_args": {"classes": 4}}, tmp_path / "x.onnx"
+        )
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_onnx_without_metadata_is_reported(tmp_path):
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["input"], ["logits"])],
+        "bare",
+        [onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, 32, 32])],
+        [onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [1, 3, 32, 32])],
+    )
+    onnx.save_model(onnx.helper.make_model(graph), str(tmp_path / "bare.onnx"))
+    with pytest.raises(OnnxExportError, match="no 'faceparse' metadata"):
+        read_onnx_meta(tmp_path / "bare.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(OnnxExportError, match="not a readable ONNX model"):
+        read_onnx_meta(tmp_path / "junk.onnx")
