@@ -133,6 +133,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--eval-only", action="store_true")
+    ap.add_argument("--eval-size", type=int, default=0, help="input size for the held-out evaluation")
     ap.add_argument("--limit", type=int, default=0, help="use only N training images (smoke runs)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -170,8 +171,7 @@ def main() -> int:
         print(f"resumed at epoch {epoch}, step {step}", flush=True)
 
     if args.eval_only:
-        s = evaluate(model, test, flip_tta=True)
-        print_table(s)
+        report(model, test, args, stages, len(train))
         return 0
 
     lut = flip_lut(19)
@@ -206,7 +206,7 @@ def main() -> int:
         epoch += 1
         rec = {"epoch": epoch, "size": size, "loss": float(np.mean(losses)), "seconds": time.time() - t0}
         if epoch in stage_end or epoch % 6 == 0:
-            s = evaluate(model, test[:60] if epoch < total_epochs else test)
+            s = evaluate(model, test[:60], size=size)
             rec.update(mean_f1=s["mean_f1_no_bg"], miou=s["miou_no_bg"], pixel_acc=s["pixel_accuracy"])
         print(json.dumps(rec), flush=True)
         log.write(json.dumps(rec) + "\n")
@@ -217,15 +217,22 @@ def main() -> int:
                    args.out / "state.tmp.pt")
         os.replace(args.out / "state.tmp.pt", args.out / "state.pt")
 
-    s = evaluate(model, test, flip_tta=False)
-    s_tta = evaluate(model, test, flip_tta=True)
+    report(model, test, args, stages, len(train))
+    return 0
+
+
+def report(model, test, args, stages, train_images: int) -> None:
+    """Held-out scores: the model sees the test faces at `--eval-size` (default: the last training size), and its
+    class probabilities are resized to the full 512 px masks before the argmax."""
+    size = args.eval_size or stages[-1][0]
+    s = evaluate(model, test, size=size, flip_tta=False)
+    s_tta = evaluate(model, test, size=size, flip_tta=True)
     (args.out / "eval.json").write_text(json.dumps({"plain": s, "flip_tta": s_tta, "schedule": stages,
-                                                    "train_images": len(train)}, indent=2))
-    print("Held-out (test split, 512 px, no TTA):")
+                                                    "input_size": size, "train_images": train_images}, indent=2))
+    print(f"Held-out (test split, {len(test)} faces, input {size} px, scored on the 512 px masks), no TTA:")
     print_table(s)
     print("With flip TTA:")
     print_table(s_tta)
-    return 0
 
 
 if __name__ == "__main__":
