@@ -78,7 +78,9 @@ def _default(store: ProjectStore | None, task: str) -> ResolvedModel:
     starter = starter_model_path(task)
     if starter.is_file():
         return ResolvedModel(starter, file_model_id(starter), "starter")
-    raise ModelNotFoundError(f"no model available for {task!r}: train one or pass --model")
+    where = f"no active {task} model in the project and " if store is not None else ""
+    raise ModelNotFoundError(f"no model available: train one or pass --model ({where}no starter {task} model is "
+                             "installed)")
 
 
 def find_model(store: ProjectStore | None, name_or_path: str | os.PathLike | None = None,
