@@ -8,7 +8,7 @@ Every format shares the same plumbing, kept here so a format module only writes 
 - mapping to a target schema through the project schema's declared mapping (e.g. CelebAMask-HQ 19 → LaPa 11);
 - the dataset card (README.md, and dataset.json for programs): counts, split sizes, schema, class pixel ratios,
   which model versions pre-labeled the images, how many were corrected by hand;
-- atomicity: everything is written into a hidden temporary folder beside the destination, flushed to disk, and
+- atomicity: everything is written into a hidden temporary folder beside the destination, fsynced, and
   renamed into place only when complete. A failure or a cancel removes the temporary folder and leaves the
   destination as it was.
 
@@ -25,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -144,15 +145,29 @@ def _check_destination(out_dir: Path, overwrite: bool) -> None:
         raise ExportError(f"{out_dir} already exists and is not empty; choose a new folder or allow overwriting")
 
 
+FSYNC_THREADS = 16
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _flush(folder: Path) -> None:
-    """Make the finished files durable before the rename makes them visible: one sync instead of one per file."""
-    if hasattr(os, "sync"):
-        os.sync()
-    else:
-        for path in folder.rglob("*"):
-            if path.is_file():
-                with open(path, "rb+") as f:
-                    os.fsync(f.fileno())
+    """Make every finished file durable before the rename makes the folder visible.
+
+    Each file and folder is fsynced, many at a time: concurrent fsyncs share journal commits, which makes this
+    several times faster than one after another, and unlike a global sync it never waits for other programs'
+    writes (a training job saving checkpoints).
+    """
+    paths = [Path(d) / name for d, dirs, files in os.walk(folder) for name in files]
+    if os.name == "posix":
+        paths += [Path(d) for d, _, _ in os.walk(folder)]
+    with ThreadPoolExecutor(FSYNC_THREADS) as pool:
+        list(pool.map(_fsync, paths))
 
 
 def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
@@ -170,12 +185,8 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    if hasattr(os, "O_DIRECTORY"):
-        fd = os.open(out_dir.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    if os.name == "posix":
+        _fsync(out_dir.parent)
 
 
 def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str, *, only: str = "corrected",

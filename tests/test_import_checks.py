@@ -1,0 +1,217 @@
+"""Imports check everything first: broken files, wrong sizes, unknown classes and labels without an image give a
+report naming each problem, and import nothing at all."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from faceparse.core.export import export_dataset
+from faceparse.core.importer import ImportCancelled, ImportRefused, import_dataset
+from faceparse.core.store import ProjectStore
+from PIL import Image
+from test_formats_support import copy_images, exported, make_project
+
+FORMATS = ("celebamask-hq", "lapa", "index-png", "coco", "labelme", "yolo")
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    base = tmp_path_factory.mktemp("imports")
+    truth = make_project(base / "faces")
+    with ProjectStore.open(base / "faces") as store:
+        for fmt in FORMATS:
+            export_dataset(store, base / fmt, fmt, only="corrected", split=(1, 0, 0))
+    return base, truth
+
+
+@pytest.fixture
+def dataset(exports, tmp_path):
+    """(copy of an export to spoil, fresh target project) for a format."""
+    base, truth = exports
+
+    def make(fmt):
+        shutil.copytree(base / fmt, tmp_path / fmt)
+        target = copy_images(base / "faces", tmp_path / "target")
+        return tmp_path / fmt, target
+
+    yield make
+
+
+def untouched(store):
+    files = [p for kind in ("corrected", "predicted") for p in (store.masks_dir / kind).iterdir()]
+    return store.count("new") == store.count() >= 11 and not files
+
+
+def refused(store, source, fmt, *messages, **options):
+    with pytest.raises(ImportRefused) as info:
+        import_dataset(store, source, fmt, **options)
+    text = str(info.value)
+    assert text.startswith(f"nothing was imported from {source}")
+    for message in messages:
+        assert message in text, text
+    assert untouched(store)
+    return info.value.report
+
+
+def test_a_clean_import_works_before_spoiling(dataset):
+    source, target = dataset("labelme")
+    with target:
+        report = import_dataset(target, source, "labelme")
+        assert report.imported == len(exported(only="corrected")) == 8
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "coco"])
+def test_broken_json(dataset, fmt):
+    source, target = dataset(fmt)
+    victim = source / ("train/face02.json" if fmt == "labelme" else "annotations/instances_train.json")
+    victim.write_text(victim.read_text()[:-40])
+    with target:
+        refused(target, source, fmt, str(victim), "not valid JSON")
+
+
+@pytest.mark.parametrize("fmt", ["index-png", "lapa", "celebamask-hq"])
+def test_mask_of_the_wrong_size(dataset, fmt):
+    source, target = dataset(fmt)
+    pattern = {"index-png": "masks/train/face03.png", "lapa": "train/labels/face03.png",
+               "celebamask-hq": "CelebAMask-HQ-mask-anno/0/*_skin.png"}[fmt]
+    victim = sorted(source.glob(pattern))[0]
+    Image.new("L", (50, 40)).save(victim)
+    with target:
+        report = refused(target, source, fmt, "50x40")
+        assert len(report.problems) == 1
+
+
+def test_label_sizes_that_disagree_with_the_image(dataset):
+    source, target = dataset("labelme")
+    victim = source / "train" / "face00.json"
+    document = json.loads(victim.read_text())
+    document["imageWidth"] += 1
+    victim.write_text(json.dumps(document))
+    with target:
+        refused(target, source, "labelme", f"{victim}: the label is for a 65x64 image, but face00.png is 64x64")
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "coco", "yolo", "celebamask-hq"])
+def test_unknown_class_names(dataset, fmt):
+    source, target = dataset(fmt)
+    if fmt == "labelme":
+        for path in list(source.rglob("face0[12].json")):
+            path.write_text(path.read_text().replace('"label":"hair"', '"label":"tattoo"'))
+    elif fmt == "coco":
+        path = source / "annotations" / "instances_train.json"
+        path.write_text(path.read_text().replace('"name": "hair"', '"name": "tattoo"'))
+    elif fmt == "yolo":
+        path = source / "data.yaml"
+        path.write_text(path.read_text().replace('"hair"', '"tattoo"'))
+    else:
+        for path in source.rglob("*_hair.png"):
+            path.rename(path.with_name(path.name.replace("_hair", "_tattoo")))
+    with target:
+        report = refused(target, source, fmt, "class 'tattoo'", "has no place in the project's schema")
+        assert len(report.problems) == 1
+
+
+def test_index_beyond_the_schema(dataset):
+    source, target = dataset("index-png")
+    victim = source / "masks" / "train" / "face04.png"
+    mask = np.array(Image.open(victim))
+    mask[0, 0] = 40
+    Image.fromarray(mask).save(victim)
+    with target:
+        refused(target, source, "index-png", f"{victim}: has class index 40, but the dataset's schema has only 19")
+
+
+def test_labels_without_an_image(dataset):
+    source, target = dataset("coco")
+    with target:
+        (target.root / "face06.png").unlink()
+        target.scan()
+        report = refused(target, source, "coco", "no image in the project has this path or name ('face06')")
+        assert len(report.problems) == 1
+        report = import_dataset(target, source, "coco", ignore_unmatched=True)
+        assert report.imported == 7 and len(report.skipped) == 1 and "face06" in report.skipped[0]
+        assert target.count("corrected") == 7
+
+
+def test_image_file_gone_since_the_scan(dataset):
+    source, target = dataset("yolo")
+    with target:
+        (target.root / "face07.png").unlink()
+        refused(target, source, "yolo", "its image face07.png cannot be read", "file not found")
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("25 0.1 0.1 0.2 0.1 0.2 0.2", "class 25 is not one of the 18 classes"),
+    ("0 0.1 0.1 0.2 1.5 0.2 0.2", "coordinates must be between 0 and 1"),
+    ("0 0.1 0.1 0.2 0.1 0.2", "at least three x, y pairs"),
+    ("skin 0.1 0.1 0.2 0.1 0.2 0.2", "expected '<class> x1 y1 x2 y2 ...'"),
+])
+def test_malformed_yolo_lines(dataset, line, message):
+    source, target = dataset("yolo")
+    victim = source / "labels" / "train" / "face01.txt"
+    victim.write_text(victim.read_text() + line + "\n")
+    with target:
+        refused(target, source, "yolo", f"{victim}: line", message)
+
+
+def test_malformed_coco_references(dataset):
+    source, target = dataset("coco")
+    path = source / "annotations" / "instances_train.json"
+    data = json.loads(path.read_text())
+    data["annotations"][0]["image_id"] = 999
+    data["annotations"][1]["category_id"] = 77
+    data["annotations"][2]["segmentation"] = {"size": [3, 3], "counts": "x"}
+    path.write_text(json.dumps(data))
+    with target:
+        refused(target, source, "coco", "refers to image 999", "has category 77")
+        del data["annotations"][:2]
+        path.write_text(json.dumps(data))
+        refused(target, source, "coco", "RLE size 3x3 differs")
+
+
+def test_labelme_holes_without_their_region(dataset):
+    source, target = dataset("labelme")
+    victim = source / "train" / "face00.json"
+    document = json.loads(victim.read_text())
+    outer = next(s for s in document["shapes"] if s["group_id"] is not None and not s["flags"]["hole"])
+    document["shapes"].remove(outer)
+    victim.write_text(json.dumps(document))
+    with target:
+        refused(target, source, "labelme", f"holes of {outer['label']!r} without the region they belong to")
+
+
+def test_missing_source_or_empty_folder(dataset, tmp_path):
+    source, target = dataset("lapa")
+    with target:
+        refused(target, tmp_path / "nowhere", "lapa", "does not exist")
+        (tmp_path / "empty").mkdir()
+        refused(target, tmp_path / "empty", "lapa", "no LaPa label masks found")
+        refused(target, source, "yolo", "data.yaml: not found")
+
+
+def test_conflicting_corrections_need_overwrite(dataset):
+    source, target = dataset("lapa")
+    with target:
+        rec = target.find("face00.png")
+        target.save_corrected(rec.id, np.zeros((64, 64), np.uint8))
+        with pytest.raises(ImportRefused, match="already has a different corrected mask"):
+            import_dataset(target, source, "lapa")
+        assert not target.corrected_mask(rec.id).any() and target.count("corrected") == 1
+        report = import_dataset(target, source, "lapa", overwrite=True)
+        assert report.imported == 8 and target.corrected_mask(rec.id).any()
+
+
+def test_dry_run_and_cancel_write_nothing(dataset):
+    import threading
+
+    source, target = dataset("celebamask-hq")
+    with target:
+        report = import_dataset(target, source, "celebamask-hq", dry_run=True)
+        assert report.imported == 0 and "would import 8 corrected masks" in report.summary()
+        assert untouched(target)
+        cancel = threading.Event()
+        cancel.set()
+        with pytest.raises(ImportCancelled):
+            import_dataset(target, source, "celebamask-hq", cancel=cancel)
+        assert untouched(target)
