@@ -292,3 +292,14 @@ class ImageListPanel(QWidget):
     def update_record(self, record: ImageRecord) -> None:
         self.model.update_record(record)
         self._update_summary()
+
+    def reload(self) -> None:
+        """Re-read the index (after a job changed many images), keeping the current image selected."""
+        current = self.current_id()
+        self.model.reload()
+        self._update_summary()
+        if current is None:
+            return
+        while self.model.row_of(current) is None and self.model.canFetchMore():
+            self.model.fetchMore()
+        self.select_id(current, emit=False)

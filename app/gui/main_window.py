@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.stack)
         self.list_dock = self._dock("Images", "imagesDock", Qt.DockWidgetArea.LeftDockWidgetArea)
         self.palette_dock = self._dock("Classes", "classesDock", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.models_dock = self._dock("Models", "modelsDock", Qt.DockWidgetArea.RightDockWidgetArea)
         self._build_toolbar()
         self._build_menus()
         self._build_status_bar()
@@ -144,7 +145,7 @@ class MainWindow(QMainWindow):
             view_menu.addSeparator() if name is None else view_menu.addAction(a[name])
         view_menu.addSeparator()
         self.view_menu = view_menu
-        for dock in (self.list_dock, self.palette_dock):
+        for dock in (self.list_dock, self.palette_dock, self.models_dock):
             view_menu.addAction(dock.toggleViewAction())
         image_menu = menu.addMenu("&Image")
         for name in ("previous_image", "next_image", "next_unreviewed"):
@@ -186,6 +187,10 @@ class MainWindow(QMainWindow):
         a["next_unreviewed"].triggered.connect(self.next_unreviewed)
         a["accept_prediction"].triggered.connect(lambda: self.ws and self.ws.session.accept_prediction())
         a["mark_reviewed"].triggered.connect(self.mark_reviewed)
+        a["prelabel_image"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_image(
+            self.ws.session.image_id))
+        a["prelabel_all"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_all())
+        a["retrain"].triggered.connect(lambda: self.ws and self.ws.models.start_retrain())
         for digit in range(10):
             a[f"class_{digit}"].triggered.connect(lambda _checked=False, d=digit: self.ws and
                                                   self.ws.palette.digit_pressed(d))
@@ -226,7 +231,7 @@ class MainWindow(QMainWindow):
             self._error(str(e))
             return False
         self.close_project()
-        self.ws = ws = Workspace(store, self.writer, self.autosave_ms, self)
+        self.ws = ws = Workspace(store, self.writer, self.jobs, self.autosave_ms, self)
         self._attach(ws)
         self.settings.add_recent(store.root)
         self._refresh_recent()
@@ -241,6 +246,8 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(ws.canvas)
         self.list_dock.setWidget(ws.image_list)
         self.palette_dock.setWidget(ws.palette)
+        self.models_dock.setWidget(ws.models)
+        ws.models.prelabel_one_button.clicked.connect(lambda: ws.models.start_prelabel_image(ws.session.image_id))
         ws.canvas.set_brush_size(self.brush_spin.value())
         ws.canvas.set_opacity(self.opacity_slider.value() / 100)
         ws.canvas.set_outline(self.actions["toggle_outline"].isChecked())

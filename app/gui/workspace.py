@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject
 from .canvas import Canvas
 from .image_cache import PrefetchCache
 from .image_list import THUMB_SIDE, ImageListPanel
+from .models_panel import ModelsPanel
 from .palette_panel import PalettePanel
 from .session import AUTOSAVE_MS, AnnotationSession
 from .thumbnail_loader import ThumbnailLoader
@@ -21,7 +22,7 @@ from .workers import SerialWriter, TaskRunner
 
 
 class Workspace(QObject):
-    def __init__(self, store: ProjectStore, writer: SerialWriter, autosave_ms: int = AUTOSAVE_MS,
+    def __init__(self, store: ProjectStore, writer: SerialWriter, jobs: TaskRunner, autosave_ms: int = AUTOSAVE_MS,
                  parent: QObject | None = None):
         super().__init__(parent)
         self.store = store
@@ -34,6 +35,9 @@ class Workspace(QObject):
         self.readers = TaskRunner(1, self)
         self.session.prefetch = PrefetchCache(store, self.readers)
         self.session.loaded.connect(self._prefetch_neighbours)
+        self.models = ModelsPanel(store, jobs)
+        self.models.predictions_changed.connect(self._predictions_changed)
+        self.models.image_predicted.connect(self._image_predicted)
         self.canvas.label = self.palette.current
         self.palette.class_selected.connect(self._class_selected)
         self.palette.hidden_changed.connect(self.canvas.set_hidden_classes)
@@ -41,6 +45,15 @@ class Workspace(QObject):
         self.canvas.class_picked.connect(self.palette.select)
         self.image_list.image_chosen.connect(self.session.load)
         self.session.record_updated.connect(self.image_list.update_record)
+
+    def _predictions_changed(self) -> None:
+        self.image_list.reload()
+        self.session.reload_prediction()
+
+    def _image_predicted(self, record) -> None:
+        self.image_list.update_record(record)
+        if record.id == self.session.image_id:
+            self.session.reload_prediction()
 
     def _class_selected(self, label: int) -> None:
         self.canvas.label = label
@@ -56,10 +69,11 @@ class Workspace(QObject):
 
     def close(self) -> None:
         """Save, wait for writes, stop background readers and close the store."""
+        self.models.close_jobs()
         self.session.close()
         self.readers.wait()
         self.thumbnails.stop()
         self.store.close()
-        for widget in (self.canvas, self.image_list, self.palette):
+        for widget in (self.canvas, self.image_list, self.palette, self.models):
             widget.setParent(None)
             widget.deleteLater()

@@ -1,0 +1,114 @@
+"""The model work the studio starts: pre-labelling (one image or all) and retraining, as Qt-friendly objects.
+
+Pre-labelling runs `PrelabelJob` (all images) or the predictor on one picture in a pool thread. Retraining runs in
+its own process through `JobRunner`; its events arrive on a reader thread and are re-emitted here as a queued
+signal, so the panel only ever sees them on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from faceparse.core.faces import FACES
+from faceparse.core.imageio import load_rgb
+from faceparse.core.jobs import JobEvent, JobHandle, JobRunner
+from faceparse.core.model_resolver import find_model, task_for_schema
+from faceparse.core.predictor import Predictor, choose_providers
+from faceparse.core.prelabel import MODE_SETTING, Framing, PrelabelJob, PrelabelResult, predict_image
+from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
+from PySide6.QtCore import QObject, Qt, Signal
+
+DEVICES = {"auto": "Auto (GPU if available)", "cpu": "CPU", "cuda": "GPU (CUDA)"}
+
+
+def device_description(device: str) -> str:
+    """Where inference will run for a device choice, as ONNX Runtime reports it on this machine."""
+    providers, notice = choose_providers(device)
+    where = "GPU (CUDA)" if providers[0].startswith("CUDA") else "CPU"
+    return where + (f" — {notice}" if notice else "")
+
+
+class PredictorCache:
+    """One loaded predictor per (model file, device): building an inference session costs more than a picture."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._predictor: Predictor | None = None
+
+    def get(self, path: Path, device: str) -> Predictor:
+        key = (str(path), path.stat().st_mtime_ns, device)
+        with self._lock:
+            if self._key != key:
+                self._predictor = Predictor(path, device=device, confidence=False, probabilities=True)
+                self._key = key
+            return self._predictor  # type: ignore[return-value]
+
+
+def prelabel_image(store: ProjectStore, image_id: int, device: str, cache: PredictorCache) -> ImageRecord:
+    """Predict one image with the project's model and store it as the prediction; returns the updated record."""
+    record = store.get(image_id)
+    if record is None:
+        raise ProjectError(f"image {image_id} is no longer in the project")
+    resolved = find_model(store, None, task_for_schema(store.schema))
+    predictor = cache.get(resolved.path, device)
+    if tuple(predictor.info.classes) != tuple(store.schema.classes):
+        raise ProjectError(f"the model {resolved.model_id} predicts {predictor.info.num_classes} classes of "
+                           f"{predictor.info.schema_name!r}, not this project's {store.schema.name!r}; "
+                           "use Pre-label All, which maps schemas")
+    mode = store.get_setting(MODE_SETTING) or FACES
+    prediction = predict_image(load_rgb(store.root / record.relpath), predictor, Framing(mode))
+    store.save_predicted(image_id, prediction.mask, resolved.model_id, prediction.uncertainty)
+    return store.get(image_id)  # type: ignore[return-value]
+
+
+def prelabel_all(store: ProjectStore, device: str, report, cancel: threading.Event) -> PrelabelResult:
+    return PrelabelJob(store, device=device).run(report, cancel)
+
+
+class RetrainBridge(QObject):
+    """Starts a retrain process and delivers its JobEvents on the GUI thread."""
+
+    event = Signal(object)  # JobEvent
+
+    def __init__(self, project_root: Path, parent: QObject | None = None):
+        super().__init__(parent)
+        self.project_root = project_root
+        self.handle: JobHandle | None = None
+        self._runner: JobRunner | None = None
+        self._relay = _Relay()
+        self._relay.event.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+
+    @property
+    def running(self) -> bool:
+        return self.handle is not None and self.handle.running
+
+    def start(self, config: dict) -> int:
+        """Start the job; raises JobConflict if one is running, ConfigError/ProjectError for bad options."""
+        if self._runner is None:
+            self._runner = JobRunner(self.project_root)
+        self.handle = self._runner.start_retrain(config, on_event=self._relay.event.emit)
+        return self.handle.job_id
+
+    def _deliver(self, event: JobEvent) -> None:
+        self.event.emit(event)
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+
+    def close(self) -> None:
+        if self.running:
+            self.cancel()
+            try:
+                self.handle.wait(timeout=30)  # type: ignore[union-attr]
+            except TimeoutError:
+                pass
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+
+class _Relay(QObject):
+    event = Signal(object)

@@ -1,0 +1,367 @@
+"""The models panel: pre-label, retrain with a live curve, and the project's model versions.
+
+Pre-labelling and retraining are core jobs (a pool thread, and a separate process for training); the panel starts
+them, shows their progress and result, and can cancel them. A retrain ends by saying what it produced: the new
+version's score against the active model on the same validation faces, and whether it was promoted. Versions can
+be activated or rolled back here; the previous model stays active until a better one replaces it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import qtawesome as qta
+from faceparse.core.jobs import JobConflict, JobEvent
+from faceparse.core.model_resolver import task_for_schema
+from faceparse.core.prelabel import PrelabelProgress, PrelabelResult
+from faceparse.core.recipes import ConfigError, TrainConfig, get_recipe
+from faceparse.core.store import ProjectError, ProjectStore
+from faceparse.core.versions import activate, list_versions, rollback
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .model_jobs import DEVICES, PredictorCache, RetrainBridge, device_description, prelabel_all, prelabel_image
+from .training_plot import TrainingPlot
+from .workers import Task, TaskRunner
+
+INPUT_SIZES = (128, 256, 384, 512)
+
+
+def _score(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
+
+
+class ModelsPanel(QWidget):
+    predictions_changed = Signal()  # masks were predicted (re-read the list and the open image)
+    image_predicted = Signal(object)  # ImageRecord of a single pre-labelled image
+    versions_changed = Signal()
+
+    def __init__(self, store: ProjectStore, runner: TaskRunner, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("modelsPanel")
+        self.store = store
+        self.runner = runner
+        self.task = task_for_schema(store.schema)
+        self.recipe = get_recipe(self.task)
+        self.predictors = PredictorCache()
+        self.prelabel_task: Task | None = None
+        self.retrain = RetrainBridge(store.root, self)
+        self.retrain.event.connect(self._retrain_event)
+        self.events: list[JobEvent] = []
+        self.last_result: dict[str, Any] | None = None
+        self.extra_options: dict[str, Any] = {}
+        self._train_steps = 0
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self._prelabel_box())
+        layout.addWidget(self._retrain_box(), 1)
+        layout.addWidget(self._versions_box())
+        self.refresh_versions()
+
+    # --- construction ------------------------------------------------------------------------------------------
+
+    def _prelabel_box(self) -> QGroupBox:
+        box = QGroupBox("Pre-label", self)
+        self.device = QComboBox(box)
+        for key, title in DEVICES.items():
+            self.device.addItem(title, key)
+        self.device_label = QLabel(box)
+        self.device_label.setObjectName("inferenceDevice")
+        self.device.currentIndexChanged.connect(self._device_changed)
+        self.prelabel_one_button = QPushButton(qta.icon("fa5s.magic"), "This image", box)
+        self.prelabel_all_button = QPushButton(qta.icon("fa5s.layer-group"), "All images", box)
+        self.prelabel_cancel = QPushButton(qta.icon("fa5s.stop"), "", box)
+        self.prelabel_cancel.setToolTip("Cancel pre-labelling (what is done so far is kept)")
+        self.prelabel_cancel.setEnabled(False)
+        self.prelabel_progress = QProgressBar(box)
+        self.prelabel_status = QLabel(box)
+        self.prelabel_status.setWordWrap(True)
+        self.prelabel_all_button.clicked.connect(self.start_prelabel_all)
+        self.prelabel_cancel.clicked.connect(self.cancel_prelabel)
+        buttons = QHBoxLayout()
+        for w in (self.prelabel_one_button, self.prelabel_all_button, self.prelabel_cancel):
+            buttons.addWidget(w)
+        form = QFormLayout(box)
+        form.addRow("Device", self.device)
+        form.addRow("Runs on", self.device_label)
+        form.addRow(buttons)
+        form.addRow(self.prelabel_progress)
+        form.addRow(self.prelabel_status)
+        self._device_changed()
+        return box
+
+    def _retrain_box(self) -> QGroupBox:
+        box = QGroupBox(f"Retrain the {self.task} model", self)
+        self.epochs = QSpinBox(box)
+        self.epochs.setRange(1, 500)
+        self.epochs.setValue(TrainConfig.for_task(self.task).epochs)
+        self.input_size = QComboBox(box)
+        default_size = TrainConfig.for_task(self.task).input_size
+        for size in sorted({*INPUT_SIZES, default_size}):
+            self.input_size.addItem(f"{size} px", size)
+        self.input_size.setCurrentIndex(self.input_size.findData(default_size))
+        self.retrain_button = QPushButton(qta.icon("fa5s.sync-alt"), "Retrain", box)
+        self.retrain_button.setObjectName("retrainButton")
+        self.retrain_cancel = QPushButton(qta.icon("fa5s.stop"), "Cancel", box)
+        self.retrain_cancel.setEnabled(False)
+        self.retrain_button.clicked.connect(self.start_retrain)
+        self.retrain_cancel.clicked.connect(self.retrain.cancel)
+        self.retrain_progress = QProgressBar(box)
+        self.retrain_phase = QLabel("Fine-tunes on the corrected images in a separate process.", box)
+        self.retrain_phase.setWordWrap(True)
+        self.plot = TrainingPlot(box)
+        self.retrain_result = QLabel(box)
+        self.retrain_result.setObjectName("retrainResult")
+        self.retrain_result.setWordWrap(True)
+        self.retrain_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        options = QHBoxLayout()
+        options.addWidget(QLabel("Epochs", box))
+        options.addWidget(self.epochs)
+        options.addWidget(QLabel("Size", box))
+        options.addWidget(self.input_size)
+        options.addStretch(1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.retrain_button, 1)
+        buttons.addWidget(self.retrain_cancel)
+        layout = QVBoxLayout(box)
+        layout.addLayout(options)
+        layout.addLayout(buttons)
+        layout.addWidget(self.retrain_progress)
+        layout.addWidget(self.retrain_phase)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.retrain_result)
+        return box
+
+    def _versions_box(self) -> QGroupBox:
+        box = QGroupBox("Model versions", self)
+        self.versions = QTreeWidget(box)
+        self.versions.setObjectName("modelVersions")
+        self.versions.setHeaderLabels(["Version", self.recipe.primary_metric, "Created", ""])
+        self.versions.setRootIsDecorated(False)
+        self.versions.setMaximumHeight(150)
+        self.activate_button = QPushButton(qta.icon("fa5s.check-circle"), "Activate", box)
+        self.rollback_button = QPushButton(qta.icon("fa5s.history"), "Roll back", box)
+        self.activate_button.clicked.connect(self.activate_selected)
+        self.rollback_button.clicked.connect(self.roll_back)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.activate_button)
+        buttons.addWidget(self.rollback_button)
+        layout = QVBoxLayout(box)
+        layout.addWidget(self.versions)
+        layout.addLayout(buttons)
+        return box
+
+    # --- pre-labelling -----------------------------------------------------------------------------------------
+
+    @property
+    def device_choice(self) -> str:
+        return self.device.currentData()
+
+    def _device_changed(self) -> None:
+        self.device_label.setText(device_description(self.device_choice))
+
+    def _prelabel_running(self, running: bool) -> None:
+        self.prelabel_one_button.setEnabled(not running)
+        self.prelabel_all_button.setEnabled(not running)
+        self.prelabel_cancel.setEnabled(running)
+
+    def start_prelabel_image(self, image_id: int | None) -> None:
+        if image_id is None or self.prelabel_task is not None:
+            return
+        store, device, cache = self.store, self.device_choice, self.predictors
+        self._prelabel_running(True)
+        self.prelabel_progress.setRange(0, 0)
+        self.prelabel_status.setText("Pre-labelling this image…")
+        self.prelabel_task = self.runner.start(lambda _r, _c: prelabel_image(store, image_id, device, cache),
+                                               self._image_done, self._prelabel_failed)
+
+    def _image_done(self, record) -> None:
+        self.prelabel_task = None
+        self._prelabel_running(False)
+        self.prelabel_progress.setRange(0, 1)
+        self.prelabel_progress.setValue(1)
+        uncertainty = "" if record.uncertainty is None else f", uncertainty {record.uncertainty:.3f}"
+        self.prelabel_status.setText(f"{record.name} predicted by {record.model_version}{uncertainty}")
+        self.image_predicted.emit(record)
+
+    def start_prelabel_all(self) -> None:
+        if self.prelabel_task is not None:
+            return
+        store, device = self.store, self.device_choice
+        self._prelabel_running(True)
+        self.prelabel_progress.setRange(0, 0)
+        self.prelabel_status.setText("Loading the model…")
+        self.prelabel_task = self.runner.start(lambda report, cancel: prelabel_all(store, device, report, cancel),
+                                               self._all_done, self._prelabel_failed, self._prelabel_progress)
+
+    def _prelabel_progress(self, progress: PrelabelProgress) -> None:
+        self.prelabel_progress.setRange(0, max(1, progress.total))
+        self.prelabel_progress.setValue(progress.done)
+        eta = "" if progress.eta_seconds is None else f", {progress.eta_seconds:.0f} s left"
+        self.prelabel_status.setText(f"{progress.done:,} of {progress.total:,} images, "
+                                     f"{progress.images_per_second:.1f}/s{eta}")
+
+    def _all_done(self, result: PrelabelResult) -> None:
+        self.prelabel_task = None
+        self._prelabel_running(False)
+        where = "GPU (CUDA)" if result.provider.startswith("CUDA") else "CPU"
+        self.device_label.setText(f"{where} (last run: {result.provider})")
+        skipped = result.skipped_checked + result.skipped_current + result.skipped_unreadable
+        state = "Cancelled: " if result.state == "cancelled" else ""
+        notes = "".join(f"\n{n}" for n in result.notices)
+        self.prelabel_status.setText(f"{state}{result.predicted:,} predicted, {len(result.failed):,} failed, "
+                                     f"{skipped:,} skipped, in {result.seconds:.1f} s with {result.model_id}{notes}")
+        self.predictions_changed.emit()
+
+    def _prelabel_failed(self, message: str) -> None:
+        self.prelabel_task = None
+        self._prelabel_running(False)
+        self.prelabel_progress.setRange(0, 1)
+        self.prelabel_progress.setValue(0)
+        self.prelabel_status.setText(f"Pre-labelling failed: {message}")
+
+    def cancel_prelabel(self) -> None:
+        if self.prelabel_task is not None:
+            self.prelabel_task.cancel()
+            self.prelabel_status.setText("Cancelling…")
+
+    # --- retraining --------------------------------------------------------------------------------------------
+
+    def retrain_config(self) -> dict[str, Any]:
+        options = {"epochs": self.epochs.value(), "input_size": self.input_size.currentData(), **self.extra_options}
+        return TrainConfig.for_task(self.task, **options).to_dict()
+
+    def start_retrain(self) -> bool:
+        if self.retrain.running:
+            return False
+        try:
+            config = self.retrain_config()
+            job_id = self.retrain.start(config)
+        except (JobConflict, ConfigError, ProjectError) as e:
+            self.retrain_phase.setText(str(e))
+            return False
+        self.events = []
+        self.last_result = None
+        self._train_steps = 0
+        self.plot.clear_data(f"validation {self.recipe.primary_metric}")
+        self.retrain_result.setText("")
+        self.retrain_phase.setText(f"Job {job_id} starting…")
+        self.retrain_progress.setRange(0, 0)
+        self.retrain_button.setEnabled(False)
+        self.retrain_cancel.setEnabled(True)
+        return True
+
+    def _retrain_event(self, event: JobEvent) -> None:
+        self.events.append(event)
+        if event.phase == "train" and event.step is not None:
+            self._train_steps = event.step
+            self.plot.add_loss(event.step, event.loss)
+        if event.phase == "validate" and event.metrics:
+            self.plot.add_score(self._train_steps, event.metrics.get(self.recipe.primary_metric))
+        if event.total:
+            self.retrain_progress.setRange(0, event.total)
+            self.retrain_progress.setValue(event.step or 0)
+        elif not event.final:
+            self.retrain_progress.setRange(0, 0)
+        eta = f" — {event.eta_s:.0f} s left" if event.eta_s else ""
+        loss = f", loss {event.loss:.4f}" if event.loss is not None and math.isfinite(event.loss) else ""
+        self.retrain_phase.setText(f"{event.phase}: {event.message}{loss}{eta}".strip())
+        if event.final:
+            self._retrain_finished(event)
+
+    def _retrain_finished(self, event: JobEvent) -> None:
+        self.retrain_button.setEnabled(True)
+        self.retrain_cancel.setEnabled(False)
+        self.retrain_progress.setRange(0, 1)
+        self.retrain_progress.setValue(1 if event.phase == "done" else 0)
+        self.last_result = event.result
+        if event.phase == "done" and event.result:
+            self.retrain_result.setText(self.describe_result(event.result))
+        else:
+            self.retrain_result.setText(f"{event.phase.capitalize()}: {event.message}")
+        self.refresh_versions()
+        self.versions_changed.emit()
+        if event.result and event.result.get("promoted") and event.result.get("repredict"):
+            self.predictions_changed.emit()
+
+    @staticmethod
+    def describe_result(result: dict[str, Any]) -> str:
+        metric = result.get("metric", "score")
+        new = f"{result.get('version')}: {metric} {_score(result.get('score'))}"
+        baseline = result.get("baseline_version")
+        versus = (f" vs active {baseline} {_score(result.get('baseline_score'))}" if baseline
+                  else " (no active model before)")
+        verdict = "promoted — now active" if result.get("promoted") else "not promoted"
+        reason = f" ({result['reason']})" if result.get("reason") else ""
+        return f"{new}{versus}; {verdict}{reason}"
+
+    # --- versions ----------------------------------------------------------------------------------------------
+
+    def refresh_versions(self) -> None:
+        self.versions.clear()
+        bold = QFont(self.versions.font())
+        bold.setBold(True)
+        for row in reversed(list_versions(self.store, self.task)):
+            score = self.recipe.score(row.get("metrics"))
+            item = QTreeWidgetItem([row["version"], _score(score), (row.get("created") or "").replace("T", " ")[:16],
+                                    "active" if row["active"] else ""])
+            item.setData(0, Qt.ItemDataRole.UserRole, row["version"])
+            if row["active"]:
+                item.setIcon(0, qta.icon("fa5s.check-circle", color="#4caf50"))
+                for column in range(4):
+                    item.setFont(column, bold)
+            self.versions.addTopLevelItem(item)
+        for column in range(4):
+            self.versions.resizeColumnToContents(column)
+        has_versions = self.versions.topLevelItemCount() > 0
+        self.activate_button.setEnabled(has_versions)
+        self.rollback_button.setEnabled(self.store.active_model(self.task) is not None)
+
+    def version_names(self) -> list[str]:
+        return [self.versions.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)
+                for i in range(self.versions.topLevelItemCount())]
+
+    def activate_selected(self) -> None:
+        item = self.versions.currentItem()
+        if item is None:
+            self.retrain_phase.setText("Select a version to activate.")
+            return
+        self._change_active(lambda: activate(self.store, self.task, item.data(0, Qt.ItemDataRole.UserRole)))
+
+    def roll_back(self) -> None:
+        self._change_active(lambda: rollback(self.store, self.task))
+
+    def _change_active(self, change) -> None:
+        """Activation may first export a version to ONNX, so it runs off the GUI thread."""
+        self.activate_button.setEnabled(False)
+        self.rollback_button.setEnabled(False)
+        self.runner.start(lambda _r, _c: change(), self._activated, self._activation_failed)
+
+    def _activation_failed(self, message: str) -> None:
+        self.retrain_phase.setText(message)
+        self.refresh_versions()
+
+    def _activated(self, row: dict[str, Any]) -> None:
+        self.retrain_phase.setText(f"{row['version']} is now the active {self.task} model; "
+                                   "pre-label to use it on the images")
+        self.refresh_versions()
+        self.versions_changed.emit()
+
+    def close_jobs(self) -> None:
+        self.cancel_prelabel()
+        self.retrain.close()

@@ -1,0 +1,81 @@
+"""The models panel driven through its buttons: pre-label with a tiny ONNX model, retrain a tiny network in its own
+process and watch the events, the curve and the version list."""
+
+import numpy as np
+from faceparse.core.store import ProjectStore
+from faceparse.core.synthetic import draw_face
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from test_gui_helpers import make_project, open_window
+from test_predictor import foreground_model
+
+
+def _install_model(folder):
+    """A 1x1-convolution ONNX model registered as the project's active parser version."""
+    with ProjectStore.open(folder) as store:
+        version_dir = store.models_dir / "parser" / "v0001"
+        version_dir.mkdir(parents=True)
+        foreground_model(version_dir / "model.onnx")
+        store.add_model_version("parser", "v0001", version_dir, {"miou_no_bg": 0.1})
+        store.set_active_model("parser", "v0001")
+
+
+def test_prelabel_all_and_this_image_from_the_panel(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=3, size=64, predicted=False)
+    _install_model(folder)
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    panel, session = ws.models, ws.session
+    assert panel.device_label.text().startswith(("CPU", "GPU"))
+    assert session.prediction is None
+
+    QTest.mouseClick(panel.prelabel_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert "3 predicted" in panel.prelabel_status.text(), panel.prelabel_status.text()
+    assert [ws.image_list.model.record(r).status for r in range(3)] == ["predicted"] * 3
+    assert session.prediction is not None
+    with ProjectStore.open(folder) as store:
+        stored = store.predicted_mask(session.image_id)
+    assert np.array_equal(session.prediction, stored)
+    assert np.array_equal(session.editor.mask, stored)  # an untouched image follows its new prediction
+    assert set(np.unique(stored)) <= {0, 1}
+
+    with ProjectStore.open(folder) as store:
+        store.mask_path("predicted", session.image_id).unlink()
+    QTest.mouseClick(panel.prelabel_one_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert "predicted by v0001" in panel.prelabel_status.text(), panel.prelabel_status.text()
+    with ProjectStore.open(folder) as store:
+        assert np.array_equal(store.predicted_mask(session.image_id), stored)
+
+
+def test_retrain_from_the_panel_shows_progress_and_a_new_version(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=8, size=64, predicted=False)
+    with ProjectStore.open(folder) as store:
+        for i, record in enumerate(store.images()):
+            seed = int(np.random.SeedSequence([7, i]).generate_state(1)[0])
+            store.save_corrected(record.id, draw_face(seed, size=64, schema=store.schema)[1])
+        assert store.split_counts()["val"] > 0
+    window = open_window(qtbot, folder, tmp_path)
+    panel = window.ws.models
+    assert panel.version_names() == []
+    panel.epochs.setValue(1)
+    panel.extra_options = {"input_size": 32, "batch_size": 4, "max_steps": 2, "init": "scratch", "threads": 1,
+                           "export_onnx": False, "repredict": False, "pretrain": False, "patience": 0,
+                           "time_limit_s": None}
+
+    QTest.mouseClick(panel.retrain_button, Qt.MouseButton.LeftButton)
+    assert not panel.retrain_button.isEnabled() and panel.retrain_cancel.isEnabled()
+    qtbot.waitUntil(lambda: panel.events and panel.events[-1].final, timeout=900_000)
+
+    phases = [e.phase for e in panel.events]
+    assert phases[-1] == "done", panel.events[-1].message
+    train = [e for e in panel.events if e.phase == "train" and e.loss is not None]
+    assert train and panel.plot.losses == [e.loss for e in train]
+    assert "validate" in phases and len(panel.plot.scores) >= 1
+    result = panel.last_result
+    assert panel.version_names() == [result["version"]]
+    assert result["version"] in panel.retrain_result.text()
+    assert ("promoted" in panel.retrain_result.text()) and panel.retrain_button.isEnabled()
+    with ProjectStore.open(folder) as store:
+        assert [m["version"] for m in store.model_versions("parser")] == [result["version"]]
