@@ -1,0 +1,300 @@
+"""`faceparse prelabel` and `faceparse predict`: masks from a model, for a project or for loose files.
+
+`prelabel FOLDER` runs the same pre-label job as the studio (core/prelabel.py) on a project, creating and scanning
+it first if needed, with a progress bar; Ctrl-C stops it after the current batch and a later run resumes.
+`predict` needs no project: each input image becomes an index PNG (`<image stem>.png`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from faceparse.app.cli import CommandError
+from faceparse.core.faces import FACES, WHOLE_IMAGE
+from faceparse.core.imageio import IMAGE_EXTENSIONS, save_mask
+from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_for_schema
+from faceparse.core.predictor import DEVICES, ModelError, Predictor, read_model_info
+from faceparse.core.schemas import LabelSchema, get_schema
+from faceparse.core.store import ProjectStore, natural_sort_key
+
+MODE_CHOICES = {"auto": None, "faces": FACES, "whole-image": WHOLE_IMAGE}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    register_prelabel(subparsers)
+    register_predict(subparsers)
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="NAME|PATH",
+                   help="an .onnx file, a model folder, a project model version, or a task (parser, mask); "
+                        "default: the project's active model, else the starter model")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the model runs (default auto: CUDA if ONNX Runtime has it, else CPU)")
+    p.add_argument("--tta", action="store_true", help="also predict each face mirrored and average (twice the time)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="faces per model run")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model (default: all cores)")
+
+
+class _ProgressBar:
+    """A tqdm bar fed by progress reports (created on the first report, when the total is known)."""
+
+    def __init__(self, unit: str = "img"):
+        self.unit = unit
+        self.bar = None
+
+    def __call__(self, progress) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=progress.total, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
+        self.bar.n = progress.done
+        self.bar.set_postfix_str(f"{progress.images_per_second:.1f} img/s" +
+                                 (f", {progress.failed} failed" if progress.failed else ""), refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextmanager
+def _interrupt_sets(event: threading.Event) -> Iterator[None]:
+    """Ctrl-C asks the job to stop after the current batch instead of killing it mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        print("\nstopping after the current batch (Ctrl-C again to abort)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# --- prelabel --------------------------------------------------------------------------------------------------------
+
+def register_prelabel(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "prelabel", help="predict a mask for every image of a project that needs one",
+        description="Pre-label the images in FOLDER (creating and scanning the project if needed). Corrected and "
+                    "reviewed images are never touched; images already predicted by the same model are skipped, "
+                    "so an interrupted run resumes where it stopped. Unreadable images are reported and skipped.")
+    p.add_argument("folder", metavar="FOLDER")
+    _model_options(p)
+    p.add_argument("--mode", choices=tuple(MODE_CHOICES),
+                   help="faces: detect and parse each face; whole-image: the images are aligned face crops; "
+                        "auto: suggest from a sample. Remembered for the project (default: its choice, else auto)")
+    p.set_defaults(handler=run_prelabel)
+
+
+def _open_project(folder: str, model: str | None) -> ProjectStore:
+    """The project in `folder`; a new one takes the label schema of the model that will label it."""
+    if ProjectStore.is_project(folder):
+        return ProjectStore.open(folder)
+    try:
+        info = read_model_info(find_model(None, model).path)
+    except (ModelNotFoundError, ModelError) as error:
+        raise CommandError(str(error)) from None
+    try:
+        schema = get_schema(info.schema_name)
+    except KeyError:
+        schema = None
+    if schema is None or tuple(schema.classes) != info.classes:
+        raise CommandError(f"the model's label schema {info.schema_name!r} is not a built-in one; create the "
+                           f"project first with: faceparse scan {folder} --schema SCHEMA.json")
+    store = ProjectStore.create(folder, schema)
+    print(f"Created project {store.root} (schema {store.schema.name})")
+    return store
+
+
+def run_prelabel(args: argparse.Namespace) -> int:
+    from faceparse.core.prelabel import MODE_SETTING, PrelabelJob
+
+    with _open_project(args.folder, args.model) as store:
+        scan = store.scan()
+        print(f"Scanned {scan.total:,} images ({scan.added:,} new, {scan.changed:,} changed)")
+        if args.mode == "auto":
+            store.set_setting(MODE_SETTING, None)
+        job = PrelabelJob(store, args.model, device=args.device, tta=args.tta, mode=MODE_CHOICES.get(args.mode),
+                          batch_size=args.batch_size, threads=args.threads)
+        cancel = threading.Event()
+        bar = _ProgressBar()
+        try:
+            with _interrupt_sets(cancel):
+                result = job.run(bar, cancel)
+        except (ModelNotFoundError, ModelError) as error:
+            raise CommandError(str(error)) from None
+        finally:
+            bar.close()
+        for notice in result.notices:
+            print(f"note: {notice}", file=sys.stderr)
+        where = "GPU (CUDA)" if result.provider == "CUDAExecutionProvider" else "CPU"
+        print(f"Model {result.model_id} ({result.model_path}) on {where}, mode {result.mode.replace('_', ' ')}")
+        done = result.predicted + len(result.failed)
+        print(f"Predicted {result.predicted:,} of {result.total:,} images in {result.seconds:.1f} s "
+              f"({result.images_per_second:.1f} images/s)")
+        kept = [f"{result.skipped_current:,} already current", f"{result.skipped_checked:,} corrected/reviewed kept"]
+        if result.skipped_unreadable:
+            kept.append(f"{result.skipped_unreadable:,} unreadable skipped")
+        print("Skipped " + ", ".join(kept))
+        if result.whole_image_fallbacks:
+            print(f"No face found in {result.whole_image_fallbacks:,} images; they were parsed whole")
+        if result.failed:
+            print(f"Could not read {len(result.failed):,} images:")
+            for relpath, reason in result.failed[:20]:
+                print(f"  {relpath}: {reason}")
+            if len(result.failed) > 20:
+                print(f"  … and {len(result.failed) - 20:,} more (see the job log)")
+        if result.state == "cancelled":
+            print(f"Stopped after {done:,} of {result.total:,} images; run the command again to continue")
+            return 1
+    return 0
+
+
+# --- predict ---------------------------------------------------------------------------------------------------------
+
+def register_predict(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict", help="predict index masks for images, without a project",
+        description="Predict a mask for each IMAGE (or each image in a FOLDER). One image in: --out is the PNG "
+                    "to write (or a folder). Several images or a folder in: --out is a folder that receives "
+                    "<image stem>.png index masks.")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER")
+    p.add_argument("--out", required=True, metavar="PATH", help="output PNG (one image) or folder")
+    _model_options(p)
+    p.add_argument("--whole-image", action="store_true",
+                   help="the images are aligned face crops: parse each whole, without face detection")
+    p.set_defaults(handler=run_predict)
+
+
+def _collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
+    """The image files to predict, and whether the output is a folder."""
+    files: list[Path] = []
+    folder_given = False
+    for text in inputs:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            folder_given = True
+            found = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                            and p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: natural_sort_key(p.name))
+            if not found:
+                raise CommandError(f"no images in {path} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CommandError(f"no such image or folder: {path}")
+    return files, folder_given or len(files) > 1
+
+
+def _outputs(files: list[Path], out: Path, to_folder: bool) -> list[Path]:
+    if not to_folder and not out.is_dir():
+        if out.suffix.lower() != ".png":
+            raise CommandError(f"--out {out} must be a .png file (or a folder) for a single image")
+        targets = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise CommandError(f"--out {out} is a file; several images need an output folder")
+        targets = [out / f"{f.stem}.png" for f in files]
+        seen: dict[Path, Path] = {}
+        for source, target in zip(files, targets, strict=True):
+            if target in seen:
+                raise CommandError(f"{seen[target].name} and {source.name} would both be written to {target}; "
+                                   "predict them into separate folders")
+            seen[target] = source
+    sources = {f.resolve() for f in files}
+    for target in targets:
+        if target.resolve() in sources:
+            raise CommandError(f"refusing to overwrite the input image {target} with its mask; choose another --out")
+    return targets
+
+
+def _project_of(inputs: list[str]) -> ProjectStore | None:
+    """A single project folder given as input lends its active model."""
+    if len(inputs) == 1 and Path(inputs[0]).is_dir() and ProjectStore.is_project(inputs[0]):
+        return ProjectStore.open(inputs[0])
+    return None
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from faceparse.core.prelabel import Framing, PredictionPipeline, PrelabelProgress
+
+    files, to_folder = _collect_inputs(args.inputs)
+    targets = _outputs(files, Path(args.out).expanduser(), to_folder)
+    store = _project_of(args.inputs)
+    try:
+        resolved = find_model(store, args.model, "parser" if store is None else task_for_schema(store.schema))
+        predictor = Predictor(resolved.path, device=args.device, threads=args.threads, batch_size=args.batch_size,
+                              tta=args.tta, confidence=False, probabilities=False)
+    except (ModelNotFoundError, ModelError) as error:
+        raise CommandError(str(error)) from None
+    finally:
+        if store is not None:
+            store.close()
+    if predictor.notice:
+        print(f"note: {predictor.notice}", file=sys.stderr)
+    info = predictor.info
+    try:
+        palette: LabelSchema | None = get_schema(info.schema_name)
+        if tuple(palette.classes) != info.classes:
+            palette = None
+    except KeyError:
+        palette = None
+    framing = Framing(WHOLE_IMAGE if args.whole_image else FACES)
+    if to_folder:
+        Path(args.out).expanduser().mkdir(parents=True, exist_ok=True)
+    failed: list[tuple[Path, str]] = []
+    written = [0]
+
+    def on_result(i: int, prediction) -> None:
+        save_mask(targets[i], prediction.mask, palette)
+        written[0] += 1
+
+    def on_error(i: int, reason: str) -> None:
+        failed.append((files[i], reason))
+
+    bar = _ProgressBar() if len(files) > 1 else None
+    cancel = threading.Event()
+    started = time.perf_counter()
+
+    def report() -> None:
+        if bar is not None:
+            done = written[0] + len(failed)
+            elapsed = time.perf_counter() - started
+            bar(PrelabelProgress(done, len(files), len(failed), done / elapsed if elapsed else 0.0, None, elapsed))
+
+    pipeline = PredictionPipeline(predictor, framing)
+    try:
+        with _interrupt_sets(cancel):
+            pipeline.run(enumerate(files), on_result, on_error, cancel.is_set, report)
+        report()
+    except OSError as error:
+        raise CommandError(f"cannot write a mask: {error}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    for path, reason in failed:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    where = targets[0] if not to_folder else Path(args.out)
+    print(f"Wrote {written[0]:,} mask{'s' if written[0] != 1 else ''} to {where} "
+          f"(model {resolved.model_id}, {predictor.describe()})")
+    if cancel.is_set() and written[0] + len(failed) < len(files):
+        print(f"Stopped after {written[0] + len(failed):,} of {len(files):,} images", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
+

@@ -1,0 +1,104 @@
+"""`faceparse prelabel` and `faceparse predict` from the command line."""
+
+import numpy as np
+import pytest
+from faceparse.app.cli import main
+from faceparse.core.imageio import load_mask
+from faceparse.core.prelabel import MODE_SETTING
+from faceparse.core.store import ProjectStore
+from faceparse.core.synthetic import draw_face
+from PIL import Image
+from test_predictor import foreground_model
+
+SIZE = 80
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return foreground_model(tmp_path_factory.mktemp("cli_models") / "face.onnx")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(3):
+        Image.fromarray(draw_face(40 + i, SIZE, background="none")[0]).save(root / f"p{i}.jpg")
+    return root
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_prelabel_creates_the_project_and_labels_it(capsys, folder, model):
+    code, out, err = run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image")
+    assert code == 0, err
+    assert "Created project" in out and "Predicted 3 of 3 images" in out and "on CPU" in out
+    with ProjectStore.open(folder) as store:
+        assert store.counts()["predicted"] == 3
+        assert store.get_setting(MODE_SETTING) == "whole_image"
+        for rec in store.images():
+            assert store.predicted_mask(rec.id).shape == (SIZE, SIZE)
+
+    code, out, _ = run(capsys, "prelabel", folder, "--model", model)
+    assert code == 0 and "Predicted 0 of 0 images" in out and "3 already current" in out
+
+
+def test_prelabel_on_cuda_without_cuda_says_it_ran_on_cpu(capsys, folder, model):
+    code, out, err = run(capsys, "prelabel", folder, "--model", model, "--device", "cuda", "--mode", "whole-image",
+                         "--tta")
+    assert code == 0
+    assert "CUDA was requested" in err and "running on CPU" in err and "on CPU" in out
+
+
+def test_prelabel_reports_bad_images_and_labels_the_rest(capsys, folder, model):
+    (folder / "bad.png").write_text("not a picture")
+    code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image")
+    assert code == 0
+    assert "Predicted 3 of 4 images" in out and "Could not read 1 images" in out and "bad.png" in out
+
+
+def test_prelabel_without_a_model_is_a_clear_error(capsys, folder):
+    code, _, err = run(capsys, "prelabel", folder)
+    assert code == 2
+    assert "no model available: train one or pass --model" in err
+    assert not ProjectStore.is_project(folder)
+
+
+def test_predict_one_image(capsys, folder, model, tmp_path):
+    out_png = tmp_path / "mask.png"
+    code, out, err = run(capsys, "predict", folder / "p0.jpg", "--out", out_png, "--model", model, "--whole-image")
+    assert code == 0, err
+    mask = load_mask(out_png)
+    assert mask.shape == (SIZE, SIZE) and set(np.unique(mask)) <= {0, 1} and (mask == 1).any()
+    assert Image.open(out_png).mode == "P"  # carries the schema's colours
+
+
+def test_predict_a_folder_and_several_images(capsys, folder, model, tmp_path):
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff nothing")
+    code, _, err = run(capsys, "predict", folder, "--out", tmp_path / "masks", "--model", model, "--whole-image")
+    assert code == 1  # one image could not be read
+    assert "broken.jpg" in err
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["p0.png", "p1.png", "p2.png"]
+
+    code, _, err = run(capsys, "predict", folder / "p1.jpg", folder / "p2.jpg", "--out", tmp_path / "two",
+                       "--model", model, "--whole-image")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["p1.png", "p2.png"]
+
+
+def test_predict_mistakes(capsys, folder, model, tmp_path):
+    Image.new("RGB", (SIZE, SIZE)).save(folder / "p0.png")
+    code, _, err = run(capsys, "predict", folder, "--out", tmp_path / "m", "--model", model)
+    assert code == 2 and "p0.jpg and p0.png would both be written" in err
+    code, _, err = run(capsys, "predict", folder / "p0.png", "--out", folder / "p0.png", "--model", model)
+    assert code == 2 and "refusing to overwrite the input image" in err
+    code, _, err = run(capsys, "predict", tmp_path / "nothing.jpg", "--out", tmp_path / "x.png", "--model", model)
+    assert code == 2 and "no such image or folder" in err
+    code, _, err = run(capsys, "predict", folder / "p1.jpg", "--out", tmp_path / "x.png", "--model",
+                       tmp_path / "missing.onnx")
+    assert code == 2 and "model file not found" in err
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "m").exists()
