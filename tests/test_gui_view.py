@@ -1,0 +1,106 @@
+"""Viewing and navigation: zoom, pan, brush size, cursor readout, visibility, opacity, settings; the undo memory cap."""
+
+import numpy as np
+from faceparse.app.gui.main_window import MainWindow
+from faceparse.app.gui.settings import StudioSettings
+from faceparse.app.gui.undo import BoundedUndoStack
+from faceparse.core.label_editor import LabelEditor
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+from test_gui_helpers import drag, make_project, open_window, viewport_point
+
+
+def _wheel(widget, pos: QPoint, delta: int, modifiers=Qt.KeyboardModifier.NoModifier):
+    event = QWheelEvent(QPointF(pos), QPointF(widget.mapToGlobal(pos)), QPoint(0, 0), QPoint(0, delta),
+                        Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def test_zoom_pan_brush_size_and_cursor_readout(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2)
+    window = open_window(qtbot, folder, tmp_path)
+    canvas = window.ws.canvas
+    viewport = canvas.viewport()
+    fitted = canvas.scale_factor
+    _wheel(viewport, viewport.rect().center(), 240)
+    assert canvas.scale_factor > fitted * 1.3
+    window.actions["zoom_actual"].trigger()
+    assert canvas.scale_factor == 1.0
+    window.actions["zoom_fit"].trigger()
+    assert abs(canvas.scale_factor - fitted) < 1e-6
+
+    window.brush_spin.setValue(20)
+    _wheel(viewport, viewport.rect().center(), 120, Qt.KeyboardModifier.ControlModifier)
+    assert canvas.brush_size > 20 and window.brush_spin.value() == canvas.brush_size
+    QTest.keyClick(canvas, Qt.Key.Key_BracketLeft)
+    QTest.keyClick(canvas, Qt.Key.Key_BracketLeft)
+    assert canvas.brush_size < 20
+
+    for _ in range(6):
+        _wheel(viewport, viewport.rect().center(), 240)
+    before = (canvas.horizontalScrollBar().value(), canvas.verticalScrollBar().value())
+    mask_before = window.ws.session.editor.mask.copy()
+    c = viewport.rect().center()
+    drag(canvas, [c, c + QPoint(-40, -30)], Qt.MouseButton.MiddleButton)
+    after = (canvas.horizontalScrollBar().value(), canvas.verticalScrollBar().value())
+    assert after[0] > before[0] and after[1] > before[1]
+    QTest.keyPress(canvas, Qt.Key.Key_Space)
+    drag(canvas, [c, c + QPoint(30, 20)])
+    QTest.keyRelease(canvas, Qt.Key.Key_Space)
+    assert canvas.horizontalScrollBar().value() < after[0]
+    assert np.array_equal(window.ws.session.editor.mask, mask_before)  # panning never paints
+
+    window.actions["zoom_fit"].trigger()
+    mask = window.ws.session.editor.mask
+    QTest.mouseMove(viewport, viewport_point(canvas, 64.5, 64.5))
+    label = int(mask[64, 64])
+    assert window.cursor_label.text().startswith(f"64, 64  ·  {label} {window.ws.store.schema.classes[label]}")
+
+
+def test_class_visibility_and_opacity(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=1)
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    skin = ws.store.schema.index("skin")
+    mask = ws.session.editor.mask
+    assert ws.canvas.overlay.buffer[mask == skin].all()
+    item = ws.palette.tree.topLevelItem(skin)
+    item.setCheckState(1, Qt.CheckState.Unchecked)
+    assert not ws.canvas.overlay.buffer[mask == skin].any()
+    assert ws.canvas.overlay.buffer[(mask != skin) & (mask != 0)].all()
+    window.opacity_slider.setValue(30)
+    assert abs(ws.canvas.opacity - 0.3) < 1e-9
+
+
+def test_recent_projects_and_settings_are_remembered(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=1)
+    window = open_window(qtbot, folder, tmp_path)
+    window.brush_spin.setValue(33)
+    window.close()
+    again = MainWindow(StudioSettings.at(tmp_path / "studio.ini"))
+    qtbot.addWidget(again)
+    assert again.settings.recent_projects() == [str(folder.resolve())]
+    assert again.welcome.recent.count() == 1
+    assert again.brush_spin.value() == 33
+
+
+def test_undo_history_memory_cap_drops_the_oldest_steps(qtbot):
+    editor = LabelEditor(np.zeros((256, 256), np.uint8), num_classes=3)
+    stack = BoundedUndoStack(max_bytes=20_000)
+    snapshots = []
+    for i in range(12):
+        snapshots.append(editor.mask.copy())
+        stack.push_edit(editor.paint_disk(20 + 18 * i, 128, 20, 1 + i % 2), editor.apply, editor.revert)
+    assert stack.nbytes <= 20_000
+    undone = 0
+    while stack.can_undo_edit():
+        stack.undo_edit()
+        undone += 1
+    assert 0 < undone < 12
+    assert np.array_equal(editor.mask, snapshots[12 - undone])
+    assert not stack.canUndo()
+    while stack.canRedo():
+        stack.redo()
+    assert editor.mask[128, 20 + 18 * 11] == 2
