@@ -98,3 +98,16 @@ def test_importing_into_the_same_project_changes_nothing(project, tmp_path):
         assert report.imported == 0 and report.unchanged == len(exported(only="corrected"))
         assert {r.relpath: (r.status, r.model_version) for r in store.images()} == before
         assert before["face09.png"] == ("predicted", MODEL_VERSION)
+
+
+@pytest.mark.parametrize("fmt", EXACT + POLYGON)
+def test_an_all_background_mask_comes_back(tmp_path, fmt):
+    make_project(tmp_path / "faces", statuses=("corrected", "corrected"))
+    with ProjectStore.open(tmp_path / "faces") as store:
+        empty = store.images()[1]
+        store.save_corrected(empty.id, np.zeros((empty.height, empty.width), np.uint8))
+        export_dataset(store, tmp_path / "dataset", fmt)
+    with copy_images(tmp_path / "faces", tmp_path / "copy") as target:
+        assert import_dataset(target, tmp_path / "dataset", fmt).imported == 2
+        mask = target.corrected_mask(target.find(empty.relpath).id)
+        assert mask.shape == (empty.height, empty.width) and not mask.any()

@@ -161,7 +161,7 @@ def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
             found.problems.append(f"{path}: not named <number>_<class>.png")
             continue
         by_number[int(match.group(1))].append((match.group(2), path))
-    if not by_number and not found.problems:
+    if not by_number and not mapping and not found.problems:
         found.problems.append(f"no part masks found in {anno} (expected <folder>/<number>_<class>.png)")
     names = sorted({name for parts in by_number.values() for name, _ in parts}, key=_draw_rank)
     classes = ("background", *names)
@@ -169,4 +169,12 @@ def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
         parts = sorted(by_number[number], key=lambda p: _draw_rank(p[0]))
         found.items.append(LabelItem(name_of(number), f"{anno}/*/{number:05d}_*.png", classes,
                                      _parts_loader([(classes.index(name), path) for name, path in parts])))
+    for number in sorted((mapping.keys() | images.keys()) - by_number.keys()):
+        found.items.append(LabelItem(name_of(number), f"{IMAGE_DIR}/{number} (no part masks: all background)",
+                                     classes, _background))
     return found
+
+
+def _background(size: tuple[int, int]) -> np.ndarray:
+    """A listed photo without part files has no face part at all; dropping it would lose that label."""
+    return np.zeros(size, np.uint8)
