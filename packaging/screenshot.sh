@@ -106,13 +106,14 @@ shoot(window, "studio-outline.png")
 window.actions["toggle_outline"].trigger()
 
 panel = ws.models
-panel.epochs.setValue(3)
-panel.extra_options = {"input_size": 64, "batch_size": 2, "init": "scratch", "threads": 1, "export_onnx": False,
+window.resizeDocks([window.palette_dock, window.models_dock], [120, 820], Qt.Orientation.Vertical)
+panel.epochs.setValue(4)
+panel.extra_options = {"input_size": 64, "batch_size": 2, "threads": 1, "export_onnx": False,
                        "repredict": False, "pretrain": False, "patience": 0, "time_limit_s": None}
 if not panel.start_retrain():
     raise SystemExit(f"retrain did not start: {panel.retrain_phase.text()}")
-wait_for(lambda: sum(e.phase == "validate" for e in panel.events) >= 2 or (panel.events and panel.events[-1].final),
-         3600, "two validation rounds")
+wait_for(lambda: sum(e.phase == "validate" for e in panel.events) >= 3 or (panel.events and panel.events[-1].final),
+         3600, "three validation rounds")
 shoot(window, "studio-retrain.png")
 panel.retrain.cancel()
 wait_for(lambda: panel.events and panel.events[-1].final, 120, "the job to stop")

@@ -5,7 +5,6 @@ from faceparse.core.label_editor import LabelEditor
 from faceparse.core.store import ProjectStore
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-
 from test_gui_helpers import drag, make_project, open_window, scene_point, viewport_point
 
 

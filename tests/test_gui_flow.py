@@ -5,7 +5,6 @@ from faceparse.core.imageio import load_mask
 from faceparse.core.store import ProjectStore
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-
 from test_gui_helpers import drag, make_project, open_window, viewport_point
 
 

@@ -66,7 +66,7 @@ def test_retrain_from_the_panel_shows_progress_and_a_new_version(qtbot, tmp_path
 
     QTest.mouseClick(panel.retrain_button, Qt.MouseButton.LeftButton)
     assert not panel.retrain_button.isEnabled() and panel.retrain_cancel.isEnabled()
-    qtbot.waitUntil(lambda: panel.events and panel.events[-1].final, timeout=900_000)
+    qtbot.waitUntil(lambda: bool(panel.events) and panel.events[-1].final, timeout=900_000)
 
     phases = [e.phase for e in panel.events]
     assert phases[-1] == "done", panel.events[-1].message

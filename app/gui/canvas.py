@@ -11,7 +11,17 @@ import numpy as np
 from faceparse.core.label_editor import Box, Edit, LabelEditor
 from faceparse.core.schemas import LabelSchema
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPainterPath, QPen, QPixmap, QWheelEvent
+from PySide6.QtGui import (
+    QColor,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsPathItem,
@@ -73,6 +83,7 @@ class Canvas(QGraphicsView):
         self._tool_active = False
         self._panning_from: QPointF | None = None
         self._space_held = False
+        self._fitted = True  # keep fitting the image to the window until the user zooms
 
     # --- content -------------------------------------------------------------------------------------------------
 
@@ -95,7 +106,7 @@ class Canvas(QGraphicsView):
         self._photo.setPixmap(QPixmap.fromImage(photo))
         self._show_mask()
         self.scene().setSceneRect(QRectF(0, 0, photo.width(), photo.height()))
-        if not same_size:
+        if not same_size or self._fitted:
             self.fit()
 
     def clear(self) -> None:
@@ -179,6 +190,7 @@ class Canvas(QGraphicsView):
 
     def fit(self) -> None:
         rect = self.scene().sceneRect()
+        self._fitted = True
         if rect.width() > 0 and rect.height() > 0:
             self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
             self.zoom_changed.emit(self.scale_factor)
@@ -186,6 +198,7 @@ class Canvas(QGraphicsView):
 
     def actual_pixels(self) -> None:
         center = self.mapToScene(self.viewport().rect().center())
+        self._fitted = False
         self.resetTransform()
         self.centerOn(center)
         self.zoom_changed.emit(1.0)
@@ -199,6 +212,7 @@ class Canvas(QGraphicsView):
         target = min(MAX_SCALE, max(MIN_SCALE, self.scale_factor * factor))
         factor = target / self.scale_factor
         if abs(factor - 1.0) > 1e-6:
+            self._fitted = False
             self.scale(factor, factor)
             self.zoom_changed.emit(self.scale_factor)
 
@@ -223,6 +237,11 @@ class Canvas(QGraphicsView):
         self._brush_ring.setVisible(show and (pos is not None or self._brush_ring.isVisible()))
 
     # --- events ------------------------------------------------------------------------------------------------
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._fitted:
+            self.fit()
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         delta = event.angleDelta().y()

@@ -75,8 +75,7 @@ class PrefetchCache:
             if image_id in self._bundles or image_id in self._loading:
                 continue
             self._loading.add(image_id)
-            store = self.store
-            self.runner.start(lambda _r, _c, i=image_id: read_bundle(store, i), self._loaded,
+            self.runner.start(lambda _r, _c, i=image_id, store=self.store: read_bundle(store, i), self._loaded,
                               lambda _msg, i=image_id: self._loading.discard(i))
 
     def _loaded(self, bundle: ImageBundle) -> None:

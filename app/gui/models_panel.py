@@ -35,7 +35,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .model_jobs import DEVICES, PredictorCache, RetrainBridge, device_description, prelabel_all, prelabel_image
+from .model_jobs import (
+    DEVICES,
+    PredictorCache,
+    RetrainBridge,
+    device_description,
+    prelabel_all,
+    prelabel_image,
+)
 from .training_plot import TrainingPlot
 from .workers import Task, TaskRunner
 
@@ -66,6 +73,7 @@ class ModelsPanel(QWidget):
         self.last_result: dict[str, Any] | None = None
         self.extra_options: dict[str, Any] = {}
         self._train_steps = 0
+        self._closed = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._prelabel_box())
@@ -267,6 +275,8 @@ class ModelsPanel(QWidget):
         return True
 
     def _retrain_event(self, event: JobEvent) -> None:
+        if self._closed:
+            return
         self.events.append(event)
         if event.phase == "train" and event.step is not None:
             self._train_steps = event.step
@@ -363,5 +373,7 @@ class ModelsPanel(QWidget):
         self.versions_changed.emit()
 
     def close_jobs(self) -> None:
+        """Cancel pre-labelling, stop a running retrain (the active model stays) and ignore late events."""
         self.cancel_prelabel()
         self.retrain.close()
+        self._closed = True

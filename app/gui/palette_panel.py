@@ -12,7 +12,14 @@ import time
 from faceparse.core.schemas import LabelSchema
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 SHOW_COLUMN, OVER_COLUMN = 1, 2
 TWO_DIGIT_WINDOW_S = 0.8

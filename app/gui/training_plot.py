@@ -13,13 +13,14 @@ class TrainingPlot(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setObjectName("trainingPlot")
         self.setBackground((34, 36, 39))
-        self.setMinimumHeight(180)
+        self.setMinimumHeight(220)
         self.loss_plot = self.addPlot(row=0, col=0, title="training loss")
         self.score_plot = self.addPlot(row=1, col=0, title="validation mIoU")
         for plot in (self.loss_plot, self.score_plot):
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setMenuEnabled(False)
             plot.getAxis("bottom").setLabel("step")
+            plot.getAxis("left").setWidth(44)
         self.score_plot.setXLink(self.loss_plot)
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((240, 160, 60), width=2))
         self.score_curve = self.score_plot.plot(pen=pg.mkPen((80, 190, 120), width=2), symbol="o", symbolSize=6,
