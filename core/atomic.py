@@ -24,8 +24,11 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to `target`; on success it replaces `target` atomically.
+
+    `durable=False` skips the fsyncs: the rename still never exposes a torn file, but a power cut may lose the
+    newest version. Only for files that are cheap to remake, such as thumbnails.
 
     The writer may open the path by name (useful for libraries that only accept file names, such as
     safetensors or PIL with a format inferred from the suffix, so the temporary name keeps the suffix).
@@ -37,18 +40,20 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        if durable:
+            _fsync_dir(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
 
 
-def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(target) as tmp:
+def atomic_write_bytes(target: str | os.PathLike, data: bytes, durable: bool = True) -> None:
+    with atomic_path(target, durable) as tmp:
         tmp.write_bytes(data)
 
 

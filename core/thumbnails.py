@@ -54,7 +54,7 @@ class ThumbnailCache:
         pixels = load_rgb(self.store.root / record.relpath, max_side=self.max_side)
         buf = io.BytesIO()
         Image.fromarray(pixels).save(buf, "JPEG", quality=JPEG_QUALITY)
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, buf.getvalue(), durable=False)
         return path
 
     def load(self, record: ImageRecord) -> np.ndarray:
