@@ -34,7 +34,7 @@ import numpy as np
 from faceparse.core.formats import card, get_format
 from faceparse.core.formats.base import SPLIT_NAMES, ExportError, ExportItem, write_schema
 from faceparse.core.schemas import LabelSchema, resolve_schema
-from faceparse.core.store import ImageRecord, ProjectStore
+from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
 
 SELECTIONS: dict[str, tuple[str, ...]] = {
     "reviewed": ("reviewed",),
@@ -215,6 +215,9 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
     except (KeyError, ValueError) as e:
         raise ExportError(str(e.args[0]) if e.args else str(e)) from None
     out_dir = Path(out_dir).expanduser().absolute()
+    if out_dir.resolve().is_relative_to(store.root.resolve()):
+        raise ExportError(f"{out_dir} is inside the project's image folder; the exported photos would be "
+                          "scanned as new images. Choose a folder outside it")
     _check_destination(out_dir, overwrite)
     if not records:
         raise ExportError(f"no images to export: the project has no {SELECTION_TITLES[only]}")
@@ -273,7 +276,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
     except BaseException as e:
         exporter.close()
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError):
+        if isinstance(e, OSError | ProjectError):
             raise ExportError(f"export to {out_dir} failed: {e}") from e
         raise
     result.seconds = time.perf_counter() - started

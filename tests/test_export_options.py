@@ -131,6 +131,9 @@ def test_unknown_format_mapping_or_nothing_selected_is_refused(project, tmp_path
     with pytest.raises(ExportError, match="split fractions must add up to 1"):
         export_dataset(store, tmp_path / "out", "coco", split="0.5,0.1,0.1")
     assert not (tmp_path / "out").exists()
+    with pytest.raises(ExportError, match="inside the project's image folder"):
+        export_dataset(store, store.root / "dataset", "coco")
+    assert not (store.root / "dataset").exists()
 
 
 def test_nothing_to_export(tmp_path):
@@ -217,3 +220,12 @@ def test_rotated_photos_are_exported_upright(tmp_path):
     assert np.asarray(copied.convert("L"))[:10].mean() > 200
     copy_image(tmp_path / "out" / "rotated.jpg", tmp_path / "again.jpg")
     assert (tmp_path / "again.jpg").read_bytes() == (tmp_path / "out" / "rotated.jpg").read_bytes()
+
+
+def test_an_unreadable_mask_stops_the_export_cleanly(tmp_path):
+    make_project(tmp_path / "faces", statuses=("corrected", "corrected"))
+    with ProjectStore.open(tmp_path / "faces") as store:
+        store.mask_path("corrected", store.images()[1].id).write_bytes(b"not a png")
+        with pytest.raises(ExportError, match="mask of image .* is unreadable"):
+            export_dataset(store, tmp_path / "out", "coco")
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
