@@ -72,6 +72,30 @@ class ExportResult:
     skipped: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Tally:
+    """What the dataset card reports, counted while the images go out."""
+
+    pixels: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
+    by_hand: int = 0
+    versions: Counter = field(default_factory=Counter)
+    statuses: Counter = field(default_factory=Counter)
+    splits: Counter = field(default_factory=Counter)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(self.splits.values())
+
+    def add(self, rec: ImageRecord, mask: np.ndarray, split: str, corrected: bool) -> None:
+        self.pixels += np.bincount(mask.ravel(), minlength=256)
+        self.splits[split] += 1
+        self.statuses[rec.status] += 1
+        self.by_hand += corrected
+        if rec.model_version:
+            self.versions[rec.model_version] += 1
+
+
 def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
     """Train/val/test fractions from "0.8,0.1,0.1" (or two values, test then 0); they must add up to 1."""
     if isinstance(text, str):
@@ -208,10 +232,9 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
         records = select_images(store, only)
     except ValueError as e:
         raise ExportError(str(e)) from None
-    source_schema = store.schema
     try:
-        target = source_schema if target_schema is None else resolve_schema(target_schema)
-        lut = source_schema.mapping_lut(target.name)
+        target = store.schema if target_schema is None else resolve_schema(target_schema)
+        lut = store.schema.mapping_lut(target.name)
     except (KeyError, ValueError) as e:
         raise ExportError(str(e.args[0]) if e.args else str(e)) from None
     out_dir = Path(out_dir).expanduser().absolute()
@@ -226,55 +249,45 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    exporter = dataset_format.exporter(tmp, target)
-    pixels = np.zeros(256, np.int64)
-    by_hand = 0
-    versions: Counter[str] = Counter()
-    statuses: Counter[str] = Counter()
-    split_counts: Counter[str] = Counter()
-    skipped: list[str] = []
-    total = len(records)
+    exporter = None
     try:
+        exporter = dataset_format.exporter(tmp, target)
+        tally = _Tally()
+        total = len(records)
         for number, (rec, name, split_name) in enumerate(zip(records, names, splits, strict=True)):
             if cancel is not None and cancel.is_set():
                 raise ExportCancelled(f"export to {out_dir} cancelled after {number} of {total} images")
             corrected = store.corrected_mask(rec.id)
             mask = corrected if corrected is not None else store.predicted_mask(rec.id)
             if mask is None:
-                skipped.append(f"{rec.relpath}: status {rec.status} but no mask file")
+                tally.skipped.append(f"{rec.relpath}: status {rec.status} but no mask file")
             else:
                 mask = lut[mask]
                 exporter.add(ExportItem(number, name, split_name, store.root / rec.relpath, mask))
-                pixels += np.bincount(mask.ravel(), minlength=256)
-                split_counts[split_name] += 1
-                statuses[rec.status] += 1
-                by_hand += corrected is not None
-                if rec.model_version:
-                    versions[rec.model_version] += 1
+                tally.add(rec, mask, split_name, corrected is not None)
             if progress is not None:
                 progress(number + 1, total)
-        exported = sum(split_counts.values())
-        if not exported:
+        if not tally.count:
             raise ExportError("no images to export: none of the selected images has a mask file")
         exporter.finish()
         exporter.close()
-        result = ExportResult(out_dir, dataset_format.name, target, exported,
-                              {s: split_counts[s] for s in SPLIT_NAMES},
-                              {c: int(pixels[i]) for i, c in enumerate(target.classes)}, by_hand, dict(versions),
-                              0.0, skipped)
+        result = ExportResult(out_dir, dataset_format.name, target, tally.count,
+                              {s: tally.splits[s] for s in SPLIT_NAMES},
+                              {c: int(tally.pixels[i]) for i, c in enumerate(target.classes)}, tally.by_hand,
+                              dict(tally.versions), 0.0, tally.skipped)
         write_schema(tmp, target)
-        facts = card.CardFacts(
+        card.write_card(tmp, card.CardFacts(
             project=store.root.name, format_name=dataset_format.name, format_title=dataset_format.title,
-            layout=exporter.layout, selection=SELECTION_TITLES[only], statuses=dict(statuses), seed=seed,
-            fractions=fractions, splits=result.splits, schema=target, source_schema=source_schema,
-            class_pixels=result.class_pixels, corrected_by_hand=by_hand, model_versions=dict(versions),
-            known_models=store.model_versions(), skipped=skipped,
-            created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        card.write_card(tmp, facts)
+            layout=exporter.layout, selection=SELECTION_TITLES[only], statuses=dict(tally.statuses), seed=seed,
+            fractions=fractions, splits=result.splits, schema=target, source_schema=store.schema,
+            class_pixels=result.class_pixels, corrected_by_hand=tally.by_hand, model_versions=result.model_versions,
+            known_models=store.model_versions(), skipped=tally.skipped,
+            created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")))
         _flush(tmp)
         _move_into_place(tmp, out_dir, overwrite)
     except BaseException as e:
-        exporter.close()
+        if exporter is not None:
+            exporter.close()
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError | ProjectError):
             raise ExportError(f"export to {out_dir} failed: {e}") from e
