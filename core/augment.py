@@ -23,6 +23,7 @@ class AugmentConfig:
     flip: bool = True
     color_jitter: float = 0.2
     ignore_index: int = 255
+    reflect_masks: bool = False  # fill the mask's border like the image's (for losses that cannot ignore pixels)
 
     @classmethod
     def finetune(cls) -> AugmentConfig:
@@ -39,16 +40,22 @@ class AugmentConfig:
 
 def affine_matrix(src_w: int, src_h: int, out_w: int, out_h: int, angle_deg: float = 0.0, scale: float = 1.0,
                   shift: tuple[float, float] = (0.0, 0.0), shear: float = 0.0, flip: bool = False) -> np.ndarray:
-    """2x3 matrix mapping source pixels to an out_w x out_h output, centred, with the given transforms."""
+    """2x3 matrix mapping source pixels to an out_w x out_h output, centred, with the given transforms.
+
+    Pixel centres are what is transformed (the centre of a w-pixel row is at (w - 1) / 2), so a flip maps column
+    x to w - 1 - x exactly and a plain resize matches cv2.resize; rotating about (w / 2) instead would shift a
+    flipped mask by one pixel and push a column of "ignore" in from the border.
+    """
     sx, sy = out_w / src_w, out_h / src_h
-    to_origin = np.array([[1, 0, -src_w / 2], [0, 1, -src_h / 2], [0, 0, 1]], dtype=np.float64)
+    to_origin = np.array([[1, 0, -(src_w - 1) / 2], [0, 1, -(src_h - 1) / 2], [0, 0, 1]], dtype=np.float64)
     resize = np.diag([sx * scale, sy * scale, 1.0])
     if flip:
         resize[0, 0] *= -1
     a = math.radians(angle_deg)
     rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
     shr = np.array([[1, shear, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
-    back = np.array([[1, 0, out_w / 2 + shift[0] * out_w], [0, 1, out_h / 2 + shift[1] * out_h], [0, 0, 1]])
+    back = np.array([[1, 0, (out_w - 1) / 2 + shift[0] * out_w], [0, 1, (out_h - 1) / 2 + shift[1] * out_h],
+                     [0, 0, 1]])
     return (back @ rot @ shr @ resize @ to_origin)[:2]
 
 
@@ -69,7 +76,8 @@ def augment_pair(image: np.ndarray, mask: np.ndarray | None, out_size: tuple[int
     out_img = cv2.warpAffine(image, m, out_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     out_mask = None
     if mask is not None:
-        out_mask = cv2.warpAffine(mask, m, out_size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+        border = cv2.BORDER_REFLECT_101 if config.reflect_masks else cv2.BORDER_CONSTANT
+        out_mask = cv2.warpAffine(mask, m, out_size, flags=cv2.INTER_NEAREST, borderMode=border,
                                   borderValue=config.ignore_index)
         if flip and flip_lut is not None:
             out_mask = flip_lut[out_mask]

@@ -131,8 +131,11 @@ class TrainConfig:
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
 
     def augmentation(self) -> AugmentConfig:
-        return {"finetune": AugmentConfig.finetune, "pretrain": AugmentConfig.pretrain,
-                "none": AugmentConfig.none}[self.augment]()
+        """The papers' augmentation; the mask task's hybrid loss cannot ignore pixels, so its masks are filled
+        at the border by reflection, exactly as the picture is."""
+        config = {"finetune": AugmentConfig.finetune, "pretrain": AugmentConfig.pretrain,
+                  "none": AugmentConfig.none}[self.augment]()
+        return dataclasses.replace(config, reflect_masks=self.task == "mask")
 
     def snapshot_side(self) -> int:
         return self.max_side or 2 * self.input_size

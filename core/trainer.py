@@ -145,8 +145,13 @@ class CosineSchedule:
     def __init__(self, lr: float, total: int, warmup: int | None = None, min_ratio: float = 0.01):
         self.lr = lr
         self.total = max(1, total)
-        self.warmup = min(200, self.total // 10) if warmup is None else warmup
+        self.fixed_warmup = warmup
         self.min_ratio = min_ratio
+
+    @property
+    def warmup(self) -> int:
+        """A tenth of the steps (at most 200) unless fixed, so a shortened schedule also warms up faster."""
+        return min(200, self.total // 10) if self.fixed_warmup is None else self.fixed_warmup
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:

@@ -139,10 +139,11 @@ def activate(store: ProjectStore, task: str, version: str, export_missing_onnx: 
     return row
 
 
-def rollback(store: ProjectStore, task: str, version: str | None = None) -> dict[str, Any]:
+def rollback(store: ProjectStore, task: str, version: str | None = None,
+             export_missing_onnx: bool = True) -> dict[str, Any]:
     """Activate `version`, or without one the model that was active before the current one (else its parent)."""
     if version is not None:
-        return activate(store, task, version)
+        return activate(store, task, version, export_missing_onnx)
     active = store.active_model(task)
     if active is None:
         raise ProjectError(f"no active {task} model to roll back from")
@@ -150,7 +151,7 @@ def rollback(store: ProjectStore, task: str, version: str | None = None) -> dict
     candidates = list(reversed(history)) + ([active["parent"]] if active["parent"] else [])
     for candidate in candidates:
         with contextlib.suppress(ProjectError):
-            row = activate(store, task, candidate)
+            row = activate(store, task, candidate, export_missing_onnx)
             store.set_setting(HISTORY_KEY.format(task=task), [v for v in activation_history(store, task)
                                                                 if v != active["version"]])
             return row
