@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from faceparse.core.imageio import load_rgb
+from faceparse.core.imageio import ImageLoadError, load_rgb
 from faceparse.core.schemas import LabelSchema
 from PIL import Image
 
@@ -124,18 +124,16 @@ def copy_image(src: Path, dst: Path) -> None:
     try:
         with Image.open(src) as img:
             orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
-            kind = img.format
-    except OSError as e:
-        raise ExportError(f"cannot read image {src}: {e}") from None
-    if orientation in (1, None) or not isinstance(orientation, int):
-        try:
+            kind = "JPEG" if img.format == "MPO" else img.format
+        if orientation in (1, None) or not isinstance(orientation, int):
             shutil.copyfile(src, dst)
-        except OSError as e:
-            raise ExportError(f"cannot copy image {src}: {e.strerror or e}") from None
-        return
-    upright = Image.fromarray(load_rgb(src))
-    options = {"quality": 95} if kind == "JPEG" else {}
-    upright.save(dst, format=kind or "PNG", **options)
+            return
+        upright = Image.fromarray(load_rgb(src))
+        upright.save(dst, format=kind or "PNG", **({"quality": 95} if kind == "JPEG" else {}))
+    except ImageLoadError as e:
+        raise ExportError(f"cannot read image {src}: {e.reason}") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ExportError(f"cannot copy image {src}: {getattr(e, 'strerror', None) or e}") from None
 
 
 def write_index_png(path: Path, mask: np.ndarray, schema: LabelSchema | None = None) -> None:
