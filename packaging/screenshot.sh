@@ -84,7 +84,6 @@ window.show()
 window.open_folder(folder)
 wait_for(lambda: window.ws is not None and window.ws.session.record is not None, 60, "the project to open")
 ws = window.ws
-window.splitDockWidget(window.palette_dock, window.models_dock, Qt.Orientation.Vertical)
 window.resizeDocks([window.list_dock, window.palette_dock], [300, 380], Qt.Orientation.Horizontal)
 ws.image_list.select_id(ids["face_07.jpg"])
 wait_for(lambda: ws.session.image_id == ids["face_07.jpg"], 30, "the image to open")
@@ -106,9 +105,10 @@ shoot(window, "studio-outline.png")
 window.actions["toggle_outline"].trigger()
 
 panel = ws.models
-window.resizeDocks([window.palette_dock, window.models_dock], [120, 820], Qt.Orientation.Vertical)
+window.models_dock.raise_()
 panel.epochs.setValue(4)
-panel.extra_options = {"input_size": 64, "batch_size": 2, "threads": 1, "export_onnx": False,
+panel.input_size.setCurrentIndex(panel.input_size.findData(64))
+panel.extra_options = {"batch_size": 2, "threads": 1, "export_onnx": False,
                        "repredict": False, "pretrain": False, "patience": 0, "time_limit_s": None}
 if not panel.start_retrain():
     raise SystemExit(f"retrain did not start: {panel.retrain_phase.text()}")

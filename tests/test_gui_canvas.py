@@ -120,3 +120,17 @@ def test_closing_with_unsaved_edits_keeps_them(qtbot, tmp_path):
     with ProjectStore.open(folder) as store:
         assert np.array_equal(store.corrected_mask(image_id), edited)
         assert store.get_setting("studio.last_image") == image_id
+
+
+def test_autosave_writes_shortly_after_the_last_edit(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2)
+    window = open_window(qtbot, folder, tmp_path, autosave_ms=200)
+    session, canvas = window.ws.session, window.ws.canvas
+    QTest.keyClick(canvas, Qt.Key.Key_6)
+    drag(canvas, [viewport_point(canvas, 30.5, 30.5), viewport_point(canvas, 90.5, 40.5)])
+    edited = session.editor.mask.copy()
+    qtbot.waitUntil(lambda: not window.isWindowModified(), timeout=5_000)
+    session.writer.wait()
+    with ProjectStore.open(folder) as store:
+        assert np.array_equal(store.corrected_mask(session.image_id), edited)
+    assert session.image_id == window.ws.image_list.current_id()

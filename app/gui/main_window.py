@@ -71,6 +71,8 @@ class MainWindow(QMainWindow):
         self.list_dock = self._dock("Images", "imagesDock", Qt.DockWidgetArea.LeftDockWidgetArea)
         self.palette_dock = self._dock("Classes", "classesDock", Qt.DockWidgetArea.RightDockWidgetArea)
         self.models_dock = self._dock("Models", "modelsDock", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.palette_dock, self.models_dock)
+        self.palette_dock.raise_()
         self._build_toolbar()
         self._build_menus()
         self._build_status_bar()

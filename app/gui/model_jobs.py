@@ -76,22 +76,27 @@ class RetrainBridge(QObject):
         super().__init__(parent)
         self.project_root = project_root
         self.handle: JobHandle | None = None
+        self.finished = False
         self._runner: JobRunner | None = None
         self._relay = _Relay()
         self._relay.event.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     @property
     def running(self) -> bool:
-        return self.handle is not None and self.handle.running
+        """A job was started and has not sent its final event (its process may still be exiting after that)."""
+        return self.handle is not None and not self.finished and self.handle.running
 
     def start(self, config: dict) -> int:
         """Start the job; raises JobConflict if one is running, ConfigError/ProjectError for bad options."""
         if self._runner is None:
             self._runner = JobRunner(self.project_root)
+        self.finished = False
         self.handle = self._runner.start_retrain(config, on_event=self._relay.event.emit)
         return self.handle.job_id
 
     def _deliver(self, event: JobEvent) -> None:
+        if event.final:
+            self.finished = True
         self.event.emit(event)
 
     def cancel(self) -> None:

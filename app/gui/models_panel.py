@@ -46,7 +46,7 @@ from .model_jobs import (
 from .training_plot import TrainingPlot
 from .workers import Task, TaskRunner
 
-INPUT_SIZES = (128, 256, 384, 512)
+INPUT_SIZES = (64, 128, 256, 384, 512)
 
 
 def _score(value: Any) -> str:
