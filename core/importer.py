@@ -44,6 +44,7 @@ class ImportReport:
     format: str
     kind: str
     labels: int = 0
+    planned: int = 0
     imported: int = 0
     unchanged: int = 0
     skipped: list[str] = field(default_factory=list)
@@ -52,8 +53,7 @@ class ImportReport:
     dry_run: bool = False
 
     def summary(self) -> str:
-        verb = "would import" if self.dry_run else "imported"
-        count = self.labels - len(self.skipped) - self.unchanged if self.dry_run else self.imported
+        verb, count = ("would import", self.planned) if self.dry_run else ("imported", self.imported)
         text = f"{verb} {count} {self.kind} masks from {self.source} ({self.format})"
         if self.unchanged:
             text += f"; {self.unchanged} already identical"
@@ -208,12 +208,13 @@ def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, 
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    source = Path(source).expanduser()
+    report = ImportReport(source, format, kind, dry_run=dry_run)
     try:
         fmt = get_format(format)
     except KeyError as e:
-        raise ProjectError(e.args[0]) from None
-    source = Path(source).expanduser()
-    report = ImportReport(source, fmt.name, kind, dry_run=dry_run)
+        report.problems.append(e.args[0])
+        raise ImportRefused(report) from None
     if not source.exists():
         report.problems.append(f"{source} does not exist")
         raise ImportRefused(report)
@@ -235,85 +236,118 @@ def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, 
     return report
 
 
+class _Checker:
+    """Turns each label into a planned write or into problems in the report; writes nothing."""
+
+    def __init__(self, store: ProjectStore, dataset_schema: LabelSchema | None, report: ImportReport,
+                 ignore_unmatched: bool, overwrite: bool):
+        self.store = store
+        self.report = report
+        self.ignore_unmatched = ignore_unmatched
+        self.overwrite = overwrite
+        self.index = ImageIndex(store.images())
+        self.mapper = ClassMapper(store.schema, dataset_schema)
+        self.unknown: dict[str, list[str]] = defaultdict(list)
+        self.claimed: dict[int, str] = {}
+        self.cached = 0
+
+    def check(self, item: LabelItem) -> _Planned | None:
+        report = self.report
+        rec, why = self.index.match(item.name)
+        if rec is None:
+            (report.skipped if self.ignore_unmatched else report.problems).append(
+                f"{item.origin}: {why} ({item.name!r})")
+            return None
+        if rec.id in self.claimed:
+            report.problems.append(f"{item.origin}: {rec.relpath} already has a label from {self.claimed[rec.id]}")
+            return None
+        self.claimed[rec.id] = item.origin
+        try:
+            size = _image_size(self.store, rec)
+        except ImageLoadError as e:
+            report.problems.append(f"{item.origin}: its image {rec.relpath} cannot be read ({e.reason})")
+            return None
+        if item.size is not None and tuple(item.size) != size:
+            report.problems.append(f"{item.origin}: the label is for a {_describe_size(item.size)} image, "
+                                   f"but {rec.relpath} is {_describe_size(size)}")
+            return None
+        try:
+            raw = item.load(size)
+        except LabelFormatError as e:
+            report.problems.append(str(e))
+            return None
+        if raw.shape != size:
+            report.problems.append(f"{item.origin}: the mask is {_describe_size(raw.shape)}, but {rec.relpath} is "
+                                   f"{_describe_size(size)}")
+            return None
+        mask = self._mapped(item, raw)
+        if mask is None or not self._may_replace(item, rec, mask):
+            return None
+        keep = self.cached + mask.nbytes <= CACHE_BYTES
+        self.cached += mask.nbytes if keep else 0
+        return _Planned(rec, item, size, self.mapper.table(item.classes)[0], mask if keep else None)
+
+    def _mapped(self, item: LabelItem, raw: np.ndarray) -> np.ndarray | None:
+        present = np.flatnonzero(np.bincount(raw.ravel(), minlength=256))
+        if present.size and present[-1] >= len(item.classes):
+            self.report.problems.append(f"{item.origin}: has class index {int(present[-1])}, but the dataset's "
+                                        f"schema has only {len(item.classes)} classes")
+            return None
+        lut, missing = self.mapper.table(item.classes)
+        bad = [item.classes[i] for i in present if missing[i]]
+        for name in bad:
+            self.unknown[name].append(item.origin)
+        if bad:
+            return None
+        for i in present:
+            self.report.class_map[item.classes[i]] = self.store.schema.classes[lut[i]]
+        return lut[raw]
+
+    def _may_replace(self, item: LabelItem, rec: ImageRecord, mask: np.ndarray) -> bool:
+        """A corrected mask is someone's work: replacing it by a different one needs `overwrite`."""
+        if self.report.kind != "corrected":
+            return True
+        try:
+            existing = self.store.corrected_mask(rec.id)
+        except ProjectError as e:
+            self.report.problems.append(f"{item.origin}: {e}")
+            return False
+        if existing is not None and np.array_equal(existing, mask):
+            self.report.unchanged += 1
+            return False
+        if existing is not None and not self.overwrite:
+            self.report.problems.append(f"{item.origin}: {rec.relpath} already has a different corrected mask "
+                                        "(import with overwrite to replace it)")
+            return False
+        return True
+
+    def finish(self) -> None:
+        for name, origins in sorted(self.unknown.items()):
+            examples = ", ".join(origins[:3]) + (", ..." if len(origins) > 3 else "")
+            schema = self.store.schema
+            self.report.problems.append(
+                f"class {name!r} (in {len(origins)} label file{'s' if len(origins) > 1 else ''}: {examples}) has "
+                f"no place in the project's schema {schema.name!r} ({', '.join(schema.classes)})")
+
+
 def _check(store: ProjectStore, items: list[LabelItem], fmt: DatasetFormat, dataset_schema: LabelSchema | None,
            report: ImportReport, ignore_unmatched: bool, overwrite: bool, progress: Progress | None,
            cancel: threading.Event | None) -> list[_Planned]:
-    index = ImageIndex(store.images())
-    mapper = ClassMapper(store.schema, dataset_schema)
-    unknown: dict[str, list[str]] = defaultdict(list)
-    claimed: dict[int, str] = {}
+    checker = _Checker(store, dataset_schema, report, ignore_unmatched, overwrite)
     plan: list[_Planned] = []
-    cached = 0
     total = len(items) * 2
     for done, item in enumerate(items):
         if cancel is not None and cancel.is_set():
             raise ImportCancelled(f"import from {report.source} cancelled while checking; nothing was imported")
         if progress is not None and done:
             progress(done, total)
-        rec, why = index.match(item.name)
-        if rec is None:
-            line = f"{item.origin}: {why} ({item.name!r})"
-            (report.skipped if ignore_unmatched else report.problems).append(line)
-            continue
-        if rec.id in claimed:
-            report.problems.append(f"{item.origin}: {rec.relpath} already has a label from {claimed[rec.id]}")
-            continue
-        claimed[rec.id] = item.origin
-        try:
-            size = _image_size(store, rec)
-        except ImageLoadError as e:
-            report.problems.append(f"{item.origin}: its image {rec.relpath} cannot be read ({e.reason})")
-            continue
-        if item.size is not None and tuple(item.size) != size:
-            report.problems.append(f"{item.origin}: the label is for a {_describe_size(item.size)} image, "
-                                   f"but {rec.relpath} is {_describe_size(size)}")
-            continue
-        try:
-            raw = item.load(size)
-        except LabelFormatError as e:
-            report.problems.append(str(e))
-            continue
-        if raw.shape != size:
-            report.problems.append(f"{item.origin}: the mask is {_describe_size(raw.shape)}, but {rec.relpath} is "
-                                   f"{_describe_size(size)}")
-            continue
-        present = np.flatnonzero(np.bincount(raw.ravel(), minlength=256))
-        if present.size and present[-1] >= len(item.classes):
-            report.problems.append(f"{item.origin}: has class index {int(present[-1])}, but the dataset's schema "
-                                   f"has only {len(item.classes)} classes")
-            continue
-        lut, missing = mapper.table(item.classes)
-        bad = [item.classes[i] for i in present if missing[i]]
-        for name in bad:
-            unknown[name].append(item.origin)
-        if bad:
-            continue
-        for i in present:
-            report.class_map[item.classes[i]] = store.schema.classes[lut[i]]
-        mask = lut[raw]
-        if report.kind == "corrected":
-            try:
-                existing = store.corrected_mask(rec.id)
-            except ProjectError as e:
-                report.problems.append(f"{item.origin}: {e}")
-                continue
-            if existing is not None and np.array_equal(existing, mask):
-                report.unchanged += 1
-                continue
-            if existing is not None and not overwrite:
-                report.problems.append(f"{item.origin}: {rec.relpath} already has a different corrected mask "
-                                       "(import with overwrite to replace it)")
-                continue
-        keep = cached + mask.nbytes <= CACHE_BYTES
-        cached += mask.nbytes if keep else 0
-        plan.append(_Planned(rec, item, size, lut, mask if keep else None))
-    for name, origins in sorted(unknown.items()):
-        examples = ", ".join(origins[:3]) + (", ..." if len(origins) > 3 else "")
-        report.problems.append(f"class {name!r} (in {len(origins)} label file{'s' if len(origins) > 1 else ''}: "
-                               f"{examples}) has no place in the project's schema {store.schema.name!r} "
-                               f"({', '.join(store.schema.classes)})")
+        planned = checker.check(item)
+        if planned is not None:
+            plan.append(planned)
+    checker.finish()
     if not items and not report.problems:
         report.problems.append(f"no {fmt.title} labels found in {report.source}")
+    report.planned = len(plan)
     return plan
 
 

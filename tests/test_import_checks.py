@@ -188,6 +188,7 @@ def test_missing_source_or_empty_folder(dataset, tmp_path):
         (tmp_path / "empty").mkdir()
         refused(target, tmp_path / "empty", "lapa", "no LaPa label masks found")
         refused(target, source, "yolo", "data.yaml: not found")
+        refused(target, source, "pascal", "unknown dataset format 'pascal'")
 
 
 def test_conflicting_corrections_need_overwrite(dataset):
