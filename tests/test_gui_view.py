@@ -104,3 +104,24 @@ def test_undo_history_memory_cap_drops_the_oldest_steps(qtbot):
     while stack.canRedo():
         stack.redo()
     assert editor.mask[128, 20 + 18 * 11] == 2
+
+
+def test_dropping_a_folder_opens_its_project(qtbot, tmp_path):
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    folder = make_project(tmp_path / "faces", count=2)
+    window = MainWindow(StudioSettings.at(tmp_path / "studio.ini"))
+    qtbot.addWidget(window)
+    window.show()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    enter = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+    qtbot.waitUntil(lambda: window.ws is not None and window.ws.session.record is not None, timeout=10_000)
+    assert window.ws.store.root == folder.resolve()
