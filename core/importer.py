@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import cv2
 import numpy as np
 from faceparse.core.formats import DatasetFormat, get_format
 from faceparse.core.formats.base import SCHEMA_FILE, LabelFormatError, LabelItem
@@ -195,15 +196,22 @@ def _describe_size(size: tuple[int, ...]) -> str:
     return f"{size[1]}x{size[0]}"
 
 
+def _same_aspect(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return a[0] * b[1] == a[1] * b[0]
+
+
 def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, *, kind: str = "corrected",
                    source_schema: str | LabelSchema | None = None, ignore_unmatched: bool = False,
-                   overwrite: bool = False, dry_run: bool = False, model_version: str | None = None,
+                   overwrite: bool = False, scale_masks: bool = False, dry_run: bool = False,
+                   model_version: str | None = None,
                    progress: Progress | None = None, cancel: threading.Event | None = None) -> ImportReport:
     """Check every label in `source` and, if all are usable, save them into the project (module docstring).
 
     kind: "corrected" (the human's mask) or "predicted" (kept as a model's proposal, tagged `model_version`,
     by default "import:<format>"). ignore_unmatched: labels whose image is not in the project are listed in the
-    report instead of refusing the import. overwrite: replace differing corrected masks. dry_run: check only.
+    report instead of refusing the import. overwrite: replace differing corrected masks. scale_masks: resize
+    masks of the image's aspect ratio but another size, nearest neighbour (CelebAMask-HQ ships 512 px masks for
+    1024 px photos); otherwise a size mismatch is a problem. dry_run: check only.
     Raises ImportRefused (with the full report), ImportCancelled, or ImportFailed.
     """
     if kind not in KINDS:
@@ -227,7 +235,8 @@ def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, 
     found = fmt.read_labels(source, dataset_schema or store.schema)
     report.problems.extend(found.problems)
     report.labels = len(found.items)
-    plan = _check(store, found.items, fmt, dataset_schema, report, ignore_unmatched, overwrite, progress, cancel)
+    checker = _Checker(store, dataset_schema, report, ignore_unmatched, overwrite, scale_masks)
+    plan = _check(checker, found.items, fmt, progress, cancel)
     if report.problems:
         raise ImportRefused(report)
     if dry_run:
@@ -240,8 +249,9 @@ class _Checker:
     """Turns each label into a planned write or into problems in the report; writes nothing."""
 
     def __init__(self, store: ProjectStore, dataset_schema: LabelSchema | None, report: ImportReport,
-                 ignore_unmatched: bool, overwrite: bool):
+                 ignore_unmatched: bool, overwrite: bool, scale_masks: bool):
         self.store = store
+        self.scale_masks = scale_masks
         self.report = report
         self.ignore_unmatched = ignore_unmatched
         self.overwrite = overwrite
@@ -276,9 +286,13 @@ class _Checker:
         except LabelFormatError as e:
             report.problems.append(str(e))
             return None
+        if raw.shape != size and self.scale_masks and _same_aspect(raw.shape, size):
+            raw = cv2.resize(raw, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
         if raw.shape != size:
+            hint = "" if self.scale_masks or not _same_aspect(raw.shape, size) else \
+                " (import with mask scaling to resize masks of the same aspect ratio)"
             report.problems.append(f"{item.origin}: the mask is {_describe_size(raw.shape)}, but {rec.relpath} is "
-                                   f"{_describe_size(size)}")
+                                   f"{_describe_size(size)}{hint}")
             return None
         mask = self._mapped(item, raw)
         if mask is None or not self._may_replace(item, rec, mask):
@@ -330,10 +344,9 @@ class _Checker:
                 f"no place in the project's schema {schema.name!r} ({', '.join(schema.classes)})")
 
 
-def _check(store: ProjectStore, items: list[LabelItem], fmt: DatasetFormat, dataset_schema: LabelSchema | None,
-           report: ImportReport, ignore_unmatched: bool, overwrite: bool, progress: Progress | None,
+def _check(checker: _Checker, items: list[LabelItem], fmt: DatasetFormat, progress: Progress | None,
            cancel: threading.Event | None) -> list[_Planned]:
-    checker = _Checker(store, dataset_schema, report, ignore_unmatched, overwrite)
+    report = checker.report
     plan: list[_Planned] = []
     total = len(items) * 2
     for done, item in enumerate(items):

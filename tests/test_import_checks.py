@@ -216,3 +216,19 @@ def test_dry_run_and_cancel_write_nothing(dataset):
         with pytest.raises(ImportCancelled):
             import_dataset(target, source, "celebamask-hq", cancel=cancel)
         assert untouched(target)
+
+
+def test_half_size_celebamask_parts_are_scaled_only_when_asked(dataset, exports):
+    _, truth = exports
+    source, target = dataset("celebamask-hq")
+    for part in source.rglob("*_*.png"):
+        if "mask-anno" in str(part):
+            Image.fromarray(np.array(Image.open(part))[::2, ::2]).save(part)
+    with target:
+        refused(target, source, "celebamask-hq", "import with mask scaling")
+        report = import_dataset(target, source, "celebamask-hq", scale_masks=True)
+        assert report.imported == 8
+        for rec in target.images(status="corrected"):
+            half = truth[rec.relpath][::2, ::2]
+            expected = np.repeat(np.repeat(half, 2, axis=0), 2, axis=1)
+            assert np.array_equal(target.corrected_mask(rec.id), expected)

@@ -66,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ignore-unmatched", action="store_true",
                    help="skip labels whose image is not in the project instead of refusing the import")
     p.add_argument("--overwrite", action="store_true", help="replace corrected masks that differ")
+    p.add_argument("--scale-masks", action="store_true",
+                   help="resize masks with the image's aspect ratio but another size (nearest neighbour)")
     p.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
     p.set_defaults(handler=run_import)
 
@@ -97,11 +99,13 @@ def run_import(args: argparse.Namespace) -> int:
         try:
             report = import_dataset(store, args.source, args.format, kind=args.kind,
                                     source_schema=args.source_schema, ignore_unmatched=args.ignore_unmatched,
-                                    overwrite=args.overwrite, dry_run=args.dry_run,
+                                    overwrite=args.overwrite, scale_masks=args.scale_masks,
+                                    dry_run=args.dry_run,
                                     progress=_progress("Importing"))
         except (ImportRefused, ImportCancelled, ImportFailed) as e:
             raise CommandError(str(e)) from None
-    print(report.summary()[0].upper() + report.summary()[1:])
+    summary = report.summary()
+    print(summary[0].upper() + summary[1:])
     for source_name, project_name in sorted(report.class_map.items()):
         if source_name != project_name:
             print(f"  class {source_name} -> {project_name}")
