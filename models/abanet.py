@@ -14,7 +14,9 @@ Layout, from the paper and the BASNet family it extends:
 Output channels: ABANet predicts one mask logit z per pixel, as the paper's sigmoid-based hybrid loss needs, and
 returns it as the two-class logits [-z/2, z/2] (classes = 2: background, mask). Softmax over those gives exactly
 sigmoid(z) for "mask", so the inference code can argmax every model the same way, and `losses.binary_logit`
-recovers z. Training mode returns the eight side outputs (refined first, then decoder stages 1..6, then the
+recovers z. `width` scales every channel count (ResNet-34's 64…512 times width, at least 8): 1.0 is the paper's
+network; 0.25 keeps the layout at about 1/16 of the parameters and FLOPs, which is what a 2-core CPU can train and
+what ships as the starter model. Training mode returns the eight side outputs (refined first, then decoder stages 1..6, then the
 bridge), each N×2×H×W; eval mode returns only the refined N×2×H×W logits. H and W must be multiples of 32.
 """
 
@@ -141,13 +143,15 @@ def as_two_class_logits(logit: torch.Tensor) -> torch.Tensor:
 class ABANet(nn.Module):
     """Binary face-mask segmenter; see the module docstring for its layout and outputs."""
 
-    def __init__(self, classes: int = ABANET_CLASSES, pretrained: bool = False):
+    def __init__(self, classes: int = ABANET_CLASSES, pretrained: bool = False, width: float = 1.0):
         super().__init__()
         if classes != ABANET_CLASSES:
             raise ValueError(
                 f"ABANet is a binary segmenter with {ABANET_CLASSES} output classes (background, mask); "
                 f"got classes={classes}"
             )
+        if not 0 < width <= 1:
+            raise ValueError(f"width must be in (0, 1], got {width}")
         if pretrained:
             warnings.warn(
                 "no offline ImageNet weights ship for abanet; it starts from random init",
@@ -155,39 +159,45 @@ class ABANet(nn.Module):
                 stacklevel=2,
             )
         self.classes = classes
-        self.stem = conv_bn_relu(3, 64)
+        self.width = width
+
+        def ch(n: int) -> int:
+            return max(8, int(round(n * width)))
+
+        c64, c128, c256, c512 = ch(64), ch(128), ch(256), ch(512)
+        self.stem = conv_bn_relu(3, c64)
         self.encoder = nn.ModuleList(
             [
-                residual_stage(64, 64, 3),
-                residual_stage(64, 128, 4, stride=2),
-                residual_stage(128, 256, 6, stride=2),
-                residual_stage(256, 512, 3, stride=2),
-                residual_stage(512, 512, 3, pool=True),
-                residual_stage(512, 512, 3, pool=True),
+                residual_stage(c64, c64, 3),
+                residual_stage(c64, c128, 4, stride=2),
+                residual_stage(c128, c256, 6, stride=2),
+                residual_stage(c256, c512, 3, stride=2),
+                residual_stage(c512, c512, 3, pool=True),
+                residual_stage(c512, c512, 3, pool=True),
             ]
         )
-        self.bridge = nn.Sequential(*(conv_bn_relu(512, 512, dilation=2) for _ in range(3)))
+        self.bridge = nn.Sequential(*(conv_bn_relu(c512, c512, dilation=2) for _ in range(3)))
         self.gates = nn.ModuleDict(
             {
-                "6": AttentionGate(512, 512, 256, stride=1),
-                "5": AttentionGate(512, 512, 256, stride=2),
-                "4": AttentionGate(512, 512, 256, stride=2),
+                "6": AttentionGate(c512, c512, c256, stride=1),
+                "5": AttentionGate(c512, c512, c256, stride=2),
+                "4": AttentionGate(c512, c512, c256, stride=2),
             }
         )
         self.decoder = nn.ModuleList(
             [
-                DecoderStage(128, 64, 64),
-                DecoderStage(256, 128, 64),
-                DecoderStage(512, 256, 128),
-                DecoderStage(1024, 512, 256),
-                DecoderStage(1024, 512, 512),
-                DecoderStage(1024, 512, 512),
+                DecoderStage(c64 + c64, c64, c64),
+                DecoderStage(c128 + c128, c128, c64),
+                DecoderStage(c256 + c256, c256, c128),
+                DecoderStage(c512 + c512, c512, c256),
+                DecoderStage(c512 + c512, c512, c512),
+                DecoderStage(c512 + c512, c512, c512),
             ]
         )
-        decoder_out = [64, 64, 128, 256, 512, 512]
-        self.side_heads = nn.ModuleList(nn.Conv2d(ch, 1, 3, padding=1) for ch in decoder_out)
-        self.bridge_head = nn.Conv2d(512, 1, 3, padding=1)
-        self.refine = RefinementNet()
+        decoder_out = [c64, c64, c128, c256, c512, c512]
+        self.side_heads = nn.ModuleList(nn.Conv2d(c, 1, 3, padding=1) for c in decoder_out)
+        self.bridge_head = nn.Conv2d(c512, 1, 3, padding=1)
+        self.refine = RefinementNet(channels=c64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         size = x.shape[-2:]
