@@ -191,6 +191,8 @@ def save_checkpoint(
     for key, value in state.items():
         value = value.detach().to("cpu")
         if value.is_floating_point():
+            if not _all_finite(value):
+                raise CheckpointError(f"{directory}: tensor {key} holds NaN or infinity; training diverged")
             value = value.to(storage)
             if not _all_finite(value):
                 raise CheckpointError(

@@ -81,6 +81,11 @@ def test_float16_storage_is_smaller_and_loads_as_float32(tmp_path, trained_model
         too_large.segmentation_head[0].bias[0] = 1e6
     with pytest.raises(CheckpointError, match="does not fit in float16"):
         save_checkpoint(tmp_path / "overflow", too_large, make_meta(), dtype="float16")
+    with torch.no_grad():
+        too_large.segmentation_head[0].bias[0] = float("nan")
+    with pytest.raises(CheckpointError, match="NaN or infinity"):
+        save_checkpoint(tmp_path / "diverged", too_large, make_meta())
+    assert not (tmp_path / "overflow").exists() and not (tmp_path / "diverged").exists()
 
 
 def test_checkpoint_for_another_schema_is_refused(tmp_path, trained_model):

@@ -1,6 +1,8 @@
 """ONNX export: every architecture runs in ONNX Runtime at sizes other than the traced one and agrees with PyTorch,
 and the file carries the metadata needed to pre-label with it alone."""
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -49,6 +51,7 @@ def test_onnx_runtime_agrees_with_pytorch(tmp_path, architecture):
     )
 
     runtime = session(path)
+    assert json.loads(runtime.get_modelmeta().custom_metadata_map["faceparse"]) == embedded
     assert [i.name for i in runtime.get_inputs()] == ["input"]
     assert [o.name for o in runtime.get_outputs()] == ["logits"]
     generator = torch.Generator().manual_seed(1)
