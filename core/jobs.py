@@ -270,6 +270,7 @@ class JobHandle:
         self._final_seen = threading.Event()
         self._stderr_tail: deque[str] = deque(maxlen=20)
         self._cancel_at: float | None = None
+        self._last_event = time.monotonic()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._read_events, daemon=True, name=f"job{job_id}-events"),
                          threading.Thread(target=self._read_stderr, daemon=True, name=f"job{job_id}-stderr")]
@@ -373,7 +374,7 @@ class JobHandle:
                 return
 
     def _idle_since(self) -> float:
-        return time.monotonic() - getattr(self, "_last_event", time.monotonic())
+        return time.monotonic() - self._last_event
 
     def cancel(self) -> None:
         """Ask the job to stop; it ends within seconds, as "cancelled", leaving the previous model active."""

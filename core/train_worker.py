@@ -373,6 +373,8 @@ def phase_train(ctx: RetrainContext) -> None:
 
         device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         model = DistributedDataParallel(model, device_ids=device_ids)
+        ctx.note(f"training on {dist.world} processes ({torch.distributed.get_backend()}), "
+                 f"{config.batch_size} faces per process and step")
     (lr,) = dist.share(recipe.learning_rate(config, ctx.start.trained))  # only rank 0 knows what it loaded
     fit_config = FitConfig(
         epochs=config.epochs, steps_per_epoch=steps_per_epoch(len(snap.train), config.batch_size, dist.world),

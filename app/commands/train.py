@@ -175,18 +175,26 @@ def print_result(outcome: Any, result: dict[str, Any] | None) -> None:
     print(f"Validation ({m.get('images', 0)} faces): {result['metric']} {_pct(result['score']).strip()}"
           + (f" (active model before: {_pct(result['baseline_score']).strip()})"
              if result.get("baseline_score") is not None else "")
-          + (f", untrained start: {_pct(result['initial_score']).strip()}"
+          + (f", before training: {_pct(result['initial_score']).strip()}"
              if result.get("initial_score") is not None else ""))
     print(f"  pixel accuracy {_pct(m.get('pixel_accuracy'))}   mIoU {_pct(m.get('miou'))}   "
           f"mean F1 {_pct(m.get('mean_f1'))}   mIoU w/o background {_pct(m.get('miou_no_bg'))}")
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from faceparse.core.datasets import DatasetError, task_target
     from faceparse.core.jobs import JobRunner
 
     store = ProjectStore.open(args.folder)
     try:
         config = train_config(args, store)
+        try:
+            task_target(store.schema, config.task)
+        except DatasetError as e:
+            raise CommandError(str(e)) from None
+        if store.count(("corrected", "reviewed")) == 0:
+            raise CommandError(f"{store.root} has no corrected or reviewed faces yet; correct some predictions "
+                               "first, then train")
         runner = JobRunner(store)
         handle = runner.start_retrain(config)
         print(f"Started {config.task} training job {handle.job_id} on {store.root}", file=sys.stderr, flush=True)

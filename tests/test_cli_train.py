@@ -1,0 +1,107 @@
+"""`faceparse train`, `models`, `eval` and `jobs` on a drawn-face project."""
+
+import json
+
+import pytest
+from faceparse.app.cli import main
+from faceparse.core.imageio import save_mask
+from faceparse.core.schemas import get_schema
+from faceparse.core.store import ProjectStore
+from faceparse.core.synthetic import draw_face
+from PIL import Image
+
+TINY = ["--size", "64", "--batch", "4", "--threads", "1", "--config", '{"time_limit_s": null, "patience": 0}']
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Ten drawn faces, eight of them corrected."""
+    root = tmp_path / "faces"
+    root.mkdir()
+    masks = {}
+    for i in range(10):
+        image, mask = draw_face(i, size=64, schema="lapa")
+        Image.fromarray(image).save(root / f"face{i}.png")
+        masks[f"face{i}.png"] = mask
+    with ProjectStore.create(root, "lapa") as store:
+        store.scan()
+        for rec in store.images()[:8]:
+            store.save_corrected(rec.id, masks[rec.relpath])
+    return root
+
+
+def labelled_folder(tmp_path):
+    data = tmp_path / "heldout"
+    (data / "masks").mkdir(parents=True)
+    for i in range(3):
+        image, mask = draw_face(100 + i, size=64, schema="lapa")
+        Image.fromarray(image).save(data / f"x{i}.png")
+        save_mask(data / "masks" / f"x{i}.png", mask, get_schema("lapa"))
+    return data
+
+
+def test_train_shows_live_loss_then_models_eval_and_jobs(folder, tmp_path, capsys):
+    code, out, err = run(capsys, "train", folder, "--epochs", "2", "--no-onnx", "--no-repredict", *TINY)
+    assert code == 0, err
+    assert "train:" in err and "loss=" in err and "step" in err
+    assert "[snapshot]" in err and "epoch 1: score" in err
+    assert "done: parser v0001 is now active" in out and "miou_no_bg" in out
+
+    code, out, _ = run(capsys, "jobs", folder)
+    assert code == 0 and "retrain" in out and "done" in out
+    job_id = int(out.split()[0])
+    code, out, _ = run(capsys, "jobs", folder, "--log", job_id)
+    assert code == 0 and "snapshot" in out and "train" in out and out.strip().splitlines()[-1].startswith("result ")
+
+    code, out, _ = run(capsys, "models", folder)
+    assert code == 0 and "* parser v0001" in out
+    code, out, _ = run(capsys, "models", folder, "--json")
+    rows = json.loads(out)
+    assert [(r["version"], r["active"]) for r in rows] == [("v0001", True)]
+    code, _, err = run(capsys, "models", folder, "rollback")
+    assert code == 2 and "no earlier version" in err
+
+    code, out, _ = run(capsys, "eval", "--model", "v0001", folder, "--json")
+    metrics = json.loads(out)
+    assert code == 0 and metrics["miou_no_bg"] == pytest.approx(rows[0]["metrics"]["score"], abs=1e-6)
+    assert set(metrics["per_class_iou"]) == set(get_schema("lapa").classes)
+    data = labelled_folder(tmp_path)
+    code, out, _ = run(capsys, "eval", "--model", rows[0]["path"], data)
+    assert code == 0 and "on 3 faces" in out and "mIoU" in out and "skin" in out
+
+
+def test_train_refuses_what_cannot_work(folder, tmp_path, capsys):
+    code, _, err = run(capsys, "train", folder, "--size", "100")
+    assert code == 2 and "multiple of 32" in err
+    code, _, err = run(capsys, "train", folder, "--task", "mask")
+    assert code == 2 and "face_mask" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    Image.new("RGB", (8, 8)).save(empty / "a.png")
+    with ProjectStore.create(empty, "lapa") as store:
+        store.scan()
+    code, _, err = run(capsys, "train", empty)
+    assert code == 2 and "no corrected or reviewed faces" in err
+    code, _, err = run(capsys, "eval", "--model", "v0009", folder)
+    assert code == 2 and "no model version" in err
+
+
+@pytest.mark.slow
+def test_the_whole_loop_exports_onnx_and_repredicts_what_nobody_corrected(folder, capsys):
+    code, out, err = run(capsys, "train", folder, "--epochs", "1", *TINY)
+    assert code == 0, err
+    with ProjectStore.open(folder) as store:
+        active = store.active_model("parser")
+        assert active["version"] == "v0001"
+        uncorrected = store.images(status=("new", "predicted"))
+        assert len(uncorrected) == 2
+        assert all(rec.status == "predicted" and rec.model_version == "v0001" for rec in uncorrected)
+        assert all(store.predicted_mask(rec.id) is not None for rec in uncorrected)
+    code, out, _ = run(capsys, "eval", "--model", "v0001", folder, "--onnx", "--json")
+    assert code == 0 and json.loads(out)["miou_no_bg"] == pytest.approx(active["metrics"]["score"], abs=0.02)

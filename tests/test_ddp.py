@@ -1,0 +1,44 @@
+"""The training entry point under torchrun: two CPU processes (gloo) train one model with DistributedDataParallel."""
+
+import json
+import os
+import subprocess
+import sys
+
+from faceparse.core.checkpoint import load_checkpoint
+from faceparse.core.store import ProjectStore
+from faceparse.core.synthetic import draw_face
+from PIL import Image
+
+
+def test_two_gloo_processes_train_and_save_a_loadable_checkpoint(tmp_path):
+    root = tmp_path / "faces"
+    root.mkdir()
+    masks = {}
+    for i in range(8):
+        image, mask = draw_face(i, size=64, schema="lapa")
+        Image.fromarray(image).save(root / f"face{i}.png")
+        masks[f"face{i}.png"] = mask
+    with ProjectStore.create(root, "lapa") as store:
+        store.scan()
+        for rec in store.images():
+            store.save_corrected(rec.id, masks[rec.relpath])
+    config = {"input_size": 64, "batch_size": 2, "epochs": 1, "max_steps": 2, "threads": 1, "device": "cpu",
+              "time_limit_s": None, "export_onnx": False, "repredict": False, "promote": "force"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "faceparse.core.train_worker", "--project", str(root), "--config", json.dumps(config),
+               "--events", "text"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=1200, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with ProjectStore.open(root) as store:
+        job = store.jobs(kind="retrain")[0]
+        assert job["state"] == "done", job["message"]
+        log = store.job_log(job["id"])
+        assert any("training on 2 processes (gloo)" in line for line in log)
+        active = store.active_model("parser")
+        assert active["version"] == "v0001"
+        model, meta = load_checkpoint(active["path"], expect_classes=store.schema)
+        assert meta["training_data"]["training"]["fit"]["steps"] == 2
+        assert meta["training_data"]["train"] + meta["training_data"]["val"] == 8
+    assert sum(p.numel() for p in model.parameters()) > 0

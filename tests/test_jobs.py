@@ -1,0 +1,160 @@
+"""Training jobs in their own process: events, the job log, one training job per project, cancel, crashes."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+from faceparse.core import train_worker
+from faceparse.core.jobs import (
+    CANCEL_GRACE_S,
+    KILL_GRACE_S,
+    JobConflict,
+    JobEvent,
+    JobRunner,
+    reap_stale_jobs,
+    running_training_job,
+    training_lock,
+)
+from faceparse.core.store import ProjectStore
+from faceparse.core.synthetic import draw_face
+from faceparse.core.versions import activate, create_version
+from faceparse.models import build_model
+from PIL import Image
+
+LONG_JOB = {"input_size": 64, "batch_size": 4, "epochs": 500, "threads": 1, "time_limit_s": None,
+            "export_onnx": False, "repredict": False, "patience": 0}
+
+
+@pytest.fixture
+def project(tmp_path):
+    """Eight corrected drawn faces and an active (untrained) parser version v0001."""
+    root = tmp_path / "faces"
+    root.mkdir()
+    masks = {}
+    for i in range(8):
+        image, mask = draw_face(i, size=64, schema="lapa")
+        Image.fromarray(image).save(root / f"face{i}.png")
+        masks[f"face{i}.png"] = mask
+    store = ProjectStore.create(root, "lapa")
+    store.scan()
+    for rec in store.images():
+        store.save_corrected(rec.id, masks[rec.relpath])
+    torch.manual_seed(0)
+    model = build_model("deeplabv3plus_mobilenetv2", classes=11)
+    meta = {"task": "parser", "architecture": "deeplabv3plus_mobilenetv2", "arch_args": {"classes": 11},
+            "schema": {"name": "lapa", "classes": list(store.schema.classes)}, "input_size": [64, 64],
+            "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}
+    create_version(store, "parser", model, meta, {"score": 0.0}, None, {}, export_onnx=False)
+    activate(store, "parser", "v0001", export_missing_onnx=False)
+    yield store
+    store.close()
+
+
+def until_training(handle, steps=2, timeout=600):
+    events = []
+    for event in handle.events(timeout=timeout):
+        events.append(event)
+        assert not event.final, f"job ended early: {event.message}"
+        if event.phase == "train" and (event.step or 0) >= steps:
+            return events
+    raise AssertionError(f"no training step within {timeout} s; events: {[e.phase for e in events]}")
+
+
+def test_job_streams_progress_refuses_a_second_training_and_cancels(project):
+    runner = JobRunner(project)
+    heard = []
+    handle = runner.start_retrain(LONG_JOB, on_event=heard.append)
+    events = until_training(handle)
+    phases = [e.phase for e in events]
+    assert phases[0] == "start" and "snapshot" in phases and "prepare" in phases
+    step = [e for e in events if e.phase == "train" and e.step][-1]
+    assert step.loss > 0 and step.total > step.step and step.eta_s is not None and step.job_id == handle.job_id
+    with pytest.raises(JobConflict, match="already running"):
+        runner.start_retrain(LONG_JOB)
+    asked = time.monotonic()
+    handle.cancel()
+    outcome = handle.wait(timeout=120)
+    took = time.monotonic() - asked
+    assert outcome.state == "cancelled" and "previous model is still active" in outcome.message
+    assert took < CANCEL_GRACE_S + KILL_GRACE_S + 5
+    assert heard[-1].final and heard[-1].phase == "cancelled"
+    assert [e.phase for e in heard[:len(events)]] == phases
+    assert project.active_model("parser")["version"] == "v0001"
+    assert [m["version"] for m in project.model_versions("parser")] == ["v0001"]
+    job = project.job(handle.job_id)
+    assert job["state"] == "cancelled" and job["params"]["epochs"] == 500
+    log = project.job_log(handle.job_id)
+    assert any(line.startswith("snapshot") for line in log) and any(line.startswith("train") for line in log)
+    assert log[-1].startswith("cancelled")
+    assert running_training_job(project) is None and training_lock(project).is_free()
+
+
+def test_a_killed_job_leaves_the_project_readable_and_the_previous_model_active(project):
+    handle = JobRunner(project).start_retrain(LONG_JOB)
+    until_training(handle, steps=1)
+    os.kill(handle.process.pid, signal.SIGKILL)
+    outcome = handle.wait(timeout=60)
+    assert outcome.state == "failed"
+    assert "ended unexpectedly" in outcome.message and "SIGKILL" in outcome.message
+    with ProjectStore.open(project.root) as reopened:
+        assert reopened.active_model("parser")["version"] == "v0001"
+        assert [m["version"] for m in reopened.model_versions()] == ["v0001"]
+        assert reopened.count("corrected") == 8
+        assert all(reopened.corrected_mask(r.id) is not None for r in reopened.images())
+        assert reopened.job(handle.job_id)["state"] == "failed"
+        assert running_training_job(reopened) is None and training_lock(reopened).is_free()
+
+
+@pytest.mark.parametrize("error, expected", [
+    (MemoryError(), "out of memory while training"),
+    (RuntimeError("boom"), "training failed: RuntimeError: boom"),
+])
+def test_a_crash_ends_the_job_with_a_clear_message(project, monkeypatch, error, expected):
+    def explode(ctx):
+        ctx.emit("train", "starting", step=0, total=10)
+        raise error
+
+    monkeypatch.setattr(train_worker, "RETRAIN_PHASES", [("snapshot", train_worker.phase_snapshot),
+                                                         ("train", explode)])
+    code = train_worker.main(["--project", str(project.root), "--config", json.dumps(LONG_JOB), "--events", "text"])
+    assert code == 1
+    job = project.jobs(kind="retrain")[0]
+    assert job["state"] == "failed"
+    assert expected in job["message"] and "previous model is still active" in job["message"]
+    assert any("Traceback" in line for line in project.job_log(job["id"]))
+    assert training_lock(project).is_free()
+
+
+def test_the_worker_refuses_to_train_while_another_holds_the_project(project):
+    lock = training_lock(project)
+    assert lock.acquire()
+    try:
+        job_id = project.add_job("retrain", LONG_JOB)
+        started = time.monotonic()
+        assert train_worker.main(["--project", str(project.root), "--job-id", str(job_id), "--events", "text"]) == 1
+        assert time.monotonic() - started < 30
+    finally:
+        lock.release()
+    job = project.job(job_id)
+    assert job["state"] == "failed" and "another training job" in job["message"]
+
+
+def test_stale_jobs_are_marked_failed(project):
+    job_id = project.add_job("retrain", {})
+    project.update_job(job_id, state="running", pid=2**22 + 12345)
+    young = project.add_job("retrain", {})
+    assert reap_stale_jobs(project) == [job_id]
+    assert project.job(job_id)["state"] == "failed"
+    assert project.job(young)["state"] == "queued"
+    assert running_training_job(project)["id"] == young
+
+
+def test_events_are_small_json_objects():
+    event = JobEvent("train", step=3, total=10, loss=0.5, eta_s=12.0, message="epoch 1/2", job_id=7)
+    data = json.loads(json.dumps(event.to_dict()))
+    assert {"phase", "step", "total", "loss", "metrics", "eta_s", "message"} <= set(data)
+    assert JobEvent.from_dict({**data, "unknown": 1}) == event
+    assert event.fraction == 0.3 and not event.final and JobEvent("done").final

@@ -1,0 +1,215 @@
+"""Retraining a project in this process: versions, honest promotion on a fixed validation set, rollback."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from faceparse.core.checkpoint import load_checkpoint
+from faceparse.core.datasets import mask_hash
+from faceparse.core.evaluate import OnnxPredictor, TorchPredictor, evaluate, project_samples
+from faceparse.core.jobs import JobReporter
+from faceparse.core.recipes import TrainConfig
+from faceparse.core.store import ProjectError, ProjectStore
+from faceparse.core.synthetic import draw_face
+from faceparse.core.train_worker import RETRAIN_PHASES, run_retrain
+from faceparse.core.versions import (
+    activate,
+    activation_history,
+    create_version,
+    decide_promotion,
+    ensure_onnx,
+    list_versions,
+    rollback,
+    version_dir,
+)
+from faceparse.models import build_model
+from PIL import Image
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_project(root, count=14, corrected=12, size=64, schema="lapa"):
+    root.mkdir(parents=True, exist_ok=True)
+    masks = {}
+    for i in range(count):
+        image, mask = draw_face(i, size=size, schema=schema)
+        Image.fromarray(image).save(root / f"face{i:02d}.png")
+        masks[f"face{i:02d}.png"] = mask
+    store = ProjectStore.create(root, schema)
+    store.scan()
+    for rec in store.images()[:corrected]:
+        store.save_corrected(rec.id, masks[rec.relpath])
+    return store, masks
+
+
+def tiny(**overrides):
+    options = dict(input_size=64, batch_size=4, epochs=3, threads=1, export_onnx=False, repredict=False,
+                   time_limit_s=None, patience=0)
+    options.update(overrides)
+    return TrainConfig.for_task("parser", **options)
+
+
+def retrain(store, tmp_path, config, phases=None):
+    job = store.add_job("retrain", config.to_dict())
+    return run_retrain(store, config, JobReporter(store, job), tmp_path / f"work{job}", phases=phases)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A project after its first retrain (from ImageNet weights), shared by the tests that only read it."""
+    tmp = tmp_path_factory.mktemp("trained")
+    store, masks = make_project(tmp / "faces")
+    result = retrain(store, tmp, tiny(epochs=4))
+    yield store, masks, result, tmp
+    store.close()
+
+
+def test_first_retrain_improves_on_the_untrained_model_and_is_promoted(trained):
+    store, _, result, _ = trained
+    assert result["start"] == "ImageNet-initialised weights"
+    assert result["metric"] == "miou_no_bg"
+    assert result["score"] > result["initial_score"] + 0.01
+    assert result["promoted"] and result["baseline_score"] is None
+    active = store.active_model("parser")
+    assert active["version"] == result["version"] == "v0001"
+    assert active["metrics"]["score"] == pytest.approx(result["score"])
+    assert active["data_summary"]["val_ids"] == result["val_ids"]
+    model, meta = load_checkpoint(active["path"], expect_classes=store.schema)
+    assert meta["version"] == "v0001" and meta["parent"] is None and meta["input_size"] == [64, 64]
+    assert meta["training_data"]["train"] + meta["training_data"]["val"] == 12
+    honest = evaluate(TorchPredictor(model, meta), project_samples(store, "parser"), "parser")
+    assert honest["miou_no_bg"] == pytest.approx(result["score"], abs=1e-6)
+
+
+def test_the_validation_set_is_the_same_across_retrains(trained, tmp_path):
+    store, masks, first, _ = trained
+    second = retrain(store, tmp_path, tiny(epochs=1, promote="never"))
+    assert second["val_ids"] == first["val_ids"] and second["val_ids"]
+    assert second["start"] == "version v0001"
+    assert second["baseline_score"] == pytest.approx(first["score"], abs=1e-6)
+    earlier = {rec.id: rec.split for rec in store.images(status="corrected")}
+    for rec in store.images(status="new"):
+        store.save_corrected(rec.id, masks[rec.relpath])
+    third = retrain(store, tmp_path, tiny(epochs=1, promote="never"))
+    now = {rec.id: rec.split for rec in store.images(status="corrected")}
+    assert all(now[i] == split for i, split in earlier.items())
+    assert set(first["val_ids"]) <= set(third["val_ids"])
+    assert set(third["val_ids"]) == {i for i, split in now.items() if split == "val"}
+    assert store.active_model("parser")["version"] == "v0001"
+
+
+def test_a_worse_model_is_not_promoted(trained, tmp_path):
+    store, _, first, _ = trained
+    before = {m["version"] for m in store.model_versions("parser")}
+    result = retrain(store, tmp_path, tiny(init="scratch", max_steps=1, lr=1e-6, epochs=1))
+    assert result["score"] < result["baseline_score"]
+    assert not result["promoted"] and "does not beat" in result["reason"]
+    assert store.active_model("parser")["version"] == "v0001"
+    new = store.model_version("parser", result["version"])
+    assert new is not None and result["version"] not in before
+    assert new["metrics"]["baseline"]["version"] == "v0001"
+
+
+def test_edits_made_while_training_are_not_used(tmp_path):
+    store, masks = make_project(tmp_path / "faces", count=10, corrected=8)
+    recs = store.images()
+    originals = {r.id: mask_hash(masks[r.relpath]) for r in recs[:8]}
+
+    def annotator_edits(ctx):
+        store.save_corrected(recs[0].id, np.zeros_like(masks[recs[0].relpath]))
+        store.save_corrected(recs[9].id, masks[recs[9].relpath])
+
+    phases = list(RETRAIN_PHASES)
+    phases.insert(1, ("edit", annotator_edits))
+    result = retrain(store, tmp_path, tiny(epochs=1, max_steps=1), phases=phases)
+    meta = json.loads((version_dir(store, "parser", result["version"]) / "meta.json").read_text())
+    hashes = {int(k): v for k, v in meta["training_data"]["mask_hashes"].items()}
+    assert hashes == originals
+    assert recs[9].id not in meta["training_data"]["train_ids"] + meta["training_data"]["val_ids"]
+
+
+def test_promotion_rules():
+    assert decide_promotion(0.6, 0.5).promote
+    assert not decide_promotion(0.5, 0.5).promote
+    assert not decide_promotion(0.55, 0.5, min_improvement=0.1).promote
+    assert decide_promotion(0.1, None).promote
+    assert decide_promotion(0.1, math.nan).promote
+    assert not decide_promotion(math.nan, None).promote
+    assert not decide_promotion(math.nan, 0.5).promote
+    assert decide_promotion(0.1, 0.9, mode="force").promote
+    assert not decide_promotion(0.9, 0.1, mode="never").promote
+
+
+def fake_version(store, task="parser", parent=None, score=0.5):
+    model = build_model("deeplabv3plus_mobilenetv2", classes=store.schema.num_classes)
+    meta = {"task": task, "architecture": "deeplabv3plus_mobilenetv2",
+            "arch_args": {"classes": store.schema.num_classes},
+            "schema": {"name": store.schema.name, "classes": list(store.schema.classes)}, "input_size": [64, 64],
+            "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}
+    return create_version(store, task, model, meta, {"score": score}, parent, {}, export_onnx=False)
+
+
+def test_activate_and_roll_back(tmp_path):
+    store, _ = make_project(tmp_path / "faces", count=2, corrected=0)
+    v1, v2, v3 = (fake_version(store)["version"] for _ in range(3))
+    assert (v1, v2, v3) == ("v0001", "v0002", "v0003")
+    with pytest.raises(ProjectError, match="no active"):
+        rollback(store, "parser")
+    for version in (v1, v3, v2):
+        activate(store, "parser", version, export_missing_onnx=False)
+    assert activation_history(store, "parser") == [v1, v3, v2]
+    assert rollback(store, "parser", export_missing_onnx=False)["version"] == v3
+    assert store.active_model("parser")["version"] == v3
+    assert rollback(store, "parser", export_missing_onnx=False)["version"] == v1
+    with pytest.raises(ProjectError, match="no earlier version"):
+        rollback(store, "parser", export_missing_onnx=False)
+    assert rollback(store, "parser", v2, export_missing_onnx=False)["version"] == v2
+    flags = {row["version"]: row["active"] for row in list_versions(store, "parser")}
+    assert flags == {v1: False, v2: True, v3: False}
+    with pytest.raises(ProjectError, match="no model version"):
+        activate(store, "parser", "v0042")
+
+
+def test_a_crash_while_saving_leaves_no_half_version(tmp_path, monkeypatch):
+    store, _ = make_project(tmp_path / "faces", count=2, corrected=0)
+    fake_version(store)
+    import faceparse.core.versions as versions
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(versions, "save_checkpoint", crash)
+    with pytest.raises(OSError):
+        fake_version(store)
+    monkeypatch.undo()
+    assert [m["version"] for m in store.model_versions("parser")] == ["v0001"]
+    leftovers = [p.name for p in (store.models_dir / "parser").iterdir()]
+    assert leftovers == ["v0001"]
+    (store.models_dir / "parser" / "v0002").mkdir()  # a directory renamed into place just before a crash
+    (store.models_dir / "parser" / ".v0002.partial-1").mkdir()
+    assert fake_version(store)["version"] == "v0002"
+    assert load_checkpoint(store.model_version("parser", "v0002")["path"])[1]["version"] == "v0002"
+    assert sorted(p.name for p in (store.models_dir / "parser").iterdir()) == ["v0001", "v0002"]
+
+
+@pytest.mark.slow
+def test_activation_exports_onnx_that_predicts_like_the_checkpoint(trained):
+    store, _, result, _ = trained
+    directory = version_dir(store, "parser", result["version"])
+    assert not (directory / "model.onnx").exists()
+    activate(store, "parser", result["version"])
+    assert (directory / "model.onnx").is_file() and ensure_onnx(store, "parser", result["version"]).is_file()
+    samples = project_samples(store, "parser")
+    model, meta = load_checkpoint(directory)
+    from_torch = evaluate(TorchPredictor(model, meta), samples)
+    from_onnx = evaluate(OnnxPredictor(directory / "model.onnx"), samples)
+    assert from_onnx["pixel_accuracy"] == pytest.approx(from_torch["pixel_accuracy"], abs=2e-3)
+    assert from_onnx["miou_no_bg"] == pytest.approx(from_torch["miou_no_bg"], abs=2e-2)
