@@ -16,6 +16,8 @@ holes that contain background, because shapes are written largest first and nest
 the region around them.
 
 Import also accepts rectangle and circle shapes and the labels "_background_"/"background" for class 0.
+
+Round trip: see the tolerance in polygons.py (exact in practice).
 """
 
 from __future__ import annotations

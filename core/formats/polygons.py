@@ -5,6 +5,11 @@ boundary and the boundaries of its holes, as integer pixel coordinates (x, y). F
 rule (the hole boundaries run through the region's own pixels, and polygon filling includes the boundary), a
 region's polygons give back exactly its pixels, so a polygon format can be exact when the holes travel with it.
 
+Stated tolerance of a polygon round trip (export, then import by this package), checked by the tests on drawn
+faces: at least 99.5% of the pixels of every image agree, and every class with 30 or more pixels keeps an IoU of at
+least 0.95. Measured on drawn faces at 64-256 px and on random label noise, the round trip has been exact; the
+tolerance leaves room for polygons from other tools and for YOLO's cuts (below).
+
 Regions are listed in descending order of the area inside their outer boundary. Anything nested in a hole of a
 region has a smaller outer area, so a reader that ignores holes and simply paints polygons in file order still gets
 nested parts (eyes inside skin) right; it only loses holes that contain background.

@@ -14,6 +14,8 @@ largest region first, so painting them in file order also restores regions neste
 Import reads every label file under `labels/`, class names from data.yaml (`names:` as a list or a mapping) or
 classes.txt, and paints the lines in file order; a line of four numbers is read as a box (centre x, centre y,
 width, height).
+
+Round trip: see the tolerance in polygons.py (exact in practice).
 """
 
 from __future__ import annotations
