@@ -10,10 +10,10 @@ true}` and a `group_id` shared with its outer boundary. The boundaries are pixel
 pixels (x, y), as OpenCV traces them.
 
 Reading back (this importer): the shapes of one (label, group_id) are one region, the outer shapes united and the
-hole interiors removed; regions are painted in file order. That gives back the index mask exactly. Readers that
-ignore the hole flag (LabelMe's own label export paints every polygon in file order) get everything right except
-holes that contain background, because shapes are written largest first and nested regions therefore come after
-the region around them.
+hole interiors removed; regions are painted in file order, which is built to give back the mask exactly. Readers
+that ignore the hole flag (LabelMe's own label export paints every polygon in file order) get everything right
+except holes that contain background, because shapes are written largest first and nested regions therefore come
+after the region around them.
 
 Import also accepts rectangle and circle shapes and the labels "_background_"/"background" for class 0.
 
