@@ -107,6 +107,8 @@ def whole_image_box(image_size: tuple[int, int]) -> CropBox:
 def crop(image: np.ndarray, box: CropBox, out_size: tuple[int, int]) -> np.ndarray:
     """The box resampled to `out_size` (height, width); strong reductions are area-averaged first, not aliased."""
     h, w = image.shape[:2]
+    if box == whole_image_box((w, h)) and (h, w) == tuple(out_size):
+        return image.copy()
     matrix = box.image_to_crop(out_size)
     sx, sy = box.scale(out_size)
     k = int(math.floor(min(1.0 / sx, 1.0 / sy)))
@@ -123,10 +125,17 @@ def crop(image: np.ndarray, box: CropBox, out_size: tuple[int, int]) -> np.ndarr
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
 
-def _region_matrix(box: CropBox, out_size: tuple[int, int], x0: int, y0: int) -> np.ndarray:
-    matrix = box.image_to_crop(out_size)
+def _resample(values: np.ndarray, box: CropBox, image_size: tuple[int, int], region: tuple[int, int, int, int],
+              interpolation: int) -> np.ndarray:
+    """A crop-sized map brought back onto the image pixels of `region`."""
+    x0, y0, x1, y1 = region
+    if box == whole_image_box(image_size):  # the common whole-image case: a plain resize, several times faster
+        exact = cv2.INTER_NEAREST_EXACT if interpolation == cv2.INTER_NEAREST else interpolation
+        return cv2.resize(values, (x1 - x0, y1 - y0), interpolation=exact)
+    matrix = box.image_to_crop(values.shape[:2])
     matrix[:, 2] += matrix[:, 0] * x0 + matrix[:, 1] * y0
-    return matrix
+    return cv2.warpAffine(values, matrix, (x1 - x0, y1 - y0), flags=interpolation | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def paste_masks(image_size: tuple[int, int], boxes: Sequence[CropBox], indices: Sequence[np.ndarray],
@@ -140,24 +149,23 @@ def paste_masks(image_size: tuple[int, int], boxes: Sequence[CropBox], indices: 
     mask = np.zeros((h, w), np.uint8)
     conf = None if confidences is None else np.ones((h, w), np.float32)
     order = sorted(range(len(boxes)), key=lambda i: boxes[i].area)
+    painted = False
     for i in order:
         box, index = boxes[i], indices[i]
-        out_size = index.shape[:2]
         x0, y0, x1, y1 = box.covered_pixels(image_size)
         if x1 <= x0 or y1 <= y0:
             continue
-        matrix = _region_matrix(box, out_size, x0, y0)
-        flags = cv2.WARP_INVERSE_MAP
-        part = cv2.warpAffine(index, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST | flags,
-                              borderMode=cv2.BORDER_REPLICATE)
+        part = _resample(index, box, image_size, (x0, y0, x1, y1), cv2.INTER_NEAREST)
         target = mask[y0:y1, x0:x1]
-        face = part != 0
         if conf is not None and confidences is not None:
-            part_conf = cv2.warpAffine(confidences[i].astype(np.float32, copy=False), matrix, (x1 - x0, y1 - y0),
-                                       flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_REPLICATE)
-            writable = face | (target == 0)
-            conf[y0:y1, x0:x1][writable] = part_conf[writable]
-        target[face] = part[face]
+            part_conf = _resample(confidences[i].astype(np.float32, copy=False), box, image_size, (x0, y0, x1, y1),
+                                  cv2.INTER_LINEAR)
+            np.copyto(conf[y0:y1, x0:x1], part_conf, where=(part != 0) | (target == 0))
+        if painted:
+            np.copyto(target, part, where=part != 0)
+        else:
+            target[...] = part  # nothing painted yet: its background overwrites only background
+            painted = True
     return mask, conf
 
 

@@ -301,6 +301,7 @@ class PredictionPipeline:
                     pending.results[i] = face
                     pending.remaining -= 1
                     if pending.remaining == 0:
+                        pending.prepared.crops = pending.prepared.crops[:0]  # not needed any more; free it early
                         written_q.put(pending)
                 if on_batch is not None:
                     on_batch()
