@@ -108,6 +108,7 @@ class RetrainContext:
     version: dict[str, Any] | None = None
     decision: Any = None
     repredict: dict[str, Any] | None = None
+    arch_args: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -143,7 +144,8 @@ class RetrainContext:
     def model_meta(self, **fields: Any) -> dict[str, Any]:
         from faceparse.core.recipes import model_meta
 
-        return model_meta(self.config, self.snapshot.target.schema_json(self.store.schema), **fields)
+        return model_meta(self.config, self.snapshot.target.schema_json(self.store.schema), self.arch_args,
+                          **fields)
 
     def val_pairs(self) -> list[tuple[Any, Any]]:
         return [(s.image, s.mask) for s in self.snapshot.val]
@@ -274,31 +276,51 @@ def _measure_checkpoint(ctx: RetrainContext, directory: Path, label: str) -> dic
     return _measure(ctx, model, meta)
 
 
+def _checked_start(ctx: RetrainContext, start: StartPoint, path: Path | None
+                   ) -> tuple[StartPoint, Path | None, dict[str, Any]]:
+    """The start point, its weights' folder and the network options; a start model of another network (or an
+    unreadable one) gives way to ImageNet weights."""
+    from faceparse.core.checkpoint import CheckpointError, read_checkpoint_meta
+
+    options = dict(ctx.recipe.arch_args)
+    if path is not None:
+        try:
+            meta = read_checkpoint_meta(path)
+        except (CheckpointError, OSError) as e:
+            raise ProjectError(f"cannot start from {start.describe()}: {e}") from None
+        if meta["architecture"] == ctx.config.network:
+            options = {k: v for k, v in meta["arch_args"].items() if k not in ("classes", "pretrained")}
+        else:
+            ctx.note(f"{start.describe()} is a {meta['architecture']}, not a {ctx.config.network}; "
+                     "starting from ImageNet-initialised weights instead")
+            start, path = StartPoint("imagenet"), None
+    if ctx.config.arch_args is not None:
+        options = dict(ctx.config.arch_args)
+    return start, path, options
+
+
 def phase_prepare(ctx: RetrainContext) -> None:
     import torch
     from faceparse.core.checkpoint import CheckpointError, load_checkpoint
     from faceparse.models import build_model
 
     config = ctx.config
-    start, path = _resolve_start(ctx)
+    start, path, ctx.arch_args = _checked_start(ctx, *_resolve_start(ctx))
     ctx.emit("prepare", f"building {config.network} from {start.describe()}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = build_model(config.network, classes=len(ctx.snapshot.classes),
-                            pretrained=ctx.is_main and start.kind in ("imagenet", "version", "starter"))
+                            pretrained=ctx.is_main and start.kind == "imagenet", **ctx.arch_args)
     for warning in caught:
         ctx.note(f"note: {warning.message}")
+        if start.kind == "imagenet" and "random init" in str(warning.message):
+            start = StartPoint("scratch")
     if path is not None and ctx.is_main:
         try:
-            source, source_meta = load_checkpoint(path)
+            source, _ = load_checkpoint(path)
         except (CheckpointError, OSError) as e:
             raise ProjectError(f"cannot start from {start.describe()}: {e}") from None
-        if source_meta["architecture"] == config.network:
-            start.loaded, start.skipped = _load_matching(model, source.state_dict())
-        else:
-            ctx.note(f"{start.describe()} is a {source_meta['architecture']}, not a {config.network}; "
-                     "starting from ImageNet-initialised weights instead")
-            start = StartPoint("imagenet")
+        start.loaded, start.skipped = _load_matching(model, source.state_dict())
     ctx.start = start
     ctx.model = model.to(ctx.device)
     if config.channels_last:

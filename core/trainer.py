@@ -23,7 +23,6 @@ processes stop at the same step; only rank 0 validates, emits events and keeps t
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -297,7 +296,3 @@ def _steps_within_limit(total: int, done: int, elapsed: float, limit: float, dis
     fits = done + int(max(0.0, limit - elapsed) / per_step * 0.95) if per_step > 0 else total
     (shared,) = dist.share(float(min(total, max(fits, done + 1))))
     return int(shared)
-
-
-def clone_model(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(unwrap(model))
