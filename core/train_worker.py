@@ -566,11 +566,13 @@ def run_retrain(store: ProjectStore, config: Any, reporter: Any, work_dir: Path,
     device = resolve_device(config, local_rank)
     dist = dist or Distributed(device)
     ctx = RetrainContext(store, config, reporter, dist, work_dir, device)
+    together = True
     for name, phase in phases or RETRAIN_PHASES:
-        if name in MAIN_ONLY_PHASES and not dist.is_main:
-            break
-        if name == "save" and dist.active:
-            dist.barrier()
+        if name in MAIN_ONLY_PHASES and together:
+            dist.barrier()  # the other processes are done; rank 0 goes on alone
+            together = False
+            if not dist.is_main:
+                break
         ctx.check_cancel()
         phase(ctx)
     return result_of(ctx)
