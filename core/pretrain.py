@@ -6,7 +6,11 @@ the loss counts only the central region. The papers mask 128 patches of 32-64 px
 input sizes the patch size scales with the image, so the same fraction of the face is hidden. The learned body then
 starts fine-tuning with a fresh face-parsing head (`MaskedPretrainNet.make_parser`).
 
-Use `masked_pretrain(...)` directly, or as the optional first phase of a retrain job.
+Use `masked_pretrain(...)` directly, or as the optional phase of a retrain job: `pretrain_wanted(ctx)` says whether
+"auto" should run it (a parser that starts from ImageNet or random weights, and enough unlabeled faces in the
+project), `pretrain_phase(ctx)` pre-trains the start network's body on every image of the project, corrected or not,
+and puts it back before fine-tuning. Options come from the job's `extra`: `pretrain_steps`, `pretrain_images`,
+`pretrain_min_images`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 import torch
 
 from faceparse.core.augment import AugmentConfig, augment_pair, to_tensor_array
-from faceparse.models.heads import MaskedPretrainNet
+from faceparse.models.heads import MaskedPretrainNet, transfer_pretrained_body
 from faceparse.models.losses import central_reconstruction_loss
 
 PAPER_SIZE = 512
@@ -77,16 +81,19 @@ def masked_batch(images: Sequence[np.ndarray], rng: np.random.Generator, config:
 
 def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = PretrainConfig(),
                     on_event: Callable[[dict], None] | None = None,
-                    cancel: threading.Event | None = None, **arch_args) -> MaskedPretrainNet:
+                    cancel: threading.Event | None = None, net: MaskedPretrainNet | None = None,
+                    **arch_args) -> MaskedPretrainNet:
     """Pre-train a parser body on unlabeled RGB images; returns the network (body + reconstruction head).
 
+    `net` continues from an existing body (see `MaskedPretrainNet.from_parser`); otherwise a new one is built.
     Raises ValueError when there are too few images to be worth it, and InterruptedError when cancelled.
     """
     if len(images) < config.min_images:
         raise ValueError(f"masked pre-training needs at least {config.min_images} images, got {len(images)}")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    net = MaskedPretrainNet(config.architecture, pretrained=config.imagenet_init, **arch_args)
+    if net is None:
+        net = MaskedPretrainNet(config.architecture, pretrained=config.imagenet_init, **arch_args)
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     warmup = max(1, config.steps // 20)
@@ -109,3 +116,57 @@ def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = Pretr
                       "eta_s": elapsed / (step + 1) * (config.steps - step - 1), "metrics": None, "message": None})
     net.eval()
     return net
+
+
+DEFAULT_MIN_IMAGES = 32
+DEFAULT_MAX_IMAGES = 2000
+
+
+def _unlabeled_images(store, max_images: int, max_side: int) -> list[np.ndarray]:
+    """Every readable image of the project (labels are not used), downscaled; bad files are skipped."""
+    from faceparse.core.imageio import ImageLoadError, load_rgb
+
+    out = []
+    for record in store.images(limit=max_images):
+        try:
+            out.append(load_rgb(store.image_path(record.id), max_side=max_side))
+        except (ImageLoadError, OSError):
+            continue
+    return out
+
+
+def pretrain_wanted(ctx) -> bool:
+    """"auto" pre-trains a parser whose body has learned nothing about faces yet, when the folder has enough faces."""
+    from faceparse.models.registry import get_architecture
+
+    if ctx.config.task != "parser" or ctx.start is None or ctx.start.kind not in ("imagenet", "scratch"):
+        return False
+    if not hasattr(ctx.model, "encoder") or get_architecture(ctx.config.network).task != "parser":
+        return False
+    needed = int(ctx.config.extra.get("pretrain_min_images", DEFAULT_MIN_IMAGES))
+    return ctx.store.count() >= needed
+
+
+def pretrain_phase(ctx) -> None:
+    """Masked pre-training of the start network's body on the project's images, inside a retrain job."""
+    extra = ctx.config.extra
+    size = ctx.config.input_size
+    images = _unlabeled_images(ctx.store, int(extra.get("pretrain_images", DEFAULT_MAX_IMAGES)), max_side=2 * size)
+    config = PretrainConfig(architecture=ctx.config.network, input_size=size,
+                            steps=int(extra.get("pretrain_steps", 300)), batch_size=ctx.config.batch_size,
+                            seed=ctx.config.seed, min_images=int(extra.get("pretrain_min_images", 8)))
+    net = MaskedPretrainNet.from_parser(ctx.model, ctx.config.network)
+
+    def on_event(event: dict) -> None:
+        ctx.emit("pretrain", f"masked pre-training step {event['step']}/{event['total']}",
+                 step=event["step"], total=event["total"], loss=event["loss"], eta_s=event["eta_s"])
+        if ctx.cancelled():
+            ctx.cancel_event.set()
+
+    try:
+        masked_pretrain(images, config, on_event=on_event, cancel=ctx.cancel_event, net=net)
+    except InterruptedError:
+        ctx.check_cancel()
+        raise
+    transfer_pretrained_body(net, ctx.model)
+    ctx.note(f"masked pre-training: {config.steps} steps on {len(images)} images at {size} px")

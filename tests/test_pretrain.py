@@ -58,3 +58,55 @@ def test_pretraining_refuses_too_few_images_and_can_be_cancelled():
     cancel.set()
     with pytest.raises(InterruptedError):
         masked_pretrain(images, PretrainConfig(input_size=64, imagenet_init=False), cancel=cancel)
+
+
+def _project(root, count=10, corrected=4, size=64):
+    from faceparse.core.imageio import load_mask
+    from faceparse.core.store import ProjectStore
+    from faceparse.core.synthetic import make_synthetic_folder
+
+    masks = root.parent / f"{root.name}-masks"
+    make_synthetic_folder(root, count, size=size, seed=3, schema="lapa", masks_folder=masks, ext=".png")
+    store = ProjectStore.create(root, "lapa")
+    store.scan()
+    for record in store.images()[:corrected]:
+        store.save_corrected(record.id, load_mask(masks / record.relpath))
+    return store
+
+
+def test_retrain_job_runs_masked_pretraining_before_fine_tuning(tmp_path):
+    from faceparse.core.jobs import JobReporter
+    from faceparse.core.recipes import TrainConfig
+    from faceparse.core.train_worker import run_retrain
+
+    store = _project(tmp_path / "p")
+    job = store.add_job("retrain", {})
+    config = TrainConfig.for_task("parser", input_size=64, batch_size=2, epochs=1, max_steps=2, threads=1,
+                                  export_onnx=False, repredict=False, time_limit_s=None, promote="force",
+                                  init="scratch", pretrain=True,
+                                  extra={"pretrain_steps": 3, "pretrain_min_images": 4})
+    result = run_retrain(store, config, JobReporter(store, job), tmp_path / "work")
+    assert result["version"] == "v0001"
+    log = "\n".join(store.job_log(job))
+    assert "masked pre-training: 3 steps on 10 images at 64 px" in log
+
+
+def test_auto_pretraining_only_for_untrained_parsers_with_enough_faces(tmp_path):
+    from types import SimpleNamespace
+
+    from faceparse.core.pretrain import pretrain_wanted
+    from faceparse.core.recipes import TrainConfig
+    from faceparse.models.registry import build_model
+
+    store = _project(tmp_path / "p", count=6, corrected=2)
+    model = build_model("deeplabv3plus_mobilenetv2", classes=11)
+
+    def ctx(kind, task="parser", needed=4):
+        config = TrainConfig.for_task(task, extra={"pretrain_min_images": needed})
+        return SimpleNamespace(config=config, start=SimpleNamespace(kind=kind), model=model, store=store)
+
+    assert pretrain_wanted(ctx("imagenet"))
+    assert not pretrain_wanted(ctx("version"))
+    assert not pretrain_wanted(ctx("starter"))
+    assert not pretrain_wanted(ctx("imagenet", needed=100))
+    assert not pretrain_wanted(ctx("imagenet", task="mask"))
