@@ -49,6 +49,7 @@ from faceparse.core.uncertainty import METHODS, FaceUncertainty, face_uncertaint
 MODE_SETTING = "prelabel.mode"
 JOB_KIND = "prelabel"
 SUGGESTION_SAMPLE = 8
+SUGGESTION_SIDE = 1024
 JOB_UPDATE_SECONDS = 1.0
 
 
@@ -388,7 +389,8 @@ class PrelabelJob:
 
     model: a model file, folder, version name or task (see `find_model`); None for the project's active model.
     mode: FACES or WHOLE_IMAGE, remembered for the project; None uses the project's choice, or suggests one from
-    a sample of its images. detector: replaces the Haar cascades in FACES mode.
+    a sample of its images. detector: replaces the Haar cascades in FACES mode. image_ids: only these images
+    (the studio's "pre-label this image"), with the same rules.
     """
 
     kind = JOB_KIND
@@ -396,7 +398,8 @@ class PrelabelJob:
     def __init__(self, store: ProjectStore, model: str | os.PathLike | None = None, device: str = "auto",
                  tta: bool = False, mode: str | None = None, detector: FaceDetector | None = None,
                  margin: float = DEFAULT_MARGIN, batch_size: int | None = None, threads: int | None = None,
-                 readers: int = 1, uncertainty: str = "entropy", task: str | None = None):
+                 readers: int = 1, uncertainty: str = "entropy", task: str | None = None,
+                 image_ids: Iterable[int] | None = None):
         if mode is not None and mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if uncertainty not in METHODS:
@@ -413,6 +416,7 @@ class PrelabelJob:
         self.readers = readers
         self.uncertainty = uncertainty
         self.task = task or task_for_schema(store.schema)
+        self.image_ids = None if image_ids is None else {int(i) for i in image_ids}
         self.job_id: int | None = None
 
     # -- deciding -------------------------------------------------------------------------------------------------
@@ -431,7 +435,7 @@ class PrelabelJob:
         def pictures() -> Iterator[np.ndarray]:
             for rec in sample:
                 with contextlib.suppress(ImageLoadError):
-                    yield load_rgb(self.store.root / rec.relpath)
+                    yield load_rgb(self.store.root / rec.relpath, max_side=SUGGESTION_SIDE)
 
         mode, reason = suggest_mode(pictures(), detector)
         self.store.set_setting(MODE_SETTING, mode)
@@ -449,6 +453,8 @@ class PrelabelJob:
         """The images this run must predict, in name order; counts what it skips into `result`."""
         todo = []
         for rec in self.store.images():
+            if self.image_ids is not None and rec.id not in self.image_ids:
+                continue
             if rec.status in ("corrected", "reviewed"):
                 skip = "skipped_checked"
             elif rec.error is not None:

@@ -96,6 +96,14 @@ def test_a_second_run_skips_current_predictions_and_redoes_changed_images(projec
     assert [name for name in after if after[name] != before[name]] == ["face03.png"]
 
 
+def test_a_chosen_image_only(project, models):
+    store, _ = project
+    chosen = store.images()[2]
+    result = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE, image_ids=[chosen.id]).run()
+    assert result.total == result.predicted == 1
+    assert [rec.id for rec in store.images() if rec.status == "predicted"] == [chosen.id]
+
+
 def test_another_model_repredicts(project, models):
     store, _ = project
     PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
