@@ -24,8 +24,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def launch(argv: list[str]) -> MainWindow:
+    """Create the application and the window, and open FOLDER if one was given; the event loop is not started."""
+    args = parse_args(argv)
     QCoreApplication.setOrganizationName("FaceParse")
     QCoreApplication.setApplicationName("FaceParse Studio")
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -34,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.folder:
         window.open_folder(args.folder, args.schema)
-    return app.exec()
+    return window
+
+
+def main(argv: list[str] | None = None) -> int:
+    window = launch(sys.argv[1:] if argv is None else argv)
+    return QApplication.instance().exec() if window is not None else 1
 
 
 if __name__ == "__main__":
