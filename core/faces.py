@@ -64,9 +64,6 @@ class CropBox:
         """(sx, sy): crop pixels per image pixel for an output of `out_size` = (height, width)."""
         return out_size[1] / self.width, out_size[0] / self.height
 
-    def scaled(self, factor: float) -> CropBox:
-        return CropBox(self.x0 * factor, self.y0 * factor, self.x1 * factor, self.y1 * factor)
-
     def image_to_crop(self, out_size: tuple[int, int]) -> np.ndarray:
         """2×3 affine taking image pixel indices to crop pixel indices (pixel centres to pixel centres)."""
         sx, sy = self.scale(out_size)

@@ -207,11 +207,6 @@ class _GraphBuilder:
             return self.op(nodes, op_type, [x, self.const([axis], np.int64, "axes")], hint, keepdims=keepdims)
         return self.op(nodes, op_type, [x], hint, axes=[axis], keepdims=keepdims)
 
-    def squeeze(self, nodes: list, x: str, axis: int, hint: str) -> str:
-        if self.opset >= 13:
-            return self.op(nodes, "Squeeze", [x, self.const([axis], np.int64, "axes")], hint)
-        return self.op(nodes, "Squeeze", [x], hint, axes=[axis])
-
     def slice(self, nodes: list, x: str, starts: list[int], ends: list[int], axes: list[int], steps: list[int],
               hint: str) -> str:
         args = [self.const(v, np.int64, "slice") for v in (starts, ends, axes, steps)]
@@ -220,12 +215,12 @@ class _GraphBuilder:
     def mirror(self, nodes: list, x: str, hint: str) -> str:
         return self.slice(nodes, x, [-1], [_INT64_MIN], [3], [-1], hint)
 
-    def softmax(self, nodes: list, logits: str) -> tuple[str, str]:
-        """Probabilities over axis 1, and the per-pixel sum of exponentials (whose inverse is the top probability)."""
+    def softmax(self, nodes: list, logits: str) -> str:
+        """Probabilities over the class axis (1), computed stably from the largest logit."""
         top = self.reduce(nodes, "ReduceMax", logits, 1, 1, "top")
         exp = self.op(nodes, "Exp", [self.op(nodes, "Sub", [logits, top], "shifted")], "exp")
         total = self.reduce(nodes, "ReduceSum", exp, 1, 1, "total")
-        return self.op(nodes, "Div", [exp, total], "probs"), total
+        return self.op(nodes, "Div", [exp, total], "probs")
 
 
 def _single_input(graph: onnx.GraphProto, path: Path) -> onnx.ValueInfoProto:
@@ -274,7 +269,7 @@ def build_inference_graph(proto: onnx.ModelProto, info: ModelInfo, tta: bool = F
 
     outputs = []
     if tta:
-        probs, _ = g.softmax(post, logits)
+        probs = g.softmax(post, logits)
         shape = g.op(post, "Shape", [probs], "shape")
         tail = g.slice(post, shape, [1], [4], [0], [1], "tail")
         split_shape = g.op(post, "Concat", [g.const([2, -1], np.int64, "two"), tail], "split_shape", axis=0)
@@ -300,7 +295,7 @@ def build_inference_graph(proto: onnx.ModelProto, info: ModelInfo, tta: bool = F
             g.op(post, "Reciprocal", [total], "c", out="confidence")
         if probabilities:
             sub = g.slice(post, logits, [0, 0], [_INT64_MAX, _INT64_MAX], [2, 3], [UNCERTAINTY_STRIDE] * 2, "sub")
-            sub_probs = g.softmax(post, sub)[0]
+            sub_probs = g.softmax(post, sub)
     g.op(post, "Cast", [index], "index", out="index", to=TensorProto.UINT8)
     outputs.append(helper.make_tensor_value_info("index", TensorProto.UINT8, ["batch", "height", "width"]))
     if confidence:
