@@ -80,10 +80,11 @@ class StartPoint:
         return self.kind in ("version", "starter") and self.loaded > 0 and self.skipped == 0
 
     def describe(self) -> str:
+        fresh = f" ({self.skipped} tensors re-initialised)" if self.skipped else ""
         if self.kind == "version":
-            return f"version {self.version}" + (f" ({self.skipped} tensors re-initialised)" if self.skipped else "")
+            return f"version {self.version}{fresh}"
         if self.kind == "starter":
-            return "the shipped starter model"
+            return f"the shipped starter model{fresh}"
         return {"imagenet": "ImageNet-initialised weights", "scratch": "random weights"}[self.kind]
 
 

@@ -1,6 +1,7 @@
 """The training entry point under torchrun: two CPU processes (gloo) train one model with DistributedDataParallel."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -39,6 +40,7 @@ def test_two_gloo_processes_train_and_save_a_loadable_checkpoint(tmp_path):
         active = store.active_model("parser")
         assert active["version"] == "v0001"
         model, meta = load_checkpoint(active["path"], expect_classes=store.schema)
-        assert meta["training_data"]["training"]["fit"]["steps"] == 2
-        assert meta["training_data"]["train"] + meta["training_data"]["val"] == 8
+        train = meta["training_data"]["train"]
+        assert train + meta["training_data"]["val"] == 8
+        assert meta["training_data"]["training"]["fit"]["steps"] == min(2, math.ceil(train / 4))
     assert sum(p.numel() for p in model.parameters()) > 0

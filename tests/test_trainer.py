@@ -273,8 +273,8 @@ def test_class_weights_favour_rare_classes():
 def test_configs_take_task_defaults_and_refuse_mistakes():
     parser, mask = TrainConfig.for_task("parser"), TrainConfig.for_task("mask", epochs=2)
     assert parser.network == "deeplabv3plus_mobilenetv2" and parser.input_size == 256
-    assert mask.network == "abanet" and mask.input_size == 128 and mask.epochs == 2
-    assert TrainConfig.from_dict({"task": "mask"}).batch_size == 4
+    assert mask.network == "abanet" and mask.input_size == 192 and mask.epochs == 2
+    assert TrainConfig.from_dict({"task": "mask"}).batch_size == 8
     assert TrainConfig.from_dict(parser.to_dict()) == parser
     for bad, match in [({"epochs": 0}, "epochs"), ({"input_size": 100}, "multiple of 32"), ({"batch_size": 1}, "batch"),
                        ({"epoch": 3}, "unknown training option"), ({"architecture": "abanet"}, "mask network"),

@@ -67,7 +67,7 @@ def trained(tmp_path_factory):
     """A project after its first retrain (from ImageNet weights), shared by the tests that only read it."""
     tmp = tmp_path_factory.mktemp("trained")
     store, masks = make_project(tmp / "faces")
-    result = retrain(store, tmp, tiny(epochs=4))
+    result = retrain(store, tmp, tiny(epochs=4, init="imagenet"))
     yield store, masks, result, tmp
     store.close()
 
@@ -130,6 +130,8 @@ def test_edits_made_while_training_are_not_used(tmp_path):
     phases = list(RETRAIN_PHASES)
     phases.insert(1, ("edit", annotator_edits))
     result = retrain(store, tmp_path, tiny(epochs=1, max_steps=1), phases=phases)
+    assert result["start"].startswith("the shipped starter model")  # no active model: the starter's face body
+    assert result["baseline_score"] is None  # the starter speaks CelebAMask-HQ, this project LaPa: no baseline
     meta = json.loads((version_dir(store, "parser", result["version"]) / "meta.json").read_text())
     hashes = {int(k): v for k, v in meta["training_data"]["mask_hashes"].items()}
     assert hashes == originals

@@ -94,8 +94,8 @@ def train_config(args: argparse.Namespace, store: ProjectStore) -> Any:
 class ProgressView:
     """Turns job events into a progress bar (live loss) and a few readable lines on stderr."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
         self.bar = None
         self.bar_phase: str | None = None
 
