@@ -61,7 +61,10 @@ def test_prelabel_reports_bad_images_and_labels_the_rest(capsys, folder, model):
     assert "Predicted 3 of 4 images" in out and "Could not read 1 images" in out and "bad.png" in out
 
 
-def test_prelabel_without_a_model_is_a_clear_error(capsys, folder):
+def test_prelabel_without_a_model_is_a_clear_error(capsys, folder, monkeypatch, tmp_path):
+    from faceparse.core import model_resolver
+
+    monkeypatch.setattr(model_resolver, "starter_model_path", lambda task: tmp_path / "none" / f"{task}.onnx")
     code, _, err = run(capsys, "prelabel", folder)
     assert code == 2
     assert "no model available: train one or pass --model" in err
