@@ -296,8 +296,11 @@ def test_the_projects_active_version_is_used(project, models):
         find_model(store, "v0009")
 
 
-def test_model_resolution_errors(project, models, tmp_path):
+def test_model_resolution_errors(project, models, tmp_path, monkeypatch):
+    from faceparse.core import model_resolver
+
     store, _ = project
+    monkeypatch.setattr(model_resolver, "starter_model_path", lambda task: tmp_path / "none" / f"{task}.onnx")
     with pytest.raises(ModelNotFoundError, match="no model available: train one or pass --model"):
         resolve_model(store)
     with pytest.raises(ModelNotFoundError, match="no model available"):
@@ -308,6 +311,8 @@ def test_model_resolution_errors(project, models, tmp_path):
     with pytest.raises(ModelNotFoundError, match="need a project"):
         resolve_model(None, "v0001")
     assert resolve_model(None, models["face"]) == models["face"].resolve()
+    monkeypatch.undo()
+    assert resolve_model(store).name == "parser.onnx"  # the shipped starter parser
     empty = tmp_path / "empty_version"
     empty.mkdir()
     with pytest.raises(ModelNotFoundError, match="no ONNX export"):
