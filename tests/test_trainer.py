@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from faceparse.core.augment import AugmentConfig, augment_pair
+from faceparse.core.checkpoint import load_checkpoint
 from faceparse.core.datasets import (
     DatasetError,
     DatasetSnapshot,
@@ -301,9 +302,12 @@ def test_mask_recipe_trains_abanet_over_its_side_outputs(tmp_path):
     result = run_retrain(store, config, JobReporter(store, job), tmp_path / "work")
     assert result["version"] == "v0001" and result["metric"] == "iou"
     assert result["fit"]["steps"] == 2 and result["fit"]["last_loss"] > 0
-    if result["metrics"] is not None:
-        assert {"iou", "precision", "recall", "mae", "fbeta", "smeasure"} <= set(result["metrics"])
+    assert result["data"]["val"] == 3 and result["metrics"]["images"] == 3
+    assert {"iou", "precision", "recall", "mae", "fbeta", "smeasure"} <= set(result["metrics"])
+    assert result["start"] == "the shipped starter model" and result["baseline_score"] is not None
     assert store.active_model("mask")["version"] == "v0001"
+    meta = load_checkpoint(store.active_model("mask")["path"])[1]
+    assert meta["architecture"] == "abanet" and meta["arch_args"] == {"width": 0.25, "classes": 2}
 
 
 def test_plain_augmentation_is_an_exact_resize():
