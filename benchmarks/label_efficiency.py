@@ -26,14 +26,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
-from PIL import Image
-
 from faceparse.core.augment import AugmentConfig, augment_pair, resize_pair, to_tensor_array
 from faceparse.core.metrics import confusion_matrix, scores_from_confusion
 from faceparse.core.pretrain import PretrainConfig, masked_pretrain
 from faceparse.core.schemas import get_schema
 from faceparse.models.losses import ParsingLoss
 from faceparse.models.registry import build_model
+from PIL import Image
 
 ARCH = "deeplabv3plus_mobilenetv2"
 
@@ -84,7 +83,7 @@ def evaluate(model: torch.nn.Module, samples) -> dict:
         chunk = samples[i:i + 16]
         x = torch.from_numpy(np.stack([to_tensor_array(img) for img, _ in chunk]))
         pred = model(x).argmax(1).numpy()
-        for (_, mask), p in zip(chunk, pred):
+        for (_, mask), p in zip(chunk, pred, strict=True):
             cm += confusion_matrix(mask, p, 19)
     s = scores_from_confusion(cm)
     return {"miou": 100 * s["miou_no_bg"], "mean_f1": 100 * s["mean_f1_no_bg"], "pixel_acc": 100 * s["pixel_accuracy"]}

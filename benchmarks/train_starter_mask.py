@@ -25,13 +25,12 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from safetensors.torch import load_file, save_file
-
 from faceparse.core.augment import AugmentConfig, augment_pair, resize_pair, to_tensor_array
 from faceparse.core.metrics import BinaryScores
 from faceparse.models.losses import HybridMaskLoss
 from faceparse.models.registry import build_model
+from PIL import Image
+from safetensors.torch import load_file, save_file
 
 MASK_CLASS = 2
 LOAD_SIZE = 384

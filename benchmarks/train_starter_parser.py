@@ -25,11 +25,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from safetensors.torch import load_file, save_file
-
 from faceparse.core.augment import AugmentConfig, augment_pair, resize_pair, to_tensor_array
 from faceparse.core.metrics import confusion_matrix, scores_from_confusion
+from PIL import Image
+from safetensors.torch import load_file, save_file
 
 CLASSES = ["background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth",
            "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth"]
@@ -115,7 +114,7 @@ def evaluate(model, samples, size: int = 512, flip_tta: bool = False) -> dict:
 
 
 def print_table(scores: dict) -> None:
-    print(f"| class | F1 | IoU |\n|---|---|---|")
+    print("| class | F1 | IoU |\n|---|---|---|")
     for c in CLASSES[1:]:
         f1, iou = scores["per_class_f1"][c], scores["per_class_iou"][c]
         print(f"| {c} | {100 * (f1 or 0):.1f} | {100 * (iou or 0):.1f} |")

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
 from faceparse.core.augment import AugmentConfig, augment_pair, to_tensor_array
 from faceparse.models.heads import MaskedPretrainNet, transfer_pretrained_body
 from faceparse.models.losses import central_reconstruction_loss

@@ -17,13 +17,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from safetensors.torch import load_file
-
 from faceparse.core.augment import IMAGENET_MEAN, IMAGENET_STD
 from faceparse.core.checkpoint import load_checkpoint, save_checkpoint
 from faceparse.core.onnx_export import export_onnx
 from faceparse.core.schemas import get_schema
 from faceparse.models.registry import build_model
+from safetensors.torch import load_file
 
 TASKS = {
     "parser": {"architecture": "deeplabv3plus_mobilenetv2", "schema": "celebamask-hq", "input_size": 384,

@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from faceparse.models.registry import build_model
 
 

@@ -2,7 +2,6 @@ import os
 import stat
 
 import pytest
-
 from faceparse.core.atomic import atomic_path, atomic_write_bytes
 
 
