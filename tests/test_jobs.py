@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -10,6 +12,7 @@ import torch
 from faceparse.core import train_worker
 from faceparse.core.jobs import (
     CANCEL_GRACE_S,
+    CANCELLED_EXIT,
     KILL_GRACE_S,
     JobConflict,
     JobEvent,
@@ -158,3 +161,32 @@ def test_events_are_small_json_objects():
     assert {"phase", "step", "total", "loss", "metrics", "eta_s", "message"} <= set(data)
     assert JobEvent.from_dict({**data, "unknown": 1}) == event
     assert event.fraction == 0.3 and not event.final and JobEvent("done").final
+
+
+def test_a_step_that_ignores_cancel_is_cut_short(project):
+    """A worker stuck in one long step still ends soon after a cancel, and says so in the project."""
+    job_id = project.add_job("retrain", {})
+    script = (
+        "import sys, time\n"
+        "from faceparse.core.jobs import JobReporter\n"
+        "from faceparse.core.store import ProjectStore\n"
+        "store = ProjectStore.open(sys.argv[1])\n"
+        "reporter = JobReporter(store, int(sys.argv[2]), sys.stdout)\n"
+        "reporter.start()\n"
+        "reporter.start_watching()\n"
+        "reporter.emit({'phase': 'train', 'step': 1, 'total': 9, 'message': 'a very long step'})\n"
+        "time.sleep(300)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script, str(project.root), str(job_id)],
+                               stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while project.job(job_id)["state"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    asked = time.monotonic()
+    project.request_cancel(job_id)
+    assert process.wait(timeout=CANCEL_GRACE_S + 30) == CANCELLED_EXIT
+    assert time.monotonic() - asked < CANCEL_GRACE_S + 10
+    job = project.job(job_id)
+    assert job["state"] == "cancelled" and "during train" in job["message"]
+    events = [json.loads(line) for line in process.stdout.read().splitlines()]
+    assert events[-1]["phase"] == "cancelled"
