@@ -3,9 +3,10 @@
 A folder of generated 1024² JPEG face photos (aligned crops, so the job runs in whole-image mode) is pre-labelled by
 `PrelabelJob` into a fresh project, and the same number of faces, decoded and cropped beforehand, are pushed through
 a bare ONNX Runtime session of the same model with the same threads and batch size. The model-alone pass runs before
-and after the job and the two are averaged, so a change in machine load during the run shows up as their spread.
-The model alone is timed with ONNX Runtime's threads sleeping when idle (as the job runs them, leaving the cores to
-the decoding threads between operators) and spinning; the overhead is taken against the faster of the two.
+and after each of several job runs; each job run is compared with the two model-alone runs beside it and the median
+of those ratios is reported, so a change in machine load during the run shows up as spread, not as overhead.
+The model alone runs with the job's thread settings (ONNX Runtime's threads sleep when idle, leaving the cores to the
+decoding threads between operators); one run with spinning threads is shown for reference.
 
 Wall time is what a user waits; CPU time is this process's own CPU (all threads), which on a shared machine is the
 steadier measure of work done.
@@ -13,8 +14,8 @@ steadier measure of work done.
 Usage: python benchmarks/prelabel_throughput.py [--count 500] [--size 1024] [--input-size 512] [--model FILE.onnx]
        [--workdir DIR] [--batch-size N] [--threads N]
 Without --model, a randomly initialised DeepLabV3+ MobileNetV2 (19 classes) is exported once into the work
-directory; its speed is that of a trained one. The default count is small because this machine is shared; the
-figure in the issue is for --count 500.
+directory; its speed is that of a trained one. The defaults (24 photos, 3 rounds) are small because this machine is
+shared; the issue's figure is for --count 500 --rounds 1.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from faceparse.core.store import ProjectStore
 from faceparse.core.synthetic import draw_face
 from PIL import Image
 
-DEFAULT_COUNT = 32
+DEFAULT_COUNT = 24
 REFERENCE_FACES = 16
 
 
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="photos and the exported model are kept here between runs")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=cpu_count())
+    parser.add_argument("--rounds", type=int, default=3, help="job runs, each between two model-alone runs")
     args = parser.parse_args(argv)
 
     library = args.workdir / f"photos-{args.size}"
@@ -155,51 +157,52 @@ def main(argv: list[str] | None = None) -> int:
     batches = reference_batches(model, photos, args.batch_size)
 
     sessions = {spinning: model_session(model, batches, args.threads, spinning) for spinning in (False, True)}
-    alone: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
-    log("model alone (before the job)")
-    for spinning in (False, True):
-        alone[spinning].append(time_model_alone(sessions[spinning], batches, args.count, args.batch_size))
-    log("whole pre-label job")
-    (job_wall, job_cpu), (loop_wall, loop_cpu), result = time_job(folder, model, args.batch_size, args.threads)
-    log("model alone (after the job)")
-    for spinning in (True, False):
-        alone[spinning].append(time_model_alone(sessions[spinning], batches, args.count, args.batch_size))
+    spin = time_model_alone(sessions[True], batches, args.count, args.batch_size)
+    alone = [time_model_alone(sessions[False], batches, args.count, args.batch_size)]
+    jobs = []
+    for k in range(args.rounds):
+        log(f"round {k + 1}/{args.rounds}: pre-label job, then the model alone")
+        shutil.rmtree(folder / ".faceparse", ignore_errors=True)
+        jobs.append(time_job(folder, model, args.batch_size, args.threads))
+        alone.append(time_model_alone(sessions[False], batches, args.count, args.batch_size))
 
-    mean = {k: (sum(w for w, _ in v) / 2, sum(c for _, c in v) / 2) for k, v in alone.items()}
-    fastest = min(mean, key=lambda k: mean[k][0])
-    model_wall, model_cpu = mean[fastest]
-    n = args.count
+    n, rounds = args.count, args.rounds
     info = read_model_info(model)
     h, w = info.input_size
+    neighbours = [((alone[k][0] + alone[k + 1][0]) / 2, (alone[k][1] + alone[k + 1][1]) / 2) for k in range(rounds)]
 
-    def row(name: str, wall: float, cpu: float) -> str:
-        return f"| {name} | {n} | {wall:.1f} | {n / wall:.2f} | {cpu:.1f} | {1000 * cpu / n:.0f} |"
+    def ratios(pick) -> tuple[float, float]:
+        """Median over rounds of (job / the model-alone passes either side of it) − 1, wall and CPU."""
+        wall = [pick(jobs[k])[0] / neighbours[k][0] - 1 for k in range(rounds)]
+        cpu = [pick(jobs[k])[1] / neighbours[k][1] - 1 for k in range(rounds)]
+        return float(np.median(wall)) * 100, float(np.median(cpu)) * 100
 
+    def row(name: str, wall: float, cpu: float, images: int) -> str:
+        return f"| {name} | {images} | {wall:.1f} | {images / wall:.2f} | {cpu:.1f} | {1000 * cpu / images:.0f} |"
+
+    total = lambda pairs: (sum(p[0] for p in pairs), sum(p[1] for p in pairs))  # noqa: E731
     print(f"\nPre-label throughput: {n} photos of {args.size}², {info.path.name} at {w}×{h}, batch {args.batch_size}, "
-          f"{args.threads} threads, CPU, whole-image mode\n")
+          f"{args.threads} threads, CPU, whole-image mode; {rounds} rounds, each job run between two model-alone "
+          "runs\n")
     print("| run | images | wall s | images/s | CPU s | CPU ms/image |")
     print("|---|---:|---:|---:|---:|---:|")
-    for spinning in (False, True):
-        label = "spinning threads" if spinning else "threads sleep when idle, as in the job"
-        print(row(f"model alone, same faces ({label})", *mean[spinning]))
-    print(row("whole pre-label job: load model, plan, decode, model, paste-back, uncertainty, save", job_wall,
-              job_cpu))
-    print(row("the job's image loop alone (after loading the model and planning)", loop_wall, loop_cpu))
-
-    def overhead(name: str, wall: float, cpu: float) -> str:
-        return (f"| **{name}** | | **{(wall / model_wall - 1) * 100:+.1f}%** | "
-                f"| **{(cpu / model_cpu - 1) * 100:+.1f}%** | |")
-
-    print(overhead("whole job over the faster model-alone run", job_wall, job_cpu))
-    print(overhead("image loop over the faster model-alone run", loop_wall, loop_cpu))
-    before, after = alone[fastest]
-    print(f"\nModel-alone passes before/after the job: {before[0]:.1f} s / {after[0]:.1f} s wall "
-          f"(they differ by {abs(before[0] - after[0]) / model_wall * 100:.0f}% of their mean: how much the machine's "
-          "load moved during the run).")
-    print(f"Inside the job: {result.model_seconds:.1f} s in model runs, {result.wait_seconds:.2f} s waiting for "
-          "decoded images.")
+    print(row("model alone, same faces (threads sleep when idle, as in the job)", *total(alone[1:]), n * rounds))
+    print(row("model alone, same faces (spinning threads; one run, for reference)", *spin, n))
+    print(row("whole pre-label job: load model, plan, decode, model, paste-back, uncertainty, save",
+              *total([j[0] for j in jobs]), n * rounds))
+    print(row("the job's image loop alone (after loading the model and planning)", *total([j[1] for j in jobs]),
+              n * rounds))
+    for name, pick in (("whole job", lambda j: j[0]), ("image loop", lambda j: j[1])):
+        wall, cpu = ratios(pick)
+        print(f"| **{name}: overhead over the model alone (median of rounds)** | | **{wall:+.1f}%** | | "
+              f"**{cpu:+.1f}%** | |")
+    spread = [abs(alone[k][0] - alone[k + 1][0]) / neighbours[k][0] * 100 for k in range(rounds)]
+    print(f"\nModel-alone runs: {', '.join(f'{a[0]:.1f}' for a in alone)} s wall; neighbours differ by "
+          f"{', '.join(f'{x:.0f}%' for x in spread)} (how much the machine's load moved during a round).")
+    waits = ", ".join(f"{j[2].wait_seconds:.2f}" for j in jobs)
+    print(f"Inside the jobs: {', '.join(f'{j[2].model_seconds:.1f}' for j in jobs)} s in model runs; "
+          f"{waits} s waiting for decoded images.")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
