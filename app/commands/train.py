@@ -61,7 +61,9 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _default_task(store: ProjectStore) -> str:
-    return "mask" if tuple(store.schema.classes) == ("background", "face_mask") else "parser"
+    from faceparse.core.model_resolver import task_for_schema
+
+    return task_for_schema(store.schema)
 
 
 def train_config(args: argparse.Namespace, store: ProjectStore) -> Any:

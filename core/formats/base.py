@@ -8,6 +8,7 @@ so `importer.py` can check every label before anything is written to the project
 
 from __future__ import annotations
 
+import abc
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -56,7 +57,7 @@ class ExportItem:
         return self.image_path.suffix
 
 
-class Exporter:
+class Exporter(abc.ABC):
     """Writes one dataset layout. `add` is called once per image, `finish` once at the end."""
 
     layout: str = ""
@@ -66,13 +67,14 @@ class Exporter:
         self.root = root
         self.schema = schema
 
+    @abc.abstractmethod
     def add(self, item: ExportItem) -> None:
-        raise NotImplementedError
+        """Write one image and its mask."""
 
-    def finish(self) -> None:
+    def finish(self) -> None:  # noqa: B027 - an optional hook; most layouts need nothing here
         """Write whatever spans all images (JSON indexes, split lists)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook
         """Release open files; called after `finish` and when an export is abandoned."""
 
 
