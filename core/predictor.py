@@ -13,6 +13,7 @@ falls back to the CPU silently when the CUDA libraries are missing.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
+from faceparse.core import resize_argmax
 from faceparse.core.schemas import MAX_CLASSES
 from onnx import TensorProto, helper, numpy_helper
 
@@ -223,6 +225,56 @@ class _GraphBuilder:
         return self.op(nodes, "Div", [exp, total], "probs")
 
 
+@dataclass(frozen=True)
+class EnlargingTail:
+    """A network's final bilinear `Resize`: the scores before it, and how it maps them to the output size."""
+
+    scores: str
+    output: str
+    mode: str
+    scales: tuple[float, float] | None
+    sizes: tuple[int, int] | None
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        if self.sizes is not None:
+            return self.sizes
+        assert self.scales is not None
+        return int(math.floor(height * self.scales[0])), int(math.floor(width * self.scales[1]))
+
+
+def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return values
+
+
+def enlarging_tail(graph: onnx.GraphProto) -> EnlargingTail | None:
+    """The final Resize of a network that ends by enlarging its scores bilinearly, when `resize_argmax` can take
+    its place; None for any other ending."""
+    if not graph.output:
+        return None
+    out = graph.output[0].name
+    node = next((n for n in graph.node if out in n.output), None)
+    if node is None or node.op_type != "Resize":
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+    mode = attrs.get("coordinate_transformation_mode", "half_pixel")
+    if (attrs.get("mode") != "linear" or attrs.get("antialias", 0) or mode not in resize_argmax.MODES
+            or attrs.get("keep_aspect_ratio_policy", "stretch") != "stretch" or attrs.get("axes")):
+        return None
+    consts = _constants(graph)
+    inputs = list(node.input) + [""] * (4 - len(node.input))
+    scales, sizes = consts.get(inputs[2]) if inputs[2] else None, consts.get(inputs[3]) if inputs[3] else None
+    if sizes is not None and sizes.size == 4:
+        return EnlargingTail(inputs[0], out, mode, None, (int(sizes[2]), int(sizes[3])))
+    if scales is not None and scales.size == 4 and scales[0] == 1 and scales[1] == 1 and min(scales[2:]) >= 1:
+        return EnlargingTail(inputs[0], out, mode, (float(scales[2]), float(scales[3])), None)
+    return None
+
+
 def _single_input(graph: onnx.GraphProto, path: Path) -> onnx.ValueInfoProto:
     initializers = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
@@ -232,12 +284,15 @@ def _single_input(graph: onnx.GraphProto, path: Path) -> onnx.ValueInfoProto:
 
 
 def build_inference_graph(proto: onnx.ModelProto, info: ModelInfo, tta: bool = False, confidence: bool = True,
-                          probabilities: bool = True) -> onnx.ModelProto:
+                          probabilities: bool = True, tail: EnlargingTail | None = None) -> onnx.ModelProto:
     """The exported graph wrapped to take uint8 N×H×W×3 RGB and return `index` (uint8 N×H×W), optionally
     `confidence` (float32 N×H×W) and `probs` (float32 N×C×H/s×W/s at stride UNCERTAINTY_STRIDE).
 
     With `tta` each image also runs mirrored; the mirrored probabilities are flipped back with the schema's
     left/right classes swapped and averaged with the direct ones.
+
+    With `tail` (see `enlarging_tail`; not with `tta` or `confidence`) the network stops before its final Resize
+    and returns only `scores` (float32 N×C×h×w); `Predictor` makes the mask and probabilities from them.
     """
     model = onnx.ModelProto()
     model.CopyFrom(proto)
@@ -254,6 +309,8 @@ def build_inference_graph(proto: onnx.ModelProto, info: ModelInfo, tta: bool = F
         raise ModelError(f"{info.path}: the network has {dims[1].dim_value} outputs but its schema "
                          f"{info.schema_name!r} has {info.num_classes} classes")
 
+    if tail is not None and (tta or confidence):
+        raise ValueError("the enlarging tail is taken off only for plain masks (no TTA, no confidence)")
     g = _GraphBuilder(graph, opset)
     pre, post = g.pre, g.post
     scale = (1.0 / (255.0 * np.asarray(info.std, np.float32))).reshape(1, 3, 1, 1)
@@ -268,11 +325,17 @@ def build_inference_graph(proto: onnx.ModelProto, info: ModelInfo, tta: bool = F
         g.op(pre, "Add", [x, g.const(offset, np.float32, "offset")], "normalised", out=image_in.name)
 
     outputs = []
-    if tta:
+    body = list(graph.node)
+    if tail is not None:
+        body = [n for n in body if tail.output not in n.output]
+        outputs.append(helper.make_tensor_value_info(tail.scores, TensorProto.FLOAT, ["batch", info.num_classes,
+                                                                                     "score_height", "score_width"]))
+        index = None
+    elif tta:
         probs = g.softmax(post, logits)
         shape = g.op(post, "Shape", [probs], "shape")
-        tail = g.slice(post, shape, [1], [4], [0], [1], "tail")
-        split_shape = g.op(post, "Concat", [g.const([2, -1], np.int64, "two"), tail], "split_shape", axis=0)
+        chw = g.slice(post, shape, [1], [4], [0], [1], "chw")
+        split_shape = g.op(post, "Concat", [g.const([2, -1], np.int64, "two"), chw], "split_shape", axis=0)
         pair = g.op(post, "Reshape", [probs, split_shape], "pair_probs")
         direct = g.op(post, "Gather", [pair, g.const(0, np.int64, "first")], "direct", axis=0)
         mirrored = g.op(post, "Gather", [pair, g.const(1, np.int64, "second")], "mirrored_probs", axis=0)
@@ -296,16 +359,17 @@ def build_inference_graph(proto: onnx.ModelProto, info: ModelInfo, tta: bool = F
         if probabilities:
             sub = g.slice(post, logits, [0, 0], [_INT64_MAX, _INT64_MAX], [2, 3], [UNCERTAINTY_STRIDE] * 2, "sub")
             sub_probs = g.softmax(post, sub)
-    g.op(post, "Cast", [index], "index", out="index", to=TensorProto.UINT8)
-    outputs.append(helper.make_tensor_value_info("index", TensorProto.UINT8, ["batch", "height", "width"]))
+    if index is not None:
+        g.op(post, "Cast", [index], "index", out="index", to=TensorProto.UINT8)
+        outputs.append(helper.make_tensor_value_info("index", TensorProto.UINT8, ["batch", "height", "width"]))
     if confidence:
         outputs.append(helper.make_tensor_value_info("confidence", TensorProto.FLOAT, ["batch", "height", "width"]))
-    if probabilities:
+    if probabilities and index is not None:
         g.op(post, "Identity", [sub_probs], "p", out="probs")
         outputs.append(helper.make_tensor_value_info("probs", TensorProto.FLOAT,
                                                      ["batch", info.num_classes, "sub_height", "sub_width"]))
 
-    nodes = [*pre, *graph.node, *post]
+    nodes = [*pre, *body, *post]
     del graph.node[:]
     graph.node.extend(nodes)
     new_input = helper.make_tensor_value_info(IMAGE_INPUT, TensorProto.UINT8, ["batch", "height", "width", 3])
@@ -323,20 +387,26 @@ class Predictor:
     device: "auto" (CUDA when ONNX Runtime offers it, else CPU), "cuda" (falls back to CPU with a `notice`) or
     "cpu". threads: intra-op threads, default every core this process may use. batch_size: faces per run.
     tta: also run each face mirrored and average (twice the work, steadier masks). confidence / probabilities:
-    which extra outputs to compute (the mask is always computed).
+    which extra outputs to compute (the mask is always computed). sparse_enlarge: on the CPU, when the network
+    ends by enlarging its scores bilinearly and neither TTA nor confidence is asked for, stop it before the
+    enlargement and make the same mask with `resize_argmax` (several times cheaper than enlarging C channels).
     """
 
     def __init__(self, model: str | os.PathLike, device: str = "auto", threads: int | None = None,
                  batch_size: int | None = None, tta: bool = False, confidence: bool = True,
-                 probabilities: bool = True, spinning: bool = False):
+                 probabilities: bool = True, spinning: bool = False, sparse_enlarge: bool = True):
         path = Path(model)
         proto = _load_proto(path)
         self.info = _model_info(_meta_from_proto(proto, path), path)
         self.tta = bool(tta)
         self.threads = int(threads) if threads else cpu_count()
         providers, self.notice = choose_providers(device)
+        plain = providers[0] == CPU and not self.tta and not confidence
+        self.tail = enlarging_tail(proto.graph) if sparse_enlarge and plain else None
+        self.probabilities = bool(probabilities)
+        self._axes: dict[tuple[int, int], tuple[Any, Any, Any, Any]] = {}
         graph = build_inference_graph(proto, self.info, tta=self.tta, confidence=confidence,
-                                      probabilities=probabilities)
+                                      probabilities=probabilities, tail=self.tail)
         try:
             self.session = ort.InferenceSession(graph.SerializeToString(), session_options(self.threads, spinning),
                                                 providers=providers)
@@ -366,7 +436,32 @@ class Predictor:
         if batch.ndim != 4 or batch.shape[3] != 3:
             raise ValueError(f"crops must be N×H×W×3 uint8 RGB, got shape {batch.shape}")
         values = self.session.run(self._outputs, {IMAGE_INPUT: batch})
-        return dict(zip(self._outputs, values, strict=True))
+        out = dict(zip(self._outputs, values, strict=True))
+        if self.tail is not None:
+            scores = out.pop(self.tail.scores)
+            faces = [self._from_scores(s) for s in scores]
+            out["index"] = np.stack([f[0] for f in faces])
+            if self.probabilities:
+                out["probs"] = np.stack([f[1] for f in faces])
+        return out
+
+    def _from_scores(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The mask and subsampled probabilities from one face's scores before the final enlargement."""
+        assert self.tail is not None
+        h, w = scores.shape[1:]
+        if (h, w) not in self._axes:
+            out_h, out_w = self.tail.output_size(h, w)
+            scales = self.tail.scales or (None, None)
+            rows = resize_argmax.source_axis(out_h, h, self.tail.mode, scales[0])
+            cols = resize_argmax.source_axis(out_w, w, self.tail.mode, scales[1])
+            self._axes[(h, w)] = (rows, cols, rows.every(UNCERTAINTY_STRIDE), cols.every(UNCERTAINTY_STRIDE))
+        rows, cols, sub_rows, sub_cols = self._axes[(h, w)]
+        index = resize_argmax.resize_argmax(scores, rows, cols)
+        if not self.probabilities:
+            return index, None
+        sub = resize_argmax.interpolate(scores, sub_rows, sub_cols)
+        sub = np.exp(sub - sub.max(axis=0, keepdims=True))
+        return index, sub / sub.sum(axis=0, keepdims=True)
 
     def predict(self, crops: np.ndarray | Sequence[np.ndarray]) -> list[FacePrediction]:
         """Predict every crop (all at one size), `batch_size` at a time."""

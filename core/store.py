@@ -688,7 +688,7 @@ class ProjectStore:
         """Store a model's mask. A human-checked image (corrected/reviewed) keeps its status and correction."""
         rec = self._require(image_id)
         arr = self._checked_mask(rec, mask)
-        save_mask(self.mask_path("predicted", rec.id), arr, self.schema)
+        save_mask(self.mask_path("predicted", rec.id), arr, self.schema, compress_level=1)
         with self._write() as c:
             c.execute("UPDATE images SET model_version = ?, uncertainty = ?, updated = ?, "
                       "status = CASE WHEN status IN ('new', 'predicted') THEN 'predicted' ELSE status END "

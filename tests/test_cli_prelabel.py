@@ -7,8 +7,8 @@ from faceparse.core.imageio import load_mask
 from faceparse.core.prelabel import MODE_SETTING
 from faceparse.core.store import ProjectStore
 from faceparse.core.synthetic import draw_face
+from onnx_models import foreground_model
 from PIL import Image
-from test_predictor import foreground_model
 
 SIZE = 80
 

@@ -23,7 +23,7 @@ from faceparse.core.predictor import Predictor
 from faceparse.core.prelabel import Framing, predict_image
 from faceparse.core.synthetic import draw_scene
 from faceparse.resources import __file__ as resources_file
-from test_predictor import foreground_model
+from onnx_models import foreground_model
 
 SAMPLES = Path(resources_file).parent / "samples"
 

@@ -4,10 +4,10 @@ process and watch the events, the curve and the version list."""
 import numpy as np
 from faceparse.core.store import ProjectStore
 from faceparse.core.synthetic import draw_face
+from onnx_models import foreground_model
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from test_gui_helpers import make_project, open_window
-from test_predictor import foreground_model
 
 
 def _install_model(folder):

@@ -14,8 +14,8 @@ from faceparse.core.predictor import CPU, ModelError
 from faceparse.core.prelabel import MODE_SETTING, PrelabelJob, PrelabelProgress
 from faceparse.core.store import ProjectStore
 from faceparse.core.synthetic import draw_face, draw_scene
+from onnx_models import foreground_model
 from PIL import Image
-from test_predictor import foreground_model
 
 COUNT = 6
 SIZE = 96
