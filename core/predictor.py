@@ -4,7 +4,9 @@ A model file exported by FaceParse Studio describes itself (schema, input size, 
 docs/architecture.md), so a `Predictor` needs nothing but the file. Around the exported graph it adds, once at load
 time, the steps every caller would otherwise repeat in NumPy on one core: uint8 HWC → normalised NCHW on the way in;
 softmax, arg-max, confidence and (optionally) the mirrored test-time pass on the way out. ONNX Runtime runs those
-with the model's own thread pool, so pre-labeling costs little more than the network itself.
+with the model's own thread pool. On the CPU, a network that ends by enlarging its scores bilinearly (DeepLabV3+
+does, 4×) is stopped before that step and the mask is made by `resize_argmax`, which interpolates only at class
+boundaries: the mask is the same, and pre-labeling costs little more than the network itself.
 
 Providers are chosen explicitly (CUDA, then CPU) and the one that actually ran is reported, because ONNX Runtime
 falls back to the CPU silently when the CUDA libraries are missing.
