@@ -707,13 +707,13 @@ class ProjectStore:
         if digest is None:
             with contextlib.suppress(OSError):
                 digest = content_hash(self.root / rec.relpath)
-        split = split_for(digest if digest else f"id:{rec.id}")
         effort = None
         predicted = self.predicted_mask(rec.id)
         if predicted is not None and predicted.shape == arr.shape:
             effort = float(np.count_nonzero(predicted != arr)) / arr.size if arr.size else 0.0
         save_mask(self.mask_path("corrected", rec.id), arr, self.schema)
         with self._write() as c:
+            split = rec.split or self._new_split(c, digest, rec.id)
             c.execute("UPDATE images SET effort = ?, split = COALESCE(split, ?), "
                       "content_hash = COALESCE(content_hash, ?), updated = ?, "
                       "status = CASE WHEN status = 'reviewed' THEN 'reviewed' ELSE 'corrected' END WHERE id = ?",
@@ -730,11 +730,33 @@ class ProjectStore:
         if not needs[status]:
             raise MaskError(f"{rec.relpath} cannot be {status!r}: it has no "
                             f"{'mask' if status == 'reviewed' else status + ' mask'}")
+        digest = rec.content_hash
+        if status == "reviewed" and not has_corr and digest is None:
+            with contextlib.suppress(OSError):
+                digest = content_hash(self.root / rec.relpath)
         with self._write() as c:
             c.execute("UPDATE images SET status = ?, updated = ? WHERE id = ?", (status, time.time(), rec.id))
             if status == "reviewed" and not has_corr:
-                c.execute("UPDATE images SET split = COALESCE(split, ?) WHERE id = ?",
-                          (split_for(rec.content_hash or f"id:{rec.id}"), rec.id))
+                c.execute("UPDATE images SET split = COALESCE(split, ?), content_hash = COALESCE(content_hash, ?) "
+                          "WHERE id = ?", (rec.split or self._new_split(c, digest, rec.id), digest, rec.id))
+
+    @staticmethod
+    def _new_split(c: sqlite3.Connection, digest: str | None, image_id: int) -> str:
+        """The split an image gets when it is first checked. A copy of an already split photo joins its split;
+        the first checked image trains and the next one validates, so a first retrain can be measured; after
+        that the content hash decides."""
+        if digest:
+            row = c.execute("SELECT split FROM images WHERE content_hash = ? AND split IS NOT NULL AND id != ? "
+                            "LIMIT 1", (digest, image_id)).fetchone()
+            if row is not None:
+                return row[0]
+        counts = dict(c.execute("SELECT split, COUNT(*) FROM images WHERE missing = 0 AND split IS NOT NULL "
+                                "GROUP BY split").fetchall())
+        if not counts.get("train"):
+            return "train"
+        if not counts.get("val"):
+            return "val"
+        return split_for(digest if digest else f"id:{image_id}")
 
     def _read_mask(self, kind: str, image_id: int) -> np.ndarray | None:
         path = self.mask_path(kind, image_id)

@@ -364,8 +364,7 @@ def test_corrected_status_split_and_effort(store):
     rec = store.get(i)
     assert rec.status == "corrected"
     assert rec.effort == pytest.approx(0.25)
-    assert rec.split in ("train", "val") and rec.content_hash
-    assert rec.split == split_for(rec.content_hash)
+    assert rec.split == "train" and rec.content_hash  # the first checked image always trains
     assert np.array_equal(store.current_mask(i), corrected)
     assert np.array_equal(store.predicted_mask(i), predicted)
     # a new prediction never overrides the human's work
@@ -386,6 +385,28 @@ def test_split_is_fixed_forever(store):
     db.close()
     store.save_corrected(i, np.ones((6, 8), np.uint8))
     assert store.get(i).split == flipped  # assigned once, never recomputed
+
+
+def test_first_two_checked_images_give_one_training_and_one_validation_face(tmp_path):
+    root = tmp_path / "faces"
+    for i in range(8):
+        put_image(root / f"p{i}.png", color=(10 * i, 0, 0))
+    put_image(root / "z_copy.png", color=(10, 0, 0))  # the same picture as p1.png
+    with ProjectStore.create(root) as s:
+        s.scan()
+        ids = ids_by_name(s)
+        s.save_corrected(ids["p0.png"], np.zeros((6, 8), np.uint8))
+        s.save_predicted(ids["p1.png"], np.zeros((6, 8), np.uint8), "v1")
+        s.set_status(ids["p1.png"], "reviewed")
+        assert (s.get(ids["p0.png"]).split, s.get(ids["p1.png"]).split) == ("train", "val")
+        for name in ("p2.png", "p3.png", "p4.png", "p5.png"):
+            s.save_corrected(ids[name], np.ones((6, 8), np.uint8))
+            rec = s.get(ids[name])
+            assert rec.split == split_for(rec.content_hash)
+        s.save_corrected(ids["z_copy.png"], np.ones((6, 8), np.uint8))
+        assert s.get(ids["z_copy.png"]).split == "val"  # joins its copy, whatever its own hash says
+        assert s.split_counts() == {"train": 1 + sum(s.get(ids[f"p{i}.png"]).split == "train" for i in range(2, 6)),
+                                    "val": 2 + sum(s.get(ids[f"p{i}.png"]).split == "val" for i in range(2, 6))}
 
 
 def test_split_is_deterministic_and_about_a_fifth_val():
