@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from faceparse.core.atomic import atomic_path, atomic_write_text
+from faceparse.core.checkpoint_layout import META_NAME, WEIGHTS_NAME
 from faceparse.models import build_model
 from faceparse.models.registry import UnknownArchitectureError, get_architecture
 from safetensors import SafetensorError, safe_open
@@ -28,8 +29,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 META_FORMAT = 1
-WEIGHTS_NAME = "model.safetensors"
-META_NAME = "meta.json"
 STRUCTURE_KEY = "faceparse_structure"
 DTYPE_KEY = "faceparse_dtype"
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}

@@ -28,14 +28,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from faceparse.core.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
 from faceparse.core.datasets import TASKS, DatasetSnapshot, class_weights
-from faceparse.models import DEFAULT_MASK_SEGMENTER, DEFAULT_PARSER, INPUT_MULTIPLE, get_architecture
-from faceparse.models.losses import HybridMaskLoss, ParsingLoss
-from torch import nn
+from faceparse.models.registry import DEFAULT_MASK_SEGMENTER, DEFAULT_PARSER, INPUT_MULTIPLE, get_architecture
+
+if TYPE_CHECKING:  # PyTorch is loaded by the training job, not by whoever only reads or checks a recipe
+    import torch
+    from torch import nn
 
 PROMOTE_MODES = ("auto", "force", "never")
 AUGMENTATIONS = ("finetune", "pretrain", "none")
@@ -167,6 +168,9 @@ class Recipe:
         return self.finetune_lr if from_trained else self.fresh_lr
 
     def loss(self, config: TrainConfig, snapshot: DatasetSnapshot) -> nn.Module:
+        import torch
+        from faceparse.models.losses import HybridMaskLoss, ParsingLoss
+
         if self.task == "mask":
             return HybridMaskLoss()
         weights = None
@@ -213,6 +217,8 @@ def model_meta(config: TrainConfig, schema_json: dict, arch_args: dict[str, Any]
 
 
 def resolve_device(config: TrainConfig, local_rank: int = 0) -> torch.device:
+    import torch
+
     if config.device == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     if config.device == "cuda":

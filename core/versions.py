@@ -20,11 +20,13 @@ import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from faceparse.core.checkpoint import META_NAME, WEIGHTS_NAME, load_checkpoint, save_checkpoint
+from faceparse.core.checkpoint_layout import META_NAME, WEIGHTS_NAME
 from faceparse.core.store import ProjectError, ProjectStore
-from torch import nn
+
+if TYPE_CHECKING:  # the version list is read by the studio, which should not have to load PyTorch
+    from torch import nn
 
 ONNX_NAME = "model.onnx"
 HISTORY_KEY = "model_history.{task}"
@@ -82,6 +84,8 @@ def create_version(store: ProjectStore, task: str, model: nn.Module, meta: dict[
     staging = final.parent / f".{version}.partial-{os.getpid()}"
     full_meta = {**meta, "version": version, "parent": parent, "metrics": metrics}
     try:
+        from faceparse.core.checkpoint import save_checkpoint
+
         save_checkpoint(staging, model, full_meta)
         if export_onnx:
             from faceparse.core.onnx_export import export_onnx as export
@@ -103,6 +107,7 @@ def ensure_onnx(store: ProjectStore, task: str, version: str) -> Path:
     directory = Path(row["path"])
     onnx_path = directory / ONNX_NAME
     if not onnx_path.is_file():
+        from faceparse.core.checkpoint import load_checkpoint
         from faceparse.core.onnx_export import export_onnx
 
         model, meta = load_checkpoint(directory)

@@ -9,8 +9,6 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from .abanet import ABANet  # noqa: E402
-from .heads import MaskedPretrainNet, transfer_pretrained_body  # noqa: E402
 from .registry import (  # noqa: E402
     DEFAULT_MASK_SEGMENTER,
     DEFAULT_PARSER,
@@ -35,3 +33,14 @@ __all__ = [
     "list_architectures",
     "transfer_pretrained_body",
 ]
+
+_LAZY = {"ABANet": "abanet", "MaskedPretrainNet": "heads", "transfer_pretrained_body": "heads"}
+
+
+def __getattr__(name: str):
+    """The networks themselves load PyTorch, so they are imported on first use, not with the catalogue."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

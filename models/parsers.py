@@ -23,7 +23,6 @@ from torch.nn import functional as F
 
 from .pretrained import PretrainedWeightsWarning, load_imagenet_mobilenet_v2
 
-INPUT_MULTIPLE = 32
 MODIFIED_ASPP_BRANCHES = ((3, 1), (5, 4), (7, 8), (11, 16))
 
 

@@ -8,15 +8,13 @@ maps N×3×H×W to N×classes×H×W logits in eval mode, with H and W multiples 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from . import parsers
-from .abanet import ABANet
-from .parsers import INPUT_MULTIPLE
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "ARCHITECTURES",
@@ -30,16 +28,26 @@ __all__ = [
     "list_architectures",
 ]
 
+INPUT_MULTIPLE = 32
+"""Input sides must be multiples of this (the deepest encoder stride)."""
 DEFAULT_PARSER = "deeplabv3plus_mobilenetv2"
 DEFAULT_MASK_SEGMENTER = "abanet"
 
 
 @dataclass(frozen=True)
 class ArchitectureSpec:
+    """An architecture's name, task and description; its builder is imported only when a network is built, so
+    reading the catalogue (the studio's menus, a config check) does not load PyTorch."""
+
     name: str
     task: str  # "parser" (multi-class face parsing) or "mask" (binary face-mask segmentation)
-    builder: Callable[..., nn.Module]
+    target: str  # "module:callable" inside this package
     summary: str
+
+    @property
+    def builder(self) -> Callable[..., nn.Module]:
+        module, attr = self.target.split(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
 
 
 class UnknownArchitectureError(ValueError):
@@ -50,31 +58,31 @@ _SPECS = (
     ArchitectureSpec(
         "deeplabv3plus_mobilenetv2",
         "parser",
-        parsers.deeplabv3plus_mobilenetv2,
+        "parsers:deeplabv3plus_mobilenetv2",
         "DeepLabV3+ with a MobileNetV2 encoder; fast default, offline ImageNet init",
     ),
     ArchitectureSpec(
         "unetplusplus_resnet50",
         "parser",
-        parsers.unetplusplus_resnet50,
+        "parsers:unetplusplus_resnet50",
         "UNet++ with a ResNet50 encoder and a one-convolution head (masked pre-training papers)",
     ),
     ArchitectureSpec(
         "deeplabv3plus_resnet50",
         "parser",
-        parsers.deeplabv3plus_resnet50,
+        "parsers:deeplabv3plus_resnet50",
         "DeepLabV3+ with a ResNet50 encoder; modified_aspp=True for the deepfake-transfer paper's ASPP",
     ),
     ArchitectureSpec(
         "deeplabv3plus_mobilenetv3",
         "parser",
-        parsers.deeplabv3plus_mobilenetv3,
+        "parsers:deeplabv3plus_mobilenetv3",
         "DeepLabV3+ with a MobileNetV3-Large encoder; modified_aspp=True for the deepfake-transfer paper's ASPP",
     ),
     ArchitectureSpec(
         "abanet",
         "mask",
-        ABANet,
+        "abanet:ABANet",
         "ABANet binary face-mask segmenter (2 classes: background, mask) with deep supervision",
     ),
 )

@@ -183,12 +183,12 @@ def test_activate_and_roll_back(tmp_path):
 def test_a_crash_while_saving_leaves_no_half_version(tmp_path, monkeypatch):
     store, _ = make_project(tmp_path / "faces", count=2, corrected=0)
     fake_version(store)
-    import faceparse.core.versions as versions
+    import faceparse.core.checkpoint as checkpoint
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(versions, "save_checkpoint", crash)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", crash)
     with pytest.raises(OSError):
         fake_version(store)
     monkeypatch.undo()
