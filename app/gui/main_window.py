@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from .actions import build_actions
 from .export_dialog import ExportDialog
+from .import_dialog import ImportDialog
 from .session import AUTOSAVE_MS
 from .settings import StudioSettings
 from .welcome import WelcomePage
@@ -39,6 +40,7 @@ from .workspace import Workspace
 APP_TITLE = "FaceParse Studio"
 TOOL_ACTIONS = {"tool_brush": "brush", "tool_eraser": "eraser", "tool_fill": "fill", "tool_polygon": "polygon",
                 "tool_picker": "picker"}
+PROJECT_ACTIONS = ("export", "import_labels", "prelabel_all", "retrain")
 
 
 def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
@@ -133,6 +135,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(a["open_folder"])
         self.recent_menu = file_menu.addMenu("Open &Recent")
         file_menu.addAction(a["save"])
+        file_menu.addAction(a["import_labels"])
         file_menu.addAction(a["export"])
         file_menu.addSeparator()
         file_menu.addAction(a["quit"])
@@ -171,6 +174,7 @@ class MainWindow(QMainWindow):
         a["open_folder"].triggered.connect(self.choose_folder)
         a["quit"].triggered.connect(self.close)
         a["export"].triggered.connect(self.show_export)
+        a["import_labels"].triggered.connect(self.show_import)
         a["save"].triggered.connect(lambda: self.ws and self.ws.session.save())
         a["undo"].triggered.connect(lambda: self.ws and self.ws.session.undo())
         a["redo"].triggered.connect(lambda: self.ws and self.ws.session.redo())
@@ -348,6 +352,27 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def show_import(self) -> ImportDialog | None:
+        if self.ws is None:
+            return None
+        self.ws.session.flush()
+        dialog = ImportDialog(self.ws.store, self.jobs, self)
+        dialog.labels_changed.connect(self._labels_imported)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def _labels_imported(self) -> None:
+        """Show imported masks: the list is re-read as after a pre-label run, and the open image is read again."""
+        ws = self.ws
+        if ws is None:
+            return
+        ws.image_list.reload()
+        image_id = ws.session.image_id
+        if image_id is not None and not ws.session.modified:
+            ws.session.record = None  # load() keeps an image that is already open; this one's masks changed
+            ws.session.load(image_id)
+
     def next_unreviewed(self) -> None:
         if self.ws is not None and not self.ws.image_list.next_matching(lambda r: r.status != "reviewed"):
             self.statusBar().showMessage("no image after this one is waiting for review", 4000)
@@ -397,7 +422,7 @@ class MainWindow(QMainWindow):
         for name, action in self.actions.items():
             if name in ("open_folder", "quit"):
                 continue
-            action.setEnabled(has_image if name not in ("export", "prelabel_all", "retrain") else has_project)
+            action.setEnabled(has_image if name not in PROJECT_ACTIONS else has_project)
 
     def _refresh_recent(self) -> None:
         recent = self.settings.recent_projects()
