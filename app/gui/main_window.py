@@ -368,10 +368,7 @@ class MainWindow(QMainWindow):
         if ws is None:
             return
         ws.image_list.reload()
-        image_id = ws.session.image_id
-        if image_id is not None and not ws.session.modified:
-            ws.session.record = None  # load() keeps an image that is already open; this one's masks changed
-            ws.session.load(image_id)
+        ws.session.reload()
 
     def next_unreviewed(self) -> None:
         if self.ws is not None and not self.ws.image_list.next_matching(lambda r: r.status != "reviewed"):

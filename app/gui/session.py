@@ -68,6 +68,15 @@ class AnnotationSession(QObject):
 
     # --- opening -----------------------------------------------------------------------------------------------
 
+    def reload(self) -> bool:
+        """Read the open image's masks again from the project (they were changed behind the editor's back, e.g. by
+        an import); refused while the editor holds unsaved strokes, which must not be thrown away."""
+        if self.image_id is None or self.modified:
+            return False
+        image_id = self.image_id
+        self.record = None
+        return self.load(image_id)
+
     def load(self, image_id: int) -> bool:
         """Leave the current image (saving it) and open another; False (and an error signal) if it cannot open."""
         if image_id == self.image_id:
