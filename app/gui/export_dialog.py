@@ -15,7 +15,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
@@ -29,10 +28,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .task_dialog import TaskDialog
 from .workers import Task, TaskRunner
 
 
-class ExportDialog(QDialog):
+class ExportDialog(TaskDialog):
     def __init__(self, store: ProjectStore, runner: TaskRunner, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Export dataset")
@@ -152,17 +152,3 @@ class ExportDialog(QDialog):
         for widget in (self.format, self.selection, self.schema, self.split, self.seed, self.destination,
                        self.overwrite):
             widget.setEnabled(not running)
-
-    def _close_or_cancel(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            self.status.setText("Cancelling…")
-        else:
-            self.reject()
-
-    def reject(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            return
-        super().reject()
-

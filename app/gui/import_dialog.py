@@ -15,7 +15,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .task_dialog import TaskDialog
 from .workers import Task, TaskRunner
 
 KIND_TITLES = {"corrected": "Corrected masks", "predicted": "Predictions"}
@@ -60,7 +60,7 @@ def report_text(report: ImportReport) -> str:
     return "\n".join(lines)
 
 
-class ImportDialog(QDialog):
+class ImportDialog(TaskDialog):
     labels_changed = Signal()  # an import ran and may have written masks (re-read the list and the open image)
 
     def __init__(self, store: ProjectStore, runner: TaskRunner, parent: QWidget | None = None):
@@ -216,16 +216,3 @@ class ImportDialog(QDialog):
         for widget in (self.format, self.source, self.browse_button, self.kind, self.schema,
                        self.ignore_unmatched, self.overwrite, self.scale_masks):
             widget.setEnabled(not running)
-
-    def _close_or_cancel(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            self.status.setText("Cancelling…")
-        else:
-            self.reject()
-
-    def reject(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            return
-        super().reject()
