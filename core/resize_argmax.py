@@ -5,7 +5,7 @@ the arg-max over C of that enlargement: writing C×H×W floats and reading them 
 the network. But an enlarged pixel is a convex combination of its (up to) four source pixels, and when those four
 agree on their top class the combination has the same top class. So the mask is the enlarged low-resolution arg-max
 everywhere except near class boundaries, where the scores are interpolated for just those pixels. The result equals
-the arg-max of the full enlargement (up to exact ties).
+the arg-max of the full enlargement, up to ties within float rounding (a pixel in a million or so).
 """
 
 from __future__ import annotations
