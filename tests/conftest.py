@@ -18,3 +18,14 @@ def _few_threads():
     except ImportError:
         pass
     yield
+
+
+@pytest.fixture
+def torch_one_thread():
+    """One torch thread for the test (tiny networks run faster without threading overhead), restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

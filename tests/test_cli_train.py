@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from drawn_projects import make_project
 from faceparse.app.cli import main
 from faceparse.core.imageio import save_mask
 from faceparse.core.schemas import get_schema
@@ -23,16 +24,7 @@ def run(capsys, *argv):
 def folder(tmp_path):
     """Ten drawn faces, eight of them corrected."""
     root = tmp_path / "faces"
-    root.mkdir()
-    masks = {}
-    for i in range(10):
-        image, mask = draw_face(i, size=64, schema="lapa")
-        Image.fromarray(image).save(root / f"face{i}.png")
-        masks[f"face{i}.png"] = mask
-    with ProjectStore.create(root, "lapa") as store:
-        store.scan()
-        for rec in store.images()[:8]:
-            store.save_corrected(rec.id, masks[rec.relpath])
+    make_project(root, count=10, corrected=8)[0].close()
     return root
 
 

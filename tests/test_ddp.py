@@ -6,24 +6,14 @@ import os
 import subprocess
 import sys
 
+from drawn_projects import make_project
 from faceparse.core.checkpoint import load_checkpoint
 from faceparse.core.store import ProjectStore
-from faceparse.core.synthetic import draw_face
-from PIL import Image
 
 
 def test_two_gloo_processes_train_and_save_a_loadable_checkpoint(tmp_path):
     root = tmp_path / "faces"
-    root.mkdir()
-    masks = {}
-    for i in range(8):
-        image, mask = draw_face(i, size=64, schema="lapa")
-        Image.fromarray(image).save(root / f"face{i}.png")
-        masks[f"face{i}.png"] = mask
-    with ProjectStore.create(root, "lapa") as store:
-        store.scan()
-        for rec in store.images():
-            store.save_corrected(rec.id, masks[rec.relpath])
+    make_project(root, count=8, corrected=8)[0].close()
     config = {"input_size": 64, "batch_size": 2, "epochs": 1, "max_steps": 2, "threads": 1, "device": "cpu",
               "time_limit_s": None, "export_onnx": False, "repredict": False, "promote": "force"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

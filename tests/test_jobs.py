@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from drawn_projects import make_project
 from faceparse.core import train_worker
 from faceparse.core.jobs import (
     CANCEL_GRACE_S,
@@ -22,10 +23,8 @@ from faceparse.core.jobs import (
     training_lock,
 )
 from faceparse.core.store import ProjectStore
-from faceparse.core.synthetic import draw_face
 from faceparse.core.versions import activate, create_version
 from faceparse.models import build_model
-from PIL import Image
 
 LONG_JOB = {"input_size": 64, "batch_size": 4, "epochs": 500, "threads": 1, "time_limit_s": None,
             "export_onnx": False, "repredict": False, "patience": 0}
@@ -34,17 +33,7 @@ LONG_JOB = {"input_size": 64, "batch_size": 4, "epochs": 500, "threads": 1, "tim
 @pytest.fixture
 def project(tmp_path):
     """Eight corrected drawn faces and an active (untrained) parser version v0001."""
-    root = tmp_path / "faces"
-    root.mkdir()
-    masks = {}
-    for i in range(8):
-        image, mask = draw_face(i, size=64, schema="lapa")
-        Image.fromarray(image).save(root / f"face{i}.png")
-        masks[f"face{i}.png"] = mask
-    store = ProjectStore.create(root, "lapa")
-    store.scan()
-    for rec in store.images():
-        store.save_corrected(rec.id, masks[rec.relpath])
+    store, _ = make_project(tmp_path / "faces", count=8, corrected=8)
     torch.manual_seed(0)
     model = build_model("deeplabv3plus_mobilenetv2", classes=11)
     meta = {"task": "parser", "architecture": "deeplabv3plus_mobilenetv2", "arch_args": {"classes": 11},

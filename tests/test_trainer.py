@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from drawn_projects import make_project
 from faceparse.core.augment import AugmentConfig, augment_pair
 from faceparse.core.checkpoint import load_checkpoint
 from faceparse.core.datasets import (
@@ -20,36 +21,12 @@ from faceparse.core.datasets import (
 from faceparse.core.jobs import JobReporter
 from faceparse.core.recipes import ConfigError, TrainConfig, get_recipe
 from faceparse.core.schemas import get_schema
-from faceparse.core.store import ProjectStore
-from faceparse.core.synthetic import draw_face
 from faceparse.core.train_worker import run_retrain
 from faceparse.core.trainer import CosineSchedule, FitConfig, TrainingCancelled, TrainingDiverged, fit
 from faceparse.models.losses import HybridMaskLoss, ParsingLoss
-from PIL import Image
 from torch import nn
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make_project(root, count=10, corrected=8, size=64, schema="lapa", seed=0, **draw):
-    """A folder of drawn faces; the first `corrected` get their exact masks as corrections."""
-    root.mkdir(parents=True, exist_ok=True)
-    masks = {}
-    for i in range(count):
-        image, mask = draw_face(seed * 1000 + i, size=size, schema=schema, **draw)
-        Image.fromarray(image).save(root / f"face{i:02d}.png")
-        masks[f"face{i:02d}.png"] = mask
-    store = ProjectStore.create(root, schema)
-    store.scan()
-    for rec in store.images()[:corrected]:
-        store.save_corrected(rec.id, masks[rec.relpath])
-    return store, masks
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 # --- the loop ------------------------------------------------------------------------------------------------------

@@ -5,14 +5,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
+from drawn_projects import make_project
 from faceparse.core.checkpoint import load_checkpoint
 from faceparse.core.datasets import mask_hash
 from faceparse.core.evaluate import OnnxPredictor, TorchPredictor, evaluate, project_samples
 from faceparse.core.jobs import JobReporter
 from faceparse.core.recipes import TrainConfig
-from faceparse.core.store import ProjectError, ProjectStore
-from faceparse.core.synthetic import draw_face
+from faceparse.core.store import ProjectError
 from faceparse.core.train_worker import RETRAIN_PHASES, run_retrain
 from faceparse.core.versions import (
     activate,
@@ -25,29 +24,8 @@ from faceparse.core.versions import (
     version_dir,
 )
 from faceparse.models import build_model
-from PIL import Image
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make_project(root, count=14, corrected=12, size=64, schema="lapa"):
-    root.mkdir(parents=True, exist_ok=True)
-    masks = {}
-    for i in range(count):
-        image, mask = draw_face(i, size=size, schema=schema)
-        Image.fromarray(image).save(root / f"face{i:02d}.png")
-        masks[f"face{i:02d}.png"] = mask
-    store = ProjectStore.create(root, schema)
-    store.scan()
-    for rec in store.images()[:corrected]:
-        store.save_corrected(rec.id, masks[rec.relpath])
-    return store, masks
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def tiny(**overrides):
@@ -66,7 +44,7 @@ def retrain(store, tmp_path, config, phases=None):
 def trained(tmp_path_factory):
     """A project after its first retrain (from ImageNet weights), shared by the tests that only read it."""
     tmp = tmp_path_factory.mktemp("trained")
-    store, masks = make_project(tmp / "faces")
+    store, masks = make_project(tmp / "faces", count=14, corrected=12)
     result = retrain(store, tmp, tiny(epochs=4, init="imagenet"))
     yield store, masks, result, tmp
     store.close()
