@@ -15,6 +15,7 @@ from faceparse.core import predictor as predictor_module
 from faceparse.core.predictor import (
     CPU,
     CUDA,
+    UNCERTAINTY_STRIDE,
     ModelError,
     Predictor,
     choose_providers,
@@ -60,7 +61,7 @@ def test_outputs_match_the_raw_model(models):
         assert face.index.dtype == np.uint8 and face.index.shape == (SIZE, SIZE)
         np.testing.assert_array_equal(face.index, p.argmax(axis=0))
         np.testing.assert_allclose(face.confidence, p.max(axis=0), atol=1e-5)
-        np.testing.assert_allclose(face.probs, p[:, ::4, ::4], atol=1e-5)
+        np.testing.assert_allclose(face.probs, p[:, ::UNCERTAINTY_STRIDE, ::UNCERTAINTY_STRIDE], atol=1e-5)
 
 
 def test_normalisation_from_the_metadata_is_applied(tmp_path):
@@ -115,8 +116,8 @@ def test_flip_tta_averages_the_mirrored_pass(models):
     face = Predictor(models["side_unpaired"], device="cpu", tta=True).predict(left_eye_picture())[0]
     probs = face.probs
     l_eye, r_eye = get_schema("celebamask-hq").index("l_eye"), get_schema("celebamask-hq").index("r_eye")
-    assert abs(probs[l_eye, 24 // 4, 48 // 4] - 0.5) < 0.05
-    assert abs(probs[r_eye, 24 // 4, 48 // 4] - 0.5) < 0.05
+    assert abs(probs[l_eye, 24 // UNCERTAINTY_STRIDE, 48 // UNCERTAINTY_STRIDE] - 0.5) < 0.05
+    assert abs(probs[r_eye, 24 // UNCERTAINTY_STRIDE, 48 // UNCERTAINTY_STRIDE] - 0.5) < 0.05
     assert face.confidence[25, 47] < 0.55
 
 

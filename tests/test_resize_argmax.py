@@ -65,6 +65,20 @@ def test_interpolate_at_a_grid_matches_the_full_enlargement():
     np.testing.assert_allclose(sub, full[:, ::4, ::4], rtol=1e-5, atol=1e-4)
 
 
+def test_opencv_and_numpy_interpolation_give_the_same_masks():
+    scores = smooth_scores(4, 32, 32, classes=19)
+    rows = source_axis(128, 32, "half_pixel", 4.0)
+    assert rows.on_remap_grid(), "4x half-pixel positions lie on OpenCV's 1/32 grid"
+    assert not source_axis(128, 32, "align_corners").on_remap_grid()
+    by_opencv = resize_argmax(scores, rows, rows)
+    by_numpy = resize_argmax(scores.astype(np.float64), rows, rows)  # float64 takes the numpy path
+    assert np.array_equal(by_opencv, by_numpy)
+    assert np.array_equal(by_opencv, onnx_resize_argmax(scores, "half_pixel", scales=(4.0, 4.0)))
+    sub = rows.every(8)
+    np.testing.assert_allclose(interpolate(scores, sub, sub), interpolate(scores.astype(np.float64), sub, sub),
+                               rtol=1e-5, atol=1e-4)
+
+
 def test_unknown_coordinate_mode_is_refused():
     with pytest.raises(ValueError, match="unsupported"):
         source_axis(8, 4, "tf_crop_and_resize")
