@@ -51,6 +51,19 @@ JOB_KIND = "prelabel"
 SUGGESTION_SAMPLE = 8
 SUGGESTION_SIDE = 1024
 JOB_UPDATE_SECONDS = 1.0
+HELPER_NICENESS = 5
+"""How much lower the decoding and writing threads run than the model's threads (Linux scheduling priority)."""
+
+
+def lower_thread_priority(by: int) -> None:
+    """Run the calling thread `by` nice levels below the process. On Linux every thread has its own nice value, so
+    the decoding and writing threads take the cores when the model's threads sleep between operators instead of
+    pre-empting one of them mid-operator and leaving the other waiting for it. Elsewhere a no-op."""
+    if by <= 0 or not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    with contextlib.suppress(OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
 
 
 # --- one image -------------------------------------------------------------------------------------------------
@@ -191,6 +204,7 @@ class PredictionPipeline:
         self.readers = max(1, int(readers))
         self.prefetch = int(prefetch) if prefetch else max(4, 2 * predictor.batch_size)
         self.uncertainty = uncertainty
+        self.helper_niceness = HELPER_NICENESS
 
     def run(self, items: Iterable[tuple[Any, str | os.PathLike]],
             on_result: Callable[[Any, ImagePrediction], None], on_error: Callable[[Any, str], None],
@@ -215,6 +229,7 @@ class PredictionPipeline:
             return False
 
         def read() -> None:
+            lower_thread_priority(self.helper_niceness)
             try:
                 while not halt.is_set():
                     with source_lock:
@@ -237,6 +252,7 @@ class PredictionPipeline:
                 put(prepared_q, _DONE)
 
         def write() -> None:
+            lower_thread_priority(self.helper_niceness)
             while True:
                 item = written_q.get()
                 if item is _DONE:

@@ -258,6 +258,43 @@ def test_decoding_overlaps_the_model(project, models, monkeypatch):
     assert result.predicted == COUNT and result.whole_image_fallbacks == COUNT
 
 
+@pytest.mark.skipif(not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"),
+                    reason="per-thread priorities are a Linux feature")
+def test_decoding_and_writing_run_below_the_models_priority(project, models, monkeypatch):
+    store, _ = project
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen: dict[str, set[int]] = {"model": set(), "reader": set(), "writer": set()}
+
+    class RecordingDetector:
+        def detect(self, image):
+            seen["reader"].add(niceness())
+            return []
+
+    from faceparse.core import predictor as predictor_module
+    from faceparse.core import prelabel as prelabel_module
+
+    real_run, real_finish = predictor_module.Predictor.run, prelabel_module.finish_image
+
+    def run(self, crops):
+        seen["model"].add(niceness())
+        return real_run(self, crops)
+
+    def finish(*args, **kwargs):
+        seen["writer"].add(niceness())
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(predictor_module.Predictor, "run", run)
+    monkeypatch.setattr(prelabel_module, "finish_image", finish)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    result = PrelabelJob(store, models["face"], mode=FACES, detector=RecordingDetector(), batch_size=2).run()
+    assert result.predicted == COUNT
+    expected = min(19, own + prelabel_module.HELPER_NICENESS)
+    assert seen == {"model": {own}, "reader": {expected}, "writer": {expected}}
+
+
 def test_mode_is_suggested_once_and_remembered(project, models):
     store, _ = project
     assert store.get_setting(MODE_SETTING) is None
