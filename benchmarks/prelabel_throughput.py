@@ -35,7 +35,7 @@ import onnxruntime as ort
 from faceparse.core.faces import WHOLE_IMAGE
 from faceparse.core.model_resolver import starter_model_path
 from faceparse.core.predictor import CPU, Predictor, cpu_count, read_model_info, session_options
-from faceparse.core.prelabel import Framing, PrelabelJob, prepare_file
+from faceparse.core.prelabel import HELPER_NICENESS, Framing, PrelabelJob, prepare_file
 from faceparse.core.store import ProjectStore
 from faceparse.core.synthetic import draw_face
 from PIL import Image
@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     print("The job's masks: " + ("the network stops before its final bilinear enlargement and the mask is made by "
                                  "interpolating only at class boundaries (resize_argmax)." if tail else
                                  "arg-max over the network's full-size output, inside the ONNX graph."))
+    print(f"The job's decoding and writing threads ran {HELPER_NICENESS} nice levels below its model threads.")
     waits = ", ".join(f"{j[2].wait_seconds:.2f}" for j in jobs)
     print(f"Inside the jobs: {', '.join(f'{j[2].model_seconds:.1f}' for j in jobs)} s in model runs; "
           f"{waits} s waiting for decoded images.")

@@ -102,10 +102,16 @@ def whole_image_box(image_size: tuple[int, int]) -> CropBox:
 
 
 def crop(image: np.ndarray, box: CropBox, out_size: tuple[int, int]) -> np.ndarray:
-    """The box resampled to `out_size` (height, width); strong reductions are area-averaged first, not aliased."""
+    """The box resampled to `out_size` (height, width); strong reductions are area-averaged first, not aliased.
+
+    The whole picture is resized exactly as training resizes it, so its edges carry no fringe from outside it."""
     h, w = image.shape[:2]
-    if box == whole_image_box((w, h)) and (h, w) == tuple(out_size):
-        return image.copy()
+    if box == whole_image_box((w, h)):
+        if (h, w) == tuple(out_size):
+            return image.copy()
+        shrinking = out_size[0] < h and out_size[1] < w
+        return cv2.resize(image, (out_size[1], out_size[0]),
+                          interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     matrix = box.image_to_crop(out_size)
     sx, sy = box.scale(out_size)
     k = int(math.floor(min(1.0 / sx, 1.0 / sy)))

@@ -50,6 +50,14 @@ def test_strong_reduction_is_area_averaged():
     np.testing.assert_array_equal(small, cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA))
 
 
+@pytest.mark.parametrize("side", [100, 300, 1535])
+def test_whole_picture_crops_have_no_dark_fringe(side):
+    grey = np.full((side, side, 3), 200, np.uint8)
+    framed = crop(grey, whole_image_box((side, side)), (512, 512))
+    assert framed.shape == (512, 512, 3)
+    assert (framed == 200).all()
+
+
 def test_paste_inverts_crop():
     """A shape cropped like a face (through `crop`, as pictures are) and pasted back lands where it was."""
     shape = np.zeros((120, 160), np.uint8)
