@@ -40,7 +40,7 @@ from faceparse.core.faces import (
     whole_image_box,
 )
 from faceparse.core.imageio import ImageLoadError, load_rgb, read_size
-from faceparse.core.model_resolver import find_model, task_for_schema
+from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_for_schema
 from faceparse.core.predictor import UNCERTAINTY_STRIDE, FacePrediction, ModelError, Predictor
 from faceparse.core.schemas import LabelSchema, get_schema
 from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
@@ -192,7 +192,8 @@ class PredictionPipeline:
     """Images in, full-picture masks out: decoding, model and paste-back overlap.
 
     `on_result(key, ImagePrediction)` and `on_error(key, reason)` are called in the writer thread, one at a time,
-    as images complete; an exception they raise stops the pipeline and is re-raised by `run`.
+    as images complete; an exception they raise stops the pipeline and is re-raised by `run`. `on_writer_end()` is
+called in the writer thread as it ends (to release what the callbacks opened there).
     """
 
     def __init__(self, predictor: Predictor, framing: Framing, readers: int = 1, prefetch: int | None = None,
@@ -209,7 +210,8 @@ class PredictionPipeline:
     def run(self, items: Iterable[tuple[Any, str | os.PathLike]],
             on_result: Callable[[Any, ImagePrediction], None], on_error: Callable[[Any, str], None],
             should_stop: Callable[[], bool] = lambda: False,
-            on_batch: Callable[[], None] | None = None) -> PipelineStats:
+            on_batch: Callable[[], None] | None = None,
+            on_writer_end: Callable[[], None] | None = None) -> PipelineStats:
         stats = PipelineStats()
         source: Iterator = iter(items)
         source_lock = threading.Lock()
@@ -253,6 +255,13 @@ class PredictionPipeline:
 
         def write() -> None:
             lower_thread_priority(self.helper_niceness)
+            try:
+                write_all()
+            finally:
+                if on_writer_end is not None:
+                    on_writer_end()
+
+        def write_all() -> None:
             while True:
                 item = written_q.get()
                 if item is _DONE:
@@ -298,6 +307,10 @@ class PredictionPipeline:
                         finished_readers += 1
                     elif isinstance(item, _Failed):
                         written_q.put(item)
+                        if on_batch is not None:
+                            on_batch()  # a run of unreadable files still moves the progress and sees a cancel
+                        if should_stop():
+                            break
                     else:
                         pending = _Pending(item, [None] * len(item.crops), len(item.crops))
                         waiting.extend((pending, i) for i in range(len(item.crops)))
@@ -318,7 +331,8 @@ class PredictionPipeline:
                     pending.results[i] = face
                     pending.remaining -= 1
                     if pending.remaining == 0:
-                        pending.prepared.crops = pending.prepared.crops[:0]  # not needed any more; free it early
+                        done = pending.prepared.crops
+                        pending.prepared.crops = np.empty((0, *done.shape[1:]), done.dtype)  # free the crops early
                         written_q.put(pending)
                 if on_batch is not None:
                     on_batch()
@@ -406,7 +420,8 @@ class PrelabelJob:
     model: a model file, folder, version name or task (see `find_model`); None for the project's active model.
     mode: FACES or WHOLE_IMAGE, remembered for the project; None uses the project's choice, or suggests one from
     a sample of its images. detector: replaces the Haar cascades in FACES mode. image_ids: only these images
-    (the studio's "pre-label this image"), with the same rules.
+    (the studio's "pre-label this image"), with the same rules. redo: predict again the images whose prediction
+    is current too (after changing the mode or TTA; human-checked images are still never touched).
     """
 
     kind = JOB_KIND
@@ -415,7 +430,7 @@ class PrelabelJob:
                  tta: bool = False, mode: str | None = None, detector: FaceDetector | None = None,
                  margin: float = DEFAULT_MARGIN, batch_size: int | None = None, threads: int | None = None,
                  readers: int = 1, uncertainty: str = "entropy", task: str | None = None,
-                 image_ids: Iterable[int] | None = None):
+                 image_ids: Iterable[int] | None = None, redo: bool = False):
         if mode is not None and mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if uncertainty not in METHODS:
@@ -433,6 +448,7 @@ class PrelabelJob:
         self.uncertainty = uncertainty
         self.task = task or task_for_schema(store.schema)
         self.image_ids = None if image_ids is None else {int(i) for i in image_ids}
+        self.redo = bool(redo)
         self.job_id: int | None = None
 
     # -- deciding -------------------------------------------------------------------------------------------------
@@ -448,12 +464,18 @@ class PrelabelJob:
         step = max(1, len(records) // SUGGESTION_SAMPLE)
         sample = [r for r in records[::step] if r.error is None][:SUGGESTION_SAMPLE]
 
+        seen = [0]
+
         def pictures() -> Iterator[np.ndarray]:
             for rec in sample:
                 with contextlib.suppress(ImageLoadError):
-                    yield load_rgb(self.store.root / rec.relpath, max_side=SUGGESTION_SIDE)
+                    picture = load_rgb(self.store.root / rec.relpath, max_side=SUGGESTION_SIDE)
+                    seen[0] += 1
+                    yield picture
 
         mode, reason = suggest_mode(pictures(), detector)
+        if not seen[0]:  # a guess from no picture is not a choice to remember
+            return mode, f"mode {mode.replace('_', ' ')} for this run: {reason}"
         self.store.set_setting(MODE_SETTING, mode)
         return mode, f"mode {mode.replace('_', ' ')} chosen for this project: {reason}"
 
@@ -475,7 +497,7 @@ class PrelabelJob:
                 skip = "skipped_checked"
             elif rec.error is not None:
                 skip = "skipped_unreadable"
-            elif self.is_current(rec, model_id):
+            elif not self.redo and self.is_current(rec, model_id):
                 skip = "skipped_current"
             else:
                 todo.append(rec)
@@ -493,15 +515,23 @@ class PrelabelJob:
                                                         "device": self.device, "tta": self.tta, "mode": self.mode})
         store.update_job(job_id, state="running", pid=os.getpid(), message="starting")
         try:
-            resolved = find_model(store, self.model, self.task)
-            predictor = Predictor(resolved.path, device=self.device, threads=self.threads,
-                                  batch_size=self.batch_size, tta=self.tta, confidence=False, probabilities=True)
-            lut = _mapping_to(predictor.info.classes, predictor.info.schema_name, store.schema)
-            records = store.images()
-            mode, mode_notice = self._choose_mode(records)
+            return self._run_job(job_id, progress_callback, cancel_event)
         except BaseException as error:
-            store.update_job(job_id, state="failed", message=str(error))
+            expected = isinstance(error, ModelError | ModelNotFoundError | ProjectError)
+            message = str(error) if expected else f"{type(error).__name__}: {error}"
+            with contextlib.suppress(Exception):
+                store.update_job(job_id, state="failed", message=message)
             raise
+
+    def _run_job(self, job_id: int, progress_callback: Callable[[PrelabelProgress], None] | None,
+                 cancel_event: threading.Event | None) -> PrelabelResult:
+        store = self.store
+        resolved = find_model(store, self.model, self.task)
+        predictor = Predictor(resolved.path, device=self.device, threads=self.threads,
+                              batch_size=self.batch_size, tta=self.tta, confidence=False, probabilities=True)
+        lut = _mapping_to(predictor.info.classes, predictor.info.schema_name, store.schema)
+        records = store.images()
+        mode, mode_notice = self._choose_mode(records)
         result = PrelabelResult("done", job_id, resolved.model_id, resolved.path, predictor.provider, mode)
         for notice in (predictor.notice, mode_notice):
             if notice:
@@ -567,12 +597,8 @@ class PrelabelJob:
         framing = Framing(mode, self.detector, self.margin)
         pipeline = PredictionPipeline(predictor, framing, readers=self.readers, uncertainty=self.uncertainty)
         report(force=True)
-        try:
-            stats = pipeline.run(((rec.id, store.root / rec.relpath) for rec in todo), on_result, on_error,
-                                 cancelled, report)
-        except BaseException as error:
-            store.update_job(job_id, state="failed", message=f"{type(error).__name__}: {error}")
-            raise
+        stats = pipeline.run(((rec.id, store.root / rec.relpath) for rec in todo), on_result, on_error,
+                             cancelled, report, store.release_thread_connection)
         result.seconds = time.perf_counter() - started
         result.model_seconds = stats.model_seconds
         result.wait_seconds = stats.wait_seconds

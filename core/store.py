@@ -419,6 +419,18 @@ class ProjectStore:
             raise
         conn.execute("COMMIT")
 
+    def release_thread_connection(self) -> None:
+        """Close the calling thread's connection, for a thread that is about to end (each one otherwise keeps its
+        connection, with its file handles and page cache, until the project is closed)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            self._connections = [c for c in self._connections if c is not conn]
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+
     def close(self) -> None:
         self._closed = True
         with self._lock:

@@ -47,6 +47,25 @@ def test_prelabel_creates_the_project_and_labels_it(capsys, folder, model):
     assert code == 0 and "Predicted 0 of 0 images" in out and "3 already current" in out
 
 
+def test_changed_settings_keep_current_masks_until_redo_is_asked(capsys, folder, model):
+    assert run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image")[0] == 0
+    with ProjectStore.open(folder) as store:
+        first = {rec.relpath: store.mask_path("predicted", rec.id).stat().st_mtime_ns for rec in store.images()}
+        corrected = store.images()[0]
+        store.save_corrected(corrected.id, np.zeros((SIZE, SIZE), np.uint8))
+
+    code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image", "--tta")
+    assert code == 0 and "Predicted 0 of 0 images" in out and "add --redo" in out
+
+    code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--tta", "--redo")
+    assert code == 0 and "Predicted 2 of 2 images" in out and "1 corrected/reviewed kept" in out
+    with ProjectStore.open(folder) as store:
+        for rec in store.images():
+            if rec.id != corrected.id:
+                assert store.mask_path("predicted", rec.id).stat().st_mtime_ns > first[rec.relpath]
+        assert (store.corrected_mask(corrected.id) == 0).all()
+
+
 def test_prelabel_on_cuda_without_cuda_says_it_ran_on_cpu(capsys, folder, model):
     code, out, err = run(capsys, "prelabel", folder, "--model", model, "--device", "cuda", "--mode", "whole-image",
                          "--tta")

@@ -184,6 +184,67 @@ def test_a_corrupt_image_is_reported_and_the_rest_are_labeled(project, models):
     assert again.skipped_unreadable == 2 and again.failed == [] and again.predicted == 0
 
 
+def test_cancel_is_seen_during_a_run_of_unreadable_files(tmp_path, models):
+    root = tmp_path / "photos"
+    make_folder(root, 1)
+    good = (root / "face00.png").read_bytes()
+    for i in range(40):
+        (root / f"half{i:02d}.png").write_bytes(good[: len(good) // 2])
+    cancel = threading.Event()
+    seen = []
+
+    def progress(p):
+        seen.append(p.done)
+        if p.failed:
+            cancel.set()
+
+    with ProjectStore.create(root) as store:
+        store.scan()
+        result = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE, batch_size=2).run(progress, cancel)
+    assert result.state == "cancelled"
+    assert 1 <= len(result.failed) < 40
+    assert max(seen) >= 1, "the progress moved while only failures arrived"
+
+
+def test_a_mode_guessed_from_no_readable_picture_is_not_remembered(tmp_path, models):
+    root = tmp_path / "photos"
+    root.mkdir()
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    with ProjectStore.create(root) as store:
+        store.scan()
+        PrelabelJob(store, models["face"]).run()
+        assert store.get_setting(MODE_SETTING) is None
+        make_folder(root, 2)
+        store.scan()
+        result = PrelabelJob(store, models["face"]).run()
+        assert result.predicted == 2
+        assert store.get_setting(MODE_SETTING) in (FACES, WHOLE_IMAGE)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_repeated_runs_do_not_leak_database_connections(project, models):
+    store, _ = project
+    PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
+    before = len(os.listdir("/proc/self/fd"))
+    for k in range(4):  # another model each time, so the image is predicted and saved again
+        model = models["other" if k % 2 == 0 else "face"]
+        assert PrelabelJob(store, model, image_ids=[store.images()[0].id], mode=WHOLE_IMAGE).run().predicted == 1
+    assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_a_job_whose_progress_callback_fails_is_marked_failed(project, models):
+    store, _ = project
+
+    def broken(progress):
+        raise RuntimeError("the window went away")
+
+    job = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE)
+    with pytest.raises(RuntimeError):
+        job.run(broken)
+    assert store.job(job.job_id)["state"] == "failed"
+    assert "the window went away" in store.job(job.job_id)["message"]
+
+
 def test_without_cuda_the_job_runs_on_cpu_and_says_so(project, models):
     store, _ = project
     result = PrelabelJob(store, models["face"], device="cuda", mode=WHOLE_IMAGE).run()

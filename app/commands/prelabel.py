@@ -99,6 +99,9 @@ def register_prelabel(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=tuple(MODE_CHOICES),
                    help="faces: detect and parse each face; whole-image: the images are aligned face crops; "
                         "auto: suggest from a sample. Remembered for the project (default: its choice, else auto)")
+    p.add_argument("--redo", action="store_true",
+                   help="predict again the images already predicted by this model (after changing --mode or --tta); "
+                        "corrected and reviewed images are still kept")
     p.set_defaults(handler=run_prelabel)
 
 
@@ -131,7 +134,7 @@ def run_prelabel(args: argparse.Namespace) -> int:
         if args.mode == "auto":
             store.set_setting(MODE_SETTING, None)
         job = PrelabelJob(store, args.model, device=args.device, tta=args.tta, mode=MODE_CHOICES.get(args.mode),
-                          batch_size=args.batch_size, threads=args.threads)
+                          batch_size=args.batch_size, threads=args.threads, redo=args.redo)
         cancel = threading.Event()
         bar = _ProgressBar()
         try:
@@ -152,6 +155,9 @@ def run_prelabel(args: argparse.Namespace) -> int:
         if result.skipped_unreadable:
             kept.append(f"{result.skipped_unreadable:,} unreadable skipped")
         print("Skipped " + ", ".join(kept))
+        if result.skipped_current and (args.mode or args.tta):
+            print(f"The {result.skipped_current:,} images already predicted by this model kept their masks; add "
+                  "--redo to predict them again with these settings")
         if result.whole_image_fallbacks:
             print(f"No face found in {result.whole_image_fallbacks:,} images; they were parsed whole")
         if result.failed:

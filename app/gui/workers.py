@@ -66,6 +66,7 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max(1, threads))
+        self.pool.setExpiryTimeout(-1)  # keep the threads: each one that touched a project holds a connection to it
         self._live: set[Task] = set()
 
     def start(self, fn: Callable, on_done: Callable[[Any], None] | None = None,
