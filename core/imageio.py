@@ -135,8 +135,10 @@ def _to_rgb_array(img: Image.Image, path: Path) -> np.ndarray:
     if mode == "RGB":
         return np.asarray(img, dtype=np.uint8)
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        arr = np.asarray(img).astype(np.int64)
-        gray = (np.clip(arr, 0, 65535) >> 8).astype(np.uint8)
+        arr = np.clip(np.asarray(img).astype(np.int64), 0, 65535)
+        # 12-bit sensors store 0-4095 in 16-bit files: shift by the bits actually used, not always by 8
+        shift = max(0, int(arr.max(initial=0)).bit_length() - 8)
+        gray = (arr >> shift).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)

@@ -149,6 +149,15 @@ def test_16bit_grayscale_png_is_scaled_not_clipped(tmp_path):
     assert np.array_equal(out[..., 0], (a >> 8).astype(np.uint8))
 
 
+def test_12bit_values_in_a_16bit_png_use_the_full_range(tmp_path):
+    a = np.linspace(0, 4095, 64, dtype=np.uint16).reshape(8, 8)
+    p = tmp_path / "gray12.png"
+    Image.fromarray(a).save(p)
+    out = load_rgb(p)
+    assert np.array_equal(out[..., 0], (a >> 4).astype(np.uint8))
+    assert out.max() == 255
+
+
 def test_16bit_rgb_png(tmp_path):
     a = np.zeros((6, 7, 3), np.uint16)
     a[..., 2] = 65535  # BGR order for OpenCV: red channel full
