@@ -193,7 +193,7 @@ class PredictionPipeline:
 
     `on_result(key, ImagePrediction)` and `on_error(key, reason)` are called in the writer thread, one at a time,
     as images complete; an exception they raise stops the pipeline and is re-raised by `run`. `on_writer_end()` is
-called in the writer thread as it ends (to release what the callbacks opened there).
+    called in the writer thread as it ends (to release what the callbacks opened there).
     """
 
     def __init__(self, predictor: Predictor, framing: Framing, readers: int = 1, prefetch: int | None = None,
