@@ -35,7 +35,7 @@ import onnxruntime as ort
 from faceparse.core.faces import WHOLE_IMAGE
 from faceparse.core.model_resolver import starter_model_path
 from faceparse.core.predictor import CPU, Predictor, cpu_count, read_model_info, session_options
-from faceparse.core.prelabel import HELPER_NICENESS, Framing, PrelabelJob, prepare_file
+from faceparse.core.prelabel import Framing, PrelabelJob, prepare_file
 from faceparse.core.store import ProjectStore
 from faceparse.core.synthetic import draw_face
 from PIL import Image
@@ -209,7 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     print("The job's masks: " + ("the network stops before its final bilinear enlargement and the mask is made by "
                                  "interpolating only at class boundaries (resize_argmax)." if tail else
                                  "arg-max over the network's full-size output, inside the ONNX graph."))
-    print(f"The job's decoding and writing threads ran {HELPER_NICENESS} nice levels below its model threads.")
+    scheduling = {"idle": "in the idle scheduling class", "": "at the model's priority"}
+    how = jobs[0][2].helper_scheduling
+    print(f"The job's decoding and writing threads ran {scheduling.get(how, how)}; the model's thread decoded "
+          f"{', '.join(str(j[2].prepared_here) for j in jobs)} images itself and finished "
+          f"{', '.join(str(j[2].finished_here) for j in jobs)} itself.")
     waits = ", ".join(f"{j[2].wait_seconds:.2f}" for j in jobs)
     print(f"Inside the jobs: {', '.join(f'{j[2].model_seconds:.1f}' for j in jobs)} s in model runs; "
           f"{waits} s waiting for decoded images.")

@@ -52,18 +52,31 @@ SUGGESTION_SAMPLE = 8
 SUGGESTION_SIDE = 1024
 JOB_UPDATE_SECONDS = 1.0
 HELPER_NICENESS = 5
-"""How much lower the decoding and writing threads run than the model's threads (Linux scheduling priority)."""
+"""Where the idle scheduling class is unavailable, how much lower the decoding and writing threads run than the
+model's threads (Linux scheduling priority)."""
 
 
-def lower_thread_priority(by: int) -> None:
-    """Run the calling thread `by` nice levels below the process. On Linux every thread has its own nice value, so
-    the decoding and writing threads take the cores when the model's threads sleep between operators instead of
-    pre-empting one of them mid-operator and leaving the other waiting for it. Elsewhere a no-op."""
-    if by <= 0 or not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
-        return
+def run_in_background(niceness: int = HELPER_NICENESS) -> str:
+    """Move the calling thread behind the model's threads and say how: "idle" or "nice +N" (or "" where threads
+    have no priority of their own).
+
+    On Linux every thread has its own scheduling. In the idle class a thread runs only on a core the model's threads
+    leave free (between operators, while one waits for the other) and never pre-empts one of them mid-operator,
+    which would leave the other waiting for it; a positive nice value is the fallback. Other programs can starve an
+    idle thread, so the pipeline does the helpers' work in the model's thread whenever they fall behind."""
+    if not hasattr(threading, "get_native_id"):
+        return ""
+    tid = threading.get_native_id()
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            return "idle"
+    if niceness <= 0 or not hasattr(os, "setpriority"):
+        return ""
     with contextlib.suppress(OSError):
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+        return f"nice +{niceness}"
+    return ""
 
 
 # --- one image -------------------------------------------------------------------------------------------------
@@ -170,6 +183,13 @@ class PipelineStats:
     model_seconds: float = 0.0
     wait_seconds: float = 0.0
     """Time the model loop spent waiting for decoded images: near zero when decoding keeps up."""
+    prepared_here: int = 0
+    """Images the model's thread decoded itself because the readers had none ready."""
+    finished_here: int = 0
+    """Images the model's thread finished and handed on itself because the writer was behind."""
+    helper_scheduling: str = ""
+    """How the decoding and writing threads ran behind the model's: "idle", "nice +N" or "" (see
+    `run_in_background`)."""
 
 
 @dataclass
@@ -191,9 +211,14 @@ _DONE = object()
 class PredictionPipeline:
     """Images in, full-picture masks out: decoding, model and paste-back overlap.
 
-    `on_result(key, ImagePrediction)` and `on_error(key, reason)` are called in the writer thread, one at a time,
-    as images complete; an exception they raise stops the pipeline and is re-raised by `run`. `on_writer_end()` is
-    called in the writer thread as it ends (to release what the callbacks opened there).
+    Reader threads decode and frame images ahead of the model, and a writer thread pastes masks back and hands
+    them on; both run behind the model's threads (`run_in_background`). When they fall behind (other programs
+    keep the cores busy), the model's thread does their work itself rather than wait for them.
+
+    `on_result(key, ImagePrediction)` and `on_error(key, reason)` are called as images complete, one image per call,
+    from the writer thread or from the thread that called `run`, so they must be thread-safe; an exception they
+    raise stops the pipeline and is re-raised by `run`. `on_writer_end()` is called in the writer thread as it ends
+    (to release what the callbacks opened there).
     """
 
     def __init__(self, predictor: Predictor, framing: Framing, readers: int = 1, prefetch: int | None = None,
@@ -213,8 +238,10 @@ class PredictionPipeline:
             on_batch: Callable[[], None] | None = None,
             on_writer_end: Callable[[], None] | None = None) -> PipelineStats:
         stats = PipelineStats()
+        stats_lock = threading.Lock()
         source: Iterator = iter(items)
         source_lock = threading.Lock()
+        source_empty = threading.Event()
         halt = threading.Event()
         prepared_q: queue.Queue = queue.Queue(maxsize=self.prefetch)
         written_q: queue.Queue = queue.Queue(maxsize=self.prefetch)
@@ -230,22 +257,60 @@ class PredictionPipeline:
                     continue
             return False
 
+        def next_entry(timeout: float = -1) -> Any:
+            """The next (key, path), `_DONE` at the end, or None when another thread holds the source too long."""
+            if source_empty.is_set() or not source_lock.acquire(timeout=timeout):
+                return _DONE if source_empty.is_set() else None
+            try:
+                entry = next(source, _DONE)
+            finally:
+                source_lock.release()
+            if entry is _DONE:
+                source_empty.set()
+            return entry
+
+        def prepare(key: Any, path: str | os.PathLike) -> Any:
+            try:
+                return prepare_file(key, path, self.framing, input_size)
+            except ImageLoadError as error:
+                return _Failed(key, error.reason)
+            except Exception as error:  # a decoder or detector failing on one odd file
+                return _Failed(key, f"cannot prepare the image ({type(error).__name__}: {error})")
+
+        def prepare_here() -> Any:
+            """An image the model's thread prepares itself because the readers have none ready (None: no more)."""
+            entry = next_entry(timeout=0.05)
+            if entry is None or entry is _DONE:
+                return None
+            stats.prepared_here += 1
+            return prepare(*entry)
+
+        def finish(item: Any) -> None:
+            if isinstance(item, _Failed):
+                on_error(item.key, item.reason)
+                return
+            result = finish_image(item.prepared, item.results, self.uncertainty)
+            on_result(item.prepared.key, result)
+            with stats_lock:
+                stats.images += 1
+
+        def hand_on(item: Any) -> None:
+            """To the writer, or finished here when the writer is behind (its queue is full)."""
+            try:
+                written_q.put_nowait(item)
+            except queue.Full:
+                with stats_lock:
+                    stats.finished_here += 1
+                finish(item)
+
         def read() -> None:
-            lower_thread_priority(self.helper_niceness)
+            stats.helper_scheduling = run_in_background(self.helper_niceness)
             try:
                 while not halt.is_set():
-                    with source_lock:
-                        entry = next(source, _DONE)
+                    entry = next_entry()
                     if entry is _DONE:
                         break
-                    key, path = entry
-                    try:
-                        item: Any = prepare_file(key, path, self.framing, input_size)
-                    except ImageLoadError as error:
-                        item = _Failed(key, error.reason)
-                    except Exception as error:  # a decoder or detector failing on one odd file
-                        item = _Failed(key, f"cannot prepare the image ({type(error).__name__}: {error})")
-                    if not put(prepared_q, item):
+                    if not put(prepared_q, prepare(*entry)):
                         break
             except BaseException as error:
                 fatal.append(error)
@@ -254,30 +319,22 @@ class PredictionPipeline:
                 put(prepared_q, _DONE)
 
         def write() -> None:
-            lower_thread_priority(self.helper_niceness)
+            run_in_background(self.helper_niceness)
             try:
-                write_all()
+                while True:
+                    item = written_q.get()
+                    if item is _DONE:
+                        return
+                    if fatal:
+                        continue
+                    try:
+                        finish(item)
+                    except BaseException as error:
+                        fatal.append(error)
+                        halt.set()
             finally:
                 if on_writer_end is not None:
                     on_writer_end()
-
-        def write_all() -> None:
-            while True:
-                item = written_q.get()
-                if item is _DONE:
-                    return
-                if fatal:
-                    continue
-                try:
-                    if isinstance(item, _Failed):
-                        on_error(item.key, item.reason)
-                    else:
-                        result = finish_image(item.prepared, item.results, self.uncertainty)
-                        on_result(item.prepared.key, result)
-                        stats.images += 1
-                except BaseException as error:
-                    fatal.append(error)
-                    halt.set()
 
         readers = [threading.Thread(target=read, name=f"prelabel-reader-{i}", daemon=True)
                    for i in range(self.readers)]
@@ -291,22 +348,27 @@ class PredictionPipeline:
         try:
             while not halt.is_set() and not should_stop():
                 while len(waiting) < batch_size and finished_readers < self.readers:
-                    started = time.perf_counter()
                     try:
-                        item = prepared_q.get(timeout=0.1) if not waiting else prepared_q.get_nowait()
+                        item = prepared_q.get_nowait()
                     except queue.Empty:
+                        item = prepare_here()
+                    if item is None:
                         if waiting:
                             break
+                        started = time.perf_counter()
+                        try:
+                            item = prepared_q.get(timeout=0.1)
+                        except queue.Empty:
+                            item = None
                         stats.wait_seconds += time.perf_counter() - started
-                        if halt.is_set() or should_stop():
-                            break
-                        continue
-                    if not waiting:
-                        stats.wait_seconds += time.perf_counter() - started
+                        if item is None:
+                            if halt.is_set() or should_stop():
+                                break
+                            continue
                     if item is _DONE:
                         finished_readers += 1
                     elif isinstance(item, _Failed):
-                        written_q.put(item)
+                        hand_on(item)
                         if on_batch is not None:
                             on_batch()  # a run of unreadable files still moves the progress and sees a cancel
                         if should_stop():
@@ -333,7 +395,7 @@ class PredictionPipeline:
                     if pending.remaining == 0:
                         done = pending.prepared.crops
                         pending.prepared.crops = np.empty((0, *done.shape[1:]), done.dtype)  # free the crops early
-                        written_q.put(pending)
+                        hand_on(pending)
                 if on_batch is not None:
                     on_batch()
         finally:
@@ -343,6 +405,16 @@ class PredictionPipeline:
                     prepared_q.get_nowait()
             for thread in readers:
                 thread.join()
+            try:
+                while not fatal:  # what the writer has not started yet is finished here, not left to a slow thread
+                    item = written_q.get_nowait()
+                    if item is not _DONE:
+                        stats.finished_here += 1
+                        finish(item)
+            except queue.Empty:
+                pass
+            except BaseException as error:
+                fatal.append(error)
             written_q.put(_DONE)
             writer.join()
         if fatal:
@@ -384,6 +456,9 @@ class PrelabelResult:
     seconds: float = 0.0
     model_seconds: float = 0.0
     wait_seconds: float = 0.0
+    prepared_here: int = 0
+    finished_here: int = 0
+    helper_scheduling: str = ""
     notices: list[str] = field(default_factory=list)
 
     @property
@@ -602,6 +677,8 @@ class PrelabelJob:
         result.seconds = time.perf_counter() - started
         result.model_seconds = stats.model_seconds
         result.wait_seconds = stats.wait_seconds
+        result.prepared_here, result.finished_here = stats.prepared_here, stats.finished_here
+        result.helper_scheduling = stats.helper_scheduling
         finished = result.predicted + len(result.failed)
         if finished < result.total and stop.is_set():
             result.state = "cancelled"

@@ -319,19 +319,26 @@ def test_decoding_overlaps_the_model(project, models, monkeypatch):
     assert result.predicted == COUNT and result.whole_image_fallbacks == COUNT
 
 
-@pytest.mark.skipif(not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"),
-                    reason="per-thread priorities are a Linux feature")
-def test_decoding_and_writing_run_below_the_models_priority(project, models, monkeypatch):
+def scheduling() -> tuple[int, int]:
+    """The calling thread's (scheduling class, nice value)."""
+    tid = threading.get_native_id()
+    return os.sched_getscheduler(tid), os.getpriority(os.PRIO_PROCESS, tid)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler") or not hasattr(os, "SCHED_IDLE"),
+                    reason="per-thread scheduling classes are a Linux feature")
+def test_decoding_and_writing_run_in_the_idle_class_behind_the_model(project, models, monkeypatch):
     store, _ = project
+    seen: dict[str, set[tuple[int, int]]] = {}
 
-    def niceness() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    seen: dict[str, set[int]] = {"model": set(), "reader": set(), "writer": set()}
+    def record(role: str) -> None:
+        name = threading.current_thread().name
+        who = "reader" if name.startswith("prelabel-reader") else "writer" if name == "prelabel-writer" else "job"
+        seen.setdefault(f"{role} in {who}", set()).add(scheduling())
 
     class RecordingDetector:
         def detect(self, image):
-            seen["reader"].add(niceness())
+            record("decode")
             return []
 
     from faceparse.core import predictor as predictor_module
@@ -340,20 +347,90 @@ def test_decoding_and_writing_run_below_the_models_priority(project, models, mon
     real_run, real_finish = predictor_module.Predictor.run, prelabel_module.finish_image
 
     def run(self, crops):
-        seen["model"].add(niceness())
+        record("model")
         return real_run(self, crops)
 
     def finish(*args, **kwargs):
-        seen["writer"].add(niceness())
+        record("finish")
         return real_finish(*args, **kwargs)
 
     monkeypatch.setattr(predictor_module.Predictor, "run", run)
     monkeypatch.setattr(prelabel_module, "finish_image", finish)
-    own = os.getpriority(os.PRIO_PROCESS, 0)
+    own = scheduling()
     result = PrelabelJob(store, models["face"], mode=FACES, detector=RecordingDetector(), batch_size=2).run()
-    assert result.predicted == COUNT
-    expected = min(19, own + prelabel_module.HELPER_NICENESS)
-    assert seen == {"model": {own}, "reader": {expected}, "writer": {expected}}
+    assert result.predicted == COUNT and result.helper_scheduling == "idle"
+    idle = (os.SCHED_IDLE, own[1])
+    assert seen["model in job"] == {own}
+    assert seen["decode in reader"] == {idle} and seen["finish in writer"] == {idle}
+    assert all(found == {own} for role, found in seen.items() if role.endswith(" in job"))
+
+
+def test_the_models_thread_decodes_when_the_reader_falls_behind(project, models, monkeypatch):
+    """A reader starved of the CPU (here: one that takes a second per image) does not hold the job back: the
+    model's thread decodes the images itself."""
+    store, _ = project
+    decoded_by: list[str] = []
+
+    class SlowReaderDetector:
+        def detect(self, image):
+            name = threading.current_thread().name
+            decoded_by.append(name)
+            if name.startswith("prelabel-reader"):
+                time.sleep(1.0)
+            return []
+
+    result = PrelabelJob(store, models["face"], mode=FACES, detector=SlowReaderDetector(), batch_size=2).run()
+    assert result.state == "done" and result.predicted == COUNT and result.failed == []
+    assert len(decoded_by) == COUNT
+    here = [name for name in decoded_by if not name.startswith("prelabel-reader")]
+    assert len(here) == result.prepared_here >= COUNT - 2
+    assert store.counts()["predicted"] == COUNT
+
+
+def test_the_models_thread_finishes_images_when_the_writer_falls_behind(project, models, monkeypatch):
+    """A writer starved of the CPU (here: one that takes half a second per image) does not hold the job back:
+    the model's thread pastes back and saves images itself, and every image is saved exactly once."""
+    store, _ = project
+    from faceparse.core import prelabel as prelabel_module
+
+    real_finish = prelabel_module.finish_image
+    finished_by: list[str] = []
+
+    def finish(*args, **kwargs):
+        name = threading.current_thread().name
+        finished_by.append(name)
+        if name == "prelabel-writer":
+            time.sleep(0.5)
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(prelabel_module, "finish_image", finish)
+    saved: list[int] = []
+    real_save = store.save_predicted
+
+    def save_predicted(image_id, *args, **kwargs):
+        saved.append(image_id)
+        return real_save(image_id, *args, **kwargs)
+
+    monkeypatch.setattr(store, "save_predicted", save_predicted)
+    pipeline_prefetch = 4  # the writer's queue holds 4 images: the rest must be finished by the model's thread
+    monkeypatch.setattr(prelabel_module.PredictionPipeline, "__init__", _with_prefetch(pipeline_prefetch))
+    result = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE, batch_size=1).run()
+    assert result.state == "done" and result.predicted == COUNT
+    assert sorted(saved) == sorted(rec.id for rec in store.images())
+    here = [name for name in finished_by if name != "prelabel-writer"]
+    assert len(here) == result.finished_here >= 1
+    assert store.counts()["predicted"] == COUNT
+
+
+def _with_prefetch(prefetch):
+    from faceparse.core.prelabel import PredictionPipeline
+
+    real_init = PredictionPipeline.__init__
+
+    def init(self, *args, **kwargs):
+        kwargs["prefetch"] = prefetch
+        real_init(self, *args, **kwargs)
+    return init
 
 
 def test_mode_is_suggested_once_and_remembered(project, models):
