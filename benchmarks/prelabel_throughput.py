@@ -213,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     how = jobs[0][2].helper_scheduling
     print(f"The job's decoding and writing threads ran {scheduling.get(how, how)}; the model's thread decoded "
           f"{', '.join(str(j[2].prepared_here) for j in jobs)} images itself and finished "
-          f"{', '.join(str(j[2].finished_here) for j in jobs)} itself.")
+          f"{', '.join(str(j[2].finished_here) for j in jobs)} itself"
+          + ("; the helpers fell behind and the model's thread took over their work." if any(
+              j[2].helpers_retired for j in jobs) else "."))
     waits = ", ".join(f"{j[2].wait_seconds:.2f}" for j in jobs)
     print(f"Inside the jobs: {', '.join(f'{j[2].model_seconds:.1f}' for j in jobs)} s in model runs; "
           f"{waits} s waiting for decoded images.")

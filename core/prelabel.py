@@ -51,6 +51,9 @@ JOB_KIND = "prelabel"
 SUGGESTION_SAMPLE = 8
 SUGGESTION_SIDE = 1024
 JOB_UPDATE_SECONDS = 1.0
+STARVATION_WINDOW = 8
+"""The model's thread takes over the helpers' work for good when it had to help them in half of this many
+consecutive batches (other programs are keeping the cores busy)."""
 HELPER_NICENESS = 5
 """Where the idle scheduling class is unavailable, how much lower the decoding and writing threads run than the
 model's threads (Linux scheduling priority)."""
@@ -187,6 +190,8 @@ class PipelineStats:
     """Images the model's thread decoded itself because the readers had none ready."""
     finished_here: int = 0
     """Images the model's thread finished and handed on itself because the writer was behind."""
+    helpers_retired: bool = False
+    """Whether the helpers fell behind so often that the model's thread took over all their work."""
     helper_scheduling: str = ""
     """How the decoding and writing threads ran behind the model's: "idle", "nice +N" or "" (see
     `run_in_background`)."""
@@ -243,6 +248,7 @@ class PredictionPipeline:
         source_lock = threading.Lock()
         source_empty = threading.Event()
         halt = threading.Event()
+        alone = threading.Event()  # the helpers are retired: the model's thread does everything
         prepared_q: queue.Queue = queue.Queue(maxsize=self.prefetch)
         written_q: queue.Queue = queue.Queue(maxsize=self.prefetch)
         fatal: list[BaseException] = []
@@ -295,18 +301,29 @@ class PredictionPipeline:
                 stats.images += 1
 
         def hand_on(item: Any) -> None:
-            """To the writer, or finished here when the writer is behind (its queue is full)."""
-            try:
-                written_q.put_nowait(item)
-            except queue.Full:
-                with stats_lock:
-                    stats.finished_here += 1
-                finish(item)
+            """To the writer, or finished here when the writer is behind (its queue is full) or retired."""
+            if not alone.is_set():
+                try:
+                    written_q.put_nowait(item)
+                    return
+                except queue.Full:
+                    pass
+            with stats_lock:
+                stats.finished_here += 1
+            finish(item)
+
+        def take_over_writing() -> None:
+            with contextlib.suppress(queue.Empty):
+                while not fatal:
+                    item = written_q.get_nowait()
+                    with stats_lock:
+                        stats.finished_here += 1
+                    finish(item)
 
         def read() -> None:
             stats.helper_scheduling = run_in_background(self.helper_niceness)
             try:
-                while not halt.is_set():
+                while not halt.is_set() and not alone.is_set():
                     entry = next_entry()
                     if entry is _DONE:
                         break
@@ -345,15 +362,17 @@ class PredictionPipeline:
         waiting: deque[tuple[_Pending, int]] = deque()
         finished_readers = 0
         batch_size = self.predictor.batch_size
+        helped: deque[bool] = deque(maxlen=STARVATION_WINDOW)
         try:
             while not halt.is_set() and not should_stop():
-                while len(waiting) < batch_size and finished_readers < self.readers:
+                did_work = stats.prepared_here + stats.finished_here
+                while len(waiting) < batch_size:
                     try:
                         item = prepared_q.get_nowait()
                     except queue.Empty:
                         item = prepare_here()
                     if item is None:
-                        if waiting:
+                        if waiting or finished_readers >= self.readers:
                             break
                         started = time.perf_counter()
                         try:
@@ -396,6 +415,12 @@ class PredictionPipeline:
                         done = pending.prepared.crops
                         pending.prepared.crops = np.empty((0, *done.shape[1:]), done.dtype)  # free the crops early
                         hand_on(pending)
+                if stats.batches > 1:
+                    helped.append(stats.prepared_here + stats.finished_here > did_work)
+                    if sum(helped) >= STARVATION_WINDOW // 2 and not alone.is_set():
+                        alone.set()  # other programs starve the helpers: no more handing work to them
+                        stats.helpers_retired = True
+                        take_over_writing()
                 if on_batch is not None:
                     on_batch()
         finally:
@@ -406,13 +431,7 @@ class PredictionPipeline:
             for thread in readers:
                 thread.join()
             try:
-                while not fatal:  # what the writer has not started yet is finished here, not left to a slow thread
-                    item = written_q.get_nowait()
-                    if item is not _DONE:
-                        stats.finished_here += 1
-                        finish(item)
-            except queue.Empty:
-                pass
+                take_over_writing()  # what the writer has not started is finished here, not left to a slow thread
             except BaseException as error:
                 fatal.append(error)
             written_q.put(_DONE)
@@ -458,6 +477,7 @@ class PrelabelResult:
     wait_seconds: float = 0.0
     prepared_here: int = 0
     finished_here: int = 0
+    helpers_retired: bool = False
     helper_scheduling: str = ""
     notices: list[str] = field(default_factory=list)
 
@@ -678,7 +698,7 @@ class PrelabelJob:
         result.model_seconds = stats.model_seconds
         result.wait_seconds = stats.wait_seconds
         result.prepared_here, result.finished_here = stats.prepared_here, stats.finished_here
-        result.helper_scheduling = stats.helper_scheduling
+        result.helper_scheduling, result.helpers_retired = stats.helper_scheduling, stats.helpers_retired
         finished = result.predicted + len(result.failed)
         if finished < result.total and stop.is_set():
             result.state = "cancelled"

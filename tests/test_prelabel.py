@@ -387,6 +387,29 @@ def test_the_models_thread_decodes_when_the_reader_falls_behind(project, models,
     assert store.counts()["predicted"] == COUNT
 
 
+def test_helpers_that_keep_falling_behind_are_retired(tmp_path, models):
+    """When the model's thread has had to help the reader in half of the recent batches, it takes over all the
+    decoding and writing for the rest of the run (threads starved by other programs only get in the way)."""
+    count = 16
+    make_folder(tmp_path / "photos", count)
+    decoded_by: list[str] = []
+
+    class SlowReaderDetector:
+        def detect(self, image):
+            decoded_by.append(threading.current_thread().name)
+            if threading.current_thread().name.startswith("prelabel-reader"):
+                time.sleep(0.5)
+            return []
+
+    with ProjectStore.create(tmp_path / "photos") as store:
+        store.scan()
+        result = PrelabelJob(store, models["face"], mode=FACES, detector=SlowReaderDetector(), batch_size=1).run()
+        assert result.state == "done" and result.predicted == count and store.counts()["predicted"] == count
+    assert result.helpers_retired
+    assert len(decoded_by) == count
+    assert sum(name.startswith("prelabel-reader") for name in decoded_by) <= 3
+
+
 def test_the_models_thread_finishes_images_when_the_writer_falls_behind(project, models, monkeypatch):
     """A writer starved of the CPU (here: one that takes half a second per image) does not hold the job back:
     the model's thread pastes back and saves images itself, and every image is saved exactly once."""
