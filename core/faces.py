@@ -1,7 +1,7 @@
 """Faces in photos: finding them, framing each as the model saw faces in training, and putting the masks back.
 
-The parser was trained on face-centred crops, so a photo is parsed face by face: each detected face becomes a square
-crop with a fixed margin, resized to the model's input, and each predicted mask is mapped back through the same
+The parser was trained on face-centred crops, so a photo is parsed face by face: each detected face becomes a crop
+with a fixed margin, shaped like the model's input (square for the starter models), resized to the model's input, and each predicted mask is mapped back through the same
 geometry into one mask for the whole photo. Folders of aligned face crops (CelebAMask-HQ style) skip detection and
 use the whole picture as the one crop ("whole image" mode).
 
@@ -88,12 +88,19 @@ class CropBox:
         return (rows >= 0) & (rows < image_size[1]), (cols >= 0) & (cols < image_size[0])
 
 
-def face_crop_box(face: Box, margin: float = DEFAULT_MARGIN) -> CropBox:
-    """A square centred on the face, its side the face's longer side plus `margin` of it on every side."""
+def face_crop_box(face: Box, margin: float = DEFAULT_MARGIN, aspect: float = 1.0) -> CropBox:
+    """A box centred on the face whose shorter side is the face's longer side plus `margin` of it on every side.
+
+    `aspect` (width / height) is the model input's: a square for square inputs, and for a model that takes, say,
+    384×512 portraits a box of that shape widened or heightened around the face, so the crop's resize scales
+    both axes alike and the face is never stretched."""
+    if not aspect > 0:
+        raise ValueError(f"aspect must be positive, got {aspect!r}")
     x0, y0, x1, y1 = face
     side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)
+    half_w, half_h = (side * aspect / 2.0, side / 2.0) if aspect >= 1.0 else (side / 2.0, side / aspect / 2.0)
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    return CropBox(cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
+    return CropBox(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
 
 
 def whole_image_box(image_size: tuple[int, int]) -> CropBox:

@@ -134,7 +134,8 @@ def prepare_array(key: Any, image: np.ndarray, framing: Framing, input_size: tup
     faces = framing.detector.detect(image)
     if not faces:
         return _whole(key, image, size, input_size)
-    boxes = [face_crop_box(face, framing.margin) for face in faces]
+    aspect = input_size[1] / input_size[0]
+    boxes = [face_crop_box(face, framing.margin, aspect) for face in faces]
     crops = np.stack([crop(image, box, input_size) for box in boxes])
     return PreparedImage(key, size, boxes, crops, False)
 

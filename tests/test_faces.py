@@ -20,7 +20,7 @@ from faceparse.core.faces import (
 )
 from faceparse.core.imageio import load_rgb
 from faceparse.core.predictor import Predictor
-from faceparse.core.prelabel import Framing, predict_image
+from faceparse.core.prelabel import Framing, predict_image, prepare_array
 from faceparse.core.synthetic import draw_scene
 from faceparse.resources import __file__ as resources_file
 from onnx_models import foreground_model
@@ -33,6 +33,30 @@ def test_face_crop_box_is_a_centred_square_with_margin():
     assert box.width == box.height == 120
     assert ((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2) == (120, 80)
     assert face_crop_box((0, 0, 10, 10), margin=0).area == 100
+
+
+
+@pytest.mark.parametrize("aspect", [0.75, 4 / 3])
+def test_face_crop_box_takes_the_model_inputs_shape(aspect):
+    face = (100, 50, 140, 110)
+    box = face_crop_box(face, margin=0.5, aspect=aspect)
+    assert box.width / box.height == pytest.approx(aspect)
+    assert min(box.width, box.height) == pytest.approx(120)
+    assert ((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2) == pytest.approx((120, 80))
+    with pytest.raises(ValueError):
+        face_crop_box(face, aspect=0)
+
+
+def test_faces_are_not_stretched_for_a_non_square_model():
+    """A round face cropped for a 64×48 (height × width) model stays round in the crop."""
+    picture = np.zeros((300, 400, 3), np.uint8)
+    cv2.circle(picture, (200, 150), 40, (255, 255, 255), -1)
+    detector = type("Fixed", (), {"detect": lambda self, image: [(160, 110, 240, 190)]})()
+    prepared = prepare_array(None, picture, Framing(FACES, detector), (64, 48))
+    disc = prepared.crops[0, :, :, 0] > 127
+    rows, cols = np.nonzero(disc)
+    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    assert abs(height - width) <= 1, (height, width)
 
 
 def test_crop_at_scale_one_copies_pixels_and_pads_outside():
