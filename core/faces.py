@@ -1,8 +1,8 @@
 """Faces in photos: finding them, framing each as the model saw faces in training, and putting the masks back.
 
 The parser was trained on face-centred crops, so a photo is parsed face by face: each detected face becomes a crop
-with a fixed margin, shaped like the model's input (square for the starter models), resized to the model's input, and each predicted mask is mapped back through the same
-geometry into one mask for the whole photo. Folders of aligned face crops (CelebAMask-HQ style) skip detection and
+with a fixed margin, shaped like the model's input (square for the starter models) and resized to it, and each
+predicted mask is mapped back through the same geometry into one mask for the whole photo. Folders of aligned face crops (CelebAMask-HQ style) skip detection and
 use the whole picture as the one crop ("whole image" mode).
 
 Geometry uses continuous pixel coordinates (pixel i spans [i, i+1)), so a crop box may be fractional and may extend
