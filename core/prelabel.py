@@ -99,6 +99,12 @@ class Framing:
             object.__setattr__(self, "detector", HaarFaceDetector())
 
 
+def prediction_settings(mode: str, tta: bool, margin: float = DEFAULT_MARGIN) -> str:
+    """How a prediction was made, in words stored with it: a run with other settings predicts it again."""
+    framing = f"faces, margin {margin:g}" if mode == FACES else mode.replace("_", " ")
+    return f"{framing}, flip TTA" if tta else framing
+
+
 @dataclass
 class PreparedImage:
     """A decoded picture reduced to what the model and the paste-back need: its size, its crops and where they
@@ -517,7 +523,8 @@ class PrelabelJob:
     mode: FACES or WHOLE_IMAGE, remembered for the project; None uses the project's choice, or suggests one from
     a sample of its images. detector: replaces the Haar cascades in FACES mode. image_ids: only these images
     (the studio's "pre-label this image"), with the same rules. redo: predict again the images whose prediction
-    is current too (after changing the mode or TTA; human-checked images are still never touched).
+    is current too (human-checked images are still never touched). A prediction made with another mode, margin
+    or TTA setting is not current, so changing them predicts again without `redo`.
     """
 
     kind = JOB_KIND
@@ -575,15 +582,19 @@ class PrelabelJob:
         self.store.set_setting(MODE_SETTING, mode)
         return mode, f"mode {mode.replace('_', ' ')} chosen for this project: {reason}"
 
-    def is_current(self, rec: ImageRecord, model_id: str) -> bool:
-        """Predicted by this model from the file as it is now (the mask is newer than the picture)."""
+    def is_current(self, rec: ImageRecord, model_id: str, settings: str | None = None) -> bool:
+        """Predicted by this model with these `prediction_settings` from the file as it is now (the mask is newer
+        than the picture). A prediction stored without its settings (an older project) counts as made with them."""
         if rec.model_version != model_id or rec.status != "predicted":
+            return False
+        if settings is not None and rec.predicted_with is not None and rec.predicted_with != settings:
             return False
         mask_time = _mtime_ns(self.store.mask_path("predicted", rec.id))
         image_time = _mtime_ns(self.store.root / rec.relpath)
         return mask_time is not None and image_time is not None and image_time <= mask_time
 
-    def plan(self, model_id: str, result: PrelabelResult | None = None) -> list[ImageRecord]:
+    def plan(self, model_id: str, result: PrelabelResult | None = None, settings: str | None = None
+             ) -> list[ImageRecord]:
         """The images this run must predict, in name order; counts what it skips into `result`."""
         todo = []
         for rec in self.store.images():
@@ -593,7 +604,7 @@ class PrelabelJob:
                 skip = "skipped_checked"
             elif rec.error is not None:
                 skip = "skipped_unreadable"
-            elif not self.redo and self.is_current(rec, model_id):
+            elif not self.redo and self.is_current(rec, model_id, settings):
                 skip = "skipped_current"
             else:
                 todo.append(rec)
@@ -635,7 +646,8 @@ class PrelabelJob:
                 store.append_job_log(job_id, notice)
         store.append_job_log(job_id, f"model {resolved.model_id} ({resolved.source}: {resolved.path}); "
                                      f"{predictor.describe()}; mode {mode}")
-        todo = self.plan(resolved.model_id, result)
+        settings = prediction_settings(mode, self.tta, self.margin)
+        todo = self.plan(resolved.model_id, result, settings)
         result.total = len(todo)
         relpaths = {rec.id: rec.relpath for rec in todo}
         lock = threading.Lock()
@@ -646,7 +658,7 @@ class PrelabelJob:
         def on_result(image_id: int, prediction: ImagePrediction) -> None:
             mask = prediction.mask if lut is None else lut[prediction.mask]
             try:
-                store.save_predicted(image_id, mask, resolved.model_id, prediction.uncertainty)
+                store.save_predicted(image_id, mask, resolved.model_id, prediction.uncertainty, settings)
             except (MaskError, ProjectError) as error:
                 on_error(image_id, str(error))
                 return

@@ -88,6 +88,7 @@ class ImageRecord:
     split: str | None
     error: str | None
     missing: bool = False
+    predicted_with: str | None = None  # the framing and test-time settings of the stored prediction
 
     @property
     def name(self) -> str:
@@ -131,7 +132,8 @@ CREATE TABLE IF NOT EXISTS images(
     split TEXT CHECK (split IN ('train', 'val')),
     error TEXT,
     missing INTEGER NOT NULL DEFAULT 0,
-    updated REAL
+    updated REAL,
+    predicted_with TEXT
 );
 CREATE INDEX IF NOT EXISTS images_by_name ON images(missing, sort_key);
 CREATE INDEX IF NOT EXISTS images_by_hash ON images(content_hash) WHERE content_hash IS NOT NULL;
@@ -329,6 +331,7 @@ class ProjectStore:
         store = cls(root, _CONSTRUCT)
         try:
             store._load_meta()
+            store._add_missing_columns()
             store._remove_stale_temp_files()
         except sqlite3.DatabaseError as e:
             store.close()
@@ -374,6 +377,15 @@ class ProjectStore:
             raise ProjectError(f"{self.db_path} has no label schema; the project is incomplete")
         self.schema = LabelSchema.from_dict(json.loads(rows["schema"]), source=f"project {self.root}")
         self.created = rows.get("created")
+
+    def _add_missing_columns(self) -> None:
+        """Columns added after a project was created. Additions are nullable, so an older version of the
+        application still reads the project; another process may add the same column at the same moment."""
+        have = {row[1] for row in self._conn().execute("PRAGMA table_info(images)")}
+        if "predicted_with" in have:
+            return
+        with contextlib.suppress(sqlite3.OperationalError), self._write() as c:
+            c.execute("ALTER TABLE images ADD COLUMN predicted_with TEXT")
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files left by a killed writer; young ones may belong to a writer in another process."""
@@ -696,16 +708,20 @@ class ProjectStore:
         return arr.astype(np.uint8, copy=False)
 
     def save_predicted(self, image_id: int, mask: np.ndarray, model_version: str,
-                       uncertainty: float | None = None) -> None:
-        """Store a model's mask. A human-checked image (corrected/reviewed) keeps its status and correction."""
+                       uncertainty: float | None = None, predicted_with: str | None = None) -> None:
+        """Store a model's mask. A human-checked image (corrected/reviewed) keeps its status and correction.
+
+        predicted_with: how the model was run (framing, test-time augmentation), so a later run with other
+        settings knows this prediction is not what it would produce."""
         rec = self._require(image_id)
         arr = self._checked_mask(rec, mask)
         save_mask(self.mask_path("predicted", rec.id), arr, self.schema, compress_level=1)
         with self._write() as c:
-            c.execute("UPDATE images SET model_version = ?, uncertainty = ?, updated = ?, "
+            c.execute("UPDATE images SET model_version = ?, uncertainty = ?, predicted_with = ?, updated = ?, "
                       "status = CASE WHEN status IN ('new', 'predicted') THEN 'predicted' ELSE status END "
                       "WHERE id = ?",
-                      (model_version, None if uncertainty is None else float(uncertainty), time.time(), rec.id))
+                      (model_version, None if uncertainty is None else float(uncertainty), predicted_with,
+                       time.time(), rec.id))
 
     def save_corrected(self, image_id: int, mask: np.ndarray) -> None:
         """Store the human's mask; fixes the image's train/val split the first time and scores the effort.

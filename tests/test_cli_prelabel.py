@@ -47,22 +47,33 @@ def test_prelabel_creates_the_project_and_labels_it(capsys, folder, model):
     assert code == 0 and "Predicted 0 of 0 images" in out and "3 already current" in out
 
 
-def test_changed_settings_keep_current_masks_until_redo_is_asked(capsys, folder, model):
+def test_changed_settings_predict_again_and_redo_forces_it(capsys, folder, model):
     assert run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image")[0] == 0
     with ProjectStore.open(folder) as store:
-        first = {rec.relpath: store.mask_path("predicted", rec.id).stat().st_mtime_ns for rec in store.images()}
         corrected = store.images()[0]
         store.save_corrected(corrected.id, np.zeros((SIZE, SIZE), np.uint8))
 
-    code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image", "--tta")
+    def mask_times():
+        with ProjectStore.open(folder) as store:
+            return {rec.relpath: store.mask_path("predicted", rec.id).stat().st_mtime_ns for rec in store.images()
+                    if rec.id != corrected.id}
+
+    first = mask_times()
+    code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--tta")
+    assert code == 0 and "Predicted 2 of 2 images" in out and "1 corrected/reviewed kept" in out
+    with_tta = mask_times()
+    assert all(with_tta[name] > first[name] for name in first)
+    with ProjectStore.open(folder) as store:
+        assert {rec.predicted_with for rec in store.images() if rec.id != corrected.id} == {"whole image, flip TTA"}
+
+    code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--tta")
     assert code == 0 and "Predicted 0 of 0 images" in out and "add --redo" in out
+    assert mask_times() == with_tta
 
     code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--tta", "--redo")
-    assert code == 0 and "Predicted 2 of 2 images" in out and "1 corrected/reviewed kept" in out
+    assert code == 0 and "Predicted 2 of 2 images" in out
+    assert all(t > with_tta[name] for name, t in mask_times().items())
     with ProjectStore.open(folder) as store:
-        for rec in store.images():
-            if rec.id != corrected.id:
-                assert store.mask_path("predicted", rec.id).stat().st_mtime_ns > first[rec.relpath]
         assert (store.corrected_mask(corrected.id) == 0).all()
 
 

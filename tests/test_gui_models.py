@@ -44,7 +44,9 @@ def test_prelabel_all_and_this_image_from_the_panel(qtbot, tmp_path):
         store.mask_path("predicted", session.image_id).unlink()
     QTest.mouseClick(panel.prelabel_one_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
-    assert "predicted by v0001" in panel.prelabel_status.text(), panel.prelabel_status.text()
+    assert "predicted by v0001 (" in panel.prelabel_status.text(), panel.prelabel_status.text()
+    with ProjectStore.open(folder) as store:
+        assert store.get(session.image_id).predicted_with in panel.prelabel_status.text()
     with ProjectStore.open(folder) as store:
         assert np.array_equal(store.predicted_mask(session.image_id), stored)
 

@@ -11,7 +11,7 @@ import pytest
 from faceparse.core.faces import FACES, WHOLE_IMAGE
 from faceparse.core.model_resolver import ModelNotFoundError, file_model_id, find_model, resolve_model
 from faceparse.core.predictor import CPU, ModelError
-from faceparse.core.prelabel import MODE_SETTING, PrelabelJob, PrelabelProgress
+from faceparse.core.prelabel import MODE_SETTING, PrelabelJob, PrelabelProgress, prediction_settings
 from faceparse.core.store import ProjectStore
 from faceparse.core.synthetic import draw_face, draw_scene
 from onnx_models import foreground_model
@@ -95,6 +95,23 @@ def test_a_second_run_skips_current_predictions_and_redoes_changed_images(projec
     after = mask_times(store)
     assert [name for name in after if after[name] != before[name]] == ["face03.png"]
 
+
+
+def test_other_settings_predict_again_and_unrecorded_ones_count_as_current(project, models):
+    store, _ = project
+    PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
+    assert {rec.predicted_with for rec in store.images()} == {prediction_settings(WHOLE_IMAGE, False)}
+    before = mask_times(store)
+    flipped = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE, tta=True).run()
+    assert flipped.predicted == COUNT and flipped.skipped_current == 0
+    after_tta = mask_times(store)
+    assert all(after_tta[name] > before[name] for name in before)
+    assert {rec.predicted_with for rec in store.images()} == {prediction_settings(WHOLE_IMAGE, True)}
+
+    first = store.images()[0]
+    store.save_predicted(first.id, store.predicted_mask(first.id), first.model_version, first.uncertainty, None)
+    again = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE, tta=True).run()
+    assert again.predicted == 0 and again.skipped_current == COUNT
 
 def test_a_chosen_image_only(project, models):
     store, _ = project

@@ -118,6 +118,25 @@ def test_newer_project_format_is_refused(folder):
         ProjectStore.open(folder)
 
 
+
+def test_a_project_from_before_prediction_settings_opens_and_gains_them(folder):
+    """Projects made before predictions recorded their settings lack that column; opening adds it."""
+    put_image(folder / "a.png")
+    with ProjectStore.create(folder) as s:
+        s.scan()
+        s.save_predicted(s.find("a.png").id, np.zeros((6, 8), np.uint8), "v1")
+    db = sqlite3.connect(folder / ".faceparse" / "project.db")
+    db.execute("ALTER TABLE images DROP COLUMN predicted_with")
+    db.commit()
+    db.close()
+    with ProjectStore.open(folder) as s:
+        old = s.find("a.png")
+        assert old.model_version == "v1" and old.predicted_with is None
+        s.save_predicted(old.id, np.ones((6, 8), np.uint8), "v2", predicted_with="faces, margin 0.3")
+        assert s.find("a.png").predicted_with == "faces, margin 0.3"
+    with ProjectStore.open(folder) as s:
+        assert s.find("a.png").predicted_with == "faces, margin 0.3"
+
 def test_corrupt_database_is_a_clear_error(folder):
     ProjectStore.create(folder).close()
     db = folder / ".faceparse" / "project.db"

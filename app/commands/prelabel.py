@@ -100,8 +100,8 @@ def register_prelabel(subparsers: argparse._SubParsersAction) -> None:
                    help="faces: detect and parse each face; whole-image: the images are aligned face crops; "
                         "auto: suggest from a sample. Remembered for the project (default: its choice, else auto)")
     p.add_argument("--redo", action="store_true",
-                   help="predict again the images already predicted by this model (after changing --mode or --tta); "
-                        "corrected and reviewed images are still kept")
+                   help="predict again the images this model already predicted with these settings (a changed "
+                        "--mode or --tta predicts again without it); corrected and reviewed images are still kept")
     p.set_defaults(handler=run_prelabel)
 
 
@@ -155,9 +155,9 @@ def run_prelabel(args: argparse.Namespace) -> int:
         if result.skipped_unreadable:
             kept.append(f"{result.skipped_unreadable:,} unreadable skipped")
         print("Skipped " + ", ".join(kept))
-        if result.skipped_current and (args.mode or args.tta):
-            print(f"The {result.skipped_current:,} images already predicted by this model kept their masks; add "
-                  "--redo to predict them again with these settings")
+        if result.skipped_current:
+            print(f"The {result.skipped_current:,} images this model already predicted with these settings kept "
+                  "their masks; add --redo to predict them again")
         if result.whole_image_fallbacks:
             print(f"No face found in {result.whole_image_fallbacks:,} images; they were parsed whole")
         if result.failed:

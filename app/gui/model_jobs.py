@@ -15,7 +15,14 @@ from faceparse.core.imageio import load_rgb
 from faceparse.core.jobs import JobEvent, JobHandle, JobRunner
 from faceparse.core.model_resolver import find_model, task_for_schema
 from faceparse.core.predictor import Predictor, choose_providers
-from faceparse.core.prelabel import MODE_SETTING, Framing, PrelabelJob, PrelabelResult, predict_image
+from faceparse.core.prelabel import (
+    MODE_SETTING,
+    Framing,
+    PrelabelJob,
+    PrelabelResult,
+    predict_image,
+    prediction_settings,
+)
 from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
 from PySide6.QtCore import QObject, Qt, Signal
 
@@ -59,7 +66,8 @@ def prelabel_image(store: ProjectStore, image_id: int, device: str, cache: Predi
                            "use Pre-label All, which maps schemas")
     mode = store.get_setting(MODE_SETTING) or FACES
     prediction = predict_image(load_rgb(store.root / record.relpath), predictor, Framing(mode))
-    store.save_predicted(image_id, prediction.mask, resolved.model_id, prediction.uncertainty)
+    store.save_predicted(image_id, prediction.mask, resolved.model_id, prediction.uncertainty,
+                         prediction_settings(mode, tta=False))
     return store.get(image_id)  # type: ignore[return-value]
 
 

@@ -204,7 +204,8 @@ class ModelsPanel(QWidget):
         self.prelabel_progress.setRange(0, 1)
         self.prelabel_progress.setValue(1)
         uncertainty = "" if record.uncertainty is None else f", uncertainty {record.uncertainty:.3f}"
-        self.prelabel_status.setText(f"{record.name} predicted by {record.model_version}{uncertainty}")
+        settings = f" ({record.predicted_with})" if record.predicted_with else ""
+        self.prelabel_status.setText(f"{record.name} predicted by {record.model_version}{settings}{uncertainty}")
         self.image_predicted.emit(record)
 
     def start_prelabel_all(self) -> None:
