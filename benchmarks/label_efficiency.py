@@ -9,7 +9,11 @@ test split:
 Scores are mIoU and mean F1 over the 18 non-background classes, from one confusion matrix over all test pixels, at the
 training resolution (masks resized with nearest neighbour). Same seeds, same steps, same batches for both arms.
 
-    python benchmarks/label_efficiency.py --data DATA/celebamask19 --unlabeled DATA/unlabeled
+Each seed draws its own order of labeled faces, its own pre-training and its own fine-tuning batches; with several
+seeds the table shows the mean of each arm and every seed's gain, so a difference can be told from the spread.
+`--include` adds the rows of earlier runs with the same settings (their JSON from `--out`).
+
+    python benchmarks/label_efficiency.py --data DATA/celebamask19 --unlabeled DATA/unlabeled --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -89,6 +93,43 @@ def evaluate(model: torch.nn.Module, samples) -> dict:
     return {"miou": 100 * s["miou_no_bg"], "mean_f1": 100 * s["mean_f1_no_bg"], "pixel_acc": 100 * s["pixel_accuracy"]}
 
 
+SETTINGS = ("size", "steps", "pretrain_steps", "lr")
+
+
+def earlier_rows(path: Path, args: argparse.Namespace) -> list[dict]:
+    """The rows of an earlier run, refused if it used other settings (its seed is in its arguments if the rows
+    predate per-row seeds)."""
+    earlier = json.loads(path.read_text())
+    for name in SETTINGS:
+        if float(earlier["args"][name]) != float(getattr(args, name)):
+            raise SystemExit(f"{path}: {name} was {earlier['args'][name]}, this run uses {getattr(args, name)}")
+    seed = int(earlier["args"].get("seed", earlier["args"].get("seeds", "0").split(",")[0]))
+    return [{"seed": seed, **row} for row in earlier["rows"]]
+
+
+def write_results(args: argparse.Namespace, rows: list[dict], pretrain_minutes: list[float]) -> None:
+    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                                    "pretrain_minutes": pretrain_minutes}, indent=2))
+
+
+def results_table(rows: list[dict]) -> str:
+    """Per k: each arm's mean over the seeds, the mean gain, and every seed's gain."""
+    lines = ["| labeled faces k | seeds | mIoU ImageNet | mIoU +MPT | gain | gain per seed "
+             "| mean F1 ImageNet | mean F1 +MPT | gain | gain per seed |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for k in sorted({r["k"] for r in rows}):
+        group = sorted((r for r in rows if r["k"] == k), key=lambda r: r["seed"])
+        cells = [str(k), ",".join(str(r["seed"]) for r in group)]
+        for metric in ("miou", "mean_f1"):
+            base = [r["imagenet"][metric] for r in group]
+            mpt = [r["mpt"][metric] for r in group]
+            gains = [b - a for a, b in zip(base, mpt, strict=True)]
+            cells += [f"{np.mean(base):.1f}", f"{np.mean(mpt):.1f}", f"{np.mean(gains):+.1f}",
+                      " ".join(f"{g:+.1f}" for g in gains)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True)
@@ -98,7 +139,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=150, help="fine-tuning steps per run (batch 8)")
     ap.add_argument("--pretrain-steps", type=int, default=400)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds, each a full run of both arms")
+    ap.add_argument("--include", type=Path, nargs="*", default=[],
+                    help="JSON results of earlier runs with the same settings, added to the table")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
@@ -106,41 +149,38 @@ def main() -> int:
     t0 = time.time()
     train = load_split(args.data, "train", args.size)
     test = load_split(args.data, "test", args.size)
-    order = np.random.default_rng(args.seed).permutation(len(train))
     unlabeled = [img for img, _ in train]
     if args.unlabeled:
         unlabeled += [read_rgb(p, args.size) for p in sorted(args.unlabeled.iterdir())
                       if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
     print(f"train {len(train)}, test {len(test)}, unlabeled for pre-training {len(unlabeled)}, size {args.size}", flush=True)
 
-    t = time.time()
-    pre = masked_pretrain(unlabeled, PretrainConfig(architecture=ARCH, input_size=args.size,
-                                                    steps=args.pretrain_steps, seed=args.seed))
-    pretrain_minutes = (time.time() - t) / 60
-    print(f"masked pre-training: {args.pretrain_steps} steps in {pretrain_minutes:.1f} min", flush=True)
-
-    rows = []
-    for k_text in args.ks.split(","):
-        k = len(train) if k_text == "all" else int(k_text)
-        subset = [train[i] for i in order[:k]]
-        base = fine_tune(build_model(ARCH, classes=19, pretrained=True), subset, args.steps, args.size, args.seed, args.lr)
-        mpt = fine_tune(pre.make_parser(classes=19), subset, args.steps, args.size, args.seed, args.lr)
-        row = {"k": k, "imagenet": evaluate(base, test), "mpt": evaluate(mpt, test)}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    rows = [row for path in args.include for row in earlier_rows(path, args)]
+    pretrain_minutes = []
+    for seed in (int(x) for x in args.seeds.split(",")):
+        order = np.random.default_rng(seed).permutation(len(train))
+        t = time.time()
+        pre = masked_pretrain(unlabeled, PretrainConfig(architecture=ARCH, input_size=args.size,
+                                                        steps=args.pretrain_steps, seed=seed))
+        pretrain_minutes.append((time.time() - t) / 60)
+        print(f"seed {seed}: masked pre-training {args.pretrain_steps} steps in {pretrain_minutes[-1]:.1f} min",
+              flush=True)
+        for k_text in args.ks.split(","):
+            k = len(train) if k_text == "all" else int(k_text)
+            subset = [train[i] for i in order[:k]]
+            base = fine_tune(build_model(ARCH, classes=19, pretrained=True), subset, args.steps, args.size, seed,
+                             args.lr)
+            mpt = fine_tune(pre.make_parser(classes=19), subset, args.steps, args.size, seed, args.lr)
+            row = {"k": k, "seed": seed, "imagenet": evaluate(base, test), "mpt": evaluate(mpt, test)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if args.out:
+                write_results(args, rows, pretrain_minutes)
 
     print(f"\nLabel efficiency: {args.steps} fine-tuning steps per run (batch 8), {args.size} px, "
           f"masked pre-training {args.pretrain_steps} steps on {len(unlabeled)} unlabeled faces; "
-          f"test split ({len(test)} faces), 18 classes; total {(time.time() - t0) / 60:.0f} min\n")
-    print("| labeled faces k | mIoU ImageNet | mIoU +MPT | gain | mean F1 ImageNet | mean F1 +MPT | gain |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        a, b = r["imagenet"], r["mpt"]
-        print(f"| {r['k']} | {a['miou']:.1f} | {b['miou']:.1f} | {b['miou'] - a['miou']:+.1f} "
-              f"| {a['mean_f1']:.1f} | {b['mean_f1']:.1f} | {b['mean_f1'] - a['mean_f1']:+.1f} |")
-    if args.out:
-        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-                                        "pretrain_minutes": pretrain_minutes}, indent=2))
+          f"test split ({len(test)} faces), 18 classes; this run {(time.time() - t0) / 60:.0f} min\n")
+    print(results_table(rows))
     return 0
 
 
