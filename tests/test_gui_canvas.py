@@ -106,6 +106,42 @@ def test_eraser_polygon_picker_and_protected_classes(qtbot, tmp_path):
     assert (mask[64:71, 64] == 0).all()
 
 
+
+def test_polygon_corners_move_backspace_takes_one_back_and_the_first_corner_closes(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2)
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    canvas, session = ws.canvas, ws.session
+    before = session.editor.mask.copy()
+    steps = session.undo_stack.count()
+    ws.palette.select(13)
+    QTest.keyClick(canvas, Qt.Key.Key_P)
+    viewport = canvas.viewport()
+
+    def click(x, y):
+        QTest.mouseClick(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         viewport_point(canvas, x, y))
+
+    click(30.5, 30.5)
+    click(100.5, 30.5)
+    click(120.5, 115.5)  # misplaced
+    drag(canvas, [viewport_point(canvas, 120.5, 115.5), viewport_point(canvas, 110.5, 108.5),
+                  viewport_point(canvas, 100.5, 100.5)])
+    click(60.5, 124.5)  # one click too many
+    QTest.keyClick(canvas, Qt.Key.Key_Backspace)
+    click(30.5, 100.5)
+    assert len(canvas.tool.points) == 4 and (session.editor.mask == before).all()
+    click(30.5, 30.5)  # back on the first corner: fills
+
+    corners = [scene_point(canvas, viewport_point(canvas, x, y))
+               for x, y in ((30.5, 30.5), (100.5, 30.5), (100.5, 100.5), (30.5, 100.5))]
+    expected = LabelEditor(before.copy(), ws.store.schema.num_classes)
+    expected.fill_polygon(_center(corners), 13, "polygon")
+    assert canvas.tool.points == []
+    assert np.array_equal(session.editor.mask, expected.mask)
+    assert (session.editor.mask[35:96, 35:96] == 13).all() and (session.editor.mask[105:, :] == before[105:, :]).all()
+    assert session.undo_stack.count() == steps + 1
+
 def test_closing_with_unsaved_edits_keeps_them(qtbot, tmp_path):
     folder = make_project(tmp_path / "faces", count=2)
     window = open_window(qtbot, folder, tmp_path)

@@ -39,7 +39,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("tool_fill", "&Fill", ("F",), "fa5s.fill-drip", "Fill a connected region with the selected class",
                True, "tool"),
     ActionSpec("tool_polygon", "&Polygon / Lasso", ("P",), "fa5s.draw-polygon",
-               "Click corners (double-click or Enter closes) or drag a freehand outline; the inside is filled",
+               "Click corners (Enter, a double-click or the first corner closes; drag a corner to move it, "
+               "Backspace removes the last) or drag a freehand outline; the inside is filled",
                True, "tool"),
     ActionSpec("tool_picker", "Pick &Class", ("I",), "fa5s.eye-dropper", "Take the class under the cursor",
                True, "tool"),

@@ -318,6 +318,9 @@ class Canvas(QGraphicsView):
         if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and isinstance(self.tool, TOOLS["polygon"]):
             self.tool.finish()
             return
+        if key == Qt.Key.Key_Backspace and isinstance(self.tool, TOOLS["polygon"]) and self.tool.points:
+            self.tool.remove_last_point()
+            return
         if key == Qt.Key.Key_Escape:
             self.tool.cancel()
             self._tool_active = False

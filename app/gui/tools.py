@@ -13,12 +13,15 @@ from typing import Protocol
 from faceparse.core.label_editor import Box, Edit, LabelEditor, merge_edits
 
 LASSO_MIN_DRAG = 4.0
+HANDLE_SCREEN_PX = 7.0
+"""How near (in screen pixels, whatever the zoom) a press must land to grab a polygon corner."""
 
 
 class ToolHost(Protocol):
     editor: LabelEditor | None
     label: int
     brush_radius: float
+    scale_factor: float  # screen pixels per image pixel
 
     def mask_changed(self, box: Box) -> None: ...
     def commit(self, edit: Edit | None) -> None: ...
@@ -130,7 +133,9 @@ class PickerTool(Tool):
 
 
 class PolygonTool(Tool):
-    """Clicks add corners (double-click or Enter fills); a drag draws a freehand lasso that fills on release."""
+    """Clicks add corners (double-click, Enter or a click on the first corner fills); a drag draws a freehand lasso
+    that fills on release. Before filling, a corner can be dragged to a new place and Backspace takes the last one
+    back, so one misplaced click does not cost the whole outline."""
 
     name = "polygon"
 
@@ -139,15 +144,32 @@ class PolygonTool(Tool):
         self.points: list[tuple[float, float]] = []
         self._pressed_at: tuple[float, float] | None = None
         self._lasso = False
+        self._grabbed: int | None = None
+        self._moved_corner = False
+
+    def _corner_at(self, x: float, y: float) -> int | None:
+        if len(self.points) < 2:
+            return None
+        reach = HANDLE_SCREEN_PX / max(getattr(self.host, "scale_factor", 1.0), 1e-6)
+        nearest = min(range(len(self.points)), key=lambda i: math.dist(self.points[i], (x, y)))
+        return nearest if math.dist(self.points[nearest], (x, y)) <= reach else None
 
     def press(self, x: float, y: float) -> None:
         self._pressed_at = (x, y)
         self._lasso = False
+        self._grabbed = self._corner_at(x, y)
+        self._moved_corner = False
         if not self.points:
             self.points = [(x, y)]
-        self.host.show_outline_preview(self.points + [(x, y)])
+        self.host.show_outline_preview(self.points + ([] if self._grabbed is not None else [(x, y)]))
 
     def move(self, x: float, y: float) -> None:
+        if self._grabbed is not None and self._pressed_at is not None:
+            if self._moved_corner or math.dist(self._pressed_at, (x, y)) > 0.5:
+                self._moved_corner = True
+                self.points[self._grabbed] = (x, y)
+            self.host.show_outline_preview(self.points)
+            return
         if self._pressed_at is not None:
             if not self._lasso and math.dist(self._pressed_at, (x, y)) >= LASSO_MIN_DRAG and len(self.points) == 1:
                 self._lasso = True
@@ -158,6 +180,13 @@ class PolygonTool(Tool):
 
     def release(self, x: float, y: float) -> None:
         self._pressed_at = None
+        grabbed, self._grabbed = self._grabbed, None
+        if grabbed is not None:
+            if not self._moved_corner and grabbed == 0 and len(self.points) >= 3:
+                self.finish()
+            else:
+                self.host.show_outline_preview(self.points)
+            return
         if self._lasso:
             self._lasso = False
             self.finish()
@@ -169,8 +198,14 @@ class PolygonTool(Tool):
     def double_click(self, x: float, y: float) -> None:
         self.finish()
 
+    def remove_last_point(self) -> None:
+        if self.points:
+            self.points.pop()
+        self.host.show_outline_preview(self.points or None)
+
     def finish(self) -> None:
         points, self.points = self.points, []
+        self._grabbed = None
         self.host.show_outline_preview(None)
         editor = self.host.editor
         if editor is None or len(points) < 3:
@@ -184,6 +219,7 @@ class PolygonTool(Tool):
     def cancel(self) -> None:
         self.points = []
         self._pressed_at = None
+        self._grabbed = None
         super().cancel()
 
 
