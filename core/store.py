@@ -319,7 +319,12 @@ class ProjectStore:
         except (OSError, sqlite3.Error) as e:
             store.close()
             raise ProjectError(f"cannot create a project in {root}: {e}") from None
-        store._load_meta()
+        try:
+            store._load_meta()
+            store._add_missing_columns()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @classmethod
@@ -381,11 +386,17 @@ class ProjectStore:
     def _add_missing_columns(self) -> None:
         """Columns added after a project was created. Additions are nullable, so an older version of the
         application still reads the project; another process may add the same column at the same moment."""
-        have = {row[1] for row in self._conn().execute("PRAGMA table_info(images)")}
-        if "predicted_with" in have:
+        def missing() -> bool:
+            return "predicted_with" not in {row[1] for row in self._conn().execute("PRAGMA table_info(images)")}
+
+        if not missing():
             return
-        with contextlib.suppress(sqlite3.OperationalError), self._write() as c:
-            c.execute("ALTER TABLE images ADD COLUMN predicted_with TEXT")
+        try:
+            with self._write() as c:
+                c.execute("ALTER TABLE images ADD COLUMN predicted_with TEXT")
+        except sqlite3.OperationalError as error:
+            if missing():
+                raise ProjectError(f"cannot bring the project database {self.db_path} up to date: {error}") from None
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files left by a killed writer; young ones may belong to a writer in another process."""
