@@ -33,9 +33,10 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 from faceparse.core.faces import WHOLE_IMAGE
+from faceparse.core.framing import Framing, prepare_file
 from faceparse.core.model_resolver import starter_model_path
 from faceparse.core.predictor import CPU, Predictor, cpu_count, read_model_info, session_options
-from faceparse.core.prelabel import Framing, PrelabelJob, prepare_file
+from faceparse.core.prelabel import PrelabelJob
 from faceparse.core.store import ProjectStore
 from faceparse.core.synthetic import draw_face
 from PIL import Image
@@ -210,14 +211,14 @@ def main(argv: list[str] | None = None) -> int:
                                  "interpolating only at class boundaries (resize_argmax)." if tail else
                                  "arg-max over the network's full-size output, inside the ONNX graph."))
     scheduling = {"idle": "in the idle scheduling class", "": "at the model's priority"}
-    how = jobs[0][2].helper_scheduling
+    how = jobs[0][2].pipeline.helper_scheduling
     print(f"The job's decoding and writing threads ran {scheduling.get(how, how)}; the model's thread decoded "
-          f"{', '.join(str(j[2].prepared_here) for j in jobs)} images itself and finished "
-          f"{', '.join(str(j[2].finished_here) for j in jobs)} itself"
+          f"{', '.join(str(j[2].pipeline.prepared_here) for j in jobs)} images itself and finished "
+          f"{', '.join(str(j[2].pipeline.finished_here) for j in jobs)} itself"
           + ("; the helpers fell behind and the model's thread took over their work." if any(
-              j[2].helpers_retired for j in jobs) else "."))
-    waits = ", ".join(f"{j[2].wait_seconds:.2f}" for j in jobs)
-    print(f"Inside the jobs: {', '.join(f'{j[2].model_seconds:.1f}' for j in jobs)} s in model runs; "
+              j[2].pipeline.helpers_retired for j in jobs) else "."))
+    waits = ", ".join(f"{j[2].pipeline.wait_seconds:.2f}" for j in jobs)
+    print(f"Inside the jobs: {', '.join(f'{j[2].pipeline.model_seconds:.1f}' for j in jobs)} s in model runs; "
           f"{waits} s waiting for decoded images.")
     return 0
 

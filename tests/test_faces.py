@@ -18,9 +18,9 @@ from faceparse.core.faces import (
     suggest_mode,
     whole_image_box,
 )
+from faceparse.core.framing import Framing, predict_image, prepare_array
 from faceparse.core.imageio import load_rgb
 from faceparse.core.predictor import Predictor
-from faceparse.core.prelabel import Framing, predict_image, prepare_array
 from faceparse.core.synthetic import draw_scene
 from faceparse.resources import __file__ as resources_file
 from onnx_models import foreground_model

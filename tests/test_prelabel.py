@@ -358,10 +358,10 @@ def test_decoding_and_writing_run_in_the_idle_class_behind_the_model(project, mo
             record("decode")
             return []
 
+    from faceparse.core import prediction_pipeline as pipeline_module
     from faceparse.core import predictor as predictor_module
-    from faceparse.core import prelabel as prelabel_module
 
-    real_run, real_finish = predictor_module.Predictor.run, prelabel_module.finish_image
+    real_run, real_finish = predictor_module.Predictor.run, pipeline_module.finish_image
 
     def run(self, crops):
         record("model")
@@ -372,10 +372,10 @@ def test_decoding_and_writing_run_in_the_idle_class_behind_the_model(project, mo
         return real_finish(*args, **kwargs)
 
     monkeypatch.setattr(predictor_module.Predictor, "run", run)
-    monkeypatch.setattr(prelabel_module, "finish_image", finish)
+    monkeypatch.setattr(pipeline_module, "finish_image", finish)
     own = scheduling()
     result = PrelabelJob(store, models["face"], mode=FACES, detector=RecordingDetector(), batch_size=2).run()
-    assert result.predicted == COUNT and result.helper_scheduling == "idle"
+    assert result.predicted == COUNT and result.pipeline.helper_scheduling == "idle"
     idle = (os.SCHED_IDLE, own[1])
     assert seen["model in job"] == {own}
     assert seen["decode in reader"] == {idle} and seen["finish in writer"] == {idle}
@@ -400,7 +400,7 @@ def test_the_models_thread_decodes_when_the_reader_falls_behind(project, models,
     assert result.state == "done" and result.predicted == COUNT and result.failed == []
     assert len(decoded_by) == COUNT
     here = [name for name in decoded_by if not name.startswith("prelabel-reader")]
-    assert len(here) == result.prepared_here >= COUNT - 2
+    assert len(here) == result.pipeline.prepared_here >= COUNT - 2
     assert store.counts()["predicted"] == COUNT
 
 
@@ -422,7 +422,7 @@ def test_helpers_that_keep_falling_behind_are_retired(tmp_path, models):
         store.scan()
         result = PrelabelJob(store, models["face"], mode=FACES, detector=SlowReaderDetector(), batch_size=1).run()
         assert result.state == "done" and result.predicted == count and store.counts()["predicted"] == count
-    assert result.helpers_retired
+    assert result.pipeline.helpers_retired
     assert len(decoded_by) == count
     assert sum(name.startswith("prelabel-reader") for name in decoded_by) <= 3
 
@@ -431,9 +431,9 @@ def test_the_models_thread_finishes_images_when_the_writer_falls_behind(project,
     """A writer starved of the CPU (here: one that takes half a second per image) does not hold the job back:
     the model's thread pastes back and saves images itself, and every image is saved exactly once."""
     store, _ = project
-    from faceparse.core import prelabel as prelabel_module
+    from faceparse.core import prediction_pipeline as pipeline_module
 
-    real_finish = prelabel_module.finish_image
+    real_finish = pipeline_module.finish_image
     finished_by: list[str] = []
 
     def finish(*args, **kwargs):
@@ -443,7 +443,7 @@ def test_the_models_thread_finishes_images_when_the_writer_falls_behind(project,
             time.sleep(0.5)
         return real_finish(*args, **kwargs)
 
-    monkeypatch.setattr(prelabel_module, "finish_image", finish)
+    monkeypatch.setattr(pipeline_module, "finish_image", finish)
     saved: list[int] = []
     real_save = store.save_predicted
 
@@ -453,17 +453,17 @@ def test_the_models_thread_finishes_images_when_the_writer_falls_behind(project,
 
     monkeypatch.setattr(store, "save_predicted", save_predicted)
     pipeline_prefetch = 4  # the writer's queue holds 4 images: the rest must be finished by the model's thread
-    monkeypatch.setattr(prelabel_module.PredictionPipeline, "__init__", _with_prefetch(pipeline_prefetch))
+    monkeypatch.setattr(pipeline_module.PredictionPipeline, "__init__", _with_prefetch(pipeline_prefetch))
     result = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE, batch_size=1).run()
     assert result.state == "done" and result.predicted == COUNT
     assert sorted(saved) == sorted(rec.id for rec in store.images())
     here = [name for name in finished_by if name != "prelabel-writer"]
-    assert len(here) == result.finished_here >= 1
+    assert len(here) == result.pipeline.finished_here >= 1
     assert store.counts()["predicted"] == COUNT
 
 
 def _with_prefetch(prefetch):
-    from faceparse.core.prelabel import PredictionPipeline
+    from faceparse.core.prediction_pipeline import PredictionPipeline
 
     real_init = PredictionPipeline.__init__
 

@@ -238,7 +238,9 @@ def _project_of(inputs: list[str]) -> ProjectStore | None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from faceparse.core.prelabel import Framing, PredictionPipeline, PrelabelProgress
+    from faceparse.core.framing import Framing
+    from faceparse.core.prediction_pipeline import PredictionPipeline
+    from faceparse.core.prelabel import PrelabelProgress
 
     files, to_folder = _collect_inputs(args.inputs)
     targets = _outputs(files, Path(args.out).expanduser(), to_folder)

@@ -11,18 +11,12 @@ import threading
 from pathlib import Path
 
 from faceparse.core.faces import FACES
+from faceparse.core.framing import Framing, predict_image
 from faceparse.core.imageio import load_rgb
 from faceparse.core.jobs import JobEvent, JobHandle, JobRunner
 from faceparse.core.model_resolver import find_model, task_for_schema
 from faceparse.core.predictor import Predictor, choose_providers
-from faceparse.core.prelabel import (
-    MODE_SETTING,
-    Framing,
-    PrelabelJob,
-    PrelabelResult,
-    predict_image,
-    prediction_settings,
-)
+from faceparse.core.prelabel import MODE_SETTING, PrelabelJob, PrelabelResult, prediction_settings
 from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
 from PySide6.QtCore import QObject, Qt, Signal
 

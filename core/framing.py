@@ -1,0 +1,125 @@
+"""One picture through a face parser: framing its faces as the model saw faces in training, running the model on
+the crops and pasting the masks back into one mask for the picture.
+
+`prepare_*` (decode, detect, crop) and `finish_image` (paste back, score uncertainty) are the two halves around the
+model; `predict_image` chains them for one in-memory picture, and the prediction pipeline runs them in separate
+threads for a folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from faceparse.core.faces import (
+    DEFAULT_MARGIN,
+    FACES,
+    MODES,
+    WHOLE_IMAGE,
+    CropBox,
+    FaceDetector,
+    HaarFaceDetector,
+    crop,
+    face_crop_box,
+    paste_masks,
+    whole_image_box,
+)
+from faceparse.core.imageio import load_rgb, read_size
+from faceparse.core.predictor import UNCERTAINTY_STRIDE, FacePrediction, Predictor
+from faceparse.core.uncertainty import FaceUncertainty, face_uncertainty, image_uncertainty
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How faces are cut out of a picture. In FACES mode a picture where no face is found is parsed whole."""
+
+    mode: str = FACES
+    detector: FaceDetector | None = None
+    margin: float = DEFAULT_MARGIN
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode == FACES and self.detector is None:
+            object.__setattr__(self, "detector", HaarFaceDetector())
+
+
+@dataclass
+class PreparedImage:
+    """A decoded picture reduced to what the model and the paste-back need: its size, its crops and where they
+    came from (in the picture's own pixels)."""
+
+    key: Any
+    size: tuple[int, int]  # (width, height) of the full picture
+    boxes: list[CropBox]
+    crops: np.ndarray  # K×H×W×3 uint8 at the model's input size
+    whole_image: bool
+
+
+@dataclass
+class ImagePrediction:
+    mask: np.ndarray  # H×W uint8 for the full picture
+    uncertainty: float | None
+    boxes: list[CropBox]
+    whole_image: bool
+    confidence: np.ndarray | None = None
+
+
+def _whole(key: Any, image: np.ndarray, size: tuple[int, int], input_size: tuple[int, int]) -> PreparedImage:
+    decoded = whole_image_box((image.shape[1], image.shape[0]))
+    return PreparedImage(key, size, [whole_image_box(size)], crop(image, decoded, input_size)[None], True)
+
+
+def prepare_array(key: Any, image: np.ndarray, framing: Framing, input_size: tuple[int, int]) -> PreparedImage:
+    """Detect and crop the faces of an in-memory RGB picture."""
+    size = (image.shape[1], image.shape[0])
+    if framing.mode == WHOLE_IMAGE:
+        return _whole(key, image, size, input_size)
+    assert framing.detector is not None
+    faces = framing.detector.detect(image)
+    if not faces:
+        return _whole(key, image, size, input_size)
+    aspect = input_size[1] / input_size[0]
+    boxes = [face_crop_box(face, framing.margin, aspect) for face in faces]
+    crops = np.stack([crop(image, box, input_size) for box in boxes])
+    return PreparedImage(key, size, boxes, crops, False)
+
+
+def prepare_file(key: Any, path: str | os.PathLike, framing: Framing, input_size: tuple[int, int]) -> PreparedImage:
+    """Decode and frame one image file. Whole-image framing decodes JPEGs at a reduced scale when the model
+    input is smaller than the picture (several times cheaper than decoding and then shrinking)."""
+    if framing.mode != WHOLE_IMAGE:
+        return prepare_array(key, load_rgb(path), framing, input_size)
+    width, height = read_size(path)
+    factor = max(input_size[0] / height, input_size[1] / width)
+    max_side = math.ceil(max(width, height) * factor) if factor < 1.0 else None
+    return _whole(key, load_rgb(path, max_side=max_side), (width, height), input_size)
+
+
+def finish_image(prepared: PreparedImage, faces: list[FacePrediction], method: str = "entropy") -> ImagePrediction:
+    """Paste the faces' masks into one picture-sized mask and score the picture's uncertainty."""
+    indices = [face.index for face in faces]
+    confidences = [face.confidence for face in faces]
+    with_confidence = all(c is not None for c in confidences)
+    mask, conf = paste_masks(prepared.size, prepared.boxes, indices, confidences if with_confidence else None)
+    scores: list[FaceUncertainty] = []
+    for box, face in zip(prepared.boxes, faces, strict=True):
+        if face.probs is None:
+            continue
+        out_size = face.index.shape[:2]
+        rows, cols = box.inside_image(prepared.size, out_size, UNCERTAINTY_STRIDE)
+        labels = face.index[::UNCERTAINTY_STRIDE, ::UNCERTAINTY_STRIDE]
+        sx, sy = box.scale(out_size)
+        area = UNCERTAINTY_STRIDE * UNCERTAINTY_STRIDE / (sx * sy)
+        scores.append(face_uncertainty(face.probs, labels, rows[:, None] & cols[None, :], area, method))
+    return ImagePrediction(mask, image_uncertainty(scores), list(prepared.boxes), prepared.whole_image, conf)
+
+
+def predict_image(image: np.ndarray, predictor: Predictor, framing: Framing | None = None,
+                  method: str = "entropy") -> ImagePrediction:
+    """The full-picture mask of one in-memory RGB picture (synchronous: for one image, not a folder)."""
+    prepared = prepare_array(None, image, framing or Framing(), predictor.input_size)
+    return finish_image(prepared, predictor.predict(prepared.crops), method)
