@@ -31,10 +31,16 @@ from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectSt
 from faceparse.core.uncertainty import METHODS
 
 MODE_SETTING = "prelabel.mode"
+TTA_SETTING = "prelabel.tta"
 JOB_KIND = "prelabel"
 SUGGESTION_SAMPLE = 8
 SUGGESTION_SIDE = 1024
 JOB_UPDATE_SECONDS = 1.0
+
+
+def project_tta(store: ProjectStore) -> bool:
+    """Whether the project's pre-labels use flip test-time augmentation (off until chosen)."""
+    return bool(store.get_setting(TTA_SETTING, False))
 
 
 def prediction_settings(mode: str, tta: bool, margin: float = DEFAULT_MARGIN) -> str:
@@ -65,6 +71,7 @@ class PrelabelResult:
     model_path: Path
     provider: str
     mode: str
+    tta: bool = False
     total: int = 0
     predicted: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -109,6 +116,7 @@ class PrelabelJob:
     """Predict every image of a project that needs it. See the module docstring.
 
     model: a model file, folder, version name or task (see `find_model`); None for the project's active model.
+    tta: flip test-time augmentation, remembered for the project; None uses the project's choice (off until chosen).
     mode: FACES or WHOLE_IMAGE, remembered for the project; None uses the project's choice, or suggests one from
     a sample of its images. detector: replaces the Haar cascades in FACES mode. image_ids: only these images
     (the studio's "pre-label this image"), with the same rules. redo: predict again the images whose prediction
@@ -119,7 +127,7 @@ class PrelabelJob:
     kind = JOB_KIND
 
     def __init__(self, store: ProjectStore, model: str | os.PathLike | None = None, device: str = "auto",
-                 tta: bool = False, mode: str | None = None, detector: FaceDetector | None = None,
+                 tta: bool | None = None, mode: str | None = None, detector: FaceDetector | None = None,
                  margin: float = DEFAULT_MARGIN, batch_size: int | None = None, threads: int | None = None,
                  readers: int = 1, uncertainty: str = "entropy", task: str | None = None,
                  image_ids: Iterable[int] | None = None, redo: bool = False):
@@ -223,19 +231,24 @@ class PrelabelJob:
                  cancel_event: threading.Event | None) -> PrelabelResult:
         store = self.store
         resolved = find_model(store, self.model, self.task)
+        if self.tta is None:
+            tta = project_tta(store)
+        else:
+            tta = bool(self.tta)
+            store.set_setting(TTA_SETTING, tta)
         predictor = Predictor(resolved.path, device=self.device, threads=self.threads,
-                              batch_size=self.batch_size, tta=self.tta, confidence=False, probabilities=True)
+                              batch_size=self.batch_size, tta=tta, confidence=False, probabilities=True)
         lut = _mapping_to(predictor.info.classes, predictor.info.schema_name, store.schema)
         records = store.images()
         mode, mode_notice = self._choose_mode(records)
-        result = PrelabelResult("done", job_id, resolved.model_id, resolved.path, predictor.provider, mode)
+        result = PrelabelResult("done", job_id, resolved.model_id, resolved.path, predictor.provider, mode, tta)
         for notice in (predictor.notice, mode_notice):
             if notice:
                 result.notices.append(notice)
                 store.append_job_log(job_id, notice)
         store.append_job_log(job_id, f"model {resolved.model_id} ({resolved.source}: {resolved.path}); "
                                      f"{predictor.describe()}; mode {mode}")
-        settings = prediction_settings(mode, self.tta, self.margin)
+        settings = prediction_settings(mode, tta, self.margin)
         todo = self.plan(resolved.model_id, result, settings)
         result.total = len(todo)
         relpaths = {rec.id: rec.relpath for rec in todo}

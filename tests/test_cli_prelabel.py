@@ -66,13 +66,18 @@ def test_changed_settings_predict_again_and_redo_forces_it(capsys, folder, model
     with ProjectStore.open(folder) as store:
         assert {rec.predicted_with for rec in store.images() if rec.id != corrected.id} == {"whole image, flip TTA"}
 
-    code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--tta")
-    assert code == 0 and "Predicted 0 of 0 images" in out and "add --redo" in out
+    code, out, _ = run(capsys, "prelabel", folder, "--model", model)  # the project remembers --tta
+    assert code == 0 and "flip TTA" in out and "Predicted 0 of 0 images" in out and "add --redo" in out
     assert mask_times() == with_tta
 
     code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--tta", "--redo")
     assert code == 0 and "Predicted 2 of 2 images" in out
-    assert all(t > with_tta[name] for name, t in mask_times().items())
+    redone = mask_times()
+    assert all(t > with_tta[name] for name, t in redone.items())
+
+    code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--no-tta")
+    assert code == 0 and "flip TTA" not in out and "Predicted 2 of 2 images" in out
+    assert all(t > redone[name] for name, t in mask_times().items())
     with ProjectStore.open(folder) as store:
         assert (store.corrected_mask(corrected.id) == 0).all()
 

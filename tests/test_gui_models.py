@@ -51,6 +51,32 @@ def test_prelabel_all_and_this_image_from_the_panel(qtbot, tmp_path):
         assert np.array_equal(store.predicted_mask(session.image_id), stored)
 
 
+
+def test_flip_tta_is_a_project_choice_and_predicts_again(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=3, size=64, predicted=False)
+    _install_model(folder)
+    window = open_window(qtbot, folder, tmp_path)
+    panel = window.ws.models
+    assert not panel.tta.isChecked()
+    QTest.mouseClick(panel.prelabel_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert "3 predicted" in panel.prelabel_status.text(), panel.prelabel_status.text()
+
+    QTest.mouseClick(panel.tta, Qt.MouseButton.LeftButton)
+    assert panel.tta.isChecked()
+    QTest.mouseClick(panel.prelabel_one_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert "flip TTA" in panel.prelabel_status.text(), panel.prelabel_status.text()
+    QTest.mouseClick(panel.prelabel_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert "2 predicted" in panel.prelabel_status.text(), panel.prelabel_status.text()
+    with ProjectStore.open(folder) as store:
+        settings = {rec.predicted_with for rec in store.images()}
+        assert len(settings) == 1 and settings.pop().endswith(", flip TTA")
+    window.close()
+    reopened = open_window(qtbot, folder, tmp_path)
+    assert reopened.ws.models.tta.isChecked()
+
 def test_retrain_from_the_panel_shows_progress_and_a_new_version(qtbot, tmp_path):
     folder = make_project(tmp_path / "faces", count=8, size=64, predicted=False)
     with ProjectStore.open(folder) as store:

@@ -110,8 +110,8 @@ def test_other_settings_predict_again_and_unrecorded_ones_count_as_current(proje
 
     first = store.images()[0]
     store.save_predicted(first.id, store.predicted_mask(first.id), first.model_version, first.uncertainty, None)
-    again = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE, tta=True).run()
-    assert again.predicted == 0 and again.skipped_current == COUNT
+    remembered = PrelabelJob(store, models["face"]).run()  # mode and TTA as the project last chose them
+    assert remembered.tta and remembered.predicted == 0 and remembered.skipped_current == COUNT
 
 def test_a_chosen_image_only(project, models):
     store, _ = project

@@ -38,7 +38,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                         "default: the project's active model, else the starter model")
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="where the model runs (default auto: CUDA if ONNX Runtime has it, else CPU)")
-    p.add_argument("--tta", action="store_true", help="also predict each face mirrored and average (twice the time)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="also predict each face mirrored and average (twice the time); in a project the choice is "
+                        "remembered (default: the project's, else off)")
     p.add_argument("--batch-size", type=int, metavar="N", help="faces per model run")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model (default: all cores)")
 
@@ -147,7 +149,8 @@ def run_prelabel(args: argparse.Namespace) -> int:
         for notice in result.notices:
             print(f"note: {notice}", file=sys.stderr)
         where = "GPU (CUDA)" if result.provider == "CUDAExecutionProvider" else "CPU"
-        print(f"Model {result.model_id} ({result.model_path}) on {where}, mode {result.mode.replace('_', ' ')}")
+        tta = ", flip TTA" if result.tta else ""
+        print(f"Model {result.model_id} ({result.model_path}) on {where}, mode {result.mode.replace('_', ' ')}{tta}")
         done = result.predicted + len(result.failed)
         print(f"Predicted {result.predicted:,} of {result.total:,} images in {result.seconds:.1f} s "
               f"({result.images_per_second:.1f} images/s)")
@@ -248,7 +251,7 @@ def run_predict(args: argparse.Namespace) -> int:
     try:
         resolved = find_model(store, args.model, "parser" if store is None else task_for_schema(store.schema))
         predictor = Predictor(resolved.path, device=args.device, threads=args.threads, batch_size=args.batch_size,
-                              tta=args.tta, confidence=False, probabilities=False)
+                              tta=bool(args.tta), confidence=False, probabilities=False)
     except (ModelNotFoundError, ModelError) as error:
         raise CommandError(str(error)) from None
     finally:

@@ -16,7 +16,13 @@ from faceparse.core.imageio import load_rgb
 from faceparse.core.jobs import JobEvent, JobHandle, JobRunner
 from faceparse.core.model_resolver import find_model, task_for_schema
 from faceparse.core.predictor import Predictor, choose_providers
-from faceparse.core.prelabel import MODE_SETTING, PrelabelJob, PrelabelResult, prediction_settings
+from faceparse.core.prelabel import (
+    MODE_SETTING,
+    PrelabelJob,
+    PrelabelResult,
+    prediction_settings,
+    project_tta,
+)
 from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
 from PySide6.QtCore import QObject, Qt, Signal
 
@@ -38,11 +44,11 @@ class PredictorCache:
         self._key: tuple | None = None
         self._predictor: Predictor | None = None
 
-    def get(self, path: Path, device: str) -> Predictor:
-        key = (str(path), path.stat().st_mtime_ns, device)
+    def get(self, path: Path, device: str, tta: bool = False) -> Predictor:
+        key = (str(path), path.stat().st_mtime_ns, device, tta)
         with self._lock:
             if self._key != key:
-                self._predictor = Predictor(path, device=device, confidence=False, probabilities=True)
+                self._predictor = Predictor(path, device=device, tta=tta, confidence=False, probabilities=True)
                 self._key = key
             return self._predictor  # type: ignore[return-value]
 
@@ -53,7 +59,8 @@ def prelabel_image(store: ProjectStore, image_id: int, device: str, cache: Predi
     if record is None:
         raise ProjectError(f"image {image_id} is no longer in the project")
     resolved = find_model(store, None, task_for_schema(store.schema))
-    predictor = cache.get(resolved.path, device)
+    tta = project_tta(store)
+    predictor = cache.get(resolved.path, device, tta)
     if tuple(predictor.info.classes) != tuple(store.schema.classes):
         raise ProjectError(f"the model {resolved.model_id} predicts {predictor.info.num_classes} classes of "
                            f"{predictor.info.schema_name!r}, not this project's {store.schema.name!r}; "
@@ -61,7 +68,7 @@ def prelabel_image(store: ProjectStore, image_id: int, device: str, cache: Predi
     mode = store.get_setting(MODE_SETTING) or FACES
     prediction = predict_image(load_rgb(store.root / record.relpath), predictor, Framing(mode))
     store.save_predicted(image_id, prediction.mask, resolved.model_id, prediction.uncertainty,
-                         prediction_settings(mode, tta=False))
+                         prediction_settings(mode, tta))
     return store.get(image_id)  # type: ignore[return-value]
 
 
