@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 from faceparse.core.formats import card, get_format
-from faceparse.core.formats.base import SPLIT_NAMES, ExportError, ExportItem, write_schema
+from faceparse.core.formats.base import CARD_DATA_FILE, SPLIT_NAMES, ExportError, ExportItem, write_schema
 from faceparse.core.schemas import LabelSchema, resolve_schema
 from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
 
@@ -163,10 +163,17 @@ def _export_names(records: Sequence[ImageRecord]) -> list[str]:
 
 
 def _check_destination(out_dir: Path, overwrite: bool) -> None:
+    """Overwriting replaces the whole folder, so it is allowed only for a folder an earlier export wrote (it holds
+    the dataset card's dataset.json): a mistyped parent folder is refused instead of deleted."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if not overwrite:
         raise ExportError(f"{out_dir} already exists and is not empty; choose a new folder or allow overwriting")
+    if not (out_dir / CARD_DATA_FILE).is_file():
+        raise ExportError(f"{out_dir} is not an earlier export (it has no {CARD_DATA_FILE}); only an export's own "
+                          "folder is replaced. Choose a new or empty folder")
 
 
 FSYNC_THREADS = 16
@@ -241,6 +248,9 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
     if out_dir.resolve().is_relative_to(store.root.resolve()):
         raise ExportError(f"{out_dir} is inside the project's image folder; the exported photos would be "
                           "scanned as new images. Choose a folder outside it")
+    if store.root.resolve().is_relative_to(out_dir.resolve()):
+        raise ExportError(f"{out_dir} holds the project itself; exporting there would replace it. "
+                          "Choose a folder outside the project")
     _check_destination(out_dir, overwrite)
     if not records:
         raise ExportError(f"no images to export: the project has no {SELECTION_TITLES[only]}")

@@ -182,15 +182,38 @@ def test_cancel_leaves_nothing_behind(project, tmp_path):
 def test_failure_midway_leaves_the_old_destination(tmp_path):
     make_project(tmp_path / "faces")
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("previous export")
     with ProjectStore.open(tmp_path / "faces") as store:
+        export_dataset(store, out, "lapa", only="all")
+        before = sorted(p.relative_to(out) for p in out.rglob("*"))
         victim = store.images(status="corrected")[2]
         (store.root / victim.relpath).unlink()
         with pytest.raises(ExportError, match=victim.relpath.split("/")[-1]):
             export_dataset(store, out, "lapa", only="all", overwrite=True)
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert leftovers(tmp_path) == []
+
+
+def test_overwrite_refuses_a_folder_that_is_not_an_export(project, tmp_path):
+    store, _ = project
+    out = tmp_path / "documents"
+    out.mkdir()
+    (out / "thesis.txt").write_text("years of work")
+    with pytest.raises(ExportError, match="not an earlier export"):
+        export_dataset(store, out, "coco", only="reviewed", overwrite=True)
+    assert (out / "thesis.txt").read_text() == "years of work"
+    assert leftovers(tmp_path) == []
+
+
+def test_overwrite_refuses_a_folder_that_holds_the_project(tmp_path):
+    make_project(tmp_path / "work" / "faces")
+    out = tmp_path / "work"
+    (out / "dataset.json").write_text("{}")
+    with ProjectStore.open(out / "faces") as store:
+        images = len(store.images())
+        with pytest.raises(ExportError, match="holds the project itself"):
+            export_dataset(store, out, "coco", only="all", overwrite=True)
+    with ProjectStore.open(out / "faces") as store:
+        assert len(store.images()) == images
 
 
 def test_same_mask_name_twice_is_refused(tmp_path):

@@ -60,7 +60,7 @@ class ExportDialog(TaskDialog):
         self.destination = QLineEdit(str(store.root.parent / f"{store.root.name}-dataset"), self)
         browse = QPushButton(qta.icon("fa5s.folder-open"), "", self)
         browse.clicked.connect(self._browse)
-        self.overwrite = QCheckBox("Replace the destination if it exists", self)
+        self.overwrite = QCheckBox("Replace the destination if it holds an earlier export", self)
         destination_row = QHBoxLayout()
         destination_row.addWidget(self.destination, 1)
         destination_row.addWidget(browse)
