@@ -165,6 +165,7 @@ class _Planned:
     size: tuple[int, int]
     lut: np.ndarray
     mask: np.ndarray | None
+    scale_masks: bool = False
 
 
 def _dataset_schema(source: Path, fmt: DatasetFormat, given: str | LabelSchema | None,
@@ -198,6 +199,16 @@ def _describe_size(size: tuple[int, ...]) -> str:
 
 def _same_aspect(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return a[0] * b[1] == a[1] * b[0]
+
+
+def _load_label(item: LabelItem, size: tuple[int, int], scale_masks: bool) -> np.ndarray:
+    """The label's index mask; with `scale_masks`, a mask of the image's aspect ratio but another size is resized
+    to the image (nearest neighbour). The check and the write both load through here, so a mask decoded again for
+    the write comes out exactly as the check saw it."""
+    raw = item.load(size)
+    if raw.shape != size and scale_masks and _same_aspect(raw.shape, size):
+        raw = cv2.resize(raw, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    return raw
 
 
 def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, *, kind: str = "corrected",
@@ -282,12 +293,10 @@ class _Checker:
                                    f"but {rec.relpath} is {_describe_size(size)}")
             return None
         try:
-            raw = item.load(size)
+            raw = _load_label(item, size, self.scale_masks)
         except LabelFormatError as e:
             report.problems.append(str(e))
             return None
-        if raw.shape != size and self.scale_masks and _same_aspect(raw.shape, size):
-            raw = cv2.resize(raw, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
         if raw.shape != size:
             hint = "" if self.scale_masks or not _same_aspect(raw.shape, size) else \
                 " (import with mask scaling to resize masks of the same aspect ratio)"
@@ -299,7 +308,8 @@ class _Checker:
             return None
         keep = self.cached + mask.nbytes <= CACHE_BYTES
         self.cached += mask.nbytes if keep else 0
-        return _Planned(rec, item, size, self.mapper.table(item.classes)[0], mask if keep else None)
+        return _Planned(rec, item, size, self.mapper.table(item.classes)[0], mask if keep else None,
+                        self.scale_masks)
 
     def _mapped(self, item: LabelItem, raw: np.ndarray) -> np.ndarray | None:
         present = np.flatnonzero(np.bincount(raw.ravel(), minlength=256))
@@ -370,7 +380,8 @@ def _write(store: ProjectStore, plan: list[_Planned], report: ImportReport, mode
     total = checked + len(plan)
     for planned in plan:
         try:
-            mask = planned.mask if planned.mask is not None else planned.lut[planned.item.load(planned.size)]
+            mask = planned.mask if planned.mask is not None else \
+                planned.lut[_load_label(planned.item, planned.size, planned.scale_masks)]
             if report.kind == "corrected":
                 store.save_corrected(planned.rec.id, mask)
             else:

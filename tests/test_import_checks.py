@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from faceparse.core import importer
 from faceparse.core.export import export_dataset
 from faceparse.core.importer import ImportCancelled, ImportRefused, import_dataset
 from faceparse.core.store import ProjectStore
@@ -218,7 +219,9 @@ def test_dry_run_and_cancel_write_nothing(dataset):
         assert untouched(target)
 
 
-def test_half_size_celebamask_parts_are_scaled_only_when_asked(dataset, exports):
+@pytest.mark.parametrize("cache_bytes", [importer.CACHE_BYTES, 0], ids=["kept", "decoded-again"])
+def test_half_size_celebamask_parts_are_scaled_only_when_asked(dataset, exports, monkeypatch, cache_bytes):
+    monkeypatch.setattr(importer, "CACHE_BYTES", cache_bytes)
     _, truth = exports
     source, target = dataset("celebamask-hq")
     for part in source.rglob("*_*.png"):
