@@ -171,6 +171,20 @@ CREATE INDEX IF NOT EXISTS job_log_by_job ON job_log(job_id, id);
 _DIGIT_RUNS = re.compile(r"(\d+)").split
 
 
+_ORDER_KEYS = {"name": ("sort_key", "id"),
+               "uncertainty": ("uncertainty IS NULL", "-COALESCE(uncertainty, 0)", "sort_key", "id"),
+               "effort": ("effort IS NULL", "-COALESCE(effort, 0)", "sort_key", "id")}
+"""Each ordering as ascending SQL terms (highest score first, unscored last), so one row comparison continues it."""
+
+
+def _order_key_values(record: ImageRecord, order_by: str) -> list[Any]:
+    tail = [natural_sort_key(record.relpath), record.id]
+    if order_by == "name":
+        return tail
+    score = getattr(record, order_by)
+    return [int(score is None), -(score or 0.0), *tail]
+
+
 def natural_sort_key(relpath: str) -> str:
     """Case-insensitive, numbers compared by value (img2 before img10): each digit run is prefixed by its length.
 
@@ -628,15 +642,21 @@ class ProjectStore:
         return f" AND status IN ({', '.join('?' * len(wanted))})", wanted
 
     def images(self, status: str | Iterable[str] | None = None, order_by: str = "name", limit: int | None = None,
-               offset: int = 0) -> list[ImageRecord]:
-        """Images present in the folder; `order_by` "uncertainty"/"effort" put the highest (most useful) first."""
+               offset: int = 0, after: ImageRecord | None = None) -> list[ImageRecord]:
+        """Images present in the folder; `order_by` "uncertainty"/"effort" put the highest (most useful) first.
+
+        `after` continues a listing after that record, as it was when listed: a list that pages this way neither
+        skips nor repeats images whose status changed between pages, which paging by `offset` would.
+        """
         if order_by not in ORDERINGS:
             raise ValueError(f"order_by must be one of {ORDERINGS}, got {order_by!r}")
         where, params = self._status_filter(status)
-        order = {"name": "sort_key, id",
-                 "uncertainty": "uncertainty IS NULL, uncertainty DESC, sort_key, id",
-                 "effort": "effort IS NULL, effort DESC, sort_key, id"}[order_by]
-        sql = f"SELECT {_RECORD_COLUMNS} FROM images WHERE missing = 0{where} ORDER BY {order} LIMIT ? OFFSET ?"
+        key = _ORDER_KEYS[order_by]
+        if after is not None:
+            where += f" AND ({', '.join(key)}) > ({', '.join('?' * len(key))})"
+            params = [*params, *_order_key_values(after, order_by)]
+        sql = (f"SELECT {_RECORD_COLUMNS} FROM images WHERE missing = 0{where} ORDER BY {', '.join(key)} "
+               "LIMIT ? OFFSET ?")
         rows = self._conn().execute(sql, [*params, -1 if limit is None else int(limit), int(offset)]).fetchall()
         return [self._record(r) for r in rows]
 

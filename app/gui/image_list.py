@@ -1,7 +1,7 @@
 """The image list: a paged model over the project index, a compact row painter and the filter/sort bar.
 
 It must stay fast with 100,000 images, so the model holds only the pages the user has scrolled to (loaded through
-`store.images(limit, offset)` by Qt's fetchMore), every row has the same height (the view then measures nothing),
+`store.images(limit, after=last record)` by Qt's fetchMore), every row has the same height (the view then measures nothing),
 and thumbnails are requested only for rows being painted. A row whose status changes is updated in place; it is not
 moved or hidden until the user changes the filter, so the list never jumps under the cursor.
 """
@@ -45,6 +45,8 @@ class ImageListModel(QAbstractListModel):
         self._rows: list[ImageRecord] = []
         self._row_of: dict[int, int] = {}
         self._total = 0
+        self._cursor: ImageRecord | None = None
+        self._exhausted = True
         thumbnails.ready.connect(self._thumbnail_ready)
         self.reload()
 
@@ -61,6 +63,8 @@ class ImageListModel(QAbstractListModel):
         self._total = self.store.count(self.status)
         self._rows = self.store.images(self.status, self.order_by, limit=PAGE_SIZE)
         self._row_of = {record.id: i for i, record in enumerate(self._rows)}
+        self._cursor = self._rows[-1] if self._rows else None
+        self._exhausted = len(self._rows) < PAGE_SIZE
         self.endResetModel()
 
     @property
@@ -71,14 +75,21 @@ class ImageListModel(QAbstractListModel):
         return 0 if parent.isValid() else len(self._rows)
 
     def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> bool:
-        return not parent.isValid() and len(self._rows) < self._total
+        return not parent.isValid() and not self._exhausted
 
     def fetchMore(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> None:
-        if parent.isValid():
+        """The next page after the last record as it was loaded; a row already shown (its score changed and moved
+        it later) is not shown twice."""
+        if parent.isValid() or self._exhausted:
             return
-        records = self.store.images(self.status, self.order_by, limit=PAGE_SIZE, offset=len(self._rows))
+        records: list[ImageRecord] = []
+        while not records and not self._exhausted:
+            page = self.store.images(self.status, self.order_by, limit=PAGE_SIZE, after=self._cursor)
+            self._exhausted = len(page) < PAGE_SIZE
+            if page:
+                self._cursor = page[-1]
+            records = [r for r in page if r.id not in self._row_of]
         if not records:
-            self._total = len(self._rows)
             return
         first = len(self._rows)
         self.beginInsertRows(QModelIndex(), first, first + len(records) - 1)
