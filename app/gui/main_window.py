@@ -236,7 +236,9 @@ class MainWindow(QMainWindow):
         except ProjectError as e:
             self._error(str(e))
             return False
-        self.close_project()
+        if not self.close_project():
+            store.close()
+            return False
         self.ws = ws = Workspace(store, self.writer, self.jobs, self.autosave_ms, self)
         self._attach(ws)
         self.settings.add_recent(store.root)
@@ -301,22 +303,50 @@ class MainWindow(QMainWindow):
             model.fetchMore()
         return model.row_of(image_id)
 
-    def close_project(self) -> None:
-        ws, self.ws = self.ws, None
+    def close_project(self) -> bool:
+        """Close the open project after its last masks are on disk; False (and the project stays open) when a
+        save failed and the user chose to cancel."""
+        ws = self.ws
         if ws is None:
-            return
-        if self._details_task is not None:
-            self._details_task.cancel()
+            return True
         if ws.session.image_id is not None:
             image_id = ws.session.image_id
             self.writer.submit(lambda: ws.store.set_setting("studio.last_image", image_id))
-        ws.session.flush()
+        failed = ws.session.flush()
+        while failed:
+            choice = self._ask_unsaved(ws.store, failed)
+            if choice == QMessageBox.StandardButton.Retry:
+                ws.session.retry_unsaved()
+                failed = ws.session.flush()
+            elif choice == QMessageBox.StandardButton.Discard:
+                ws.session.discard_unsaved()
+                break
+            else:
+                return False
+        self.ws = None
+        if self._details_task is not None:
+            self._details_task.cancel()
         self.jobs.cancel_all()
         self.jobs.wait()
         ws.close()
         self.stack.setCurrentWidget(self.welcome)
         self._update_enabled()
         self._update_title()
+        return True
+
+    def _ask_unsaved(self, store: ProjectStore, failed: dict[int, str]) -> QMessageBox.StandardButton:
+        names = [(rec.name if (rec := store.get(image_id)) else f"image {image_id}") for image_id in failed]
+        reasons = sorted(set(failed.values()))
+        box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE,
+                          f"The corrected mask{'s' if len(names) > 1 else ''} of {', '.join(names[:5])}"
+                          f"{', …' if len(names) > 5 else ''} could not be saved: {'; '.join(reasons[:3])}.\n\n"
+                          "Retry once the cause is fixed (disk space, permissions), or discard the unsaved "
+                          "changes, or cancel to keep the project open.",
+                          QMessageBox.StandardButton.Retry | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("unsaved_masks")
+        box.setDefaultButton(QMessageBox.StandardButton.Retry)
+        return QMessageBox.StandardButton(box.exec())
 
     # --- commands ----------------------------------------------------------------------------------------------
 
@@ -451,7 +481,9 @@ class MainWindow(QMainWindow):
                 return
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.close_project()
+        if not self.close_project():
+            event.ignore()
+            return
         self.settings.save_window(self)
         self.settings.sync()
         super().closeEvent(event)

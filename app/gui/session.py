@@ -52,6 +52,7 @@ class AnnotationSession(QObject):
         self.prefetch: PrefetchCache | None = None
         self._pending_writes: Counter[int] = Counter()
         self._pending_lock = threading.Lock()
+        self._unsaved: dict[int, tuple[np.ndarray, str]] = {}
         self._autosave = QTimer(self)
         self._autosave.setSingleShot(True)
         self._autosave.setInterval(autosave_ms)
@@ -149,21 +150,46 @@ class AnnotationSession(QObject):
         self._autosave.stop()
         if self.editor is None or self.record is None or not (force or self.modified):
             return False
-        image_id, snapshot = self.record.id, self.editor.mask.copy()
         self.undo_stack.setClean()
+        self._queue_write(self.record.id, self.editor.mask.copy())
+        return True
+
+    def _queue_write(self, image_id: int, snapshot: np.ndarray) -> None:
+        """A failed write keeps its snapshot (see `unsaved`) until a later write of that image succeeds."""
         with self._pending_lock:
             self._pending_writes[image_id] += 1
 
         def write() -> ImageRecord | None:
             try:
                 self.store.save_corrected(image_id, snapshot)
+            except Exception as e:
+                with self._pending_lock:
+                    self._unsaved[image_id] = (snapshot, str(e) or type(e).__name__)
+                raise
+            else:
+                with self._pending_lock:
+                    self._unsaved.pop(image_id, None)
             finally:
                 with self._pending_lock:
                     self._pending_writes[image_id] -= 1
             return self.store.get(image_id)
 
         self.writer.submit(write, self._written, lambda msg: self._save_failed(image_id, msg))
-        return True
+
+    def unsaved(self) -> dict[int, str]:
+        """Images whose last write failed, with the reason; their masks are kept for `retry_unsaved`."""
+        with self._pending_lock:
+            return {image_id: message for image_id, (_, message) in self._unsaved.items()}
+
+    def retry_unsaved(self) -> None:
+        with self._pending_lock:
+            failed = [(image_id, snapshot) for image_id, (snapshot, _) in self._unsaved.items()]
+        for image_id, snapshot in failed:
+            self._queue_write(image_id, snapshot)
+
+    def discard_unsaved(self) -> None:
+        with self._pending_lock:
+            self._unsaved.clear()
 
     def _written(self, record: ImageRecord | None) -> None:
         if record is None or self._closed:
@@ -179,10 +205,11 @@ class AnnotationSession(QObject):
             self.undo_stack.resetClean()
         self.error.emit(f"could not save the mask: {message}")
 
-    def flush(self) -> None:
-        """Save now and wait until every queued write is on disk."""
+    def flush(self) -> dict[int, str]:
+        """Save now and wait until every queued write has ended; returns `unsaved()` (empty when all are on disk)."""
         self.save()
         self.writer.wait()
+        return self.unsaved()
 
     def accept_prediction(self) -> None:
         if self.editor is None:
