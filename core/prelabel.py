@@ -49,6 +49,38 @@ def prediction_settings(mode: str, tta: bool, margin: float = DEFAULT_MARGIN) ->
     return f"{framing}, flip TTA" if tta else framing
 
 
+def choose_mode(store: ProjectStore, records: list[ImageRecord] | None = None, mode: str | None = None,
+                detector: FaceDetector | None = None) -> tuple[str, str | None]:
+    """The framing mode of the project's pre-labels and a notice when it was just decided: `mode` if given (and
+    remembered), else the project's choice, else one suggested from a sample of `records` (all images if None)
+    and remembered."""
+    if mode is not None:
+        store.set_setting(MODE_SETTING, mode)
+        return mode, None
+    saved = store.get_setting(MODE_SETTING)
+    if saved in MODES:
+        return saved, None
+    detector = detector or HaarFaceDetector()
+    records = store.images() if records is None else records
+    step = max(1, len(records) // SUGGESTION_SAMPLE)
+    sample = [r for r in records[::step] if r.error is None][:SUGGESTION_SAMPLE]
+
+    seen = [0]
+
+    def pictures() -> Iterator[np.ndarray]:
+        for rec in sample:
+            with contextlib.suppress(ImageLoadError):
+                picture = load_rgb(store.root / rec.relpath, max_side=SUGGESTION_SIDE)
+                seen[0] += 1
+                yield picture
+
+    mode, reason = suggest_mode(pictures(), detector)
+    if not seen[0]:  # a guess from no picture is not a choice to remember
+        return mode, f"mode {mode.replace('_', ' ')} for this run: {reason}"
+    store.set_setting(MODE_SETTING, mode)
+    return mode, f"mode {mode.replace('_', ' ')} chosen for this project: {reason}"
+
+
 @dataclass(frozen=True)
 class PrelabelProgress:
     done: int
@@ -97,7 +129,7 @@ def _mtime_ns(path: Path) -> int | None:
         return None
 
 
-def _mapping_to(model_classes: tuple[str, ...], model_schema: str, project: LabelSchema) -> np.ndarray | None:
+def class_mapping(model_classes: tuple[str, ...], model_schema: str, project: LabelSchema) -> np.ndarray | None:
     """Index table from the model's classes to the project's, or None if they are the same."""
     if model_classes == tuple(project.classes):
         return None
@@ -154,30 +186,7 @@ class PrelabelJob:
     # -- deciding -------------------------------------------------------------------------------------------------
 
     def _choose_mode(self, records: list[ImageRecord]) -> tuple[str, str | None]:
-        if self.mode is not None:
-            self.store.set_setting(MODE_SETTING, self.mode)
-            return self.mode, None
-        saved = self.store.get_setting(MODE_SETTING)
-        if saved in MODES:
-            return saved, None
-        detector = self.detector or HaarFaceDetector()
-        step = max(1, len(records) // SUGGESTION_SAMPLE)
-        sample = [r for r in records[::step] if r.error is None][:SUGGESTION_SAMPLE]
-
-        seen = [0]
-
-        def pictures() -> Iterator[np.ndarray]:
-            for rec in sample:
-                with contextlib.suppress(ImageLoadError):
-                    picture = load_rgb(self.store.root / rec.relpath, max_side=SUGGESTION_SIDE)
-                    seen[0] += 1
-                    yield picture
-
-        mode, reason = suggest_mode(pictures(), detector)
-        if not seen[0]:  # a guess from no picture is not a choice to remember
-            return mode, f"mode {mode.replace('_', ' ')} for this run: {reason}"
-        self.store.set_setting(MODE_SETTING, mode)
-        return mode, f"mode {mode.replace('_', ' ')} chosen for this project: {reason}"
+        return choose_mode(self.store, records, self.mode, self.detector)
 
     def is_current(self, rec: ImageRecord, model_id: str, settings: str | None = None) -> bool:
         """Predicted by this model with these `prediction_settings` from the file as it is now (the mask is newer
@@ -238,7 +247,7 @@ class PrelabelJob:
             store.set_setting(TTA_SETTING, tta)
         predictor = Predictor(resolved.path, device=self.device, threads=self.threads,
                               batch_size=self.batch_size, tta=tta, confidence=False, probabilities=True)
-        lut = _mapping_to(predictor.info.classes, predictor.info.schema_name, store.schema)
+        lut = class_mapping(predictor.info.classes, predictor.info.schema_name, store.schema)
         records = store.images()
         mode, mode_notice = self._choose_mode(records)
         result = PrelabelResult("done", job_id, resolved.model_id, resolved.path, predictor.provider, mode, tta)

@@ -2,8 +2,11 @@
 process and watch the events, the curve and the version list."""
 
 import numpy as np
+from faceparse.core.faces import WHOLE_IMAGE
+from faceparse.core.prelabel import MODE_SETTING, prediction_settings
+from faceparse.core.schemas import get_schema
 from faceparse.core.store import ProjectStore
-from faceparse.core.synthetic import draw_face
+from faceparse.core.synthetic import draw_face, make_synthetic_folder
 from onnx_models import foreground_model
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -107,3 +110,27 @@ def test_retrain_from_the_panel_shows_progress_and_a_new_version(qtbot, tmp_path
     assert ("promoted" in panel.retrain_result.text()) and panel.retrain_button.isEnabled()
     with ProjectStore.open(folder) as store:
         assert [m["version"] for m in store.model_versions("parser")] == [result["version"]]
+
+
+def test_prelabel_this_image_maps_classes_and_uses_the_projects_framing(qtbot, tmp_path):
+    folder = tmp_path / "faces"
+    make_synthetic_folder(folder, 2, size=64, seed=7)
+    with ProjectStore.create(folder, "lapa") as store:
+        store.scan()
+        store.set_setting(MODE_SETTING, WHOLE_IMAGE)
+        version_dir = store.models_dir / "parser" / "v0001"
+        version_dir.mkdir(parents=True)
+        foreground_model(version_dir / "model.onnx", "celebamask-hq", face_class=2)  # CelebAMask's nose
+        store.add_model_version("parser", "v0001", version_dir, {"miou_no_bg": 0.1})
+        store.set_active_model("parser", "v0001")
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    QTest.keyClick(ws.canvas, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: ws.models.prelabel_task is None, timeout=60_000)
+    assert "predicted by v0001" in ws.models.prelabel_status.text(), ws.models.prelabel_status.text()
+    with ProjectStore.open(folder) as store:
+        record = store.get(ws.session.image_id)
+        mask = store.predicted_mask(record.id)
+    assert record.predicted_with == prediction_settings(WHOLE_IMAGE, False)
+    nose = get_schema("lapa").classes.index("nose")
+    assert set(np.unique(mask)) == {0, nose}

@@ -10,16 +10,16 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from faceparse.core.faces import FACES
 from faceparse.core.framing import Framing, predict_image
 from faceparse.core.imageio import load_rgb
 from faceparse.core.jobs import JobEvent, JobHandle, JobRunner
 from faceparse.core.model_resolver import find_model, task_for_schema
 from faceparse.core.predictor import Predictor, choose_providers
 from faceparse.core.prelabel import (
-    MODE_SETTING,
     PrelabelJob,
     PrelabelResult,
+    choose_mode,
+    class_mapping,
     prediction_settings,
     project_tta,
 )
@@ -54,21 +54,19 @@ class PredictorCache:
 
 
 def prelabel_image(store: ProjectStore, image_id: int, device: str, cache: PredictorCache) -> ImageRecord:
-    """Predict one image with the project's model and store it as the prediction; returns the updated record."""
+    """Predict one image with the project's model, framing and TTA choice (its classes mapped to the project's
+    schema as Pre-label All does) and store it as the prediction, even beside a correction; returns the record."""
     record = store.get(image_id)
     if record is None:
         raise ProjectError(f"image {image_id} is no longer in the project")
     resolved = find_model(store, None, task_for_schema(store.schema))
     tta = project_tta(store)
     predictor = cache.get(resolved.path, device, tta)
-    if tuple(predictor.info.classes) != tuple(store.schema.classes):
-        raise ProjectError(f"the model {resolved.model_id} predicts {predictor.info.num_classes} classes of "
-                           f"{predictor.info.schema_name!r}, not this project's {store.schema.name!r}; "
-                           "use Pre-label All, which maps schemas")
-    mode = store.get_setting(MODE_SETTING) or FACES
+    lut = class_mapping(predictor.info.classes, predictor.info.schema_name, store.schema)
+    mode, _ = choose_mode(store)
     prediction = predict_image(load_rgb(store.root / record.relpath), predictor, Framing(mode))
-    store.save_predicted(image_id, prediction.mask, resolved.model_id, prediction.uncertainty,
-                         prediction_settings(mode, tta))
+    mask = prediction.mask if lut is None else lut[prediction.mask]
+    store.save_predicted(image_id, mask, resolved.model_id, prediction.uncertainty, prediction_settings(mode, tta))
     return store.get(image_id)  # type: ignore[return-value]
 
 
