@@ -179,7 +179,12 @@ def folder_samples(folder: str | Path, masks: str | Path | None = None, schema: 
     mask_dir = Path(masks) if masks is not None else folder / "masks"
     if not mask_dir.is_dir():
         raise EvaluationError(f"no mask folder {mask_dir}; give one with --masks")
-    target = task_target(resolve_schema(schema), task) if schema else None
+    try:
+        target = task_target(resolve_schema(schema), task) if schema else None
+    except KeyError as e:
+        raise EvaluationError(str(e.args[0]) if e.args else str(e)) from None
+    except ValueError as e:
+        raise EvaluationError(str(e)) from None
     samples = []
     for path in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()):
         mask_path = mask_dir / f"{path.stem}.png"

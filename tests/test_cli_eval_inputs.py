@@ -1,0 +1,38 @@
+"""`faceparse eval` on a folder of images and masks: a wrong --schema is a clear error, not a traceback."""
+
+import pytest
+from faceparse.app.cli import main
+from faceparse.core.evaluate import EvaluationError, folder_samples
+from faceparse.core.imageio import save_mask
+from faceparse.core.model_resolver import starter_model_path
+from faceparse.core.schemas import get_schema
+from faceparse.core.synthetic import draw_face
+from PIL import Image
+
+
+@pytest.fixture
+def data(tmp_path):
+    folder = tmp_path / "heldout"
+    (folder / "masks").mkdir(parents=True)
+    for i in range(2):
+        image, mask = draw_face(200 + i, size=64, schema="celebamask-hq")
+        Image.fromarray(image).save(folder / f"f{i}.png")
+        save_mask(folder / "masks" / f"f{i}.png", mask, get_schema("celebamask-hq"))
+    return folder
+
+
+@pytest.mark.parametrize("schema, message", [("no-such-schema", "unknown label schema 'no-such-schema'"),
+                                             ("missing/schema.json", "cannot read schema file")])
+def test_unknown_schema_is_an_evaluation_error(data, schema, message):
+    with pytest.raises(EvaluationError, match=message):
+        folder_samples(data, schema=schema)
+
+
+def test_eval_command_reports_an_unknown_schema(data, capsys):
+    model = starter_model_path("parser")
+    code = main(["eval", "--model", str(model), str(data), "--schema", "no-such-schema"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "unknown label schema 'no-such-schema'" in err and "Traceback" not in err
+    code = main(["eval", "--model", str(model), str(data), "--schema", "celebamask-hq", "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and '"miou_no_bg"' in out
