@@ -294,17 +294,18 @@ class JobHandle:
     def _read_events(self) -> None:
         stream = self.process.stdout
         assert stream is not None
-        for line in stream:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError:
-                self._stderr_tail.append(line)
-                continue
-            if isinstance(data, dict) and "phase" in data:
-                self._deliver(JobEvent.from_dict({**data, "job_id": self.job_id}))
+        with stream:
+            for line in stream:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError:
+                    self._stderr_tail.append(line)
+                    continue
+                if isinstance(data, dict) and "phase" in data:
+                    self._deliver(JobEvent.from_dict({**data, "job_id": self.job_id}))
         code = self.process.wait()
         self._conclude(code)
 
@@ -312,15 +313,16 @@ class JobHandle:
         stream = self.process.stderr
         assert stream is not None
         logged = 0
-        for line in stream:
-            line = line.rstrip()
-            if not line:
-                continue
-            self._stderr_tail.append(line)
-            if logged < STDERR_LOG_LINES:
-                logged += 1
-                with contextlib.suppress(Exception):
-                    self.store.append_job_log(self.job_id, f"stderr: {line}")
+        with stream:
+            for line in stream:
+                line = line.rstrip()
+                if not line:
+                    continue
+                self._stderr_tail.append(line)
+                if logged < STDERR_LOG_LINES:
+                    logged += 1
+                    with contextlib.suppress(Exception):
+                        self.store.append_job_log(self.job_id, f"stderr: {line}")
 
     def _conclude(self, code: int) -> None:
         """After the worker exited: make sure the job row and the listeners know how it ended."""

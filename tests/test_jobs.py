@@ -17,6 +17,7 @@ from faceparse.core.jobs import (
     KILL_GRACE_S,
     JobConflict,
     JobEvent,
+    JobHandle,
     JobRunner,
     reap_stale_jobs,
     running_training_job,
@@ -179,3 +180,20 @@ def test_a_step_that_ignores_cancel_is_cut_short(project):
     assert job["state"] == "cancelled" and "during train" in job["message"]
     events = [json.loads(line) for line in process.stdout.read().splitlines()]
     assert events[-1]["phase"] == "cancelled"
+
+
+def test_a_finished_job_closes_its_pipes(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with ProjectStore.create(tmp_path / "empty", "lapa") as store:
+        job_id = store.add_job("retrain", {})
+        script = ("import json, sys\n"
+                  "print('a warning', file=sys.stderr)\n"
+                  "print(json.dumps({'phase': 'done', 'message': 'finished'}), flush=True)\n")
+        process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        handle = JobHandle(store, job_id, "retrain", process)
+        handle.wait(timeout=60)
+        for thread in handle._threads:
+            thread.join(timeout=30)
+        assert process.stdout.closed and process.stderr.closed
+        assert any("a warning" in line for line in store.job_log(job_id))
