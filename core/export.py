@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from faceparse.core.formats import card, get_format
 from faceparse.core.formats.base import CARD_DATA_FILE, SPLIT_NAMES, ExportError, ExportItem, write_schema
+from faceparse.core.imageio import ImageLoadError, read_size
 from faceparse.core.schemas import LabelSchema, resolve_schema
 from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
 
@@ -220,6 +221,19 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
         _fsync(out_dir.parent)
 
 
+def _size_mismatch(store: ProjectStore, rec: ImageRecord, mask: np.ndarray) -> str | None:
+    """Why the photo and its mask cannot be exported together (the photo was replaced or cropped after labeling),
+    or None when they fit."""
+    try:
+        width, height = read_size(store.root / rec.relpath)
+    except ImageLoadError as e:
+        raise ExportError(f"cannot read {rec.relpath}: {e.reason}") from None
+    if (height, width) == mask.shape:
+        return None
+    return (f"{rec.relpath}: the photo is {width}x{height} but its mask is {mask.shape[1]}x{mask.shape[0]} "
+            "(was the photo replaced after labeling?)")
+
+
 def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str, *, only: str = "corrected",
                    split: str | Sequence[float] = DEFAULT_SPLIT, seed: int = 0,
                    target_schema: str | LabelSchema | None = None, overwrite: bool = False,
@@ -271,6 +285,8 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
             mask = corrected if corrected is not None else store.predicted_mask(rec.id)
             if mask is None:
                 tally.skipped.append(f"{rec.relpath}: status {rec.status} but no mask file")
+            elif (mismatch := _size_mismatch(store, rec, mask)) is not None:
+                tally.skipped.append(mismatch)
             else:
                 mask = lut[mask]
                 exporter.add(ExportItem(number, name, split_name, store.root / rec.relpath, mask))

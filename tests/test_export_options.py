@@ -252,3 +252,19 @@ def test_an_unreadable_mask_stops_the_export_cleanly(tmp_path):
         with pytest.raises(ExportError, match="mask of image .* is unreadable"):
             export_dataset(store, tmp_path / "out", "coco")
     assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
+def test_a_photo_replaced_after_labeling_is_skipped_with_its_reason(tmp_path):
+    make_project(tmp_path / "faces")
+    with ProjectStore.open(tmp_path / "faces") as store:
+        victim = store.images(status="corrected")[0]
+        path = store.root / victim.relpath
+        with Image.open(path) as picture:
+            picture.crop((0, 0, picture.width - 8, picture.height)).save(path)
+        store.scan()
+        result = export_dataset(store, tmp_path / "out", "coco", only="corrected")
+    listed = {image["file_name"].rsplit("/", 1)[-1] for annotations in (tmp_path / "out").rglob("*.json")
+              if "images" in (data := json.loads(annotations.read_text())) for image in data["images"]}
+    assert listed and victim.name not in listed
+    assert len(result.skipped) == 1 and victim.relpath in result.skipped[0] and "replaced" in result.skipped[0]
+    assert result.count == len(exported(only="corrected")) - 1
