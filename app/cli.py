@@ -204,4 +204,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m`, this file is `__main__`, a second copy of the module whose CommandError the commands do
+    # not raise; the package's own module catches theirs.
+    from faceparse.app.cli import main as package_main
+
+    sys.exit(package_main())

@@ -38,6 +38,13 @@ def test_version_of_the_installed_command():
     assert proc.returncode == 0 and proc.stdout.startswith("faceparse ")
 
 
+def test_user_errors_are_one_line_when_run_as_a_module(folder):
+    command = [sys.executable, "-m", "faceparse.app.cli"]
+    assert subprocess.run([*command, "scan", str(folder)], capture_output=True, timeout=120).returncode == 0
+    proc = subprocess.run([*command, "jobs", str(folder), "--log", "99"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no job 99" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_scan_creates_then_updates(capsys, folder):
     code, out, err = run(capsys, "scan", folder)
     assert code == 0, err
