@@ -9,6 +9,7 @@ import pytest
 from faceparse.core import importer
 from faceparse.core.export import export_dataset
 from faceparse.core.importer import ImportCancelled, ImportRefused, import_dataset
+from faceparse.core.schemas import get_schema
 from faceparse.core.store import ProjectStore
 from PIL import Image
 from test_formats_support import copy_images, exported, make_project
@@ -235,3 +236,56 @@ def test_half_size_celebamask_parts_are_scaled_only_when_asked(dataset, exports,
             half = truth[rec.relpath][::2, ::2]
             expected = np.repeat(np.repeat(half, 2, axis=0), 2, axis=1)
             assert np.array_equal(target.corrected_mask(rec.id), expected)
+
+
+def _edit_coco(source, change):
+    path = source / "annotations" / "instances_train.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _first_annotation(**fields):
+    return lambda data: data["annotations"][0].update(fields)
+
+
+def _many_categories(data):
+    data["categories"] += [{"id": 1000 + i, "name": f"extra{i}"} for i in range(300)]
+
+
+@pytest.mark.parametrize("change, message", [
+    (_first_annotation(image_id=[1]), "refers to image [1]"),
+    (_first_annotation(category_id=[1]), "has category [1]"),
+    (_first_annotation(segmentation={"size": [96, 72], "counts": [-5, 10]}), "annotation"),
+    (_many_categories, "a mask holds at most 255 classes"),
+], ids=["image-id-list", "category-id-list", "negative-rle", "300-categories"])
+def test_malformed_coco_is_listed_not_a_crash(dataset, change, message):
+    source, target = dataset("coco")
+    _edit_coco(source, change)
+    with target:
+        refused(target, source, "coco", message)
+
+
+def test_labelme_group_id_must_be_a_number_or_text(dataset):
+    source, target = dataset("labelme")
+    path = next(p for p in sorted(source.rglob("*.json")) if p.name not in ("dataset.json", "schema.json"))
+    data = json.loads(path.read_text())
+    data["shapes"][0]["group_id"] = [1]
+    path.write_text(json.dumps(data))
+    with target:
+        refused(target, source, "labelme", path.name, "group_id [1]")
+
+
+def test_yolo_names_as_a_flow_mapping_and_bad_quoting(dataset):
+    source, target = dataset("yolo")
+    data_file = source / "data.yaml"
+    names = get_schema("celebamask-hq").classes[1:]
+    header = [line for line in data_file.read_text().splitlines() if not line.startswith(("names:", "  "))]
+    data_file.write_text("\n".join([*header, "names: {" + ", ".join(f"{i}: {n}" for i, n in enumerate(names)) + "}"]))
+    with target:
+        report = import_dataset(target, source, "yolo", dry_run=True)
+        assert report.planned == len(exported(only="corrected")) and not report.problems
+        data_file.write_text("\n".join([*header, 'names: ["sk\\q", "nose"]']))
+        refused(target, source, "yolo", "data.yaml", "not a valid quoted text")
+        data_file.write_text("\n".join([*header, "names: skin nose"]))
+        refused(target, source, "yolo", "cannot read names: skin nose")

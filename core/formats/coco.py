@@ -192,7 +192,7 @@ def _loader(path: Path, image: dict, annotations: list[dict], position: dict[int
         for ann in annotations:
             try:
                 pixels = _decode(ann["segmentation"], height, width)
-            except (ValueError, TypeError, UnicodeEncodeError) as e:
+            except (ValueError, TypeError, OverflowError, UnicodeEncodeError) as e:
                 raise LabelFormatError(path, f"annotation {ann.get('id')} of {image['file_name']}: {e}") from None
             mask[pixels] = position[ann["category_id"]]
         return mask
@@ -221,6 +221,9 @@ def _read_file(path: Path, found: LabelSet) -> None:
             continue
         position[cat["id"]] = len(names)
         names.append(cat["name"])
+    if len(names) > 256:
+        found.problems.append(f"{path}: has {len(names) - 1} categories; a mask holds at most 255 classes")
+        return
     images: dict[int, dict] = {}
     for image in data["images"]:
         if (not isinstance(image, dict) or not _is_int(image.get("id")) or not isinstance(image.get("file_name"), str)
@@ -233,10 +236,10 @@ def _read_file(path: Path, found: LabelSet) -> None:
     for ann in data["annotations"]:
         if not isinstance(ann, dict) or "segmentation" not in ann:
             found.problems.append(f"{path}: annotation {str(ann)[:120]} has no segmentation")
-        elif ann.get("image_id") not in images:
+        elif not _is_int(ann.get("image_id")) or ann["image_id"] not in images:
             found.problems.append(f"{path}: annotation {ann.get('id')} refers to image {ann.get('image_id')!r}, "
                                   "which is not in 'images'")
-        elif ann.get("category_id") not in position:
+        elif not _is_int(ann.get("category_id")) or ann["category_id"] not in position:
             found.problems.append(f"{path}: annotation {ann.get('id')} has category {ann.get('category_id')!r}, "
                                   "which is not in 'categories'")
         else:

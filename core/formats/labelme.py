@@ -128,6 +128,9 @@ def _parse(path: Path) -> tuple[dict, list[tuple[str, list[np.ndarray], list[np.
         flags = shape.get("flags") or {}
         is_hole = isinstance(flags, dict) and bool(flags.get(HOLE_FLAG))
         group_id = shape.get("group_id")
+        if group_id is not None and (isinstance(group_id, bool) or not isinstance(group_id, int | str)):
+            raise LabelFormatError(path, f"shape {number} ({shape['label']!r}) has group_id {group_id!r}; it must be "
+                                         "a number, a text or null")
         if is_hole and group_id is None:
             raise LabelFormatError(path, f"hole shape {number} ({shape['label']!r}) has no group_id linking it to "
                                          "its region")

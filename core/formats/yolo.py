@@ -88,11 +88,44 @@ class YoloExporter(Exporter):
 _KEY_VALUE = re.compile(r"^\s*(?:-\s*|(\w+)\s*:\s*)(.*?)\s*$")
 
 
-def _scalar(text: str) -> str:
+def _scalar(text: str, path: Path) -> str:
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        return json.loads(text) if text[0] == '"' else text[1:-1].replace("''", "'")
+        if text[0] == "'":
+            return text[1:-1].replace("''", "'")
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise LabelFormatError(path, f"class name {text} is not a valid quoted text ({e.msg})") from None
     return text
+
+
+_FLOW_ENTRY = r"\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*'|[^,\s][^,]*"
+
+
+def _flow_names(rest: str, path: Path) -> list[str]:
+    """`[a, b]` or `{0: a, 1: b}` on the `names:` line."""
+    closing = "]" if rest.startswith("[") else "}"
+    if not rest.endswith(closing):
+        raise LabelFormatError(path, f"names: {rest[0]}...{closing} must be on one line")
+    entries = re.findall(_FLOW_ENTRY, rest[1:-1])
+    if closing == "]":
+        return _numbered(dict(enumerate(_scalar(v, path) for v in entries)), path)
+    names: dict[int, str] = {}
+    for entry in entries:
+        key, sep, value = entry.partition(":")
+        if not sep or not key.strip().isdigit():
+            raise LabelFormatError(path, f"unexpected entry {entry.strip()!r} in names: {{...}}")
+        names[int(key)] = _scalar(value, path)
+    return _numbered(names, path)
+
+
+def _numbered(names: dict[int, str], path: Path) -> list[str]:
+    if not names:
+        raise LabelFormatError(path, "names: lists no classes")
+    if sorted(names) != list(range(len(names))):
+        raise LabelFormatError(path, "class numbers under names: must run 0, 1, 2, ... without gaps")
+    return [names[k] for k in range(len(names))]
 
 
 def parse_names(text: str, path: Path) -> list[str]:
@@ -102,10 +135,10 @@ def parse_names(text: str, path: Path) -> list[str]:
         if not line.startswith("names:"):
             continue
         rest = line[len("names:"):].strip()
-        if rest.startswith("["):
-            if not rest.endswith("]"):
-                raise LabelFormatError(path, "names: [...] must be on one line")
-            return [_scalar(v) for v in re.findall(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*'|[^,\s][^,]*", rest[1:-1])]
+        if rest.startswith(("[", "{")):
+            return _flow_names(rest, path)
+        if rest:
+            raise LabelFormatError(path, f"cannot read names: {rest}; write a list [a, b], or one class per line")
         names: dict[int, str] = {}
         for line_after in lines[i + 1:]:
             if line_after and not line_after[0].isspace():
@@ -115,14 +148,12 @@ def parse_names(text: str, path: Path) -> list[str]:
                 continue
             key, value = match.groups()
             if key is None:
-                names[len(names)] = _scalar(value)
+                names[len(names)] = _scalar(value, path)
             elif key.isdigit():
-                names[int(key)] = _scalar(value)
+                names[int(key)] = _scalar(value, path)
             else:
                 raise LabelFormatError(path, f"unexpected entry {line_after.strip()!r} under names:")
-        if sorted(names) != list(range(len(names))):
-            raise LabelFormatError(path, "class numbers under names: must run 0, 1, 2, ... without gaps")
-        return [names[k] for k in range(len(names))]
+        return _numbered(names, path)
     raise LabelFormatError(path, "has no names: entry")
 
 
