@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +47,34 @@ INIT_MODES = ("auto", "imagenet", "scratch")
 
 class ConfigError(ValueError):
     """A training option has a value that cannot work; the message names it."""
+
+
+def _options(hint: Any) -> tuple[Any, ...]:
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
+def _accepts(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field's type (a number for a float, a whole number for an int, no bool for
+    either), so a quoted number or a fraction of an epoch is an error before the job starts."""
+    for option in _options(hint):
+        base = typing.get_origin(option) or option
+        if base is Any or (option is type(None) and value is None):
+            return True
+        if base is bool and isinstance(value, bool):
+            return True
+        if isinstance(value, bool):
+            continue
+        if (base is int and isinstance(value, int)) or (base is float and isinstance(value, int | float)):
+            return True
+        if base in (str, dict) and isinstance(value, base):
+            return True
+    return False
+
+
+def _describe(hint: Any) -> str:
+    words = {bool: "true or false", int: "a whole number", float: "a number", str: "a text", dict: "an object",
+             type(None): "null"}
+    return " or ".join(words.get(typing.get_origin(o) or o, str(o)) for o in _options(hint))
 
 
 @dataclass
@@ -101,6 +131,11 @@ class TrainConfig:
         return self.architecture or get_recipe(self.task).architecture
 
     def validate(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _accepts(value, hints[f.name]):
+                raise ConfigError(f"{f.name} must be {_describe(hints[f.name])}, got {value!r}")
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         try:

@@ -261,6 +261,18 @@ def test_configs_take_task_defaults_and_refuse_mistakes():
             TrainConfig.for_task("parser", **bad)
 
 
+@pytest.mark.parametrize("bad, match", [
+    ({"epochs": "5"}, "epochs must be a whole number, got '5'"), ({"epochs": 2.5}, "epochs must be a whole number"),
+    ({"device": 5}, "device must be a text"), ({"lr": "x"}, "lr must be a number or null"),
+    ({"export_onnx": "yes"}, "export_onnx must be true or false"), ({"batch_size": True}, "batch_size"),
+    ({"arch_args": [1]}, "arch_args must be an object or null"),
+])
+def test_config_values_of_the_wrong_type_are_refused_by_name(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig.from_dict({"task": "parser", **bad})
+    assert TrainConfig.from_dict({"lr": 1, "time_limit_s": 60, "threads": None}).lr == 1
+
+
 def test_recipes_use_the_papers_losses(tmp_path):
     store, _ = make_project(tmp_path / "p", count=4, corrected=4)
     snap = snapshot_project(store, "parser")
