@@ -253,6 +253,8 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
         records = select_images(store, only)
     except ValueError as e:
         raise ExportError(str(e)) from None
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ExportError(f"the split's seed must be a whole number of 0 or more, got {seed!r}")
     try:
         target = store.schema if target_schema is None else resolve_schema(target_schema)
         lut = store.schema.mapping_lut(target.name)

@@ -155,6 +155,8 @@ class TrainConfig:
             raise ConfigError("patience must be 0 (off) or more")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"lr must be a positive number, got {self.lr}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("threads must be at least 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError("max_steps must be at least 1")
         if self.time_limit_s is not None and self.time_limit_s <= 0:

@@ -139,4 +139,10 @@ def test_predict_mistakes(capsys, folder, model, tmp_path):
     code, _, err = run(capsys, "predict", folder / "p1.jpg", "--out", tmp_path / "x.png", "--model",
                        tmp_path / "missing.onnx")
     assert code == 2 and "model file not found" in err
+    for option, value in (("--batch-size", "-2"), ("--threads", "0"), ("--batch-size", "two")):
+        code, _, err = run(capsys, "predict", folder / "p1.jpg", "--out", tmp_path / "x.png", "--model", model,
+                           option, value)
+        assert code == 2 and f"argument {option}:" in err and "Traceback" not in err
+    code, _, err = run(capsys, "prelabel", folder, "--model", model, "--batch-size", "0")
+    assert code == 2 and "--batch-size: must be at least 1, got 0" in err
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "m").exists()

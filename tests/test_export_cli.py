@@ -43,6 +43,9 @@ def test_user_errors_exit_2_with_the_report(capsys, tmp_path):
     code, _, err = run(capsys, "export", tmp_path / "faces", "--format", "coco", "--out", tmp_path / "ds",
                        "--schema", "face-mask")
     assert code == 2 and "declares no mapping to 'face-mask'" in err and "Traceback" not in err
+    code, _, err = run(capsys, "export", tmp_path / "faces", "--format", "coco", "--out", tmp_path / "ds",
+                       "--seed", "-1")
+    assert code == 2 and "--seed: must be at least 0, got -1" in err and not (tmp_path / "ds").exists()
     code, _, err = run(capsys, "export", tmp_path / "faces", "--format", "labelme", "--out", tmp_path / "ds")
     assert code == 0
     (tmp_path / "ds" / "train" / "face00.json").write_text("{")

@@ -268,3 +268,11 @@ def test_a_photo_replaced_after_labeling_is_skipped_with_its_reason(tmp_path):
     assert listed and victim.name not in listed
     assert len(result.skipped) == 1 and victim.relpath in result.skipped[0] and "replaced" in result.skipped[0]
     assert result.count == len(exported(only="corrected")) - 1
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_a_bad_split_seed_is_an_export_error(project, tmp_path, seed):
+    store, _ = project
+    with pytest.raises(ExportError, match="seed must be a whole number"):
+        export_dataset(store, tmp_path / "out", "coco", only="reviewed", seed=seed)
+    assert not (tmp_path / "out").exists()

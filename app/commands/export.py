@@ -6,6 +6,7 @@ import argparse
 import sys
 import threading
 
+from faceparse.app.argtypes import int_at_least
 from faceparse.app.cli import CommandError
 from faceparse.core.export import (
     DEFAULT_SPLIT,
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="destination folder (must not exist or be empty)")
     p.add_argument("--split", default=",".join(f"{f:g}" for f in DEFAULT_SPLIT), metavar="TRAIN,VAL,TEST",
                    help="fractions of the images in each split (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split (default %(default)s)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the split (default %(default)s)")
     p.add_argument("--only", choices=tuple(SELECTIONS), default="corrected",
                    help="reviewed: reviewed images; corrected (default): corrected and reviewed; "
                         "all: also images with only a prediction")

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from faceparse.app.argtypes import int_at_least
 from faceparse.app.cli import CommandError
 from faceparse.core.faces import FACES, WHOLE_IMAGE
 from faceparse.core.imageio import IMAGE_EXTENSIONS, save_mask
@@ -41,8 +42,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="also predict each face mirrored and average (twice the time); in a project the choice is "
                         "remembered (default: the project's, else off)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="faces per model run")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model (default: all cores)")
+    p.add_argument("--batch-size", type=int_at_least(1), metavar="N", help="faces per model run")
+    p.add_argument("--threads", type=int_at_least(1), metavar="N", help="CPU threads for the model (default: all cores)")
 
 
 class _ProgressBar:

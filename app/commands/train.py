@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from faceparse.app.argtypes import int_at_least
 from faceparse.app.cli import CommandError
 from faceparse.core.store import ProjectStore
 
@@ -46,7 +47,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, metavar="EPOCHS", help="stop after this many epochs without improvement")
     p.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop training after this many minutes")
     p.add_argument("--max-steps", type=int, metavar="N")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for training")
+    p.add_argument("--threads", type=int_at_least(1), metavar="N", help="CPU threads for training")
     promote = p.add_mutually_exclusive_group()
     promote.add_argument("--force", action="store_const", const="force", dest="promote",
                          help="activate the new version even if it is not better")
