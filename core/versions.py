@@ -107,10 +107,13 @@ def ensure_onnx(store: ProjectStore, task: str, version: str) -> Path:
     directory = Path(row["path"])
     onnx_path = directory / ONNX_NAME
     if not onnx_path.is_file():
-        from faceparse.core.checkpoint import load_checkpoint
+        from faceparse.core.checkpoint import CheckpointError, load_checkpoint
         from faceparse.core.onnx_export import export_onnx
 
-        model, meta = load_checkpoint(directory)
+        try:
+            model, meta = load_checkpoint(directory)
+        except CheckpointError as e:
+            raise ProjectError(f"model version {task}/{version} cannot be used: {e}") from None
         export_onnx(model, meta, onnx_path)
     return onnx_path
 

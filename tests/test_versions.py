@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,6 +157,20 @@ def test_activate_and_roll_back(tmp_path):
     assert flags == {v1: False, v2: True, v3: False}
     with pytest.raises(ProjectError, match="no model version"):
         activate(store, "parser", "v0042")
+
+
+def test_a_damaged_checkpoint_is_a_clear_error_and_rollback_moves_past_it(tmp_path):
+    store, _ = make_project(tmp_path / "faces", count=2, corrected=0)
+    v1, v2, v3 = (fake_version(store) for _ in range(3))
+    for row in (v1, v3, v2):
+        activate(store, "parser", row["version"], export_missing_onnx=False)
+    (Path(v1["path"]) / "model.onnx").write_bytes(b"exported earlier")
+    (Path(v3["path"]) / "meta.json").write_text('{"task": "par')
+    with pytest.raises(ProjectError, match="parser/v0003 cannot be used"):
+        activate(store, "parser", v3["version"])
+    assert store.active_model("parser")["version"] == v2["version"]
+    assert rollback(store, "parser")["version"] == v1["version"]
+    assert store.active_model("parser")["version"] == v1["version"]
 
 
 def test_a_crash_while_saving_leaves_no_half_version(tmp_path, monkeypatch):
