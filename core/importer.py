@@ -93,12 +93,14 @@ class ImageIndex:
         self.by_path: dict[str, ImageRecord] = {}
         self.by_folded: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_stem: dict[str, list[ImageRecord]] = defaultdict(list)
+        self.by_flat: dict[str, list[ImageRecord]] = defaultdict(list)
         for rec in records:
             stripped = str(PurePosixPath(rec.relpath).with_suffix(""))
             self.by_path[stripped] = rec
             self.by_path.setdefault(rec.relpath, rec)
             self.by_folded[stripped.casefold()].append(rec)
             self.by_stem[PurePosixPath(stripped).name].append(rec)
+            self.by_flat[stripped.replace("/", "__")].append(rec)
 
     def match(self, name: str) -> tuple[ImageRecord | None, str]:
         """(record, "") or (None, why not)."""
@@ -106,6 +108,9 @@ class ImageIndex:
         for candidate in candidates:
             if candidate in self.by_path:
                 return self.by_path[candidate], ""
+        flattened = self.by_flat.get(name, [])  # a flat layout's folder__name, whatever "__" the names hold
+        if len(flattened) == 1:
+            return flattened[0], ""
         for candidate in candidates:
             folded = self.by_folded.get(candidate.casefold(), [])
             if len(folded) == 1:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,6 @@ from faceparse.core.formats.base import (
     LabelItem,
     LabelSet,
     copy_image,
-    strip_split,
     visible_files,
 )
 from faceparse.core.schemas import LabelSchema
@@ -248,7 +247,7 @@ def _read_file(path: Path, found: LabelSet) -> None:
         return
     classes = tuple(names)
     for image_id, image in images.items():
-        name = "/".join(strip_split(Path(image["file_name"]).with_suffix("").parts))
+        name = PurePosixPath(image["file_name"]).with_suffix("").as_posix()  # a project path: no split folder
         found.items.append(LabelItem(name, f"{path} ({image['file_name']})", classes,
                                      _loader(path, image, by_image.get(image_id, []), position),
                                      size=(image["height"], image["width"])))
