@@ -50,6 +50,8 @@ def test_failed_final_save_keeps_the_window_open_and_retry_saves_the_mask(qtbot,
     assert seen and "No space left on device" in seen[0]
     assert window.isVisible() and window.ws is not None
     assert np.array_equal(window.ws.session.editor.mask, painted)
+    QApplication.processEvents()
+    assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
 
     seen = answer_unsaved(QMessageBox.StandardButton.Retry, before=repair)
     window.close()

@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self.jobs = TaskRunner(2, self)
         self.ws: Workspace | None = None
         self._details_task = None
+        self._closing_with_unsaved = False
         self.actions = build_actions(self)
         self.welcome = WelcomePage(self)
         self.stack = QStackedWidget(self)
@@ -314,7 +315,11 @@ class MainWindow(QMainWindow):
             self.writer.submit(lambda: ws.store.set_setting("studio.last_image", image_id))
         failed = ws.session.flush()
         while failed:
-            choice = self._ask_unsaved(ws.store, failed)
+            self._closing_with_unsaved = True  # the save errors are in this dialog; no separate boxes over it
+            try:
+                choice = self._ask_unsaved(ws.store, failed)
+            finally:
+                self._closing_with_unsaved = False
             if choice == QMessageBox.StandardButton.Retry:
                 ws.session.retry_unsaved()
                 failed = ws.session.flush()
@@ -461,7 +466,7 @@ class MainWindow(QMainWindow):
 
     def _error(self, message: str) -> None:
         self.statusBar().showMessage(message, 10000)
-        if self.isVisible():
+        if self.isVisible() and not self._closing_with_unsaved:
             box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE, message, QMessageBox.StandardButton.Ok, self)
             box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             box.setModal(False)
