@@ -3,22 +3,13 @@
 import pytest
 from faceparse.app.cli import main
 from faceparse.core.evaluate import EvaluationError, folder_samples
-from faceparse.core.imageio import save_mask
 from faceparse.core.model_resolver import starter_model_path
-from faceparse.core.schemas import get_schema
-from faceparse.core.synthetic import draw_face
-from PIL import Image
+from test_cli_train import labelled_folder
 
 
 @pytest.fixture
 def data(tmp_path):
-    folder = tmp_path / "heldout"
-    (folder / "masks").mkdir(parents=True)
-    for i in range(2):
-        image, mask = draw_face(200 + i, size=64, schema="celebamask-hq")
-        Image.fromarray(image).save(folder / f"f{i}.png")
-        save_mask(folder / "masks" / f"f{i}.png", mask, get_schema("celebamask-hq"))
-    return folder
+    return labelled_folder(tmp_path, schema="celebamask-hq", count=2)
 
 
 @pytest.mark.parametrize("schema, message", [("no-such-schema", "unknown label schema 'no-such-schema'"),

@@ -28,13 +28,14 @@ def folder(tmp_path):
     return root
 
 
-def labelled_folder(tmp_path):
+def labelled_folder(tmp_path, schema="lapa", count=3):
+    """Drawn faces x0.png, x1.png, ... with index masks of `schema` in masks/."""
     data = tmp_path / "heldout"
     (data / "masks").mkdir(parents=True)
-    for i in range(3):
-        image, mask = draw_face(100 + i, size=64, schema="lapa")
+    for i in range(count):
+        image, mask = draw_face(100 + i, size=64, schema=schema)
         Image.fromarray(image).save(data / f"x{i}.png")
-        save_mask(data / "masks" / f"x{i}.png", mask, get_schema("lapa"))
+        save_mask(data / "masks" / f"x{i}.png", mask, get_schema(schema))
     return data
 
 
