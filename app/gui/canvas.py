@@ -44,6 +44,7 @@ class Canvas(QGraphicsView):
     class_picked = Signal(int)
     brush_size_changed = Signal(int)
     zoom_changed = Signal(float)
+    prediction_shown = Signal(bool)  # the overlay switched to (True) or away from (False) the prediction
 
     def __init__(self, schema: LabelSchema, parent: QWidget | None = None):
         super().__init__(parent)
@@ -125,12 +126,21 @@ class Canvas(QGraphicsView):
             self.overlay.set_source(source)
             self._overlay_item.geometry_changed()
 
-    def show_prediction(self, on: bool) -> bool:
-        """Switch the overlay to the prediction (read-only) or back; returns whether the prediction is shown."""
-        self.tool.cancel()
+    def show_prediction(self, on: bool, cancel_tool: bool = True) -> bool:
+        """Switch the overlay to the prediction (read-only) or back; returns whether the prediction is shown.
+        `cancel_tool` False only repaints (a new prediction arrived) and leaves a stroke or polygon in progress."""
+        if cancel_tool:
+            self.tool.cancel()
+        was = self.showing_prediction
         self.showing_prediction = bool(on) and self.prediction is not None
         self._show_mask()
+        if was != self.showing_prediction:
+            self.prediction_shown.emit(self.showing_prediction)
         return self.showing_prediction
+
+    def tool_in_progress(self) -> bool:
+        """A stroke whose button is held, or polygon corners not yet closed."""
+        return self._tool_active or bool(getattr(self.tool, "points", None))
 
     def set_hidden_classes(self, classes: set[int]) -> None:
         self.overlay.set_hidden(classes)

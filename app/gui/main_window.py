@@ -181,7 +181,8 @@ class MainWindow(QMainWindow):
         a["redo"].triggered.connect(lambda: self.ws and self.ws.session.redo())
         for name, tool in TOOL_ACTIONS.items():
             a[name].triggered.connect(lambda _checked=False, t=tool: self._set_tool(t))
-        a["brush_smaller"].triggered.connect(lambda: self.brush_spin.setValue(max(1, round(self.brush_spin.value() / 1.2))))
+        a["brush_smaller"].triggered.connect(lambda: self.brush_spin.setValue(max(1, min(self.brush_spin.value() - 1,
+                                                                               round(self.brush_spin.value() / 1.2)))))
         a["brush_larger"].triggered.connect(lambda: self.brush_spin.setValue(max(self.brush_spin.value() + 1,
                                                                                round(self.brush_spin.value() * 1.2))))
         a["zoom_fit"].triggered.connect(lambda: self.ws and self.ws.canvas.fit())
@@ -266,8 +267,10 @@ class MainWindow(QMainWindow):
         ws.canvas.brush_size_changed.connect(self.brush_spin.setValue)
         ws.canvas.hovered.connect(self._hovered)
         ws.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
+        ws.canvas.prediction_shown.connect(self._prediction_shown)
         ws.session.modified_changed.connect(lambda _m: self._update_title())
         ws.session.loaded.connect(self._image_loaded)
+        ws.session.unloaded.connect(self._update_title)
         ws.session.record_updated.connect(lambda _r: self._update_title())
         ws.session.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         ws.session.error.connect(self._error)
@@ -368,6 +371,15 @@ class MainWindow(QMainWindow):
         self.settings.set("overlay_opacity", value)
         if self.ws is not None:
             self.ws.canvas.set_opacity(value / 100)
+
+    def _prediction_shown(self, on: bool) -> None:
+        """The canvas switched by itself (accepting the prediction shows the mask): the action follows."""
+        action = self.actions["toggle_prediction"]
+        if action.isChecked() != on:
+            action.blockSignals(True)
+            action.setChecked(on)
+            action.blockSignals(False)
+            self._update_title()
 
     def _show_prediction(self, on: bool) -> None:
         if self.ws is None:

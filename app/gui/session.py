@@ -30,6 +30,7 @@ AUTOSAVE_MS = 1500
 
 class AnnotationSession(QObject):
     loaded = Signal(object)  # ImageRecord
+    unloaded = Signal()  # the chosen image could not be opened; nothing is open now
     modified_changed = Signal(bool)
     record_updated = Signal(object)  # ImageRecord, after a write landed
     message = Signal(str)
@@ -92,16 +93,14 @@ class AnnotationSession(QObject):
             if bundle is None:
                 bundle = read_bundle(self.store, image_id)
         except (ImageLoadError, ProjectError) as e:
-            self.error.emit(str(e))
-            return False
+            return self._open_failed(str(e))
         record, shape, prediction = bundle.record, bundle.shape, bundle.predicted
         mask = bundle.corrected if bundle.corrected is not None else prediction
         if mask is None:
             mask = np.zeros(shape, np.uint8)
         elif mask.shape != shape:
-            self.error.emit(f"the mask of {record.relpath} is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                            f"{shape[1]}x{shape[0]}; it was not opened so the mask is not overwritten")
-            return False
+            return self._open_failed(f"the mask of {record.relpath} is {mask.shape[1]}x{mask.shape[0]} but the image "
+                                     f"is {shape[1]}x{shape[0]}; it was not opened so the mask is not overwritten")
         if prediction is not None and prediction.shape != shape:
             prediction = None
         editor = LabelEditor(mask, self.store.schema.num_classes)
@@ -251,17 +250,28 @@ class AnnotationSession(QObject):
             return
         self.prediction = prediction
         self.canvas.prediction = prediction
-        if corrected is None and not self.modified:
+        if corrected is None and not self.modified and not self.canvas.tool_in_progress():
             self.editor.mask[...] = prediction
             self.undo_stack.clear()
-        self.canvas.show_prediction(self.canvas.showing_prediction)
+        self.canvas.show_prediction(self.canvas.showing_prediction, cancel_tool=False)
         self.record = self.store.get(self.record.id) or self.record
         self.record_updated.emit(self.record)
+
+    def _open_failed(self, message: str) -> bool:
+        """The image the user chose cannot be opened: show nothing rather than the previous image, so what is
+        highlighted in the list and what the editing keys act on never differ."""
+        self._clear()
+        self.unloaded.emit()
+        self.error.emit(message)
+        return False
+
+    def _clear(self) -> None:
+        self.record = self.editor = self.prediction = None
+        self.undo_stack.clear()
+        self.canvas.clear()
 
     def close(self) -> None:
         self.flush()
         self._closed = True
         self._autosave.stop()
-        self.record = self.editor = self.prediction = None
-        self.undo_stack.clear()
-        self.canvas.clear()
+        self._clear()

@@ -1,0 +1,87 @@
+"""What the studio shows stays consistent with what the keys act on: a prediction that arrives mid-edit, accepting a
+prediction, an image that cannot be opened, and the brush-size keys."""
+
+import numpy as np
+from faceparse.core.store import ProjectStore
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from test_gui_helpers import make_project, open_window, viewport_point
+
+
+def test_smaller_brush_key_reaches_one_pixel(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=1), tmp_path)
+    window.brush_spin.setValue(4)
+    sizes = []
+    for _ in range(4):
+        QTest.keyClick(window.ws.canvas, Qt.Key.Key_BracketLeft)
+        sizes.append(window.brush_spin.value())
+    assert sizes == [3, 2, 1, 1] and window.ws.canvas.brush_size == 1
+
+
+def test_accepting_the_prediction_unticks_show_prediction(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2), tmp_path)
+    canvas, toggle = window.ws.canvas, window.actions["toggle_prediction"]
+    QTest.keyClick(canvas, Qt.Key.Key_T)
+    assert toggle.isChecked() and canvas.showing_prediction
+    window.actions["accept_prediction"].trigger()
+    assert not toggle.isChecked() and not canvas.showing_prediction
+    QTest.keyClick(canvas, Qt.Key.Key_T)
+    assert toggle.isChecked() and canvas.showing_prediction
+
+
+def _prediction_arrives(ws, value):
+    record = ws.session.record
+    prediction = np.full(ws.session.editor.mask.shape, value, np.uint8)
+    ws.store.save_predicted(record.id, prediction, "v0001", uncertainty=0.1)
+    ws.models.image_predicted.emit(ws.store.get(record.id))
+    return prediction
+
+
+def test_a_prediction_arriving_mid_polygon_keeps_the_corners(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2, predicted=False), tmp_path)
+    ws = window.ws
+    window.actions["tool_polygon"].trigger()
+    for x, y in [(20.5, 20.5), (90.5, 20.5), (90.5, 90.5)]:
+        QTest.mouseClick(ws.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         viewport_point(ws.canvas, x, y))
+    _prediction_arrives(ws, 1)
+    assert len(ws.canvas.tool.points) == 3
+    assert ws.session.prediction is not None and (ws.session.prediction == 1).all()
+
+
+def test_a_prediction_arriving_mid_stroke_keeps_the_stroke(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2, predicted=False), tmp_path)
+    ws = window.ws
+    canvas, viewport = ws.canvas, ws.canvas.viewport()
+    QTest.keyClick(canvas, Qt.Key.Key_3)
+    before = ws.session.editor.mask.copy()
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, viewport_point(canvas, 60, 60))
+    QTest.mouseMove(viewport, viewport_point(canvas, 70, 60))
+    _prediction_arrives(ws, 2)
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       viewport_point(canvas, 70, 60))
+    mask = ws.session.editor.mask
+    assert (mask[60, 60:71] == 3).all()
+    assert np.array_equal(mask[mask != 3], before[mask != 3])  # the rest is the mask the stroke began on
+    assert ws.session.undo_stack.count() == 1 and window.isWindowModified()
+
+
+def test_an_image_that_cannot_open_is_shown_as_nothing_and_next_moves_on(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=3)
+    with ProjectStore.open(folder) as store:
+        ids = [r.id for r in store.images()]
+        store.mask_path("corrected", ids[1]).parent.mkdir(parents=True, exist_ok=True)
+        store.mask_path("corrected", ids[1]).write_bytes(b"not a png")
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    errors = []
+    ws.session.error.connect(errors.append)
+    QTest.keyClick(ws.canvas, Qt.Key.Key_D)
+    assert errors and ws.session.record is None and ws.image_list.current_id() == ids[1]
+    assert "(" not in window.windowTitle().split(" — ")[0]  # no image named in the title
+    QTest.keyClick(ws.canvas, Qt.Key.Key_R)
+    ws.session.writer.wait()
+    with ProjectStore.open(folder) as store:
+        assert store.get(ids[0]).status == "predicted"
+    QTest.keyClick(ws.canvas, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: ws.session.image_id == ids[2])
