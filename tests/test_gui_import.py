@@ -138,3 +138,13 @@ def test_cancel_before_the_check_ends_imports_nothing(qtbot, tmp_path, dataset):
 
     click(qtbot, dialog, dialog.import_button)
     assert dialog.status.text() == f"Imported {COUNT} corrected masks."
+
+
+def test_enter_checks_and_imports_nothing(qtbot, tmp_path, dataset):
+    source, _ = dataset
+    window = open_window(qtbot, make_project(tmp_path / "target", count=COUNT), tmp_path)
+    dialog = open_dialog(qtbot, window, source)
+    QTest.keyClick(dialog.source, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "Check passed" in dialog.status.text(), timeout=20_000)
+    assert dialog.isVisible()
+    assert nothing_corrected(window.ws.store)

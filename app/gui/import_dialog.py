@@ -115,6 +115,8 @@ class ImportDialog(TaskDialog):
         self.check_button = self.buttons.addButton("Check", QDialogButtonBox.ButtonRole.ActionRole)
         self.check_button.setIcon(qta.icon("fa5s.clipboard-check"))
         self.import_button = self.buttons.addButton("Import", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.import_button.setAutoDefault(False)
+        self.check_button.setDefault(True)  # Enter checks; writing masks takes a deliberate click
         self.import_button.setIcon(qta.icon("fa5s.file-import"))
         self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
         self.check_button.clicked.connect(lambda: self.start(dry_run=True))
