@@ -1,11 +1,13 @@
 """What the studio shows stays consistent with what the keys act on: a prediction that arrives mid-edit, accepting a
 prediction, an image that cannot be opened, and the brush-size keys."""
 
+import threading
+
 import numpy as np
 from faceparse.core.store import ProjectStore
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from test_gui_helpers import make_project, open_window, viewport_point
+from test_gui_helpers import drag, make_project, open_window, viewport_point
 
 
 def test_smaller_brush_key_reaches_one_pixel(qtbot, tmp_path):
@@ -85,3 +87,26 @@ def test_an_image_that_cannot_open_is_shown_as_nothing_and_next_moves_on(qtbot, 
         assert store.get(ids[0]).status == "predicted"
     QTest.keyClick(ws.canvas, Qt.Key.Key_D)
     qtbot.waitUntil(lambda: ws.session.image_id == ids[2])
+
+
+def test_a_prediction_arriving_while_the_edit_is_being_saved_keeps_the_edit(qtbot, tmp_path, monkeypatch):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2, predicted=False), tmp_path)
+    ws = window.ws
+    release = threading.Event()
+    real_save = ws.store.save_corrected
+
+    def slow_save(*args):
+        release.wait(30)
+        return real_save(*args)
+
+    monkeypatch.setattr(ws.store, "save_corrected", slow_save)
+    QTest.keyClick(ws.canvas, Qt.Key.Key_3)
+    drag(ws.canvas, [viewport_point(ws.canvas, x, 30.5) for x in (10.5, 60.5)])
+    painted = ws.session.editor.mask.copy()
+    ws.session.save()  # queued; the write is still running
+    _prediction_arrives(ws, 2)
+    release.set()
+    ws.session.writer.wait()
+    assert np.array_equal(ws.session.editor.mask, painted)
+    with ProjectStore.open(ws.store.root) as store:
+        assert np.array_equal(store.corrected_mask(ws.session.image_id), painted)

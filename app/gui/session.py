@@ -250,7 +250,9 @@ class AnnotationSession(QObject):
             return
         self.prediction = prediction
         self.canvas.prediction = prediction
-        if corrected is None and not self.modified and not self.canvas.tool_in_progress():
+        with self._pending_lock:
+            saving = self._pending_writes[self.record.id] > 0 or self.record.id in self._unsaved
+        if corrected is None and not (self.modified or saving or self.canvas.tool_in_progress()):
             self.editor.mask[...] = prediction
             self.undo_stack.clear()
         self.canvas.show_prediction(self.canvas.showing_prediction, cancel_tool=False)
