@@ -57,7 +57,8 @@ def test_a_prediction_arriving_mid_stroke_keeps_the_stroke(qtbot, tmp_path):
     canvas, viewport = ws.canvas, ws.canvas.viewport()
     QTest.keyClick(canvas, Qt.Key.Key_3)
     before = ws.session.editor.mask.copy()
-    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, viewport_point(canvas, 60, 60))
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_point(canvas, 60, 60))
     QTest.mouseMove(viewport, viewport_point(canvas, 70, 60))
     _prediction_arrives(ws, 2)
     QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,

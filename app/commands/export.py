@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "all: also images with only a prediction")
     p.add_argument("--schema", metavar="NAME|FILE.json",
                    help="target schema, when the project's schema declares a mapping to it (e.g. lapa)")
-    p.add_argument("--overwrite", action="store_true", help="replace DIR if it holds an earlier export (a folder without its dataset.json is never replaced)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace DIR if it holds an earlier export (a folder without its dataset.json is never "
+                        "replaced)")
     p.set_defaults(handler=run_export)
 
     p = subparsers.add_parser("import", help="bring a dataset's labels into the project",

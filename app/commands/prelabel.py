@@ -43,7 +43,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="also predict each face mirrored and average (twice the time); in a project the choice is "
                         "remembered (default: the project's, else off)")
     p.add_argument("--batch-size", type=int_at_least(1), metavar="N", help="faces per model run")
-    p.add_argument("--threads", type=int_at_least(1), metavar="N", help="CPU threads for the model (default: all cores)")
+    p.add_argument("--threads", type=int_at_least(1), metavar="N",
+                   help="CPU threads for the model (default: all cores)")
 
 
 class _ProgressBar:

@@ -1,9 +1,9 @@
 """The image list: a paged model over the project index, a compact row painter and the filter/sort bar.
 
 It must stay fast with 100,000 images, so the model holds only the pages the user has scrolled to (loaded through
-`store.images(limit, after=last record)` by Qt's fetchMore), every row has the same height (the view then measures nothing),
-and thumbnails are requested only for rows being painted. A row whose status changes is updated in place; it is not
-moved or hidden until the user changes the filter, so the list never jumps under the cursor.
+`store.images(limit, after=last record)` by Qt's fetchMore), every row has the same height (the view then
+measures nothing), and thumbnails are requested only for rows being painted. A row whose status changes is updated
+in place; it is not moved or hidden until the user changes the filter, so the list never jumps under the cursor.
 """
 
 from __future__ import annotations
