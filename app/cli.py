@@ -108,8 +108,18 @@ def run_scan(args: argparse.Namespace) -> int:
             print(f"Read details of {_n(checked)} images; {_n(store.count_errors())} unreadable")
             for rec in [r for r in store.images() if r.error][:10]:
                 print(f"  {rec.relpath}: {rec.error}")
+            _print_changed_photos(store.changed_photos())
         _print_counts(store)
     return 0
+
+
+def _print_changed_photos(changed: list) -> None:
+    if not changed:
+        return
+    print(f"{_n(len(changed))} photos changed since their masks were checked; export and training skip them until "
+          "each mask is checked and saved or reviewed again in the studio:")
+    for rec in changed[:10]:
+        print(f"  {rec.relpath}")
 
 
 # --- info ----------------------------------------------------------------------------------------------------------
@@ -136,6 +146,7 @@ def project_summary(store: ProjectStore) -> dict:
         "total": sum(counts.values()),
         "splits": store.split_counts(),
         "unreadable": store.count_errors(),
+        "photos_changed": [rec.relpath for rec in store.changed_photos()],
         "details_pending": store.count_pending_details(),
         "active_models": {task: m["version"] for task, m in store.active_models().items()},
         "model_versions": versions,
@@ -160,6 +171,9 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"Details pending for {_n(summary['details_pending'])} images")
     if summary["unreadable"]:
         print(f"Unreadable images: {_n(summary['unreadable'])}")
+    if summary["photos_changed"]:
+        print(f"Photos changed since their masks were checked: {_n(len(summary['photos_changed']))} "
+              "(skipped by export and training until checked again in the studio)")
     if summary["model_versions"]:
         print("Models")
         for task, versions in sorted(summary["model_versions"].items()):

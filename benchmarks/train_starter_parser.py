@@ -135,6 +135,26 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - dice[present]).mean()
 
 
+def near_edges(target: torch.Tensor, radius: int) -> torch.Tensor:
+    """Pixels within `radius` of a change of label: where thin parts (brows, eyes, lips, ears) are won or lost."""
+    y = target.float().unsqueeze(1)
+    k = 2 * radius + 1
+    high = F.max_pool2d(y, k, stride=1, padding=radius)
+    low = -F.max_pool2d(-y, k, stride=1, padding=radius)
+    return (high != low).squeeze(1)
+
+
+def edge_weighted_ce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, edge_weight: float,
+                     radius: int = 2) -> torch.Tensor:
+    """Class-weighted cross-entropy in which pixels near a label edge count `1 + edge_weight` times, normalised
+    like the weighted mean of `F.cross_entropy`, so `edge_weight=0` gives exactly that loss."""
+    per_pixel = F.cross_entropy(logits, target, weight=weights, ignore_index=IGNORE, reduction="none")
+    valid = target != IGNORE
+    pixel_w = 1.0 + edge_weight * near_edges(target, radius).float()
+    class_w = weights[target.clamp(max=len(weights) - 1)] * valid
+    return (per_pixel * pixel_w).sum() / (class_w * pixel_w).sum().clamp(min=1e-8)
+
+
 @torch.no_grad()
 def evaluate(model, samples, size: int = 512, flip_tta: bool = False) -> dict:
     model.eval()
@@ -178,6 +198,8 @@ def main() -> int:
                     "classes are mirrored")
     ap.add_argument("--oversample", default="", help="show faces containing these classes more often per epoch, "
                     "e.g. neck_l=3,ear_r=2")
+    ap.add_argument("--edge-weight", type=float, default=0.0, help="extra cross-entropy weight of pixels within "
+                    "2 px of a label edge (EAGRNet-style edge awareness); 0 leaves the loss unchanged")
     ap.add_argument("--eval-only", action="store_true")
     ap.add_argument("--eval-size", type=int, default=0, help="input size for the held-out evaluation")
     ap.add_argument("--limit", type=int, default=0, help="use only N training images (smoke runs)")
@@ -261,7 +283,7 @@ def main() -> int:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, elapsed)
             logits = model(x)
-            loss = F.cross_entropy(logits, y, weight=weights, ignore_index=IGNORE) + dice_loss(logits, y)
+            loss = edge_weighted_ce(logits, y, weights, args.edge_weight) + dice_loss(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -213,7 +213,8 @@ def snapshot_project(store: ProjectStore, task: str = "parser", max_side: int | 
                      cancelled: Callable[[], bool] | None = None) -> DatasetSnapshot:
     """Read every human-checked image and mask of the project into memory (downscaled to `max_side`).
 
-    Images that cannot be used (unreadable, mask of another size) are skipped and listed in `skipped`, never fatal.
+    Images that cannot be used (unreadable, mask of another size, photo changed since its mask was checked) are
+    skipped and listed in `skipped`, never fatal.
     """
     target = task_target(store.schema, task)
     records = store.images(status=TRAINABLE_STATUSES)
@@ -237,6 +238,10 @@ def snapshot_project(store: ProjectStore, task: str = "parser", max_side: int | 
         if image.shape[:2] != mask.shape:
             skipped.append((rec.relpath, f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                                          f"{image.shape[1]}x{image.shape[0]} (was the photo replaced?)"))
+            continue
+        if store.photo_changed_since_checked(rec):
+            skipped.append((rec.relpath, "the photo changed after its mask was checked; check the mask and save "
+                                         "or review it again"))
             continue
         digest = mask_hash(mask)
         image, mask = _downscale(image, target.convert(mask), max_side)

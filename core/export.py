@@ -221,17 +221,20 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
         _fsync(out_dir.parent)
 
 
-def _size_mismatch(store: ProjectStore, rec: ImageRecord, mask: np.ndarray) -> str | None:
-    """Why the photo and its mask cannot be exported together (the photo was replaced or cropped after labeling),
-    or None when they fit."""
+def _photo_mismatch(store: ProjectStore, rec: ImageRecord, mask: np.ndarray) -> str | None:
+    """Why the photo and its mask cannot be exported together (the photo was replaced or cropped after labeling,
+    or replaced by another of the same size), or None when they fit."""
     try:
         width, height = read_size(store.root / rec.relpath)
     except ImageLoadError as e:
         raise ExportError(f"cannot read {rec.relpath}: {e.reason}") from None
-    if (height, width) == mask.shape:
-        return None
-    return (f"{rec.relpath}: the photo is {width}x{height} but its mask is {mask.shape[1]}x{mask.shape[0]} "
-            "(was the photo replaced after labeling?)")
+    if (height, width) != mask.shape:
+        return (f"{rec.relpath}: the photo is {width}x{height} but its mask is {mask.shape[1]}x{mask.shape[0]} "
+                "(was the photo replaced after labeling?)")
+    if store.photo_changed_since_checked(rec):
+        return (f"{rec.relpath}: the photo changed after its mask was checked; open it, check the mask and save "
+                "or review it again to export it")
+    return None
 
 
 def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str, *, only: str = "corrected",
@@ -287,7 +290,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
             mask = corrected if corrected is not None else store.predicted_mask(rec.id)
             if mask is None:
                 tally.skipped.append(f"{rec.relpath}: status {rec.status} but no mask file")
-            elif (mismatch := _size_mismatch(store, rec, mask)) is not None:
+            elif (mismatch := _photo_mismatch(store, rec, mask)) is not None:
                 tally.skipped.append(mismatch)
             else:
                 mask = lut[mask]

@@ -89,10 +89,17 @@ class ImageRecord:
     error: str | None
     missing: bool = False
     predicted_with: str | None = None  # the framing and test-time settings of the stored prediction
+    labeled_hash: str | None = None  # content hash of the photo the human mask was saved or reviewed on
 
     @property
     def name(self) -> str:
         return self.relpath.rsplit("/", 1)[-1]
+
+    @property
+    def photo_changed(self) -> bool:
+        """The file's content differs from the photo the human mask was checked on: the mask may no longer fit,
+        even when the size still does. Saving or reviewing the mask again accepts it for the new photo."""
+        return self.labeled_hash is not None and self.content_hash is not None and self.content_hash != self.labeled_hash
 
 
 _RECORD_COLUMNS = ", ".join(f.name for f in fields(ImageRecord))
@@ -133,7 +140,8 @@ CREATE TABLE IF NOT EXISTS images(
     error TEXT,
     missing INTEGER NOT NULL DEFAULT 0,
     updated REAL,
-    predicted_with TEXT
+    predicted_with TEXT,
+    labeled_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS images_by_name ON images(missing, sort_key);
 CREATE INDEX IF NOT EXISTS images_by_hash ON images(content_hash) WHERE content_hash IS NOT NULL;
@@ -175,6 +183,9 @@ _ORDER_KEYS = {"name": ("sort_key", "id"),
                "uncertainty": ("uncertainty IS NULL", "-COALESCE(uncertainty, 0)", "sort_key", "id"),
                "effort": ("effort IS NULL", "-COALESCE(effort, 0)", "sort_key", "id")}
 """Each ordering as ascending SQL terms (highest score first, unscored last), so one row comparison continues it."""
+
+
+_ADDED_COLUMNS = ("predicted_with", "labeled_hash")
 
 
 def _order_key_values(record: ImageRecord, order_by: str) -> list[Any]:
@@ -399,18 +410,24 @@ class ProjectStore:
 
     def _add_missing_columns(self) -> None:
         """Columns added after a project was created. Additions are nullable, so an older version of the
-        application still reads the project; another process may add the same column at the same moment."""
-        def missing() -> bool:
-            return "predicted_with" not in {row[1] for row in self._conn().execute("PRAGMA table_info(images)")}
+        application still reads the project; another process may add the same column at the same moment.
 
-        if not missing():
-            return
-        try:
-            with self._write() as c:
-                c.execute("ALTER TABLE images ADD COLUMN predicted_with TEXT")
-        except sqlite3.OperationalError as error:
-            if missing():
-                raise ProjectError(f"cannot bring the project database {self.db_path} up to date: {error}") from None
+        A project from before `labeled_hash` takes its human masks as checked on the photos it last hashed."""
+        def missing() -> list[str]:
+            have = {row[1] for row in self._conn().execute("PRAGMA table_info(images)")}
+            return [name for name in _ADDED_COLUMNS if name not in have]
+
+        for name in missing():
+            try:
+                with self._write() as c:
+                    c.execute(f"ALTER TABLE images ADD COLUMN {name} TEXT")
+                    if name == "labeled_hash":
+                        c.execute("UPDATE images SET labeled_hash = content_hash "
+                                  "WHERE status IN ('corrected', 'reviewed')")
+            except sqlite3.OperationalError as error:
+                if name in missing():
+                    raise ProjectError(f"cannot bring the project database {self.db_path} up to date: "
+                                       f"{error}") from None
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files left by a killed writer; young ones may belong to a writer in another process."""
@@ -561,6 +578,16 @@ class ProjectStore:
                           [(now, i) for i, _ in gone if i not in forget])
         return ScanResult(added, len(gone), changed, unchanged, skipped, time.perf_counter() - started)
 
+    def photo_changed_since_checked(self, rec: ImageRecord) -> bool:
+        """Whether the photo on disk now differs from the one the human mask was saved or reviewed on. Reads the
+        file, so a replacement made since the last scan is caught too; an unreadable file is left to its reader."""
+        if rec.labeled_hash is None or rec.status not in ("corrected", "reviewed"):
+            return False
+        try:
+            return content_hash(self.root / rec.relpath) != rec.labeled_hash
+        except OSError:
+            return False
+
     def _has_any_mask(self, image_id: int) -> bool:
         return any(self.mask_path(kind, image_id).exists() for kind in MASK_KINDS)
 
@@ -674,6 +701,14 @@ class ProjectStore:
     def count_errors(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM images WHERE missing = 0 AND error IS NOT NULL").fetchone()[0]
 
+    def changed_photos(self) -> list[ImageRecord]:
+        """Images whose photo, as last hashed, differs from the one their human mask was checked on."""
+        rows = self._conn().execute(
+            f"SELECT {_RECORD_COLUMNS} FROM images WHERE missing = 0 AND status IN ('corrected', 'reviewed') "
+            "AND labeled_hash IS NOT NULL AND content_hash IS NOT NULL AND content_hash != labeled_hash "
+            "ORDER BY sort_key, id").fetchall()
+        return [self._record(row) for row in rows]
+
     def count_pending_details(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM images WHERE missing = 0 AND error IS NULL "
                                     "AND (width IS NULL OR content_hash IS NULL)").fetchone()[0]
@@ -774,9 +809,10 @@ class ProjectStore:
         with self._write() as c:
             split = rec.split or self._new_split(c, digest, rec.id)
             c.execute("UPDATE images SET effort = ?, split = COALESCE(split, ?), "
-                      "content_hash = COALESCE(content_hash, ?), updated = ?, "
+                      "content_hash = COALESCE(content_hash, ?), labeled_hash = COALESCE(content_hash, ?), "
+                      "updated = ?, "
                       "status = CASE WHEN status = 'reviewed' THEN 'reviewed' ELSE 'corrected' END WHERE id = ?",
-                      (effort, split, digest, time.time(), rec.id))
+                      (effort, split, digest, digest, time.time(), rec.id))
 
     def set_status(self, image_id: int, status: str) -> None:
         """Change the status; a status must be backed by the mask it implies (predicted/corrected/any for reviewed)."""
@@ -790,11 +826,14 @@ class ProjectStore:
             raise MaskError(f"{rec.relpath} cannot be {status!r}: it has no "
                             f"{'mask' if status == 'reviewed' else status + ' mask'}")
         digest = rec.content_hash
-        if status == "reviewed" and not has_corr and digest is None:
+        if status == "reviewed" and digest is None:
             with contextlib.suppress(OSError):
                 digest = content_hash(self.root / rec.relpath)
         with self._write() as c:
             c.execute("UPDATE images SET status = ?, updated = ? WHERE id = ?", (status, time.time(), rec.id))
+            if status == "reviewed":
+                c.execute("UPDATE images SET content_hash = COALESCE(content_hash, ?), "
+                          "labeled_hash = COALESCE(content_hash, ?) WHERE id = ?", (digest, digest, rec.id))
             if status == "reviewed" and not has_corr:
                 c.execute("UPDATE images SET split = COALESCE(split, ?), content_hash = COALESCE(content_hash, ?) "
                           "WHERE id = ?", (rec.split or self._new_split(c, digest, rec.id), digest, rec.id))

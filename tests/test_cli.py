@@ -116,6 +116,24 @@ def test_usage_errors_exit_2(capsys):
     assert code == 2 and "invalid choice" in err
 
 
+def test_scan_and_info_name_photos_changed_since_their_masks_were_checked(capsys, folder):
+    import os
+
+    run(capsys, "scan", folder, "--details")
+    with ProjectStore.open(folder) as store:
+        rec = store.find("f1.jpg")
+        store.save_corrected(rec.id, np.ones((8, 10), np.uint8))
+    Image.new("RGB", (10, 8), (0, 200, 0)).save(folder / "f1.jpg")
+    os.utime(folder / "f1.jpg", ns=(rec.mtime_ns + 3_000_000_000,) * 2)
+    code, out, _ = run(capsys, "scan", folder, "--details")
+    assert code == 0
+    assert "1 photos changed since their masks were checked" in out and "  f1.jpg" in out
+    code, out, _ = run(capsys, "info", folder)
+    assert "Photos changed since their masks were checked: 1" in out
+    code, out, _ = run(capsys, "info", folder, "--json")
+    assert json.loads(out)["photos_changed"] == ["f1.jpg"]
+
+
 def test_info_text_and_json(capsys, folder):
     run(capsys, "scan", folder)
     with ProjectStore.open(folder) as store:

@@ -111,3 +111,36 @@ def test_a_prediction_arriving_while_the_edit_is_being_saved_keeps_the_edit(qtbo
     assert np.array_equal(ws.session.editor.mask, painted)
     with ProjectStore.open(ws.store.root) as store:
         assert np.array_equal(store.corrected_mask(ws.session.image_id), painted)
+
+
+def test_a_photo_replaced_by_one_of_the_same_size_is_flagged_until_reviewed_again(qtbot, tmp_path):
+    import os
+
+    from faceparse.app.gui.image_list import RECORD_ROLE, badge_for
+    from PIL import Image
+
+    folder = make_project(tmp_path / "faces", count=2)
+    with ProjectStore.open(folder) as store:
+        first = store.images()[0]
+        store.set_status(first.id, "reviewed")
+        path = store.root / first.relpath
+    with Image.open(path) as photo:
+        pixels = np.asarray(photo.convert("RGB")).copy()
+    pixels[:40] = 255 - pixels[:40]
+    Image.fromarray(pixels).save(path)
+    later = first.mtime_ns + 3_000_000_000
+    os.utime(path, ns=(later, later))
+
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    assert ws.session.record.id == first.id
+
+    def badge():
+        return badge_for(ws.image_list.model.index(0).data(RECORD_ROLE))[0]
+
+    qtbot.waitUntil(lambda: badge() == "photo changed", timeout=10_000)
+    assert "changed after their masks were checked" in window.statusBar().currentMessage()
+    assert "photo changed after" in ws.image_list.model.index(0).data(Qt.ItemDataRole.ToolTipRole)
+    QTest.keyClick(ws.canvas, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: not ws.store.get(first.id).photo_changed, timeout=10_000)
+    qtbot.waitUntil(lambda: badge() == "reviewed", timeout=10_000)

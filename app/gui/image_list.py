@@ -33,6 +33,16 @@ RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_COLORS = {"new": QColor(120, 124, 130), "predicted": QColor(52, 120, 200),
                  "corrected": QColor(214, 140, 30), "reviewed": QColor(46, 160, 90)}
 ORDER_TITLES = {"name": "Name", "uncertainty": "Most uncertain first", "effort": "Most corrected first"}
+PHOTO_CHANGED_HINT = "the photo changed after its mask was checked: check the mask, then edit it or press R to keep it"
+
+
+def badge_for(record: ImageRecord) -> tuple[str, QColor]:
+    """The word and colour under a thumbnail: a problem before the status, since it is what needs doing."""
+    if record.error:
+        return "error", QColor(190, 60, 60)
+    if record.photo_changed:
+        return "photo changed", QColor(170, 70, 160)
+    return record.status, STATUS_COLORS.get(record.status, QColor(128, 128, 128))
 
 
 class ImageListModel(QAbstractListModel):
@@ -118,6 +128,8 @@ class ImageListModel(QAbstractListModel):
                 lines.append(f"correction effort: {record.effort:.1%}")
             if record.error:
                 lines.append(f"error: {record.error}")
+            if record.photo_changed:
+                lines.append(PHOTO_CHANGED_HINT)
             return "\n".join(lines)
         return None
 
@@ -189,8 +201,7 @@ class ImageRowDelegate(QStyledItemDelegate):
         small = QFont(font)
         small.setPointSizeF(max(6.0, font.pointSizeF() * 0.85))
         metrics = QFontMetrics(small)
-        text = "error" if record.error else record.status
-        color = QColor(190, 60, 60) if record.error else STATUS_COLORS.get(record.status, QColor(128, 128, 128))
+        text, color = badge_for(record)
         badge = QRect(rect.left(), rect.top(), metrics.horizontalAdvance(text) + 12, metrics.height() + 2)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(Qt.PenStyle.NoPen)

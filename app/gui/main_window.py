@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from .actions import build_actions
 from .export_dialog import ExportDialog
+from .image_list import PHOTO_CHANGED_HINT
 from .import_dialog import ImportDialog
 from .session import AUTOSAVE_MS
 from .settings import StudioSettings
@@ -295,7 +296,20 @@ class MainWindow(QMainWindow):
         if not selected:
             ws.image_list.select_row(0)
         self._details_task = self.jobs.start(
-            lambda _report, cancel, store=ws.store: store.fill_details(progress=lambda *_: not cancel.is_set()))
+            lambda _report, cancel, store=ws.store: store.fill_details(progress=lambda *_: not cancel.is_set()),
+            on_done=lambda _examined, ws=ws: self._details_filled(ws))
+
+    def _details_filled(self, ws: Workspace) -> None:
+        """Hashing may reveal photos replaced since their masks were checked: show them and say so."""
+        if ws is not self.ws:
+            return
+        changed = ws.store.changed_photos()
+        if not changed:
+            return
+        ws.image_list.reload()
+        names = ", ".join(r.name for r in changed[:3]) + (" …" if len(changed) > 3 else "")
+        self.statusBar().showMessage(f"{len(changed)} photo(s) changed after their masks were checked ({names}): "
+                                     "check each mask, then edit it or press R to keep it", 20000)
 
     @staticmethod
     def _find_row(ws: Workspace, image_id: int, max_pages: int = 20) -> int | None:
@@ -436,6 +450,8 @@ class MainWindow(QMainWindow):
         self.position_label.setText(f"{(row or 0) + 1:,} / {ws.image_list.model.total:,}")
         self._update_title()
         self._update_enabled()
+        if record.photo_changed:
+            self.statusBar().showMessage(f"{record.name}: {PHOTO_CHANGED_HINT}", 15000)
 
     def _hovered(self, info) -> None:
         if info is None or self.ws is None:

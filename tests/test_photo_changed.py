@@ -1,0 +1,117 @@
+"""A photo replaced by another of the same size must not keep passing its old mask off as its own."""
+import os
+import sqlite3
+
+import numpy as np
+import pytest
+from faceparse.core.datasets import snapshot_project
+from faceparse.core.export import export_dataset
+from faceparse.core.store import ProjectStore
+from PIL import Image
+
+W, H = 16, 12
+
+
+def put_photo(path, seed):
+    pixels = np.random.default_rng(seed).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+def mask(value):
+    m = np.zeros((H, W), np.uint8)
+    m[3:9, 4:12] = value
+    return m
+
+
+@pytest.fixture
+def store(tmp_path):
+    for i in range(3):
+        put_photo(tmp_path / "faces" / f"face{i}.png", seed=i)
+    s = ProjectStore.create(tmp_path / "faces")
+    s.scan()
+    s.fill_details()
+    for rec in s.images():
+        s.save_corrected(rec.id, mask(1 + rec.id % 3))
+    yield s
+    s.close()
+
+
+def replace_with_same_size_photo(store, rec, seed=99):
+    path = store.root / rec.relpath
+    before = path.stat().st_mtime_ns
+    put_photo(path, seed=seed)
+    os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))
+
+
+def test_a_same_size_replacement_is_flagged_after_the_rescan(store):
+    rec = store.images()[0]
+    assert not rec.photo_changed
+    replace_with_same_size_photo(store, rec)
+    store.scan()
+    store.fill_details()
+    changed = store.get(rec.id)
+    assert changed.photo_changed and changed.status == "corrected"
+    assert store.corrected_mask(rec.id) is not None, "the old mask is kept, not thrown away"
+    assert [r.id for r in store.images() if r.photo_changed] == [rec.id]
+
+
+def test_touching_a_photo_without_changing_it_flags_nothing(store):
+    rec = store.images()[0]
+    path = store.root / rec.relpath
+    os.utime(path, ns=(rec.mtime_ns + 5_000_000_000, rec.mtime_ns + 5_000_000_000))
+    store.scan()
+    store.fill_details()
+    assert not store.get(rec.id).photo_changed
+    assert not store.photo_changed_since_checked(store.get(rec.id))
+
+
+def test_export_skips_a_changed_photo_with_its_reason(store, tmp_path):
+    rec = store.images()[1]
+    replace_with_same_size_photo(store, rec)
+    result = export_dataset(store, tmp_path / "out", "coco", only="corrected")
+    assert result.count == 2
+    assert len(result.skipped) == 1 and rec.relpath in result.skipped[0] and "changed" in result.skipped[0]
+
+
+def test_training_skips_a_changed_photo(store):
+    rec = store.images()[2]
+    replace_with_same_size_photo(store, rec)
+    store.scan()
+    store.fill_details()
+    snapshot = snapshot_project(store)
+    assert rec.relpath in [path for path, _ in snapshot.skipped]
+    used = {s.relpath for s in snapshot.train + snapshot.val}
+    assert rec.relpath not in used and len(used) == 2
+
+
+@pytest.mark.parametrize("how", ["save", "review"])
+def test_saving_or_reviewing_again_accepts_the_mask_for_the_new_photo(store, tmp_path, how):
+    rec = store.images()[0]
+    replace_with_same_size_photo(store, rec)
+    store.scan()
+    store.fill_details()
+    assert store.get(rec.id).photo_changed
+    if how == "save":
+        store.save_corrected(rec.id, mask(5))
+    else:
+        store.set_status(rec.id, "reviewed")
+    accepted = store.get(rec.id)
+    assert not accepted.photo_changed and not store.photo_changed_since_checked(accepted)
+    result = export_dataset(store, tmp_path / "out", "coco", only="corrected")
+    assert result.count == 3 and result.skipped == []
+
+
+def test_a_project_from_before_the_check_counts_its_masks_as_checked_on_the_current_photos(store):
+    checked = store.images()[0]
+    root, db = store.root, store.db_path
+    store.close()
+    with sqlite3.connect(db) as c:
+        c.execute("ALTER TABLE images DROP COLUMN labeled_hash")
+    with ProjectStore.open(root) as reopened:
+        rec = reopened.get(checked.id)
+        assert rec.labeled_hash == rec.content_hash is not None
+        replace_with_same_size_photo(reopened, rec)
+        reopened.scan()
+        reopened.fill_details()
+        assert reopened.get(rec.id).photo_changed
