@@ -84,6 +84,23 @@ def merge_edits(edits: Sequence[Edit], mask: np.ndarray, name: str | None = None
     return Edit(box, old, new, name or edits[0].name)
 
 
+def _near_path(points: np.ndarray, radius: float, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels (as a uint8 footprint of `shape`) whose centres lie within `radius` of the polyline through `points`."""
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    nearest = np.full(shape, np.inf)
+    segments = zip(points[:-1], points[1:], strict=True) if len(points) > 1 else [(points[0], points[0])]
+    for (ax, ay), (bx, by) in segments:
+        dx, dy = bx - ax, by - ay
+        length2 = dx * dx + dy * dy
+        t = np.clip(((xs - ax) * dx + (ys - ay) * dy) / length2, 0.0, 1.0) if length2 > 0 else 0.0
+        np.minimum(nearest, (xs - ax - t * dx) ** 2 + (ys - ay - t * dy) ** 2, out=nearest)
+    footprint = (nearest < radius * radius).astype(np.uint8)
+    under = np.floor(points + 0.5).astype(np.int64)
+    inside = (under >= 0).all(axis=1) & (under[:, 0] < shape[1]) & (under[:, 1] < shape[0])
+    footprint[under[inside, 1], under[inside, 0]] = 1
+    return footprint
+
+
 class LabelEditor:
     """Paint operations over one mask; each returns the Edit it made (None when nothing changed)."""
 
@@ -165,7 +182,8 @@ class LabelEditor:
 
     def stroke(self, points: Sequence[tuple[float, float]], radius: float, label: int,
                name: str = "brush") -> Edit | None:
-        """A round brush dragged through `points` (image pixels): every pixel within `radius` of the path."""
+        """A round brush dragged through `points` (image pixels): every pixel whose centre lies closer than `radius`
+        to the path, plus the pixel under each point, so a dab and a stroke are both `2 * radius` pixels wide."""
         label = self._check_label(label)
         if not points:
             return None
@@ -174,16 +192,7 @@ class LabelEditor:
         box = self._clip(pts[:, 0].min() - r, pts[:, 1].min() - r, pts[:, 0].max() + r, pts[:, 1].max() + r)
         if box is None:
             return None
-        footprint = np.zeros((box.height, box.width), np.uint8)
-        local = np.round(pts - (box.x0, box.y0)).astype(np.int32)
-        thickness = max(1, int(round(2 * r)))
-        if len(local) == 1 or thickness <= 1:
-            for px, py in local:
-                cv2.circle(footprint, (int(px), int(py)), max(0, int(round(r - 0.5))), 1, -1, cv2.LINE_8)
-        if len(local) > 1:
-            cv2.polylines(footprint, [local.reshape(-1, 1, 2)], False, 1, thickness, cv2.LINE_8)
-            for px, py in (local[0], local[-1]):
-                cv2.circle(footprint, (int(px), int(py)), max(0, int(round(r - 0.5))), 1, -1, cv2.LINE_8)
+        footprint = _near_path(pts - (box.x0, box.y0), r, (box.height, box.width))
         return self._commit(box, footprint, label, name)
 
     def erase(self, points: Sequence[tuple[float, float]], radius: float) -> Edit | None:

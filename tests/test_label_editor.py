@@ -174,3 +174,21 @@ def test_edit_counts_changed_pixels():
     old = np.zeros((2, 2), np.uint8)
     new = np.array([[0, 1], [1, 1]], np.uint8)
     assert Edit(Box(0, 0, 2, 2), old, new).changed_pixels() == 3
+
+
+@pytest.mark.parametrize("size", range(1, 25))
+def test_a_dab_and_a_stroke_are_as_wide_as_the_brush(size):
+    click = LabelEditor(np.zeros((80, 80), np.uint8), num_classes=3)
+    click.stroke([(40.2, 40.2)], size / 2, 1)
+    drag = LabelEditor(np.zeros((80, 80), np.uint8), num_classes=3)
+    drag.stroke([(10.2, 40.2), (70.2, 40.2)], size / 2, 1)
+    assert int((click.mask[40] == 1).sum()) == size
+    assert int((click.mask[:, 40] == 1).sum()) == size
+    assert int((drag.mask[:, 40] == 1).sum()) == size
+
+
+def test_a_stroke_past_the_edge_paints_only_what_it_covers():
+    editor = LabelEditor(np.zeros((20, 20), np.uint8), num_classes=3)
+    assert editor.stroke([(-6.0, 10.0)], 2, 1) is None
+    editor.stroke([(-1.0, 10.0)], 2, 1)
+    assert np.argwhere(editor.mask == 1).tolist() == [[9, 0], [10, 0], [11, 0]]
