@@ -83,6 +83,7 @@ class AnnotationSession(QObject):
         """Leave the current image (saving it) and open another; False (and an error signal) if it cannot open."""
         if image_id == self.image_id:
             return True
+        self.canvas.tool.commit_held()
         self.save()
         with self._pending_lock:
             unsaved = self._pending_writes[image_id] > 0
@@ -145,9 +146,15 @@ class AnnotationSession(QObject):
     # --- saving ------------------------------------------------------------------------------------------------
 
     def save(self, force: bool = False) -> bool:
-        """Queue a snapshot of the working mask for writing; True if one was queued."""
+        """Queue a snapshot of the working mask for writing; True if one was queued.
+
+        A stroke whose button is still held is not an edit yet: the save waits for it (the autosave is started
+        again), so what is written is always a state of the undo history."""
         self._autosave.stop()
         if self.editor is None or self.record is None or not (force or self.modified):
+            return False
+        if self.canvas.tool.holds_pixels():
+            self._autosave.start()
             return False
         self.undo_stack.setClean()
         self._queue_write(self.record.id, self.editor.mask.copy())
@@ -205,7 +212,9 @@ class AnnotationSession(QObject):
         self.error.emit(f"could not save the mask: {message}")
 
     def flush(self) -> dict[int, str]:
-        """Save now and wait until every queued write has ended; returns `unsaved()` (empty when all are on disk)."""
+        """Save now and wait until every queued write has ended; returns `unsaved()` (empty when all are on disk).
+        A stroke still held is committed first, so closing keeps it."""
+        self.canvas.tool.commit_held()
         self.save()
         self.writer.wait()
         return self.unsaved()
@@ -216,6 +225,7 @@ class AnnotationSession(QObject):
         if self.prediction is None:
             self.error.emit("this image has no prediction to accept; pre-label it first")
             return
+        self.canvas.tool.commit_held()
         self.canvas.show_prediction(False)
         edit = self.editor.replace(self.prediction, "accept prediction")
         if edit is not None:

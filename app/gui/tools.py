@@ -47,6 +47,13 @@ class Tool:
     def double_click(self, x: float, y: float) -> None: ...
     def finish(self) -> None: ...
 
+    def holds_pixels(self) -> bool:
+        """Painted pixels not yet committed as an edit (a stroke whose button is still held)."""
+        return False
+
+    def commit_held(self) -> None:
+        """Commit what `holds_pixels`, as if the button were released now."""
+
     def cancel(self) -> None:
         self.host.show_outline_preview(None)
 
@@ -86,6 +93,12 @@ class BrushTool(Tool):
         self._last = point
 
     def release(self, x: float, y: float) -> None:
+        self.commit_held()
+
+    def holds_pixels(self) -> bool:
+        return self._last is not None and bool(self._dabs)
+
+    def commit_held(self) -> None:
         if self._last is None:
             return
         self._last = None

@@ -1,0 +1,95 @@
+"""What is saved is always a state of the undo history: a stroke whose button is still held is never written half
+done, and leaving the image or closing with the button held keeps the stroke."""
+
+import numpy as np
+from faceparse.core.store import ProjectStore
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from test_gui_helpers import drag, make_project, open_window, viewport_point
+
+LEFT, NONE = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+
+
+def _start(qtbot, tmp_path, autosave_ms=60_000):
+    folder = make_project(tmp_path / "faces", count=2)
+    window = open_window(qtbot, folder, tmp_path, autosave_ms=autosave_ms)
+    canvas = window.ws.canvas
+    QTest.keyClick(canvas, Qt.Key.Key_3)
+    window.brush_spin.setValue(6)
+    drag(canvas, [viewport_point(canvas, x, 20.5) for x in (10.5, 40.5)])
+    return folder, window
+
+
+def _hold_stroke(canvas, y=110.5):
+    viewport = canvas.viewport()
+    QTest.mousePress(viewport, LEFT, NONE, viewport_point(canvas, 10.5, y))
+    QTest.mouseMove(viewport, viewport_point(canvas, 60.5, y))
+
+
+def _release(canvas, y=110.5):
+    QTest.mouseRelease(canvas.viewport(), LEFT, NONE, viewport_point(canvas, 60.5, y))
+
+
+def _on_disk(folder, image_id):
+    with ProjectStore.open(folder) as store:
+        return store.corrected_mask(image_id)
+
+
+def _leave_and_flush(qtbot, window, image_id):
+    window.actions["next_image"].trigger()
+    qtbot.waitUntil(lambda: window.ws.session.image_id != image_id)
+    window.ws.session.flush()
+
+
+def test_autosave_waits_for_a_held_stroke_so_undoing_it_leaves_nothing_on_disk(qtbot, tmp_path):
+    folder, window = _start(qtbot, tmp_path, autosave_ms=200)
+    session, canvas = window.ws.session, window.ws.canvas
+    image_id = session.image_id
+    _hold_stroke(canvas)
+    qtbot.wait(600)
+    _release(canvas)
+    window.actions["undo"].trigger()
+    memory = session.editor.mask.copy()
+    assert (memory[110] == 3).sum() == 0
+    _leave_and_flush(qtbot, window, image_id)
+    assert np.array_equal(_on_disk(folder, image_id), memory)
+
+
+def test_escape_on_a_held_stroke_after_the_autosave_delay_leaves_nothing_on_disk(qtbot, tmp_path):
+    folder, window = _start(qtbot, tmp_path, autosave_ms=200)
+    session, canvas = window.ws.session, window.ws.canvas
+    image_id = session.image_id
+    _hold_stroke(canvas)
+    qtbot.wait(600)
+    QTest.keyClick(canvas, Qt.Key.Key_Escape)
+    _release(canvas)
+    memory = session.editor.mask.copy()
+    _leave_and_flush(qtbot, window, image_id)
+    assert np.array_equal(_on_disk(folder, image_id), memory)
+
+
+def test_leaving_the_image_with_the_button_held_keeps_the_stroke(qtbot, tmp_path):
+    folder, window = _start(qtbot, tmp_path)
+    session, canvas = window.ws.session, window.ws.canvas
+    image_id = session.image_id
+    _hold_stroke(canvas)
+    held = session.editor.mask.copy()
+    assert (held[110] == 3).sum() > 0
+    QTest.keyClick(canvas, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: session.image_id != image_id)
+    _release(canvas)
+    session.flush()
+    assert np.array_equal(_on_disk(folder, image_id), held)
+    window.actions["previous_image"].trigger()
+    qtbot.waitUntil(lambda: session.image_id == image_id)
+    assert np.array_equal(session.editor.mask, held)
+
+
+def test_closing_with_the_button_held_keeps_the_stroke(qtbot, tmp_path):
+    folder, window = _start(qtbot, tmp_path)
+    session, canvas = window.ws.session, window.ws.canvas
+    image_id = session.image_id
+    _hold_stroke(canvas)
+    held = session.editor.mask.copy()
+    assert window.close()
+    assert np.array_equal(_on_disk(folder, image_id), held)
