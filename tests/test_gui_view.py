@@ -1,6 +1,7 @@
 """Viewing and navigation: zoom, pan, brush size, cursor readout, visibility, opacity, settings; the undo memory cap."""
 
 import numpy as np
+import pytest
 from faceparse.app.gui.main_window import MainWindow
 from faceparse.app.gui.settings import StudioSettings
 from faceparse.app.gui.undo import BoundedUndoStack
@@ -104,6 +105,23 @@ def test_undo_history_memory_cap_drops_the_oldest_steps(qtbot):
     while stack.canRedo():
         stack.redo()
     assert editor.mask[128, 20 + 18 * 11] == 2
+
+
+@pytest.mark.parametrize("saved_after", [0, 1])
+def test_undoing_past_the_memory_cap_never_claims_the_saved_state(qtbot, saved_after):
+    editor = LabelEditor(np.zeros((256, 256), np.uint8), num_classes=3)
+    stack = BoundedUndoStack(max_bytes=6_000)
+    if saved_after == 0:
+        stack.setClean()
+    for i in range(4):
+        stack.push_edit(editor.paint_disk(30 + 50 * i, 128, 20, 1), editor.apply, editor.revert)
+        if i + 1 == saved_after:
+            stack.setClean()
+    assert not stack.isClean()
+    while stack.can_undo_edit():
+        stack.undo_edit()
+    assert editor.mask.any(), "the released steps are still on the mask"
+    assert not stack.isClean()
 
 
 def test_dropping_a_folder_opens_its_project(qtbot, tmp_path):

@@ -67,10 +67,15 @@ class BoundedUndoStack(QUndoStack):
         return self.index() > 0 and any(c.edit is not None for c in self._commands()[: self.index()])
 
     def undo_edit(self) -> None:
-        """Undo one step that still has its pixels, dropping released steps on the way."""
+        """Undo one step that still has its pixels, dropping released steps on the way.
+
+        A dropped step stays on the mask, so no state left in the history is the saved one any more: the stack is
+        made unclean, or undoing back to the last save would claim a mask that still holds that step is saved."""
+        dropped = False
         while self.canUndo():
             command = self.command(self.index() - 1)
             had_pixels = not isinstance(command, EditCommand) or command.edit is not None
+            dropped |= not had_pixels
             self.undo()
             if had_pixels:
                 break
@@ -79,3 +84,6 @@ class BoundedUndoStack(QUndoStack):
             if not (isinstance(command, EditCommand) and command.edit is None):
                 break
             self.undo()
+            dropped = True
+        if dropped:
+            self.resetClean()
