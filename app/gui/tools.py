@@ -13,6 +13,7 @@ from typing import Protocol
 from faceparse.core.label_editor import Box, Edit, LabelEditor, merge_edits
 
 LASSO_MIN_DRAG = 4.0
+"""How far (in screen pixels, whatever the zoom) a press on an empty polygon must move to become a lasso."""
 HANDLE_SCREEN_PX = 7.0
 """How near (in screen pixels, whatever the zoom) a press must land to grab a polygon corner."""
 
@@ -159,11 +160,15 @@ class PolygonTool(Tool):
         self._lasso = False
         self._grabbed: int | None = None
         self._moved_corner = False
+        self._from_nothing = False
+
+    def _screen_to_image(self, screen_px: float) -> float:
+        return screen_px / max(getattr(self.host, "scale_factor", 1.0), 1e-6)
 
     def _corner_at(self, x: float, y: float) -> int | None:
         if len(self.points) < 2:
             return None
-        reach = HANDLE_SCREEN_PX / max(getattr(self.host, "scale_factor", 1.0), 1e-6)
+        reach = self._screen_to_image(HANDLE_SCREEN_PX)
         nearest = min(range(len(self.points)), key=lambda i: math.dist(self.points[i], (x, y)))
         return nearest if math.dist(self.points[nearest], (x, y)) <= reach else None
 
@@ -172,7 +177,8 @@ class PolygonTool(Tool):
         self._lasso = False
         self._grabbed = self._corner_at(x, y)
         self._moved_corner = False
-        if not self.points:
+        self._from_nothing = not self.points
+        if self._from_nothing:
             self.points = [(x, y)]
         self.host.show_outline_preview(self.points + ([] if self._grabbed is not None else [(x, y)]))
 
@@ -184,7 +190,8 @@ class PolygonTool(Tool):
             self.host.show_outline_preview(self.points)
             return
         if self._pressed_at is not None:
-            if not self._lasso and math.dist(self._pressed_at, (x, y)) >= LASSO_MIN_DRAG and len(self.points) == 1:
+            if (not self._lasso and self._from_nothing
+                    and math.dist(self._pressed_at, (x, y)) >= self._screen_to_image(LASSO_MIN_DRAG)):
                 self._lasso = True
             if self._lasso:
                 self.points.append((x, y))
