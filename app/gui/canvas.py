@@ -337,6 +337,14 @@ class Canvas(QGraphicsView):
             return
         super().keyPressEvent(event)
 
+    def focusOutEvent(self, event) -> None:
+        """A Space released while another widget had the keys never reaches the canvas: stop panning here."""
+        if self._space_held or self._panning_from is not None:
+            self._space_held = False
+            self._panning_from = None
+            self._update_cursor()
+        super().focusOutEvent(event)
+
     def keyReleaseEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space_held = False

@@ -13,7 +13,7 @@ from pathlib import Path
 from faceparse.core.imageio import is_image_file
 from faceparse.core.schemas import builtin_schema_names
 from faceparse.core.store import DB_NAME, PROJECT_DIR_NAME, ProjectError, ProjectStore
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -41,6 +41,7 @@ from .workspace import Workspace
 APP_TITLE = "FaceParse Studio"
 TOOL_ACTIONS = {"tool_brush": "brush", "tool_eraser": "eraser", "tool_fill": "fill", "tool_polygon": "polygon",
                 "tool_picker": "picker"}
+REMEMBERED_TOOLS = ("brush", "eraser", "fill", "polygon")  # the picker is a moment's tool, not a habit
 PROJECT_ACTIONS = ("export", "import_labels", "prelabel_all", "retrain")
 
 
@@ -129,7 +130,12 @@ class MainWindow(QMainWindow):
                      "mark_reviewed"):
             bar.addSeparator() if name is None else bar.addAction(a[name])
         a["toggle_overlay"].setChecked(True)
-        a["tool_brush"].setChecked(True)
+        a["toggle_outline"].setChecked(self.settings.get("outline", False, bool))
+        remembered = self.settings.get("tool", "brush", str)
+        a[next((n for n, t in TOOL_ACTIONS.items() if t == remembered and t in REMEMBERED_TOOLS), "tool_brush")
+          ].setChecked(True)
+        self.brush_spin.installEventFilter(self)
+        self.brush_spin.lineEdit().returnPressed.connect(self._focus_canvas)
 
     def _build_menus(self) -> None:
         a, menu = self.actions, self.menuBar()
@@ -188,7 +194,7 @@ class MainWindow(QMainWindow):
                                                                                round(self.brush_spin.value() * 1.2))))
         a["zoom_fit"].triggered.connect(lambda: self.ws and self.ws.canvas.fit())
         a["zoom_actual"].triggered.connect(lambda: self.ws and self.ws.canvas.actual_pixels())
-        a["toggle_outline"].toggled.connect(lambda on: self.ws and self.ws.canvas.set_outline(on))
+        a["toggle_outline"].toggled.connect(self._outline_toggled)
         a["toggle_overlay"].toggled.connect(lambda on: self.ws and self.ws.canvas.set_overlay_visible(on))
         a["toggle_prediction"].toggled.connect(self._show_prediction)
         a["previous_image"].triggered.connect(lambda: self.ws and self.ws.image_list.step(-1))
@@ -373,8 +379,27 @@ class MainWindow(QMainWindow):
     # --- commands ----------------------------------------------------------------------------------------------
 
     def _set_tool(self, tool: str) -> None:
+        if tool in REMEMBERED_TOOLS:
+            self.settings.set("tool", tool)
         if self.ws is not None:
             self.ws.canvas.set_tool(tool)
+
+    def _outline_toggled(self, on: bool) -> None:
+        self.settings.set("outline", bool(on))
+        if self.ws is not None:
+            self.ws.canvas.set_outline(on)
+
+    def _focus_canvas(self) -> None:
+        if self.ws is not None:
+            self.ws.canvas.setFocus()
+
+    def eventFilter(self, watched, event) -> bool:
+        """A click on the brush-size arrows gives the keys back to the canvas, so 0-9 choose classes again rather
+        than typing a size; clicking into the number itself still lets a size be typed (Enter returns)."""
+        if (watched is self.brush_spin and event.type() == QEvent.Type.MouseButtonRelease
+                and not self.brush_spin.lineEdit().geometry().contains(event.position().toPoint())):
+            QTimer.singleShot(0, self._focus_canvas)
+        return super().eventFilter(watched, event)
 
     def _brush_size_changed(self, size: int) -> None:
         self.settings.set("brush_size", size)
