@@ -465,7 +465,7 @@ def phase_promote(ctx: RetrainContext) -> None:
     ctx.check_cancel()
     if ctx.decision.promote:
         with ctx.reporter.protected():
-            activate(ctx.store, config.task, ctx.version["version"], export_missing_onnx=config.export_onnx)
+            activate(ctx.store, config.task, ctx.version["version"])
             ctx.reporter.cancel_outcome = f"{config.task} {ctx.version['version']} is active"
     ctx.emit("promote", f"{ctx.version['version']} {ctx.decision.reason}")
 

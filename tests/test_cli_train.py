@@ -1,6 +1,7 @@
 """`faceparse train`, `models`, `eval` and `jobs` on a drawn-face project."""
 
 import json
+from pathlib import Path
 
 import pytest
 from drawn_projects import make_project
@@ -57,6 +58,7 @@ def test_train_shows_live_loss_then_models_eval_and_jobs(folder, tmp_path, capsy
     code, out, _ = run(capsys, "models", folder, "--json")
     rows = json.loads(out)
     assert [(r["version"], r["active"]) for r in rows] == [("v0001", True)]
+    assert (Path(rows[0]["path"]) / "model.onnx").is_file(), "--no-onnx still exports the version it activates"
     code, _, err = run(capsys, "models", folder, "rollback")
     assert code == 2 and "no earlier version" in err
 

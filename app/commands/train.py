@@ -53,7 +53,8 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
                          help="activate the new version even if it is not better")
     promote.add_argument("--no-promote", action="store_const", const="never", dest="promote",
                          help="save the new version without activating it")
-    p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export (faster; it is made on activation)")
+    p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export unless the new version is activated "
+                   "(the active version always has one, for pre-labeling)")
     p.add_argument("--no-repredict", action="store_true", help="do not re-predict uncorrected faces afterwards")
     p.add_argument("--pretrain", choices=("auto", "yes", "no"), help="masked pre-training phase (default auto)")
     p.add_argument("--config", metavar="JSON", help="further training options as a JSON object")
