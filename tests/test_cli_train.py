@@ -100,3 +100,19 @@ def test_the_whole_loop_exports_onnx_and_repredicts_what_nobody_corrected(folder
         assert all(store.predicted_mask(rec.id) is not None for rec in uncorrected)
     code, out, _ = run(capsys, "eval", "--model", "v0001", folder, "--onnx", "--json")
     assert code == 0 and json.loads(out)["miou_no_bg"] == pytest.approx(active["metrics"]["score"], abs=0.02)
+
+
+def test_config_nulls_clear_a_default_and_flags_override_the_config(folder):
+    from faceparse.app.cli import build_parser
+    from faceparse.app.commands.train import train_config
+
+    def config(*argv):
+        args = build_parser().parse_args(["train", str(folder), *argv])
+        with ProjectStore.open(folder) as store:
+            return train_config(args, store)
+
+    assert config().time_limit_s == 1800
+    assert config("--config", '{"time_limit_s": null}').time_limit_s is None
+    assert config("--config", '{"time_limit_s": null}', "--time-limit", "5").time_limit_s == 300
+    assert config("--config", '{"epochs": 3}', "--epochs", "4").epochs == 4
+    assert config("--config", '{"task": "parser", "lr": 0.01}').lr == 0.01

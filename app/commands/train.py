@@ -90,7 +90,7 @@ def train_config(args: argparse.Namespace, store: ProjectStore) -> Any:
         flags["repredict"] = False
     task = args.task or options.pop("task", None) or _default_task(store)
     try:
-        return TrainConfig.for_task(task, **{**options, **{k: v for k, v in flags.items() if v is not None}})
+        return TrainConfig.from_dict({**options, **{k: v for k, v in flags.items() if v is not None}, "task": task})
     except ConfigError as e:
         raise CommandError(str(e)) from None
 
