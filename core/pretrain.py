@@ -81,7 +81,7 @@ def masked_batch(images: Sequence[np.ndarray], rng: np.random.Generator, config:
 def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = PretrainConfig(),
                     on_event: Callable[[dict], None] | None = None,
                     cancel: threading.Event | None = None, net: MaskedPretrainNet | None = None,
-                    **arch_args) -> MaskedPretrainNet:
+                    device: torch.device | str | None = None, **arch_args) -> MaskedPretrainNet:
     """Pre-train a parser body on unlabeled RGB images; returns the network (body + reconstruction head).
 
     `net` continues from an existing body (see `MaskedPretrainNet.from_parser`); otherwise a new one is built.
@@ -93,6 +93,9 @@ def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = Pretr
     rng = np.random.default_rng(config.seed)
     if net is None:
         net = MaskedPretrainNet(config.architecture, pretrained=config.imagenet_init, **arch_args)
+    if device is not None:
+        net.to(device)
+    device = next(net.parameters()).device
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     warmup = max(1, config.steps // 20)
@@ -105,6 +108,7 @@ def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = Pretr
             group["lr"] = lr
         pick = rng.integers(0, len(images), config.batch_size)
         masked, original = masked_batch([images[i] for i in pick], rng, config)
+        masked, original = masked.to(device), original.to(device)
         loss = central_reconstruction_loss(net(masked), original)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -154,7 +158,7 @@ def pretrain_phase(ctx) -> None:
     config = PretrainConfig(architecture=ctx.config.network, input_size=size,
                             steps=int(extra.get("pretrain_steps", 300)), batch_size=ctx.config.batch_size,
                             seed=ctx.config.seed, min_images=int(extra.get("pretrain_min_images", 8)))
-    net = MaskedPretrainNet.from_parser(ctx.model, ctx.config.network)
+    net = MaskedPretrainNet.from_parser(ctx.model, ctx.config.network, **ctx.arch_args)
 
     def on_event(event: dict) -> None:
         ctx.emit("pretrain", f"masked pre-training step {event['step']}/{event['total']}",
@@ -163,7 +167,7 @@ def pretrain_phase(ctx) -> None:
             ctx.cancel_event.set()
 
     try:
-        masked_pretrain(images, config, on_event=on_event, cancel=ctx.cancel_event, net=net)
+        masked_pretrain(images, config, on_event=on_event, cancel=ctx.cancel_event, net=net, device=ctx.device)
     except InterruptedError:
         ctx.check_cancel()
         raise

@@ -91,6 +91,22 @@ def test_retrain_job_runs_masked_pretraining_before_fine_tuning(tmp_path):
     assert "masked pre-training: 3 steps on 10 images at 64 px" in log
 
 
+def test_pretraining_builds_the_same_network_as_the_parser_it_starts_from(tmp_path):
+    from faceparse.core.jobs import JobReporter
+    from faceparse.core.recipes import TrainConfig
+    from faceparse.core.train_worker import run_retrain
+
+    store = _project(tmp_path / "p")
+    job = store.add_job("retrain", {})
+    config = TrainConfig.from_dict(dict(
+        task="parser", architecture="deeplabv3plus_mobilenetv3", arch_args={"modified_aspp": True}, init="scratch",
+        input_size=64, batch_size=2, epochs=1, max_steps=1, threads=1, time_limit_s=None, export_onnx=False,
+        repredict=False, promote="force", pretrain=True, extra={"pretrain_steps": 2, "pretrain_min_images": 4}))
+    result = run_retrain(store, config, JobReporter(store, job), tmp_path / "work")
+    assert result["version"] == "v0001"
+    assert "masked pre-training: 2 steps" in "\n".join(store.job_log(job))
+
+
 def test_auto_pretraining_only_for_untrained_parsers_with_enough_faces(tmp_path):
     from types import SimpleNamespace
 
