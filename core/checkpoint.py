@@ -159,10 +159,16 @@ def _all_finite(tensor: torch.Tensor) -> bool:
     return bool(torch.isfinite(tensor.sum(dtype=torch.float64)))
 
 
-def _build(meta: Mapping[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+def _build(meta: Mapping[str, Any], device: str | torch.device = "cpu", source: str = "checkpoint") -> nn.Module:
+    """The network `meta` describes; options this version's builder does not take (a checkpoint written by a newer
+    version, or edited by hand) are a CheckpointError naming them."""
     arch_args = {k: v for k, v in meta["arch_args"].items() if k != "pretrained"}
-    with torch.device(device):
-        return build_model(meta["architecture"], pretrained=False, **arch_args)
+    try:
+        with torch.device(device):
+            return build_model(meta["architecture"], pretrained=False, **arch_args)
+    except (TypeError, ValueError) as error:
+        raise _fail(source, f"cannot build its {meta['architecture']!r} network with the options it records "
+                            f"({error}); was it made by a newer version?") from None
 
 
 def save_checkpoint(
@@ -296,7 +302,7 @@ def load_checkpoint(
             source, f"{META_NAME} does not describe the weights in {WEIGHTS_NAME} (written by another save)"
         )
 
-    model = _build(meta)
+    model = _build(meta, source=source)
     expected = model.state_dict()
     _check_tensors(source, expected, shapes, meta["architecture"])
     tensors = load_file(str(weights_path), device="cpu")

@@ -168,3 +168,17 @@ def test_pickle_files_are_never_unpickled(tmp_path, trained_model):
     torch.save({"weights": Payload()}, tmp_path / "evil.pth")
     with pytest.raises(CheckpointError, match="refused"):
         load_weights_file(tmp_path / "evil.pth")
+
+
+def test_network_options_this_version_does_not_know_are_a_checkpoint_error(tmp_path, trained_model):
+    from faceparse.core.checkpoint import DTYPE_KEY, STRUCTURE_KEY, _structure
+
+    save_checkpoint(tmp_path / "c", trained_model, make_meta())
+    meta = json.loads((tmp_path / "c" / "meta.json").read_text())
+    meta["arch_args"]["attention_heads"] = 4
+    (tmp_path / "c" / "meta.json").write_text(json.dumps(meta))
+    tensors = load_file(str(tmp_path / "c" / "model.safetensors"))
+    save_file(tensors, str(tmp_path / "c" / "model.safetensors"),
+              metadata={STRUCTURE_KEY: _structure(meta), DTYPE_KEY: "float32"})
+    with pytest.raises(CheckpointError, match="attention_heads.*newer version"):
+        load_checkpoint(tmp_path / "c")
