@@ -27,3 +27,11 @@ def test_eval_command_reports_an_unknown_schema(data, capsys):
     code = main(["eval", "--model", str(model), str(data), "--schema", "celebamask-hq", "--json"])
     out, _ = capsys.readouterr()
     assert code == 0 and '"miou_no_bg"' in out
+
+
+def test_eval_onnx_of_a_checkpoint_without_an_export_is_refused_not_swapped(data, capsys):
+    checkpoint = starter_model_path("parser").with_suffix("")
+    assert (checkpoint / "model.safetensors").is_file() and not (checkpoint / "model.onnx").exists()
+    code = main(["eval", "--model", str(checkpoint), str(data), "--onnx"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "has no ONNX export" in err and "Traceback" not in err

@@ -281,18 +281,20 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
-    from faceparse.core.evaluate import EvaluationError, open_predictor
+    from faceparse.core.evaluate import ONNX_NAME, EvaluationError, open_predictor
     from faceparse.core.versions import resolve_version
 
     prefer = "onnx" if args.onnx else "torch"
     path = Path(args.model).expanduser()
     try:
-        if path.exists():
-            return open_predictor(path, prefer)
-        if store is None:
-            raise CommandError(f"model not found: {args.model} (version names need DATA to be a project)")
-        row = resolve_version(store, args.task or _default_task(store), args.model)
-        return open_predictor(row["path"], prefer)
+        if not path.exists():
+            if store is None:
+                raise CommandError(f"model not found: {args.model} (version names need DATA to be a project)")
+            path = Path(resolve_version(store, args.task or _default_task(store), args.model)["path"])
+        if args.onnx and path.is_dir() and not (path / ONNX_NAME).is_file():
+            raise CommandError(f"{path} has no ONNX export to measure; activating the version makes one "
+                               "(faceparse models FOLDER activate VERSION), or leave out --onnx")
+        return open_predictor(path, prefer)
     except EvaluationError as e:
         raise CommandError(str(e)) from None
 
