@@ -215,8 +215,8 @@ def fit(model: nn.Module, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
     while epoch < config.epochs and stop_reason == "completed":
         model.train()
         epoch_losses: list[float] = []
+        tick = time.perf_counter()
         for images, targets in train_batches(epoch):
-            t0 = time.perf_counter()
             flags = [float(bool(cancelled and dist.is_main and cancelled())),
                      float(config.time_limit_s is not None and time.perf_counter() - started > config.time_limit_s)]
             cancel_now, out_of_time = dist.share(*flags)
@@ -246,13 +246,16 @@ def fit(model: nn.Module, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
             epoch_losses.append(value)
             recent = (recent + [value])[-20:]
             last_loss = float(np.mean(recent))
-            train_seconds += time.perf_counter() - t0
+            train_seconds += time.perf_counter() - tick  # the whole step, making its batch included
+            tick = time.perf_counter()
             emit(progress_event(config.phase, step, schedule.total, last_loss, eta_s=eta(),
                                 message=f"epoch {epoch + 1}/{config.epochs}"))
             if step >= schedule.total:
                 stop_reason = "max_steps" if config.max_steps and step >= config.max_steps else (
                     "time_limit" if schedule.total < planned else "completed")
                 break
+        if not epoch_losses and stop_reason != "completed":
+            break  # stopped before this epoch's first step: it was not trained, so it is not counted
         epoch += 1
         record: dict[str, Any] = {"epoch": epoch, "step": step,
                                   "loss": float(np.mean(epoch_losses)) if epoch_losses else None,

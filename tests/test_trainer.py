@@ -317,3 +317,36 @@ def test_mask_task_batches_have_no_ignored_pixels(tmp_path):
     targets = np.concatenate([y for _, y in augmented_batches(snap.train + snap.val, 32, 2, 0, 0,
                                                                config.augmentation(), None)])
     assert set(np.unique(targets)) == {0, 1}
+
+
+def test_an_epoch_cut_off_before_its_first_step_is_not_counted():
+    x, y = colour_task()
+    calls = [0]
+
+    def loss(out, target):
+        calls[0] += 1
+        if calls[0] == 8:
+            time.sleep(1.0)
+        return nn.functional.cross_entropy(out, target)
+
+    result = fit(nn.Conv2d(3, 2, 1), loss, batches_of(x, y), lambda m: (0.5, {}),
+                 FitConfig(epochs=10, steps_per_epoch=4, lr=0.1, time_limit_s=0.8))
+    assert result.stop_reason == "time_limit"
+    assert (result.epochs, result.steps) == (2, 8)
+    assert [h["epoch"] for h in result.history] == [1, 2] and all(h["loss"] is not None for h in result.history)
+
+
+def test_the_eta_counts_the_time_spent_making_batches():
+    x, y = colour_task()
+
+    def slow_batches(epoch):
+        for i in range(0, len(x), 4):
+            time.sleep(0.05)
+            yield x[i:i + 4], y[i:i + 4]
+
+    events = []
+    fit(nn.Conv2d(3, 2, 1), nn.CrossEntropyLoss(), slow_batches, None,
+        FitConfig(epochs=3, steps_per_epoch=4, lr=0.1), on_event=lambda e: events.append((time.perf_counter(), e)))
+    end = time.perf_counter()
+    at_step_4 = next((t, e) for t, e in events if e.get("step") == 4)
+    assert at_step_4[1]["eta_s"] >= 0.6 * (end - at_step_4[0])
