@@ -212,26 +212,48 @@ def _pid_alive(pid: int | None) -> bool:
 
 
 def reap_stale_jobs(store: ProjectStore) -> list[int]:
-    """Mark queued/running training jobs whose process is gone as failed; returns their ids.
+    """Mark queued/running jobs whose process is gone as failed; returns their ids.
 
-    A job is stale when nobody holds the training lock and it is older than START_GRACE_S (so a worker that is
-    still starting is not mistaken for a dead one), or when its recorded process no longer exists.
+    A training job is stale when nobody holds the training lock and it is older than START_GRACE_S (so a worker
+    that is still starting is not mistaken for a dead one), or when its recorded process no longer exists. Any
+    other job (a pre-labeling run, also the one a retrain starts inside its own process) is stale when its
+    recorded process no longer exists.
     """
     stale = []
     lock_free = training_lock(store).is_free()
     now = time.time()
     for job in store.jobs():
-        if job["kind"] not in TRAINING_KINDS or job["state"] not in ACTIVE_STATES:
+        if job["state"] not in ACTIVE_STATES:
             continue
-        young = now - job["created"] < START_GRACE_S
         gone = job["pid"] is not None and not _pid_alive(job["pid"])
-        if (lock_free and not young) or (gone and lock_free):
-            store.update_job(job["id"], state="failed",
-                             message="the job's process ended without finishing (crashed or killed); "
-                                     "the previous model is still active")
-            store.append_job_log(job["id"], "marked failed: its process is gone")
-            stale.append(job["id"])
+        if job["kind"] in TRAINING_KINDS:
+            young = now - job["created"] < START_GRACE_S
+            if not lock_free or (young and not gone):
+                continue
+        elif not gone:
+            continue
+        store.update_job(job["id"], state="failed",
+                         message=f"the job's process ended without finishing (crashed or killed); "
+                                 f"{active_models_summary(store)}")
+        store.append_job_log(job["id"], "marked failed: its process is gone")
+        stale.append(job["id"])
     return stale
+
+
+def active_models_summary(store: ProjectStore, before: dict[str, str] | None = None) -> str:
+    """What is active now, in words; with `before` (task -> version when a job started), only what changed, or
+    that the previous model is still active."""
+    try:
+        now = {task: model["version"] for task, model in store.active_models().items()}
+    except Exception:
+        return "the active model could not be read"
+    if before is not None:
+        changed = [f"{task} {version} is now active" for task, version in sorted(now.items())
+                   if before.get(task) != version]
+        return "; ".join(changed) if changed else "the previous model is still active"
+    if not now:
+        return "no model is active"
+    return "active: " + ", ".join(f"{task} {version}" for task, version in sorted(now.items()))
 
 
 def running_training_job(store: ProjectStore) -> dict[str, Any] | None:
@@ -272,6 +294,10 @@ class JobHandle:
         self._cancel_at: float | None = None
         self._last_event = time.monotonic()
         self._lock = threading.Lock()
+        try:
+            self._active_before = {task: m["version"] for task, m in store.active_models().items()}
+        except Exception:
+            self._active_before = {}
         self._threads = [threading.Thread(target=self._read_events, daemon=True, name=f"job{job_id}-events"),
                          threading.Thread(target=self._read_stderr, daemon=True, name=f"job{job_id}-stderr")]
         for thread in self._threads:
@@ -336,9 +362,10 @@ class JobHandle:
             cancelled = self._cancel_at is not None
             state = "cancelled" if cancelled else "failed"
             tail = next((line for line in reversed(self._stderr_tail) if line.strip()), "")
-            message = ("cancelled; the previous model is still active" if cancelled else
+            outcome = active_models_summary(self.store, self._active_before)
+            message = (f"cancelled; {outcome}" if cancelled else
                        f"the {self.kind} process ended unexpectedly ({_describe_exit(code)})"
-                       + (f": {tail}" if tail else "") + "; the previous model is still active")
+                       + (f": {tail}" if tail else "") + f"; {outcome}")
             with contextlib.suppress(Exception):
                 self.store.update_job(self.job_id, state=state, message=message)
                 self.store.append_job_log(self.job_id, message)

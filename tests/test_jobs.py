@@ -197,3 +197,38 @@ def test_a_finished_job_closes_its_pipes(tmp_path):
             thread.join(timeout=30)
         assert process.stdout.closed and process.stderr.closed
         assert any("a warning" in line for line in store.job_log(job_id))
+
+
+def _killed_worker(store, job_id, then_activate=None):
+    """A worker that dies without a final event; `then_activate` (a version) is made active before it dies, as a
+    retrain killed during re-prediction has already promoted its model."""
+    script = ("import sys\n"
+              "from faceparse.core.store import ProjectStore\n"
+              "if len(sys.argv) > 2:\n"
+              "    with ProjectStore.open(sys.argv[1]) as s:\n"
+              "        s.set_active_model('parser', sys.argv[2])\n"
+              "sys.exit(9)\n")
+    argv = [sys.executable, "-c", script, str(store.root)] + ([then_activate] if then_activate else [])
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    handle = JobHandle(store, job_id, "retrain", process)
+    return handle.wait(timeout=120)
+
+
+def test_a_job_that_dies_says_which_model_is_active_afterwards(project):
+    project.add_model_version("parser", "v0002", None, {"score": 0.5}, parent="v0001")
+    kept = _killed_worker(project, project.add_job("retrain", {}))
+    assert kept.state == "failed" and "the previous model is still active" in kept.message
+    promoted = _killed_worker(project, project.add_job("retrain", {}), then_activate="v0002")
+    assert promoted.state == "failed" and "parser v0002 is now active" in promoted.message
+    assert "previous model is still active" not in promoted.message
+
+
+def test_a_prelabel_job_whose_process_is_gone_is_marked_failed(project):
+    job_id = project.add_job("prelabel", {})
+    project.update_job(job_id, state="running", pid=2**22 + 12345)
+    alive = project.add_job("prelabel", {})
+    project.update_job(alive, state="running", pid=os.getpid())
+    assert reap_stale_jobs(project) == [job_id]
+    assert project.job(job_id)["state"] == "failed" and "active: parser v0001" in project.job(job_id)["message"]
+    assert project.job(alive)["state"] == "running"
