@@ -116,3 +116,13 @@ def test_config_nulls_clear_a_default_and_flags_override_the_config(folder):
     assert config("--config", '{"time_limit_s": null}', "--time-limit", "5").time_limit_s == 300
     assert config("--config", '{"epochs": 3}', "--epochs", "4").epochs == 4
     assert config("--config", '{"task": "parser", "lr": 0.01}').lr == 0.01
+
+
+def test_cancelling_a_job_whose_process_is_gone_says_it_has_ended(folder, capsys):
+    with ProjectStore.open(folder) as store:
+        job_id = store.add_job("retrain", {})
+        store.update_job(job_id, state="running", pid=2**22 + 12345)
+    code, _, err = run(capsys, "jobs", folder, "--cancel", job_id)
+    assert code == 2 and f"job {job_id} has already ended (failed)" in err
+    code, _, err = run(capsys, "jobs", folder, "--cancel", 999)
+    assert code == 2 and "no job 999" in err

@@ -372,9 +372,10 @@ def run_jobs(args: argparse.Namespace) -> int:
                 print(line)
             return 0
         if args.cancel is not None:
-            job = store.job(args.cancel)
-            if job is None:
+            if store.job(args.cancel) is None:
                 raise CommandError(f"no job {args.cancel} in {store.root}")
+            reap_stale_jobs(store)
+            job = store.job(args.cancel)
             if job["state"] not in ("queued", "running"):
                 raise CommandError(f"job {args.cancel} has already ended ({job['state']})")
             store.request_cancel(args.cancel)
