@@ -139,6 +139,24 @@ class ImageListModel(QAbstractListModel):
     def row_of(self, image_id: int) -> int | None:
         return self._row_of.get(image_id)
 
+    def row_around(self, anchor: ImageRecord, delta: int) -> int | None:
+        """For an image this listing does not show (the filter hides it): the row just after (`delta` > 0) or just
+        before (`delta` < 0) the place it would have in the listing's order; None when there is none."""
+        following = self.store.images(self.status, self.order_by, limit=1, after=anchor)
+        if following:
+            while self.row_of(following[0].id) is None and self.canFetchMore():
+                self.fetchMore()
+            row = self.row_of(following[0].id)
+            if row is None:
+                return None
+        else:
+            while self.canFetchMore():
+                self.fetchMore()
+            row = len(self._rows)
+        if delta > 0:
+            return row if row < len(self._rows) else None
+        return row - 1 if row > 0 else None
+
     def ensure_row(self, row: int) -> bool:
         """Load pages until `row` exists (for keyboard navigation past the loaded part)."""
         while row >= len(self._rows) and self.canFetchMore():
@@ -297,13 +315,23 @@ class ImageListPanel(QWidget):
         row = self.model.row_of(image_id)
         return row is not None and self.select_row(row, emit)
 
-    def step(self, delta: int) -> bool:
+    def step(self, delta: int, anchor: ImageRecord | None = None) -> bool:
+        """Select the row `delta` away from the current one. When the open image (`anchor`) is not listed, the
+        step is taken from where it would stand, not from the top."""
         row = self.view.currentIndex().row()
+        if row < 0 and anchor is not None:
+            target = self.model.row_around(anchor, delta)
+            return target is not None and self.select_row(target)
         return self.select_row(max(0, row + delta) if row >= 0 else 0)
 
-    def next_matching(self, predicate) -> bool:
-        """Select the first row after the current one whose record satisfies `predicate` (loading pages as needed)."""
+    def next_matching(self, predicate, anchor: ImageRecord | None = None) -> bool:
+        """Select the first row after the current one (or after where `anchor`, the open image, would stand when it
+        is not listed) whose record satisfies `predicate`, loading pages as needed."""
         row = self.view.currentIndex().row() + 1
+        if row == 0 and anchor is not None:
+            row = self.model.row_around(anchor, 1)
+            if row is None:
+                return False
         while self.model.ensure_row(row):
             record = self.model.record(row)
             if record is not None and predicate(record):

@@ -197,8 +197,8 @@ class MainWindow(QMainWindow):
         a["toggle_outline"].toggled.connect(self._outline_toggled)
         a["toggle_overlay"].toggled.connect(lambda on: self.ws and self.ws.canvas.set_overlay_visible(on))
         a["toggle_prediction"].toggled.connect(self._show_prediction)
-        a["previous_image"].triggered.connect(lambda: self.ws and self.ws.image_list.step(-1))
-        a["next_image"].triggered.connect(lambda: self.ws and self.ws.image_list.step(1))
+        a["previous_image"].triggered.connect(lambda: self.ws and self.ws.image_list.step(-1, self.ws.session.record))
+        a["next_image"].triggered.connect(lambda: self.ws and self.ws.image_list.step(1, self.ws.session.record))
         a["next_unreviewed"].triggered.connect(self.next_unreviewed)
         a["accept_prediction"].triggered.connect(lambda: self.ws and self.ws.session.accept_prediction())
         a["mark_reviewed"].triggered.connect(self.mark_reviewed)
@@ -457,7 +457,8 @@ class MainWindow(QMainWindow):
         ws.session.reload()
 
     def next_unreviewed(self) -> None:
-        if self.ws is not None and not self.ws.image_list.next_matching(lambda r: r.status != "reviewed"):
+        if self.ws is not None and not self.ws.image_list.next_matching(lambda r: r.status != "reviewed",
+                                                                          self.ws.session.record):
             self.statusBar().showMessage("no image after this one is waiting for review", 4000)
 
     def mark_reviewed(self) -> None:
