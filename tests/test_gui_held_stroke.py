@@ -93,3 +93,26 @@ def test_closing_with_the_button_held_keeps_the_stroke(qtbot, tmp_path):
     held = session.editor.mask.copy()
     assert window.close()
     assert np.array_equal(_on_disk(folder, image_id), held)
+
+
+def test_undo_during_a_held_stroke_takes_back_only_that_stroke(qtbot, tmp_path):
+    _, window = _start(qtbot, tmp_path)
+    session, canvas = window.ws.session, window.ws.canvas
+    after_first = session.editor.mask.copy()
+    _hold_stroke(canvas)
+    window.actions["undo"].trigger()
+    _release(canvas)
+    assert np.array_equal(session.editor.mask, after_first)
+    assert session.undo_stack.count() == 1 and session.undo_stack.canUndo()
+
+
+def test_a_quick_second_tap_of_the_brush_paints_too(qtbot, tmp_path):
+    _, window = _start(qtbot, tmp_path)
+    session, canvas = window.ws.session, window.ws.canvas
+    window.brush_spin.setValue(2)
+    viewport = canvas.viewport()
+    first, second = viewport_point(canvas, 60.5, 100.5), viewport_point(canvas, 63.5, 100.5)
+    QTest.mouseClick(viewport, LEFT, NONE, first)
+    QTest.mouseDClick(viewport, LEFT, NONE, second)
+    QTest.mouseRelease(viewport, LEFT, NONE, second)
+    assert session.editor.mask[100, 60] == 3 and session.editor.mask[100, 63] == 3

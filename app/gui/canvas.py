@@ -307,9 +307,14 @@ class Canvas(QGraphicsView):
         super().mouseReleaseEvent(event)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
-        if event.button() == Qt.MouseButton.LeftButton and self.editable:
-            pos = self.image_pos(event.position())
-            self.tool.double_click(pos.x(), pos.y())
+        """A double-click closes a polygon; for every other tool the second click is a click like the first (Qt
+        sends it as a double-click instead of a press, so quick taps of the brush would otherwise be lost)."""
+        if event.button() == Qt.MouseButton.LeftButton and self.editable and not self._space_held:
+            if isinstance(self.tool, TOOLS["polygon"]):
+                pos = self.image_pos(event.position())
+                self.tool.double_click(pos.x(), pos.y())
+            else:
+                self.mousePressEvent(event)
             return
         super().mouseDoubleClickEvent(event)
 

@@ -136,8 +136,12 @@ class AnnotationSession(QObject):
             self._autosave.start()
 
     def undo(self) -> None:
-        self.canvas.tool.cancel()
-        self.undo_stack.undo_edit()
+        """Take back the newest thing: a stroke or polygon still in progress, otherwise the last edit."""
+        tool = self.canvas.tool
+        in_progress = tool.holds_pixels() or bool(getattr(tool, "points", None))
+        tool.cancel()
+        if not in_progress:
+            self.undo_stack.undo_edit()
 
     def redo(self) -> None:
         self.canvas.tool.cancel()
