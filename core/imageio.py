@@ -104,28 +104,60 @@ def _unsupported_reason(path: Path) -> str:
 
 
 def _orientation(img: Image.Image) -> int:
-    """The EXIF orientation without decoding pixel data (PNG keeps EXIF in a chunk that may follow the pixels)."""
+    """The EXIF orientation without decoding pixel data (PNG keeps EXIF in a chunk that may follow the pixels, seen
+    here only once the pixels are loaded; `read_size` looks for it)."""
     try:
         if img.format == "PNG":
-            raw = img.info.get("exif")
-            if not raw:
-                return 1
-            exif = Image.Exif()
-            exif.load(raw)
-        else:
-            exif = img.getexif()
+            return _orientation_of_exif(img.info.get("exif"))
+        value = img.getexif().get(_EXIF_ORIENTATION, 1)
+        return int(value) if value in range(1, 9) else 1
+    except Exception:
+        return 1
+
+
+def _orientation_of_exif(raw: bytes | None) -> int:
+    if not raw:
+        return 1
+    try:
+        exif = Image.Exif()
+        exif.load(raw)
         value = exif.get(_EXIF_ORIENTATION, 1)
         return int(value) if value in range(1, 9) else 1
     except Exception:
         return 1
 
 
+def _png_exif_after_pixels(path: Path) -> bytes | None:
+    """The eXIf chunk of a PNG that stores it after the pixel data, found by skipping from chunk header to chunk
+    header (no decoding); None when there is none or the file cannot be walked."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            while header := f.read(8):
+                if len(header) < 8:
+                    return None
+                length, kind = struct.unpack(">I", header[:4])[0], header[4:]
+                if kind == b"eXIf":
+                    return f.read(length)
+                if kind == b"IEND":
+                    return None
+                f.seek(length + 4, os.SEEK_CUR)
+    except OSError:
+        return None
+    return None
+
+
 def read_size(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[int, int]:
-    """(width, height) as displayed, i.e. after EXIF orientation; reads the header only."""
+    """(width, height) as displayed, i.e. after EXIF orientation, as `load_rgb` will return the picture; reads
+    the header only (and, for a PNG, skips over the pixel data to a later EXIF chunk)."""
     path = Path(path)
     with _open(path, max_pixels) as img:
         w, h = img.size
-        if _orientation(img) in _TRANSPOSING_ORIENTATIONS:
+        orientation = _orientation(img)
+        if img.format == "PNG" and not img.info.get("exif"):
+            orientation = _orientation_of_exif(_png_exif_after_pixels(path))
+        if orientation in _TRANSPOSING_ORIENTATIONS:
             w, h = h, w
     return w, h
 

@@ -334,3 +334,30 @@ def test_colorize_uses_schema_colors():
     out = colorize(np.array([[0, 1, 2]], np.uint8), schema)
     assert out.shape == (1, 3, 3) and out.dtype == np.uint8
     assert [tuple(c) for c in out[0]] == list(schema.colors)
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_read_size_agrees_with_load_rgb_when_png_exif_follows_the_pixels(tmp_path, late):
+    import io
+    import struct
+    import zlib
+
+    from faceparse.core.imageio import read_size
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    stored = np.zeros((80, 120, 3), np.uint8)
+    stored[:30, :50] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    raw = exif.tobytes()
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, "PNG")
+    png = buffer.getvalue()
+    at = png.rindex(b"IEND") - 4 if late else png.index(b"IDAT") - 4
+    path = tmp_path / "rotated.png"
+    path.write_bytes(png[:at] + chunk(b"eXIf", raw[6:] if raw.startswith(b"Exif") else raw) + png[at:])
+    upright = load_rgb(path)
+    assert upright.shape == (120, 80, 3)
+    assert read_size(path) == (80, 120)
