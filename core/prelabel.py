@@ -122,13 +122,6 @@ class PrelabelResult:
         return done / self.seconds if self.seconds > 0 else 0.0
 
 
-def _mtime_ns(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return None
-
-
 def class_mapping(model_classes: tuple[str, ...], model_schema: str, project: LabelSchema) -> np.ndarray | None:
     """Index table from the model's classes to the project's, or None if they are the same."""
     if model_classes == tuple(project.classes):
@@ -189,15 +182,15 @@ class PrelabelJob:
         return choose_mode(self.store, records, self.mode, self.detector)
 
     def is_current(self, rec: ImageRecord, model_id: str, settings: str | None = None) -> bool:
-        """Predicted by this model with these `prediction_settings` from the file as it is now (the mask is newer
-        than the picture). A prediction stored without its settings (an older project) counts as made with them."""
+        """Predicted by this model with these `prediction_settings` from the file as it is now. A scan that finds a
+        file changed forgets which model predicted it, so its prediction is never current; timestamps are not
+        compared (a photo copied with its old time, or stamped in the future, would fool them). A prediction
+        stored without its settings (an older project) counts as made with them."""
         if rec.model_version != model_id or rec.status != "predicted":
             return False
         if settings is not None and rec.predicted_with is not None and rec.predicted_with != settings:
             return False
-        mask_time = _mtime_ns(self.store.mask_path("predicted", rec.id))
-        image_time = _mtime_ns(self.store.root / rec.relpath)
-        return mask_time is not None and image_time is not None and image_time <= mask_time
+        return self.store.mask_path("predicted", rec.id).is_file()
 
     def plan(self, model_id: str, result: PrelabelResult | None = None, settings: str | None = None
              ) -> list[ImageRecord]:

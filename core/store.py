@@ -530,7 +530,8 @@ class ProjectStore:
     def scan(self) -> ScanResult:
         """Bring the index up to date with the folder: new, removed and changed files (by size and mtime).
 
-        Removed images without masks are forgotten. Removed images with masks are kept as `missing` (hidden from
+        A changed file forgets which model predicted it, so pre-labeling predicts it again. Removed images without
+        masks are forgotten. Removed images with masks are kept as `missing` (hidden from
         listings) so the work on them comes back if the file does, under its old name or, once `fill_details`
         has hashed it, under a new one.
         """
@@ -565,9 +566,11 @@ class ProjectStore:
             c.executemany("INSERT INTO images(relpath, sort_key, size_bytes, mtime_ns, updated) VALUES (?, ?, ?, ?, ?)",
                           inserts)
             c.executemany("UPDATE images SET size_bytes = ?, mtime_ns = ?, width = NULL, height = NULL, "
-                          "content_hash = NULL, error = NULL, updated = ? WHERE id = ?", updates)
+                          "content_hash = NULL, error = NULL, model_version = NULL, updated = ? WHERE id = ?",
+                          updates)
             c.executemany("UPDATE images SET size_bytes = ?1, mtime_ns = ?2, missing = 0, "
                           "content_hash = CASE WHEN ?3 THEN NULL ELSE content_hash END, "
+                          "model_version = CASE WHEN ?3 THEN NULL ELSE model_version END, "
                           "width = CASE WHEN ?3 THEN NULL ELSE width END, "
                           "height = CASE WHEN ?3 THEN NULL ELSE height END, error = NULL, updated = ?4 WHERE id = ?5",
                           revived)

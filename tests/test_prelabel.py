@@ -96,6 +96,21 @@ def test_a_second_run_skips_current_predictions_and_redoes_changed_images(projec
     assert [name for name in after if after[name] != before[name]] == ["face03.png"]
 
 
+@pytest.mark.parametrize("stamp", ["older", "future"])
+def test_a_photo_replaced_with_any_timestamp_is_predicted_once_again(project, models, stamp):
+    store, _ = project
+    PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
+    replaced = store.root / "face02.png"
+    old = replaced.stat().st_mtime_ns
+    Image.fromarray(draw_face(777, SIZE, background="none")[0]).save(replaced)
+    when = old - 10**12 if stamp == "older" else time.time_ns() + 10**13
+    os.utime(replaced, ns=(when, when))
+    store.scan()
+    first = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
+    assert first.predicted == 1 and first.skipped_current == COUNT - 1
+    second = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
+    assert second.predicted == 0 and second.skipped_current == COUNT
+
 
 def test_other_settings_predict_again_and_unrecorded_ones_count_as_current(project, models):
     store, _ = project
