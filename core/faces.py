@@ -123,12 +123,17 @@ def crop(image: np.ndarray, box: CropBox, out_size: tuple[int, int]) -> np.ndarr
     sx, sy = box.scale(out_size)
     k = int(math.floor(min(1.0 / sx, 1.0 / sy)))
     if k >= 2:
+        # the reduced region reaches two blocks past the box, so every sample point has picture on both sides;
+        # a last partial block at the picture's edge is completed by repeating the edge, not by black
         x0, y0, x1, y1 = box.covered_pixels((w, h))
-        x0, y0 = (x0 // k) * k, (y0 // k) * k
-        x1, y1 = x0 + ((x1 - x0) // k) * k, y0 + ((y1 - y0) // k) * k
+        x0, y0 = max(0, x0 - 2 * k), max(0, y0 - 2 * k)
+        x1, y1 = min(w, x1 + 2 * k), min(h, y1 + 2 * k)
         if x1 > x0 and y1 > y0:
             region = image[y0:y1, x0:x1]
-            image = cv2.resize(region, ((x1 - x0) // k, (y1 - y0) // k), interpolation=cv2.INTER_AREA)
+            pad_x, pad_y = -(x1 - x0) % k, -(y1 - y0) % k
+            if pad_x or pad_y:
+                region = cv2.copyMakeBorder(region, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
+            image = cv2.resize(region, (region.shape[1] // k, region.shape[0] // k), interpolation=cv2.INTER_AREA)
             # a reduced pixel j stands for image pixels x0 + k·j … x0 + k·j + k − 1
             matrix = matrix @ np.array([[k, 0.0, x0 + (k - 1) / 2.0], [0.0, k, y0 + (k - 1) / 2.0], [0, 0, 1]])
     return cv2.warpAffine(image, matrix, (out_size[1], out_size[0]), flags=cv2.INTER_LINEAR,

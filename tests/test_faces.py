@@ -207,3 +207,18 @@ def test_real_portraits_suggest_whole_image_only_when_centred(haar):
     cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
     aligned = astronaut[max(0, cy - side // 2):cy + side // 2, max(0, cx - side // 2):cx + side // 2]
     assert suggest_mode([aligned], haar)[0] == WHOLE_IMAGE
+
+
+@pytest.mark.parametrize("scale", [2.0, 3.7, 6.0])
+def test_a_strongly_reduced_crop_keeps_the_picture_up_to_its_last_row_and_column(scale):
+    from faceparse.core.faces import CropBox, crop
+
+    picture = np.full((1000, 1000, 3), 200, np.uint8)
+    inside = crop(picture, CropBox(100.0, 100.0, 100 + 64 * scale, 100 + 64 * scale), (64, 64))
+    assert (inside == 200).all()
+    box = CropBox(1000 - 64 * scale + 30, 500.0, 1000 + 30, 500 + 64 * scale)
+    past_edge = crop(picture, box, (64, 64))
+    centres = box.x0 + (np.arange(64) + 0.5) * scale
+    shown = centres < 1000 - scale
+    assert (past_edge[:, shown] == 200).all()
+    assert (past_edge[:, centres > 1000 + scale] == 0).all()
