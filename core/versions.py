@@ -155,15 +155,25 @@ def rollback(store: ProjectStore, task: str, version: str | None = None,
     active = store.active_model(task)
     if active is None:
         raise ProjectError(f"no active {task} model to roll back from")
-    history = [v for v in activation_history(store, task) if v != active["version"]]
-    candidates = list(reversed(history)) + ([active["parent"]] if active["parent"] else [])
-    for candidate in candidates:
+    for candidate in rollback_candidates(store, task):
         with contextlib.suppress(ProjectError):
             row = activate(store, task, candidate, export_missing_onnx)
             store.set_setting(HISTORY_KEY.format(task=task), [v for v in activation_history(store, task)
                                                                 if v != active["version"]])
             return row
     raise ProjectError(f"{task} model {active['version']} has no earlier version to roll back to")
+
+
+def rollback_candidates(store: ProjectStore, task: str) -> list[str]:
+    """The versions a rollback would try, in order: those active before the current one, newest first, then its
+    parent; empty when there is nothing to roll back to."""
+    active = store.active_model(task)
+    if active is None:
+        return []
+    history = [v for v in activation_history(store, task) if v != active["version"]]
+    candidates = list(reversed(history)) + ([active["parent"]] if active["parent"] else [])
+    known = {row["version"] for row in store.model_versions(task)}
+    return [v for v in dict.fromkeys(candidates) if v in known]
 
 
 def list_versions(store: ProjectStore, task: str | None = None) -> list[dict[str, Any]]:

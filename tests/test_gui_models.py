@@ -106,6 +106,7 @@ def test_retrain_from_the_panel_shows_progress_and_a_new_version(qtbot, tmp_path
     assert "validate" in phases and len(panel.plot.scores) >= 1
     result = panel.last_result
     assert panel.version_names() == [result["version"]]
+    assert panel.versions.topLevelItem(0).text(1) == f"{result['score']:.3f}"
     assert result["version"] in panel.retrain_result.text()
     assert ("promoted" in panel.retrain_result.text()) and panel.retrain_button.isEnabled()
     with ProjectStore.open(folder) as store:

@@ -17,7 +17,7 @@ from faceparse.core.model_resolver import task_for_schema
 from faceparse.core.prelabel import TTA_SETTING, PrelabelProgress, PrelabelResult, project_tta
 from faceparse.core.recipes import ConfigError, TrainConfig, get_recipe
 from faceparse.core.store import ProjectError, ProjectStore
-from faceparse.core.versions import activate, list_versions, rollback
+from faceparse.core.versions import activate, list_versions, rollback, rollback_candidates
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -50,6 +50,15 @@ from .workers import Task, TaskRunner
 INPUT_SIZES = (64, 128, 256, 384, 512)
 
 
+def version_score(metrics: dict[str, Any] | None, recipe) -> float | None:
+    """A version's validation score: what a retrain recorded as `score`, else the recipe's metric of its
+    validation metrics (versions saved by other means)."""
+    metrics = metrics or {}
+    if metrics.get("score") is not None:
+        return metrics["score"]
+    return recipe.score(metrics.get("val") or metrics)
+
+
 def _score(value: Any) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
 
@@ -75,6 +84,7 @@ class ModelsPanel(QWidget):
         self.extra_options: dict[str, Any] = {}
         self._train_steps = 0
         self._closed = False
+        self._activating = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._prelabel_box())
@@ -190,16 +200,16 @@ class ModelsPanel(QWidget):
     def _device_changed(self) -> None:
         self.device_label.setText(device_description(self.device_choice))
 
-    def _prelabel_running(self, running: bool) -> None:
+    def _prelabel_running(self, running: bool, cancellable: bool = True) -> None:
         self.prelabel_one_button.setEnabled(not running)
         self.prelabel_all_button.setEnabled(not running)
-        self.prelabel_cancel.setEnabled(running)
+        self.prelabel_cancel.setEnabled(running and cancellable)
 
     def start_prelabel_image(self, image_id: int | None) -> None:
         if image_id is None or self.prelabel_task is not None:
             return
         store, device, cache = self.store, self.device_choice, self.predictors
-        self._prelabel_running(True)
+        self._prelabel_running(True, cancellable=False)  # one image: over in moments, nothing to stop
         self.prelabel_progress.setRange(0, 0)
         self.prelabel_status.setText("Pre-labelling this image…")
         self.prelabel_task = self.runner.start(lambda _r, _c: prelabel_image(store, image_id, device, cache),
@@ -322,8 +332,12 @@ class ModelsPanel(QWidget):
         metric = result.get("metric", "score")
         new = f"{result.get('version')}: {metric} {_score(result.get('score'))}"
         baseline = result.get("baseline_version")
-        versus = (f" vs active {baseline} {_score(result.get('baseline_score'))}" if baseline
-                  else " (no active model before)")
+        if baseline:
+            versus = f" vs active {baseline} {_score(result.get('baseline_score'))}"
+        elif result.get("baseline_score") is not None:
+            versus = f" vs the starter model {_score(result.get('baseline_score'))}"
+        else:
+            versus = " (no active model before)"
         verdict = "promoted — now active" if result.get("promoted") else "not promoted"
         reason = f" ({result['reason']})" if result.get("reason") else ""
         return f"{new}{versus}; {verdict}{reason}"
@@ -335,7 +349,7 @@ class ModelsPanel(QWidget):
         bold = QFont(self.versions.font())
         bold.setBold(True)
         for row in reversed(list_versions(self.store, self.task)):
-            score = self.recipe.score(row.get("metrics"))
+            score = version_score(row.get("metrics"), self.recipe)
             item = QTreeWidgetItem([row["version"], _score(score), (row.get("created") or "").replace("T", " ")[:16],
                                     "active" if row["active"] else ""])
             item.setData(0, Qt.ItemDataRole.UserRole, row["version"])
@@ -347,8 +361,8 @@ class ModelsPanel(QWidget):
         for column in range(4):
             self.versions.resizeColumnToContents(column)
         has_versions = self.versions.topLevelItemCount() > 0
-        self.activate_button.setEnabled(has_versions)
-        self.rollback_button.setEnabled(self.store.active_model(self.task) is not None)
+        self.activate_button.setEnabled(has_versions and not self._activating)
+        self.rollback_button.setEnabled(not self._activating and bool(rollback_candidates(self.store, self.task)))
 
     def version_names(self) -> list[str]:
         return [self.versions.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)
@@ -359,22 +373,29 @@ class ModelsPanel(QWidget):
         if item is None:
             self.retrain_phase.setText("Select a version to activate.")
             return
-        self._change_active(lambda: activate(self.store, self.task, item.data(0, Qt.ItemDataRole.UserRole)))
+        version = item.data(0, Qt.ItemDataRole.UserRole)
+        store, task = self.store, self.task
+        self._change_active(lambda: activate(store, task, version))
 
     def roll_back(self) -> None:
-        self._change_active(lambda: rollback(self.store, self.task))
+        store, task = self.store, self.task
+        self._change_active(lambda: rollback(store, task))
 
     def _change_active(self, change) -> None:
-        """Activation may first export a version to ONNX, so it runs off the GUI thread."""
+        """Activation may first export a version to ONNX, so it runs off the GUI thread; the buttons stay off
+        until it ends, whatever refreshes the list meanwhile."""
+        self._activating = True
         self.activate_button.setEnabled(False)
         self.rollback_button.setEnabled(False)
         self.runner.start(lambda _r, _c: change(), self._activated, self._activation_failed)
 
     def _activation_failed(self, message: str) -> None:
+        self._activating = False
         self.retrain_phase.setText(message)
         self.refresh_versions()
 
     def _activated(self, row: dict[str, Any]) -> None:
+        self._activating = False
         self.retrain_phase.setText(f"{row['version']} is now the active {self.task} model; "
                                    "pre-label to use it on the images")
         self.refresh_versions()

@@ -1,0 +1,73 @@
+"""The model-versions part of the models panel: scores, what the buttons allow, and the retrain verdict."""
+
+import threading
+
+from faceparse.app.gui.models_panel import ModelsPanel
+from faceparse.core.store import ProjectStore
+from onnx_models import foreground_model
+from test_gui_helpers import make_project, open_window
+
+
+def _add_version(store, version, metrics, parent=None):
+    path = store.models_dir / "parser" / version
+    path.mkdir(parents=True)
+    foreground_model(path / "model.onnx")
+    store.add_model_version("parser", version, path, metrics, parent=parent)
+
+
+def test_a_retrain_against_the_starter_model_says_so():
+    text = ModelsPanel.describe_result({"version": "v0001", "metric": "miou_no_bg", "score": 0.043,
+                                        "baseline_version": None, "baseline_score": 0.1546, "promoted": False})
+    assert "vs the starter model 0.155" in text and "no active model before" not in text
+    first = ModelsPanel.describe_result({"version": "v0001", "metric": "miou_no_bg", "score": 0.3,
+                                         "baseline_version": None, "baseline_score": None, "promoted": True})
+    assert "(no active model before)" in first
+
+
+def test_scores_buttons_and_an_activation_in_progress(qtbot, tmp_path, monkeypatch):
+    from faceparse.app.gui import models_panel
+
+    release = threading.Event()
+
+    def slow_activate(store, task, version, *_args, **_kwargs):
+        """Activation as the panel sees it, held until released (exporting ONNX can take a while)."""
+        assert release.wait(30)
+        store.set_active_model(task, version)
+        return store.model_version(task, version)
+
+    monkeypatch.setattr(models_panel, "activate", slow_activate)
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
+    with ProjectStore.open(folder) as store:
+        _add_version(store, "v0001", {"metric": "miou_no_bg", "score": 0.42, "val": {"miou_no_bg": 0.42}})
+        store.set_active_model("parser", "v0001")
+    window = open_window(qtbot, folder, tmp_path)
+    panel = window.ws.models
+    assert panel.versions.topLevelItem(0).text(1) == "0.420"
+    assert panel.activate_button.isEnabled() and not panel.rollback_button.isEnabled()
+
+    with ProjectStore.open(folder) as store:
+        _add_version(store, "v0002", {"miou_no_bg": 0.3}, parent="v0001")
+    panel.refresh_versions()
+    assert panel.version_names() == ["v0002", "v0001"] and panel.versions.topLevelItem(0).text(1) == "0.300"
+    panel.versions.setCurrentItem(panel.versions.topLevelItem(0))
+    panel.activate_selected()
+    panel.refresh_versions()
+    assert not panel.activate_button.isEnabled() and not panel.rollback_button.isEnabled()
+    panel.versions.clear()
+    release.set()
+    qtbot.waitUntil(lambda: window.ws.store.active_model("parser")["version"] == "v0002", timeout=30_000)
+    qtbot.waitUntil(lambda: panel.rollback_button.isEnabled(), timeout=30_000)
+    assert "v0002 is now the active parser model" in panel.retrain_phase.text()
+
+
+def test_pre_labeling_one_image_cannot_be_cancelled_half_way(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
+    with ProjectStore.open(folder) as store:
+        _add_version(store, "v0001", {"miou_no_bg": 0.1})
+        store.set_active_model("parser", "v0001")
+    window = open_window(qtbot, folder, tmp_path)
+    panel = window.ws.models
+    panel.start_prelabel_image(window.ws.session.image_id)
+    assert panel.prelabel_task is not None and not panel.prelabel_cancel.isEnabled()
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert panel.prelabel_all_button.isEnabled()
