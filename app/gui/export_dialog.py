@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .dialog_memory import beside_project, choose, recall, remember
 from .task_dialog import TaskDialog
 from .workers import Task, TaskRunner
 
@@ -90,11 +91,27 @@ class ExportDialog(TaskDialog):
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
         self.resize(560, self.sizeHint().height())
+        self._recall()
+
+    def _recall(self) -> None:
+        last = recall(self.store, "export")
+        choose(self.format, last.get("format"))
+        choose(self.selection, last.get("only"))
+        choose(self.schema, last.get("schema"))
+        if isinstance(last.get("split"), str):
+            self.split.setText(last["split"])
+        if isinstance(last.get("seed"), int):
+            self.seed.setValue(last["seed"])
+        if isinstance(last.get("destination"), str) and last["destination"]:
+            self.destination.setText(last["destination"])
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export into", str(Path(self.destination.text()).parent))
+        typed = self.destination.text().strip()
+        current = beside_project(self.store, typed) if typed else self.store.root.parent / "x"
+        folder = QFileDialog.getExistingDirectory(self, "Export into", str(current.parent))
         if folder:
-            self.destination.setText(str(Path(folder) / f"{self.store.root.name}-dataset"))
+            name = current.name if typed else f"{self.store.root.name}-dataset"
+            self.destination.setText(str(Path(folder) / name))
 
     @property
     def running(self) -> bool:
@@ -106,11 +123,16 @@ class ExportDialog(TaskDialog):
         options = dict(format=self.format.currentData(), only=self.selection.currentData(),
                        split=self.split.text(), seed=self.seed.value(), target_schema=self.schema.currentData(),
                        overwrite=self.overwrite.isChecked())
-        out_dir = self.destination.text().strip()
-        if not out_dir:
+        typed = self.destination.text().strip()
+        if not typed:
             self.status.setText("Choose a destination folder.")
             return
+        out_dir = beside_project(self.store, typed)
+        self.destination.setText(str(out_dir))
         store = self.store
+        remember(store, "export", {"format": options["format"], "only": options["only"], "split": options["split"],
+                                   "seed": options["seed"], "schema": options["target_schema"],
+                                   "destination": str(out_dir)})
 
         def run(report, cancel):
             return export_dataset(store, out_dir, progress=lambda done, total: report((done, total)),

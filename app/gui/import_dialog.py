@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .dialog_memory import beside_project, choose, recall, remember
 from .task_dialog import TaskDialog
 from .workers import Task, TaskRunner
 
@@ -129,6 +130,17 @@ class ImportDialog(TaskDialog):
         layout.addWidget(self.report_view, 1)
         layout.addWidget(self.buttons)
         self.resize(640, 520)
+        self._recall()
+
+    def _recall(self) -> None:
+        last = recall(self.store, "import")
+        choose(self.format, last.get("format"))
+        choose(self.kind, last.get("kind"))
+        choose(self.schema, last.get("schema"))
+        if isinstance(last.get("source"), str):
+            self.source.setText(last["source"])
+        self.ignore_unmatched.setChecked(bool(last.get("ignore_unmatched", False)))
+        self.scale_masks.setChecked(bool(last.get("scale_masks", False)))
 
     def _browse(self) -> None:
         start = self.source.text().strip() or str(self.store.root.parent)
@@ -146,15 +158,20 @@ class ImportDialog(TaskDialog):
     def start(self, dry_run: bool) -> None:
         if self.running:
             return
-        source = self.source.text().strip()
-        if not source:
+        typed = self.source.text().strip()
+        if not typed:
             self.status.setText("Choose the dataset to import.")
             return
+        source = beside_project(self.store, typed)
+        self.source.setText(str(source))
         options = dict(format=self.format.currentData(), kind=self.kind.currentData(),
                        source_schema=self.schema.currentData(), ignore_unmatched=self.ignore_unmatched.isChecked(),
                        overwrite=self.overwrite.isChecked(), scale_masks=self.scale_masks.isChecked(),
                        dry_run=dry_run)
         store = self.store
+        remember(store, "import", {"format": options["format"], "source": str(source), "kind": options["kind"],
+                                   "schema": options["source_schema"], "ignore_unmatched": options["ignore_unmatched"],
+                                   "scale_masks": options["scale_masks"]})
 
         def run(report, cancel):
             try:
