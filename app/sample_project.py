@@ -34,7 +34,7 @@ def build_sample_project(folder: str | Path, faces: int = 8, size: int = 512, pr
                 shutil.copyfile(src, target)
     existing = sorted(folder.glob("synthetic_*.jpg"))
     if len(existing) < faces:
-        make_synthetic_folder(folder, faces, size=size, seed=7)
+        make_synthetic_folder(folder, faces, size=size, seed=7, only_missing=True)
     store = ProjectStore.open_or_create(folder, schema="celebamask-hq")
     store.scan()
     store.fill_details()

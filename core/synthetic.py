@@ -397,10 +397,11 @@ def draw_scene(seed: int, size: tuple[int, int] = (640, 480), faces: int = 3,
 
 def make_synthetic_folder(folder: str | os.PathLike, count: int, size: int = 256, seed: int = 0,
                           schema: str | LabelSchema = "celebamask-hq", masks_folder: str | os.PathLike | None = None,
-                          ext: str = ".jpg", prefix: str = "synthetic_") -> list[Path]:
+                          ext: str = ".jpg", prefix: str = "synthetic_", only_missing: bool = False) -> list[Path]:
     """Write `count` drawn faces as images (and, with masks_folder, their masks as same-stem PNGs).
 
-    Image i uses the seed (seed, i), so folders made with different seeds do not repeat faces.
+    Image i uses the seed (seed, i), so folders made with different seeds do not repeat faces. With `only_missing`,
+    faces already on disk are left as they are (their files, and so their modification times, do not change).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -412,13 +413,17 @@ def make_synthetic_folder(folder: str | os.PathLike, count: int, size: int = 256
     label_schema = get_schema(schema)
     paths = []
     for i in range(int(count)):
+        path = folder / f"{prefix}{i:05d}{ext}"
+        mask_path = None if masks_folder is None else Path(masks_folder) / f"{prefix}{i:05d}.png"
+        if only_missing and path.exists() and (mask_path is None or mask_path.exists()):
+            paths.append(path)
+            continue
         face_seed = int(np.random.SeedSequence([int(seed), i]).generate_state(1)[0])
         picture, mask = draw_face(face_seed, size=size, schema=label_schema)
         buf = io.BytesIO()
         Image.fromarray(picture).save(buf, fmt, **({"quality": 92} if fmt == "JPEG" else {}))
-        path = folder / f"{prefix}{i:05d}{ext}"
         atomic_write_bytes(path, buf.getvalue())
-        if masks_folder is not None:
-            save_mask(Path(masks_folder) / f"{prefix}{i:05d}.png", mask, label_schema)
+        if mask_path is not None:
+            save_mask(mask_path, mask, label_schema)
         paths.append(path)
     return paths

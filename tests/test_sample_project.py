@@ -16,3 +16,13 @@ def test_sample_project_holds_photos_and_drawn_faces_and_is_idempotent(tmp_path)
 def test_sample_project_command_reports_counts(tmp_path, capsys):
     assert main([str(tmp_path / "s"), "--faces", "1", "--no-prelabel"]) == 0
     assert "new 3" in capsys.readouterr().out
+
+
+def test_more_faces_adds_faces_without_touching_the_ones_there(tmp_path):
+    build_sample_project(tmp_path / "sample", faces=1, size=64, prelabel=False).close()
+    first = tmp_path / "sample" / "synthetic_00000.jpg"
+    before = first.stat().st_mtime_ns, first.read_bytes()
+    store = build_sample_project(tmp_path / "sample", faces=2, size=64, prelabel=False)
+    assert (first.stat().st_mtime_ns, first.read_bytes()) == before
+    assert store.count() == 4 and store.find("synthetic_00001.jpg") is not None
+    store.close()
