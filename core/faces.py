@@ -136,6 +136,13 @@ def crop(image: np.ndarray, box: CropBox, out_size: tuple[int, int]) -> np.ndarr
             image = cv2.resize(region, (region.shape[1] // k, region.shape[0] // k), interpolation=cv2.INTER_AREA)
             # a reduced pixel j stands for image pixels x0 + k·j … x0 + k·j + k − 1
             matrix = matrix @ np.array([[k, 0.0, x0 + (k - 1) / 2.0], [0.0, k, y0 + (k - 1) / 2.0], [0, 0, 1]])
+    else:
+        # warp from the part of the picture around the box: OpenCV's warp refuses sides of 32767 px and more
+        x0, y0, x1, y1 = box.covered_pixels((w, h))
+        x0, y0, x1, y1 = max(0, x0 - 2), max(0, y0 - 2), min(w, x1 + 2), min(h, y1 + 2)
+        if x1 > x0 and y1 > y0:
+            image = image[y0:y1, x0:x1]
+            matrix = matrix @ np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0, 0, 1]])
     return cv2.warpAffine(image, matrix, (out_size[1], out_size[0]), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 

@@ -222,3 +222,23 @@ def test_a_strongly_reduced_crop_keeps_the_picture_up_to_its_last_row_and_column
     shown = centres < 1000 - scale
     assert (past_edge[:, shown] == 200).all()
     assert (past_edge[:, centres > 1000 + scale] == 0).all()
+
+
+def test_a_crop_from_part_of_the_picture_matches_warping_the_whole_one():
+    from faceparse.core.faces import CropBox, crop
+
+    rng = np.random.default_rng(3)
+    picture = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    for x0, y0, side in [(10.3, 20.7, 90.0), (350.0, 250.0, 120.0), (-30.0, -10.0, 100.0), (100.0, 100.0, 64.0)]:
+        box = CropBox(x0, y0, x0 + side, y0 + side)
+        whole = cv2.warpAffine(picture, box.image_to_crop((64, 64)), (64, 64), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        assert np.abs(crop(picture, box, (64, 64)).astype(int) - whole.astype(int)).max() <= 1
+
+
+def test_a_face_in_a_panorama_wider_than_32767_pixels_can_be_cropped():
+    from faceparse.core.faces import CropBox, crop
+
+    panorama = np.full((60, 33000, 3), 90, np.uint8)
+    out = crop(panorama, CropBox(20000.0, 5.0, 20050.0, 55.0), (64, 64))
+    assert out.shape == (64, 64, 3) and (out == 90).all()
