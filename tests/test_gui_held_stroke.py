@@ -2,6 +2,7 @@
 done, and leaving the image or closing with the button held keeps the stroke."""
 
 import numpy as np
+import pytest
 from faceparse.core.store import ProjectStore
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -41,29 +42,21 @@ def _leave_and_flush(qtbot, window, image_id):
     window.ws.session.flush()
 
 
-def test_autosave_waits_for_a_held_stroke_so_undoing_it_leaves_nothing_on_disk(qtbot, tmp_path):
+@pytest.mark.parametrize("taken_back_by", ["undo after release", "escape while held"])
+def test_autosave_waits_for_a_held_stroke_so_taking_it_back_leaves_nothing_on_disk(qtbot, tmp_path, taken_back_by):
     folder, window = _start(qtbot, tmp_path, autosave_ms=200)
     session, canvas = window.ws.session, window.ws.canvas
     image_id = session.image_id
     _hold_stroke(canvas)
     qtbot.wait(600)
-    _release(canvas)
-    window.actions["undo"].trigger()
+    if taken_back_by == "escape while held":
+        QTest.keyClick(canvas, Qt.Key.Key_Escape)
+        _release(canvas)
+    else:
+        _release(canvas)
+        window.actions["undo"].trigger()
     memory = session.editor.mask.copy()
     assert (memory[110] == 3).sum() == 0
-    _leave_and_flush(qtbot, window, image_id)
-    assert np.array_equal(_on_disk(folder, image_id), memory)
-
-
-def test_escape_on_a_held_stroke_after_the_autosave_delay_leaves_nothing_on_disk(qtbot, tmp_path):
-    folder, window = _start(qtbot, tmp_path, autosave_ms=200)
-    session, canvas = window.ws.session, window.ws.canvas
-    image_id = session.image_id
-    _hold_stroke(canvas)
-    qtbot.wait(600)
-    QTest.keyClick(canvas, Qt.Key.Key_Escape)
-    _release(canvas)
-    memory = session.editor.mask.copy()
     _leave_and_flush(qtbot, window, image_id)
     assert np.array_equal(_on_disk(folder, image_id), memory)
 
