@@ -61,13 +61,19 @@ def test_autosave_waits_for_a_held_stroke_so_taking_it_back_leaves_nothing_on_di
     assert np.array_equal(_on_disk(folder, image_id), memory)
 
 
-def test_leaving_the_image_with_the_button_held_keeps_the_stroke(qtbot, tmp_path):
+def _holding(qtbot, tmp_path):
+    """A window whose open image has a saved-worthy stroke and a second stroke whose button is still held."""
     folder, window = _start(qtbot, tmp_path)
-    session, canvas = window.ws.session, window.ws.canvas
-    image_id = session.image_id
-    _hold_stroke(canvas)
-    held = session.editor.mask.copy()
+    image_id = window.ws.session.image_id
+    _hold_stroke(window.ws.canvas)
+    held = window.ws.session.editor.mask.copy()
     assert (held[110] == 3).sum() > 0
+    return folder, window, image_id, held
+
+
+def test_leaving_the_image_with_the_button_held_keeps_the_stroke(qtbot, tmp_path):
+    folder, window, image_id, held = _holding(qtbot, tmp_path)
+    session, canvas = window.ws.session, window.ws.canvas
     QTest.keyClick(canvas, Qt.Key.Key_D)
     qtbot.waitUntil(lambda: session.image_id != image_id)
     _release(canvas)
@@ -79,11 +85,7 @@ def test_leaving_the_image_with_the_button_held_keeps_the_stroke(qtbot, tmp_path
 
 
 def test_closing_with_the_button_held_keeps_the_stroke(qtbot, tmp_path):
-    folder, window = _start(qtbot, tmp_path)
-    session, canvas = window.ws.session, window.ws.canvas
-    image_id = session.image_id
-    _hold_stroke(canvas)
-    held = session.editor.mask.copy()
+    folder, window, image_id, held = _holding(qtbot, tmp_path)
     assert window.close()
     assert np.array_equal(_on_disk(folder, image_id), held)
 
