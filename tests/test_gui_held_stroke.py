@@ -62,7 +62,7 @@ def test_autosave_waits_for_a_held_stroke_so_taking_it_back_leaves_nothing_on_di
 
 
 def _holding(qtbot, tmp_path):
-    """A window whose open image has a saved-worthy stroke and a second stroke whose button is still held."""
+    """A window whose open image has one finished stroke and a second one whose button is still held."""
     folder, window = _start(qtbot, tmp_path)
     image_id = window.ws.session.image_id
     _hold_stroke(window.ws.canvas)
