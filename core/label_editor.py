@@ -86,15 +86,19 @@ def merge_edits(edits: Sequence[Edit], mask: np.ndarray, name: str | None = None
 
 def _near_path(points: np.ndarray, radius: float, shape: tuple[int, int]) -> np.ndarray:
     """Pixels (as a uint8 footprint of `shape`) whose centres lie within `radius` of the polyline through `points`."""
-    ys, xs = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
-    nearest = np.full(shape, np.inf)
+    ys = np.arange(shape[0], dtype=np.float32)[:, None]
+    xs = np.arange(shape[1], dtype=np.float32)[None, :]
+    limit = np.float32(radius * radius)
+    footprint = np.zeros(shape, np.uint8)
     segments = zip(points[:-1], points[1:], strict=True) if len(points) > 1 else [(points[0], points[0])]
     for (ax, ay), (bx, by) in segments:
-        dx, dy = bx - ax, by - ay
+        dx, dy = np.float32(bx - ax), np.float32(by - ay)
+        px, py = xs - np.float32(ax), ys - np.float32(ay)
         length2 = dx * dx + dy * dy
-        t = np.clip(((xs - ax) * dx + (ys - ay) * dy) / length2, 0.0, 1.0) if length2 > 0 else 0.0
-        np.minimum(nearest, (xs - ax - t * dx) ** 2 + (ys - ay - t * dy) ** 2, out=nearest)
-    footprint = (nearest < radius * radius).astype(np.uint8)
+        if length2 > 0:
+            t = np.clip((px * dx + py * dy) / length2, 0, 1)
+            px, py = px - t * dx, py - t * dy
+        footprint |= (px * px + py * py < limit).astype(np.uint8)
     under = np.floor(points + 0.5).astype(np.int64)
     inside = (under >= 0).all(axis=1) & (under[:, 0] < shape[1]) & (under[:, 1] < shape[0])
     footprint[under[inside, 1], under[inside, 0]] = 1
