@@ -14,6 +14,7 @@ annotator can colour hair right up to the skin without touching the skin.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -85,20 +86,25 @@ def merge_edits(edits: Sequence[Edit], mask: np.ndarray, name: str | None = None
 
 
 def _near_path(points: np.ndarray, radius: float, shape: tuple[int, int]) -> np.ndarray:
-    """Pixels (as a uint8 footprint of `shape`) whose centres lie within `radius` of the polyline through `points`."""
-    ys = np.arange(shape[0], dtype=np.float32)[:, None]
-    xs = np.arange(shape[1], dtype=np.float32)[None, :]
-    limit = np.float32(radius * radius)
+    """Pixels (as a uint8 footprint of `shape`) whose centres lie within `radius` of the polyline through `points`.
+    Each segment is measured only over its own bounding box, so a long stroke costs what it covers."""
     footprint = np.zeros(shape, np.uint8)
+    limit = np.float32(radius * radius)
+    reach = int(math.ceil(radius)) + 1
     segments = zip(points[:-1], points[1:], strict=True) if len(points) > 1 else [(points[0], points[0])]
     for (ax, ay), (bx, by) in segments:
+        x0, x1 = max(0, int(min(ax, bx)) - reach), min(shape[1], int(max(ax, bx)) + reach + 1)
+        y0, y1 = max(0, int(min(ay, by)) - reach), min(shape[0], int(max(ay, by)) + reach + 1)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        px = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(ax)
+        py = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(ay)
         dx, dy = np.float32(bx - ax), np.float32(by - ay)
-        px, py = xs - np.float32(ax), ys - np.float32(ay)
         length2 = dx * dx + dy * dy
         if length2 > 0:
             t = np.clip((px * dx + py * dy) / length2, 0, 1)
             px, py = px - t * dx, py - t * dy
-        footprint |= (px * px + py * py < limit).astype(np.uint8)
+        footprint[y0:y1, x0:x1] |= (px * px + py * py < limit).astype(np.uint8)
     under = np.floor(points + 0.5).astype(np.int64)
     inside = (under >= 0).all(axis=1) & (under[:, 0] < shape[1]) & (under[:, 1] < shape[0])
     footprint[under[inside, 1], under[inside, 0]] = 1
@@ -187,12 +193,15 @@ class LabelEditor:
     def stroke(self, points: Sequence[tuple[float, float]], radius: float, label: int,
                name: str = "brush") -> Edit | None:
         """A round brush dragged through `points` (image pixels): every pixel whose centre lies closer than `radius`
-        to the path, plus the pixel under each point, so a dab and a stroke are both `2 * radius` pixels wide."""
+        to the path, plus the pixel under each point, so a dab and a stroke are both `2 * radius` pixels wide
+        (the points are first put on the pixel grid that makes this exact)."""
         label = self._check_label(label)
         if not points:
             return None
-        pts = np.asarray(points, np.float64).reshape(-1, 2)
         r = max(0.5, float(radius))
+        # an odd width centres on a pixel and an even one on a pixel corner, wherever in the pixel the point falls
+        grid = 0.0 if round(2 * r) % 2 else 0.5
+        pts = np.floor(np.asarray(points, np.float64).reshape(-1, 2) - grid + 0.5) + grid
         box = self._clip(pts[:, 0].min() - r, pts[:, 1].min() - r, pts[:, 0].max() + r, pts[:, 1].max() + r)
         if box is None:
             return None

@@ -530,7 +530,8 @@ class ProjectStore:
     def scan(self) -> ScanResult:
         """Bring the index up to date with the folder: new, removed and changed files (by size and mtime).
 
-        A changed file forgets which model predicted it, so pre-labeling predicts it again. Removed images without
+        A changed file not yet checked by a person forgets which model predicted it, so pre-labeling predicts it
+        again. Removed images without
         masks are forgotten. Removed images with masks are kept as `missing` (hidden from
         listings) so the work on them comes back if the file does, under its old name or, once `fill_details`
         has hashed it, under a new one.
@@ -566,11 +567,13 @@ class ProjectStore:
             c.executemany("INSERT INTO images(relpath, sort_key, size_bytes, mtime_ns, updated) VALUES (?, ?, ?, ?, ?)",
                           inserts)
             c.executemany("UPDATE images SET size_bytes = ?, mtime_ns = ?, width = NULL, height = NULL, "
-                          "content_hash = NULL, error = NULL, model_version = NULL, updated = ? WHERE id = ?",
-                          updates)
+                          "content_hash = NULL, error = NULL, updated = ?, "
+                          "model_version = CASE WHEN status IN ('new', 'predicted') THEN NULL ELSE model_version END "
+                          "WHERE id = ?", updates)
             c.executemany("UPDATE images SET size_bytes = ?1, mtime_ns = ?2, missing = 0, "
                           "content_hash = CASE WHEN ?3 THEN NULL ELSE content_hash END, "
-                          "model_version = CASE WHEN ?3 THEN NULL ELSE model_version END, "
+                          "model_version = CASE WHEN ?3 AND status IN ('new', 'predicted') THEN NULL "
+                          "ELSE model_version END, "
                           "width = CASE WHEN ?3 THEN NULL ELSE width END, "
                           "height = CASE WHEN ?3 THEN NULL ELSE height END, error = NULL, updated = ?4 WHERE id = ?5",
                           revived)
@@ -800,10 +803,7 @@ class ProjectStore:
         """
         rec = self._require(image_id)
         arr = self._checked_mask(rec, mask)
-        digest = rec.content_hash
-        if digest is None:
-            with contextlib.suppress(OSError):
-                digest = content_hash(self.root / rec.relpath)
+        digest = self._hash_now(rec)
         effort = None
         predicted = self.predicted_mask(rec.id)
         if predicted is not None and predicted.shape == arr.shape:
@@ -812,10 +812,18 @@ class ProjectStore:
         with self._write() as c:
             split = rec.split or self._new_split(c, digest, rec.id)
             c.execute("UPDATE images SET effort = ?, split = COALESCE(split, ?), "
-                      "content_hash = COALESCE(content_hash, ?), labeled_hash = COALESCE(content_hash, ?), "
+                      "content_hash = COALESCE(?, content_hash), labeled_hash = COALESCE(?, content_hash), "
                       "updated = ?, "
                       "status = CASE WHEN status = 'reviewed' THEN 'reviewed' ELSE 'corrected' END WHERE id = ?",
                       (effort, split, digest, digest, time.time(), rec.id))
+
+    def _hash_now(self, rec: ImageRecord) -> str | None:
+        """The content hash of the photo as it is on disk now (the one the person is looking at), which may differ
+        from the last scan's; the stored one when the file cannot be read."""
+        try:
+            return content_hash(self.root / rec.relpath)
+        except OSError:
+            return rec.content_hash
 
     def set_status(self, image_id: int, status: str) -> None:
         """Change the status; a status must be backed by the mask it implies (predicted/corrected/any for reviewed)."""
@@ -828,15 +836,12 @@ class ProjectStore:
         if not needs[status]:
             raise MaskError(f"{rec.relpath} cannot be {status!r}: it has no "
                             f"{'mask' if status == 'reviewed' else status + ' mask'}")
-        digest = rec.content_hash
-        if status == "reviewed" and digest is None:
-            with contextlib.suppress(OSError):
-                digest = content_hash(self.root / rec.relpath)
+        digest = self._hash_now(rec) if status == "reviewed" else rec.content_hash
         with self._write() as c:
             c.execute("UPDATE images SET status = ?, updated = ? WHERE id = ?", (status, time.time(), rec.id))
             if status == "reviewed":
-                c.execute("UPDATE images SET content_hash = COALESCE(content_hash, ?), "
-                          "labeled_hash = COALESCE(content_hash, ?) WHERE id = ?", (digest, digest, rec.id))
+                c.execute("UPDATE images SET content_hash = COALESCE(?, content_hash), "
+                          "labeled_hash = COALESCE(?, content_hash) WHERE id = ?", (digest, digest, rec.id))
             if status == "reviewed" and not has_corr:
                 c.execute("UPDATE images SET split = COALESCE(split, ?), content_hash = COALESCE(content_hash, ?) "
                           "WHERE id = ?", (rec.split or self._new_split(c, digest, rec.id), digest, rec.id))

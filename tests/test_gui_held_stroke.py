@@ -111,3 +111,18 @@ def test_a_quick_second_tap_of_the_brush_paints_too(qtbot, tmp_path):
     QTest.mouseDClick(viewport, LEFT, NONE, second)
     QTest.mouseRelease(viewport, LEFT, NONE, second)
     assert session.editor.mask[100, 60] == 3 and session.editor.mask[100, 63] == 3
+
+
+def test_marking_an_unlabeled_image_reviewed_with_the_button_held_keeps_the_stroke_and_reviews(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, predicted=False)
+    window = open_window(qtbot, folder, tmp_path)
+    canvas, image_id = window.ws.canvas, window.ws.session.image_id
+    QTest.keyClick(canvas, Qt.Key.Key_3)
+    _hold_stroke(canvas)
+    held = window.ws.session.editor.mask.copy()
+    QTest.keyClick(canvas, Qt.Key.Key_R)
+    _release(canvas)
+    window.ws.session.flush()
+    with ProjectStore.open(folder) as store:
+        assert store.get(image_id).status == "reviewed"
+        assert np.array_equal(store.corrected_mask(image_id), held)

@@ -36,3 +36,13 @@ def test_next_unreviewed_starts_after_the_open_one(qtbot, tmp_path):
     window, ids = _filtered_window(qtbot, tmp_path)
     window.actions["next_unreviewed"].trigger()
     qtbot.waitUntil(lambda: window.ws.session.image_id == ids[3])
+
+
+def test_previous_from_an_open_image_that_is_listed_but_not_selected(qtbot, tmp_path):
+    window, ids = _filtered_window(qtbot, tmp_path)
+    ws = window.ws
+    ws.image_list.status_filter.setCurrentIndex(0)
+    assert ws.image_list.model.row_of(ids[2]) == 2 and ws.session.image_id == ids[2]
+    ws.image_list.view.setCurrentIndex(ws.image_list.model.index(-1))
+    QTest.keyClick(ws.canvas, Qt.Key.Key_A)
+    qtbot.waitUntil(lambda: ws.session.image_id == ids[1])

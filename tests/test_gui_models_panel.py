@@ -71,3 +71,29 @@ def test_pre_labeling_one_image_cannot_be_cancelled_half_way(qtbot, tmp_path):
     assert panel.prelabel_task is not None and not panel.prelabel_cancel.isEnabled()
     qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
     assert panel.prelabel_all_button.isEnabled()
+
+
+def test_pre_label_all_notices_a_photo_replaced_while_the_project_is_open(qtbot, tmp_path):
+    import os
+
+    from faceparse.core.synthetic import draw_face
+    from PIL import Image
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
+    with ProjectStore.open(folder) as store:
+        _add_version(store, "v0001", {"miou_no_bg": 0.1})
+        store.set_active_model("parser", "v0001")
+    window = open_window(qtbot, folder, tmp_path)
+    panel = window.ws.models
+    QTest.mouseClick(panel.prelabel_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert "2 predicted" in panel.prelabel_status.text()
+    photo = folder / window.ws.store.images()[1].relpath
+    old = photo.stat().st_mtime_ns
+    Image.fromarray(draw_face(4242, size=64)[0]).save(photo, "JPEG")
+    os.utime(photo, ns=(old - 10**12, old - 10**12))
+    QTest.mouseClick(panel.prelabel_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert "1 predicted" in panel.prelabel_status.text(), panel.prelabel_status.text()

@@ -177,18 +177,33 @@ def test_edit_counts_changed_pixels():
 
 
 @pytest.mark.parametrize("size", range(1, 25))
-def test_a_dab_and_a_stroke_are_as_wide_as_the_brush(size):
+@pytest.mark.parametrize("offset", [0.0, 0.2, 0.5, 0.8])
+def test_a_dab_and_a_stroke_are_as_wide_as_the_brush_wherever_in_the_pixel(size, offset):
     click = LabelEditor(np.zeros((80, 80), np.uint8), num_classes=3)
-    click.stroke([(40.2, 40.2)], size / 2, 1)
+    click.stroke([(40 + offset, 40 + offset)], size / 2, 1)
     drag = LabelEditor(np.zeros((80, 80), np.uint8), num_classes=3)
-    drag.stroke([(10.2, 40.2), (70.2, 40.2)], size / 2, 1)
-    assert int((click.mask[40] == 1).sum()) == size
-    assert int((click.mask[:, 40] == 1).sum()) == size
+    drag.stroke([(10 + offset, 40 + offset), (70 + offset, 40 + offset)], size / 2, 1)
+    row = int(np.argmax((click.mask == 1).sum(axis=1)))
+    column = int(np.argmax((click.mask == 1).sum(axis=0)))
+    assert int((click.mask[row] == 1).sum()) == size
+    assert int((click.mask[:, column] == 1).sum()) == size
     assert int((drag.mask[:, 40] == 1).sum()) == size
+
+
+def test_a_long_stroke_paints_what_its_segments_paint():
+    rng = np.random.default_rng(1)
+    points = [tuple(p) for p in rng.uniform(20, 180, (40, 2))]
+    whole = LabelEditor(np.zeros((200, 200), np.uint8), num_classes=3)
+    whole.stroke(points, 6, 1)
+    pieces = LabelEditor(np.zeros((200, 200), np.uint8), num_classes=3)
+    for a, b in zip(points[:-1], points[1:], strict=True):
+        pieces.stroke([a, b], 6, 1)
+    assert np.array_equal(whole.mask, pieces.mask)
 
 
 def test_a_stroke_past_the_edge_paints_only_what_it_covers():
     editor = LabelEditor(np.zeros((20, 20), np.uint8), num_classes=3)
     assert editor.stroke([(-6.0, 10.0)], 2, 1) is None
     editor.stroke([(-1.0, 10.0)], 2, 1)
-    assert np.argwhere(editor.mask == 1).tolist() == [[9, 0], [10, 0], [11, 0]]
+    painted = np.argwhere(editor.mask == 1)
+    assert len(painted) == 6 and set(painted[:, 1]) == {0, 1} and set(painted[:, 0]) == {9, 10, 11, 12}

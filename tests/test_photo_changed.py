@@ -115,3 +115,26 @@ def test_a_project_from_before_the_check_counts_its_masks_as_checked_on_the_curr
         reopened.scan()
         reopened.fill_details()
         assert reopened.get(rec.id).photo_changed
+
+
+@pytest.mark.parametrize("how", ["save", "review"])
+def test_checking_a_photo_replaced_since_the_last_scan_accepts_the_photo_on_disk(store, tmp_path, how):
+    rec = store.images()[0]
+    replace_with_same_size_photo(store, rec)
+    if how == "save":
+        store.save_corrected(rec.id, mask(5))
+    else:
+        store.set_status(rec.id, "reviewed")
+    assert not store.photo_changed_since_checked(store.get(rec.id))
+    store.scan()
+    store.fill_details()
+    assert not store.get(rec.id).photo_changed and store.changed_photos() == []
+
+
+def test_a_rescan_keeps_which_model_pre_labeled_a_checked_image(store):
+    rec = store.images()[0]
+    store.save_predicted(rec.id, mask(2), "v0001")
+    path = store.root / rec.relpath
+    os.utime(path, ns=(rec.mtime_ns + 7_000_000_000,) * 2)
+    store.scan()
+    assert store.get(rec.id).model_version == "v0001"

@@ -320,6 +320,9 @@ class ImageListPanel(QWidget):
         step is taken from where it would stand, not from the top."""
         row = self.view.currentIndex().row()
         if row < 0 and anchor is not None:
+            listed = self.model.row_of(anchor.id)
+            if listed is not None:
+                return self.select_row(max(0, listed + delta))
             target = self.model.row_around(anchor, delta)
             return target is not None and self.select_row(target)
         return self.select_row(max(0, row + delta) if row >= 0 else 0)
@@ -329,7 +332,8 @@ class ImageListPanel(QWidget):
         is not listed) whose record satisfies `predicate`, loading pages as needed."""
         row = self.view.currentIndex().row() + 1
         if row == 0 and anchor is not None:
-            row = self.model.row_around(anchor, 1)
+            listed = self.model.row_of(anchor.id)
+            row = listed + 1 if listed is not None else self.model.row_around(anchor, 1)
             if row is None:
                 return False
         while self.model.ensure_row(row):

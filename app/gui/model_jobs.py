@@ -71,6 +71,8 @@ def prelabel_image(store: ProjectStore, image_id: int, device: str, cache: Predi
 
 
 def prelabel_all(store: ProjectStore, device: str, report, cancel: threading.Event) -> PrelabelResult:
+    """Scan first, as the command line does: a photo replaced since the project was opened is predicted again."""
+    store.scan()
     return PrelabelJob(store, device=device).run(report, cancel)
 
 

@@ -242,6 +242,7 @@ class AnnotationSession(QObject):
         if self.record is None:
             return
         image_id = self.record.id
+        self.canvas.tool.commit_held()
         self.save()
 
         def write() -> ImageRecord | None:
