@@ -97,3 +97,11 @@ def test_pre_label_all_notices_a_photo_replaced_while_the_project_is_open(qtbot,
     QTest.mouseClick(panel.prelabel_all_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
     assert "1 predicted" in panel.prelabel_status.text(), panel.prelabel_status.text()
+
+
+def test_retrain_with_nothing_corrected_says_so_and_starts_no_job(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2, size=64), tmp_path)
+    panel = window.ws.models
+    assert panel.start_retrain() is False
+    assert "correct or review some images first" in panel.retrain_phase.text()
+    assert window.ws.store.jobs(kind="retrain") == [] and panel.retrain_button.isEnabled()

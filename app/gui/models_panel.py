@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import qtawesome as qta
+from faceparse.core.datasets import TRAINABLE_STATUSES
 from faceparse.core.jobs import JobConflict, JobEvent
 from faceparse.core.model_resolver import task_for_schema
 from faceparse.core.prelabel import TTA_SETTING, PrelabelProgress, PrelabelResult, project_tta
@@ -274,6 +275,9 @@ class ModelsPanel(QWidget):
 
     def start_retrain(self) -> bool:
         if self.retrain.running:
+            return False
+        if self.store.count(TRAINABLE_STATUSES) == 0:
+            self.retrain_phase.setText("Nothing to train on yet: correct or review some images first, then retrain.")
             return False
         try:
             config = self.retrain_config()
