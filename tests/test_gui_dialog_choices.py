@@ -70,3 +70,17 @@ def test_import_choices_are_remembered_but_not_replacing(qtbot, tmp_path):
     assert again.format.currentData() == "labelme" and again.scale_masks.isChecked()
     assert Path(again.source.text()) == window.ws.store.root.parent / "labels-from-elsewhere"
     assert not again.overwrite.isChecked()
+
+
+def test_an_export_that_fails_is_not_offered_again(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=1), tmp_path)
+    dialog = window.show_export()
+    dialog.split.setText("abc")
+    dialog.destination.setText(str(tmp_path / "out"))
+    QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.running, timeout=20_000)
+    assert dialog.result is None
+    dialog.close()
+    again = window.show_export()
+    assert again.split.text() == "0.8,0.1,0.1"
+    again.close()

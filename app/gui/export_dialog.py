@@ -42,6 +42,7 @@ class ExportDialog(TaskDialog):
         self.runner = runner
         self.task: Task | None = None
         self.result: ExportResult | None = None
+        self._choices: dict = {}
         self.format = QComboBox(self)
         for name, spec in FORMATS.items():
             self.format.addItem(spec.title, name)
@@ -130,9 +131,8 @@ class ExportDialog(TaskDialog):
         out_dir = beside_project(self.store, typed)
         self.destination.setText(str(out_dir))
         store = self.store
-        remember(store, "export", {"format": options["format"], "only": options["only"], "split": options["split"],
-                                   "seed": options["seed"], "schema": options["target_schema"],
-                                   "destination": str(out_dir)})
+        self._choices = {"format": options["format"], "only": options["only"], "split": options["split"],
+                         "seed": options["seed"], "schema": options["target_schema"], "destination": str(out_dir)}
 
         def run(report, cancel):
             return export_dataset(store, out_dir, progress=lambda done, total: report((done, total)),
@@ -154,6 +154,7 @@ class ExportDialog(TaskDialog):
     def _finished(self, result: ExportResult) -> None:
         self.task = None
         self.result = result
+        remember(self.store, "export", self._choices)  # only choices that worked are offered again
         self._set_running(False)
         splits = ", ".join(f"{k} {v:,}" for k, v in result.splits.items() if v)
         skipped = f"; skipped {len(result.skipped)}" if result.skipped else ""
