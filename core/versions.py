@@ -166,14 +166,18 @@ def rollback(store: ProjectStore, task: str, version: str | None = None,
 
 def rollback_candidates(store: ProjectStore, task: str) -> list[str]:
     """The versions a rollback would try, in order: those active before the current one, newest first, then its
-    parent; empty when there is nothing to roll back to."""
+    parent; only those whose files are there, so it is empty when there is nothing to roll back to."""
     active = store.active_model(task)
     if active is None:
         return []
     history = [v for v in activation_history(store, task) if v != active["version"]]
     candidates = list(reversed(history)) + ([active["parent"]] if active["parent"] else [])
-    known = {row["version"] for row in store.model_versions(task)}
-    return [v for v in dict.fromkeys(candidates) if v in known]
+    usable = []
+    for version in dict.fromkeys(candidates):
+        with contextlib.suppress(ProjectError):
+            _require(store, task, version)
+            usable.append(version)
+    return usable
 
 
 def list_versions(store: ProjectStore, task: str | None = None) -> list[dict[str, Any]]:

@@ -209,3 +209,19 @@ def test_activation_exports_onnx_that_predicts_like_the_checkpoint(trained):
     from_onnx = evaluate(OnnxPredictor(directory / "model.onnx"), samples)
     assert from_onnx["pixel_accuracy"] == pytest.approx(from_torch["pixel_accuracy"], abs=2e-3)
     assert from_onnx["miou_no_bg"] == pytest.approx(from_torch["miou_no_bg"], abs=2e-2)
+
+
+def test_rollback_candidates_are_the_versions_a_rollback_could_activate(tmp_path):
+    from faceparse.core.versions import rollback_candidates
+
+    store, _ = make_project(tmp_path / "faces", count=2, corrected=0)
+    v1 = fake_version(store)["version"]
+    assert rollback_candidates(store, "parser") == []
+    activate(store, "parser", v1, export_missing_onnx=False)
+    assert rollback_candidates(store, "parser") == []
+    v2 = fake_version(store, parent=v1)["version"]
+    activate(store, "parser", v2, export_missing_onnx=False)
+    assert rollback_candidates(store, "parser") == [v1]
+    (version_dir(store, "parser", v1) / "model.safetensors").unlink()
+    assert rollback_candidates(store, "parser") == []
+    store.close()
