@@ -599,7 +599,8 @@ class ProjectStore:
 
     def fill_details(self, limit: int | None = None,
                      progress: Callable[[int, int], bool | None] | None = None, batch: int = 200) -> int:
-        """Fill in width/height (header only) and content hashes for images that lack them.
+        """Fill in width/height (header only) and content hashes for images that lack them. A checked image whose
+        mask has no photo hash yet (a project from before the check, hashed later) takes this one.
 
         Bad files get `error` set and never raise. `progress(done, total)` is called after each batch; returning
         False stops early. Returns how many images were examined. Safe to run while others read or write.
@@ -617,8 +618,10 @@ class ProjectStore:
         for start in range(0, total, batch):
             results = [self._details(*row) for row in todo[start:start + batch]]
             with self._write() as c:
-                c.executemany("UPDATE images SET width = ?, height = ?, content_hash = ?, error = ?, updated = ? "
-                              "WHERE id = ? AND size_bytes = ? AND mtime_ns = ? AND missing = 0", results)
+                c.executemany("UPDATE images SET width = ?1, height = ?2, content_hash = ?3, error = ?4, updated = ?5, "
+                              "labeled_hash = CASE WHEN labeled_hash IS NULL AND status IN ('corrected', 'reviewed') "
+                              "THEN ?3 ELSE labeled_hash END "
+                              "WHERE id = ?6 AND size_bytes = ?7 AND mtime_ns = ?8 AND missing = 0", results)
                 self._adopt_renamed(c, [(r[5], r[2]) for r in results if r[2] is not None])
             done += len(results)
             if progress is not None and progress(done, total) is False:

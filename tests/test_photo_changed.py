@@ -138,3 +138,20 @@ def test_a_rescan_keeps_which_model_pre_labeled_a_checked_image(store):
     os.utime(path, ns=(rec.mtime_ns + 7_000_000_000,) * 2)
     store.scan()
     assert store.get(rec.id).model_version == "v0001"
+
+
+def test_a_checked_image_not_yet_hashed_when_the_project_was_upgraded_takes_its_first_hash(store):
+    rec = store.images()[0]
+    root, db = store.root, store.db_path
+    store.close()
+    with sqlite3.connect(db) as c:
+        c.execute("ALTER TABLE images DROP COLUMN labeled_hash")
+        c.execute("UPDATE images SET content_hash = NULL WHERE id = ?", (rec.id,))
+    with ProjectStore.open(root) as reopened:
+        assert reopened.get(rec.id).labeled_hash is None
+        reopened.fill_details()
+        assert reopened.get(rec.id).labeled_hash == reopened.get(rec.id).content_hash is not None
+        replace_with_same_size_photo(reopened, rec)
+        reopened.scan()
+        reopened.fill_details()
+        assert [r.id for r in reopened.changed_photos()] == [rec.id]
