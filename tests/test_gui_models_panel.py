@@ -9,9 +9,13 @@ from test_gui_helpers import make_project, open_window
 
 
 def _add_version(store, version, metrics, parent=None):
+    """A version that pre-labels with a tiny ONNX model; its checkpoint files are placeholders that make the version
+    count as complete (these tests never load them)."""
     path = store.models_dir / "parser" / version
     path.mkdir(parents=True)
     foreground_model(path / "model.onnx")
+    (path / "model.safetensors").write_bytes(b"")
+    (path / "meta.json").write_text("{}")
     store.add_model_version("parser", version, path, metrics, parent=parent)
 
 
@@ -105,3 +109,22 @@ def test_retrain_with_nothing_corrected_says_so_and_starts_no_job(qtbot, tmp_pat
     assert panel.start_retrain() is False
     assert "correct or review some images first" in panel.retrain_phase.text()
     assert window.ws.store.jobs(kind="retrain") == [] and panel.retrain_button.isEnabled()
+
+
+def test_activate_and_roll_back_wait_while_a_retrain_runs(qtbot, tmp_path, monkeypatch):
+    from faceparse.app.gui.model_jobs import RetrainBridge
+
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
+    with ProjectStore.open(folder) as store:
+        _add_version(store, "v0001", {"miou_no_bg": 0.1})
+        _add_version(store, "v0002", {"miou_no_bg": 0.2}, parent="v0001")
+        store.set_active_model("parser", "v0002")
+    window = open_window(qtbot, folder, tmp_path)
+    panel = window.ws.models
+    assert panel.activate_button.isEnabled() and panel.rollback_button.isEnabled()
+    monkeypatch.setattr(RetrainBridge, "running", property(lambda self: True))
+    panel.refresh_versions()
+    assert not panel.activate_button.isEnabled() and not panel.rollback_button.isEnabled()
+    monkeypatch.setattr(RetrainBridge, "running", property(lambda self: False))
+    panel.refresh_versions()
+    assert panel.activate_button.isEnabled() and panel.rollback_button.isEnabled()

@@ -294,6 +294,7 @@ class ModelsPanel(QWidget):
         self.retrain_progress.setRange(0, 0)
         self.retrain_button.setEnabled(False)
         self.retrain_cancel.setEnabled(True)
+        self.refresh_versions()
         return True
 
     def _retrain_event(self, event: JobEvent) -> None:
@@ -364,9 +365,11 @@ class ModelsPanel(QWidget):
             self.versions.addTopLevelItem(item)
         for column in range(4):
             self.versions.resizeColumnToContents(column)
+        # a retrain decides its own promotion against the model active when it started, so no switching meanwhile
+        free = not self._activating and not self.retrain.running
         has_versions = self.versions.topLevelItemCount() > 0
-        self.activate_button.setEnabled(has_versions and not self._activating)
-        self.rollback_button.setEnabled(not self._activating and bool(rollback_candidates(self.store, self.task)))
+        self.activate_button.setEnabled(has_versions and free)
+        self.rollback_button.setEnabled(free and bool(rollback_candidates(self.store, self.task)))
 
     def version_names(self) -> list[str]:
         return [self.versions.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)
