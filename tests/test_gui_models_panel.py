@@ -19,6 +19,16 @@ def _add_version(store, version, metrics, parent=None):
     store.add_model_version("parser", version, path, metrics, parent=parent)
 
 
+def _window_with_a_model(qtbot, tmp_path):
+    """Two unlabeled faces and an active tiny version v0001."""
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
+    with ProjectStore.open(folder) as store:
+        _add_version(store, "v0001", {"miou_no_bg": 0.1})
+        store.set_active_model("parser", "v0001")
+    window = open_window(qtbot, folder, tmp_path)
+    return folder, window, window.ws.models
+
+
 def test_a_retrain_against_the_starter_model_says_so():
     text = ModelsPanel.describe_result({"version": "v0001", "metric": "miou_no_bg", "score": 0.043,
                                         "baseline_version": None, "baseline_score": 0.1546, "promoted": False})
@@ -65,12 +75,7 @@ def test_scores_buttons_and_an_activation_in_progress(qtbot, tmp_path, monkeypat
 
 
 def test_pre_labeling_one_image_cannot_be_cancelled_half_way(qtbot, tmp_path):
-    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
-    with ProjectStore.open(folder) as store:
-        _add_version(store, "v0001", {"miou_no_bg": 0.1})
-        store.set_active_model("parser", "v0001")
-    window = open_window(qtbot, folder, tmp_path)
-    panel = window.ws.models
+    folder, window, panel = _window_with_a_model(qtbot, tmp_path)
     panel.start_prelabel_image(window.ws.session.image_id)
     assert panel.prelabel_task is not None and not panel.prelabel_cancel.isEnabled()
     qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
@@ -85,12 +90,7 @@ def test_pre_label_all_notices_a_photo_replaced_while_the_project_is_open(qtbot,
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
-    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
-    with ProjectStore.open(folder) as store:
-        _add_version(store, "v0001", {"miou_no_bg": 0.1})
-        store.set_active_model("parser", "v0001")
-    window = open_window(qtbot, folder, tmp_path)
-    panel = window.ws.models
+    folder, window, panel = _window_with_a_model(qtbot, tmp_path)
     QTest.mouseClick(panel.prelabel_all_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
     assert "2 predicted" in panel.prelabel_status.text()

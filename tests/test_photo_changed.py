@@ -102,12 +102,20 @@ def test_saving_or_reviewing_again_accepts_the_mask_for_the_new_photo(store, tmp
     assert result.count == 3 and result.skipped == []
 
 
-def test_a_project_from_before_the_check_counts_its_masks_as_checked_on_the_current_photos(store):
-    checked = store.images()[0]
+def _as_before_the_check(store, unhashed=None):
+    """Close the project and take its database back to before `labeled_hash` existed; returns the folder."""
     root, db = store.root, store.db_path
     store.close()
     with sqlite3.connect(db) as c:
         c.execute("ALTER TABLE images DROP COLUMN labeled_hash")
+        if unhashed is not None:
+            c.execute("UPDATE images SET content_hash = NULL WHERE id = ?", (unhashed,))
+    return root
+
+
+def test_a_project_from_before_the_check_counts_its_masks_as_checked_on_the_current_photos(store):
+    checked = store.images()[0]
+    root = _as_before_the_check(store)
     with ProjectStore.open(root) as reopened:
         rec = reopened.get(checked.id)
         assert rec.labeled_hash == rec.content_hash is not None
@@ -142,11 +150,7 @@ def test_a_rescan_keeps_which_model_pre_labeled_a_checked_image(store):
 
 def test_a_checked_image_not_yet_hashed_when_the_project_was_upgraded_takes_its_first_hash(store):
     rec = store.images()[0]
-    root, db = store.root, store.db_path
-    store.close()
-    with sqlite3.connect(db) as c:
-        c.execute("ALTER TABLE images DROP COLUMN labeled_hash")
-        c.execute("UPDATE images SET content_hash = NULL WHERE id = ?", (rec.id,))
+    root = _as_before_the_check(store, unhashed=rec.id)
     with ProjectStore.open(root) as reopened:
         assert reopened.get(rec.id).labeled_hash is None
         reopened.fill_details()
