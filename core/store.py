@@ -585,14 +585,13 @@ class ProjectStore:
         return ScanResult(added, len(gone), changed, unchanged, skipped, time.perf_counter() - started)
 
     def photo_changed_since_checked(self, rec: ImageRecord) -> bool:
-        """Whether the photo on disk now differs from the one the human mask was saved or reviewed on. Reads the
-        file, so a replacement made since the last scan is caught too; an unreadable file is left to its reader."""
+        """Whether the photo on disk now differs from the one the human mask was saved or reviewed on. A file
+        changed since the last scan is hashed again, so such a replacement is caught too; an unreadable file is left
+        to its reader."""
         if rec.labeled_hash is None or rec.status not in ("corrected", "reviewed"):
             return False
-        try:
-            return content_hash(self.root / rec.relpath) != rec.labeled_hash
-        except OSError:
-            return False
+        digest = self._hash_now(rec)
+        return digest is not None and digest != rec.labeled_hash
 
     def _has_any_mask(self, image_id: int) -> bool:
         return any(self.mask_path(kind, image_id).exists() for kind in MASK_KINDS)
@@ -822,9 +821,14 @@ class ProjectStore:
 
     def _hash_now(self, rec: ImageRecord) -> str | None:
         """The content hash of the photo as it is on disk now (the one the person is looking at), which may differ
-        from the last scan's; the stored one when the file cannot be read."""
+        from the last scan's. The file is read only when its size or time differ from the scan's (or it was never
+        hashed), so saving and exporting do not read every photo again; the stored hash when it cannot be read."""
+        path = self.root / rec.relpath
         try:
-            return content_hash(self.root / rec.relpath)
+            st = path.stat()
+            if rec.content_hash is not None and (st.st_size, st.st_mtime_ns) == (rec.size_bytes, rec.mtime_ns):
+                return rec.content_hash
+            return content_hash(path)
         except OSError:
             return rec.content_hash
 

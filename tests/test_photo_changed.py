@@ -159,3 +159,16 @@ def test_a_checked_image_not_yet_hashed_when_the_project_was_upgraded_takes_its_
         reopened.scan()
         reopened.fill_details()
         assert [r.id for r in reopened.changed_photos()] == [rec.id]
+
+
+def test_a_photo_unchanged_since_the_scan_is_not_read_again(store, monkeypatch):
+    from faceparse.core import store as store_module
+
+    def no_reading(path):
+        raise AssertionError(f"{path} was read again")
+
+    monkeypatch.setattr(store_module, "content_hash", no_reading)
+    rec = store.images()[0]
+    store.save_corrected(rec.id, mask(4))
+    store.set_status(rec.id, "reviewed")
+    assert not store.photo_changed_since_checked(store.get(rec.id))
