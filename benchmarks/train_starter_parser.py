@@ -96,6 +96,26 @@ def repeat_counts(samples, oversample: str) -> np.ndarray:
     return counts
 
 
+def rare_crop(img: np.ndarray, mask: np.ndarray, classes: list[int], size: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A `size` crop at the face's own scale, centred (with jitter) on a random pixel of one of `classes`.
+
+    Necklaces and earrings cover a few hundred pixels of a 512 px face, so a full-face step spends almost all of
+    its compute elsewhere. Small crops around them give those classes many more steps per minute of CPU, and at the
+    native scale the network learns them at the size it will see them. A face without any of them yields a random
+    crop."""
+    h, w = mask.shape
+    ys, xs = np.nonzero(np.isin(mask, classes))
+    if len(ys):
+        k = int(rng.integers(len(ys)))
+        cy, cx = ys[k] + int(rng.integers(-size // 4, size // 4 + 1)), xs[k] + int(rng.integers(-size // 4, size // 4 + 1))
+    else:
+        cy, cx = int(rng.integers(h)), int(rng.integers(w))
+    top = int(np.clip(cy - size // 2, 0, max(0, h - size)))
+    left = int(np.clip(cx - size // 2, 0, max(0, w - size)))
+    return img[top:top + size, left:left + size], mask[top:top + size, left:left + size]
+
+
 def build(classes: int, pretrained: bool) -> torch.nn.Module:
     try:
         from faceparse.models.registry import build_model
@@ -200,6 +220,11 @@ def main() -> int:
                     "e.g. neck_l=3,ear_r=2")
     ap.add_argument("--edge-weight", type=float, default=0.0, help="extra cross-entropy weight of pixels within "
                     "2 px of a label edge (EAGRNet-style edge awareness); 0 leaves the loss unchanged")
+    ap.add_argument("--rare-crops", default="", help="classes for extra steps on small crops around them, "
+                    "e.g. neck_l,ear_r")
+    ap.add_argument("--crop-size", type=int, default=256, help="side of a rare-class crop, at the face's scale")
+    ap.add_argument("--crop-batch", type=int, default=16, help="crops per rare-class step")
+    ap.add_argument("--crop-every", type=int, default=2, help="one rare-class step after every N full-face steps")
     ap.add_argument("--eval-only", action="store_true")
     ap.add_argument("--eval-size", type=int, default=0, help="input size for the held-out evaluation")
     ap.add_argument("--limit", type=int, default=0, help="use only N training images (smoke runs)")
@@ -225,6 +250,11 @@ def main() -> int:
     epoch_items = np.repeat(np.arange(len(train)), repeat_counts(train, args.oversample))
     if args.oversample:
         print(f"oversampling {args.oversample}: {len(epoch_items)} faces per epoch", flush=True)
+    rare = [CLASSES.index(c) for c in args.rare_crops.split(",") if c]
+    rare_faces = [i for i, (_, _, m) in enumerate(train) if rare and np.isin(m, rare).any()]
+    if rare:
+        print(f"rare-class crops of {args.crop_size} px around {args.rare_crops}: {len(rare_faces)} faces, "
+              f"{args.crop_batch} crops every {args.crop_every} steps", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(epoch_items) / args.batch)
     total_steps = steps_per_epoch * total_epochs
@@ -289,6 +319,20 @@ def main() -> int:
             opt.step()
             step += 1
             losses.append(loss.item())
+            if rare_faces and b % args.crop_every == args.crop_every - 1:
+                xs, ys = [], []
+                for i in rng.choice(rare_faces, args.crop_batch):
+                    img, m = augment_pair(train[i][1], train[i][2], train[i][2].shape[::-1], rng, aug, lut)
+                    img, m = rare_crop(img, m, rare, args.crop_size, rng)
+                    xs.append(to_tensor_array(img))
+                    ys.append(m.astype(np.int64))
+                x = torch.from_numpy(np.stack(xs)).contiguous(memory_format=torch.channels_last)
+                y = torch.from_numpy(np.stack(ys))
+                logits = model(x)
+                crop_loss = edge_weighted_ce(logits, y, weights, args.edge_weight) + dice_loss(logits, y)
+                opt.zero_grad(set_to_none=True)
+                crop_loss.backward()
+                opt.step()
             if b % 10 == 0:
                 print(f"epoch {epoch + 1}/{total_epochs} size {size} step {b}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f}", flush=True)
         epoch += 1

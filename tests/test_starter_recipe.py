@@ -1,7 +1,8 @@
-"""The edge-aware loss of the starter parser's recipe (benchmarks/train_starter_parser.py)."""
+"""The starter parser's recipe (benchmarks/train_starter_parser.py): the edge-aware loss and the rare-class crops."""
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -42,3 +43,21 @@ def test_edge_weight_makes_mistakes_at_the_edge_cost_more_than_inside():
         edge = recipe.edge_weighted_ce(edge_miss, target, weights, w)
         inside = recipe.edge_weighted_ce(inside_miss, target, weights, w)
         assert (edge > inside * 1.5) if w else edge == pytest.approx(inside.item())
+
+
+def test_rare_crop_contains_the_rare_class_at_the_face_scale():
+    mask = np.zeros((512, 512), np.uint8)
+    mask[470:480, 20:30] = 16
+    image = np.dstack([mask * 10] * 3)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        img, m = recipe.rare_crop(image, mask, [16], 256, rng)
+        assert img.shape == (256, 256, 3) and m.shape == (256, 256)
+        assert (m == 16).any()
+        assert np.array_equal(img[..., 0], m * 10)
+
+
+def test_rare_crop_of_a_face_without_the_class_is_still_a_full_size_crop():
+    mask = np.ones((300, 400), np.uint8)
+    img, m = recipe.rare_crop(np.zeros((300, 400, 3), np.uint8), mask, [16], 256, np.random.default_rng(1))
+    assert img.shape == (256, 256, 3) and m.shape == (256, 256)
