@@ -27,13 +27,14 @@ import onnx
 import onnxruntime as ort
 from faceparse.core import resize_argmax
 from faceparse.core.schemas import MAX_CLASSES
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, compose, helper, numpy_helper
 
 META_KEY = "faceparse"
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 IMAGE_INPUT = "image"
+NETWORK_PREFIX = "net/"  # every name of the network's own graph gets it, so none can clash with the wrapper's
 UNCERTAINTY_STRIDE = 8
 """Class probabilities for the uncertainty score are kept at every 8th pixel: the score is an average, and 1/64 of
 the pixels (4,096 on a 512 px face) estimate it well while costing 1/64 of the work."""
@@ -400,6 +401,7 @@ class Predictor:
         path = Path(model)
         proto = _load_proto(path)
         self.info = _model_info(_meta_from_proto(proto, path), path)
+        compose.add_prefix_graph(proto.graph, NETWORK_PREFIX, inplace=True)
         self.tta = bool(tta)
         self.threads = int(threads) if threads else cpu_count()
         providers, self.notice = choose_providers(device)

@@ -21,9 +21,9 @@ def model_meta(schema_name="celebamask-hq", size=SIZE, flip_pairs=None, **extra)
     return meta
 
 
-def save_graph(path, nodes, initializers, classes, meta):
-    image = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "height", "width"])
-    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes, "height", "width"])
+def save_graph(path, nodes, initializers, classes, meta, input_name="input", output_name="logits"):
+    image = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", 3, "height", "width"])
+    logits = helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", classes, "height", "width"])
     graph = helper.make_graph(nodes, "test", [image], [logits], initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
     model.ir_version = 10

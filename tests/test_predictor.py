@@ -160,6 +160,28 @@ def test_not_an_onnx_file(tmp_path):
         Predictor(tmp_path / "missing.onnx")
 
 
+def test_a_model_whose_own_names_are_the_wrappers_names(tmp_path):
+    """An outside network may call its input `image` and its tensors `probs`, `index` or `confidence`."""
+    classes = get_schema("celebamask-hq").num_classes
+    weight = np.zeros((classes, 3, 1, 1), np.float32)
+    weight[1] = 20.0
+    bias = np.full(classes, -5.0, np.float32)
+    bias[0] = 5.0
+    nodes = [helper.make_node("Conv", ["image", "fp_w_1", "probs"], ["confidence"]),
+             helper.make_node("Identity", ["confidence"], ["index"])]
+    inits = [numpy_helper.from_array(weight, "fp_w_1"), numpy_helper.from_array(bias, "probs")]
+    path = save_graph(tmp_path / "named.onnx", nodes, inits, classes, model_meta(), input_name="image",
+                      output_name="index")
+    picture = np.zeros((2, SIZE, SIZE, 3), np.uint8)
+    picture[1] = 255
+    for tta in (False, True):
+        faces = Predictor(path, device="cpu", tta=tta).predict(picture)
+        assert (faces[0].index == 0).all() and (faces[1].index == 1).all()
+        assert faces[1].confidence.min() > 0.99 and faces[1].probs.shape[0] == classes
+    plain = Predictor(path, device="cpu", confidence=False, probabilities=False).predict(picture)
+    assert (plain[1].index == 1).all()
+
+
 def test_model_without_metadata(tmp_path):
     classes = 19
     nodes = [helper.make_node("Conv", ["input", "w"], ["logits"])]

@@ -5,7 +5,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from faceparse.core.predictor import Predictor, enlarging_tail, read_model_info
+from faceparse.core.predictor import NETWORK_PREFIX, Predictor, enlarging_tail, read_model_info
 from faceparse.core.resize_argmax import MODES, interpolate, resize_argmax, source_axis
 from faceparse.core.schemas import get_schema
 from onnx import TensorProto, helper, numpy_helper
@@ -114,7 +114,7 @@ def test_predictor_without_the_enlargement_gives_the_same_masks(tmp_path, mode):
     sparse = Predictor(path, device="cpu", confidence=False)
     dense = Predictor(path, device="cpu", confidence=False, sparse_enlarge=False)
     assert sparse.tail is not None and sparse.tail.mode == mode and dense.tail is None
-    assert [o.name for o in sparse.session.get_outputs()] == ["scores"]
+    assert [o.name for o in sparse.session.get_outputs()] == [sparse.tail.scores] == [NETWORK_PREFIX + "scores"]
     crops = pictures()
     for a, b in zip(sparse.predict(crops), dense.predict(crops), strict=True):
         assert a.index.shape == b.index.shape == (SIZE, SIZE)
