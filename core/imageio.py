@@ -36,17 +36,22 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class ImageLoadError(Exception):
-    """An image or mask file could not be used; the message names the file and says why."""
+    """An image or mask file could not be used; the message names the file and says why.
 
-    def __init__(self, path: str | os.PathLike, reason: str):
+    `lasting` is False when the file itself may be fine and only reading it failed this time (missing, locked,
+    no permission): such a failure must not be remembered against the file, since nothing about it changes when
+    the cause passes."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, lasting: bool = True):
         self.path = Path(path)
         self.reason = reason
+        self.lasting = lasting
         super().__init__(f"{self.path}: {reason}")
 
 
 def _open(path: Path, max_pixels: int | None) -> Image.Image:
     if not path.exists():
-        raise ImageLoadError(path, "file not found")
+        raise ImageLoadError(path, "file not found", lasting=False)
     if path.is_dir():
         raise ImageLoadError(path, "is a folder, not an image")
     limit = MAX_PIXELS if max_pixels is None else max_pixels
@@ -58,7 +63,7 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageLoadError(path, _unsupported_reason(path)) from None
     except PermissionError:
-        raise ImageLoadError(path, "permission denied") from None
+        raise ImageLoadError(path, "permission denied", lasting=False) from None
     except _DECODE_ERRORS as e:
         raise ImageLoadError(path, f"cannot read the image header ({e})") from None
     w, h = img.size
@@ -89,7 +94,7 @@ def _unsupported_reason(path: Path) -> str:
         with open(path, "rb") as f:
             head = f.read(32)
     except OSError as e:
-        return f"cannot read the file ({e.strerror or e})"
+        raise ImageLoadError(path, f"cannot read the file ({e.strerror or e})", lasting=False) from None
     if not head:
         return "the file is empty"
     kind = next((name for sig, name in _SIGNATURES if head.startswith(sig)), None)

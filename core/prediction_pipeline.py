@@ -77,6 +77,7 @@ class PipelineStats:
 class _Failed:
     key: Any
     reason: str
+    lasting: bool = True
 
 
 @dataclass
@@ -96,7 +97,8 @@ class PredictionPipeline:
     them on; both run behind the model's threads (`run_in_background`). When they fall behind (other programs
     keep the cores busy), the model's thread does their work itself rather than wait for them.
 
-    `on_result(key, ImagePrediction)` and `on_error(key, reason)` are called as images complete, one image per call,
+    `on_result(key, ImagePrediction)` and `on_error(key, reason, lasting)` are called as images complete (`lasting`
+    is False when the cause may pass, such as a locked or vanished file), one image per call,
     from the writer thread or from the thread that called `run`, so they must be thread-safe; an exception they
     raise stops the pipeline and is re-raised by `run`. `on_writer_end()` is called in the writer thread as it ends
     (to release what the callbacks opened there).
@@ -155,7 +157,9 @@ class PredictionPipeline:
             try:
                 return prepare_file(key, path, self.framing, input_size)
             except ImageLoadError as error:
-                return _Failed(key, error.reason)
+                return _Failed(key, error.reason, error.lasting)
+            except (MemoryError, OSError) as error:
+                return _Failed(key, f"cannot prepare the image ({type(error).__name__}: {error})", lasting=False)
             except Exception as error:  # a decoder or detector failing on one odd file
                 return _Failed(key, f"cannot prepare the image ({type(error).__name__}: {error})")
 
@@ -169,7 +173,7 @@ class PredictionPipeline:
 
         def finish(item: Any) -> None:
             if isinstance(item, _Failed):
-                on_error(item.key, item.reason)
+                on_error(item.key, item.reason, item.lasting)
                 return
             result = finish_image(item.prepared, item.results, self.uncertainty)
             on_result(item.prepared.key, result)

@@ -264,17 +264,21 @@ class PrelabelJob:
             try:
                 store.save_predicted(image_id, mask, resolved.model_id, prediction.uncertainty, settings)
             except (MaskError, ProjectError) as error:
-                on_error(image_id, str(error))
+                on_error(image_id, str(error), lasting=False)
                 return
             with lock:
                 result.predicted += 1
                 if prediction.whole_image and mode == FACES:
                     result.whole_image_fallbacks += 1
 
-        def on_error(image_id: int, reason: str) -> None:
+        def on_error(image_id: int, reason: str, lasting: bool = True) -> None:
+            """Count and log a failure; only one that lies in the file itself is remembered against the image
+            (so later runs skip it until the file changes). A failure to save, or to read the file just now, is
+            tried again by the next run."""
             relpath = relpaths.get(image_id, str(image_id))
-            with contextlib.suppress(ProjectError):
-                store.set_error(image_id, reason)
+            if lasting:
+                with contextlib.suppress(ProjectError):
+                    store.set_error(image_id, reason)
             store.append_job_log(job_id, f"skipped {relpath}: {reason}")
             with lock:
                 result.failed.append((relpath, reason))

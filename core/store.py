@@ -601,7 +601,8 @@ class ProjectStore:
         """Fill in width/height (header only) and content hashes for images that lack them. A checked image whose
         mask has no photo hash yet (a project from before the check, hashed later) takes this one.
 
-        Bad files get `error` set and never raise. `progress(done, total)` is called after each batch; returning
+        Bad files get `error` set and never raise; a file that only could not be read just now (locked, no
+        permission) is left for the next pass. `progress(done, total)` is called after each batch; returning
         False stops early. Returns how many images were examined. Safe to run while others read or write.
         """
         conn = self._conn()
@@ -634,9 +635,9 @@ class ProjectStore:
             width, height = read_size(path)
             digest = content_hash(path)
         except ImageLoadError as e:
-            error = e.reason
-        except OSError as e:
-            error = f"cannot read the file ({e.strerror or e})"
+            error = e.reason if e.lasting else None
+        except OSError:
+            pass  # read again by the next pass: the file may be fine once the cause passes
         return width, height, digest, error, time.time(), image_id, size, mtime
 
     def _adopt_renamed(self, c: sqlite3.Connection, hashed: list[tuple[int, str]]) -> None:

@@ -63,7 +63,8 @@ class ThumbnailCache:
 
     def generate(self, records: Iterable[ImageRecord] | None = None,
                  progress: Callable[[int, int], bool | None] | None = None) -> tuple[int, int]:
-        """Make missing thumbnails (a background pass); a file that fails to decode gets its error recorded.
+        """Make missing thumbnails (a background pass); a file that fails to decode gets its error recorded
+        (one that only could not be read just now does not).
 
         Returns (made, failed). `progress(done, total)` returning False stops early.
         """
@@ -75,7 +76,8 @@ class ThumbnailCache:
                 made += 1
             except ImageLoadError as e:
                 failed += 1
-                self.store.set_error(record.id, e.reason)
+                if e.lasting:
+                    self.store.set_error(record.id, e.reason)
             if progress is not None and progress(done, len(todo)) is False:
                 break
         return made, failed

@@ -12,7 +12,7 @@ from faceparse.core.faces import FACES, WHOLE_IMAGE
 from faceparse.core.model_resolver import ModelNotFoundError, file_model_id, find_model, resolve_model
 from faceparse.core.predictor import CPU, ModelError
 from faceparse.core.prelabel import MODE_SETTING, PrelabelJob, PrelabelProgress, prediction_settings
-from faceparse.core.store import ProjectStore
+from faceparse.core.store import ProjectError, ProjectStore
 from faceparse.core.synthetic import draw_face, draw_scene
 from onnx_models import foreground_model
 from PIL import Image
@@ -214,6 +214,44 @@ def test_a_corrupt_image_is_reported_and_the_rest_are_labeled(project, models):
     assert store.find("broken.jpg").error is not None and store.find("broken.jpg").status == "new"
     again = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
     assert again.skipped_unreadable == 2 and again.failed == [] and again.predicted == 0
+
+
+def test_a_mask_that_cannot_be_saved_does_not_mark_the_photo_unreadable(project, models, monkeypatch):
+    store, _ = project
+    save = store.save_predicted
+
+    def disk_full_for_face01(image_id, *args, **kwargs):
+        if store.get(image_id).relpath == "face01.png":
+            raise ProjectError("cannot write the mask: No space left on device")
+        return save(image_id, *args, **kwargs)
+
+    monkeypatch.setattr(store, "save_predicted", disk_full_for_face01)
+    result = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
+    assert dict(result.failed) == {"face01.png": "cannot write the mask: No space left on device"}
+    assert store.find("face01.png").error is None
+    monkeypatch.setattr(store, "save_predicted", save)
+    again = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
+    assert again.predicted == 1 and again.skipped_unreadable == 0
+    assert store.predicted_mask(store.find("face01.png").id) is not None
+
+
+def test_a_photo_that_could_not_be_read_for_now_is_tried_again(project, models, monkeypatch):
+    store, _ = project
+    path = store.root / "face02.png"
+    real_open = Image.open
+
+    def locked(fp, *args, **kwargs):
+        if str(fp) == str(path):
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", locked)
+    result = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
+    assert dict(result.failed) == {"face02.png": "permission denied"}
+    assert store.find("face02.png").error is None
+    monkeypatch.setattr(Image, "open", real_open)
+    again = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
+    assert again.predicted == 1 and again.skipped_unreadable == 0
 
 
 def test_cancel_is_seen_during_a_run_of_unreadable_files(tmp_path, models):

@@ -253,6 +253,26 @@ def test_fill_details_records_bad_files_and_carries_on(folder, store):
     assert store.fill_details() == 0  # bad files are not retried until they change
 
 
+def test_a_file_that_cannot_be_read_just_now_is_not_marked_bad(folder, store, monkeypatch):
+    store.scan()
+    locked = folder / "img1.png"
+    real_open = Image.open
+
+    def open_unless_locked(fp, *args, **kwargs):
+        if str(fp) == str(locked):
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", open_unless_locked)
+    store.fill_details()
+    rec = store.find("img1.png")
+    assert rec.error is None and rec.width is None and store.count_errors() == 0
+    monkeypatch.setattr(Image, "open", real_open)
+    assert store.fill_details() == 1
+    rec = store.find("img1.png")
+    assert rec.error is None and (rec.width, rec.height) == (8, 6) and rec.content_hash
+
+
 def test_fill_details_limit_and_progress_can_stop(folder, store):
     for i in range(10):
         put_image(folder / f"more{i}.png")
@@ -593,6 +613,23 @@ def test_two_stores_on_one_project_see_each_other(folder, store):
 
 
 # --- thumbnails -------------------------------------------------------------------------------------------------
+
+def test_a_thumbnail_that_cannot_be_read_just_now_leaves_no_error(folder, store, monkeypatch):
+    store.scan()
+    real_open = Image.open
+
+    def locked(fp, *args, **kwargs):
+        if str(fp).endswith("img0.png"):
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", locked)
+    cache = ThumbnailCache(store, max_side=64)
+    assert cache.generate() == (2, 1)
+    assert store.find("img0.png").error is None
+    monkeypatch.setattr(Image, "open", real_open)
+    assert cache.generate() == (1, 0)
+
 
 def test_thumbnails_are_made_lazily_and_follow_changes(folder, store):
     put_image(folder / "wide.png", w=600, h=300)

@@ -278,7 +278,7 @@ def run_predict(args: argparse.Namespace) -> int:
         save_mask(targets[i], prediction.mask, palette)
         written[0] += 1
 
-    def on_error(i: int, reason: str) -> None:
+    def on_error(i: int, reason: str, lasting: bool = True) -> None:
         failed.append((files[i], reason))
 
     bar = _ProgressBar() if len(files) > 1 else None
