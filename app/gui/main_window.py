@@ -16,12 +16,14 @@ from faceparse.core.store import DB_NAME, PROJECT_DIR_NAME, ProjectError, Projec
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressDialog,
     QSlider,
     QSpinBox,
     QStackedWidget,
@@ -333,6 +335,9 @@ class MainWindow(QMainWindow):
         ws = self.ws
         if ws is None:
             return True
+        retraining = ws.models.retrain.running
+        if retraining and not self._ask_stop_retrain():
+            return False
         if ws.session.image_id is not None:
             image_id = ws.session.image_id
             self.writer.submit(lambda: ws.store.set_setting("studio.last_image", image_id))
@@ -351,6 +356,8 @@ class MainWindow(QMainWindow):
                 break
             else:
                 return False
+        if retraining:
+            self._stop_retrain(ws)
         self.ws = None
         if self._details_task is not None:
             self._details_task.cancel()
@@ -361,6 +368,30 @@ class MainWindow(QMainWindow):
         self._update_enabled()
         self._update_title()
         return True
+
+    def _ask_stop_retrain(self) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Question, APP_TITLE,
+                          "A retrain is running. Closing the project stops it; the active model stays as it is "
+                          "and the corrections are kept for the next retrain.\n\nStop the retrain and close?",
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("stop_retrain")
+        stop = box.addButton("Stop and close", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is stop
+
+    def _stop_retrain(self, ws: Workspace) -> None:
+        """Stop the retrain while the window keeps drawing, behind a busy dialog that takes the input."""
+        dialog = QProgressDialog("Stopping the retrain…", "", 0, 0, self)
+        dialog.setObjectName("stopping_retrain")
+        dialog.setCancelButton(None)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(0)
+        dialog.show()
+        try:
+            ws.models.retrain.stop(pump=QApplication.processEvents)
+        finally:
+            dialog.close()
 
     def _ask_unsaved(self, store: ProjectStore, failed: dict[int, str]) -> QMessageBox.StandardButton:
         names = [(rec.name if (rec := store.get(image_id)) else f"image {image_id}") for image_id in failed]

@@ -8,6 +8,8 @@ signal, so the panel only ever sees them on the GUI thread.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from faceparse.core.framing import Framing, predict_image
@@ -111,6 +113,22 @@ class RetrainBridge(QObject):
     def cancel(self) -> None:
         if self.handle is not None:
             self.handle.cancel()
+
+    def stop(self, pump: Callable[[], None], timeout_s: float = 30.0) -> bool:
+        """Cancel a running job and wait for its process to end, calling `pump` (the GUI's event processing)
+        every quarter second so the window keeps drawing; a job that ignores the cancel is killed on the way
+        (see `JobHandle.wait`). True when it ended within `timeout_s`."""
+        if not self.running:
+            return True
+        self.cancel()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.handle.wait(timeout=0)  # type: ignore[union-attr]
+                return True
+            except TimeoutError:
+                pump()
+        return False
 
     def close(self) -> None:
         if self.running:
