@@ -40,6 +40,7 @@ import math
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -60,6 +61,7 @@ ACTIVE_STATES = ("queued", "running")
 CANCEL_GRACE_S = 8.0
 KILL_GRACE_S = 6.0
 START_GRACE_S = 120.0
+REMOTE_SILENCE_S = 900.0
 CANCELLED_EXIT = 3
 JOBS_DIR = "jobs"
 TRAINING_LOCK = "training.lock"
@@ -211,13 +213,24 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
+def _process_gone(job: dict[str, Any], now: float) -> bool:
+    """Whether the job's recorded process has ended. A process id is looked up only on the machine that recorded
+    it; a job another machine runs (a project on a shared disk) counts as gone once it has been silent for
+    REMOTE_SILENCE_S, since running jobs report every few seconds."""
+    if job["pid"] is None:
+        return False
+    if job.get("host") not in (None, socket.gethostname()):
+        return now - job["updated"] > REMOTE_SILENCE_S
+    return not _pid_alive(job["pid"])
+
+
 def reap_stale_jobs(store: ProjectStore) -> list[int]:
     """Mark queued/running jobs whose process is gone as failed; returns their ids.
 
     A training job is stale when nobody holds the training lock and it is older than START_GRACE_S (so a worker
     that is still starting is not mistaken for a dead one), or when its recorded process no longer exists. Any
     other job (a pre-labeling run, also the one a retrain starts inside its own process) is stale when its
-    recorded process no longer exists.
+    recorded process no longer exists (see `_process_gone`).
     """
     stale = []
     lock_free = training_lock(store).is_free()
@@ -225,7 +238,7 @@ def reap_stale_jobs(store: ProjectStore) -> list[int]:
     for job in store.jobs():
         if job["state"] not in ACTIVE_STATES:
             continue
-        gone = job["pid"] is not None and not _pid_alive(job["pid"])
+        gone = _process_gone(job, now)
         if job["kind"] in TRAINING_KINDS:
             young = now - job["created"] < START_GRACE_S
             if not lock_free or (young and not gone):

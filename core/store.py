@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import sqlite3
 import stat
 import threading
@@ -165,7 +166,8 @@ CREATE TABLE IF NOT EXISTS jobs(
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     pid INTEGER,
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    host TEXT
 );
 CREATE TABLE IF NOT EXISTS job_log(
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -185,7 +187,7 @@ _ORDER_KEYS = {"name": ("sort_key", "id"),
 """Each ordering as ascending SQL terms (highest score first, unscored last), so one row comparison continues it."""
 
 
-_ADDED_COLUMNS = ("predicted_with", "labeled_hash")
+_ADDED_COLUMNS = (("images", "predicted_with"), ("images", "labeled_hash"), ("jobs", "host"))
 
 
 def _order_key_values(record: ImageRecord, order_by: str) -> list[Any]:
@@ -413,19 +415,20 @@ class ProjectStore:
         application still reads the project; another process may add the same column at the same moment.
 
         A project from before `labeled_hash` takes its human masks as checked on the photos it last hashed."""
-        def missing() -> list[str]:
-            have = {row[1] for row in self._conn().execute("PRAGMA table_info(images)")}
-            return [name for name in _ADDED_COLUMNS if name not in have]
+        def missing() -> list[tuple[str, str]]:
+            have = {(table, row[1]) for table in {t for t, _ in _ADDED_COLUMNS}
+                    for row in self._conn().execute(f"PRAGMA table_info({table})")}
+            return [column for column in _ADDED_COLUMNS if column not in have]
 
-        for name in missing():
+        for table, name in missing():
             try:
                 with self._write() as c:
-                    c.execute(f"ALTER TABLE images ADD COLUMN {name} TEXT")
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {name} TEXT")
                     if name == "labeled_hash":
                         c.execute("UPDATE images SET labeled_hash = content_hash "
                                   "WHERE status IN ('corrected', 'reviewed')")
             except sqlite3.OperationalError as error:
-                if name in missing():
+                if (table, name) in missing():
                     raise ProjectError(f"cannot bring the project database {self.db_path} up to date: "
                                        f"{error}") from None
 
@@ -977,12 +980,12 @@ class ProjectStore:
     # --- jobs ----------------------------------------------------------------------------------------------------
 
     def _job_dict(self, row: tuple) -> dict[str, Any]:
-        job_id, kind, params, state, progress, message, cancel, pid, created, updated = row
+        job_id, kind, params, state, progress, message, cancel, pid, created, updated, host = row
         return {"id": job_id, "kind": kind, "params": json.loads(params), "state": state, "progress": progress,
                 "message": message, "cancel_requested": bool(cancel), "pid": pid, "created": created,
-                "updated": updated}
+                "updated": updated, "host": host}
 
-    _JOB_COLUMNS = "id, kind, params, state, progress, message, cancel_requested, pid, created, updated"
+    _JOB_COLUMNS = "id, kind, params, state, progress, message, cancel_requested, pid, created, updated, host"
 
     def add_job(self, kind: str, params: dict | None = None) -> int:
         now = time.time()
@@ -996,7 +999,9 @@ class ProjectStore:
         if state is not None and state not in JOB_STATES:
             raise ValueError(f"unknown job state {state!r}; states: {', '.join(JOB_STATES)}")
         sets, params = ["updated = ?"], [time.time()]
-        for column, value in (("state", state), ("progress", progress), ("message", message), ("pid", pid)):
+        host = socket.gethostname() if pid is not None else None  # a process id means something on its machine only
+        for column, value in (("state", state), ("progress", progress), ("message", message), ("pid", pid),
+                              ("host", host)):
             if value is not None:
                 sets.append(f"{column} = ?")
                 params.append(value)

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,11 +11,13 @@ import time
 import pytest
 import torch
 from drawn_projects import make_project
+from faceparse.core import jobs as jobs_module
 from faceparse.core import train_worker
 from faceparse.core.jobs import (
     CANCEL_GRACE_S,
     CANCELLED_EXIT,
     KILL_GRACE_S,
+    REMOTE_SILENCE_S,
     JobConflict,
     JobEvent,
     JobHandle,
@@ -143,6 +146,21 @@ def test_stale_jobs_are_marked_failed(project):
     assert project.job(job_id)["state"] == "failed"
     assert project.job(young)["state"] == "queued"
     assert running_training_job(project)["id"] == young
+
+
+def test_a_job_another_machine_runs_is_judged_by_its_silence_not_by_a_local_process_id(project, monkeypatch):
+    """A project on a shared disk: the other machine's process ids mean nothing here."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "other-machine")
+    job_id = project.add_job("prelabel", {})
+    project.update_job(job_id, state="running", pid=2**22 + 12345)
+    monkeypatch.undo()
+    assert project.job(job_id)["host"] == "other-machine"
+    assert reap_stale_jobs(project) == []
+    assert project.job(job_id)["state"] == "running"
+    later = time.time() + REMOTE_SILENCE_S + 1
+    monkeypatch.setattr(jobs_module.time, "time", lambda: later)
+    assert reap_stale_jobs(project) == [job_id]
+    assert project.job(job_id)["state"] == "failed"
 
 
 def test_events_are_small_json_objects():

@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import threading
 import time
@@ -136,6 +137,22 @@ def test_a_project_from_before_prediction_settings_opens_and_gains_them(folder):
         assert s.find("a.png").predicted_with == "faces, margin 0.3"
     with ProjectStore.open(folder) as s:
         assert s.find("a.png").predicted_with == "faces, margin 0.3"
+
+
+def test_a_project_from_before_job_hosts_opens_and_records_them(folder):
+    with ProjectStore.create(folder) as s:
+        old_job = s.add_job("prelabel", {})
+        s.update_job(old_job, state="running", pid=os.getpid())
+    db = sqlite3.connect(folder / ".faceparse" / "project.db")
+    db.execute("ALTER TABLE jobs DROP COLUMN host")
+    db.commit()
+    db.close()
+    with ProjectStore.open(folder) as s:
+        assert s.job(old_job)["host"] is None and s.job(old_job)["pid"] == os.getpid()
+        new_job = s.add_job("prelabel", {})
+        s.update_job(new_job, pid=os.getpid())
+        assert s.job(new_job)["host"] == socket.gethostname()
+
 
 def test_corrupt_database_is_a_clear_error(folder):
     ProjectStore.create(folder).close()
