@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import cv2
 import numpy as np
 from faceparse.core.formats import DatasetFormat, get_format
 from faceparse.core.formats.base import SCHEMA_FILE, LabelFormatError, LabelItem
-from faceparse.core.imageio import ImageLoadError, read_size
+from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, read_size
 from faceparse.core.schemas import LabelSchema, SchemaError, get_schema, load_schema_json, resolve_schema
 from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
 
@@ -87,42 +88,60 @@ class ImportFailed(Exception):
 
 
 class ImageIndex:
-    """Finds the project image a label belongs to: by relative path without extension, then by unique stem."""
+    """Finds the project image a label belongs to: by its exact relative path, then by relative path without
+    extension, by a flat layout's `folder__name`, case-insensitively, and last by a unique file stem.
+
+    Two project images that one label could name (`x.jpg` and `x.png` for a mask `x.png` of an index-mask layout,
+    `a__b.png` and `a/b.png` for a flat name) make the label ambiguous: it is refused with both names rather than
+    given to whichever came last. Names are compared in Unicode NFC, since macOS writes file names decomposed."""
 
     def __init__(self, records: Sequence[ImageRecord]):
-        self.by_path: dict[str, ImageRecord] = {}
+        self.by_relpath: dict[str, ImageRecord] = {}
+        self.by_path: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_folded: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_stem: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_flat: dict[str, list[ImageRecord]] = defaultdict(list)
         for rec in records:
-            stripped = str(PurePosixPath(rec.relpath).with_suffix(""))
-            self.by_path[stripped] = rec
-            self.by_path.setdefault(rec.relpath, rec)
+            relpath = _nfc(rec.relpath)
+            stripped = str(PurePosixPath(relpath).with_suffix(""))
+            self.by_relpath[relpath] = rec
+            self.by_path[stripped].append(rec)
             self.by_folded[stripped.casefold()].append(rec)
             self.by_stem[PurePosixPath(stripped).name].append(rec)
             self.by_flat[stripped.replace("/", "__")].append(rec)
 
     def match(self, name: str) -> tuple[ImageRecord | None, str]:
-        """(record, "") or (None, why not)."""
+        """(record, "") or (None, why not). `name` may carry the photo's extension (COCO, LabelMe) or not."""
+        name = _nfc(name)
+        if name in self.by_relpath:
+            return self.by_relpath[name], ""
+        if PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS:
+            name = str(PurePosixPath(name).with_suffix(""))
         candidates = [name, name.replace("__", "/")]
-        for candidate in candidates:
-            if candidate in self.by_path:
-                return self.by_path[candidate], ""
-        flattened = self.by_flat.get(name, [])  # a flat layout's folder__name, whatever "__" the names hold
-        if len(flattened) == 1:
-            return flattened[0], ""
-        for candidate in candidates:
-            folded = self.by_folded.get(candidate.casefold(), [])
-            if len(folded) == 1:
-                return folded[0], ""
+        for table in (self.by_path, self.by_flat, self.by_folded):
+            found = {rec.id: rec for candidate in candidates
+                     for rec in table.get(candidate.casefold() if table is self.by_folded else candidate, [])}
+            if len(found) == 1:
+                return next(iter(found.values())), ""
+            if len(found) > 1:
+                return None, _ambiguous(found.values())
         for candidate in candidates:
             same_stem = self.by_stem.get(PurePosixPath(candidate).name, [])
             if len(same_stem) == 1:
                 return same_stem[0], ""
             if len(same_stem) > 1:
-                paths = ", ".join(r.relpath for r in same_stem[:4])
-                return None, f"matches several project images by name ({paths}); give it their folder"
+                return None, _ambiguous(same_stem) + "; give it their folder"
         return None, "no image in the project has this path or name"
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def _ambiguous(records) -> str:
+    paths = sorted(r.relpath for r in records)
+    more = f", … ({len(paths)} in all)" if len(paths) > 4 else ""
+    return f"matches several project images ({', '.join(paths[:4])}{more})"
 
 
 class ClassMapper:
@@ -333,11 +352,13 @@ class _Checker:
         return lut[raw]
 
     def _may_replace(self, item: LabelItem, rec: ImageRecord, mask: np.ndarray) -> bool:
-        """A corrected mask is someone's work: replacing it by a different one needs `overwrite`."""
+        """A corrected mask, or the mask a human approved as reviewed, is someone's work: replacing it by a
+        different one needs `overwrite`."""
         if self.report.kind != "corrected":
             return True
         try:
-            existing = self.store.corrected_mask(rec.id)
+            existing = (self.store.current_mask(rec.id) if rec.status == "reviewed"
+                        else self.store.corrected_mask(rec.id))
         except ProjectError as e:
             self.report.problems.append(f"{item.origin}: {e}")
             return False
@@ -345,7 +366,8 @@ class _Checker:
             self.report.unchanged += 1
             return False
         if existing is not None and not self.overwrite:
-            self.report.problems.append(f"{item.origin}: {rec.relpath} already has a different corrected mask "
+            what = "reviewed" if rec.status == "reviewed" else "corrected"
+            self.report.problems.append(f"{item.origin}: {rec.relpath} already has a different {what} mask "
                                         "(import with overwrite to replace it)")
             return False
         return True
@@ -389,6 +411,8 @@ def _write(store: ProjectStore, plan: list[_Planned], report: ImportReport, mode
                 planned.lut[_load_label(planned.item, planned.size, planned.scale_masks)]
             if report.kind == "corrected":
                 store.save_corrected(planned.rec.id, mask)
+                if planned.rec.status == "reviewed":
+                    store.set_status(planned.rec.id, "corrected")  # nobody has reviewed the imported mask
             else:
                 store.save_predicted(planned.rec.id, mask, model_version)
         except (OSError, ProjectError, LabelFormatError) as e:

@@ -1,0 +1,101 @@
+"""Which project image a label lands on: never a guess between two candidates, whatever Unicode form the names
+use; and an imported mask does not silently replace a mask a human approved."""
+
+import unicodedata
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from faceparse.core.importer import ImageIndex, ImportRefused, import_dataset
+from faceparse.core.store import ProjectStore
+from PIL import Image
+
+
+def photo(path, size=(8, 6)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (200, 150, 120)).save(path)
+
+
+def index_masks(folder, masks):
+    """An index-png dataset: masks/<name>.png holding class indices."""
+    for name, mask in masks.items():
+        target = folder / "masks" / f"{name}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save(target)
+    return folder
+
+
+def project(root, names):
+    for name in names:
+        photo(root / name)
+    store = ProjectStore.create(root, "celebamask-hq")
+    store.scan()
+    return store
+
+
+def records(names):
+    return [SimpleNamespace(id=i, relpath=name) for i, name in enumerate(names)]
+
+
+def test_a_full_file_name_matches_exactly_and_a_stem_shared_by_two_photos_is_ambiguous():
+    index = ImageIndex(records(["x.jpg", "x.png", "solo.png"]))
+    assert index.match("x.jpg")[0].relpath == "x.jpg"
+    assert index.match("x.png")[0].relpath == "x.png"
+    rec, why = index.match("x")
+    assert rec is None and "x.jpg" in why and "x.png" in why
+    assert index.match("solo")[0].relpath == "solo.png"
+    assert index.match("solo.jpeg")[0].relpath == "solo.png"  # converted since it was labelled
+
+
+def test_a_flat_name_that_is_also_a_top_level_name_is_ambiguous():
+    index = ImageIndex(records(["a/b.png", "a__b.png"]))
+    rec, why = index.match("a__b")
+    assert rec is None and "a/b.png" in why and "a__b.png" in why
+    assert index.match("a/b")[0].relpath == "a/b.png"
+
+
+def test_names_match_across_unicode_normal_forms():
+    decomposed = unicodedata.normalize("NFD", "café.png")
+    index = ImageIndex(records([decomposed]))
+    assert index.match(unicodedata.normalize("NFC", "café"))[0].relpath == decomposed
+    assert index.match(unicodedata.normalize("NFC", "café.png"))[0].relpath == decomposed
+
+
+def test_an_index_mask_for_two_photos_of_one_stem_is_refused_not_guessed(tmp_path):
+    store = project(tmp_path / "faces", ["x.jpg", "x.png"])
+    source = index_masks(tmp_path / "labels", {"x": np.ones((6, 8), np.uint8)})
+    with pytest.raises(ImportRefused, match="matches several project images"):
+        import_dataset(store, source, "index-png")
+    assert store.count("corrected") == 0
+    store.close()
+
+
+@pytest.fixture
+def reviewed(tmp_path):
+    store = project(tmp_path / "faces", ["a.png"])
+    rec = store.find("a.png")
+    approved = np.zeros((6, 8), np.uint8)
+    approved[2:4, 2:6] = 1
+    store.save_predicted(rec.id, approved, "v1")
+    store.set_status(rec.id, "reviewed")
+    yield store, rec, approved
+    store.close()
+
+
+def test_importing_over_a_reviewed_mask_needs_overwrite_and_the_result_is_corrected(reviewed, tmp_path):
+    store, rec, approved = reviewed
+    other = np.full((6, 8), 2, np.uint8)
+    source = index_masks(tmp_path / "labels", {"a": other})
+    with pytest.raises(ImportRefused, match="already has a different reviewed mask"):
+        import_dataset(store, source, "index-png")
+    assert store.get(rec.id).status == "reviewed" and np.array_equal(store.current_mask(rec.id), approved)
+    report = import_dataset(store, source, "index-png", overwrite=True)
+    assert report.imported == 1
+    assert store.get(rec.id).status == "corrected" and np.array_equal(store.current_mask(rec.id), other)
+
+
+def test_importing_the_reviewed_mask_itself_changes_nothing(reviewed, tmp_path):
+    store, rec, approved = reviewed
+    report = import_dataset(store, index_masks(tmp_path / "labels", {"a": approved}), "index-png")
+    assert report.imported == 0 and report.unchanged == 1
+    assert store.get(rec.id).status == "reviewed"
