@@ -226,10 +226,12 @@ def _same_aspect(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
 
 
 def _load_label(item: LabelItem, size: tuple[int, int], scale_masks: bool) -> np.ndarray:
-    """The label's index mask; with `scale_masks`, a mask of the image's aspect ratio but another size is resized
-    to the image (nearest neighbour). The check and the write both load through here, so a mask decoded again for
+    """The label's index mask; with `scale_masks`, a mask of the image's aspect ratio but another size (or a label
+    declaring such a size, as COCO and LabelMe files do) is resized to the image (nearest neighbour). The check and the write both load through here, so a mask decoded again for
     the write comes out exactly as the check saw it."""
-    raw = item.load(size)
+    declared = tuple(item.size) if item.size is not None else size
+    scaled = scale_masks and declared != size and _same_aspect(declared, size)
+    raw = item.load(declared if scaled else size)
     if raw.shape != size and scale_masks and _same_aspect(raw.shape, size):
         raw = cv2.resize(raw, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
     return raw
@@ -313,9 +315,12 @@ class _Checker:
             report.problems.append(f"{item.origin}: its image {rec.relpath} cannot be read ({e.reason})")
             return None
         if item.size is not None and tuple(item.size) != size:
-            report.problems.append(f"{item.origin}: the label is for a {_describe_size(item.size)} image, "
-                                   f"but {rec.relpath} is {_describe_size(size)}")
-            return None
+            same_aspect = _same_aspect(tuple(item.size), size)
+            if not (self.scale_masks and same_aspect):
+                hint = " (import with mask scaling to resize labels of the same aspect ratio)" if same_aspect else ""
+                report.problems.append(f"{item.origin}: the label is for a {_describe_size(item.size)} image, "
+                                       f"but {rec.relpath} is {_describe_size(size)}{hint}")
+                return None
         try:
             raw = _load_label(item, size, self.scale_masks)
         except LabelFormatError as e:

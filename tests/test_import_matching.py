@@ -1,11 +1,13 @@
 """Which project image a label lands on: never a guess between two candidates, whatever Unicode form the names
 use; and an imported mask does not silently replace a mask a human approved."""
 
+import json
 import unicodedata
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from faceparse.core.formats.coco import encode_classes
 from faceparse.core.importer import ImageIndex, ImportRefused, import_dataset
 from faceparse.core.store import ProjectStore
 from PIL import Image
@@ -99,3 +101,23 @@ def test_importing_the_reviewed_mask_itself_changes_nothing(reviewed, tmp_path):
     report = import_dataset(store, index_masks(tmp_path / "labels", {"a": approved}), "index-png")
     assert report.imported == 0 and report.unchanged == 1
     assert store.get(rec.id).status == "reviewed"
+
+
+def test_a_coco_label_for_a_smaller_copy_of_the_photo_is_scaled_only_when_asked(tmp_path):
+    store = project(tmp_path / "faces", ["a.png"])
+    small = np.zeros((3, 4), np.uint8)
+    small[1:, 2:] = 1
+    annotations = [{"id": n + 1, "image_id": 1, "category_id": c, "segmentation": rle, "iscrowd": 0}
+                   for n, (c, rle) in enumerate(encode_classes(small))]
+    source = tmp_path / "coco"
+    (source / "annotations").mkdir(parents=True)
+    (source / "annotations" / "labels.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.png", "width": 4, "height": 3}], "annotations": annotations,
+        "categories": [{"id": i, "name": name} for i, name in enumerate(store.schema.classes) if i]}))
+    with pytest.raises(ImportRefused, match="import with mask scaling"):
+        import_dataset(store, source, "coco")
+    assert import_dataset(store, source, "coco", scale_masks=True).imported == 1
+    expected = np.zeros((6, 8), np.uint8)
+    expected[2:, 4:] = 1
+    assert np.array_equal(store.corrected_mask(store.find("a.png").id), expected)
+    store.close()
