@@ -10,7 +10,7 @@ Every format shares the same plumbing, kept here so a format module only writes 
   which model versions pre-labeled the images, how many were corrected by hand;
 - atomicity: everything is written into a hidden temporary folder beside the destination, fsynced, and
   renamed into place only when complete. A failure or a cancel removes the temporary folder and leaves the
-  destination as it was.
+  destination as it was; what a crash leaves there is removed by the next export to that destination.
 
 Progress is reported as `progress(done, total)` after each image; setting the `cancel` event stops the export
 between two images.
@@ -18,9 +18,13 @@ between two images.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import stat
 import threading
 import time
 from collections import Counter
@@ -36,6 +40,11 @@ from faceparse.core.formats.base import CARD_DATA_FILE, SPLIT_NAMES, ExportError
 from faceparse.core.imageio import ImageLoadError, read_size
 from faceparse.core.schemas import LabelSchema, resolve_schema
 from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no removal of crashed exports' leftovers
+    fcntl = None
 
 SELECTIONS: dict[str, tuple[str, ...]] = {
     "reviewed": ("reviewed",),
@@ -163,18 +172,154 @@ def _export_names(records: Sequence[ImageRecord]) -> list[str]:
     return names
 
 
+_CARD_KEYS_BEFORE_GENERATOR = frozenset({
+    "project", "created", "format", "selection", "count", "statuses", "corrected_by_hand", "split", "schema",
+    "schema_file", "source_schema", "class_pixels", "class_ratios_percent", "model_versions", "skipped"})
+"""The entries of dataset.json as exports wrote it before it named its generator."""
+
+
 def _check_destination(out_dir: Path, overwrite: bool) -> None:
-    """Overwriting replaces the whole folder, so it is allowed only for a folder an earlier export wrote (it holds
-    the dataset card's dataset.json): a mistyped parent folder is refused instead of deleted."""
+    """Overwriting replaces the whole folder, so it is allowed only for a folder an earlier export wrote (its
+    dataset.json is this exporter's): a mistyped parent folder or another tool's dataset is refused instead of
+    deleted. A symbolic link is refused: the rename would replace the link, not the folder it points to."""
+    try:
+        _check_destination_folder(out_dir, overwrite)
+    except OSError as e:
+        raise ExportError(f"cannot export to {out_dir}: {e.strerror or e}") from None
+
+
+def _check_destination_folder(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.is_symlink():
+        raise ExportError(f"{out_dir} is a symbolic link (to {os.readlink(out_dir)}); an export would replace the "
+                          "link, not the folder it points to. Export to that folder itself or choose another name")
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir} exists and is not a folder")
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return
     if not overwrite:
         raise ExportError(f"{out_dir} already exists and is not empty; choose a new folder or allow overwriting")
-    if not (out_dir / CARD_DATA_FILE).is_file():
+    card_file = out_dir / CARD_DATA_FILE
+    if not card_file.is_file():
         raise ExportError(f"{out_dir} is not an earlier export (it has no {CARD_DATA_FILE}); only an export's own "
                           "folder is replaced. Choose a new or empty folder")
+    if not _written_by_this_exporter(card_file):
+        raise ExportError(f"{out_dir} is not an earlier export: its {CARD_DATA_FILE} was written by another "
+                          "program (an nnU-Net dataset?); only an export's own folder is replaced. Choose a new or "
+                          "empty folder")
+
+
+def _written_by_this_exporter(card_file: Path) -> bool:
+    """Whether a dataset.json is this exporter's card: it names this program as its generator or, from before that
+    entry, has exactly the entries those exports wrote. Other tools' dataset.json (nnU-Net's) has neither."""
+    try:
+        data = json.loads(card_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    return data.get(card.CARD_GENERATOR_KEY) == card.CARD_GENERATOR or data.keys() == _CARD_KEYS_BEFORE_GENERATOR
+
+
+_NAME_IN_HIDDEN = 32
+_HIDDEN_KINDS = ("partial", "old")
+_MAKE_HIDDEN_TRIES = 100
+
+
+def _name_in_hidden(name: str) -> str:
+    """The destination's name as its hidden folders carry it: whole when short, else cut and told apart by a hash,
+    so a legal 255-character destination name still leaves room for the hidden name's additions."""
+    if len(name) <= _NAME_IN_HIDDEN:
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
+    return f"{name[:_NAME_IN_HIDDEN - 9]}~{digest}"
+
+
+def _make_hidden(out_dir: Path, kind: str) -> Path:
+    """A new hidden folder beside the destination, `.<name>.<8 random characters>.<kind>`. Made by a plain mkdir,
+    so it gets the usual mode (0o777 less the umask, default ACLs) and not mkdtemp's 0700, which the renamed export
+    would keep."""
+    for _ in range(_MAKE_HIDDEN_TRIES):
+        path = out_dir.parent / f".{_name_in_hidden(out_dir.name)}.{secrets.token_hex(4)}.{kind}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free name for a hidden folder beside {out_dir}")
+
+
+def _is_leftover(name: str, out_dir: Path) -> bool:
+    """Whether `name` is a hidden folder of an export to `out_dir` by this module's naming, today's or the earlier
+    one (mkdtemp's 8 random characters after the whole destination name)."""
+    names = "|".join(re.escape(n) for n in {out_dir.name, _name_in_hidden(out_dir.name)})
+    kinds = "|".join(_HIDDEN_KINDS)
+    return re.fullmatch(rf"\.(?:{names})\.[a-z0-9_]{{8}}\.(?:{kinds})", name) is not None
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    try:
+        leftovers = [p for p in out_dir.parent.iterdir()
+                     if _is_leftover(p.name, out_dir) and p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _lock_parent(out_dir: Path) -> int | None:
+    """Mark this export as running in the destination's parent folder, and remove what crashed exports to the same
+    destination left there (hidden `.partial` and `.old` folders of this module's naming).
+
+    Every export holds a shared flock on the parent folder until it ends, and the kernel drops a lock when its
+    process dies, however it dies. An export that gets the lock exclusively therefore knows that no other export
+    into that folder is running, so every hidden folder of its destination is a crash's leftover; it removes them
+    and then shares the lock. While another export runs there, leftovers wait for a later export. Without flock
+    (Windows, some network file systems) nothing is removed. Returns the open folder that holds the lock.
+    """
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(out_dir.parent, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        alone = True
+    except BlockingIOError:
+        alone = False
+    except OSError:
+        os.close(fd)
+        return None
+    if alone:
+        _remove_leftovers(out_dir)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def _unlock(lock: int | None) -> None:
+    if lock is not None:
+        os.close(lock)
+
+
+def _make_parent(out_dir: Path) -> None:
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        blocker = next((p for p in reversed(out_dir.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker is not None else \
+            f"cannot create {out_dir.parent} ({e.strerror or e})"
+        raise ExportError(f"cannot export to {out_dir}: {reason}") from None
+
+
+def _start_export(out_dir: Path) -> tuple[Path, int | None]:
+    """The hidden folder the export is written into, and the lock that marks the export as running."""
+    _make_parent(out_dir)
+    lock = _lock_parent(out_dir)
+    try:
+        return _make_hidden(out_dir, "partial"), lock
+    except OSError as e:
+        _unlock(lock)
+        raise ExportError(f"cannot write in {out_dir.parent}: {e.strerror or e}") from None
 
 
 FSYNC_THREADS = 16
@@ -203,10 +348,12 @@ def _flush(folder: Path) -> None:
 
 
 def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
+    """Rename the finished export into place; a folder it replaces lends it its mode, so sharing settings stay."""
     _check_destination(out_dir, overwrite)
     old = None
     if out_dir.is_dir():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+        os.chmod(tmp, stat.S_IMODE(out_dir.stat().st_mode))
+        old = _make_hidden(out_dir, "old")
         old.rmdir()
         os.replace(out_dir, old)
     try:
@@ -221,9 +368,12 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
         _fsync(out_dir.parent)
 
 
-def _photo_mismatch(store: ProjectStore, rec: ImageRecord, mask: np.ndarray) -> str | None:
+def _photo_mismatch(store: ProjectStore, rec: ImageRecord, mask: np.ndarray, predicted: bool) -> str | None:
     """Why the photo and its mask cannot be exported together (the photo was replaced or cropped after labeling,
-    or replaced by another of the same size), or None when they fit."""
+    or replaced by another of the same size), or None when they fit. `predicted`: the mask is the model's."""
+    if predicted and _prediction_is_stale(store, rec):
+        return (f"{rec.relpath}: the photo changed after the model predicted its mask; pre-label it again, or "
+                "correct it, to export it")
     try:
         width, height = read_size(store.root / rec.relpath)
     except ImageLoadError as e:
@@ -235,6 +385,19 @@ def _photo_mismatch(store: ProjectStore, rec: ImageRecord, mask: np.ndarray) -> 
         return (f"{rec.relpath}: the photo changed after its mask was checked; open it, check the mask and save "
                 "or review it again to export it")
     return None
+
+
+def _prediction_is_stale(store: ProjectStore, rec: ImageRecord) -> bool:
+    """Whether the photo changed after its prediction was made. A scan that finds a predicted photo changed
+    forgets the model version (so pre-labeling predicts it again) but keeps the mask file; a change since the last
+    scan shows as a size or modification time other than the scan's, which the next scan would treat the same."""
+    if rec.model_version is None:
+        return True
+    try:
+        st = (store.root / rec.relpath).stat()
+    except OSError:
+        return False  # left to the photo's reader, which reports it
+    return (st.st_size, st.st_mtime_ns) != (rec.size_bytes, rec.mtime_ns)
 
 
 def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str, *, only: str = "corrected",
@@ -276,8 +439,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
     names = _export_names(records)
     splits = assign_splits([r.content_hash or r.relpath for r in records], fractions, seed)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    tmp, lock = _start_export(out_dir)
     exporter = None
     try:
         exporter = dataset_format.exporter(tmp, target)
@@ -290,7 +452,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
             mask = corrected if corrected is not None else store.predicted_mask(rec.id)
             if mask is None:
                 tally.skipped.append(f"{rec.relpath}: status {rec.status} but no mask file")
-            elif (mismatch := _photo_mismatch(store, rec, mask)) is not None:
+            elif (mismatch := _photo_mismatch(store, rec, mask, corrected is None)) is not None:
                 tally.skipped.append(mismatch)
             else:
                 mask = lut[mask]
@@ -299,7 +461,8 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
             if progress is not None:
                 progress(number + 1, total)
         if not tally.count:
-            raise ExportError("no images to export: none of the selected images has a mask file")
+            raise ExportError(f"no images to export: all {total} selected images were left out, e.g. "
+                              f"{tally.skipped[0]}")
         exporter.finish()
         exporter.close()
         result = ExportResult(out_dir, dataset_format.name, target, tally.count,
@@ -323,5 +486,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
         if isinstance(e, OSError | ProjectError):
             raise ExportError(f"export to {out_dir} failed: {e}") from e
         raise
+    finally:
+        _unlock(lock)
     result.seconds = time.perf_counter() - started
     return result

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from faceparse.core.imageio import ImageLoadError, load_rgb
 from faceparse.core.schemas import LabelSchema
-from PIL import Image
+from PIL import Image, ImageOps
 
 SPLIT_NAMES = ("train", "val", "test")
 SCHEMA_FILE = "schema.json"
@@ -126,16 +126,53 @@ def copy_image(src: Path, dst: Path) -> None:
     try:
         with Image.open(src) as img:
             orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
-            kind = "JPEG" if img.format == "MPO" else img.format
-        if orientation in (1, None) or not isinstance(orientation, int):
-            shutil.copyfile(src, dst)
-            return
-        upright = Image.fromarray(load_rgb(src))
-        upright.save(dst, format=kind or "PNG", **({"quality": 95} if kind == "JPEG" else {}))
+            if isinstance(orientation, int) and orientation != 1:
+                _save_upright(img, src, dst)
+                return
+        shutil.copyfile(src, dst)
     except ImageLoadError as e:
         raise ExportError(f"cannot read image {src}: {e.reason}") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ExportError(f"cannot copy image {src}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _save_upright(img: Image.Image, src: Path, dst: Path) -> None:
+    """Turn the opened photo itself upright, so its mode (alpha, grayscale, 16-bit, palette) survives, and save it
+    in its own format without losing more than it must: a lossless WebP stays lossless, a lossy one or a JPEG is
+    written at high quality. A mode the format's writer refuses falls back to the RGB picture."""
+    kind = "JPEG" if img.format == "MPO" else img.format or "PNG"
+    options = _save_options(kind, src)
+    if icc := img.info.get("icc_profile"):
+        options["icc_profile"] = icc
+    upright = ImageOps.exif_transpose(img)
+    try:
+        upright.save(dst, format=kind, **options)
+    except (OSError, ValueError, KeyError):
+        options.pop("icc_profile", None)
+        Image.fromarray(load_rgb(src)).save(dst, format=kind, **options)
+
+
+def _save_options(kind: str, src: Path) -> dict:
+    if kind == "JPEG":
+        return {"quality": 95}
+    if kind == "WEBP":
+        return {"lossless": True, "exact": True} if _is_lossless_webp(src) else {"quality": 95}
+    return {}
+
+
+def _is_lossless_webp(path: Path) -> bool:
+    """Pillow does not tell; the first image chunk does: VP8L is lossless, VP8 lossy (an animation's frames hold
+    their chunks after a 16-byte frame header)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+            return False
+        while len(chunk := f.read(8)) == 8:
+            kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind in (b"VP8L", b"VP8 "):
+                return kind == b"VP8L"
+            f.seek(16 if kind == b"ANMF" else size + (size & 1), os.SEEK_CUR)
+    return False
 
 
 def write_index_png(path: Path, mask: np.ndarray, schema: LabelSchema | None = None) -> None:

@@ -108,8 +108,14 @@ def render_markdown(facts: CardFacts) -> str:
     return "\n".join(lines)
 
 
+CARD_GENERATOR_KEY = "generator"
+CARD_GENERATOR = "FaceParse Studio"
+"""The entry of dataset.json that tells this program's exports from other tools' folders with a dataset.json."""
+
+
 def card_data(facts: CardFacts) -> dict[str, Any]:
     return {
+        CARD_GENERATOR_KEY: CARD_GENERATOR,
         "project": facts.project,
         "created": facts.created,
         "format": facts.format_name,
