@@ -10,8 +10,9 @@
 The per-part files are what CelebAMask-HQ ships and what its readers combine; <class> is the target schema's class
 name. Import reads the per-part files (or, without them, the combined masks), numbers are turned back into the
 project's image paths through image_mapping.txt, else through the photo names in CelebA-HQ-img. Where parts overlap
-(they do in the original dataset, never in an export) the later part in CelebAMask-HQ's own label order wins, hair
-and hat last.
+(they do in the original dataset, never in an export) they are painted in the order of the dataset's own combiner,
+g_mask.py, later wins: eyes over glasses, hair and hat over the face, ear rings, neck and cloth last; a part that
+g_mask.py does not know is painted after all of them.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ ANNO_DIR = "CelebAMask-HQ-mask-anno"
 COMBINED_DIR = "CelebAMask-HQ-mask"
 MAPPING_FILE = "image_mapping.txt"
 FILES_PER_FOLDER = 2000
-DRAW_ORDER = ("skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r", "nose", "mouth",
-              "u_lip", "l_lip", "neck", "neck_l", "cloth", "hair", "hat")
+DRAW_ORDER = ("skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth", "u_lip",
+              "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth")
+"""The order in which CelebAMask-HQ's own combiner (Data_preprocessing/g_mask.py) paints the parts, later wins."""
 _PART_NAME = re.compile(r"^(\d+)_(.+)$")
 
 

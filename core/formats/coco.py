@@ -10,13 +10,16 @@ of the target schema (background has none), so decoding every annotation of an i
 gives back the index mask exactly.
 
 Import reads every JSON under `annotations/` (or a JSON file given directly). It accepts compressed and
-uncompressed RLE and polygon segmentations; categories are matched to the project's classes by name; where
-annotations overlap the later one wins; an image listed without annotations is all background.
+uncompressed RLE and polygon segmentations, checked before decoding (RLE runs must cover the image exactly, polygon
+coordinates be finite and near the image); categories are matched to the project's classes by name; where
+annotations overlap the later one wins; an image listed without annotations is all background; an image id listed
+twice is a problem.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -157,28 +160,98 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+POLYGON_REACH = 4
+"""How many image widths (heights) a polygon vertex may lie outside the image: pycocotools rasterises every edge at
+five times the resolution, so a far-off vertex exhausts memory, and a NaN one crashes it."""
+LONGEST_COUNT_CODE = 7
+"""Characters of one number in a compressed RLE string: 7 x 5 bits hold any 32-bit run length and its sign."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_polygon(polygon: Any, height: int, width: int) -> None:
+    if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
+        raise ValueError("a polygon segmentation needs lists of at least three x, y pairs")
+    if not all(_is_number(v) for v in polygon):
+        raise ValueError("polygon coordinates must be finite numbers")
+    reach_x, reach_y = POLYGON_REACH * width, POLYGON_REACH * height
+    if max(abs(x) for x in polygon[0::2]) > reach_x or max(abs(y) for y in polygon[1::2]) > reach_y:
+        raise ValueError(f"polygon coordinates lie too far outside the {width}x{height} image (x must be within "
+                         f"±{reach_x}, y within ±{reach_y})")
+
+
+def _polygon_pixels(segmentation: list, height: int, width: int) -> np.ndarray:
+    if not segmentation:
+        raise ValueError("a polygon segmentation needs lists of at least three x, y pairs")
+    for polygon in segmentation:
+        _check_polygon(polygon, height, width)
+    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width)))
+
+
+def _compressed_counts(text: str) -> np.ndarray:
+    """Run lengths of a compressed RLE string, decoded the way pycocotools does (5 bits a character plus a 'more'
+    bit, the last character's next bit the sign, from the fourth number on a delta to the number two back), but
+    checked: pycocotools reads past the end of a cut-off string and accepts any character."""
+    codes = np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int64) - ord("0")
+    if codes.size and not 0 <= codes.min() <= codes.max() < 64:
+        raise ValueError("compressed RLE counts may only hold the characters '0' to 'o'")
+    ends = np.flatnonzero((codes & 0x20) == 0)
+    if codes.size and (not ends.size or ends[-1] != codes.size - 1):
+        raise ValueError("compressed RLE counts end in the middle of a number")
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    lengths = ends - starts + 1
+    if lengths.max(initial=0) > LONGEST_COUNT_CODE:
+        raise ValueError("compressed RLE counts hold a number too large for a run length")
+    number = np.repeat(np.arange(ends.size), lengths)
+    digits = (codes & 0x1F) << (5 * (np.arange(codes.size) - starts[number]))
+    values = np.zeros(ends.size, np.int64)
+    np.add.at(values, number, digits)
+    negative = (codes[ends] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * lengths[negative])
+    values[1::2] = np.cumsum(values[1::2])
+    values[2::2] = np.cumsum(values[2::2])
+    return values
+
+
+def _listed_counts(counts: list, pixels: int) -> np.ndarray:
+    if not all(_is_number(v) and float(v).is_integer() and 0 <= v <= pixels for v in counts):
+        raise ValueError(f"RLE counts must be whole numbers from 0 to the image's {pixels} pixels")
+    return np.array(counts, np.int64).reshape(-1)
+
+
+def _rle_pixels(segmentation: dict, height: int, width: int) -> np.ndarray:
+    """The runs alternate background and foreground down each column; they must cover the image exactly, because
+    pycocotools leaves uncovered pixels uninitialised (random labels) and may write past the mask."""
+    size = list(segmentation["size"])
+    if size != [height, width]:
+        raise ValueError(f"RLE size {size[1] if len(size) > 1 else '?'}x{size[0] if size else '?'} differs "
+                         f"from the image's {width}x{height}")
+    counts = segmentation["counts"]
+    if isinstance(counts, list):
+        runs = _listed_counts(counts, height * width)
+    elif isinstance(counts, str):
+        runs = _compressed_counts(counts)
+    else:
+        raise ValueError("RLE counts must be a string or a list of run lengths")
+    if runs.size and runs.min() < 0:
+        raise ValueError("RLE counts hold a negative run length")
+    if runs.sum() != height * width:
+        raise ValueError(f"RLE runs add up to {runs.sum()} pixels, but the image has {width}x{height} = "
+                         f"{height * width}")
+    on = np.repeat(np.arange(runs.size) % 2 == 1, runs)
+    return on.reshape(width, height).T
+
+
 def _decode(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """One annotation's pixels; raises ValueError/TypeError for shapes pycocotools cannot read."""
+    """One annotation's pixels; raises ValueError/TypeError for anything pycocotools cannot read or would crash on."""
     if isinstance(segmentation, list):
-        polygons = [p for p in segmentation if isinstance(p, list) and len(p) >= 6]
-        if not polygons or len(polygons) != len(segmentation):
-            raise ValueError("a polygon segmentation needs lists of at least three x, y pairs")
-        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+        decoded = _polygon_pixels(segmentation, height, width)
     elif isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
-        size = list(segmentation["size"])
-        if size != [height, width]:
-            raise ValueError(f"RLE size {size[1] if len(size) > 1 else '?'}x{size[0] if size else '?'} differs "
-                             f"from the image's {width}x{height}")
-        counts = segmentation["counts"]
-        if isinstance(counts, list):
-            rle = mask_utils.frPyObjects(segmentation, height, width)
-        elif isinstance(counts, str):
-            rle = {"size": size, "counts": counts.encode("ascii")}
-        else:
-            raise ValueError("RLE counts must be a string or a list of run lengths")
+        decoded = _rle_pixels(segmentation, height, width)
     else:
         raise ValueError("segmentation must be a list of polygons or an RLE object with size and counts")
-    decoded = mask_utils.decode(rle)
     if decoded.shape != (height, width):
         raise ValueError(f"decodes to {decoded.shape[1]}x{decoded.shape[0]}, not {width}x{height}")
     return decoded.astype(bool)
@@ -229,6 +302,10 @@ def _read_file(path: Path, found: LabelSet) -> None:
                 or not all(_is_int(image.get(k)) and image[k] > 0 for k in ("width", "height"))):
             found.problems.append(f"{path}: image entry {str(image)[:120]} needs 'id', 'file_name', "
                                   "'width' and 'height'")
+            continue
+        if image["id"] in images:
+            found.problems.append(f"{path}: image id {image['id']} is used by both {images[image['id']]['file_name']}"
+                                  f" and {image['file_name']}; every image needs its own id")
             continue
         images[image["id"]] = image
     by_image: dict[int, list[dict]] = defaultdict(list)

@@ -6,16 +6,21 @@
     data.yaml                     split folders and class names
     schema.json                   class names, indices and colours
 
+A folder called `images` inside <path> is written as `images_` (and `images_` as `images__`, and so on, so names stay
+distinct): trainers find a photo's label by replacing the last `/images/` in its path with `/labels/`. Import undoes
+the renaming. data.yaml always names a train and a val folder; an empty split points at the other one.
+
 YOLO class k is schema class k + 1: background has no YOLO class. YOLO has no holes, so each hole of a region is
 joined to the region's boundary by a zero-width cut (the closest pair of points) and the region stays one polygon;
 a reader that fills each polygon (cv2.fillPoly, as Ultralytics does) keeps the hole open. Lines are written
 largest region first, so painting them in file order also restores regions nested inside others.
 
-Import reads every label file under `labels/`, class names from data.yaml (`names:` as a list or a mapping) or
-classes.txt, and paints the lines in file order; a line of four numbers is read as a box (centre x, centre y,
-width, height).
+Import reads every label file under `labels/`, class names from data.yaml (`names:` as a list, its dashes indented
+or not, or as a mapping) or classes.txt, and paints the lines in file order; a line of four numbers is read as a box
+(centre x, centre y, width, height).
 
-Round trip: see the tolerance in polygons.py (exact in practice).
+Round trip: see the tolerance in polygons.py (exact on drawn faces; on random label noise a cut can paint a
+pixel of a hole).
 """
 
 from __future__ import annotations
@@ -54,12 +59,40 @@ def mask_to_lines(mask: np.ndarray) -> list[str]:
     return lines
 
 
+_IMAGES_FOLDER = re.compile(r"images_*")
+_RENAMED_IMAGES_FOLDER = re.compile(r"images_+")
+
+
+def exported_name(name: str) -> str:
+    """A project path as written below the split folders: every folder called `images` gains a `_` (as do
+    `images_`, `images__`, ..., so no two names meet), because Ultralytics and YOLOv5 find a photo's label by
+    replacing the last `/images/` in its path with `/labels/`, and would look in the wrong place."""
+    *folders, stem = name.split("/")
+    return "/".join([f"{f}_" if _IMAGES_FOLDER.fullmatch(f) else f for f in folders] + [stem])
+
+
+def project_name(name: str) -> str:
+    """The project path of an exported name: undoes `exported_name`."""
+    *folders, stem = name.split("/")
+    return "/".join([f[:-1] if _RENAMED_IMAGES_FOLDER.fullmatch(f) else f for f in folders] + [stem])
+
+
+def _split_folder(split: str, present: set[str]) -> tuple[str, str]:
+    """(folder, YAML comment) for a train or val key: trainers demand both, so an empty split borrows the other."""
+    if split in present:
+        return f"images/{split}", ""
+    other = next((s for s in SPLIT_NAMES if s in present), "train")
+    return f"images/{other}", f"  # no {split} images in this export, so the {other} images stand in"
+
+
 class YoloExporter(Exporter):
-    layout = ("- `images/<split>/<path>`: the photos, unchanged\n"
+    layout = ("- `images/<split>/<path>`: the photos, unchanged (a folder `images` inside <path> is written as "
+              "`images_`, so that trainers find the labels)\n"
               "- `labels/<split>/<path>.txt`: `<class> x1 y1 x2 y2 ...` per connected region, coordinates "
               "relative to the image size; YOLO class k = schema class k + 1 (no background class); holes "
               "joined to the boundary by a zero-width cut; largest regions first\n"
-              f"- `{DATA_FILE}`: split folders and class names\n"
+              f"- `{DATA_FILE}`: split folders (always train and val; an empty one points at the other) and class "
+              "names\n"
               "- `schema.json`: class names, indices and colours")
 
     def __init__(self, root: Path, schema: LabelSchema):
@@ -67,8 +100,9 @@ class YoloExporter(Exporter):
         self._splits: set[str] = set()
 
     def add(self, item: ExportItem) -> None:
-        copy_image(item.image_path, self.root / "images" / item.split / f"{item.name}{item.image_suffix}")
-        label = self.root / "labels" / item.split / f"{item.name}.txt"
+        name = exported_name(item.name)
+        copy_image(item.image_path, self.root / "images" / item.split / f"{name}{item.image_suffix}")
+        label = self.root / "labels" / item.split / f"{name}.txt"
         label.parent.mkdir(parents=True, exist_ok=True)
         lines = mask_to_lines(item.mask)
         label.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
@@ -76,7 +110,11 @@ class YoloExporter(Exporter):
 
     def finish(self) -> None:
         text = [f"# face parsing, schema {self.schema.name}; YOLO class k is schema class k + 1 (background has none)"]
-        text += [f"{split}: images/{split}" for split in SPLIT_NAMES if split in self._splits]
+        for split in ("train", "val"):
+            folder, comment = _split_folder(split, self._splits)
+            text.append(f"{split}: {folder}{comment}")
+        if "test" in self._splits:
+            text.append("test: images/test")
         text.append(f"nc: {self.schema.num_classes - 1}")
         text.append("names:")
         text += [f"  {i - 1}: {json.dumps(name)}" for i, name in enumerate(self.schema.classes) if i > 0]
@@ -86,6 +124,7 @@ class YoloExporter(Exporter):
 # --- import --------------------------------------------------------------------------------------------------------
 
 _KEY_VALUE = re.compile(r"^\s*(?:-\s*|(\w+)\s*:\s*)(.*?)\s*$")
+_UNINDENTED_ENTRY = re.compile(r"-(\s|$)")
 
 
 def _scalar(text: str, path: Path) -> str:
@@ -128,8 +167,15 @@ def _numbered(names: dict[int, str], path: Path) -> list[str]:
     return [names[k] for k in range(len(names))]
 
 
+def _continues_block(line: str) -> bool:
+    """Whether a line still belongs to the block under `names:`: indented, or a list entry at the key's own
+    indentation, as PyYAML's dump writes it."""
+    return not line or line[0].isspace() or _UNINDENTED_ENTRY.match(line) is not None
+
+
 def parse_names(text: str, path: Path) -> list[str]:
     """Class names from the `names:` entry of a YOLO data file: a flow list, a block list or a block mapping."""
+    text = text.removeprefix("\ufeff")
     lines = [line.split(" #")[0].rstrip() for line in text.splitlines() if not line.lstrip().startswith("#")]
     for i, line in enumerate(lines):
         if not line.startswith("names:"):
@@ -141,7 +187,7 @@ def parse_names(text: str, path: Path) -> list[str]:
             raise LabelFormatError(path, f"cannot read names: {rest}; write a list [a, b], or one class per line")
         names: dict[int, str] = {}
         for line_after in lines[i + 1:]:
-            if line_after and not line_after[0].isspace():
+            if not _continues_block(line_after):
                 break
             match = _KEY_VALUE.match(line_after)
             if not line_after.strip() or match is None:
@@ -157,14 +203,22 @@ def parse_names(text: str, path: Path) -> list[str]:
     raise LabelFormatError(path, "has no names: entry")
 
 
+def _read_text(path: Path) -> str:
+    """A text file as UTF-8, with or without a byte order mark (Windows editors write one)."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise LabelFormatError(path, f"is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+
+
 def _class_names(source: Path) -> list[str]:
     for name in (DATA_FILE, "data.yml", "dataset.yaml"):
         path = source / name
         if path.is_file():
-            return parse_names(path.read_text(encoding="utf-8"), path)
+            return parse_names(_read_text(path), path)
     path = source / CLASSES_FILE
     if path.is_file():
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [line.strip() for line in _read_text(path).splitlines() if line.strip()]
     raise LabelFormatError(source / DATA_FILE, "not found; the class names of a YOLO dataset come from data.yaml "
                                                "(names:) or classes.txt")
 
@@ -228,5 +282,6 @@ def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
         except LabelFormatError as e:
             found.problems.append(str(e))
             continue
-        found.items.append(LabelItem(relative_name(path, labels), str(path), classes, _loader(path, len(names))))
+        found.items.append(LabelItem(project_name(relative_name(path, labels)), str(path), classes,
+                                     _loader(path, len(names))))
     return found
