@@ -129,7 +129,7 @@ def test_labels_without_an_image(dataset):
     with target:
         (target.root / "face06.png").unlink()
         target.scan()
-        report = refused(target, source, "coco", "no image in the project has this path or name ('face06')")
+        report = refused(target, source, "coco", "no image in the project has this path or name ('face06.png')")
         assert len(report.problems) == 1
         report = import_dataset(target, source, "coco", ignore_unmatched=True)
         assert report.imported == 7 and len(report.skipped) == 1 and "face06" in report.skipped[0]

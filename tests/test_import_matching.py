@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from faceparse.core.export import export_dataset
 from faceparse.core.formats.coco import encode_classes
 from faceparse.core.importer import ImageIndex, ImportRefused, import_dataset
 from faceparse.core.store import ProjectStore
@@ -121,3 +122,20 @@ def test_a_coco_label_for_a_smaller_copy_of_the_photo_is_scaled_only_when_asked(
     expected[2:, 4:] = 1
     assert np.array_equal(store.corrected_mask(store.find("a.png").id), expected)
     store.close()
+
+
+@pytest.mark.parametrize("fmt", ["coco", "labelme"])
+def test_a_label_naming_its_photo_with_the_extension_lands_on_that_photo(tmp_path, fmt):
+    store = project(tmp_path / "faces", ["x.jpg", "x.png"])
+    x_png = store.find("x.png")
+    mask = np.zeros((6, 8), np.uint8)
+    mask[1:5, 2:6] = 1
+    store.save_corrected(x_png.id, mask)
+    out = tmp_path / "export"
+    export_dataset(store, out, fmt, only="corrected", split=(1, 0, 0))
+    target = project(tmp_path / "again", ["x.jpg", "x.png"])
+    assert import_dataset(target, out, fmt).imported == 1
+    assert np.array_equal(target.corrected_mask(target.find("x.png").id), mask)
+    assert target.find("x.jpg").status == "new"
+    store.close()
+    target.close()

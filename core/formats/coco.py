@@ -324,7 +324,7 @@ def _read_file(path: Path, found: LabelSet) -> None:
         return
     classes = tuple(names)
     for image_id, image in images.items():
-        name = PurePosixPath(image["file_name"]).with_suffix("").as_posix()  # a project path: no split folder
+        name = PurePosixPath(image["file_name"]).as_posix()  # a project path (no split folder), extension kept
         found.items.append(LabelItem(name, f"{path} ({image['file_name']})", classes,
                                      _loader(path, image, by_image.get(image_id, []), position),
                                      size=(image["height"], image["width"])))

@@ -37,6 +37,7 @@ from faceparse.core.formats.base import (
     LabelSet,
     copy_image,
     relative_name,
+    strip_split,
     visible_files,
 )
 from faceparse.core.formats.polygons import mask_regions, padded, region_pixels
@@ -159,7 +160,7 @@ def _image_name(path: Path, document: dict, source: Path) -> str:
     if isinstance(image_path, str) and image_path:
         target = (path.parent / image_path.replace("\\", "/")).resolve()
         if target.is_relative_to(source.resolve()):
-            return relative_name(target, source.resolve())
+            return "/".join(strip_split(target.relative_to(source.resolve()).parts))  # with the photo's extension
     return relative_name(path, source)
 
 
