@@ -468,7 +468,13 @@ class ProjectStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the database lock at the start (no deadlock on upgrade)."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            raise ProjectError(f"the project {self.root} is busy: another program kept its database locked for "
+                               f"{BUSY_TIMEOUT_S:.0f} s; try again when it is done") from None
         try:
             yield conn
         except BaseException:

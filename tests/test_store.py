@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from faceparse.core import store as store_module
 from faceparse.core.imageio import load_mask
 from faceparse.core.schemas import get_schema
 from faceparse.core.store import (
@@ -152,6 +153,22 @@ def test_a_project_from_before_job_hosts_opens_and_records_them(folder):
         new_job = s.add_job("prelabel", {})
         s.update_job(new_job, pid=os.getpid())
         assert s.job(new_job)["host"] == socket.gethostname()
+
+
+def test_a_database_another_program_keeps_locked_is_a_clear_error(folder, monkeypatch):
+    ProjectStore.create(folder).close()
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)
+    holder = sqlite3.connect(folder / ".faceparse" / "project.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with ProjectStore.open(folder) as s, pytest.raises(ProjectError, match="is busy"):
+            s.set_setting("key", 1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with ProjectStore.open(folder) as s:
+        s.set_setting("key", 1)
+        assert s.get_setting("key") == 1
 
 
 def test_corrupt_database_is_a_clear_error(folder):
