@@ -114,7 +114,11 @@ def ensure_onnx(store: ProjectStore, task: str, version: str) -> Path:
             model, meta = load_checkpoint(directory)
         except CheckpointError as e:
             raise ProjectError(f"model version {task}/{version} cannot be used: {e}") from None
-        export_onnx(model, meta, onnx_path)
+        try:
+            export_onnx(model, meta, onnx_path)
+        except OSError as e:
+            raise ProjectError(f"model version {task}/{version} has no ONNX file yet and it cannot be written to "
+                               f"{onnx_path}: {e.strerror or e}") from None
     return onnx_path
 
 

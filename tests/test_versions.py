@@ -196,6 +196,22 @@ def test_a_crash_while_saving_leaves_no_half_version(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_an_onnx_file_that_cannot_be_written_leaves_the_active_model_and_says_why(tmp_path, monkeypatch):
+    from faceparse.core import onnx_export
+
+    store, _ = make_project(tmp_path / "faces", count=2, corrected=0)
+    v1, v2 = (fake_version(store)["version"] for _ in range(2))
+    activate(store, "parser", v1, export_missing_onnx=False)
+
+    def read_only(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", read_only)
+    with pytest.raises(ProjectError, match="parser/v0002 has no ONNX file yet and it cannot be written"):
+        activate(store, "parser", v2)
+    assert store.active_model("parser")["version"] == v1
+
+
 def test_activation_exports_onnx_that_predicts_like_the_checkpoint(trained):
     store, _, result, _ = trained
     directory = version_dir(store, "parser", result["version"])
