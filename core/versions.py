@@ -8,7 +8,8 @@ either no version or a complete one, and the active model is untouched until `ac
 Promotion is honest: a new version becomes active only if it scores better than the active model on the same
 validation images (both measured by the same job on the same snapshot), or if the user forces it. Without an active
 model, a new version is promoted if its score is a number at all. Rollback re-activates any earlier version; the
-order of activations is kept so "rollback" without a version returns to the previously active one.
+order of activations is kept so "rollback" without a version returns to the previously active one, and at the end
+of that line to the starter model shipped with the application.
 """
 
 from __future__ import annotations
@@ -137,11 +138,39 @@ def activation_history(store: ProjectStore, task: str) -> list[str]:
     return list(store.get_setting(HISTORY_KEY.format(task=task), []) or [])
 
 
+STARTER = "starter"
+"""The name that stands for the model shipped with the application, in `activate`, `rollback` and the candidates:
+no project version is active, so pre-labelling uses the starter model again."""
+
+
+def _starter_available(task: str) -> bool:
+    from faceparse.core.model_resolver import starter_model_path
+
+    return starter_model_path(task).is_file()
+
+
+def use_starter(store: ProjectStore, task: str) -> dict[str, Any]:
+    """Go back to the shipped starter model: no version of `task` stays active (its versions are all kept)."""
+    from faceparse.core.model_resolver import starter_model_path
+
+    if not _starter_available(task):
+        raise ProjectError(f"there is no starter {task} model to go back to")
+    active = store.active_model(task)
+    store.set_active_model(task, None)
+    if active is not None:
+        store.set_setting(HISTORY_KEY.format(task=task),
+                          [v for v in activation_history(store, task) if v != active["version"]])
+    return {"task": task, "version": STARTER, "path": str(starter_model_path(task))}
+
+
 def activate(store: ProjectStore, task: str, version: str, export_missing_onnx: bool = True) -> dict[str, Any]:
-    """Make `version` the active model of `task` (its files must exist) and remember the order of activations.
+    """Make `version` the active model of `task` (its files must exist) and remember the order of activations;
+    `STARTER` goes back to the shipped starter model.
 
     Pre-labelling runs the ONNX export, so a version saved without one is exported first (unless told not to).
     """
+    if version == STARTER:
+        return use_starter(store, task)
     row = _require(store, task, version)
     if export_missing_onnx:
         ensure_onnx(store, task, version)
@@ -153,13 +182,16 @@ def activate(store: ProjectStore, task: str, version: str, export_missing_onnx: 
 
 def rollback(store: ProjectStore, task: str, version: str | None = None,
              export_missing_onnx: bool = True) -> dict[str, Any]:
-    """Activate `version`, or without one the model that was active before the current one (else its parent)."""
+    """Activate `version`, or without one the model that was active before the current one (else its parent,
+    else the shipped starter model)."""
     if version is not None:
         return activate(store, task, version, export_missing_onnx)
     active = store.active_model(task)
     if active is None:
         raise ProjectError(f"no active {task} model to roll back from")
     for candidate in rollback_candidates(store, task):
+        if candidate == STARTER:
+            return use_starter(store, task)
         with contextlib.suppress(ProjectError):
             row = activate(store, task, candidate, export_missing_onnx)
             store.set_setting(HISTORY_KEY.format(task=task), [v for v in activation_history(store, task)
@@ -170,7 +202,8 @@ def rollback(store: ProjectStore, task: str, version: str | None = None,
 
 def rollback_candidates(store: ProjectStore, task: str) -> list[str]:
     """The versions a rollback would try, in order: those active before the current one, newest first, then its
-    parent; only those whose files are there, so it is empty when there is nothing to roll back to."""
+    parent, then `STARTER` when the application ships a starter model; only those whose files are there, so it is
+    empty when there is nothing to roll back to."""
     active = store.active_model(task)
     if active is None:
         return []
@@ -181,6 +214,8 @@ def rollback_candidates(store: ProjectStore, task: str) -> list[str]:
         with contextlib.suppress(ProjectError):
             _require(store, task, version)
             usable.append(version)
+    if _starter_available(task):
+        usable.append(STARTER)
     return usable
 
 

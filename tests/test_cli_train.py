@@ -59,8 +59,10 @@ def test_train_shows_live_loss_then_models_eval_and_jobs(folder, tmp_path, capsy
     rows = json.loads(out)
     assert [(r["version"], r["active"]) for r in rows] == [("v0001", True)]
     assert (Path(rows[0]["path"]) / "model.onnx").is_file(), "--no-onnx still exports the version it activates"
+    code, out, _ = run(capsys, "models", folder, "rollback")
+    assert code == 0 and "starter" in out
     code, _, err = run(capsys, "models", folder, "rollback")
-    assert code == 2 and "no earlier version" in err
+    assert code == 2 and "no active" in err
 
     code, out, _ = run(capsys, "eval", "--model", "v0001", folder, "--json")
     metrics = json.loads(out)

@@ -5,6 +5,8 @@ import threading
 from faceparse.app.gui.models_panel import ModelsPanel
 from faceparse.core.store import ProjectStore
 from onnx_models import foreground_model
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from test_gui_helpers import make_project, open_window
 
 
@@ -57,7 +59,8 @@ def test_scores_buttons_and_an_activation_in_progress(qtbot, tmp_path, monkeypat
     window = open_window(qtbot, folder, tmp_path)
     panel = window.ws.models
     assert panel.versions.topLevelItem(0).text(1) == "0.420"
-    assert panel.activate_button.isEnabled() and not panel.rollback_button.isEnabled()
+    assert panel.activate_button.isEnabled() and panel.rollback_button.isEnabled()
+    assert "starter model" in panel.rollback_button.toolTip()
 
     with ProjectStore.open(folder) as store:
         _add_version(store, "v0002", {"miou_no_bg": 0.3}, parent="v0001")
@@ -72,6 +75,20 @@ def test_scores_buttons_and_an_activation_in_progress(qtbot, tmp_path, monkeypat
     qtbot.waitUntil(lambda: window.ws.store.active_model("parser")["version"] == "v0002", timeout=30_000)
     qtbot.waitUntil(lambda: panel.rollback_button.isEnabled(), timeout=30_000)
     assert "v0002 is now the active parser model" in panel.retrain_phase.text()
+    assert "v0001" in panel.rollback_button.toolTip()
+
+
+def test_rolling_back_past_the_first_version_returns_to_the_starter_model(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
+    with ProjectStore.open(folder) as store:
+        _add_version(store, "v0001", {"miou_no_bg": 0.42})
+        store.set_active_model("parser", "v0001")
+    window = open_window(qtbot, folder, tmp_path)
+    panel = window.ws.models
+    QTest.mouseClick(panel.rollback_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "starter model is now the active" in panel.retrain_phase.text(), timeout=30_000)
+    assert window.ws.store.active_model("parser") is None
+    assert panel.version_names() == ["v0001"] and not panel.rollback_button.isEnabled()
 
 
 def test_pre_labeling_one_image_cannot_be_cancelled_half_way(qtbot, tmp_path):

@@ -11,10 +11,12 @@ from faceparse.core.checkpoint import load_checkpoint
 from faceparse.core.datasets import mask_hash
 from faceparse.core.evaluate import OnnxPredictor, TorchPredictor, evaluate, project_samples
 from faceparse.core.jobs import JobReporter
+from faceparse.core.model_resolver import find_model
 from faceparse.core.recipes import TrainConfig
 from faceparse.core.store import ProjectError
 from faceparse.core.train_worker import RETRAIN_PHASES, run_retrain
 from faceparse.core.versions import (
+    STARTER,
     activate,
     activation_history,
     create_version,
@@ -22,6 +24,7 @@ from faceparse.core.versions import (
     ensure_onnx,
     list_versions,
     rollback,
+    rollback_candidates,
     version_dir,
 )
 from faceparse.models import build_model
@@ -150,7 +153,8 @@ def test_activate_and_roll_back(tmp_path):
     assert rollback(store, "parser", export_missing_onnx=False)["version"] == v3
     assert store.active_model("parser")["version"] == v3
     assert rollback(store, "parser", export_missing_onnx=False)["version"] == v1
-    with pytest.raises(ProjectError, match="no earlier version"):
+    assert rollback(store, "parser", export_missing_onnx=False)["version"] == STARTER
+    with pytest.raises(ProjectError, match="no active"):
         rollback(store, "parser", export_missing_onnx=False)
     assert rollback(store, "parser", v2, export_missing_onnx=False)["version"] == v2
     flags = {row["version"]: row["active"] for row in list_versions(store, "parser")}
@@ -228,16 +232,37 @@ def test_activation_exports_onnx_that_predicts_like_the_checkpoint(trained):
 
 
 def test_rollback_candidates_are_the_versions_a_rollback_could_activate(tmp_path):
-    from faceparse.core.versions import rollback_candidates
-
     store, _ = make_project(tmp_path / "faces", count=2, corrected=0)
     v1 = fake_version(store)["version"]
     assert rollback_candidates(store, "parser") == []
     activate(store, "parser", v1, export_missing_onnx=False)
-    assert rollback_candidates(store, "parser") == []
+    assert rollback_candidates(store, "parser") == [STARTER]
     v2 = fake_version(store, parent=v1)["version"]
     activate(store, "parser", v2, export_missing_onnx=False)
-    assert rollback_candidates(store, "parser") == [v1]
+    assert rollback_candidates(store, "parser") == [v1, STARTER]
     (version_dir(store, "parser", v1) / "model.safetensors").unlink()
+    assert rollback_candidates(store, "parser") == [STARTER]
+    store.close()
+
+
+def test_the_last_rollback_returns_to_the_starter_model_and_keeps_every_version(tmp_path, monkeypatch):
+    from faceparse.core import model_resolver, versions
+
+    store, _ = make_project(tmp_path / "faces", count=2, corrected=0)
+    v1 = fake_version(store)["version"]
+    activate(store, "parser", v1, export_missing_onnx=False)
+    row = rollback(store, "parser")
+    assert row["version"] == STARTER and store.active_model("parser") is None
+    assert find_model(store, None, "parser").source == "starter"
+    assert [m["version"] for m in store.model_versions("parser")] == [v1]
     assert rollback_candidates(store, "parser") == []
+    activate(store, "parser", v1, export_missing_onnx=False)
+    assert activate(store, "parser", STARTER)["version"] == STARTER and store.active_model("parser") is None
+    activate(store, "parser", v1, export_missing_onnx=False)
+    monkeypatch.setattr(model_resolver, "starter_model_path", lambda task: tmp_path / "none.onnx")
+    assert versions.rollback_candidates(store, "parser") == []
+    with pytest.raises(ProjectError, match="no earlier version"):
+        rollback(store, "parser")
+    with pytest.raises(ProjectError, match="no starter parser model"):
+        activate(store, "parser", STARTER)
     store.close()

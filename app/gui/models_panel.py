@@ -18,7 +18,7 @@ from faceparse.core.model_resolver import task_for_schema
 from faceparse.core.prelabel import TTA_SETTING, PrelabelProgress, PrelabelResult, project_tta
 from faceparse.core.recipes import ConfigError, TrainConfig, get_recipe
 from faceparse.core.store import ProjectError, ProjectStore
-from faceparse.core.versions import activate, list_versions, rollback, rollback_candidates
+from faceparse.core.versions import STARTER, activate, list_versions, rollback, rollback_candidates
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -369,7 +369,9 @@ class ModelsPanel(QWidget):
         free = not self._activating and not self.retrain.running
         has_versions = self.versions.topLevelItemCount() > 0
         self.activate_button.setEnabled(has_versions and free)
-        self.rollback_button.setEnabled(free and bool(rollback_candidates(self.store, self.task)))
+        candidates = rollback_candidates(self.store, self.task)
+        self.rollback_button.setEnabled(free and bool(candidates))
+        self.rollback_button.setToolTip(_rollback_hint(candidates))
 
     def version_names(self) -> list[str]:
         return [self.versions.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)
@@ -403,8 +405,8 @@ class ModelsPanel(QWidget):
 
     def _activated(self, row: dict[str, Any]) -> None:
         self._activating = False
-        self.retrain_phase.setText(f"{row['version']} is now the active {self.task} model; "
-                                   "pre-label to use it on the images")
+        name = "The starter model" if row["version"] == STARTER else row["version"]
+        self.retrain_phase.setText(f"{name} is now the active {self.task} model; pre-label to use it on the images")
         self.refresh_versions()
         self.versions_changed.emit()
 
@@ -413,3 +415,11 @@ class ModelsPanel(QWidget):
         self.cancel_prelabel()
         self.retrain.close()
         self._closed = True
+
+
+def _rollback_hint(candidates: list[str]) -> str:
+    if not candidates:
+        return "Nothing to roll back to"
+    if candidates[0] == STARTER:
+        return "Go back to the starter model shipped with the studio (every version is kept)"
+    return f"Activate {candidates[0]} again, the model that was active before"
