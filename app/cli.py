@@ -4,6 +4,9 @@ Commands register themselves: a command module exposes `register(subparsers)`, w
 `handler=<function(args) -> int>` as a default. The built-in `scan` and `info` live here; other modules are listed
 in the `faceparse.app.commands` package (COMMAND_MODULES). A handler signals a mistake the user can fix by raising CommandError (or a ProjectError,
 SchemaError or ImageLoadError from the core): it is printed as one line and the exit code is 2, never a traceback.
+A file system or database failure (OSError, sqlite3.OperationalError) is reported the same way. Ctrl-C exits 130
+with one line, and a reader that closed our output ends the program quietly with 141 (as if killed by SIGPIPE). The
+core is imported lazily, so that Ctrl-C while the program starts is caught too.
 """
 
 from __future__ import annotations
@@ -11,15 +14,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import sqlite3
 import sys
 from collections.abc import Callable
-from importlib import metadata
+from typing import TYPE_CHECKING
 
-from faceparse.core.imageio import ImageLoadError
-from faceparse.core.schemas import SchemaError, resolve_schema
-from faceparse.core.store import STATUSES, ProjectError, ProjectStore
+if TYPE_CHECKING:
+    from faceparse.core.store import ProjectStore
 
 USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a program whose reader went away
+SYSTEM_ERRORS: tuple[type[BaseException], ...] = (OSError, sqlite3.OperationalError)
 
 def _command_modules() -> tuple[str, ...]:
     """Every module of `faceparse.app.commands`; each has a `register(subparsers)` function."""
@@ -37,10 +44,18 @@ class CommandError(Exception):
     """A mistake the user can fix (bad argument, missing file); reported without a traceback."""
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (CommandError, ProjectError, SchemaError, ImageLoadError)
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions reported as a mistake the user can fix (imported here, not at startup: see the docstring)."""
+    from faceparse.core.imageio import ImageLoadError
+    from faceparse.core.schemas import SchemaError
+    from faceparse.core.store import ProjectError
+
+    return CommandError, ProjectError, SchemaError, ImageLoadError
 
 
 def version() -> str:
+    from importlib import metadata
+
     try:
         return metadata.version("faceparse-studio")
     except metadata.PackageNotFoundError:
@@ -52,6 +67,8 @@ def _n(value: int) -> str:
 
 
 def _print_counts(store: ProjectStore) -> None:
+    from faceparse.core.store import STATUSES
+
     counts = store.counts()
     width = max(len(s) for s in (*STATUSES, "total"))
     numbers = [_n(v) for v in counts.values()] + [_n(sum(counts.values()))]
@@ -88,6 +105,9 @@ def register_scan(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_scan(args: argparse.Namespace) -> int:
+    from faceparse.core.schemas import resolve_schema
+    from faceparse.core.store import ProjectStore
+
     schema = None
     if args.schema is not None:
         try:
@@ -154,6 +174,8 @@ def project_summary(store: ProjectStore) -> dict:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from faceparse.core.store import ProjectStore
+
     with ProjectStore.open(args.folder) as store:
         summary = project_summary(store)
     if args.json:
@@ -202,19 +224,66 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _parse_and_run(argv)
+        _flush_stdout()
+        return code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
+    except BrokenPipeError:
+        _discard_stdout()
+        return BROKEN_PIPE_EXIT
+
+
+def _parse_and_run(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version and usage errors (argparse exits 2 for those)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else USER_ERROR_EXIT)
+    reported = user_errors()
     try:
-        return int(args.handler(args) or 0)
-    except USER_ERRORS as e:
-        print(f"faceparse {args.command}: error: {e}", file=sys.stderr)
-        return USER_ERROR_EXIT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        code = int(args.handler(args) or 0)
+        _flush_stdout()
+        return code
+    except reported as e:
+        return _report(args.command, str(e))
+    except BrokenPipeError:
+        raise
+    except SYSTEM_ERRORS as e:
+        return _report(args.command, _system_error_text(e))
+
+
+def _flush_stdout() -> None:
+    """Write out what is buffered now, not at exit, where a failure (a closed pipe, a full disk) is a traceback."""
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def _report(command: str, message: str) -> int:
+    print(f"faceparse {command}: error: {message}", file=sys.stderr)
+    return USER_ERROR_EXIT
+
+
+def _system_error_text(error: BaseException) -> str:
+    """`path: reason` for a file error (the errno number means nothing to a user), else the error's own text."""
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{os.fsdecode(error.filename)}: {error.strerror}"
+    return str(error) or type(error).__name__
+
+
+def _discard_stdout() -> None:
+    """Point stdout at devnull, so that Python's last flush at exit does not fail again on the closed pipe (the
+    recipe of the Python documentation's note on SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (AttributeError, ValueError, OSError):  # no real stdout file (None, or replaced in-process)
+        pass
 
 
 if __name__ == "__main__":

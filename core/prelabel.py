@@ -36,6 +36,9 @@ JOB_KIND = "prelabel"
 SUGGESTION_SAMPLE = 8
 SUGGESTION_SIDE = 1024
 JOB_UPDATE_SECONDS = 1.0
+SUGGESTED_MODE = "auto"
+SAVE_FAILURES_TO_STOP = 5
+"""Masks that could not be saved one after another before a run stops: the masks folder or disk is failing."""
 
 
 def project_tta(store: ProjectStore) -> bool:
@@ -143,10 +146,12 @@ class PrelabelJob:
     model: a model file, folder, version name or task (see `find_model`); None for the project's active model.
     tta: flip test-time augmentation, remembered for the project; None uses the project's choice (off until chosen).
     mode: FACES or WHOLE_IMAGE, remembered for the project; None uses the project's choice, or suggests one from
-    a sample of its images. detector: replaces the Haar cascades in FACES mode. image_ids: only these images
-    (the studio's "pre-label this image"), with the same rules. redo: predict again the images whose prediction
-    is current too (human-checked images are still never touched). A prediction made with another mode, margin
-    or TTA setting is not current, so changing them predicts again without `redo`.
+    a sample of its images; SUGGESTED_MODE forgets the project's choice and suggests one. Choices are remembered
+    only once the model has loaded, so a run that cannot start changes nothing. detector: replaces the Haar
+    cascades in FACES mode. image_ids: only these images (the studio's "pre-label this image"), with the same rules.
+    redo: predict again the images whose prediction is current too (human-checked images are still never touched).
+    A prediction made with another mode, margin or TTA setting is not current, so changing them predicts again
+    without `redo`.
     """
 
     kind = JOB_KIND
@@ -156,8 +161,8 @@ class PrelabelJob:
                  margin: float = DEFAULT_MARGIN, batch_size: int | None = None, threads: int | None = None,
                  readers: int = 1, uncertainty: str = "entropy", task: str | None = None,
                  image_ids: Iterable[int] | None = None, redo: bool = False):
-        if mode is not None and mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode is not None and mode not in (*MODES, SUGGESTED_MODE):
+            raise ValueError(f"mode must be one of {', '.join((*MODES, SUGGESTED_MODE))}, got {mode!r}")
         if uncertainty not in METHODS:
             raise ValueError(f"uncertainty must be one of {', '.join(METHODS)}, got {uncertainty!r}")
         self.store = store
@@ -179,6 +184,9 @@ class PrelabelJob:
     # -- deciding -------------------------------------------------------------------------------------------------
 
     def _choose_mode(self, records: list[ImageRecord]) -> tuple[str, str | None]:
+        if self.mode == SUGGESTED_MODE:
+            self.store.set_setting(MODE_SETTING, None)
+            return choose_mode(self.store, records, None, self.detector)
         return choose_mode(self.store, records, self.mode, self.detector)
 
     def is_current(self, rec: ImageRecord, model_id: str, settings: str | None = None) -> bool:
@@ -233,14 +241,12 @@ class PrelabelJob:
                  cancel_event: threading.Event | None) -> PrelabelResult:
         store = self.store
         resolved = find_model(store, self.model, self.task)
-        if self.tta is None:
-            tta = project_tta(store)
-        else:
-            tta = bool(self.tta)
-            store.set_setting(TTA_SETTING, tta)
+        tta = project_tta(store) if self.tta is None else bool(self.tta)
         predictor = Predictor(resolved.path, device=self.device, threads=self.threads,
                               batch_size=self.batch_size, tta=tta, confidence=False, probabilities=True)
         lut = class_mapping(predictor.info.classes, predictor.info.schema_name, store.schema)
+        if self.tta is not None:
+            store.set_setting(TTA_SETTING, tta)
         records = store.images()
         mode, mode_notice = self._choose_mode(records)
         result = PrelabelResult("done", job_id, resolved.model_id, resolved.path, predictor.provider, mode, tta)
@@ -257,19 +263,31 @@ class PrelabelJob:
         lock = threading.Lock()
         started = time.perf_counter()
         last = {"job_update": 0.0}
+        save_failures_in_a_row = [0]
         stop = threading.Event()
 
         def on_result(image_id: int, prediction: ImagePrediction) -> None:
             mask = prediction.mask if lut is None else lut[prediction.mask]
             try:
                 store.save_predicted(image_id, mask, resolved.model_id, prediction.uncertainty, settings)
-            except (MaskError, ProjectError) as error:
-                on_error(image_id, str(error), lasting=False)
+            except (MaskError, ProjectError, OSError) as error:
+                on_save_failure(image_id, error)
                 return
             with lock:
+                save_failures_in_a_row[0] = 0
                 result.predicted += 1
                 if prediction.whole_image and mode == FACES:
                     result.whole_image_fallbacks += 1
+
+        def on_save_failure(image_id: int, error: Exception) -> None:
+            """Counted against this run, not the photo; stops the run when saving keeps failing."""
+            on_error(image_id, str(error), lasting=False)
+            with lock:
+                save_failures_in_a_row[0] += 1
+                failing = save_failures_in_a_row[0] >= SAVE_FAILURES_TO_STOP
+            if failing:
+                raise ProjectError(f"stopped: {SAVE_FAILURES_TO_STOP} masks in a row could not be saved "
+                                   f"(last: {error})")
 
         def on_error(image_id: int, reason: str, lasting: bool = True) -> None:
             """Count and log a failure; only one that lies in the file itself is remembered against the image

@@ -25,7 +25,10 @@ from faceparse.core.predictor import DEVICES, ModelError, Predictor, read_model_
 from faceparse.core.schemas import LabelSchema, get_schema
 from faceparse.core.store import ProjectStore, natural_sort_key
 
-MODE_CHOICES = {"auto": None, "faces": FACES, "whole-image": WHOLE_IMAGE}
+MODE_CHOICES = {"faces": FACES, "whole-image": WHOLE_IMAGE}
+PRELABEL_TTA_HELP = ("also predict each face mirrored and average (twice the time); the choice is remembered for "
+                     "the project (default: the project's, else off)")
+PREDICT_TTA_HELP = "also predict each face mirrored and average (twice the time; default off)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,15 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     register_predict(subparsers)
 
 
-def _model_options(p: argparse.ArgumentParser) -> None:
+def _model_options(p: argparse.ArgumentParser, tta_help: str) -> None:
     p.add_argument("--model", metavar="NAME|PATH",
                    help="an .onnx file, a model folder, a project model version, or a task (parser, mask); "
                         "default: the project's active model, else the starter model")
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="where the model runs (default auto: CUDA if ONNX Runtime has it, else CPU)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="also predict each face mirrored and average (twice the time); in a project the choice is "
-                        "remembered (default: the project's, else off)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help=tta_help)
     p.add_argument("--batch-size", type=int_at_least(1), metavar="N", help="faces per model run")
     p.add_argument("--threads", type=int_at_least(1), metavar="N",
                    help="CPU threads for the model (default: all cores)")
@@ -99,8 +100,8 @@ def register_prelabel(subparsers: argparse._SubParsersAction) -> None:
                     "reviewed images are never touched; images already predicted by the same model are skipped, "
                     "so an interrupted run resumes where it stopped. Unreadable images are reported and skipped.")
     p.add_argument("folder", metavar="FOLDER")
-    _model_options(p)
-    p.add_argument("--mode", choices=tuple(MODE_CHOICES),
+    _model_options(p, PRELABEL_TTA_HELP)
+    p.add_argument("--mode", choices=("auto", *MODE_CHOICES),
                    help="faces: detect and parse each face; whole-image: the images are aligned face crops; "
                         "auto: suggest from a sample. Remembered for the project (default: its choice, else auto)")
     p.add_argument("--redo", action="store_true",
@@ -110,8 +111,9 @@ def register_prelabel(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _open_project(folder: str, model: str | None) -> ProjectStore:
-    """The project in `folder`; a new one takes the label schema of the model that will label it."""
-    if ProjectStore.is_project(folder):
+    """The project in `folder`; a new one (or one whose creation was interrupted) takes the label schema of the
+    model that will label it."""
+    if ProjectStore.is_project(folder) and ProjectStore._is_complete(Path(folder).expanduser()):
         return ProjectStore.open(folder)
     try:
         info = read_model_info(find_model(None, model).path)
@@ -130,14 +132,13 @@ def _open_project(folder: str, model: str | None) -> ProjectStore:
 
 
 def run_prelabel(args: argparse.Namespace) -> int:
-    from faceparse.core.prelabel import MODE_SETTING, PrelabelJob
+    from faceparse.core.prelabel import SUGGESTED_MODE, PrelabelJob
 
     with _open_project(args.folder, args.model) as store:
         scan = store.scan()
         print(f"Scanned {scan.total:,} images ({scan.added:,} new, {scan.changed:,} changed)")
-        if args.mode == "auto":
-            store.set_setting(MODE_SETTING, None)
-        job = PrelabelJob(store, args.model, device=args.device, tta=args.tta, mode=MODE_CHOICES.get(args.mode),
+        job = PrelabelJob(store, args.model, device=args.device, tta=args.tta,
+                          mode=SUGGESTED_MODE if args.mode == "auto" else MODE_CHOICES.get(args.mode),
                           batch_size=args.batch_size, threads=args.threads, redo=args.redo)
         cancel = threading.Event()
         bar = _ProgressBar()
@@ -187,7 +188,7 @@ def register_predict(subparsers: argparse._SubParsersAction) -> None:
                     "<image stem>.png index masks.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER")
     p.add_argument("--out", required=True, metavar="PATH", help="output PNG (one image) or folder")
-    _model_options(p)
+    _model_options(p, PREDICT_TTA_HELP)
     p.add_argument("--whole-image", action="store_true",
                    help="the images are aligned face crops: parse each whole, without face detection")
     p.set_defaults(handler=run_predict)
@@ -232,7 +233,23 @@ def _outputs(files: list[Path], out: Path, to_folder: bool) -> list[Path]:
     for target in targets:
         if target.resolve() in sources:
             raise CommandError(f"refusing to overwrite the input image {target} with its mask; choose another --out")
+    _refuse_project_folder(out, targets[0].parent)
     return targets
+
+
+def _refuse_project_folder(out: Path, folder: Path) -> None:
+    """Masks written into a project's image folder would be taken for photos by its next scan."""
+    for candidate in (folder.resolve(), *folder.resolve().parents):
+        if ProjectStore.is_project(candidate):
+            raise CommandError(f"--out {out} is inside the project {candidate}; its next scan would take the masks "
+                               "for new photos. Choose a folder outside it")
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError(f"cannot create the output folder {folder}: {error.strerror or error}") from None
 
 
 def _project_of(inputs: list[str]) -> ProjectStore | None:
@@ -270,7 +287,7 @@ def run_predict(args: argparse.Namespace) -> int:
         palette = None
     framing = Framing(WHOLE_IMAGE if args.whole_image else FACES)
     if to_folder:
-        Path(args.out).expanduser().mkdir(parents=True, exist_ok=True)
+        _make_folder(Path(args.out).expanduser())
     failed: list[tuple[Path, str]] = []
     written = [0]
 
