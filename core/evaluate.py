@@ -10,12 +10,14 @@ whatever its input size. One confusion matrix is accumulated over all images (co
 
 `samples` is any sequence of (image, target) pairs whose targets use the model's class indices (255 = ignore);
 `project_samples` and `folder_samples` build them from a project or from a folder of images and index masks.
+Masks of another schema than the model's are converted through the schema's declared mapping (CelebAMask-HQ masks
+for a LaPa model); without one they are refused, since scoring one schema's indices as another's means nothing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,16 +26,18 @@ import numpy as np
 import torch
 from faceparse.core.augment import to_tensor_array
 from faceparse.core.checkpoint import META_NAME, WEIGHTS_NAME, load_checkpoint, validate_meta
-from faceparse.core.datasets import IGNORE_INDEX, snapshot_project, task_target
+from faceparse.core.datasets import IGNORE_INDEX, DatasetError, snapshot_project, task_target
 from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, load_mask, load_rgb
 from faceparse.core.metrics import BinaryScores, confusion_matrix, scores_from_confusion
-from faceparse.core.schemas import resolve_schema
+from faceparse.core.schemas import LabelSchema, SchemaError, builtin_schema_names, get_schema, resolve_schema
 from faceparse.core.store import ProjectStore
 from torch import nn
 from torch.nn import functional as F
 
 ONNX_NAME = "model.onnx"
 EVAL_BATCH = 8
+
+Progress = Callable[[int, int], object]
 
 
 class EvaluationError(ValueError):
@@ -123,15 +127,17 @@ def predict_probabilities(predictor: Predictor, images: Sequence[np.ndarray], ba
 
 
 def evaluate(predictor: Predictor, samples: Sequence[tuple[np.ndarray, np.ndarray]], task: str | None = None,
-             batch_size: int = EVAL_BATCH) -> dict[str, Any]:
-    """Metrics of `predictor` on (image, target) pairs; see the module docstring."""
+             batch_size: int = EVAL_BATCH, progress: Progress | None = None) -> dict[str, Any]:
+    """Metrics of `predictor` on (image, target) pairs; see the module docstring. A large set takes minutes on a
+    CPU, so `progress(done, total)` is told after every image."""
     classes = list(predictor.meta["schema"]["classes"])
     task = task or predictor.meta["task"]
     n = len(classes)
     cm = np.zeros((n, n), dtype=np.int64)
     binary = BinaryScores() if task == "mask" else None
     images = [image for image, _ in samples]
-    for (_, target), probs in zip(samples, predict_probabilities(predictor, images, batch_size), strict=True):
+    pairs = zip(samples, predict_probabilities(predictor, images, batch_size), strict=True)
+    for done, ((_, target), probs) in enumerate(pairs, 1):
         labelled = target[target != IGNORE_INDEX]
         if labelled.size and int(labelled.max()) >= n:
             raise EvaluationError(f"a mask has class {int(labelled.max())} but the model predicts only {n} classes "
@@ -140,6 +146,8 @@ def evaluate(predictor: Predictor, samples: Sequence[tuple[np.ndarray, np.ndarra
         if binary is not None:
             valid = target != IGNORE_INDEX
             binary.add(np.where(valid, probs[1], 0.0), np.where(valid, target == 1, False))
+        if progress is not None:
+            progress(done, len(samples))
     metrics = scores_from_confusion(cm, classes)
     metrics["images"] = len(samples)
     if binary is not None:
@@ -160,31 +168,78 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def project_samples(store: ProjectStore, task: str, split: str = "val", max_side: int | None = 1024
-                    ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The human-checked faces of a project for `task`: its fixed validation split, "train" or "all"."""
+def mask_lut(schema: LabelSchema, task: str, model_schema: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Lookup table from mask indices of `schema` to the classes the model predicts (`model_schema` is its
+    checkpoint's `schema` entry; None: the model learnt `schema` itself). 255 stays ignored."""
+    try:
+        target = task_target(schema, task)
+    except DatasetError as e:
+        raise EvaluationError(str(e)) from None
+    if task != "parser" or model_schema is None:
+        return target.lut
+    name, classes = str(model_schema.get("name")), tuple(model_schema.get("classes", ()))
+    if name == schema.name and classes == schema.classes:
+        return target.lut
+    if name == schema.name:
+        raise EvaluationError(f"the masks' schema {schema.name!r} has {schema.num_classes} classes, but the model's "
+                              f"schema of that name has {len(classes)}; they are not the same schema")
+    if name not in schema.mappings:
+        raise EvaluationError(f"the masks are in schema {schema.name!r} ({schema.num_classes} classes) but the model "
+                              f"predicts {name!r} ({len(classes)} classes), and {schema.name!r} declares no mapping "
+                              f"to it; measure the model on masks of its own schema")
+    if name in builtin_schema_names() and get_schema(name).classes != classes:
+        raise EvaluationError(f"the mapping from {schema.name!r} is for the built-in schema {name!r}, but the "
+                              f"model's {name!r} has other classes ({', '.join(classes)})")
+    if max(schema.mappings[name]) >= len(classes):
+        raise EvaluationError(f"the mapping from {schema.name!r} to {name!r} uses classes beyond the model's "
+                              f"{len(classes)}")
+    lut = schema.mapping_lut(name)
+    lut[IGNORE_INDEX] = IGNORE_INDEX
+    return lut
+
+
+def project_samples(store: ProjectStore, task: str, split: str = "val", max_side: int | None = 1024,
+                    model_schema: Mapping[str, Any] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The human-checked faces of a project for `task`: its fixed validation split, "train" or "all"; with
+    `model_schema`, their masks in the model's classes (`mask_lut`)."""
+    lut = None if task != "parser" or model_schema is None else mask_lut(store.schema, task, model_schema)
     snapshot = snapshot_project(store, task, max_side=max_side)
     chosen = {"val": snapshot.val, "train": snapshot.train, "all": snapshot.train + snapshot.val}.get(split)
     if chosen is None:
         raise EvaluationError(f"split must be val, train or all, got {split!r}")
-    return [(s.image, s.mask) for s in chosen]
+    return [(s.image, s.mask if lut is None else lut[s.mask]) for s in chosen]
 
 
-def folder_samples(folder: str | Path, masks: str | Path | None = None, schema: str | None = None,
-                   task: str = "parser") -> list[tuple[np.ndarray, np.ndarray]]:
+def _masks_schema(schema: str | LabelSchema) -> LabelSchema:
+    try:
+        return resolve_schema(schema)
+    except KeyError as e:
+        raise EvaluationError(str(e.args[0]) if e.args else str(e)) from None
+    except SchemaError as e:
+        raise EvaluationError(str(e)) from None
+
+
+def _checked_mask(mask: np.ndarray, schema: LabelSchema, mask_path: Path) -> np.ndarray:
+    labelled = mask[mask != IGNORE_INDEX]
+    if labelled.size and int(labelled.max()) >= schema.num_classes:
+        raise EvaluationError(f"{mask_path.name} has class {int(labelled.max())}, but schema {schema.name!r} has "
+                              f"only {schema.num_classes} classes")
+    return mask
+
+
+def folder_samples(folder: str | Path, masks: str | Path | None = None, schema: str | LabelSchema | None = None,
+                   task: str = "parser", model_schema: Mapping[str, Any] | None = None
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Images of `folder` (or `folder/images`) paired by file stem with index PNGs in `masks` (default
-    `folder/masks`). With `schema`, masks are in that schema and converted to the task's classes."""
+    `folder/masks`). With `schema`, masks are in that schema and converted to the task's classes, and for a parser
+    to the classes of `model_schema` (`mask_lut`); without, they are taken to be in the model's classes."""
     folder = Path(folder)
     image_dir = folder / "images" if (folder / "images").is_dir() else folder
     mask_dir = Path(masks) if masks is not None else folder / "masks"
     if not mask_dir.is_dir():
         raise EvaluationError(f"no mask folder {mask_dir}; give one with --masks")
-    try:
-        target = task_target(resolve_schema(schema), task) if schema else None
-    except KeyError as e:
-        raise EvaluationError(str(e.args[0]) if e.args else str(e)) from None
-    except ValueError as e:
-        raise EvaluationError(str(e)) from None
+    mask_schema = _masks_schema(schema) if schema else None
+    lut = mask_lut(mask_schema, task, model_schema) if mask_schema else None
     samples = []
     for path in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()):
         mask_path = mask_dir / f"{path.stem}.png"
@@ -197,7 +252,9 @@ def folder_samples(folder: str | Path, masks: str | Path | None = None, schema: 
         if image.shape[:2] != mask.shape:
             raise EvaluationError(f"{mask_path.name} is {mask.shape[1]}x{mask.shape[0]} but {path.name} is "
                                   f"{image.shape[1]}x{image.shape[0]}")
-        samples.append((image, target.convert(mask) if target else mask))
+        if mask_schema is not None:
+            mask = lut[_checked_mask(mask, mask_schema, mask_path)]
+        samples.append((image, mask))
     if not samples:
         raise EvaluationError(f"no image in {image_dir} has a mask of the same name in {mask_dir}")
     return samples

@@ -38,7 +38,7 @@ import numpy as np
 from faceparse.core.formats import card, get_format
 from faceparse.core.formats.base import CARD_DATA_FILE, SPLIT_NAMES, ExportError, ExportItem, write_schema
 from faceparse.core.imageio import ImageLoadError, read_size
-from faceparse.core.schemas import LabelSchema, resolve_schema
+from faceparse.core.schemas import LabelSchema, builtin_schema_names, get_schema, resolve_schema
 from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
 
 try:
@@ -119,7 +119,9 @@ def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
         values.append(0.0)
     if len(values) != 3:
         raise ValueError(f"split needs train,val,test fractions, got {len(values)} values")
-    if any(v < 0 or not np.isfinite(v) for v in values):
+    if not all(np.isfinite(v) for v in values):
+        raise ValueError(f"split fractions must be finite numbers like 0.8,0.1,0.1, got {text!r}")
+    if any(v < 0 for v in values):
         raise ValueError("split fractions must not be negative")
     if abs(sum(values) - 1.0) > 1e-6:
         raise ValueError(f"split fractions must add up to 1, got {sum(values):g}")
@@ -426,6 +428,17 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
         lut = store.schema.mapping_lut(target.name)
     except (KeyError, ValueError) as e:
         raise ExportError(str(e.args[0]) if e.args else str(e)) from None
+    # the mapping is found by name: it must be for these classes (a built-in target's), or at least fit their count
+    meant = (store.schema.classes if target.name == store.schema.name
+             else get_schema(target.name).classes if target.name in builtin_schema_names() else None)
+    if meant is not None and tuple(meant) != tuple(target.classes):
+        raise ExportError(f"the given schema {target.name!r} has {target.num_classes} classes, but the project's "
+                          f"masks map to the {target.name!r} of {len(meant)} classes ({', '.join(meant)}); give "
+                          "that schema, or name yours differently")
+    top = int(lut[:store.schema.num_classes].max())
+    if top >= target.num_classes:
+        raise ExportError(f"the project's mapping to {target.name!r} uses class {top}, but the given "
+                          f"{target.name!r} has only {target.num_classes} classes")
     out_dir = Path(out_dir).expanduser().absolute()
     if out_dir.resolve().is_relative_to(store.root.resolve()):
         raise ExportError(f"{out_dir} is inside the project's image folder; the exported photos would be "

@@ -87,6 +87,10 @@ class ImportFailed(Exception):
     """Writing failed part-way (a disk error, the project changed meanwhile); the message says how far it got."""
 
 
+class ImportStopped(ImportFailed):
+    """Writing was stopped on request (`stop`) part-way; the message says how many masks were imported."""
+
+
 class ImageIndex:
     """Finds the project image a label belongs to: by its exact relative path, then by relative path without
     extension, by a flat layout's `folder__name`, case-insensitively, and last by a unique file stem.
@@ -240,8 +244,9 @@ def _load_label(item: LabelItem, size: tuple[int, int], scale_masks: bool) -> np
 def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, *, kind: str = "corrected",
                    source_schema: str | LabelSchema | None = None, ignore_unmatched: bool = False,
                    overwrite: bool = False, scale_masks: bool = False, dry_run: bool = False,
-                   model_version: str | None = None,
-                   progress: Progress | None = None, cancel: threading.Event | None = None) -> ImportReport:
+                   model_version: str | None = None, progress: Progress | None = None,
+                   cancel: threading.Event | None = None, writing: threading.Event | None = None,
+                   stop: threading.Event | None = None) -> ImportReport:
     """Check every label in `source` and, if all are usable, save them into the project (module docstring).
 
     kind: "corrected" (the human's mask) or "predicted" (kept as a model's proposal, tagged `model_version`,
@@ -249,7 +254,12 @@ def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, 
     report instead of refusing the import. overwrite: replace differing corrected masks. scale_masks: resize
     masks of the image's aspect ratio but another size, nearest neighbour (CelebAMask-HQ ships 512 px masks for
     1024 px photos); otherwise a size mismatch is a problem. dry_run: check only.
-    Raises ImportRefused (with the full report), ImportCancelled, or ImportFailed.
+    progress(done, total) counts labels checked plus masks written; the total is an estimate (every label written)
+    until the check ends, then exact, and the last report is always (total, total).
+    cancel stops the check (nothing is imported); once the masks are being written it is no longer looked at, so an
+    import is not left half done. `writing` is set when that begins, for a caller that tells its user so; `stop`
+    stops the writing between two masks anyway (ImportStopped says how many were imported).
+    Raises ImportRefused (with the full report), ImportCancelled, ImportFailed or ImportStopped.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -273,12 +283,15 @@ def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, 
     report.problems.extend(found.problems)
     report.labels = len(found.items)
     checker = _Checker(store, dataset_schema, report, ignore_unmatched, overwrite, scale_masks)
-    plan = _check(checker, found.items, fmt, progress, cancel)
+    plan = _check(checker, found.items, fmt, progress, cancel, 1 if dry_run else 2)
     if report.problems:
         raise ImportRefused(report)
+    if progress is not None:
+        progress(report.labels, report.labels + (0 if dry_run else len(plan)))
     if dry_run:
         return report
-    _write(store, plan, report, model_version or f"import:{fmt.name}", progress)
+    _start_writing(report, cancel, writing)
+    _write(store, plan, report, model_version or f"import:{fmt.name}", progress, stop)
     return report
 
 
@@ -386,14 +399,19 @@ class _Checker:
                 f"no place in the project's schema {schema.name!r} ({', '.join(schema.classes)})")
 
 
+def _cancelled_while_checking(report: ImportReport) -> ImportCancelled:
+    return ImportCancelled(f"import from {report.source} cancelled while checking; nothing was imported")
+
+
 def _check(checker: _Checker, items: list[LabelItem], fmt: DatasetFormat, progress: Progress | None,
-           cancel: threading.Event | None) -> list[_Planned]:
+           cancel: threading.Event | None, passes: int) -> list[_Planned]:
+    """`passes`: 2 when every label checked may also be written, 1 for a dry run (the progress total's guess)."""
     report = checker.report
     plan: list[_Planned] = []
-    total = len(items) * 2
+    total = len(items) * passes
     for done, item in enumerate(items):
         if cancel is not None and cancel.is_set():
-            raise ImportCancelled(f"import from {report.source} cancelled while checking; nothing was imported")
+            raise _cancelled_while_checking(report)
         if progress is not None and done:
             progress(done, total)
         planned = checker.check(item)
@@ -406,23 +424,44 @@ def _check(checker: _Checker, items: list[LabelItem], fmt: DatasetFormat, progre
     return plan
 
 
+def _start_writing(report: ImportReport, cancel: threading.Event | None, writing: threading.Event | None) -> None:
+    """From here on `cancel` is not looked at; it is read once more after `writing` is set, so a cancel that came
+    before its caller could see the writing start still imports nothing."""
+    if writing is not None:
+        writing.set()
+    if cancel is not None and cancel.is_set():
+        raise _cancelled_while_checking(report)
+
+
 def _write(store: ProjectStore, plan: list[_Planned], report: ImportReport, model_version: str,
-           progress: Progress | None) -> None:
-    checked = report.labels
-    total = checked + len(plan)
-    for planned in plan:
-        try:
-            mask = planned.mask if planned.mask is not None else \
-                planned.lut[_load_label(planned.item, planned.size, planned.scale_masks)]
-            if report.kind == "corrected":
-                store.save_corrected(planned.rec.id, mask)
-                if planned.rec.status == "reviewed":
-                    store.set_status(planned.rec.id, "corrected")  # nobody has reviewed the imported mask
-            else:
-                store.save_predicted(planned.rec.id, mask, model_version)
-        except (OSError, ProjectError, LabelFormatError) as e:
-            raise ImportFailed(f"imported {report.imported} of {len(plan)} masks from {report.source}, then "
-                               f"{planned.rec.relpath} failed: {e}") from e
-        report.imported += 1
-        if progress is not None:
-            progress(checked + report.imported, total)
+           progress: Progress | None, stop: threading.Event | None) -> None:
+    """Save every planned mask; a stop or a KeyboardInterrupt becomes ImportStopped saying how far it got."""
+    try:
+        for planned in plan:
+            if stop is not None and stop.is_set():
+                raise ImportStopped(f"import from {report.source} stopped: imported {report.imported} of "
+                                    f"{len(plan)} {report.kind} masks; importing it again brings in the rest")
+            _write_one(store, planned, report, model_version, len(plan))
+            if progress is not None:
+                progress(report.labels + report.imported, report.labels + len(plan))
+    except KeyboardInterrupt:
+        raise ImportStopped(f"import from {report.source} interrupted: imported {report.imported} of {len(plan)} "
+                            f"{report.kind} masks (the one being saved may be incomplete); importing it again "
+                            "brings in the rest") from None
+
+
+def _write_one(store: ProjectStore, planned: _Planned, report: ImportReport, model_version: str, planned_count: int
+               ) -> None:
+    try:
+        mask = planned.mask if planned.mask is not None else \
+            planned.lut[_load_label(planned.item, planned.size, planned.scale_masks)]
+        if report.kind == "corrected":
+            store.save_corrected(planned.rec.id, mask)
+            if planned.rec.status == "reviewed":
+                store.set_status(planned.rec.id, "corrected")  # nobody has reviewed the imported mask
+        else:
+            store.save_predicted(planned.rec.id, mask, model_version)
+    except (OSError, ProjectError, LabelFormatError) as e:
+        raise ImportFailed(f"imported {report.imported} of {planned_count} masks from {report.source}, then "
+                           f"{planned.rec.relpath} failed: {e}") from e
+    report.imported += 1

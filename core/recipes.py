@@ -159,8 +159,9 @@ class TrainConfig:
             raise ConfigError("threads must be at least 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError("max_steps must be at least 1")
-        if self.time_limit_s is not None and self.time_limit_s <= 0:
-            raise ConfigError("time_limit_s must be positive")
+        if self.time_limit_s is not None and not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
+            raise ConfigError(f"time_limit_s must be a finite number of seconds above 0 (null for no limit), "
+                              f"got {self.time_limit_s}")
         if self.promote not in PROMOTE_MODES:
             raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {self.promote!r}")
         if self.augment not in AUGMENTATIONS:

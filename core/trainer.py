@@ -294,8 +294,11 @@ def fit(model: nn.Module, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
 
 
 def _steps_within_limit(total: int, done: int, elapsed: float, limit: float, dist: Distributed) -> int:
-    """The step count that fits in the time limit at the speed measured so far (rank 0 decides)."""
+    """The step count that fits in the time limit at the speed measured so far (rank 0 decides); a limit or a
+    speed that is not a finite number leaves the schedule as it is."""
     per_step = elapsed / max(done, 1)
-    fits = done + int(max(0.0, limit - elapsed) / per_step * 0.95) if per_step > 0 else total
+    fits = total
+    if math.isfinite(limit) and per_step > 0:
+        fits = done + int(max(0.0, limit - elapsed) / per_step * 0.95)
     (shared,) = dist.share(float(min(total, max(fits, done + 1))))
     return int(shared)

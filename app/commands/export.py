@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from faceparse.app.argtypes import int_at_least
 from faceparse.app.cli import CommandError
@@ -17,18 +20,45 @@ from faceparse.core.export import (
     parse_split,
 )
 from faceparse.core.formats import format_names
-from faceparse.core.importer import KINDS, ImportCancelled, ImportFailed, ImportRefused, import_dataset
+from faceparse.core.importer import (
+    KINDS,
+    ImportCancelled,
+    ImportFailed,
+    ImportRefused,
+    ImportStopped,
+    import_dataset,
+)
 from faceparse.core.store import ProjectStore
 
+INTERRUPTED_EXIT = 130
 
-def _progress(label: str):
-    if not sys.stderr.isatty():
-        return None
 
-    def report(done: int, total: int) -> None:
-        print(f"\r{label} {done:,}/{total:,}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+class _ProgressLine:
+    """`label done/total` rewritten in place on a terminal's stderr (nothing when stderr is not a terminal). Its line
+    is ended when the count reaches the total or by `end_line`, so whatever is printed next starts a line of its own."""
 
-    return report
+    def __init__(self, label: str):
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self.width = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        text = f"{self.label} {done:,}/{total:,}"
+        print(f"\r{text.ljust(self.width)}", end="", file=sys.stderr, flush=True)
+        self.width = len(text)
+        if done >= total:
+            self.end_line()
+
+    def end_line(self) -> None:
+        if self.width:
+            print(file=sys.stderr, flush=True)
+            self.width = 0
+
+    def note(self, text: str) -> None:
+        self.end_line()
+        print(text, file=sys.stderr, flush=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,13 +110,16 @@ def run_export(args: argparse.Namespace) -> int:
         split = parse_split(args.split)
     except ValueError as e:
         raise CommandError(str(e)) from None
+    progress = _ProgressLine("Exporting")
     with ProjectStore.open(args.folder) as store:
         try:
             result = export_dataset(store, args.out, args.format, only=args.only, split=split, seed=args.seed,
                                     target_schema=args.schema, overwrite=args.overwrite,
-                                    progress=_progress("Exporting"), cancel=threading.Event())
+                                    progress=progress, cancel=threading.Event())
         except (ExportError, ExportCancelled) as e:
             raise CommandError(str(e)) from None
+        finally:
+            progress.end_line()
     splits = ", ".join(f"{name} {n:,}" for name, n in result.splits.items())
     print(f"Exported {result.count:,} images ({splits}) as {result.format} to {result.out_dir} "
           f"in {result.seconds:.1f} s")
@@ -97,16 +130,60 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _import_interrupts(progress: _ProgressLine, cancel: threading.Event, writing: threading.Event,
+                       stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C while the labels are checked stops the check (nothing is imported). Once masks are being written,
+    the first Ctrl-C only says the import will finish, so the project never holds part of one unknowingly; the
+    second stops it after the current mask (the error then says how many were imported), a third aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    presses = 0
+
+    def handler(signum, frame):
+        nonlocal presses
+        presses += 1
+        if not writing.is_set():
+            if cancel.is_set():
+                raise KeyboardInterrupt
+            cancel.set()
+            progress.note("Ctrl-C: stopping the check; nothing will be imported")
+        elif presses == 1:
+            progress.note("Ctrl-C: the checked masks are being written; finishing so the import is complete "
+                          "(Ctrl-C again to stop after the current mask)")
+        elif not stop.is_set():
+            stop.set()
+            progress.note("Ctrl-C: stopping after the current mask; the import will be partial")
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_import(args: argparse.Namespace) -> int:
+    progress = _ProgressLine("Checking" if args.dry_run else "Importing")
+    cancel, writing, stop = threading.Event(), threading.Event(), threading.Event()
     with ProjectStore.open(args.folder) as store:
         try:
-            report = import_dataset(store, args.source, args.format, kind=args.kind,
-                                    source_schema=args.source_schema, ignore_unmatched=args.ignore_unmatched,
-                                    overwrite=args.overwrite, scale_masks=args.scale_masks,
-                                    dry_run=args.dry_run,
-                                    progress=_progress("Importing"))
-        except (ImportRefused, ImportCancelled, ImportFailed) as e:
+            with _import_interrupts(progress, cancel, writing, stop):
+                report = import_dataset(store, args.source, args.format, kind=args.kind,
+                                        source_schema=args.source_schema, ignore_unmatched=args.ignore_unmatched,
+                                        overwrite=args.overwrite, scale_masks=args.scale_masks,
+                                        dry_run=args.dry_run, progress=progress, cancel=cancel, writing=writing,
+                                        stop=stop)
+        except (ImportCancelled, ImportStopped) as e:
+            progress.note(f"faceparse import: {e}")
+            return INTERRUPTED_EXIT
+        except (ImportRefused, ImportFailed) as e:
             raise CommandError(str(e)) from None
+        finally:
+            progress.end_line()
     summary = report.summary()
     print(summary[0].upper() + summary[1:])
     for source_name, project_name in sorted(report.class_map.items()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,9 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, dest="batch_size", metavar="N")
     p.add_argument("--lr", type=float, metavar="RATE")
     p.add_argument("--patience", type=int, metavar="EPOCHS", help="stop after this many epochs without improvement")
-    p.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop training after this many minutes")
+    p.add_argument("--time-limit", type=_minutes, metavar="MINUTES",
+                   help="stop training after this many minutes (default 30; the schedule is shortened to fit, so "
+                        "training may end before --epochs); no limit: --config '{\"time_limit_s\": null}'")
     p.add_argument("--max-steps", type=int, metavar="N")
     p.add_argument("--threads", type=int_at_least(1), metavar="N", help="CPU threads for training")
     promote = p.add_mutually_exclusive_group()
@@ -60,6 +63,16 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="JSON", help="further training options as a JSON object")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run_train)
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of minutes above 0, got {text}")
+    return value
 
 
 def _default_task(store: ProjectStore) -> str:
@@ -221,13 +234,20 @@ def run_train(args: argparse.Namespace) -> int:
 def register_models(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("models", help="list, activate or roll back a project's model versions",
                               description="List the model versions of the project in FOLDER, activate one, or roll "
-                                          "back to the previously active one (or to VERSION).")
+                                          "back to the previously active one (or to VERSION); past the first "
+                                          "version, or with VERSION 'starter', to the starter model.")
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("action", nargs="?", choices=("list", "activate", "rollback"), default="list")
     p.add_argument("version", nargs="?", metavar="VERSION")
     p.add_argument("--task", choices=TASK_CHOICES)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run_models)
+
+
+def _model_name(task: str, row: dict) -> str:
+    from faceparse.core.versions import STARTER
+
+    return f"the starter {task} model" if row["version"] == STARTER else f"{task} {row['version']}"
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -239,11 +259,11 @@ def run_models(args: argparse.Namespace) -> int:
             if not args.version:
                 raise CommandError("models activate needs a VERSION")
             row = activate(store, task, args.version)
-            print(f"{task} {row['version']} is now active")
+            print(f"{_model_name(task, row)} is now active")
             return 0
         if args.action == "rollback":
             row = rollback(store, task, args.version)
-            print(f"rolled back: {task} {row['version']} is now active")
+            print(f"rolled back: {_model_name(task, row)} is now active")
             return 0
         rows = list_versions(store, args.task)
     if args.json:
@@ -272,7 +292,9 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
                    help="a checkpoint folder, an .onnx file, or a version of the DATA project (v0003, active)")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--masks", metavar="DIR", help="mask folder for a plain image folder (default DATA/masks)")
-    p.add_argument("--schema", metavar="NAME", help="the masks' schema, when it is not the model's")
+    p.add_argument("--schema", metavar="NAME|FILE.json",
+                   help="the masks' schema, when it is not the model's: the masks are converted through its "
+                        "mapping to the model's schema (refused when it declares none)")
     p.add_argument("--split", choices=("val", "train", "all"), default="val", help="project faces to use")
     p.add_argument("--task", choices=TASK_CHOICES, help="for version names: which task's versions")
     p.add_argument("--onnx", action="store_true", help="run a version's ONNX export instead of its checkpoint")
@@ -299,28 +321,64 @@ def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
         raise CommandError(str(e)) from None
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    from faceparse.core.datasets import DatasetError
-    from faceparse.core.evaluate import EvaluationError, evaluate, folder_samples, project_samples
+class CountBar:
+    """A tqdm bar on stderr fed by (done, total) reports, made on the first report (when the total is known)."""
 
+    def __init__(self, desc: str, unit: str):
+        self.desc = desc
+        self.unit = unit
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, dynamic_ncols=True,
+                            mininterval=0.2)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _eval_samples(args: argparse.Namespace, data: Path, store: ProjectStore | None, meta: dict[str, Any]) -> list:
+    from faceparse.core.datasets import DatasetError
+    from faceparse.core.evaluate import EvaluationError, folder_samples, project_samples
+
+    task = meta["task"]
+    if store is not None and args.schema and args.schema != store.schema.name:
+        raise CommandError(f"{data} is a project; its masks are in its own schema {store.schema.name!r}, so "
+                           "--schema (the schema of a mask folder) does not apply")
+    try:
+        if store is not None:
+            return project_samples(store, task, args.split, model_schema=meta["schema"])
+        return folder_samples(data, args.masks, args.schema, task, model_schema=meta["schema"])
+    except (DatasetError, EvaluationError) as e:
+        raise CommandError(str(e)) from None
+
+
+def _measure(predictor: Any, samples: list, task: str) -> dict[str, Any]:
+    from faceparse.core.evaluate import EvaluationError, evaluate
+
+    bar = CountBar("eval", "face")
+    try:
+        return evaluate(predictor, samples, task, progress=bar)
+    except EvaluationError as e:
+        raise CommandError(str(e)) from None
+    finally:
+        bar.close()
+
+
+def run_eval(args: argparse.Namespace) -> int:
     data = Path(args.data)
     store = ProjectStore.open(data) if ProjectStore.is_project(data) else None
     try:
         predictor = _predictor_for(args, store)
-        task = predictor.meta["task"]
-        try:
-            if store is not None:
-                samples = project_samples(store, task, args.split)
-            else:
-                samples = folder_samples(data, args.masks, args.schema, task)
-        except (DatasetError, EvaluationError) as e:
-            raise CommandError(str(e)) from None
+        samples = _eval_samples(args, data, store, predictor.meta)
         if not samples:
             raise CommandError(f"no labelled faces in the {args.split} split of {data}")
-        try:
-            metrics = evaluate(predictor, samples, task)
-        except EvaluationError as e:
-            raise CommandError(str(e)) from None
+        metrics = _measure(predictor, samples, predictor.meta["task"])
     finally:
         if store is not None:
             store.close()
