@@ -236,10 +236,15 @@ def _name_in_hidden(name: str) -> str:
     return f"{name[:_NAME_IN_HIDDEN - 9]}~{digest}"
 
 
+PARTIAL_MARKER = ".faceparse-partial-export"
+"""Written into a `.partial` folder when it is made and removed just before the finished export is renamed into
+place: what marks a crashed export's folder as one."""
+
+
 def _make_hidden(out_dir: Path, kind: str) -> Path:
-    """A new hidden folder beside the destination, `.<name>.<8 random characters>.<kind>`. Made by a plain mkdir,
-    so it gets the usual mode (0o777 less the umask, default ACLs) and not mkdtemp's 0700, which the renamed export
-    would keep."""
+    """A new hidden folder beside the destination, `.<name>.<8 hex digits>.<kind>`. Made by a plain mkdir, so it
+    gets the usual mode (0o777 less the umask, default ACLs) and not mkdtemp's 0700, which the renamed export would
+    keep."""
     for _ in range(_MAKE_HIDDEN_TRIES):
         path = out_dir.parent / f".{_name_in_hidden(out_dir.name)}.{secrets.token_hex(4)}.{kind}"
         try:
@@ -250,18 +255,25 @@ def _make_hidden(out_dir: Path, kind: str) -> Path:
     raise FileExistsError(f"no free name for a hidden folder beside {out_dir}")
 
 
-def _is_leftover(name: str, out_dir: Path) -> bool:
-    """Whether `name` is a hidden folder of an export to `out_dir` by this module's naming, today's or the earlier
-    one (mkdtemp's 8 random characters after the whole destination name)."""
+def _has_leftover_name(name: str, out_dir: Path) -> bool:
     names = "|".join(re.escape(n) for n in {out_dir.name, _name_in_hidden(out_dir.name)})
     kinds = "|".join(_HIDDEN_KINDS)
-    return re.fullmatch(rf"\.(?:{names})\.[a-z0-9_]{{8}}\.(?:{kinds})", name) is not None
+    return re.fullmatch(rf"\.(?:{names})\.[0-9a-f]{{8}}\.(?:{kinds})", name) is not None
+
+
+def _is_leftover(path: Path, out_dir: Path) -> bool:
+    """Whether `path` is what a crashed export to `out_dir` left: a hidden folder of this module's naming that
+    holds either the partial-export marker or a finished export of this program (an overwritten one set aside as
+    `.old`, or one that crashed just before its rename). A folder of the user's that merely looks like one (a
+    dated backup `.dataset.20240101.old`) holds neither and is kept."""
+    if not _has_leftover_name(path.name, out_dir) or path.is_symlink() or not path.is_dir():
+        return False
+    return (path / PARTIAL_MARKER).is_file() or _written_by_this_exporter(path / CARD_DATA_FILE)
 
 
 def _remove_leftovers(out_dir: Path) -> None:
     try:
-        leftovers = [p for p in out_dir.parent.iterdir()
-                     if _is_leftover(p.name, out_dir) and p.is_dir() and not p.is_symlink()]
+        leftovers = [p for p in out_dir.parent.iterdir() if _is_leftover(p, out_dir)]
     except OSError:
         return
     for path in leftovers:
@@ -294,7 +306,11 @@ def _lock_parent(out_dir: Path) -> int | None:
         return None
     if alone:
         _remove_leftovers(out_dir)
-    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return None
     return fd
 
 
@@ -318,7 +334,9 @@ def _start_export(out_dir: Path) -> tuple[Path, int | None]:
     _make_parent(out_dir)
     lock = _lock_parent(out_dir)
     try:
-        return _make_hidden(out_dir, "partial"), lock
+        tmp = _make_hidden(out_dir, "partial")
+        (tmp / PARTIAL_MARKER).touch()
+        return tmp, lock
     except OSError as e:
         _unlock(lock)
         raise ExportError(f"cannot write in {out_dir.parent}: {e.strerror or e}") from None
@@ -373,7 +391,7 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
 def _photo_mismatch(store: ProjectStore, rec: ImageRecord, mask: np.ndarray, predicted: bool) -> str | None:
     """Why the photo and its mask cannot be exported together (the photo was replaced or cropped after labeling,
     or replaced by another of the same size), or None when they fit. `predicted`: the mask is the model's."""
-    if predicted and _prediction_is_stale(store, rec):
+    if predicted and rec.status in ("new", "predicted") and _prediction_is_stale(store, rec):
         return (f"{rec.relpath}: the photo changed after the model predicted its mask; pre-label it again, or "
                 "correct it, to export it")
     try:
@@ -490,6 +508,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
             class_pixels=result.class_pixels, corrected_by_hand=tally.by_hand, model_versions=result.model_versions,
             known_models=store.model_versions(), skipped=tally.skipped,
             created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")))
+        (tmp / PARTIAL_MARKER).unlink()
         _flush(tmp)
         _move_into_place(tmp, out_dir, overwrite)
     except BaseException as e:

@@ -115,12 +115,18 @@ class ImageIndex:
             self.by_flat[stripped.replace("/", "__")].append(rec)
 
     def match(self, name: str) -> tuple[ImageRecord | None, str]:
-        """(record, "") or (None, why not). `name` may carry the photo's extension (COCO, LabelMe) or not."""
+        """(record, "") or (None, why not). `name` may carry the photo's extension (COCO, LabelMe) or not; it is
+        taken as given first (a photo may be called `IMG_1.jpg.png`), and only when that finds nothing without its
+        image extension."""
         name = _nfc(name)
         if name in self.by_relpath:
             return self.by_relpath[name], ""
-        if PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS:
-            name = str(PurePosixPath(name).with_suffix(""))
+        rec, why = self._match_stripped(name)
+        if rec is None and PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS and why == _NO_IMAGE:
+            return self._match_stripped(str(PurePosixPath(name).with_suffix("")))
+        return rec, why
+
+    def _match_stripped(self, name: str) -> tuple[ImageRecord | None, str]:
         candidates = [name, name.replace("__", "/")]
         for table in (self.by_path, self.by_flat, self.by_folded):
             found = {rec.id: rec for candidate in candidates
@@ -135,7 +141,10 @@ class ImageIndex:
                 return same_stem[0], ""
             if len(same_stem) > 1:
                 return None, _ambiguous(same_stem) + "; give it their folder"
-        return None, "no image in the project has this path or name"
+        return None, _NO_IMAGE
+
+
+_NO_IMAGE = "no image in the project has this path or name"
 
 
 def _nfc(name: str) -> str:
@@ -456,9 +465,7 @@ def _write_one(store: ProjectStore, planned: _Planned, report: ImportReport, mod
         mask = planned.mask if planned.mask is not None else \
             planned.lut[_load_label(planned.item, planned.size, planned.scale_masks)]
         if report.kind == "corrected":
-            store.save_corrected(planned.rec.id, mask)
-            if planned.rec.status == "reviewed":
-                store.set_status(planned.rec.id, "corrected")  # nobody has reviewed the imported mask
+            store.save_corrected(planned.rec.id, mask, keep_reviewed=False)  # nobody has reviewed the import
         else:
             store.save_predicted(planned.rec.id, mask, model_version)
     except (OSError, ProjectError, LabelFormatError) as e:

@@ -278,6 +278,15 @@ def enlarging_tail(graph: onnx.GraphProto) -> EnlargingTail | None:
     return None
 
 
+def _prefix_names(graph: onnx.GraphProto) -> None:
+    """Give every name of the network's graph NETWORK_PREFIX. The initializers' names are mapped before the walk,
+    since `add_prefix_graph` renames the branches of If/Loop/Scan before it reaches the initializers they use."""
+    outer = {t.name: NETWORK_PREFIX + t.name for t in graph.initializer}
+    for sparse in graph.sparse_initializer:
+        outer[sparse.values.name] = NETWORK_PREFIX + sparse.values.name
+    compose.add_prefix_graph(graph, NETWORK_PREFIX, inplace=True, name_map=outer)
+
+
 def _single_input(graph: onnx.GraphProto, path: Path) -> onnx.ValueInfoProto:
     initializers = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
@@ -401,7 +410,7 @@ class Predictor:
         path = Path(model)
         proto = _load_proto(path)
         self.info = _model_info(_meta_from_proto(proto, path), path)
-        compose.add_prefix_graph(proto.graph, NETWORK_PREFIX, inplace=True)
+        _prefix_names(proto.graph)
         self.tta = bool(tta)
         self.threads = int(threads) if threads else cpu_count()
         providers, self.notice = choose_providers(device)

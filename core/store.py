@@ -807,8 +807,10 @@ class ProjectStore:
                       (model_version, None if uncertainty is None else float(uncertainty), predicted_with,
                        time.time(), rec.id))
 
-    def save_corrected(self, image_id: int, mask: np.ndarray) -> None:
-        """Store the human's mask; fixes the image's train/val split the first time and scores the effort.
+    def save_corrected(self, image_id: int, mask: np.ndarray, keep_reviewed: bool = True) -> None:
+        """Store the human's mask; fixes the image's train/val split the first time and scores the effort. A
+        reviewed image stays reviewed (the annotator edits what they approved) unless `keep_reviewed` is False
+        (an imported mask nobody has looked at here).
 
         effort = fraction of pixels that differ from the predicted mask (None when there is no prediction): how
         much work the model left, a per-image signal for choosing what to label next.
@@ -826,8 +828,8 @@ class ProjectStore:
             c.execute("UPDATE images SET effort = ?, split = COALESCE(split, ?), "
                       "content_hash = COALESCE(?, content_hash), labeled_hash = COALESCE(?, content_hash), "
                       "updated = ?, "
-                      "status = CASE WHEN status = 'reviewed' THEN 'reviewed' ELSE 'corrected' END WHERE id = ?",
-                      (effort, split, digest, digest, time.time(), rec.id))
+                      "status = CASE WHEN status = 'reviewed' AND ? THEN 'reviewed' ELSE 'corrected' END WHERE id = ?",
+                      (effort, split, digest, digest, time.time(), int(keep_reviewed), rec.id))
 
     def _hash_now(self, rec: ImageRecord) -> str | None:
         """The content hash of the photo as it is on disk now (the one the person is looking at), which may differ
@@ -1017,9 +1019,10 @@ class ProjectStore:
                 raise ProjectError(f"no job with id {job_id}")
 
     def request_cancel(self, job_id: int) -> None:
-        """Ask a running job to stop; the job polls `job(id)["cancel_requested"]` and ends itself."""
+        """Ask a running job to stop; the job polls `job(id)["cancel_requested"]` and ends itself. `updated` is left
+        alone: it is the job's own sign of life (see `jobs.reap_stale_jobs`), which a request from elsewhere is not."""
         with self._write() as c:
-            c.execute("UPDATE jobs SET cancel_requested = 1, updated = ? WHERE id = ?", (time.time(), job_id))
+            c.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
 
     def append_job_log(self, job_id: int, line: str) -> None:
         with self._write() as c:

@@ -5,12 +5,10 @@ import json
 import os
 import re
 import stat
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from faceparse.core.export import ExportError, export_dataset
+from faceparse.core.export import PARTIAL_MARKER, ExportError, export_dataset
 from faceparse.core.formats.base import copy_image
 from faceparse.core.imageio import load_rgb
 from faceparse.core.store import ProjectStore
@@ -96,6 +94,17 @@ def test_a_prediction_of_a_photo_replaced_since_the_scan_is_left_out(predicted_s
     assert [s.split(":")[0] for s in result.skipped] == ["face1.png"]
 
 
+def test_a_reviewed_prediction_of_a_merely_touched_photo_is_exported(predicted_store, tmp_path):
+    rec = predicted_store.find("face1.png")
+    predicted_store.set_status(rec.id, "reviewed")
+    path = predicted_store.root / "face1.png"
+    later = path.stat().st_mtime_ns + 5 * 10**9
+    os.utime(path, ns=(later, later))
+    result = export_dataset(predicted_store, tmp_path / "out", "index-png", only="all", split=(1, 0, 0))
+    assert exported_masks(tmp_path / "out") == ["face0.png", "face1.png"] and result.skipped == []
+    assert not (tmp_path / "out" / PARTIAL_MARKER).exists()
+
+
 def test_exports_name_their_generator(store, tmp_path):
     export_dataset(store, tmp_path / "out", "coco", split=(1, 0, 0))
     assert json.loads((tmp_path / "out" / "dataset.json").read_text())["generator"] == "FaceParse Studio"
@@ -160,13 +169,18 @@ def test_a_symlinked_destination_is_refused(store, tmp_path):
 
 
 def crash_leftovers(out):
-    """Hidden folders as a crashed export to `out` leaves them: `.<name>.<8 random characters>.partial` (and `.old`
-    while replacing an earlier export), the shape `test_the_hidden_folder_has_the_shape_of_a_leftover` checks."""
+    """Hidden folders as a crashed export to `out` leaves them: `.<name>.<8 hex digits>.partial` holding the
+    partial-export marker, and `.old` holding the earlier export it was replacing."""
     names = []
-    for kind in ("partial", "partial", "old"):
-        folder = tempfile.mkdtemp(prefix=f".{out.name}.", suffix=f".{kind}", dir=out.parent)
-        (Path(folder) / "half.png").write_bytes(b"half")
-        names.append(os.path.basename(folder))
+    for n, kind in enumerate(("partial", "partial", "old")):
+        folder = out.parent / f".{out.name}.{n:08x}.{kind}"
+        folder.mkdir()
+        (folder / "half.png").write_bytes(b"half")
+        if kind == "partial":
+            (folder / PARTIAL_MARKER).touch()
+        else:
+            (folder / "dataset.json").write_text(json.dumps({"generator": "FaceParse Studio"}))
+        names.append(folder.name)
     return sorted(names)
 
 
@@ -174,15 +188,17 @@ def test_the_hidden_folder_has_the_shape_of_a_leftover(store, tmp_path):
     seen = []
     export_dataset(store, tmp_path / "out", "index-png", split=(1, 0, 0),
                    progress=lambda done, total: seen.extend(hidden(tmp_path)))
-    assert seen and all(re.fullmatch(r"\.out\.[a-z0-9_]{8}\.partial", name) for name in seen)
+    assert seen and all(re.fullmatch(r"\.out\.[0-9a-f]{8}\.partial", name) for name in seen)
 
 
 @pytest.mark.skipif(fcntl is None, reason="leftovers are removed only where flock exists")
 def test_a_crashed_exports_leftovers_are_removed_by_the_next_export(store, tmp_path):
     crash_leftovers(tmp_path / "out")
-    others = [".out.backup", ".other.abcd1234.partial", ".out.abcd1234.partial.keep"]
+    others = [".out.backup", ".other.abcd1234.partial", ".out.abcd1234.partial.keep", ".out.20240101.old",
+              ".out.abcd1234.partial"]
     for name in others:
         (tmp_path / name).mkdir()
+        (tmp_path / name / "precious.txt").write_text("the user's")
     export_dataset(store, tmp_path / "out", "index-png", split=(1, 0, 0))
     assert hidden(tmp_path) == sorted(others)
 

@@ -50,6 +50,13 @@ def test_a_full_file_name_matches_exactly_and_a_stem_shared_by_two_photos_is_amb
     assert index.match("solo.jpeg")[0].relpath == "solo.png"  # converted since it was labelled
 
 
+def test_a_photo_whose_name_holds_two_extensions_is_matched_by_its_own_stem():
+    index = ImageIndex(records(["IMG_1.jpg.png", "IMG_1.png"]))
+    assert index.match("IMG_1.jpg")[0].relpath == "IMG_1.jpg.png"
+    assert index.match("IMG_1")[0].relpath == "IMG_1.png"
+    assert index.match("IMG_1.jpg.png")[0].relpath == "IMG_1.jpg.png"
+
+
 def test_a_flat_name_that_is_also_a_top_level_name_is_ambiguous():
     index = ImageIndex(records(["a/b.png", "a__b.png"]))
     rec, why = index.match("a__b")

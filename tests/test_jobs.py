@@ -159,6 +159,7 @@ def test_a_job_another_machine_runs_is_judged_by_its_silence_not_by_a_local_proc
     assert project.job(job_id)["state"] == "running"
     later = time.time() + REMOTE_SILENCE_S + 1
     monkeypatch.setattr(jobs_module.time, "time", lambda: later)
+    project.request_cancel(job_id)  # a request from here, after the silence, is no sign of the job's life
     assert reap_stale_jobs(project) == [job_id]
     assert project.job(job_id)["state"] == "failed"
 

@@ -182,6 +182,29 @@ def test_a_model_whose_own_names_are_the_wrappers_names(tmp_path):
     assert (plain[1].index == 1).all()
 
 
+def test_a_model_whose_branches_use_the_outer_weights(tmp_path):
+    """If/Loop branches may read the main graph's initializers; the prefixing must rename those uses too."""
+    classes = get_schema("celebamask-hq").num_classes
+    weight = np.zeros((classes, 3, 1, 1), np.float32)
+    weight[0], weight[1] = -20.0, 20.0
+    bias = np.zeros(classes, np.float32)
+    bias[0], bias[1] = 2.0, -2.0
+    branches = {}
+    for name in ("then", "else"):
+        out = helper.make_tensor_value_info(f"{name}_out", onnx.TensorProto.FLOAT, None)
+        branches[name] = helper.make_graph([helper.make_node("Conv", ["input", "w", "b"], [f"{name}_out"])],
+                                           name, [], [out])
+    nodes = [helper.make_node("If", ["cond"], ["logits"], then_branch=branches["then"],
+                              else_branch=branches["else"])]
+    inits = [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b"),
+             numpy_helper.from_array(np.array(True), "cond")]
+    path = save_graph(tmp_path / "branches.onnx", nodes, inits, classes, model_meta())
+    picture = np.zeros((2, SIZE, SIZE, 3), np.uint8)
+    picture[1] = 255
+    faces = Predictor(path, device="cpu").predict(picture)
+    assert (faces[0].index == 0).all() and (faces[1].index == 1).all()
+
+
 def test_model_without_metadata(tmp_path):
     classes = 19
     nodes = [helper.make_node("Conv", ["input", "w"], ["logits"])]
