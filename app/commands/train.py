@@ -9,9 +9,13 @@ validation faces or on a folder of images with masks; `jobs` lists a project's j
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +164,34 @@ class ProgressView:
         self._close_bar()
 
 
+@contextlib.contextmanager
+def _hangup_and_terminate_interrupt() -> Iterator[None]:
+    """While a job is followed, closing the terminal (SIGHUP) or `kill` (SIGTERM) count as Ctrl-C: the job runs in
+    its own session, so without this it would go on, and might promote a model, with nobody watching."""
+    names = [name for name in ("SIGHUP", "SIGTERM") if hasattr(signal, name)]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {name: signal.signal(getattr(signal, name), interrupt) for name in names}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+
+
 def follow(handle: Any, view: ProgressView) -> Any:
-    """Show a job's events until it ends; the first Ctrl-C cancels it, a second one stops it at once."""
+    """Show a job's events until it ends; the first Ctrl-C (or SIGHUP, SIGTERM) cancels it, a second one stops it
+    at once."""
+    with _hangup_and_terminate_interrupt():
+        return _follow(handle, view)
+
+
+def _follow(handle: Any, view: ProgressView) -> Any:
     interrupted = 0
     while True:
         try:
@@ -170,12 +200,14 @@ def follow(handle: Any, view: ProgressView) -> Any:
             break
         except KeyboardInterrupt:
             interrupted += 1
-            view.close()
             if interrupted == 1:
-                print("cancelling the job (Ctrl-C again to stop it at once)…", file=sys.stderr, flush=True)
                 handle.cancel()
             else:
                 handle.process.kill()
+            with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                view.close()
+                if interrupted == 1:
+                    print("cancelling the job (Ctrl-C again to stop it at once)…", file=sys.stderr, flush=True)
     view.close()
     return handle.wait(), interrupted > 0
 
