@@ -1,18 +1,12 @@
 """Closing the project while a retrain runs: the user is asked first, and the stop keeps the window drawing."""
 
-import numpy as np
 from faceparse.app.gui.model_jobs import RetrainBridge
 from faceparse.core.store import ProjectStore
-from faceparse.core.synthetic import draw_face
 from test_gui_helpers import make_project, open_window
 
 
 def start_a_long_retrain(qtbot, tmp_path):
-    folder = make_project(tmp_path / "faces", count=6, size=64, predicted=False)
-    with ProjectStore.open(folder) as store:
-        for i, record in enumerate(store.images()):
-            seed = int(np.random.SeedSequence([7, i]).generate_state(1)[0])
-            store.save_corrected(record.id, draw_face(seed, size=64, schema=store.schema)[1])
+    folder = make_project(tmp_path / "faces", count=6, size=64, predicted=False, corrected=True)
     window = open_window(qtbot, folder, tmp_path)
     panel = window.ws.models
     panel.epochs.setValue(200)

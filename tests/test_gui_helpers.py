@@ -13,16 +13,20 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
 
-def make_project(folder: Path, count: int = 3, size: int = 128, predicted: bool = True) -> Path:
-    """Synthetic faces; with `predicted`, each image gets its true mask stored as the model's prediction."""
+def make_project(folder: Path, count: int = 3, size: int = 128, predicted: bool = True,
+                 corrected: bool = False) -> Path:
+    """Synthetic faces; with `predicted`, each image gets its true mask stored as the model's prediction, with
+    `corrected` as the annotator's correction."""
     make_synthetic_folder(folder, count, size=size, seed=7)
     with ProjectStore.create(folder, "celebamask-hq") as store:
         store.scan()
-        if predicted:
-            for i, record in enumerate(store.images()):
-                face_seed = int(np.random.SeedSequence([7, i]).generate_state(1)[0])
-                _, mask = draw_face(face_seed, size=size, schema=store.schema)
+        for i, record in enumerate(store.images()):
+            face_seed = int(np.random.SeedSequence([7, i]).generate_state(1)[0])
+            _, mask = draw_face(face_seed, size=size, schema=store.schema)
+            if predicted:
                 store.save_predicted(record.id, mask, "v0001", uncertainty=0.1 * (i + 1))
+            if corrected:
+                store.save_corrected(record.id, mask)
     return folder
 
 

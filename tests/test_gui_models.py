@@ -6,7 +6,7 @@ from faceparse.core.faces import WHOLE_IMAGE
 from faceparse.core.prelabel import MODE_SETTING, prediction_settings
 from faceparse.core.schemas import get_schema
 from faceparse.core.store import ProjectStore
-from faceparse.core.synthetic import draw_face, make_synthetic_folder
+from faceparse.core.synthetic import make_synthetic_folder
 from onnx_models import foreground_model
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -81,11 +81,8 @@ def test_flip_tta_is_a_project_choice_and_predicts_again(qtbot, tmp_path):
     assert reopened.ws.models.tta.isChecked()
 
 def test_retrain_from_the_panel_shows_progress_and_a_new_version(qtbot, tmp_path):
-    folder = make_project(tmp_path / "faces", count=8, size=64, predicted=False)
+    folder = make_project(tmp_path / "faces", count=8, size=64, predicted=False, corrected=True)
     with ProjectStore.open(folder) as store:
-        for i, record in enumerate(store.images()):
-            seed = int(np.random.SeedSequence([7, i]).generate_state(1)[0])
-            store.save_corrected(record.id, draw_face(seed, size=64, schema=store.schema)[1])
         assert store.split_counts()["val"] > 0
     window = open_window(qtbot, folder, tmp_path)
     panel = window.ws.models

@@ -79,12 +79,7 @@ def test_scores_buttons_and_an_activation_in_progress(qtbot, tmp_path, monkeypat
 
 
 def test_rolling_back_past_the_first_version_returns_to_the_starter_model(qtbot, tmp_path):
-    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
-    with ProjectStore.open(folder) as store:
-        _add_version(store, "v0001", {"miou_no_bg": 0.42})
-        store.set_active_model("parser", "v0001")
-    window = open_window(qtbot, folder, tmp_path)
-    panel = window.ws.models
+    _, window, panel = _window_with_a_model(qtbot, tmp_path)
     QTest.mouseClick(panel.rollback_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "starter model is now the active" in panel.retrain_phase.text(), timeout=30_000)
     assert window.ws.store.active_model("parser") is None

@@ -216,6 +216,18 @@ def test_a_corrupt_image_is_reported_and_the_rest_are_labeled(project, models):
     assert again.skipped_unreadable == 2 and again.failed == [] and again.predicted == 0
 
 
+def failure_is_tried_again(store, models, name, reason, repair):
+    """A run fails on `name` for `reason`; the photo is not marked unreadable, and after `repair` the next run
+    predicts it."""
+    result = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
+    assert dict(result.failed) == {name: reason}
+    assert store.find(name).error is None
+    repair()
+    again = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
+    assert again.predicted == 1 and again.skipped_unreadable == 0
+    assert store.predicted_mask(store.find(name).id) is not None
+
+
 def test_a_mask_that_cannot_be_saved_does_not_mark_the_photo_unreadable(project, models, monkeypatch):
     store, _ = project
     save = store.save_predicted
@@ -226,13 +238,8 @@ def test_a_mask_that_cannot_be_saved_does_not_mark_the_photo_unreadable(project,
         return save(image_id, *args, **kwargs)
 
     monkeypatch.setattr(store, "save_predicted", disk_full_for_face01)
-    result = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
-    assert dict(result.failed) == {"face01.png": "cannot write the mask: No space left on device"}
-    assert store.find("face01.png").error is None
-    monkeypatch.setattr(store, "save_predicted", save)
-    again = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
-    assert again.predicted == 1 and again.skipped_unreadable == 0
-    assert store.predicted_mask(store.find("face01.png").id) is not None
+    failure_is_tried_again(store, models, "face01.png", "cannot write the mask: No space left on device",
+                           lambda: monkeypatch.setattr(store, "save_predicted", save))
 
 
 def test_a_photo_that_could_not_be_read_for_now_is_tried_again(project, models, monkeypatch):
@@ -246,12 +253,8 @@ def test_a_photo_that_could_not_be_read_for_now_is_tried_again(project, models, 
         return real_open(fp, *args, **kwargs)
 
     monkeypatch.setattr(Image, "open", locked)
-    result = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
-    assert dict(result.failed) == {"face02.png": "permission denied"}
-    assert store.find("face02.png").error is None
-    monkeypatch.setattr(Image, "open", real_open)
-    again = PrelabelJob(store, models["face"], mode=WHOLE_IMAGE).run()
-    assert again.predicted == 1 and again.skipped_unreadable == 0
+    failure_is_tried_again(store, models, "face02.png", "permission denied",
+                           lambda: monkeypatch.setattr(Image, "open", real_open))
 
 
 def test_cancel_is_seen_during_a_run_of_unreadable_files(tmp_path, models):
