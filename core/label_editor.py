@@ -23,6 +23,12 @@ import numpy as np
 
 BACKGROUND = 0
 DEFAULT_HISTORY_BYTES = 256 * 1024 * 1024
+_ON_LINE = 1e-6
+"""How near (in pixels) a pixel centre must be to the outline to count as on it, absorbing float rounding."""
+CORNER_SNAP = 0.125
+"""How near (in pixels) a polygon corner must be to a pixel centre or border to be put exactly there. A mouse
+rounds to screen pixels, so at 4x zoom or more a corner clicked on a pixel centre misses it by up to this much, and
+the pixel would be left out of the fill."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,63 @@ def _near_path(points: np.ndarray, radius: float, shape: tuple[int, int]) -> np.
     inside = (under >= 0).all(axis=1) & (under[:, 0] < shape[1]) & (under[:, 1] < shape[0])
     footprint[under[inside, 1], under[inside, 0]] = 1
     return footprint
+
+
+def _outline_spans(points: np.ndarray, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each pixel row crosses the closed outline, paired into inside spans (rows, left x, right x) by the
+    even-odd rule. An edge counts for the rows in [its low y, its high y), so a vertex between two edges is counted
+    once and every row has an even number of crossings."""
+    a, b = points, np.roll(points, -1, axis=0)
+    sloped = a[:, 1] != b[:, 1]
+    a, b = a[sloped], b[sloped]
+    low, high = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
+    first, stop = np.ceil(low).astype(np.int64), np.ceil(high).astype(np.int64)
+    counts = np.maximum(stop - first, 0)
+    edge = np.repeat(np.arange(len(a)), counts)
+    rows = np.repeat(first, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    ax, ay, bx, by = a[edge, 0], a[edge, 1], b[edge, 0], b[edge, 1]
+    xs = ax + (rows - ay) * (bx - ax) / (by - ay)
+    keep = (rows >= 0) & (rows < height)
+    rows, xs = rows[keep], xs[keep]
+    order = np.lexsort((xs, rows))
+    rows, xs = rows[order], xs[order]
+    return rows[0::2], xs[0::2], xs[1::2]
+
+
+def _on_outline_spans(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The parts of the outline the crossings miss: its horizontal edges and its vertices (as zero-length spans),
+    which hold pixel centres when they lie on a pixel row."""
+    a, b = points, np.roll(points, -1, axis=0)
+    flat = a[:, 1] == b[:, 1]
+    rows = np.concatenate([a[flat, 1], points[:, 1]])
+    lefts = np.concatenate([np.minimum(a[flat, 0], b[flat, 0]), points[:, 0]])
+    rights = np.concatenate([np.maximum(a[flat, 0], b[flat, 0]), points[:, 0]])
+    on_row = np.abs(rows - np.round(rows)) < _ON_LINE
+    return np.round(rows[on_row]).astype(np.int64), lefts[on_row], rights[on_row]
+
+
+def _snapped_corners(points: np.ndarray) -> np.ndarray:
+    """`points` with each coordinate within CORNER_SNAP of a pixel centre or border moved exactly onto it."""
+    grid = np.floor(points * 2 + 0.5) / 2
+    return np.where(np.abs(points - grid) <= CORNER_SNAP, grid, points)
+
+
+def _inside_polygon(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels (as a uint8 footprint of `shape`) whose centres, at integer coordinates, lie inside the closed outline
+    through `points` or on it. Exact at sub-pixel precision, so an outline drawn on pixel borders covers exactly
+    the pixels within; spans are written through a running sum, so the cost follows the outline's rows."""
+    height, width = shape
+    spans = [_outline_spans(points, height), _on_outline_spans(points)]
+    rows = np.concatenate([s[0] for s in spans])
+    lefts = np.ceil(np.concatenate([s[1] for s in spans]) - _ON_LINE).astype(np.int64)
+    rights = np.floor(np.concatenate([s[2] for s in spans]) + _ON_LINE).astype(np.int64)
+    lefts, rights = np.maximum(lefts, 0), np.minimum(rights, width - 1)
+    keep = (rows >= 0) & (rows < height) & (lefts <= rights)
+    rows, lefts, rights = rows[keep], lefts[keep], rights[keep]
+    edges = np.zeros((height, width + 1), np.int32)
+    np.add.at(edges, (rows, lefts), 1)
+    np.add.at(edges, (rows, rights + 1), -1)
+    return (np.cumsum(edges[:, :width], axis=1) > 0).astype(np.uint8)
 
 
 class LabelEditor:
@@ -229,17 +292,21 @@ class LabelEditor:
         return self._commit(box, footprint, label, "fill")
 
     def fill_polygon(self, points: Sequence[tuple[float, float]], label: int, name: str = "polygon") -> Edit | None:
-        """Fill the inside of a closed outline (a clicked polygon or a freehand lasso)."""
+        """Fill the inside of a closed outline (a clicked polygon or a freehand lasso): the pixels whose centres
+        lie inside it or on it, so a fill ends where it was drawn. An outline too thin to hold a pixel centre still
+        paints the pixels it passes through, so a quick sliver of a lasso is never silently lost."""
         label = self._check_label(label)
-        pts = np.asarray(points, np.float64).reshape(-1, 2)
+        pts = _snapped_corners(np.asarray(points, np.float64).reshape(-1, 2))
         if len(pts) < 3:
             return None
         box = self._clip(pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())
         if box is None:
             return None
-        footprint = np.zeros((box.height, box.width), np.uint8)
-        local = np.round(pts - (box.x0, box.y0)).astype(np.int32)
-        cv2.fillPoly(footprint, [local.reshape(-1, 1, 2)], 1, cv2.LINE_8)
+        local = pts - (box.x0, box.y0)
+        footprint = _inside_polygon(local, (box.height, box.width))
+        if not footprint.any():
+            under = np.floor(local + 0.5).astype(np.int32)
+            cv2.polylines(footprint, [under.reshape(-1, 1, 2)], True, 1, thickness=1, lineType=cv2.LINE_8)
         return self._commit(box, footprint, label, name)
 
     def replace(self, mask: np.ndarray, name: str = "replace") -> Edit | None:

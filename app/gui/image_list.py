@@ -157,6 +157,20 @@ class ImageListModel(QAbstractListModel):
             return row if row < len(self._rows) else None
         return row - 1 if row > 0 else None
 
+    def load_until(self, image_id: int) -> int | None:
+        """The row of `image_id`, loading pages until it appears; None when this listing does not hold it. The
+        filter is checked first so that an image it hides does not cost a walk through every page."""
+        row = self.row_of(image_id)
+        if row is not None:
+            return row
+        record = self.store.get(image_id)
+        if record is None or (self.status is not None and record.status != self.status):
+            return None
+        while row is None and self.canFetchMore():
+            self.fetchMore()
+            row = self.row_of(image_id)
+        return row
+
     def ensure_row(self, row: int) -> bool:
         """Load pages until `row` exists (for keyboard navigation past the loaded part)."""
         while row >= len(self._rows) and self.canFetchMore():
@@ -234,6 +248,9 @@ class ImageListPanel(QWidget):
     """The list with its status filter and sort order; emits the chosen image's id."""
 
     image_chosen = Signal(int)
+    listing_changed = Signal()
+    """The rows were re-read (filter, order or reload) and the open image highlighted again where it now stands:
+    a position shown elsewhere ("n / total") is stale."""
 
     def __init__(self, store: ProjectStore, thumbnails: ThumbnailLoader, parent: QWidget | None = None):
         super().__init__(parent)
@@ -272,10 +289,17 @@ class ImageListPanel(QWidget):
         self._update_summary()
 
     def _query_changed(self) -> None:
-        current = self.current_id()
         self.model.set_query(self.status_filter.currentData(), self.order.currentData())
-        if current is not None:
-            self.select_id(current, emit=False)
+        self._reselect_open_image()
+
+    def _reselect_open_image(self) -> None:
+        """A reset of the model drops the highlight. The open image is highlighted again wherever it now stands,
+        pages loaded down to it, so the list keeps showing where the user is even after a filter that hid it is
+        lifted or a new order moves it past the first page."""
+        row = None if self._open_id is None else self.model.load_until(self._open_id)
+        if row is not None:
+            self.select_row(row, emit=False)
+        self.listing_changed.emit()
 
     def _update_summary(self) -> None:
         counts = self.model.store.counts()
@@ -287,13 +311,16 @@ class ImageListPanel(QWidget):
         self._update_summary()
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if self._quiet:
-            return
         record = self.model.record(current.row())
-        if record is not None:
+        if record is None:
+            return
+        self._open_id = record.id
+        if not self._quiet:
             self.image_chosen.emit(record.id)
 
     _quiet = False
+    _open_id: int | None = None
+    """The image last highlighted, i.e. the one open: remembered while a filter hides it so it can be found again."""
 
     def current_id(self) -> int | None:
         record = self.model.record(self.view.currentIndex().row())
@@ -348,12 +375,7 @@ class ImageListPanel(QWidget):
         self._update_summary()
 
     def reload(self) -> None:
-        """Re-read the index (after a job changed many images), keeping the current image selected."""
-        current = self.current_id()
+        """Re-read the index (after a job changed many images), keeping the open image selected."""
         self.model.reload()
         self._update_summary()
-        if current is None:
-            return
-        while self.model.row_of(current) is None and self.model.canFetchMore():
-            self.model.fetchMore()
-        self.select_id(current, emit=False)
+        self._reselect_open_image()
