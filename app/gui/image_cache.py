@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from faceparse.core.imageio import load_rgb
@@ -85,11 +85,17 @@ class PrefetchCache:
             self._bundles.popitem(last=False)
 
     def take(self, image_id: int) -> ImageBundle | None:
-        """The cached bundle if its masks are still the files on disk; it leaves the cache either way."""
+        """The cached bundle if its masks are still the files on disk; it leaves the cache either way.
+
+        The record is read again (before the stamps, as a save writes its file before its record): a status change
+        such as a review touches no mask file, so the stamps cannot see it."""
         bundle = self._bundles.pop(image_id, None)
-        if bundle is None or bundle.stamps != mask_stamps(self.store, image_id):
+        if bundle is None:
             return None
-        return bundle
+        record = self.store.get(image_id)
+        if record is None or bundle.stamps != mask_stamps(self.store, image_id):
+            return None
+        return replace(bundle, record=record)
 
     def forget(self, image_id: int) -> None:
         self._bundles.pop(image_id, None)

@@ -96,8 +96,11 @@ class AnnotationSession(QObject):
         except (ImageLoadError, ProjectError) as e:
             return self._open_failed(str(e))
         record, shape, prediction = bundle.record, bundle.shape, bundle.predicted
+        failed_save = self._unsaved_snapshot(image_id, shape)
         mask = bundle.corrected if bundle.corrected is not None else prediction
-        if mask is None:
+        if failed_save is not None:
+            mask = failed_save
+        elif mask is None:
             mask = np.zeros(shape, np.uint8)
         elif mask.shape != shape:
             return self._open_failed(f"the mask of {record.relpath} is {mask.shape[1]}x{mask.shape[0]} but the image "
@@ -107,10 +110,21 @@ class AnnotationSession(QObject):
         editor = LabelEditor(mask, self.store.schema.num_classes)
         editor.set_paint_over(self.paint_over)
         self.undo_stack.clear()
+        if failed_save is not None:
+            self.undo_stack.resetClean()
         self.record, self.editor, self.prediction = record, editor, prediction
         self.canvas.set_image(bundle.photo, editor, prediction)
         self.loaded.emit(record)
         return True
+
+    def _unsaved_snapshot(self, image_id: int, shape: tuple[int, int]) -> np.ndarray | None:
+        """The mask whose write failed, if this image has one: it is newer than the file on disk, so the image
+        opens on it (marked modified) and the next save of the image writes it instead of losing it."""
+        with self._pending_lock:
+            entry = self._unsaved.get(image_id)
+        if entry is None or entry[0].shape != shape:
+            return None
+        return entry[0].copy()
 
     def set_paint_over(self, classes: set[int] | None) -> None:
         self.paint_over = None if classes is None else set(classes)
@@ -243,13 +257,18 @@ class AnnotationSession(QObject):
             return
         image_id = self.record.id
         self.canvas.tool.commit_held()
-        self.save()
+        self.save(force=not self._has_mask_on_disk(image_id))
 
         def write() -> ImageRecord | None:
             self.store.set_status(image_id, "reviewed")
             return self.store.get(image_id)
 
         self.writer.submit(write, self._written, lambda msg: None if self._closed else self.error.emit(msg))
+
+    def _has_mask_on_disk(self, image_id: int) -> bool:
+        """A reviewed status must be backed by a mask file; an image never saved or predicted has none, so
+        reviewing it writes the mask the annotator is approving first."""
+        return any(self.store.mask_path(kind, image_id).exists() for kind in ("corrected", "predicted"))
 
     def reload_prediction(self) -> None:
         """Pick up a new prediction written by a pre-label job; the working mask follows it if it had no edits."""
