@@ -55,7 +55,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("previous_image", "&Previous Image", ("A", "PgUp"), "fa5s.arrow-left"),
     ActionSpec("next_image", "&Next Image", ("D", "PgDown"), "fa5s.arrow-right"),
     ActionSpec("next_unreviewed", "Next &Not Reviewed", ("N",), "fa5s.forward"),
-    ActionSpec("accept_prediction", "&Accept Prediction", ("Ctrl+Return",), "fa5s.check",
+    ActionSpec("accept_prediction", "&Accept Prediction", ("Ctrl+Return", "Ctrl+Enter"), "fa5s.check",
                "Use the model's mask as the corrected mask"),
     ActionSpec("mark_reviewed", "Mark &Reviewed", ("R",), "fa5s.check-double",
                "Save and mark this image as reviewed"),

@@ -45,6 +45,7 @@ TOOL_ACTIONS = {"tool_brush": "brush", "tool_eraser": "eraser", "tool_fill": "fi
                 "tool_picker": "picker"}
 REMEMBERED_TOOLS = ("brush", "eraser", "fill", "polygon")  # the picker is a moment's tool, not a habit
 PROJECT_ACTIONS = ("export", "import_labels", "prelabel_all", "retrain")
+NAVIGATION_ACTIONS = ("previous_image", "next_image", "next_unreviewed")
 
 
 def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
@@ -59,6 +60,13 @@ def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
     return p, None
 
 
+def _fill_details(store: ProjectStore, cancel) -> bool:
+    """Read sizes and hashes; True when some photo turned out broken, so the list's badges must be drawn again."""
+    errors = store.count_errors()
+    store.fill_details(progress=lambda *_: not cancel.is_set())
+    return store.count_errors() > errors
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: StudioSettings | None = None, autosave_ms: int = AUTOSAVE_MS):
         super().__init__()
@@ -69,7 +77,8 @@ class MainWindow(QMainWindow):
         self.jobs = TaskRunner(2, self)
         self.ws: Workspace | None = None
         self._details_task = None
-        self._closing_with_unsaved = False
+        self._asking_about_unsaved = False
+        self._open_failed = False
         self.actions = build_actions(self)
         self.welcome = WelcomePage(self)
         self.stack = QStackedWidget(self)
@@ -207,7 +216,7 @@ class MainWindow(QMainWindow):
         a["prelabel_image"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_image(
             self.ws.session.image_id))
         a["prelabel_all"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_all())
-        a["retrain"].triggered.connect(lambda: self.ws and self.ws.models.start_retrain())
+        a["retrain"].triggered.connect(self.retrain)
         for digit in range(10):
             a[f"class_{digit}"].triggered.connect(lambda _checked=False, d=digit: self.ws and
                                                   self.ws.palette.digit_pressed(d))
@@ -279,12 +288,13 @@ class MainWindow(QMainWindow):
         ws.canvas.prediction_shown.connect(self._prediction_shown)
         ws.session.modified_changed.connect(lambda _m: self._update_title())
         ws.session.loaded.connect(self._image_loaded)
-        ws.session.unloaded.connect(self._update_title)
+        ws.session.unloaded.connect(self._image_unloaded)
         ws.session.record_updated.connect(lambda _r: self._update_title())
         ws.session.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         ws.session.error.connect(self._error)
         self._update_enabled()
         self._update_title()
+        ws.canvas.setFocus()
 
     def _scanned(self, ws: Workspace, result, first_image: Path | None) -> None:
         if ws is not self.ws:
@@ -303,18 +313,22 @@ class MainWindow(QMainWindow):
             selected = row is not None and ws.image_list.select_row(row)
         if not selected:
             ws.image_list.select_row(0)
+        self._update_enabled()
+        ws.canvas.setFocus()
         self._details_task = self.jobs.start(
-            lambda _report, cancel, store=ws.store: store.fill_details(progress=lambda *_: not cancel.is_set()),
-            on_done=lambda _examined, ws=ws: self._details_filled(ws))
+            lambda _report, cancel, store=ws.store: _fill_details(store, cancel),
+            on_done=lambda new_errors, ws=ws: self._details_filled(ws, new_errors))
 
-    def _details_filled(self, ws: Workspace) -> None:
-        """Hashing may reveal photos replaced since their masks were checked: show them and say so."""
+    def _details_filled(self, ws: Workspace, new_errors: bool = False) -> None:
+        """Reading every file may reveal broken photos (their list badges turn to "error") and photos replaced
+        since their masks were checked: show them and say so."""
         if ws is not self.ws:
             return
         changed = ws.store.changed_photos()
+        if changed or new_errors:
+            ws.image_list.reload()
         if not changed:
             return
-        ws.image_list.reload()
         names = ", ".join(r.name for r in changed[:3]) + (" …" if len(changed) > 3 else "")
         self.statusBar().showMessage(f"{len(changed)} photo(s) changed after their masks were checked ({names}): "
                                      "check each mask, then edit it or press R to keep it", 20000)
@@ -343,11 +357,7 @@ class MainWindow(QMainWindow):
             self.writer.submit(lambda: ws.store.set_setting("studio.last_image", image_id))
         failed = ws.session.flush()
         while failed:
-            self._closing_with_unsaved = True  # the save errors are in this dialog; no separate boxes over it
-            try:
-                choice = self._ask_unsaved(ws.store, failed)
-            finally:
-                self._closing_with_unsaved = False
+            choice = self._ask_unsaved(ws.store, failed)
             if choice == QMessageBox.StandardButton.Retry:
                 ws.session.retry_unsaved()
                 failed = ws.session.flush()
@@ -393,19 +403,42 @@ class MainWindow(QMainWindow):
         finally:
             dialog.close()
 
-    def _ask_unsaved(self, store: ProjectStore, failed: dict[int, str]) -> QMessageBox.StandardButton:
+    def _ask_unsaved(self, store: ProjectStore, failed: dict[int, str],
+                     choices: str = "discard the unsaved changes, or cancel to keep the project open",
+                     go_on: QMessageBox.StandardButton = QMessageBox.StandardButton.Discard,
+                     go_on_text: str | None = None) -> QMessageBox.StandardButton:
+        """Retry, go on without the failed masks (`go_on`), or cancel; the save errors are all in this dialog, so
+        no separate boxes open over it."""
         names = [(rec.name if (rec := store.get(image_id)) else f"image {image_id}") for image_id in failed]
         reasons = sorted(set(failed.values()))
         box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE,
                           f"The corrected mask{'s' if len(names) > 1 else ''} of {', '.join(names[:5])}"
                           f"{', …' if len(names) > 5 else ''} could not be saved: {'; '.join(reasons[:3])}.\n\n"
-                          "Retry once the cause is fixed (disk space, permissions), or discard the unsaved "
-                          "changes, or cancel to keep the project open.",
-                          QMessageBox.StandardButton.Retry | QMessageBox.StandardButton.Discard
-                          | QMessageBox.StandardButton.Cancel, self)
+                          f"Retry once the cause is fixed (disk space, permissions), or {choices}.",
+                          QMessageBox.StandardButton.Retry | go_on | QMessageBox.StandardButton.Cancel, self)
         box.setObjectName("unsaved_masks")
         box.setDefaultButton(QMessageBox.StandardButton.Retry)
-        return QMessageBox.StandardButton(box.exec())
+        if go_on_text:
+            box.button(go_on).setText(go_on_text)
+        self._asking_about_unsaved = True
+        try:
+            return QMessageBox.StandardButton(box.exec())
+        finally:
+            self._asking_about_unsaved = False
+
+    def _saved_for_export(self, ws: Workspace) -> bool:
+        """Every correction is on disk before an export reads the masks, or the user chose to export the masks as
+        last saved; False when the export is cancelled."""
+        failed = ws.session.flush()
+        while failed:
+            choice = self._ask_unsaved(ws.store, failed, "export the masks as last saved, or cancel the export",
+                                       QMessageBox.StandardButton.Ignore, "Export Anyway")
+            if choice == QMessageBox.StandardButton.Retry:
+                ws.session.retry_unsaved()
+                failed = ws.session.flush()
+            else:
+                return choice == QMessageBox.StandardButton.Ignore
+        return True
 
     # --- commands ----------------------------------------------------------------------------------------------
 
@@ -461,9 +494,8 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def show_export(self) -> ExportDialog | None:
-        if self.ws is None:
+        if self.ws is None or not self._saved_for_export(self.ws):
             return None
-        self.ws.session.flush()
         dialog = ExportDialog(self.ws.store, self.jobs, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
@@ -487,6 +519,14 @@ class MainWindow(QMainWindow):
         ws.image_list.reload()
         ws.session.reload()
 
+    def retrain(self) -> None:
+        """Ctrl+T: the Models tab comes to the front, so whether the retrain started, or why not, is seen."""
+        if self.ws is None:
+            return
+        self.models_dock.show()
+        self.models_dock.raise_()
+        self.ws.models.start_retrain()
+
     def next_unreviewed(self) -> None:
         if self.ws is not None and not self.ws.image_list.next_matching(lambda r: r.status != "reviewed",
                                                                           self.ws.session.record):
@@ -509,6 +549,13 @@ class MainWindow(QMainWindow):
         self._update_enabled()
         if record.photo_changed:
             self.statusBar().showMessage(f"{record.name}: {PHOTO_CHANGED_HINT}", 15000)
+
+    def _image_unloaded(self) -> None:
+        """The chosen photo cannot be opened: its reason, which follows, goes to the status bar only, so no box
+        takes the keys and D/A move on past it."""
+        self._open_failed = True
+        self._update_title()
+        self._update_enabled()
 
     def _hovered(self, info) -> None:
         if info is None or self.ws is None:
@@ -534,12 +581,19 @@ class MainWindow(QMainWindow):
         self.setWindowModified(ws.session.modified)
 
     def _update_enabled(self) -> None:
-        has_project = self.ws is not None
-        has_image = has_project and self.ws.session.record is not None
+        """Editing needs an open image; moving through the list only needs images, so a photo that cannot be
+        opened (even the first one shown) can be stepped past."""
+        ws = self.ws
+        has_project = ws is not None
+        has_image = has_project and ws.session.record is not None
+        has_images = has_image or (has_project and ws.store.count() > 0)
         for name, action in self.actions.items():
             if name in ("open_folder", "quit"):
                 continue
-            action.setEnabled(has_image if name not in PROJECT_ACTIONS else has_project)
+            if name in PROJECT_ACTIONS:
+                action.setEnabled(has_project)
+            else:
+                action.setEnabled(has_images if name in NAVIGATION_ACTIONS else has_image)
 
     def _refresh_recent(self) -> None:
         recent = self.settings.recent_projects()
@@ -550,10 +604,12 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(recent))
 
     def _error(self, message: str) -> None:
-        self.statusBar().showMessage(message, 10000)
-        if self.isVisible() and not self._closing_with_unsaved:
+        opening, self._open_failed = self._open_failed, False
+        self.statusBar().showMessage(message, 20000 if opening else 10000)
+        if self.isVisible() and not opening and not self._asking_about_unsaved:
             box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE, message, QMessageBox.StandardButton.Ok, self)
             box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)  # D/A keep moving through the list
             box.setModal(False)
             box.show()
 

@@ -9,6 +9,7 @@ be activated or rolled back here; the previous model stays active until a better
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import qtawesome as qta
@@ -84,6 +85,7 @@ class ModelsPanel(QWidget):
         self.last_result: dict[str, Any] | None = None
         self.extra_options: dict[str, Any] = {}
         self._train_steps = 0
+        self.save_edits: Callable[[], dict[int, str]] = dict  # the window's: saves open edits, returns failures
         self._closed = False
         self._activating = False
         layout = QVBoxLayout(self)
@@ -217,6 +219,8 @@ class ModelsPanel(QWidget):
                                                self._image_done, self._prelabel_failed)
 
     def _image_done(self, record) -> None:
+        if self._closed:
+            return
         self.prelabel_task = None
         self._prelabel_running(False)
         self.prelabel_progress.setRange(0, 1)
@@ -237,6 +241,8 @@ class ModelsPanel(QWidget):
                                                self._all_done, self._prelabel_failed, self._prelabel_progress)
 
     def _prelabel_progress(self, progress: PrelabelProgress) -> None:
+        if self._closed:
+            return
         self.prelabel_progress.setRange(0, max(1, progress.total))
         self.prelabel_progress.setValue(progress.done)
         eta = "" if progress.eta_seconds is None else f", {progress.eta_seconds:.0f} s left"
@@ -244,6 +250,8 @@ class ModelsPanel(QWidget):
                                      f"{progress.images_per_second:.1f}/s{eta}")
 
     def _all_done(self, result: PrelabelResult) -> None:
+        if self._closed:
+            return
         self.prelabel_task = None
         self._prelabel_running(False)
         where = "GPU (CUDA)" if result.provider.startswith("CUDA") else "CPU"
@@ -256,6 +264,8 @@ class ModelsPanel(QWidget):
         self.predictions_changed.emit()
 
     def _prelabel_failed(self, message: str) -> None:
+        if self._closed:
+            return
         self.prelabel_task = None
         self._prelabel_running(False)
         self.prelabel_progress.setRange(0, 1)
@@ -274,7 +284,7 @@ class ModelsPanel(QWidget):
         return TrainConfig.for_task(self.task, **options).to_dict()
 
     def start_retrain(self) -> bool:
-        if self.retrain.running:
+        if self.retrain.running or not self._edits_saved():
             return False
         if self.store.count(TRAINABLE_STATUSES) == 0:
             self.retrain_phase.setText("Nothing to train on yet: correct or review some images first, then retrain.")
@@ -296,6 +306,16 @@ class ModelsPanel(QWidget):
         self.retrain_cancel.setEnabled(True)
         self.refresh_versions()
         return True
+
+    def _edits_saved(self) -> bool:
+        """A retrain reads the masks from disk, so the correction just made (still waiting for its autosave) is
+        saved first; when saving fails the retrain does not start, rather than train without it."""
+        failed = self.save_edits()
+        if failed:
+            reasons = "; ".join(sorted(set(failed.values()))[:3])
+            self.retrain_phase.setText(f"Not retrained: {len(failed)} corrected mask(s) could not be saved "
+                                       f"({reasons}). Fix the cause, then retrain.")
+        return not failed
 
     def _retrain_event(self, event: JobEvent) -> None:
         if self._closed:
@@ -399,11 +419,15 @@ class ModelsPanel(QWidget):
         self.runner.start(lambda _r, _c: change(), self._activated, self._activation_failed)
 
     def _activation_failed(self, message: str) -> None:
+        if self._closed:
+            return
         self._activating = False
         self.retrain_phase.setText(message)
         self.refresh_versions()
 
     def _activated(self, row: dict[str, Any]) -> None:
+        if self._closed:
+            return
         self._activating = False
         name = "The starter model" if row["version"] == STARTER else row["version"]
         self.retrain_phase.setText(f"{name} is now the active {self.task} model; pre-label to use it on the images")

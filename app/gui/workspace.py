@@ -36,6 +36,8 @@ class Workspace(QObject):
         self.session.prefetch = PrefetchCache(store, self.readers)
         self.session.loaded.connect(self._prefetch_neighbours)
         self.models = ModelsPanel(store, jobs)
+        self.models.save_edits = self.session.flush
+        self._closed = False
         self.models.predictions_changed.connect(self._predictions_changed)
         self.models.image_predicted.connect(self._image_predicted)
         self.canvas.label = self.palette.current
@@ -47,10 +49,14 @@ class Workspace(QObject):
         self.session.record_updated.connect(self.image_list.update_record)
 
     def _predictions_changed(self) -> None:
+        if self._closed:
+            return
         self.image_list.reload()
         self.session.reload_prediction()
 
     def _image_predicted(self, record) -> None:
+        if self._closed:
+            return
         self.image_list.update_record(record)
         if record.id == self.session.image_id:
             self.session.reload_prediction()
@@ -68,7 +74,9 @@ class Workspace(QObject):
         self.session.prefetch.prefetch(neighbours)
 
     def close(self) -> None:
-        """Save, wait for writes, stop background readers and close the store."""
+        """Save, wait for writes, stop background readers and close the store; results that arrive later are
+        ignored."""
+        self._closed = True
         self.models.close_jobs()
         self.session.close()
         self.readers.wait()
