@@ -242,3 +242,21 @@ def test_export_asks_when_a_correction_could_not_be_saved(qtbot, tmp_path):
         refused.reject()
     assert refused is None and cancelled and "No space left on device" in cancelled[0]
     assert dialog is not None and exported_anyway
+
+
+def test_the_position_follows_the_list_as_it_is_filtered(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=5)
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    panel = ws.image_list
+    for _ in range(2):
+        QTest.keyClick(ws.canvas, Qt.Key.Key_R)
+        QTest.keyClick(ws.canvas, Qt.Key.Key_D)
+        qtbot.wait(50)
+    ws.session.writer.wait()
+    qtbot.waitUntil(lambda: ws.session.record is not None and ws.session.record.status == "predicted")
+    assert window.position_label.text() == "3 / 5"
+    panel.status_filter.setCurrentIndex(panel.status_filter.findData("predicted"))
+    qtbot.waitUntil(lambda: window.position_label.text() == "1 / 3", timeout=5_000)
+    panel.status_filter.setCurrentIndex(panel.status_filter.findData("reviewed"))
+    qtbot.waitUntil(lambda: window.position_label.text() == "– / 2", timeout=5_000)

@@ -288,6 +288,7 @@ class MainWindow(QMainWindow):
         ws.canvas.prediction_shown.connect(self._prediction_shown)
         ws.session.modified_changed.connect(lambda _m: self._update_title())
         ws.session.loaded.connect(self._image_loaded)
+        ws.image_list.listing_changed.connect(self._update_position)
         ws.session.unloaded.connect(self._image_unloaded)
         ws.session.record_updated.connect(lambda _r: self._update_title())
         ws.session.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
@@ -537,14 +538,24 @@ class MainWindow(QMainWindow):
             return
         self.ws.session.mark_reviewed()
 
+    def _update_position(self) -> None:
+        """"n / total" of the open image in the list as it is filtered and sorted now; "– / total" when the filter
+        hides it."""
+        ws = self.ws
+        if ws is None or ws.session.image_id is None:
+            self.position_label.setText("")
+            return
+        row = ws.image_list.model.row_of(ws.session.image_id)
+        where = "–" if row is None else f"{row + 1:,}"
+        self.position_label.setText(f"{where} / {ws.image_list.model.total:,}")
+
     def _image_loaded(self, record) -> None:
         ws = self.ws
         if ws is None:
             return
         if self.actions["toggle_prediction"].isChecked():
             self.actions["toggle_prediction"].setChecked(ws.canvas.showing_prediction)
-        row = ws.image_list.model.row_of(record.id)
-        self.position_label.setText(f"{(row or 0) + 1:,} / {ws.image_list.model.total:,}")
+        self._update_position()
         self._update_title()
         self._update_enabled()
         if record.photo_changed:
