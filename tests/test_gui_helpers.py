@@ -30,7 +30,10 @@ def make_project(folder: Path, count: int = 3, size: int = 128, predicted: bool 
     return folder
 
 
-def open_window(qtbot, folder: Path, tmp_path: Path, autosave_ms: int = 60_000) -> MainWindow:
+def open_window(qtbot, folder: Path, tmp_path: Path, autosave_ms: int = 60_000, image_opens: bool = True
+                ) -> MainWindow:
+    """The studio on `folder`, once its first image is open (or, without `image_opens`, once it is chosen in the
+    list: a first photo that cannot be opened never loads)."""
     window = MainWindow(StudioSettings.at(tmp_path / "studio.ini"), autosave_ms=autosave_ms)
     qtbot.addWidget(window)
     window.resize(900, 700)
@@ -38,8 +41,24 @@ def open_window(qtbot, folder: Path, tmp_path: Path, autosave_ms: int = 60_000) 
     qtbot.waitExposed(window)
     window.activateWindow()
     assert window.open_folder(folder)
-    qtbot.waitUntil(lambda: window.ws is not None and window.ws.session.record is not None, timeout=10_000)
+    if image_opens:
+        qtbot.waitUntil(lambda: window.ws is not None and window.ws.session.record is not None, timeout=10_000)
+    else:
+        qtbot.waitUntil(lambda: window.ws is not None and window.ws.image_list.view.currentIndex().row() == 0,
+                        timeout=10_000)
     return window
+
+
+def install_model(folder: Path) -> None:
+    """A 1x1-convolution ONNX model registered as the project's active parser version v0001."""
+    from onnx_models import foreground_model
+
+    with ProjectStore.open(folder) as store:
+        version_dir = store.models_dir / "parser" / "v0001"
+        version_dir.mkdir(parents=True)
+        foreground_model(version_dir / "model.onnx")
+        store.add_model_version("parser", "v0001", version_dir, {"miou_no_bg": 0.1})
+        store.set_active_model("parser", "v0001")
 
 
 def viewport_point(canvas, x: float, y: float) -> QPoint:

@@ -102,7 +102,8 @@ def test_a_sliver_with_no_pixel_centre_inside_paints_the_pixels_it_passes():
     assert filled[10, 10:31].all() and filled.sum() == 21
 
 
-def test_a_clicked_square_on_pixel_borders_fills_only_its_pixels(qtbot, tmp_path):
+def polygon_tool_at_4x(qtbot, tmp_path):
+    """A one-face project with the polygon tool and class 5 chosen, zoomed in around (20, 20)."""
     window = open_window(qtbot, make_project(tmp_path / "faces", count=1, size=64, predicted=False), tmp_path)
     canvas = window.ws.canvas
     QTest.keyClick(canvas, Qt.Key.Key_P)
@@ -110,6 +111,11 @@ def test_a_clicked_square_on_pixel_borders_fills_only_its_pixels(qtbot, tmp_path
     canvas.fit()
     canvas.zoom_by(4.0)
     canvas.centerOn(20, 20)
+    return window, canvas
+
+
+def test_a_clicked_square_on_pixel_borders_fills_only_its_pixels(qtbot, tmp_path):
+    window, canvas = polygon_tool_at_4x(qtbot, tmp_path)
     for x, y in ((11, 11), (21, 11), (21, 21), (11, 21)):
         QTest.mouseClick(canvas.viewport(), LEFT, NONE, viewport_point(canvas, x, y))
     QTest.keyClick(canvas, Qt.Key.Key_Return)
@@ -118,13 +124,8 @@ def test_a_clicked_square_on_pixel_borders_fills_only_its_pixels(qtbot, tmp_path
 
 
 def test_a_lasso_dragged_on_pixel_borders_fills_only_its_pixels(qtbot, tmp_path):
-    window = open_window(qtbot, make_project(tmp_path / "faces", count=1, size=64, predicted=False), tmp_path)
-    canvas, viewport = window.ws.canvas, window.ws.canvas.viewport()
-    QTest.keyClick(canvas, Qt.Key.Key_P)
-    QTest.keyClick(canvas, Qt.Key.Key_5)
-    canvas.fit()
-    canvas.zoom_by(4.0)
-    canvas.centerOn(20, 20)
+    window, canvas = polygon_tool_at_4x(qtbot, tmp_path)
+    viewport = canvas.viewport()
     outline = [(11, 11), (16, 11), (21, 11), (21, 16), (21, 21), (16, 21), (11, 21), (11, 16), (11, 11)]
     QTest.mousePress(viewport, LEFT, NONE, viewport_point(canvas, *outline[0]))
     for x, y in outline[1:]:
@@ -135,13 +136,7 @@ def test_a_lasso_dragged_on_pixel_borders_fills_only_its_pixels(qtbot, tmp_path)
 
 
 def test_corners_clicked_on_pixel_centres_fill_those_pixels_too(qtbot, tmp_path):
-    window = open_window(qtbot, make_project(tmp_path / "faces", count=1, size=64, predicted=False), tmp_path)
-    canvas = window.ws.canvas
-    QTest.keyClick(canvas, Qt.Key.Key_P)
-    QTest.keyClick(canvas, Qt.Key.Key_5)
-    canvas.fit()
-    canvas.zoom_by(4.0)
-    canvas.centerOn(20, 20)
+    window, canvas = polygon_tool_at_4x(qtbot, tmp_path)
     for x, y in ((12.5, 12.5), (21.5, 12.5), (21.5, 21.5), (12.5, 21.5)):
         QTest.mouseClick(canvas.viewport(), LEFT, NONE, viewport_point(canvas, x, y))
     QTest.keyClick(canvas, Qt.Key.Key_Return)

@@ -10,22 +10,12 @@ from faceparse.core.synthetic import make_synthetic_folder
 from onnx_models import foreground_model
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from test_gui_helpers import make_project, open_window
-
-
-def _install_model(folder):
-    """A 1x1-convolution ONNX model registered as the project's active parser version."""
-    with ProjectStore.open(folder) as store:
-        version_dir = store.models_dir / "parser" / "v0001"
-        version_dir.mkdir(parents=True)
-        foreground_model(version_dir / "model.onnx")
-        store.add_model_version("parser", "v0001", version_dir, {"miou_no_bg": 0.1})
-        store.set_active_model("parser", "v0001")
+from test_gui_helpers import install_model, make_project, open_window
 
 
 def test_prelabel_all_and_this_image_from_the_panel(qtbot, tmp_path):
     folder = make_project(tmp_path / "faces", count=3, size=64, predicted=False)
-    _install_model(folder)
+    install_model(folder)
     window = open_window(qtbot, folder, tmp_path)
     ws = window.ws
     panel, session = ws.models, ws.session
@@ -57,7 +47,7 @@ def test_prelabel_all_and_this_image_from_the_panel(qtbot, tmp_path):
 
 def test_flip_tta_is_a_project_choice_and_predicts_again(qtbot, tmp_path):
     folder = make_project(tmp_path / "faces", count=3, size=64, predicted=False)
-    _install_model(folder)
+    install_model(folder)
     window = open_window(qtbot, folder, tmp_path)
     panel = window.ws.models
     assert not panel.tta.isChecked()

@@ -7,13 +7,12 @@ from contextlib import contextmanager
 import numpy as np
 from faceparse.app.gui.image_list import badge_for
 from faceparse.core.store import ProjectStore
-from onnx_models import foreground_model
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
-from test_gui_helpers import drag, make_project, open_window, viewport_point
+from test_gui_helpers import drag, install_model, make_project, open_window, viewport_point
 from test_gui_unsaved import answer_unsaved
 
 
@@ -110,18 +109,7 @@ def test_d_moves_on_when_the_first_photo_cannot_be_opened(qtbot, tmp_path):
 
 def open_window_on_broken(qtbot, folder, tmp_path):
     """The window on a project whose first photo cannot be opened (so no image ever loads at start)."""
-    from faceparse.app.gui.main_window import MainWindow
-    from faceparse.app.gui.settings import StudioSettings
-
-    window = MainWindow(StudioSettings.at(tmp_path / "studio.ini"), autosave_ms=60_000)
-    qtbot.addWidget(window)
-    window.resize(900, 700)
-    window.show()
-    qtbot.waitExposed(window)
-    window.activateWindow()
-    assert window.open_folder(folder)
-    qtbot.waitUntil(lambda: window.ws is not None and window.ws.image_list.view.currentIndex().row() == 0,
-                    timeout=10_000)
+    window = open_window(qtbot, folder, tmp_path, image_opens=False)
     assert window.ws.session.record is None
     return window
 
@@ -178,12 +166,7 @@ def test_broken_photos_get_their_error_badge_in_the_first_session(qtbot, tmp_pat
 
 def _project_with_a_model(tmp_path):
     folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
-    with ProjectStore.open(folder) as store:
-        path = store.models_dir / "parser" / "v0001"
-        path.mkdir(parents=True)
-        foreground_model(path / "model.onnx")
-        store.add_model_version("parser", "v0001", path, {"miou_no_bg": 0.1})
-        store.set_active_model("parser", "v0001")
+    install_model(folder)
     return folder
 
 
