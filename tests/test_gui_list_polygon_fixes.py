@@ -114,13 +114,22 @@ def polygon_tool_at_4x(qtbot, tmp_path):
     return window, canvas
 
 
-def test_a_clicked_square_on_pixel_borders_fills_only_its_pixels(qtbot, tmp_path):
+def painted_square(window):
+    """(pixel count, (x min, x max, y min, y max)) of class 5 in the mask being edited."""
+    ys, xs = np.nonzero(window.ws.session.editor.mask == 5)
+    return len(xs), (xs.min(), xs.max(), ys.min(), ys.max())
+
+
+@pytest.mark.parametrize("corners, bounds", [
+    (((11, 11), (21, 11), (21, 21), (11, 21)), (11, 20, 11, 20)),  # on pixel borders: only the pixels inside
+    (((12.5, 12.5), (21.5, 12.5), (21.5, 21.5), (12.5, 21.5)), (12, 21, 12, 21)),  # on centres: those pixels too
+])
+def test_a_clicked_square_fills_exactly_its_hundred_pixels(qtbot, tmp_path, corners, bounds):
     window, canvas = polygon_tool_at_4x(qtbot, tmp_path)
-    for x, y in ((11, 11), (21, 11), (21, 21), (11, 21)):
+    for x, y in corners:
         QTest.mouseClick(canvas.viewport(), LEFT, NONE, viewport_point(canvas, x, y))
     QTest.keyClick(canvas, Qt.Key.Key_Return)
-    ys, xs = np.nonzero(window.ws.session.editor.mask == 5)
-    assert len(xs) == 100 and (xs.min(), xs.max(), ys.min(), ys.max()) == (11, 20, 11, 20)
+    assert painted_square(window) == (100, bounds)
 
 
 def test_a_lasso_dragged_on_pixel_borders_fills_only_its_pixels(qtbot, tmp_path):
@@ -131,14 +140,4 @@ def test_a_lasso_dragged_on_pixel_borders_fills_only_its_pixels(qtbot, tmp_path)
     for x, y in outline[1:]:
         QTest.mouseMove(viewport, viewport_point(canvas, x, y))
     QTest.mouseRelease(viewport, LEFT, NONE, viewport_point(canvas, *outline[-1]))
-    ys, xs = np.nonzero(window.ws.session.editor.mask == 5)
-    assert len(xs) == 100 and (xs.min(), xs.max(), ys.min(), ys.max()) == (11, 20, 11, 20)
-
-
-def test_corners_clicked_on_pixel_centres_fill_those_pixels_too(qtbot, tmp_path):
-    window, canvas = polygon_tool_at_4x(qtbot, tmp_path)
-    for x, y in ((12.5, 12.5), (21.5, 12.5), (21.5, 21.5), (12.5, 21.5)):
-        QTest.mouseClick(canvas.viewport(), LEFT, NONE, viewport_point(canvas, x, y))
-    QTest.keyClick(canvas, Qt.Key.Key_Return)
-    ys, xs = np.nonzero(window.ws.session.editor.mask == 5)
-    assert len(xs) == 100 and (xs.min(), xs.max(), ys.min(), ys.max()) == (12, 21, 12, 21)
+    assert painted_square(window) == (100, (11, 20, 11, 20))
