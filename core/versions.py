@@ -183,21 +183,30 @@ def activate(store: ProjectStore, task: str, version: str, export_missing_onnx: 
 def rollback(store: ProjectStore, task: str, version: str | None = None,
              export_missing_onnx: bool = True) -> dict[str, Any]:
     """Activate `version`, or without one the model that was active before the current one (else its parent,
-    else the shipped starter model)."""
+    else the shipped starter model). A version that cannot be activated is passed over for the next one, but not
+    silently for the starter model: then the reasons are the error."""
     if version is not None:
         return activate(store, task, version, export_missing_onnx)
     active = store.active_model(task)
     if active is None:
         raise ProjectError(f"no active {task} model to roll back from")
+    failures: list[str] = []
     for candidate in rollback_candidates(store, task):
+        if candidate == STARTER and failures:
+            raise ProjectError(f"no earlier {task} version could be activated ({'; '.join(failures)}); activate "
+                               f"'{STARTER}' to go back to the starter model")
         if candidate == STARTER:
             return use_starter(store, task)
-        with contextlib.suppress(ProjectError):
+        try:
             row = activate(store, task, candidate, export_missing_onnx)
-            store.set_setting(HISTORY_KEY.format(task=task), [v for v in activation_history(store, task)
-                                                                if v != active["version"]])
-            return row
-    raise ProjectError(f"{task} model {active['version']} has no earlier version to roll back to")
+        except ProjectError as error:
+            failures.append(str(error))
+            continue
+        store.set_setting(HISTORY_KEY.format(task=task), [v for v in activation_history(store, task)
+                                                            if v != active["version"]])
+        return row
+    reasons = f" ({'; '.join(failures)})" if failures else ""
+    raise ProjectError(f"{task} model {active['version']} has no earlier version to roll back to{reasons}")
 
 
 def rollback_candidates(store: ProjectStore, task: str) -> list[str]:

@@ -245,6 +245,18 @@ def test_rollback_candidates_are_the_versions_a_rollback_could_activate(tmp_path
     store.close()
 
 
+def test_a_rollback_whose_earlier_versions_all_fail_says_why_instead_of_taking_the_starter(tmp_path):
+    store, _ = make_project(tmp_path / "faces", count=2, corrected=0)
+    v1, v2 = (fake_version(store)["version"] for _ in range(2))
+    for version in (v1, v2):
+        activate(store, "parser", version, export_missing_onnx=False)
+    (version_dir(store, "parser", v1) / "meta.json").write_text('{"task": "par')
+    with pytest.raises(ProjectError, match="no earlier parser version could be activated .*v0001 cannot be used"):
+        rollback(store, "parser")
+    assert store.active_model("parser")["version"] == v2
+    store.close()
+
+
 def test_the_last_rollback_returns_to_the_starter_model_and_keeps_every_version(tmp_path, monkeypatch):
     from faceparse.core import model_resolver, versions
 
