@@ -670,6 +670,21 @@ class ProjectStore:
         with self._write() as c:
             c.execute("UPDATE images SET error = ?, updated = ? WHERE id = ?", (error, time.time(), image_id))
 
+    def note_load_error(self, image_id: int, error: ImageLoadError) -> ImageRecord | None:
+        """Remember that a photo failed to decode, so its list badge says so from now on; the updated record, or
+        None when nothing was recorded: a passing failure (missing, locked) says nothing lasting about the file,
+        the same reason was already recorded, or the index could not be written just now."""
+        if not error.lasting:
+            return None
+        record = self.get(image_id)
+        if record is None or record.error == error.reason:
+            return None
+        try:
+            self.set_error(image_id, error.reason)
+        except ProjectError:
+            return None
+        return self.get(image_id)
+
     # --- reading the index ---------------------------------------------------------------------------------------
 
     def _record(self, row: tuple) -> ImageRecord:

@@ -76,8 +76,7 @@ class ThumbnailCache:
                 made += 1
             except ImageLoadError as e:
                 failed += 1
-                if e.lasting:
-                    self.store.set_error(record.id, e.reason)
+                self.store.note_load_error(record.id, e)
             if progress is not None and progress(done, len(todo)) is False:
                 break
         return made, failed

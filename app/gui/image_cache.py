@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from faceparse.core.imageio import load_rgb
+from faceparse.core.imageio import ImageLoadError, load_rgb
 from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
 from PySide6.QtGui import QImage
 
@@ -63,10 +64,31 @@ def read_bundle(store: ProjectStore, image_id: int) -> ImageBundle:
     return ImageBundle(record, photo_image(rgb), rgb.shape[:2], corrected, predicted, stamps)
 
 
+@dataclass
+class BrokenPhoto:
+    """A prefetch that found the photo does not decode; `record` carries the error now in the index."""
+
+    image_id: int
+    record: ImageRecord | None
+
+
+def read_ahead(store: ProjectStore, image_id: int) -> ImageBundle | BrokenPhoto:
+    """`read_bundle` for a neighbour nobody has asked to see yet: a photo that fails to decode is an expected
+    outcome (its error is recorded for the list's badge), not a failure of the background task."""
+    try:
+        return read_bundle(store, image_id)
+    except ImageLoadError as e:
+        return BrokenPhoto(image_id, store.note_load_error(image_id, e))
+
+
 class PrefetchCache:
-    def __init__(self, store: ProjectStore, runner: TaskRunner):
+    """`on_broken(record)` hears of photos the read-ahead found broken, with their updated records."""
+
+    def __init__(self, store: ProjectStore, runner: TaskRunner,
+                 on_broken: Callable[[ImageRecord], None] | None = None):
         self.store = store
         self.runner = runner
+        self.on_broken = on_broken
         self._bundles: OrderedDict[int, ImageBundle] = OrderedDict()
         self._loading: set[int] = set()
 
@@ -75,10 +97,15 @@ class PrefetchCache:
             if image_id in self._bundles or image_id in self._loading:
                 continue
             self._loading.add(image_id)
-            self.runner.start(lambda _r, _c, i=image_id, store=self.store: read_bundle(store, i), self._loaded,
+            self.runner.start(lambda _r, _c, i=image_id, store=self.store: read_ahead(store, i), self._loaded,
                               lambda _msg, i=image_id: self._loading.discard(i))
 
-    def _loaded(self, bundle: ImageBundle) -> None:
+    def _loaded(self, bundle: ImageBundle | BrokenPhoto) -> None:
+        if isinstance(bundle, BrokenPhoto):
+            self._loading.discard(bundle.image_id)
+            if bundle.record is not None and self.on_broken is not None:
+                self.on_broken(bundle.record)
+            return
         self._loading.discard(bundle.record.id)
         self._bundles[bundle.record.id] = bundle
         while len(self._bundles) > MAX_CACHED:

@@ -286,6 +286,7 @@ class ImageListPanel(QWidget):
         self.order.currentIndexChanged.connect(self._query_changed)
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.model.modelReset.connect(self._update_summary)
+        thumbnails.broken.connect(self.update_record)
         self._update_summary()
 
     def _query_changed(self) -> None:

@@ -93,7 +93,12 @@ class AnnotationSession(QObject):
             bundle = self.prefetch.take(image_id) if self.prefetch is not None else None
             if bundle is None:
                 bundle = read_bundle(self.store, image_id)
-        except (ImageLoadError, ProjectError) as e:
+        except ImageLoadError as e:
+            broken = self.store.note_load_error(image_id, e)
+            if broken is not None:
+                self.record_updated.emit(broken)
+            return self._open_failed(str(e))
+        except ProjectError as e:
             return self._open_failed(str(e))
         record, shape, prediction = bundle.record, bundle.shape, bundle.predicted
         failed_save = self._unsaved_snapshot(image_id, shape)

@@ -39,7 +39,10 @@ class _Drain(QRunnable):
 
 
 class ThumbnailLoader(QObject):
+    """`broken` carries the updated record of a photo found not to decode, whose error is now in the index."""
+
     ready = Signal(int)  # image id
+    broken = Signal(object)
 
     def __init__(self, cache: ThumbnailCache, side: int = 56, parent: QObject | None = None):
         super().__init__(parent)
@@ -84,7 +87,12 @@ class ThumbnailLoader(QObject):
                 image_id, record = self._pending.popitem(last=True)
             try:
                 image = _to_qimage(self.cache.load(record), self.side)
-            except (ImageLoadError, OSError):
+            except ImageLoadError as e:
+                image = FAILED
+                updated = self.cache.store.note_load_error(image_id, e)
+                if updated is not None:
+                    self.broken.emit(updated)
+            except OSError:
                 image = FAILED
             with self._lock:
                 self._images[image_id] = image

@@ -15,9 +15,13 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from faceparse.core.imageio import ImageLoadError
+from faceparse.core.store import ProjectError
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 
 QUEUED = Qt.ConnectionType.QueuedConnection
+# Failures whose message already says everything (which file, why): a traceback on stderr would add only noise.
+EXPLAINED_ERRORS = (ImageLoadError, ProjectError)
 
 
 class TaskSignals(QObject):
@@ -51,7 +55,8 @@ class Task(QRunnable):
         try:
             result = self.fn(self.report, self.cancel_event)
         except Exception as e:  # noqa: BLE001 - every failure is shown to the user, never lost in a thread
-            traceback.print_exc()
+            if not isinstance(e, EXPLAINED_ERRORS):
+                traceback.print_exc()
             self.done.set()
             self.signals.failed.emit(str(e) or type(e).__name__)
         else:

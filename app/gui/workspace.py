@@ -33,7 +33,7 @@ class Workspace(QObject):
         self.palette = PalettePanel(store.schema)
         self.session = AnnotationSession(store, self.canvas, writer, autosave_ms, parent=self)
         self.readers = TaskRunner(1, self)
-        self.session.prefetch = PrefetchCache(store, self.readers)
+        self.session.prefetch = PrefetchCache(store, self.readers, self._photo_broken)
         self.session.loaded.connect(self._prefetch_neighbours)
         self.models = ModelsPanel(store, jobs)
         self.models.save_edits = self.session.flush
@@ -60,6 +60,10 @@ class Workspace(QObject):
         self.image_list.update_record(record)
         if record.id == self.session.image_id:
             self.session.reload_prediction()
+
+    def _photo_broken(self, record) -> None:
+        if not self._closed:
+            self.image_list.update_record(record)
 
     def _class_selected(self, label: int) -> None:
         self.canvas.label = label

@@ -1,0 +1,118 @@
+"""A photo whose header reads but whose data stops short: whichever part of the studio decodes it first (a
+thumbnail, the read-ahead of the neighbours, or opening it) records the error, so its list badge says "error"
+without a rescan, and nothing prints a traceback for it."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from faceparse.app.gui.image_cache import PrefetchCache
+from faceparse.app.gui.image_list import badge_for
+from faceparse.app.gui.thumbnail_loader import ThumbnailLoader
+from faceparse.app.gui.workers import TaskRunner
+from faceparse.core.imageio import ImageLoadError, read_size
+from faceparse.core.store import ProjectStore
+from faceparse.core.thumbnails import ThumbnailCache
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from test_gui_helpers import open_window
+
+
+def _truncated_jpeg() -> bytes:
+    rng = np.random.default_rng(5)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (96, 96, 3), np.uint8)).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    return data[: len(data) // 2]
+
+
+def _project(folder, names=("a.png", "b_cut.jpg", "c.png")):
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for name in names:
+        if name.endswith("_cut.jpg"):
+            (folder / name).write_bytes(_truncated_jpeg())
+        else:
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), np.uint8)).save(folder / name)
+    store = ProjectStore.create(folder, "celebamask-hq")
+    store.scan()
+    return store
+
+
+def _by_name(store, name):
+    return next(r for r in store.images() if r.name == name)
+
+
+def test_the_header_reads_so_only_decoding_finds_the_damage(tmp_path):
+    store = _project(tmp_path / "f")
+    try:
+        assert read_size(tmp_path / "f" / "b_cut.jpg") == (96, 96)
+        assert _by_name(store, "b_cut.jpg").error is None
+    finally:
+        store.close()
+
+
+def test_note_load_error_records_lasting_failures_once(tmp_path):
+    store = _project(tmp_path / "f")
+    try:
+        record = _by_name(store, "b_cut.jpg")
+        assert store.note_load_error(record.id, ImageLoadError("x", "locked", lasting=False)) is None
+        assert store.get(record.id).error is None
+        updated = store.note_load_error(record.id, ImageLoadError("x", "the file is truncated"))
+        assert updated is not None and updated.error == "the file is truncated"
+        assert store.note_load_error(record.id, ImageLoadError("x", "the file is truncated")) is None
+    finally:
+        store.close()
+
+
+def test_thumbnail_loader_records_the_error_and_says_which_record_broke(qtbot, tmp_path):
+    store = _project(tmp_path / "f")
+    loader = ThumbnailLoader(ThumbnailCache(store), 32)
+    try:
+        record = _by_name(store, "b_cut.jpg")
+        with qtbot.waitSignal(loader.broken, timeout=10_000) as signal:
+            assert loader.get(record) is None
+        assert signal.args[0].id == record.id and "truncated" in signal.args[0].error
+        assert "truncated" in store.get(record.id).error
+        qtbot.waitUntil(lambda: loader.get(record) is not None)
+        assert loader.get(record).isNull()
+    finally:
+        loader.stop()
+        store.close()
+
+
+def test_read_ahead_records_the_error_quietly(qtbot, tmp_path, capfd):
+    store = _project(tmp_path / "f")
+    runner = TaskRunner(1)
+    heard = []
+    cache = PrefetchCache(store, runner, heard.append)
+    try:
+        broken, good = _by_name(store, "b_cut.jpg"), _by_name(store, "c.png")
+        cache.prefetch([broken.id, good.id])
+        qtbot.waitUntil(lambda: bool(heard) and not runner.busy, timeout=10_000)
+        qtbot.wait(50)
+        assert [r.id for r in heard] == [broken.id] and "truncated" in heard[0].error
+        assert "truncated" in store.get(broken.id).error
+        assert cache.take(broken.id) is None and cache.take(good.id) is not None
+        assert "Traceback" not in capfd.readouterr().err
+    finally:
+        runner.wait()
+        store.close()
+
+
+def test_opening_it_in_the_studio_shows_why_and_turns_its_badge_to_error(qtbot, tmp_path, capfd):
+    _project(tmp_path / "f").close()
+    window = open_window(qtbot, tmp_path / "f", tmp_path)
+    ws = window.ws
+    model = ws.image_list.model
+    row = model.row_of(_by_name(ws.store, "b_cut.jpg").id)
+    QTest.keyClick(ws.canvas, Qt.Key.Key_D)
+    assert ws.session.record is None
+    assert "truncated" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: badge_for(model.record(row))[0] == "error", timeout=10_000)
+    assert "truncated" in ws.store.get(model.record(row).id).error
+    QTest.keyClick(window, Qt.Key.Key_D)
+    assert ws.session.record is not None and ws.session.record.name == "c.png"
+    assert "Traceback" not in capfd.readouterr().err
