@@ -100,7 +100,7 @@ class PrelabelProgress:
 
 @dataclass
 class PrelabelResult:
-    state: str  # "done" or "cancelled"
+    state: str  # "done", "cancelled" or (carried by PrelabelStopped) "failed"
     job_id: int
     model_id: str
     model_path: Path
@@ -123,6 +123,15 @@ class PrelabelResult:
     def images_per_second(self) -> float:
         done = self.predicted + len(self.failed)
         return done / self.seconds if self.seconds > 0 else 0.0
+
+
+class PrelabelStopped(ProjectError):
+    """The run gave up part way (masks kept failing to save); `result` counts what it did before that, since
+    the masks it saved are kept and the next run goes on from them."""
+
+    def __init__(self, message: str, result: PrelabelResult):
+        super().__init__(message)
+        self.result = result
 
 
 def class_mapping(model_classes: tuple[str, ...], model_schema: str, project: LabelSchema) -> np.ndarray | None:
@@ -286,8 +295,8 @@ class PrelabelJob:
                 save_failures_in_a_row[0] += 1
                 failing = save_failures_in_a_row[0] >= SAVE_FAILURES_TO_STOP
             if failing:
-                raise ProjectError(f"stopped: {SAVE_FAILURES_TO_STOP} masks in a row could not be saved "
-                                   f"(last: {error})")
+                raise PrelabelStopped(f"stopped: {SAVE_FAILURES_TO_STOP} masks in a row could not be saved "
+                                      f"(last: {error})", result)
 
         def on_error(image_id: int, reason: str, lasting: bool = True) -> None:
             """Count and log a failure; only one that lies in the file itself is remembered against the image
@@ -331,8 +340,13 @@ class PrelabelJob:
         framing = Framing(mode, self.detector, self.margin)
         pipeline = PredictionPipeline(predictor, framing, readers=self.readers, uncertainty=self.uncertainty)
         report(force=True)
-        stats = pipeline.run(((rec.id, store.root / rec.relpath) for rec in todo), on_result, on_error,
-                             cancelled, report, store.release_thread_connection)
+        try:
+            stats = pipeline.run(((rec.id, store.root / rec.relpath) for rec in todo), on_result, on_error,
+                                 cancelled, report, store.release_thread_connection)
+        except PrelabelStopped:
+            result.state = "failed"
+            result.seconds = time.perf_counter() - started
+            raise
         result.seconds = time.perf_counter() - started
         result.pipeline = stats
         finished = result.predicted + len(result.failed)

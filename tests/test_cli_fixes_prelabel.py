@@ -221,12 +221,38 @@ def test_prelabel_stops_when_no_mask_can_be_saved(capsys, monkeypatch, tmp_path,
     with ProjectStore.create(many) as store:
         store.scan()
         calls = failing_saves(monkeypatch, store, lambda image_id: True)
-        with pytest.raises(ProjectError, match=f"{SAVE_FAILURES_TO_STOP} masks in a row could not be saved"):
+        with pytest.raises(ProjectError, match=f"{SAVE_FAILURES_TO_STOP} masks in a row could not be saved") as stop:
             PrelabelJob(store, model, mode=WHOLE_IMAGE, batch_size=1).run()
         assert SAVE_FAILURES_TO_STOP <= calls[0] < count  # a save already under way may still finish
         assert store.count_errors() == 0 and store.jobs("prelabel")[0]["state"] == "failed"
+        partial = stop.value.result
+        assert partial.state == "failed" and partial.total == count and partial.predicted == 0
+        assert len(partial.failed) >= SAVE_FAILURES_TO_STOP
 
     failing_saves(monkeypatch, ProjectStore, lambda image_id: True)
-    code, _, err = run(capsys, "prelabel", many, "--model", model, "--mode", "whole-image")
+    code, out, err = run(capsys, "prelabel", many, "--model", model, "--mode", "whole-image")
     assert code == 2 and "Traceback" not in err
     assert f"faceparse prelabel: error: stopped: {SAVE_FAILURES_TO_STOP} masks in a row could not be saved" in err
+    assert f"Predicted 0 of {count} images" in out and "Could not pre-label" in out
+    assert "running the command again goes on from them" in err
+
+
+def test_a_save_stop_after_some_masks_reports_what_was_saved(capsys, monkeypatch, tmp_path, model):
+    from faceparse.core.prelabel import SAVE_FAILURES_TO_STOP
+
+    count = SAVE_FAILURES_TO_STOP + 8
+    folder = photos(tmp_path / "some", count=count)
+    saved = []
+
+    def fails(image_id):
+        if len(saved) < 3:
+            saved.append(image_id)
+            return False
+        return True
+
+    failing_saves(monkeypatch, ProjectStore, fails)
+    code, out, err = run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image", "--batch-size", "1")
+    assert code == 2 and "masks in a row could not be saved" in err
+    assert f"Predicted 3 of {count} images" in out
+    with ProjectStore.open(folder) as store:
+        assert sum(store.mask_path("predicted", i).is_file() for i in saved) == 3

@@ -93,7 +93,7 @@ def test_prelabel_reports_bad_images_and_labels_the_rest(capsys, folder, model):
     (folder / "bad.png").write_text("not a picture")
     code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image")
     assert code == 0
-    assert "Predicted 3 of 4 images" in out and "Could not read 1 images" in out and "bad.png" in out
+    assert "Predicted 3 of 4 images" in out and "Could not pre-label 1 image:" in out and "bad.png" in out
 
 
 def test_prelabel_without_a_model_is_a_clear_error(capsys, folder, monkeypatch, tmp_path):

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceparse.app.argtypes import int_at_least
 from faceparse.app.cli import CommandError
@@ -24,6 +25,9 @@ from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_f
 from faceparse.core.predictor import DEVICES, ModelError, Predictor, read_model_info
 from faceparse.core.schemas import LabelSchema, get_schema
 from faceparse.core.store import ProjectStore, natural_sort_key
+
+if TYPE_CHECKING:
+    from faceparse.core.prelabel import PrelabelResult
 
 MODE_CHOICES = {"faces": FACES, "whole-image": WHOLE_IMAGE}
 PRELABEL_TTA_HELP = ("also predict each face mirrored and average (twice the time); the choice is remembered for "
@@ -132,7 +136,7 @@ def _open_project(folder: str, model: str | None) -> ProjectStore:
 
 
 def run_prelabel(args: argparse.Namespace) -> int:
-    from faceparse.core.prelabel import SUGGESTED_MODE, PrelabelJob
+    from faceparse.core.prelabel import SUGGESTED_MODE, PrelabelJob, PrelabelStopped
 
     with _open_project(args.folder, args.model) as store:
         scan = store.scan()
@@ -147,35 +151,45 @@ def run_prelabel(args: argparse.Namespace) -> int:
                 result = job.run(bar, cancel)
         except (ModelNotFoundError, ModelError) as error:
             raise CommandError(str(error)) from None
+        except PrelabelStopped as stopped:
+            bar.close()
+            _print_summary(stopped.result)
+            raise CommandError(f"{stopped}; the masks saved before it are kept, and running the command again "
+                               "goes on from them") from None
         finally:
             bar.close()
-        for notice in result.notices:
-            print(f"note: {notice}", file=sys.stderr)
-        where = "GPU (CUDA)" if result.provider == "CUDAExecutionProvider" else "CPU"
-        tta = ", flip TTA" if result.tta else ""
-        print(f"Model {result.model_id} ({result.model_path}) on {where}, mode {result.mode.replace('_', ' ')}{tta}")
-        done = result.predicted + len(result.failed)
-        print(f"Predicted {result.predicted:,} of {result.total:,} images in {result.seconds:.1f} s "
-              f"({result.images_per_second:.1f} images/s)")
-        kept = [f"{result.skipped_current:,} already current", f"{result.skipped_checked:,} corrected/reviewed kept"]
-        if result.skipped_unreadable:
-            kept.append(f"{result.skipped_unreadable:,} unreadable skipped")
-        print("Skipped " + ", ".join(kept))
-        if result.skipped_current:
-            print(f"The {result.skipped_current:,} images this model already predicted with these settings kept "
-                  "their masks; add --redo to predict them again")
-        if result.whole_image_fallbacks:
-            print(f"No face found in {result.whole_image_fallbacks:,} images; they were parsed whole")
-        if result.failed:
-            print(f"Could not read {len(result.failed):,} images:")
-            for relpath, reason in result.failed[:20]:
-                print(f"  {relpath}: {reason}")
-            if len(result.failed) > 20:
-                print(f"  … and {len(result.failed) - 20:,} more (see the job log)")
+        _print_summary(result)
         if result.state == "cancelled":
+            done = result.predicted + len(result.failed)
             print(f"Stopped after {done:,} of {result.total:,} images; run the command again to continue")
             return 1
     return 0
+
+
+def _print_summary(result: PrelabelResult) -> None:
+    """What a run did: the model and where it ran, the counts, and each image it could not pre-label."""
+    for notice in result.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    where = "GPU (CUDA)" if result.provider == "CUDAExecutionProvider" else "CPU"
+    tta = ", flip TTA" if result.tta else ""
+    print(f"Model {result.model_id} ({result.model_path}) on {where}, mode {result.mode.replace('_', ' ')}{tta}")
+    print(f"Predicted {result.predicted:,} of {result.total:,} images in {result.seconds:.1f} s "
+          f"({result.images_per_second:.1f} images/s)")
+    kept = [f"{result.skipped_current:,} already current", f"{result.skipped_checked:,} corrected/reviewed kept"]
+    if result.skipped_unreadable:
+        kept.append(f"{result.skipped_unreadable:,} unreadable skipped")
+    print("Skipped " + ", ".join(kept))
+    if result.skipped_current:
+        print(f"The {result.skipped_current:,} images this model already predicted with these settings kept "
+              "their masks; add --redo to predict them again")
+    if result.whole_image_fallbacks:
+        print(f"No face found in {result.whole_image_fallbacks:,} images; they were parsed whole")
+    if result.failed:
+        print(f"Could not pre-label {len(result.failed):,} image{'' if len(result.failed) == 1 else 's'}:")
+        for relpath, reason in result.failed[:20]:
+            print(f"  {relpath}: {reason}")
+        if len(result.failed) > 20:
+            print(f"  … and {len(result.failed) - 20:,} more (see the job log)")
 
 
 # --- predict ---------------------------------------------------------------------------------------------------------
