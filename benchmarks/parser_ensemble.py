@@ -1,0 +1,89 @@
+"""Would averaging several trained parsers beat the best one? Scores every combination of the given checkpoints.
+
+Each combination averages its members' class probabilities (and, with flip TTA, those of the mirrored faces with
+left/right classes swapped back) on the held-out test faces at 512 px, then scores the argmax against the full
+masks with one confusion matrix, as `train_starter_parser.py` does. Every network runs once per face; the
+combinations share those outputs, so the table costs one pass per checkpoint.
+
+    python benchmarks/parser_ensemble.py --data DATA/celebamask19 s5=resources/models/parser/model.safetensors \\
+        s6=runs/parser_s6/last.safetensors s7=runs/parser_s7/last.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from faceparse.core.augment import resize_pair, to_tensor_array
+from faceparse.core.metrics import confusion_matrix, scores_from_confusion
+from safetensors.torch import load_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_starter_parser import CLASSES, build, flip_lut, load_split  # noqa: E402
+
+WATCHED = ("ear_r", "neck_l")
+
+
+def load_model(path: Path) -> torch.nn.Module:
+    model = build(len(CLASSES), pretrained=False).to(memory_format=torch.channels_last)
+    model.load_state_dict({k: v.float() for k, v in load_file(path).items()})
+    return model.eval()
+
+
+@torch.no_grad()
+def confusions(models: dict[str, torch.nn.Module], samples, size: int) -> dict[tuple[tuple[str, ...], bool], np.ndarray]:
+    n = len(CLASSES)
+    lut = torch.from_numpy(flip_lut(n)[:n].astype(np.int64))
+    combos = [c for r in range(1, len(models) + 1) for c in itertools.combinations(models, r)]
+    cms = {(c, tta): np.zeros((n, n), np.int64) for c in combos for tta in (False, True)}
+    for i, (_, img, mask) in enumerate(samples, 1):
+        x, _ = resize_pair(img, None, (size, size))
+        xt = torch.from_numpy(to_tensor_array(x))[None].contiguous(memory_format=torch.channels_last)
+        plain = {k: m(xt).softmax(1) for k, m in models.items()}
+        mirrored = {k: m(xt.flip(3)).softmax(1).flip(3)[:, lut] for k, m in models.items()}
+        for c in combos:
+            both = sum(plain[k] for k in c)
+            for tta, prob in ((False, both), (True, both + sum(mirrored[k] for k in c))):
+                prob = F.interpolate(prob, size=mask.shape, mode="bilinear", align_corners=False)
+                cms[(c, tta)] += confusion_matrix(mask, prob.argmax(1)[0].numpy(), n)
+        if i % 20 == 0 or i == len(samples):
+            print(f"{i}/{len(samples)} faces", file=sys.stderr, flush=True)
+    return cms
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--limit", type=int, default=0, help="score only the first N test faces (smoke runs)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("checkpoints", nargs="+", metavar="NAME=PATH")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    named = dict(item.split("=", 1) for item in args.checkpoints)
+    models = {name: load_model(Path(path)) for name, path in named.items()}
+    test = load_split(args.data, "test")
+    if args.limit:
+        test = test[: args.limit]
+    cms = confusions(models, test, args.size)
+    print(f"\n{len(test)} test faces at {args.size} px; means over the {len(CLASSES) - 1} non-background classes\n")
+    print("| members | flip TTA | mean F1 | mIoU | pixel accuracy | " + " | ".join(f"{c} F1" for c in WATCHED) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(WATCHED))
+    for (combo, tta), cm in cms.items():
+        s = scores_from_confusion(cm, CLASSES)
+        watched = " | ".join(f"{100 * (s['per_class_f1'][c] or 0):.1f}" for c in WATCHED)
+        print(f"| {' + '.join(combo)} | {'yes' if tta else 'no'} | {100 * s['mean_f1_no_bg']:.2f} | "
+              f"{100 * s['miou_no_bg']:.2f} | {100 * s['pixel_accuracy']:.2f} | {watched} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
