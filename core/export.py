@@ -280,6 +280,10 @@ def _remove_leftovers(out_dir: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+SHARED_LOCK_WAIT_S = 30.0
+"""How long an export waits for another one to finish removing leftovers (an exclusive lock held for a moment)."""
+
+
 def _lock_parent(out_dir: Path) -> int | None:
     """Mark this export as running in the destination's parent folder, and remove what crashed exports to the same
     destination left there (hidden `.partial` and `.old` folders of this module's naming).
@@ -288,7 +292,8 @@ def _lock_parent(out_dir: Path) -> int | None:
     process dies, however it dies. An export that gets the lock exclusively therefore knows that no other export
     into that folder is running, so every hidden folder of its destination is a crash's leftover; it removes them
     and then shares the lock. While another export runs there, leftovers wait for a later export. Without flock
-    (Windows, some network file systems) nothing is removed. Returns the open folder that holds the lock.
+    (Windows, some network file systems) nothing is removed. Returns the open folder that holds the lock; an
+    exclusive lock that outlasts `SHARED_LOCK_WAIT_S` (some other program's) ends the export with ExportError.
     """
     if fcntl is None:
         return None
@@ -306,12 +311,21 @@ def _lock_parent(out_dir: Path) -> int | None:
         return None
     if alone:
         _remove_leftovers(out_dir)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+    deadline = time.monotonic() + SHARED_LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise ExportError(f"cannot export to {out_dir}: another program has held a lock on "
+                                  f"{out_dir.parent} for {SHARED_LOCK_WAIT_S:.0f} s; try again once it "
+                                  "has finished") from None
+            time.sleep(0.05)
+        except OSError:
+            os.close(fd)
+            return None
 
 
 def _unlock(lock: int | None) -> None:

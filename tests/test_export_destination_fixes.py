@@ -217,6 +217,23 @@ def test_leftovers_stay_while_another_export_runs_beside_them(store, tmp_path):
     assert hidden(tmp_path) == []
 
 
+@pytest.mark.skipif(fcntl is None, reason="leftovers are removed only where flock exists")
+def test_a_lock_someone_else_never_releases_ends_the_export_with_a_reason(store, tmp_path, monkeypatch):
+    import faceparse.core.export as export_module
+
+    monkeypatch.setattr(export_module, "SHARED_LOCK_WAIT_S", 0.3)
+    holder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with pytest.raises(ExportError, match="another program has held a lock on"):
+            export_dataset(store, tmp_path / "out", "index-png", split=(1, 0, 0))
+        assert not (tmp_path / "out").exists() and hidden(tmp_path) == []
+    finally:
+        os.close(holder)
+    export_dataset(store, tmp_path / "out", "index-png", split=(1, 0, 0))
+    assert (tmp_path / "out").is_dir()
+
+
 def rotated_source(path, pixels, **options):
     exif = Image.Exif()
     exif[0x0112] = 6
