@@ -16,6 +16,7 @@ from faceparse.core.store import ProjectStore
 from faceparse.core.thumbnails import ThumbnailCache
 from PIL import Image
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 from test_gui_helpers import open_window
 
@@ -111,8 +112,19 @@ def test_opening_it_in_the_studio_shows_why_and_turns_its_badge_to_error(qtbot, 
     QTest.keyClick(ws.canvas, Qt.Key.Key_D)
     assert ws.session.record is None
     assert "truncated" in window.statusBar().currentMessage()
+    assert "cannot be opened" in ws.canvas.notice and "truncated" in ws.canvas.notice
+    assert _light_pixels(ws.canvas) > 50
     qtbot.waitUntil(lambda: badge_for(model.record(row))[0] == "error", timeout=10_000)
     assert "truncated" in ws.store.get(model.record(row).id).error
     QTest.keyClick(window, Qt.Key.Key_D)
     assert ws.session.record is not None and ws.session.record.name == "c.png"
+    assert ws.canvas.notice == ""
     assert "Traceback" not in capfd.readouterr().err
+
+
+def _light_pixels(canvas) -> int:
+    """How many pixels of the empty canvas are near white: the written notice (the background is dark grey)."""
+    image = canvas.viewport().grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    pixels = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    rgb = pixels[:, : 3 * image.width()].reshape(image.height(), image.width(), 3)
+    return int((rgb.min(axis=2) > 150).sum())

@@ -85,6 +85,7 @@ class Canvas(QGraphicsView):
         self._panning_from: QPointF | None = None
         self._space_held = False
         self._fitted = True  # keep fitting the image to the window until the user zooms
+        self.notice = ""
 
     # --- content -------------------------------------------------------------------------------------------------
 
@@ -102,6 +103,7 @@ class Canvas(QGraphicsView):
         same_size = self.editor is not None and self.editor.mask.shape == editor.mask.shape
         self.editor = editor
         self.prediction = prediction
+        self.notice = ""
         if self.showing_prediction and prediction is None:
             self.showing_prediction = False
         self._photo.setPixmap(QPixmap.fromImage(photo))
@@ -110,13 +112,27 @@ class Canvas(QGraphicsView):
         if not same_size or self._fitted:
             self.fit()
 
-    def clear(self) -> None:
+    def clear(self, notice: str = "") -> None:
+        """Show no image; `notice` is written in its place (why the chosen image is not shown)."""
         self.tool.cancel()
         self.editor = None
         self.prediction = None
+        self.notice = notice
         self._photo.setPixmap(QPixmap())
         self.overlay.set_source(np.zeros((1, 1), np.uint8))
         self._overlay_item.geometry_changed()
+        self.viewport().update()
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        super().drawForeground(painter, rect)
+        if self.editor is not None or not self.notice:
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(QColor(225, 225, 225))
+        area = self.viewport().rect().adjusted(40, 40, -40, -40)
+        painter.drawText(area, int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), self.notice)
+        painter.restore()
 
     def _show_mask(self) -> None:
         source = self.prediction if self.showing_prediction and self.prediction is not None else None

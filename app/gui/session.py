@@ -301,15 +301,15 @@ class AnnotationSession(QObject):
     def _open_failed(self, message: str) -> bool:
         """The image the user chose cannot be opened: show nothing rather than the previous image, so what is
         highlighted in the list and what the editing keys act on never differ."""
-        self._clear()
+        self._clear(f"This image cannot be opened.\n\n{message}\n\nPress D or A to move on.")
         self.unloaded.emit()
         self.error.emit(message)
         return False
 
-    def _clear(self) -> None:
+    def _clear(self, notice: str = "") -> None:
         self.record = self.editor = self.prediction = None
         self.undo_stack.clear()
-        self.canvas.clear()
+        self.canvas.clear(notice)
 
     def close(self) -> None:
         self.flush()
