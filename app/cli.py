@@ -98,7 +98,8 @@ def register_scan(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("--schema", metavar="NAME|FILE.json",
                    help="label schema for a new project: a built-in name (celebamask-hq, lapa, face-mask, "
-                        "masked-faces) or a schema JSON file; an existing project keeps its own")
+                        "masked-faces) or a schema JSON file; for an existing project it must be the project's "
+                        "own (a project's schema never changes)")
     p.add_argument("--details", action="store_true",
                    help="also read image sizes and content hashes now (otherwise filled in lazily)")
     p.set_defaults(handler=run_scan)
@@ -121,6 +122,8 @@ def run_scan(args: argparse.Namespace) -> int:
         print(f"Schema {store.schema.name} ({store.schema.num_classes} classes)")
         print(f"Scanned {_n(result.total)} images in {result.seconds:.2f} s: {_n(result.added)} added, "
               f"{_n(result.removed)} removed, {_n(result.changed)} changed, {_n(result.unchanged)} unchanged")
+        if result.renamed:
+            print(f"Found {_n(result.renamed)} renamed or moved photos again; they keep their masks")
         if result.skipped:
             print(f"Skipped {_n(result.skipped)} entries that could not be read")
         if args.details:
@@ -167,8 +170,9 @@ def project_summary(store: ProjectStore) -> dict:
         "splits": store.split_counts(),
         "unreadable": store.count_errors(),
         "photos_changed": [rec.relpath for rec in store.changed_photos()],
+        "photos_missing": [{"relpath": rec.relpath, "status": rec.status} for rec in store.missing_photos()],
         "details_pending": store.count_pending_details(),
-        "active_models": {task: m["version"] for task, m in store.active_models().items()},
+        "active_models": _active_models(store),
         "model_versions": versions,
     }
 
@@ -196,14 +200,41 @@ def run_info(args: argparse.Namespace) -> int:
     if summary["photos_changed"]:
         print(f"Photos changed since their masks were checked: {_n(len(summary['photos_changed']))} "
               "(skipped by export and training until checked again in the studio)")
+        _print_names(summary["photos_changed"])
+    if summary["photos_missing"]:
+        print(f"Photos gone from the folder, masks kept: {_n(len(summary['photos_missing']))} (they come back "
+              "with their masks if the photo does, under its old name or a new one)")
+        _print_names([f"{m['relpath']} ({m['status']})" for m in summary["photos_missing"]])
     if summary["model_versions"]:
         print("Models")
         for task, versions in sorted(summary["model_versions"].items()):
             active = summary["active_models"].get(task)
-            print(f"  {task}: {', '.join(versions)}" + (f" (active {active})" if active else " (none active)"))
+            print(f"  {task}: {', '.join(versions)} (active {active or 'none'})")
     else:
         print("Models  none trained yet")
+    for task, active in sorted(summary["active_models"].items()):
+        if active == "starter" and task not in summary["model_versions"]:
+            print(f"  {task}: the starter model is active")
     return 0
+
+
+def _print_names(names: list[str], most: int = 10) -> None:
+    for name in names[:most]:
+        print(f"  {name}")
+    if len(names) > most:
+        print(f"  … and {_n(len(names) - most)} more (all of them in --json)")
+
+
+def _active_models(store: ProjectStore) -> dict[str, str]:
+    """Each task's active version; "starter" for the project's task when no version of it is active, so it
+    pre-labels with the shipped starter model."""
+    from faceparse.core.model_resolver import starter_model_path, task_for_schema
+
+    active = {task: m["version"] for task, m in store.active_models().items()}
+    task = task_for_schema(store.schema)
+    if task not in active and starter_model_path(task).is_file():
+        active[task] = "starter"
+    return active
 
 
 # --- entry point ---------------------------------------------------------------------------------------------------

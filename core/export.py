@@ -508,6 +508,9 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
         if not tally.count:
             raise ExportError(f"no images to export: all {total} selected images were left out, e.g. "
                               f"{tally.skipped[0]}")
+        tally.skipped.extend(f"{rec.relpath}: the photo is gone from the folder (its mask is kept and comes back "
+                             "when a scan finds the photo, under any name)"
+                             for rec in store.missing_photos() if rec.status in SELECTIONS[only])
         exporter.finish()
         exporter.close()
         result = ExportResult(out_dir, dataset_format.name, target, tally.count,

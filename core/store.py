@@ -114,11 +114,13 @@ class ScanResult:
     unchanged: int
     skipped: int = 0
     seconds: float = 0.0
+    renamed: int = 0
+    """Photos found again under a new name or folder (by content), with their masks."""
 
     @property
     def total(self) -> int:
         """Images present in the folder after the scan."""
-        return self.added + self.changed + self.unchanged
+        return self.added + self.changed + self.unchanged + self.renamed
 
 
 _SCHEMA_SQL = f"""
@@ -542,8 +544,9 @@ class ProjectStore:
         A changed file not yet checked by a person forgets which model predicted it, so pre-labeling predicts it
         again. Removed images without
         masks are forgotten. Removed images with masks are kept as `missing` (hidden from
-        listings) so the work on them comes back if the file does, under its old name or, once `fill_details`
-        has hashed it, under a new one.
+        listings) so the work on them comes back if the file does, under its old name or under a new one (a new
+        file of the size of a missing photo whose hash is known is hashed at once; others once `fill_details` has
+        hashed them).
         """
         started = time.perf_counter()
         if not self.root.is_dir():
@@ -591,7 +594,10 @@ class ProjectStore:
             c.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in forget])
             c.executemany("UPDATE images SET missing = 1, updated = ? WHERE id = ?",
                           [(now, i) for i, _ in gone if i not in forget])
-        return ScanResult(added, len(gone), changed, unchanged, skipped, time.perf_counter() - started)
+        found = self._find_renamed() if inserts else []
+        gone_now = sum(1 for i in found if i in {image_id for image_id, _ in gone})
+        return ScanResult(added - len(found), len(gone) - gone_now, changed, unchanged, skipped,
+                          time.perf_counter() - started, len(found))
 
     def photo_changed_since_checked(self, rec: ImageRecord) -> bool:
         """Whether the photo on disk now differs from the one the human mask was saved or reviewed on. A file
@@ -621,9 +627,14 @@ class ProjectStore:
         if limit is not None:
             query += " LIMIT ?"
             params = (int(limit),)
-        todo = conn.execute(query, params).fetchall()
+        return self._fill_rows(conn.execute(query, params).fetchall(), progress, batch)[0]
+
+    def _fill_rows(self, todo: list[tuple], progress: Callable[[int, int], bool | None] | None = None,
+                   batch: int = 200) -> tuple[int, list[int]]:
+        """`fill_details` for the rows (id, relpath, size, mtime) given: (examined, ids of the missing photos
+        found again under new names)."""
         total = len(todo)
-        done = 0
+        done, adopted = 0, []
         for start in range(0, total, batch):
             results = [self._details(*row) for row in todo[start:start + batch]]
             with self._write() as c:
@@ -631,11 +642,30 @@ class ProjectStore:
                               "labeled_hash = CASE WHEN labeled_hash IS NULL AND status IN ('corrected', 'reviewed') "
                               "THEN ?3 ELSE labeled_hash END "
                               "WHERE id = ?6 AND size_bytes = ?7 AND mtime_ns = ?8 AND missing = 0", results)
-                self._adopt_renamed(c, [(r[5], r[2]) for r in results if r[2] is not None])
+                dropped = self._adopt_renamed(c, [(r[5], r[2]) for r in results if r[2] is not None])
+            self._remove_mask_files(new_id for new_id, _ in dropped)
+            adopted.extend(old_id for _, old_id in dropped)
             done += len(results)
             if progress is not None and progress(done, total) is False:
                 break
-        return done
+        return done, adopted
+
+    def _find_renamed(self) -> list[int]:
+        """Hash the new files that could be photos gone missing with their masks (same byte size as one whose
+        hash is known), so a renamed or moved photo gets its masks back in the scan that sees it, before anything
+        predicts it afresh. Returns the ids of the photos found again."""
+        todo = self._conn().execute(
+            "SELECT id, relpath, size_bytes, mtime_ns FROM images WHERE missing = 0 AND error IS NULL "
+            "AND content_hash IS NULL AND status IN ('new', 'predicted') AND size_bytes IN "
+            "(SELECT size_bytes FROM images WHERE missing = 1 AND content_hash IS NOT NULL) "
+            "ORDER BY sort_key, id").fetchall()
+        return self._fill_rows(todo)[1] if todo else []
+
+    def _remove_mask_files(self, image_ids: Iterable[int]) -> None:
+        for image_id in image_ids:
+            for kind in MASK_KINDS:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.mask_path(kind, image_id))
 
     def _details(self, image_id: int, relpath: str, size: int, mtime: int) -> tuple:
         path = self.root / relpath
@@ -649,20 +679,26 @@ class ProjectStore:
             pass  # read again by the next pass: the file may be fine once the cause passes
         return width, height, digest, error, time.time(), image_id, size, mtime
 
-    def _adopt_renamed(self, c: sqlite3.Connection, hashed: list[tuple[int, str]]) -> None:
-        """A file that vanished with masks and reappears under a new name keeps its id, and so its masks."""
+    def _adopt_renamed(self, c: sqlite3.Connection, hashed: list[tuple[int, str]]) -> list[tuple[int, int]]:
+        """A file that vanished with masks and reappears under a new name keeps its id, and so its masks. A
+        prediction made for it under the new name is given up (a model can predict again; the masks under the old
+        id may hold a person's work); a correction made under the new name is not, and then the new row stays.
+        Returns (id given up, id adopted) pairs; the mask files of the ids given up are now stray."""
+        dropped = []
         for new_id, digest in hashed:
             old = c.execute("SELECT id FROM images WHERE missing = 1 AND content_hash = ? ORDER BY id LIMIT 1",
                             (digest,)).fetchone()
             if old is None:
                 continue
             row = c.execute("SELECT relpath, sort_key, size_bytes, mtime_ns, width, height FROM images "
-                            "WHERE id = ? AND status = 'new'", (new_id,)).fetchone()
-            if row is None or self._has_any_mask(new_id):
+                            "WHERE id = ? AND status IN ('new', 'predicted')", (new_id,)).fetchone()
+            if row is None or self.mask_path("corrected", new_id).exists():
                 continue
             c.execute("DELETE FROM images WHERE id = ?", (new_id,))
             c.execute("UPDATE images SET relpath = ?, sort_key = ?, size_bytes = ?, mtime_ns = ?, width = ?, "
                       "height = ?, missing = 0, error = NULL, updated = ? WHERE id = ?", (*row, time.time(), old[0]))
+            dropped.append((new_id, old[0]))
+        return dropped
 
     def set_error(self, image_id: int, error: str | None) -> None:
         """Record (or clear) a problem found later, e.g. a file whose header was fine but whose data is not."""
@@ -740,6 +776,13 @@ class ProjectStore:
             f"SELECT {_RECORD_COLUMNS} FROM images WHERE missing = 0 AND status IN ('corrected', 'reviewed') "
             "AND labeled_hash IS NOT NULL AND content_hash IS NOT NULL AND content_hash != labeled_hash "
             "ORDER BY sort_key, id").fetchall()
+        return [self._record(row) for row in rows]
+
+    def missing_photos(self) -> list[ImageRecord]:
+        """Images whose file is gone from the folder but whose masks are kept, waiting for the photo to return
+        (under its old name, or under any name once it has been hashed)."""
+        rows = self._conn().execute(
+            f"SELECT {_RECORD_COLUMNS} FROM images WHERE missing = 1 ORDER BY sort_key, id").fetchall()
         return [self._record(row) for row in rows]
 
     def count_pending_details(self) -> int:

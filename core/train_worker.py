@@ -237,17 +237,19 @@ def _starter_dir(task: str, scratch: Path) -> Path | None:
 
 
 def _resolve_start(ctx: RetrainContext) -> tuple[StartPoint, Path | None]:
-    from faceparse.core.versions import resolve_version
+    from faceparse.core.versions import STARTER, resolve_version
 
     init, task = ctx.config.init, ctx.config.task
     if init in ("imagenet", "scratch"):
         return StartPoint(init), None
     if init != "auto":
         row = resolve_version(ctx.store, task, init)
-        return StartPoint("version", row["version"], Path(row["path"])), Path(row["path"])
-    active = ctx.store.active_model(task)
-    if active is not None and active["path"] and Path(active["path"]).is_dir():
-        return StartPoint("version", active["version"], Path(active["path"])), Path(active["path"])
+        if row["version"] != STARTER:
+            return StartPoint("version", row["version"], Path(row["path"])), Path(row["path"])
+    else:
+        active = ctx.store.active_model(task)
+        if active is not None and active["path"] and Path(active["path"]).is_dir():
+            return StartPoint("version", active["version"], Path(active["path"])), Path(active["path"])
     starter = _starter_dir(task, ctx.work_dir / "starter")
     if starter is not None:
         return StartPoint("starter", path=starter), starter

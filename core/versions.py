@@ -235,15 +235,20 @@ def list_versions(store: ProjectStore, task: str | None = None) -> list[dict[str
 
 
 def resolve_version(store: ProjectStore, task: str, spec: str) -> dict[str, Any]:
-    """A version row from "v0003", "parser/v0003" or "active"."""
+    """A version row from "v0003", "parser/v0003", "active" or "starter". While no version is active the
+    project uses the starter model, so "active" then means the starter: a row with `version` STARTER and the
+    path of the shipped checkpoint folder."""
     if "/" in spec:
         task, spec = spec.split("/", 1)
-    if spec == "active":
-        row = store.active_model(task)
-        if row is None:
-            raise ProjectError(f"the project has no active {task} model")
+    if spec not in ("active", STARTER):
+        return _require(store, task, spec)
+    row = store.active_model(task) if spec == "active" else None
+    if row is not None:
         return row
-    return _require(store, task, spec)
+    starter = starter_checkpoint(task)
+    if starter is None:
+        raise ProjectError(f"the project has no active {task} model and there is no starter {task} model")
+    return {"task": task, "version": STARTER, "path": str(starter)}
 
 
 def starter_checkpoint(task: str) -> Path | None:

@@ -129,9 +129,29 @@ def test_scan_and_info_name_photos_changed_since_their_masks_were_checked(capsys
     assert code == 0
     assert "1 photos changed since their masks were checked" in out and "  f1.jpg" in out
     code, out, _ = run(capsys, "info", folder)
-    assert "Photos changed since their masks were checked: 1" in out
+    assert "Photos changed since their masks were checked: 1" in out and "\n  f1.jpg\n" in out
     code, out, _ = run(capsys, "info", folder, "--json")
     assert json.loads(out)["photos_changed"] == ["f1.jpg"]
+
+
+def test_a_moved_photo_is_found_again_and_a_deleted_one_is_named(capsys, folder, tmp_path):
+    run(capsys, "scan", folder)
+    with ProjectStore.open(folder) as store:
+        for name in ("f1.jpg", "f2.jpg"):
+            store.save_corrected(store.find(name).id, np.ones((8, 10), np.uint8))
+    (folder / "kept").mkdir()
+    (folder / "f1.jpg").rename(folder / "kept" / "f1 moved.jpg")
+    (folder / "f2.jpg").unlink()
+    code, out, _ = run(capsys, "scan", folder)
+    assert code == 0 and "1 removed" in out and "Found 1 renamed or moved photos again" in out
+    code, out, _ = run(capsys, "info", folder)
+    assert "Photos gone from the folder, masks kept: 1" in out and "  f2.jpg (corrected)" in out
+    code, out, _ = run(capsys, "info", folder, "--json")
+    assert json.loads(out)["photos_missing"] == [{"relpath": "f2.jpg", "status": "corrected"}]
+    code, out, _ = run(capsys, "export", folder, "--format", "index-png", "--out", tmp_path / "out",
+                       "--split", "1,0,0")
+    assert code == 0 and "Exported 1 images" in out
+    assert "left out f2.jpg: the photo is gone from the folder" in out
 
 
 def test_info_text_and_json(capsys, folder):
@@ -152,6 +172,11 @@ def test_info_text_and_json(capsys, folder):
     data = json.loads(out)
     assert data["counts"] == {"new": 2, "predicted": 0, "corrected": 1, "reviewed": 0}
     assert data["active_models"] == {"parser": "v0002"}
+    with ProjectStore.open(folder) as store:
+        store.set_active_model("parser", None)
+    code, out, _ = run(capsys, "info", folder)
+    assert "parser: v0001, v0002 (active starter)" in out
+    assert json.loads(run(capsys, "info", folder, "--json")[1])["active_models"] == {"parser": "starter"}
     assert data["model_versions"] == {"parser": ["v0001", "v0002"]}
     assert sum(data["splits"].values()) == 1
     assert data["details_pending"] == 2

@@ -128,3 +128,18 @@ def test_cancelling_a_job_whose_process_is_gone_says_it_has_ended(folder, capsys
     assert code == 2 and f"job {job_id} has already ended (failed)" in err
     code, _, err = run(capsys, "jobs", folder, "--cancel", 999)
     assert code == 2 and "no job 999" in err
+
+
+def test_active_means_the_starter_model_while_no_version_is_active(tmp_path, capsys):
+    root = tmp_path / "celeb"
+    make_project(root, count=4, corrected=4, schema="celebamask-hq")[0].close()
+    code, out, _ = run(capsys, "models", root)
+    assert code == 0 and "No parser version is active: the project pre-labels with the starter parser model" in out
+    code, out, _ = run(capsys, "info", root)
+    assert "parser: the starter model is active" in out
+    scores = []
+    for name in ("active", "starter"):
+        code, out, err = run(capsys, "eval", "--model", name, root, "--split", "all", "--json")
+        assert code == 0, err
+        scores.append(json.loads(out)["miou_no_bg"])
+    assert scores[0] == scores[1]

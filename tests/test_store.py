@@ -5,6 +5,7 @@ import socket
 import sqlite3
 import threading
 import time
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -365,6 +366,69 @@ def test_renamed_image_keeps_its_masks(folder, store):
     assert rec.id == i and rec.status == "corrected"
     assert store.corrected_mask(rec.id).max() == 3
     assert store.count() == 3
+
+
+def test_a_moved_corrected_photo_keeps_its_masks_in_the_scan_that_sees_it(folder, store):
+    i = store.find("img1.png").id
+    store.save_corrected(i, np.full((6, 8), 3, np.uint8))  # hashes the photo; no details pass ever ran
+    (folder / "sub").mkdir()
+    (folder / "img1.png").rename(folder / "sub" / "moved.png")
+    result = store.scan()
+    assert (result.added, result.removed, result.renamed, result.total) == (0, 0, 1, 3)
+    rec = store.find("sub/moved.png")
+    assert rec.id == i and rec.status == "corrected" and store.corrected_mask(i).max() == 3
+    assert store.missing_photos() == []
+
+
+def test_a_prediction_made_under_the_new_name_gives_way_to_the_masks_of_the_old(folder, store):
+    i = store.find("img1.png").id
+    store.save_corrected(i, np.full((6, 8), 3, np.uint8))
+    data = (folder / "img1.png").read_bytes()
+    (folder / "img1.png").unlink()
+    assert store.scan().removed == 1
+    assert [r.relpath for r in store.missing_photos()] == ["img1.png"]
+    (folder / "bigger.png").write_bytes(data + b"\0")  # another size: not hashed by the scan
+    store.scan()
+    new = store.find("bigger.png")
+    store.save_predicted(new.id, np.full((6, 8), 1, np.uint8), "v0001")
+    (folder / "bigger.png").unlink()
+    (folder / "again.png").write_bytes(data)
+    store.scan()
+    found = store.find("again.png")
+    assert found.id == i and found.status == "corrected" and store.corrected_mask(i).max() == 3
+
+
+def test_a_predicted_copy_is_adopted_by_the_details_pass_and_its_stray_mask_removed(folder, store):
+    i = store.find("img1.png").id
+    store.save_corrected(i, np.full((6, 8), 3, np.uint8))
+    data = (folder / "img1.png").read_bytes()
+    (folder / "img1.png").unlink()
+    store.scan()
+    (folder / "late.png").write_bytes(data)
+    with patch.object(ProjectStore, "_find_renamed", return_value=[]):  # as if the scan could not hash it
+        store.scan()
+    late = store.find("late.png")
+    store.save_predicted(late.id, np.full((6, 8), 1, np.uint8), "v0001")
+    store.fill_details()
+    rec = store.find("late.png")
+    assert rec.id == i and rec.status == "corrected" and store.corrected_mask(i).max() == 3
+    assert store.get(late.id) is None and not store.mask_path("predicted", late.id).exists()
+
+
+def test_a_correction_made_under_the_new_name_is_never_replaced(folder, store):
+    i = store.find("img1.png").id
+    store.save_corrected(i, np.full((6, 8), 3, np.uint8))
+    data = (folder / "img1.png").read_bytes()
+    (folder / "img1.png").unlink()
+    store.scan()
+    (folder / "late.png").write_bytes(data)
+    with patch.object(ProjectStore, "_find_renamed", return_value=[]):
+        store.scan()
+    late = store.find("late.png")
+    store.save_corrected(late.id, np.full((6, 8), 5, np.uint8))
+    store.fill_details()
+    assert store.find("late.png").id == late.id and store.corrected_mask(late.id).max() == 5
+    assert store.get(i).missing and store.corrected_mask(i).max() == 3
 
 
 def test_missing_folder_refuses_to_scan(tmp_path, folder, store):

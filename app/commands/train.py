@@ -45,7 +45,8 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=TASK_CHOICES, help="parser or mask (default: what the project's schema calls for)")
     p.add_argument("--epochs", type=int, metavar="N")
     p.add_argument("--from", dest="init", metavar="VERSION",
-                   help="start from this version (or 'imagenet', 'scratch'); default: the active model")
+                   help="start from this version (or 'starter', 'imagenet', 'scratch'); default: the active model, "
+                        "else the starter model")
     p.add_argument("--size", type=int, dest="input_size", metavar="PX", help="training input size (multiple of 32)")
     p.add_argument("--batch", type=int, dest="batch_size", metavar="N")
     p.add_argument("--lr", type=float, metavar="RATE")
@@ -298,11 +299,14 @@ def run_models(args: argparse.Namespace) -> int:
             print(f"rolled back: {_model_name(task, row)} is now active")
             return 0
         rows = list_versions(store, args.task)
+        starter_note = _starter_note(task, store.active_model(task) is not None)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
         print("No model versions yet; train one with: faceparse train FOLDER")
+        if starter_note:
+            print(starter_note)
         return 0
     print(f"  {'task':<7}{'version':<9}{'created':<22}{'score':>7}  {'metric':<11}{'val':>5}  {'parent':<8}")
     for row in rows:
@@ -311,7 +315,17 @@ def run_models(args: argparse.Namespace) -> int:
               f"{_pct(metrics.get('score')):>7}  {str(metrics.get('metric', '')):<11}"
               f"{metrics.get('val_images', ''):>5}  {row['parent'] or '-':<8}")
     print("* active")
+    if starter_note:
+        print(starter_note)
     return 0
+
+
+def _starter_note(task: str, active: bool) -> str:
+    from faceparse.core.model_resolver import starter_model_path
+
+    if active or not starter_model_path(task).is_file():
+        return ""
+    return f"No {task} version is active: the project pre-labels with the starter {task} model"
 
 
 # --- eval ------------------------------------------------------------------------------------------------------------
@@ -321,7 +335,8 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
                               description="Measure a model on DATA: a project (its fixed validation faces by "
                                           "default) or a folder of images with same-named index PNG masks.")
     p.add_argument("--model", required=True, metavar="M",
-                   help="a checkpoint folder, an .onnx file, or a version of the DATA project (v0003, active)")
+                   help="a checkpoint folder, an .onnx file, or a version of the DATA project (v0003, active, "
+                        "starter)")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--masks", metavar="DIR", help="mask folder for a plain image folder (default DATA/masks)")
     p.add_argument("--schema", metavar="NAME|FILE.json",

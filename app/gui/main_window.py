@@ -61,10 +61,11 @@ def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
 
 
 def _fill_details(store: ProjectStore, cancel) -> bool:
-    """Read sizes and hashes; True when some photo turned out broken, so the list's badges must be drawn again."""
-    errors = store.count_errors()
+    """Read sizes and hashes; True when some photo turned out broken or a renamed one was found again with its
+    masks, so the list must be drawn again."""
+    before = store.count_errors(), store.count()
     store.fill_details(progress=lambda *_: not cancel.is_set())
-    return store.count_errors() > errors
+    return (store.count_errors(), store.count()) != before
 
 
 class MainWindow(QMainWindow):
@@ -301,8 +302,9 @@ class MainWindow(QMainWindow):
         if ws is not self.ws:
             return
         ws.image_list.model.reload()
-        self.statusBar().showMessage(f"{result.total:,} images ({result.added:,} new, {result.removed:,} removed)",
-                                     5000)
+        found = f", {result.renamed:,} found again under a new name" if result.renamed else ""
+        self.statusBar().showMessage(f"{result.total:,} images ({result.added:,} new, {result.removed:,} removed"
+                                     f"{found})", 5000)
         target = ws.store.find(first_image) if first_image is not None else None
         if target is None:
             last = ws.store.get_setting("studio.last_image")
