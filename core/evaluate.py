@@ -88,6 +88,23 @@ class OnnxPredictor:
         return self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})[0]
 
 
+class MappedPredictor:
+    """A model of another schema seen through a class mapping (as pre-labelling runs it): each of its classes'
+    probability goes to the class `lut` maps it to, so it can be measured on masks of the target's classes."""
+
+    def __init__(self, inner: Predictor, lut: np.ndarray, target: LabelSchema):
+        self.inner = inner
+        classes = list(inner.meta["schema"]["classes"])
+        self._to_target = np.zeros((target.num_classes, len(classes)), np.float32)
+        self._to_target[np.asarray(lut[:len(classes)], dtype=np.int64), np.arange(len(classes))] = 1.0
+        self.meta = {**inner.meta, "schema": {"name": target.name, "classes": list(target.classes)}}
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        logits = torch.from_numpy(self.inner.logits(batch)).float()
+        probs = torch.einsum("tc,nchw->nthw", torch.from_numpy(self._to_target), logits.softmax(1))
+        return probs.clamp_min(1e-12).log().numpy()
+
+
 def open_predictor(path: str | Path, prefer: str = "torch") -> Predictor:
     """A checkpoint directory or an .onnx file; for a version directory holding both, `prefer` picks one."""
     path = Path(path)

@@ -42,6 +42,7 @@ class PretrainConfig:
     imagenet_init: bool = True
     seed: int = 0
     min_images: int = 16
+    time_limit_s: float | None = None  # stop early (after at least one step) once this much time has passed
 
 
 def central_patch_mask(height: int, width: int, rng: np.random.Generator, patches: int = 128,
@@ -86,6 +87,8 @@ def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = Pretr
 
     `net` continues from an existing body (see `MaskedPretrainNet.from_parser`); otherwise a new one is built.
     Raises ValueError when there are too few images to be worth it, and InterruptedError when cancelled.
+    With `config.time_limit_s`, it stops early once that time has passed; the last event's step says how far
+    it got.
     """
     if len(images) < config.min_images:
         raise ValueError(f"masked pre-training needs at least {config.min_images} images, got {len(images)}")
@@ -103,6 +106,8 @@ def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = Pretr
     for step in range(config.steps):
         if cancel is not None and cancel.is_set():
             raise InterruptedError("masked pre-training cancelled")
+        if step and config.time_limit_s is not None and time.monotonic() - started >= config.time_limit_s:
+            break
         lr = config.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / config.steps))
         for group in opt.param_groups:
             group["lr"] = lr
@@ -122,6 +127,8 @@ def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = Pretr
 
 
 DEFAULT_MIN_IMAGES = 32
+PRETRAIN_SHARE_OF_TIME_LIMIT = 0.5
+"""Within a retrain's time limit, the most masked pre-training may take; fine-tuning gets what is left."""
 DEFAULT_MAX_IMAGES = 2000
 
 
@@ -155,21 +162,29 @@ def pretrain_phase(ctx) -> None:
     extra = ctx.config.extra
     size = ctx.config.input_size
     images = _unlabeled_images(ctx.store, int(extra.get("pretrain_images", DEFAULT_MAX_IMAGES)), max_side=2 * size)
+    budget = ctx.config.time_limit_s
     config = PretrainConfig(architecture=ctx.config.network, input_size=size,
                             steps=int(extra.get("pretrain_steps", 300)), batch_size=ctx.config.batch_size,
-                            seed=ctx.config.seed, min_images=int(extra.get("pretrain_min_images", 8)))
+                            seed=ctx.config.seed, min_images=int(extra.get("pretrain_min_images", 8)),
+                            time_limit_s=None if budget is None else budget * PRETRAIN_SHARE_OF_TIME_LIMIT)
     net = MaskedPretrainNet.from_parser(ctx.model, ctx.config.network, **ctx.arch_args)
+    done = [0]
 
     def on_event(event: dict) -> None:
+        done[0] = event["step"]
         ctx.emit("pretrain", f"masked pre-training step {event['step']}/{event['total']}",
                  step=event["step"], total=event["total"], loss=event["loss"], eta_s=event["eta_s"])
         if ctx.cancelled():
             ctx.cancel_event.set()
 
+    started = time.monotonic()
     try:
         masked_pretrain(images, config, on_event=on_event, cancel=ctx.cancel_event, net=net, device=ctx.device)
     except InterruptedError:
         ctx.check_cancel()
         raise
+    finally:
+        ctx.pretrain_seconds = time.monotonic() - started
     transfer_pretrained_body(net, ctx.model)
-    ctx.note(f"masked pre-training: {config.steps} steps on {len(images)} images at {size} px")
+    cut = f" of {config.steps} (time limit)" if done[0] < config.steps else ""
+    ctx.note(f"masked pre-training: {done[0]} steps{cut} on {len(images)} images at {size} px")

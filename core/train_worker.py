@@ -103,6 +103,8 @@ class RetrainContext:
     start: StartPoint | None = None
     model: Any = None
     baseline: dict[str, Any] | None = None
+    active_at_start: str | None = None  # the version active when the job began (None: the starter model)
+    pretrain_seconds: float = 0.0  # spent by masked pre-training, out of the time limit
     initial: dict[str, Any] | None = None
     fit: Any = None
     metrics: dict[str, Any] | None = None
@@ -195,6 +197,11 @@ def phase_snapshot(ctx: RetrainContext) -> None:
         if snap.val:
             raise DatasetError(f"all {len(snap.val)} corrected faces fell into the fixed validation split; "
                                "correct a few more faces so some are left to train on")
+        if snap.skipped:
+            reasons = "; ".join(f"{relpath}: {reason}" for relpath, reason in snap.skipped[:2])
+            more = f" (and {len(snap.skipped) - 2} more in the job's log)" if len(snap.skipped) > 2 else ""
+            raise DatasetError(f"every corrected face was left out ({len(snap.skipped)}), so there is nothing to "
+                               f"train on: {reasons}{more}")
         raise DatasetError("there are no corrected faces to train on yet: correct (or review) some predictions "
                            "first")
     message = f"{len(snap.train)} training and {len(snap.val)} validation faces"
@@ -257,12 +264,51 @@ def _resolve_start(ctx: RetrainContext) -> tuple[StartPoint, Path | None]:
 
 
 def _measure(ctx: RetrainContext, model: Any, meta: dict[str, Any]) -> dict[str, Any]:
-    from faceparse.core.evaluate import TorchPredictor, evaluate
+    from faceparse.core.evaluate import TorchPredictor
+
+    return _measure_predictor(ctx, TorchPredictor(model, meta))
+
+
+def _measure_predictor(ctx: RetrainContext, predictor: Any) -> dict[str, Any]:
+    from faceparse.core.evaluate import evaluate
 
     if not ctx.snapshot.val:
         return {"metrics": None, "score": math.nan}
-    metrics = evaluate(TorchPredictor(model, meta), ctx.val_pairs(), ctx.config.task)
+    metrics = evaluate(predictor, ctx.val_pairs(), ctx.config.task)
     return {"metrics": metrics, "score": ctx.recipe.score(metrics)}
+
+
+def _measure_starter(ctx: RetrainContext) -> dict[str, Any] | None:
+    """The shipped starter model's score, measured as pre-labelling runs it: through the mapping from its
+    classes to the project's when they differ (the CelebAMask-HQ parser on a LaPa project). While no version is
+    active this is the model a new one must beat, whatever the new one started from."""
+    from faceparse.core.checkpoint import CheckpointError, load_checkpoint
+    from faceparse.core.evaluate import MappedPredictor, TorchPredictor
+    from faceparse.core.predictor import ModelError
+    from faceparse.core.prelabel import class_mapping
+    from faceparse.core.versions import starter_checkpoint
+
+    path = starter_checkpoint(ctx.config.task)
+    if path is None:
+        return None
+    try:
+        model, meta = load_checkpoint(path, device=ctx.device)
+    except (CheckpointError, OSError) as e:
+        ctx.note(f"the starter model cannot be measured on this project ({e}); it does not count as a baseline")
+        return None
+    predictor = TorchPredictor(model, meta)
+    if ctx.config.task == "parser":
+        try:
+            lut = class_mapping(tuple(meta["schema"]["classes"]), meta["schema"]["name"], ctx.store.schema)
+        except ModelError as e:
+            ctx.note(f"the starter model cannot be measured on this project ({e}); it does not count as a baseline")
+            return None
+        if lut is not None:
+            predictor = MappedPredictor(predictor, lut, ctx.store.schema)
+    elif tuple(meta["schema"]["classes"]) != tuple(ctx.snapshot.classes):
+        ctx.note("the starter model predicts other classes than this project's; it does not count as a baseline")
+        return None
+    return _measure_predictor(ctx, predictor)
 
 
 def _measure_checkpoint(ctx: RetrainContext, directory: Path, label: str) -> dict[str, Any] | None:
@@ -332,12 +378,13 @@ def phase_prepare(ctx: RetrainContext) -> None:
     if not ctx.is_main:
         return
     active = ctx.store.active_model(config.task)
+    ctx.active_at_start = None if active is None else active["version"]
     if active is not None and active["path"]:
         measured = _measure_checkpoint(ctx, Path(active["path"]), f"the active model {active['version']}")
         if measured is not None:
             ctx.baseline = {"source": "version", "version": active["version"], **measured}
-    elif start.kind == "starter" and path is not None:
-        measured = _measure_checkpoint(ctx, path, "the starter model")
+    elif active is None:
+        measured = _measure_starter(ctx)
         if measured is not None:
             ctx.baseline = {"source": "starter", "version": None, **measured}
     ctx.check_cancel()
@@ -404,7 +451,8 @@ def phase_train(ctx: RetrainContext) -> None:
     fit_config = FitConfig(
         epochs=config.epochs, steps_per_epoch=steps_per_epoch(len(snap.train), config.batch_size, dist.world),
         lr=lr, weight_decay=config.weight_decay, optimizer=recipe.optimizer, patience=config.patience,
-        max_steps=config.max_steps, time_limit_s=config.time_limit_s, channels_last=config.channels_last)
+        max_steps=config.max_steps, time_limit_s=_time_left(config.time_limit_s, ctx.pretrain_seconds),
+        channels_last=config.channels_last)
     augment = config.augmentation()
     flip_lut = snap.target.flip_lut()
     torch.manual_seed(config.seed)
@@ -428,6 +476,12 @@ def phase_train(ctx: RetrainContext) -> None:
             _measure(ctx, ctx.model, meta)["metrics"])
         ctx.note(f"training ended ({ctx.fit.stop_reason}) after {ctx.fit.epochs} epochs, {ctx.fit.steps} steps, "
                  f"{ctx.fit.seconds:.0f} s; best epoch {ctx.fit.best_epoch}")
+
+
+def _time_left(limit_s: float | None, spent_s: float) -> float | None:
+    """Fine-tuning's share of the time limit: what masked pre-training left (at least a second, so it still
+    makes a first step and a model)."""
+    return None if limit_s is None else max(1.0, limit_s - spent_s)
 
 
 def phase_save(ctx: RetrainContext) -> None:
@@ -458,12 +512,21 @@ def phase_save(ctx: RetrainContext) -> None:
 
 
 def phase_promote(ctx: RetrainContext) -> None:
-    from faceparse.core.versions import activate, decide_promotion
+    from faceparse.core.versions import PromotionDecision, activate, decide_promotion
 
     config = ctx.config
     score = ctx.recipe.score(ctx.metrics)
     baseline = None if ctx.baseline is None else ctx.baseline["score"]
-    ctx.decision = decide_promotion(score, baseline, config.promote, config.min_improvement)
+    in_use = "the starter model" if ctx.baseline is not None and ctx.baseline["source"] == "starter" else \
+        "the active model"
+    ctx.decision = decide_promotion(score, baseline, config.promote, config.min_improvement, in_use)
+    now = ctx.store.active_model(config.task)
+    now_version = None if now is None else now["version"]
+    if ctx.decision.promote and config.promote != "force" and now_version != ctx.active_at_start:
+        ctx.decision = PromotionDecision(
+            False, f"not promoted: while it trained, {now_version or 'the starter model'} was made the active model "
+                   f"in its place, and it was measured against {ctx.active_at_start or 'the starter model'}; "
+                   f"activate {ctx.version['version']} yourself if it is the better one")
     ctx.check_cancel()
     if ctx.decision.promote:
         with ctx.reporter.protected():

@@ -41,8 +41,9 @@ class PromotionDecision:
 
 
 def decide_promotion(new_score: float, baseline_score: float | None, mode: str = "auto",
-                     min_improvement: float = 0.0) -> PromotionDecision:
-    """Whether a new model replaces the active one; `baseline_score` None means there is no active model."""
+                     min_improvement: float = 0.0, baseline_name: str = "the active model") -> PromotionDecision:
+    """Whether a new model replaces the one in use (`baseline_name`); `baseline_score` None means there is none
+    that could be measured."""
     new_ok = new_score is not None and math.isfinite(new_score)
     shown = f"{new_score:.4f}" if new_ok else "not measurable"
     if mode == "force":
@@ -55,8 +56,8 @@ def decide_promotion(new_score: float, baseline_score: float | None, mode: str =
     if baseline_score is None or not math.isfinite(baseline_score):
         return PromotionDecision(True, f"promoted: first measured model (score {new_score:.4f})")
     if new_score > baseline_score + min_improvement:
-        return PromotionDecision(True, f"promoted: {new_score:.4f} beats the active model's {baseline_score:.4f}")
-    return PromotionDecision(False, f"not promoted: {new_score:.4f} does not beat the active model's "
+        return PromotionDecision(True, f"promoted: {new_score:.4f} beats {baseline_name}'s {baseline_score:.4f}")
+    return PromotionDecision(False, f"not promoted: {new_score:.4f} does not beat {baseline_name}'s "
                                     f"{baseline_score:.4f}")
 
 

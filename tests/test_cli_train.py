@@ -41,7 +41,7 @@ def labelled_folder(tmp_path, schema="lapa", count=3):
 
 
 def test_train_shows_live_loss_then_models_eval_and_jobs(folder, tmp_path, capsys):
-    code, out, err = run(capsys, "train", folder, "--epochs", "2", "--no-onnx", "--no-repredict", *TINY)
+    code, out, err = run(capsys, "train", folder, "--epochs", "2", "--no-onnx", "--no-repredict", "--force", *TINY)
     assert code == 0, err
     assert "train:" in err and "loss=" in err and "step" in err
     assert "[snapshot]" in err and "epoch 1: score" in err
@@ -91,7 +91,7 @@ def test_train_refuses_what_cannot_work(folder, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_the_whole_loop_exports_onnx_and_repredicts_what_nobody_corrected(folder, capsys):
-    code, out, err = run(capsys, "train", folder, "--epochs", "1", *TINY)
+    code, out, err = run(capsys, "train", folder, "--epochs", "1", "--force", *TINY)
     assert code == 0, err
     with ProjectStore.open(folder) as store:
         active = store.active_model("parser")

@@ -70,10 +70,14 @@ def test_scores_buttons_and_an_activation_in_progress(qtbot, tmp_path, monkeypat
     panel.activate_selected()
     panel.refresh_versions()
     assert not panel.activate_button.isEnabled() and not panel.rollback_button.isEnabled()
+    assert not panel.retrain_button.isEnabled()
+    assert not panel.start_retrain() and "Wait until the model being activated is ready" in panel.retrain_phase.text()
+    assert not panel.retrain.running
     panel.versions.clear()
     release.set()
     qtbot.waitUntil(lambda: window.ws.store.active_model("parser")["version"] == "v0002", timeout=30_000)
     qtbot.waitUntil(lambda: panel.rollback_button.isEnabled(), timeout=30_000)
+    assert panel.retrain_button.isEnabled()
     assert "v0002 is now the active parser model" in panel.retrain_phase.text()
     assert "v0001" in panel.rollback_button.toolTip()
 

@@ -60,6 +60,32 @@ def test_pretraining_refuses_too_few_images_and_can_be_cancelled():
         masked_pretrain(images, PretrainConfig(input_size=64, imagenet_init=False), cancel=cancel)
 
 
+def test_pretraining_stops_at_its_time_limit_after_at_least_one_step():
+    images = [draw_face(i, 64)[0] for i in range(16)]
+    steps = []
+    masked_pretrain(images, PretrainConfig(input_size=64, imagenet_init=False, batch_size=2, steps=50,
+                                           min_images=4, time_limit_s=0.0),
+                    on_event=lambda event: steps.append(event["step"]))
+    assert steps == [1]
+
+
+def test_a_retrain_time_limit_covers_pretraining_too(tmp_path):
+    from faceparse.core.jobs import JobReporter
+    from faceparse.core.recipes import TrainConfig
+    from faceparse.core.train_worker import _time_left, run_retrain
+
+    assert _time_left(None, 50.0) is None and _time_left(100.0, 30.0) == 70.0 and _time_left(10.0, 30.0) == 1.0
+    store = _project(tmp_path / "p")
+    job = store.add_job("retrain", {})
+    config = TrainConfig.for_task("parser", input_size=64, batch_size=2, epochs=1, max_steps=2, threads=1,
+                                  export_onnx=False, repredict=False, time_limit_s=0.001, promote="force",
+                                  init="scratch", pretrain=True,
+                                  extra={"pretrain_steps": 40, "pretrain_min_images": 4})
+    run_retrain(store, config, JobReporter(store, job), tmp_path / "work")
+    log = "\n".join(store.job_log(job))
+    assert "masked pre-training: 1 steps of 40 (time limit) on 10 images at 64 px" in log
+
+
 def _project(root, count=10, corrected=4, size=64):
     from faceparse.core.imageio import load_mask
     from faceparse.core.store import ProjectStore

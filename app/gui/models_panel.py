@@ -284,6 +284,10 @@ class ModelsPanel(QWidget):
         return TrainConfig.for_task(self.task, **options).to_dict()
 
     def start_retrain(self) -> bool:
+        if self._activating:
+            self.retrain_phase.setText("Wait until the model being activated is ready, then retrain: a new model "
+                                       "is measured against the active one.")
+            return False
         if self.retrain.running or not self._edits_saved():
             return False
         if self.store.count(TRAINABLE_STATUSES) == 0:
@@ -416,12 +420,14 @@ class ModelsPanel(QWidget):
         self._activating = True
         self.activate_button.setEnabled(False)
         self.rollback_button.setEnabled(False)
+        self.retrain_button.setEnabled(False)
         self.runner.start(lambda _r, _c: change(), self._activated, self._activation_failed)
 
     def _activation_failed(self, message: str) -> None:
         if self._closed:
             return
         self._activating = False
+        self.retrain_button.setEnabled(not self.retrain.running)
         self.retrain_phase.setText(message)
         self.refresh_versions()
 
@@ -429,6 +435,7 @@ class ModelsPanel(QWidget):
         if self._closed:
             return
         self._activating = False
+        self.retrain_button.setEnabled(not self.retrain.running)
         name = "The starter model" if row["version"] == STARTER else row["version"]
         self.retrain_phase.setText(f"{name} is now the active {self.task} model; pre-label to use it on the images")
         self.refresh_versions()
