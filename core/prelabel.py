@@ -16,14 +16,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from faceparse.core.face_and_mask import FaceAndMaskPredictor, wants_face_and_mask
 from faceparse.core.faces import DEFAULT_MARGIN, FACES, MODES, FaceDetector, HaarFaceDetector, suggest_mode
 from faceparse.core.framing import Framing, ImagePrediction
 from faceparse.core.imageio import ImageLoadError, load_rgb
-from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_for_schema
+from faceparse.core.model_resolver import ModelNotFoundError, ResolvedModel, find_model, task_for_schema
 from faceparse.core.prediction_pipeline import PipelineStats, PredictionPipeline
 from faceparse.core.predictor import ModelError, Predictor
 from faceparse.core.schemas import LabelSchema, get_schema
@@ -246,6 +248,19 @@ class PrelabelJob:
                 store.update_job(job_id, state="failed", message=message)
             raise
 
+    def _with_mask_starter(self, parser: Predictor, resolved: ResolvedModel, lut: np.ndarray | None, tta: bool
+                           ) -> tuple[Any, ResolvedModel]:
+        """The starter parser joined by the starter face-mask segmenter (see `face_and_mask`), when it is
+        installed; the pair's id names both files, so a prediction by the parser alone is not current."""
+        try:
+            mask = find_model(None, None, "mask")
+        except ModelNotFoundError:
+            return parser, resolved
+        segmenter = Predictor(mask.path, device=self.device, threads=self.threads, batch_size=self.batch_size,
+                              tta=tta, confidence=False, probabilities=True)
+        both = FaceAndMaskPredictor(parser, segmenter, self.store.schema, lut)
+        return both, replace(resolved, model_id=f"{resolved.model_id}+{mask.model_id}")
+
     def _run_job(self, job_id: int, progress_callback: Callable[[PrelabelProgress], None] | None,
                  cancel_event: threading.Event | None) -> PrelabelResult:
         store = self.store
@@ -254,6 +269,9 @@ class PrelabelJob:
         predictor = Predictor(resolved.path, device=self.device, threads=self.threads,
                               batch_size=self.batch_size, tta=tta, confidence=False, probabilities=True)
         lut = class_mapping(predictor.info.classes, predictor.info.schema_name, store.schema)
+        if resolved.source == "starter" and self.task == "parser" and wants_face_and_mask(store.schema):
+            predictor, resolved = self._with_mask_starter(predictor, resolved, lut, tta)
+            lut = None
         if self.tta is not None:
             store.set_setting(TTA_SETTING, tta)
         records = store.images()
