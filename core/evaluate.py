@@ -105,6 +105,34 @@ class MappedPredictor:
         return probs.clamp_min(1e-12).log().numpy()
 
 
+class FaceAndMaskScorer:
+    """A parser and a face-mask segmenter measured together, as they pre-label a masked-faces project (see
+    `face_and_mask`): the parser's probabilities mapped to the target's classes, then the segmenter's mask
+    probability given to `face_mask` and the rest scaled to make room for it."""
+
+    def __init__(self, parser: Predictor, mask: Predictor, lut: np.ndarray | None, target: LabelSchema):
+        self.parser = parser if lut is None else MappedPredictor(parser, lut, target)
+        self.mask = mask
+        self.mask_index = target.index("face_mask")
+        self.meta = {**parser.meta, "schema": {"name": target.name, "classes": list(target.classes)}}
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        probs = torch.from_numpy(self.parser.logits(batch)).float().softmax(1)
+        source, wanted = self.parser.meta["normalization"], self.mask.meta["normalization"]
+        pixels = torch.from_numpy(batch).float() * _column(source["std"]) + _column(source["mean"])
+        pixels = F.interpolate(pixels, size=tuple(self.mask.meta["input_size"]), mode="area")
+        mask_in = ((pixels - _column(wanted["mean"])) / _column(wanted["std"])).numpy()
+        masked = torch.from_numpy(self.mask.logits(mask_in)).float().softmax(1)[:, 1:2]
+        masked = F.interpolate(masked, size=probs.shape[-2:], mode="bilinear", align_corners=False)
+        probs = probs * (1.0 - masked)
+        probs[:, self.mask_index:self.mask_index + 1] += masked
+        return probs.clamp_min(1e-12).log().numpy()
+
+
+def _column(values: Sequence[float]) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
+
+
 def open_predictor(path: str | Path, prefer: str = "torch") -> Predictor:
     """A checkpoint directory or an .onnx file; for a version directory holding both, `prefer` picks one."""
     path = Path(path)

@@ -84,3 +84,69 @@ def test_the_combined_probabilities_sum_to_one(starters):
     assert face.probs.shape[0] == 3 and np.allclose(face.probs.sum(axis=0), 1.0, atol=1e-4)
     with pytest.raises(ModelError, match="face-mask segmenter"):
         FaceAndMaskPredictor(parser, parser, project, lut)
+
+
+class _Fixed:
+    """An evaluation predictor whose logits come from a function of the normalised batch."""
+
+    def __init__(self, schema_name, size, logits):
+        schema = get_schema(schema_name)
+        self.meta = {"task": "parser", "schema": {"name": schema.name, "classes": list(schema.classes)},
+                     "input_size": [size, size], "normalization": {"mean": [0.5] * 3, "std": [0.25] * 3}}
+        self._logits = logits
+
+    def logits(self, batch):
+        return self._logits(batch)
+
+
+def test_the_retrain_baseline_scores_both_starters_as_they_pre_label():
+    """What a masked-faces project's first retrain must beat: the parser's face plus the segmenter's mask."""
+    from faceparse.core.evaluate import FaceAndMaskScorer, evaluate
+
+    def parser_logits(batch):
+        out = np.full((len(batch), 19, *batch.shape[2:]), -9.0, np.float32)
+        out[:, 1] = 9.0  # skin everywhere
+        return out
+
+    def mask_logits(batch):
+        pixels = batch * 0.25 + 0.5  # the segmenter's own normalisation undone: it sees the true brightness
+        bright = (pixels.mean(axis=1) > 0.7).astype(np.float32)
+        return np.stack([9.0 - 18.0 * bright, -9.0 + 18.0 * bright], axis=1)
+
+    target = get_schema("masked-faces")
+    parser, segmenter = _Fixed("celebamask-hq", 32, parser_logits), _Fixed("face-mask", 16, mask_logits)
+    lut = class_mapping(tuple(parser.meta["schema"]["classes"]), "celebamask-hq", target)
+    scorer = FaceAndMaskScorer(parser, segmenter, lut, target)
+    image = np.full((32, 32, 3), 60, np.uint8)
+    image[:, 16:] = 250
+    truth = np.full((32, 32), target.index("face"), np.uint8)
+    truth[:, 16:] = target.index("face_mask")
+    metrics = evaluate(scorer, [(image, truth)], "parser")
+    assert metrics["per_class_iou"]["face_mask"] > 0.8 and metrics["per_class_iou"]["face"] > 0.8
+    probs = np.exp(scorer.logits(np.zeros((1, 3, 32, 32), np.float32)))
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_a_masked_faces_projects_first_retrain_is_measured_against_both_starters(tmp_path, monkeypatch):
+    from drawn_projects import make_project
+    from faceparse.core import evaluate as evaluate_module
+    from faceparse.core.jobs import JobReporter
+    from faceparse.core.recipes import TrainConfig
+    from faceparse.core.train_worker import run_retrain
+
+    built = []
+    real_init = evaluate_module.FaceAndMaskScorer.__init__
+
+    def spy(self, *args, **kwargs):
+        built.append(args[-1].name)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module.FaceAndMaskScorer, "__init__", spy)
+    store, _ = make_project(tmp_path / "faces", count=6, corrected=6, schema="masked-faces", face_mask=True)
+    config = TrainConfig.for_task("parser", input_size=64, batch_size=2, epochs=1, max_steps=1, threads=1,
+                                  export_onnx=False, repredict=False, time_limit_s=None, init="imagenet",
+                                  pretrain=False)
+    result = run_retrain(store, config, JobReporter(store, store.add_job("retrain", {})), tmp_path / "work")
+    assert built == ["masked-faces"] and result["baseline_score"] is not None
+    assert store.model_version("parser", result["version"])["metrics"]["baseline"]["source"] == "starter"
+    store.close()
