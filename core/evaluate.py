@@ -133,6 +133,45 @@ def _column(values: Sequence[float]) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
 
 
+def starter_scorer(schema: LabelSchema, task: str, device: str | torch.device = "cpu",
+                   notes: list[str] | None = None) -> Predictor:
+    """The shipped starter model of `task` as it pre-labels a project of `schema`: through the mapping from its
+    classes to the project's (the CelebAMask-HQ parser on a LaPa project), and for a masked-faces project joined
+    by the starter face-mask segmenter. Raises EvaluationError when it is not installed or does not fit; a
+    segmenter that cannot be read leaves the parser alone, with a line in `notes`."""
+    from faceparse.core.face_and_mask import wants_face_and_mask
+    from faceparse.core.predictor import ModelError
+    from faceparse.core.prelabel import class_mapping
+    from faceparse.core.versions import starter_checkpoint
+
+    path = starter_checkpoint(task)
+    if path is None:
+        raise EvaluationError(f"no starter {task} model is installed")
+    try:
+        model, meta = load_checkpoint(path, device=device)
+    except (ValueError, OSError) as e:
+        raise EvaluationError(f"the starter {task} model cannot be read ({e})") from None
+    predictor: Predictor = TorchPredictor(model, meta)
+    classes = tuple(meta["schema"]["classes"])
+    if task != "parser":
+        if classes != tuple(task_target(schema, task).classes):
+            raise EvaluationError(f"the starter {task} model predicts {', '.join(classes)}, not this project's "
+                                  "classes")
+        return predictor
+    try:
+        lut = class_mapping(classes, meta["schema"]["name"], schema)
+    except ModelError as e:
+        raise EvaluationError(str(e)) from None
+    if wants_face_and_mask(schema) and (mask_path := starter_checkpoint("mask")) is not None:
+        try:
+            return FaceAndMaskScorer(predictor, TorchPredictor(*load_checkpoint(mask_path, device=device)), lut,
+                                     schema)
+        except (ValueError, OSError) as e:
+            if notes is not None:
+                notes.append(f"the starter face-mask segmenter cannot be read ({e}); the parser is measured alone")
+    return predictor if lut is None else MappedPredictor(predictor, lut, schema)
+
+
 def open_predictor(path: str | Path, prefer: str = "torch") -> Predictor:
     """A checkpoint directory or an .onnx file; for a version directory holding both, `prefer` picks one."""
     path = Path(path)

@@ -151,6 +151,26 @@ def class_mapping(model_classes: tuple[str, ...], model_schema: str, project: La
                      "choose a model trained for this project's schema")
 
 
+def project_predictor(store: ProjectStore, resolved: ResolvedModel, task: str,
+                      open_model: Callable[[Path], Predictor]) -> tuple[Any, ResolvedModel, np.ndarray | None]:
+    """What pre-labels `store` with the `resolved` model: the predictor, the model (its id is what predictions
+    are stored under) and the table from its classes to the project's (None when they are the same).
+
+    A masked-faces project on the starter parser gets the starter face-mask segmenter beside it (see
+    `face_and_mask`); the pair's id names both files, so a prediction by the parser alone is not current.
+    `open_model(path)` loads one ONNX file (the caller chooses device, threads and TTA, or reuses a loaded one)."""
+    parser = open_model(resolved.path)
+    lut = class_mapping(parser.info.classes, parser.info.schema_name, store.schema)
+    if not (resolved.source == "starter" and task == "parser" and wants_face_and_mask(store.schema)):
+        return parser, resolved, lut
+    try:
+        mask = find_model(None, None, "mask")
+    except ModelNotFoundError:
+        return parser, resolved, lut
+    both = FaceAndMaskPredictor(parser, open_model(mask.path), store.schema, lut)
+    return both, replace(resolved, model_id=f"{resolved.model_id}+{mask.model_id}"), None
+
+
 class PrelabelJob:
     """Predict every image of a project that needs it. See the module docstring.
 
@@ -248,30 +268,17 @@ class PrelabelJob:
                 store.update_job(job_id, state="failed", message=message)
             raise
 
-    def _with_mask_starter(self, parser: Predictor, resolved: ResolvedModel, lut: np.ndarray | None, tta: bool
-                           ) -> tuple[Any, ResolvedModel]:
-        """The starter parser joined by the starter face-mask segmenter (see `face_and_mask`), when it is
-        installed; the pair's id names both files, so a prediction by the parser alone is not current."""
-        try:
-            mask = find_model(None, None, "mask")
-        except ModelNotFoundError:
-            return parser, resolved
-        segmenter = Predictor(mask.path, device=self.device, threads=self.threads, batch_size=self.batch_size,
-                              tta=tta, confidence=False, probabilities=True)
-        both = FaceAndMaskPredictor(parser, segmenter, self.store.schema, lut)
-        return both, replace(resolved, model_id=f"{resolved.model_id}+{mask.model_id}")
-
     def _run_job(self, job_id: int, progress_callback: Callable[[PrelabelProgress], None] | None,
                  cancel_event: threading.Event | None) -> PrelabelResult:
         store = self.store
         resolved = find_model(store, self.model, self.task)
         tta = project_tta(store) if self.tta is None else bool(self.tta)
-        predictor = Predictor(resolved.path, device=self.device, threads=self.threads,
-                              batch_size=self.batch_size, tta=tta, confidence=False, probabilities=True)
-        lut = class_mapping(predictor.info.classes, predictor.info.schema_name, store.schema)
-        if resolved.source == "starter" and self.task == "parser" and wants_face_and_mask(store.schema):
-            predictor, resolved = self._with_mask_starter(predictor, resolved, lut, tta)
-            lut = None
+
+        def open_model(path: Path) -> Predictor:
+            return Predictor(path, device=self.device, threads=self.threads, batch_size=self.batch_size, tta=tta,
+                             confidence=False, probabilities=True)
+
+        predictor, resolved, lut = project_predictor(store, resolved, self.task, open_model)
         if self.tta is not None:
             store.set_setting(TTA_SETTING, tta)
         records = store.images()

@@ -189,6 +189,11 @@ _ORDER_KEYS = {"name": ("sort_key", "id"),
 """Each ordering as ascending SQL terms (highest score first, unscored last), so one row comparison continues it."""
 
 
+RENAME_CANDIDATES_PER_MISSING, RENAME_CANDIDATES_EXTRA = 4, 16
+"""How many new files of a missing photo's byte size a scan hashes to look for it (per missing photo, plus a
+few): enough for a folder reorganised by hand, and a bounded cost when many same-sized files arrive at once."""
+
+
 _ADDED_COLUMNS = (("images", "predicted_with"), ("images", "labeled_hash"), ("jobs", "host"))
 
 
@@ -544,9 +549,9 @@ class ProjectStore:
         A changed file not yet checked by a person forgets which model predicted it, so pre-labeling predicts it
         again. Removed images without
         masks are forgotten. Removed images with masks are kept as `missing` (hidden from
-        listings) so the work on them comes back if the file does, under its old name or under a new one (a new
-        file of the size of a missing photo whose hash is known is hashed at once; others once `fill_details` has
-        hashed them).
+        listings) so the work on them comes back if the file does, under its old name or under a new one (new
+        files of the size of a missing photo whose hash is known are hashed at once; others once `fill_details`
+        has hashed them).
         """
         started = time.perf_counter()
         if not self.root.is_dir():
@@ -594,7 +599,7 @@ class ProjectStore:
             c.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in forget])
             c.executemany("UPDATE images SET missing = 1, updated = ? WHERE id = ?",
                           [(now, i) for i, _ in gone if i not in forget])
-        found = self._find_renamed() if inserts else []
+        found = self._find_renamed({row[0] for row in inserts}) if inserts else []
         gone_now = sum(1 for i in found if i in {image_id for image_id, _ in gone})
         return ScanResult(added - len(found), len(gone) - gone_now, changed, unchanged, skipped,
                           time.perf_counter() - started, len(found))
@@ -642,30 +647,29 @@ class ProjectStore:
                               "labeled_hash = CASE WHEN labeled_hash IS NULL AND status IN ('corrected', 'reviewed') "
                               "THEN ?3 ELSE labeled_hash END "
                               "WHERE id = ?6 AND size_bytes = ?7 AND mtime_ns = ?8 AND missing = 0", results)
-                dropped = self._adopt_renamed(c, [(r[5], r[2]) for r in results if r[2] is not None])
-            self._remove_mask_files(new_id for new_id, _ in dropped)
-            adopted.extend(old_id for _, old_id in dropped)
+                adopted += self._adopt_renamed(c, [(r[5], r[2]) for r in results if r[2] is not None])
             done += len(results)
             if progress is not None and progress(done, total) is False:
                 break
         return done, adopted
 
-    def _find_renamed(self) -> list[int]:
-        """Hash the new files that could be photos gone missing with their masks (same byte size as one whose
-        hash is known), so a renamed or moved photo gets its masks back in the scan that sees it, before anything
-        predicts it afresh. Returns the ids of the photos found again."""
-        todo = self._conn().execute(
-            "SELECT id, relpath, size_bytes, mtime_ns FROM images WHERE missing = 0 AND error IS NULL "
-            "AND content_hash IS NULL AND status IN ('new', 'predicted') AND size_bytes IN "
-            "(SELECT size_bytes FROM images WHERE missing = 1 AND content_hash IS NOT NULL) "
-            "ORDER BY sort_key, id").fetchall()
+    def _find_renamed(self, inserted: set[str]) -> list[int]:
+        """Hash the files this scan added that could be photos gone missing with their masks (the same byte size
+        as one whose hash is known), so a renamed or moved photo gets its masks back in the scan that sees it,
+        before anything predicts it afresh. Per size, at most a few times as many files as there are missing
+        photos of that size are read here; the details pass hashes the rest. Returns the ids found again."""
+        conn = self._conn()
+        missing = dict(conn.execute("SELECT size_bytes, COUNT(*) FROM images WHERE missing = 1 "
+                                    "AND content_hash IS NOT NULL GROUP BY size_bytes").fetchall())
+        candidates: dict[int, list[tuple]] = {}
+        for row in conn.execute("SELECT id, relpath, size_bytes, mtime_ns FROM images WHERE missing = 0 "
+                                "AND error IS NULL AND content_hash IS NULL AND status = 'new' "
+                                "ORDER BY sort_key, id"):
+            if row[2] in missing and row[1] in inserted:
+                candidates.setdefault(row[2], []).append(row)
+        todo = [row for size, rows in candidates.items()
+                for row in rows[:RENAME_CANDIDATES_PER_MISSING * missing[size] + RENAME_CANDIDATES_EXTRA]]
         return self._fill_rows(todo)[1] if todo else []
-
-    def _remove_mask_files(self, image_ids: Iterable[int]) -> None:
-        for image_id in image_ids:
-            for kind in MASK_KINDS:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.mask_path(kind, image_id))
 
     def _details(self, image_id: int, relpath: str, size: int, mtime: int) -> tuple:
         path = self.root / relpath
@@ -679,26 +683,25 @@ class ProjectStore:
             pass  # read again by the next pass: the file may be fine once the cause passes
         return width, height, digest, error, time.time(), image_id, size, mtime
 
-    def _adopt_renamed(self, c: sqlite3.Connection, hashed: list[tuple[int, str]]) -> list[tuple[int, int]]:
-        """A file that vanished with masks and reappears under a new name keeps its id, and so its masks. A
-        prediction made for it under the new name is given up (a model can predict again; the masks under the old
-        id may hold a person's work); a correction made under the new name is not, and then the new row stays.
-        Returns (id given up, id adopted) pairs; the mask files of the ids given up are now stray."""
-        dropped = []
+    def _adopt_renamed(self, c: sqlite3.Connection, hashed: list[tuple[int, str]]) -> list[int]:
+        """A file that vanished with masks and reappears under a new name keeps its id, and so its masks; the
+        row made for the new name goes, but only while nothing has been done with it (status new, no mask file):
+        a row someone may have open in the studio is never taken away. Returns the ids found again."""
+        adopted = []
         for new_id, digest in hashed:
             old = c.execute("SELECT id FROM images WHERE missing = 1 AND content_hash = ? ORDER BY id LIMIT 1",
                             (digest,)).fetchone()
             if old is None:
                 continue
             row = c.execute("SELECT relpath, sort_key, size_bytes, mtime_ns, width, height FROM images "
-                            "WHERE id = ? AND status IN ('new', 'predicted')", (new_id,)).fetchone()
-            if row is None or self.mask_path("corrected", new_id).exists():
+                            "WHERE id = ? AND status = 'new'", (new_id,)).fetchone()
+            if row is None or self._has_any_mask(new_id):
                 continue
             c.execute("DELETE FROM images WHERE id = ?", (new_id,))
             c.execute("UPDATE images SET relpath = ?, sort_key = ?, size_bytes = ?, mtime_ns = ?, width = ?, "
                       "height = ?, missing = 0, error = NULL, updated = ? WHERE id = ?", (*row, time.time(), old[0]))
-            dropped.append((new_id, old[0]))
-        return dropped
+            adopted.append(old[0])
+        return adopted
 
     def set_error(self, image_id: int, error: str | None) -> None:
         """Record (or clear) a problem found later, e.g. a file whose header was fine but whose data is not."""
@@ -777,6 +780,9 @@ class ProjectStore:
             "AND labeled_hash IS NOT NULL AND content_hash IS NOT NULL AND content_hash != labeled_hash "
             "ORDER BY sort_key, id").fetchall()
         return [self._record(row) for row in rows]
+
+    def count_missing(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM images WHERE missing = 1").fetchone()[0]
 
     def missing_photos(self) -> list[ImageRecord]:
         """Images whose file is gone from the folder but whose masks are kept, waiting for the photo to return
@@ -859,11 +865,12 @@ class ProjectStore:
         arr = self._checked_mask(rec, mask)
         save_mask(self.mask_path("predicted", rec.id), arr, self.schema, compress_level=1)
         with self._write() as c:
-            c.execute("UPDATE images SET model_version = ?, uncertainty = ?, predicted_with = ?, updated = ?, "
-                      "status = CASE WHEN status IN ('new', 'predicted') THEN 'predicted' ELSE status END "
-                      "WHERE id = ?",
-                      (model_version, None if uncertainty is None else float(uncertainty), predicted_with,
-                       time.time(), rec.id))
+            updated = c.execute(
+                "UPDATE images SET model_version = ?, uncertainty = ?, predicted_with = ?, updated = ?, "
+                "status = CASE WHEN status IN ('new', 'predicted') THEN 'predicted' ELSE status END WHERE id = ?",
+                (model_version, None if uncertainty is None else float(uncertainty), predicted_with, time.time(),
+                 rec.id)).rowcount
+        self._check_still_there(updated, rec)
 
     def save_corrected(self, image_id: int, mask: np.ndarray, keep_reviewed: bool = True) -> None:
         """Store the human's mask; fixes the image's train/val split the first time and scores the effort. A
@@ -883,11 +890,19 @@ class ProjectStore:
         save_mask(self.mask_path("corrected", rec.id), arr, self.schema)
         with self._write() as c:
             split = rec.split or self._new_split(c, digest, rec.id)
-            c.execute("UPDATE images SET effort = ?, split = COALESCE(split, ?), "
-                      "content_hash = COALESCE(?, content_hash), labeled_hash = COALESCE(?, content_hash), "
-                      "updated = ?, "
-                      "status = CASE WHEN status = 'reviewed' AND ? THEN 'reviewed' ELSE 'corrected' END WHERE id = ?",
-                      (effort, split, digest, digest, time.time(), int(keep_reviewed), rec.id))
+            updated = c.execute(
+                "UPDATE images SET effort = ?, split = COALESCE(split, ?), "
+                "content_hash = COALESCE(?, content_hash), labeled_hash = COALESCE(?, content_hash), updated = ?, "
+                "status = CASE WHEN status = 'reviewed' AND ? THEN 'reviewed' ELSE 'corrected' END WHERE id = ?",
+                (effort, split, digest, digest, time.time(), int(keep_reviewed), rec.id)).rowcount
+        self._check_still_there(updated, rec)
+
+    def _check_still_there(self, updated: int, rec: ImageRecord) -> None:
+        """A save whose row went away meanwhile (another process found the photo to be a renamed one and gave
+        it its old id) must not pass for a save: the caller keeps the mask and says so."""
+        if not updated:
+            raise ProjectError(f"{rec.relpath} changed its place in the project while it was being saved "
+                               "(it was found to be a renamed photo); open it again and repeat the last edit")
 
     def _hash_now(self, rec: ImageRecord) -> str | None:
         """The content hash of the photo as it is on disk now (the one the person is looking at), which may differ

@@ -279,39 +279,21 @@ def _measure_predictor(ctx: RetrainContext, predictor: Any) -> dict[str, Any]:
 
 
 def _measure_starter(ctx: RetrainContext) -> dict[str, Any] | None:
-    """The shipped starter model's score, measured as pre-labelling runs it: through the mapping from its
-    classes to the project's when they differ (the CelebAMask-HQ parser on a LaPa project). While no version is
-    active this is the model a new one must beat, whatever the new one started from."""
-    from faceparse.core.checkpoint import CheckpointError, load_checkpoint
-    from faceparse.core.evaluate import FaceAndMaskScorer, MappedPredictor, TorchPredictor
-    from faceparse.core.face_and_mask import wants_face_and_mask
-    from faceparse.core.predictor import ModelError
-    from faceparse.core.prelabel import class_mapping
+    """The shipped starter model's score, measured as pre-labelling runs it (see `starter_scorer`). While no
+    version is active this is the model a new one must beat, whatever the new one started from."""
+    from faceparse.core.evaluate import EvaluationError, starter_scorer
     from faceparse.core.versions import starter_checkpoint
 
-    path = starter_checkpoint(ctx.config.task)
-    if path is None:
+    if starter_checkpoint(ctx.config.task) is None:
         return None
+    notes: list[str] = []
     try:
-        model, meta = load_checkpoint(path, device=ctx.device)
-    except (CheckpointError, OSError) as e:
+        predictor = starter_scorer(ctx.store.schema, ctx.config.task, ctx.device, notes)
+    except EvaluationError as e:
         ctx.note(f"the starter model cannot be measured on this project ({e}); it does not count as a baseline")
         return None
-    predictor = TorchPredictor(model, meta)
-    if ctx.config.task == "parser":
-        try:
-            lut = class_mapping(tuple(meta["schema"]["classes"]), meta["schema"]["name"], ctx.store.schema)
-        except ModelError as e:
-            ctx.note(f"the starter model cannot be measured on this project ({e}); it does not count as a baseline")
-            return None
-        segmenter = _starter_segmenter(ctx) if wants_face_and_mask(ctx.store.schema) else None
-        if segmenter is not None:
-            predictor = FaceAndMaskScorer(predictor, segmenter, lut, ctx.store.schema)
-        elif lut is not None:
-            predictor = MappedPredictor(predictor, lut, ctx.store.schema)
-    elif tuple(meta["schema"]["classes"]) != tuple(ctx.snapshot.classes):
-        ctx.note("the starter model predicts other classes than this project's; it does not count as a baseline")
-        return None
+    for line in notes:
+        ctx.note(line)
     return _measure_predictor(ctx, predictor)
 
 
@@ -327,23 +309,6 @@ def _measure_checkpoint(ctx: RetrainContext, directory: Path, label: str) -> dic
         ctx.note(f"{label} is a {meta['task']} model, not a {ctx.config.task} one; it is no baseline")
         return None
     return _measure(ctx, model, meta)
-
-
-def _starter_segmenter(ctx: RetrainContext) -> Any:
-    """The starter face-mask segmenter, which pre-labels a masked-faces project's masks beside the starter
-    parser; None (with a note) when it is not installed or cannot be read."""
-    from faceparse.core.checkpoint import CheckpointError, load_checkpoint
-    from faceparse.core.evaluate import TorchPredictor
-    from faceparse.core.versions import starter_checkpoint
-
-    path = starter_checkpoint("mask")
-    if path is None:
-        return None
-    try:
-        return TorchPredictor(*load_checkpoint(path, device=ctx.device))
-    except (CheckpointError, OSError) as e:
-        ctx.note(f"the starter face-mask segmenter cannot be read ({e}); the starter parser is measured alone")
-        return None
 
 
 def _checked_start(ctx: RetrainContext, start: StartPoint, path: Path | None

@@ -143,3 +143,12 @@ def test_active_means_the_starter_model_while_no_version_is_active(tmp_path, cap
         assert code == 0, err
         scores.append(json.loads(out)["miou_no_bg"])
     assert scores[0] == scores[1]
+
+
+@pytest.mark.parametrize("schema", ["lapa", "masked-faces"])
+def test_the_starter_model_is_measured_as_it_pre_labels_projects_of_other_schemas(tmp_path, capsys, schema):
+    root = tmp_path / schema
+    make_project(root, count=3, corrected=3, schema=schema)[0].close()
+    code, out, err = run(capsys, "eval", "--model", "starter", root, "--split", "all", "--json")
+    assert code == 0, err
+    assert set(json.loads(out)["per_class_iou"]) == set(get_schema(schema).classes)

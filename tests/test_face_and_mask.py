@@ -62,6 +62,19 @@ def test_a_masked_faces_project_gets_face_and_mask_from_the_two_starters(tmp_pat
     store.close()
 
 
+def test_the_studios_pre_label_this_image_uses_the_pair_too(tmp_path, starters):
+    from faceparse.app.gui.model_jobs import PredictorCache, prelabel_image
+    from faceparse.core.prelabel import MODE_SETTING
+
+    store = _project(tmp_path / "p", "masked-faces")
+    store.set_setting(MODE_SETTING, WHOLE_IMAGE)
+    record = prelabel_image(store, store.images()[0].id, "cpu", PredictorCache())
+    assert record.model_version.count("+") == 1
+    assert store.schema.index("face_mask") in store.predicted_mask(record.id)
+    assert PrelabelJob(store).run().skipped_current == 1
+    store.close()
+
+
 def test_a_chosen_model_or_another_schema_runs_alone(tmp_path, starters):
     store = _project(tmp_path / "p", "masked-faces")
     result = PrelabelJob(store, str(starters["parser"]), mode=WHOLE_IMAGE).run()

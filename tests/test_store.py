@@ -380,55 +380,72 @@ def test_a_moved_corrected_photo_keeps_its_masks_in_the_scan_that_sees_it(folder
     assert store.missing_photos() == []
 
 
-def test_a_prediction_made_under_the_new_name_gives_way_to_the_masks_of_the_old(folder, store):
-    i = store.find("img1.png").id
-    store.save_corrected(i, np.full((6, 8), 3, np.uint8))
-    data = (folder / "img1.png").read_bytes()
-    (folder / "img1.png").unlink()
-    assert store.scan().removed == 1
-    assert [r.relpath for r in store.missing_photos()] == ["img1.png"]
-    (folder / "bigger.png").write_bytes(data + b"\0")  # another size: not hashed by the scan
-    store.scan()
-    new = store.find("bigger.png")
-    store.save_predicted(new.id, np.full((6, 8), 1, np.uint8), "v0001")
-    (folder / "bigger.png").unlink()
-    (folder / "again.png").write_bytes(data)
-    store.scan()
-    found = store.find("again.png")
-    assert found.id == i and found.status == "corrected" and store.corrected_mask(i).max() == 3
-
-
-def test_a_predicted_copy_is_adopted_by_the_details_pass_and_its_stray_mask_removed(folder, store):
+def test_a_row_already_worked_on_under_its_new_name_is_never_taken_away(folder, store):
+    """Adoption replaces only an untouched row: one with a prediction may be open in the studio this moment."""
     i = store.find("img1.png").id
     store.save_corrected(i, np.full((6, 8), 3, np.uint8))
     data = (folder / "img1.png").read_bytes()
     (folder / "img1.png").unlink()
     store.scan()
     (folder / "late.png").write_bytes(data)
-    with patch.object(ProjectStore, "_find_renamed", return_value=[]):  # as if the scan could not hash it
+    with patch.object(ProjectStore, "_find_renamed", return_value=[]):  # as if the scan had not hashed it
         store.scan()
     late = store.find("late.png")
     store.save_predicted(late.id, np.full((6, 8), 1, np.uint8), "v0001")
     store.fill_details()
-    rec = store.find("late.png")
-    assert rec.id == i and rec.status == "corrected" and store.corrected_mask(i).max() == 3
-    assert store.get(late.id) is None and not store.mask_path("predicted", late.id).exists()
+    assert store.find("late.png").id == late.id and store.predicted_mask(late.id).max() == 1
+    assert store.get(i).missing and store.corrected_mask(i).max() == 3
+    assert [r.relpath for r in store.missing_photos()] == ["img1.png"] and store.count_missing() == 1
 
 
-def test_a_correction_made_under_the_new_name_is_never_replaced(folder, store):
+def test_an_untouched_copy_is_adopted_by_the_details_pass(folder, store):
     i = store.find("img1.png").id
     store.save_corrected(i, np.full((6, 8), 3, np.uint8))
     data = (folder / "img1.png").read_bytes()
+    (folder / "copy.png").write_bytes(data)
+    store.scan()  # the copy arrives while the original is still there: nothing to look for yet
     (folder / "img1.png").unlink()
-    store.scan()
-    (folder / "late.png").write_bytes(data)
-    with patch.object(ProjectStore, "_find_renamed", return_value=[]):
-        store.scan()
-    late = store.find("late.png")
-    store.save_corrected(late.id, np.full((6, 8), 5, np.uint8))
+    result = store.scan()  # only deletions: no new file to hash
+    assert (result.added, result.removed, result.renamed) == (0, 1, 0)
     store.fill_details()
-    assert store.find("late.png").id == late.id and store.corrected_mask(late.id).max() == 5
-    assert store.get(i).missing and store.corrected_mask(i).max() == 3
+    rec = store.find("copy.png")
+    assert rec.id == i and rec.status == "corrected" and store.count_missing() == 0
+
+
+def test_a_scan_hashes_a_bounded_number_of_same_sized_arrivals(folder, store):
+    from faceparse.core.store import RENAME_CANDIDATES_EXTRA, RENAME_CANDIDATES_PER_MISSING
+
+    (folder / "gone.bmp").write_bytes(_bmp(0))
+    store.scan()
+    store.save_corrected(store.find("gone.bmp").id, np.zeros((4, 4), np.uint8))
+    (folder / "gone.bmp").unlink()
+    for n in range(1, 40):
+        (folder / f"other{n:02d}.bmp").write_bytes(_bmp(n))
+    result = store.scan()
+    assert (result.added, result.removed, result.renamed) == (39, 1, 0)
+    hashed = sum(r.content_hash is not None for r in store.images() if r.relpath.startswith("other"))
+    assert hashed == RENAME_CANDIDATES_PER_MISSING + RENAME_CANDIDATES_EXTRA
+
+
+def _bmp(seed: int) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (4, 4, 3), np.uint8)).save(buf, "BMP")
+    return buf.getvalue()
+
+
+def test_a_save_whose_row_went_away_meanwhile_is_not_taken_for_a_save(folder, store):
+    rec = store.find("img0.png")
+
+    def row_goes(_record):
+        with store._write() as c:
+            c.execute("DELETE FROM images WHERE id = ?", (rec.id,))
+        return None
+
+    with patch.object(ProjectStore, "_hash_now", side_effect=row_goes), \
+            pytest.raises(ProjectError, match="changed its place in the project while it was being saved"):
+        store.save_corrected(rec.id, np.zeros((6, 8), np.uint8))
 
 
 def test_missing_folder_refuses_to_scan(tmp_path, folder, store):

@@ -336,7 +336,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
                                           "default) or a folder of images with same-named index PNG masks.")
     p.add_argument("--model", required=True, metavar="M",
                    help="a checkpoint folder, an .onnx file, or a version of the DATA project (v0003, active, "
-                        "starter)")
+                        "starter); the starter model is measured as it pre-labels the project")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--masks", metavar="DIR", help="mask folder for a plain image folder (default DATA/masks)")
     p.add_argument("--schema", metavar="NAME|FILE.json",
@@ -350,8 +350,8 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
-    from faceparse.core.evaluate import ONNX_NAME, EvaluationError, open_predictor
-    from faceparse.core.versions import resolve_version
+    from faceparse.core.evaluate import ONNX_NAME, EvaluationError, open_predictor, starter_scorer
+    from faceparse.core.versions import STARTER, resolve_version
 
     prefer = "onnx" if args.onnx else "torch"
     path = Path(args.model).expanduser()
@@ -359,7 +359,15 @@ def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
         if not path.exists():
             if store is None:
                 raise CommandError(f"model not found: {args.model} (version names need DATA to be a project)")
-            path = Path(resolve_version(store, args.task or _default_task(store), args.model)["path"])
+            task = args.task or _default_task(store)
+            row = resolve_version(store, task, args.model)
+            if row["version"] == STARTER:
+                notes: list[str] = []
+                scorer = starter_scorer(store.schema, task, notes=notes)
+                for line in notes:
+                    print(f"note: {line}", file=sys.stderr)
+                return scorer
+            path = Path(row["path"])
         if args.onnx and path.is_dir() and not (path / ONNX_NAME).is_file():
             raise CommandError(f"{path} has no ONNX export to measure; activating the version makes one "
                                "(faceparse models FOLDER activate VERSION), or leave out --onnx")

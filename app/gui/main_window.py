@@ -63,9 +63,9 @@ def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
 def _fill_details(store: ProjectStore, cancel) -> bool:
     """Read sizes and hashes; True when some photo turned out broken or a renamed one was found again with its
     masks, so the list must be drawn again."""
-    before = store.count_errors(), store.count()
+    before = store.count_errors(), store.count_missing()
     store.fill_details(progress=lambda *_: not cancel.is_set())
-    return (store.count_errors(), store.count()) != before
+    return (store.count_errors(), store.count_missing()) != before
 
 
 class MainWindow(QMainWindow):

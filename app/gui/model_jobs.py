@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,8 +22,8 @@ from faceparse.core.prelabel import (
     PrelabelJob,
     PrelabelResult,
     choose_mode,
-    class_mapping,
     prediction_settings,
+    project_predictor,
     project_tta,
 )
 from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
@@ -39,20 +40,25 @@ def device_description(device: str) -> str:
 
 
 class PredictorCache:
-    """One loaded predictor per (model file, device): building an inference session costs more than a picture."""
+    """Loaded predictors by (model file, device, TTA): building an inference session costs more than a picture.
+    Two are kept, since a masked-faces project pre-labels with a pair of models."""
+
+    KEEP = 2
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._key: tuple | None = None
-        self._predictor: Predictor | None = None
+        self._predictors: OrderedDict[tuple, Predictor] = OrderedDict()
 
     def get(self, path: Path, device: str, tta: bool = False) -> Predictor:
         key = (str(path), path.stat().st_mtime_ns, device, tta)
         with self._lock:
-            if self._key != key:
-                self._predictor = Predictor(path, device=device, tta=tta, confidence=False, probabilities=True)
-                self._key = key
-            return self._predictor  # type: ignore[return-value]
+            predictor = self._predictors.pop(key, None)
+            if predictor is None:
+                predictor = Predictor(path, device=device, tta=tta, confidence=False, probabilities=True)
+            self._predictors[key] = predictor
+            while len(self._predictors) > self.KEEP:
+                self._predictors.popitem(last=False)
+            return predictor
 
 
 def prelabel_image(store: ProjectStore, image_id: int, device: str, cache: PredictorCache) -> ImageRecord:
@@ -61,10 +67,10 @@ def prelabel_image(store: ProjectStore, image_id: int, device: str, cache: Predi
     record = store.get(image_id)
     if record is None:
         raise ProjectError(f"image {image_id} is no longer in the project")
-    resolved = find_model(store, None, task_for_schema(store.schema))
+    task = task_for_schema(store.schema)
     tta = project_tta(store)
-    predictor = cache.get(resolved.path, device, tta)
-    lut = class_mapping(predictor.info.classes, predictor.info.schema_name, store.schema)
+    predictor, resolved, lut = project_predictor(store, find_model(store, None, task), task,
+                                                 lambda path: cache.get(path, device, tta))
     mode, _ = choose_mode(store)
     prediction = predict_image(load_rgb(store.root / record.relpath), predictor, Framing(mode))
     mask = prediction.mask if lut is None else lut[prediction.mask]
