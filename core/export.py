@@ -284,7 +284,7 @@ SHARED_LOCK_WAIT_S = 30.0
 """How long an export waits for another one to finish removing leftovers (an exclusive lock held for a moment)."""
 
 
-def _lock_parent(out_dir: Path) -> int | None:
+def _lock_parent(out_dir: Path, cancel: threading.Event | None = None) -> int | None:
     """Mark this export as running in the destination's parent folder, and remove what crashed exports to the same
     destination left there (hidden `.partial` and `.old` folders of this module's naming).
 
@@ -317,6 +317,10 @@ def _lock_parent(out_dir: Path) -> int | None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             return fd
         except BlockingIOError:
+            if cancel is not None and cancel.is_set():
+                os.close(fd)
+                raise ExportCancelled(f"export to {out_dir} cancelled while waiting for a lock on "
+                                      f"{out_dir.parent}") from None
             if time.monotonic() >= deadline:
                 os.close(fd)
                 raise ExportError(f"cannot export to {out_dir}: another program has held a lock on "
@@ -343,10 +347,10 @@ def _make_parent(out_dir: Path) -> None:
         raise ExportError(f"cannot export to {out_dir}: {reason}") from None
 
 
-def _start_export(out_dir: Path) -> tuple[Path, int | None]:
+def _start_export(out_dir: Path, cancel: threading.Event | None = None) -> tuple[Path, int | None]:
     """The hidden folder the export is written into, and the lock that marks the export as running."""
     _make_parent(out_dir)
-    lock = _lock_parent(out_dir)
+    lock = _lock_parent(out_dir, cancel)
     try:
         tmp = _make_hidden(out_dir, "partial")
         (tmp / PARTIAL_MARKER).touch()
@@ -484,7 +488,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
     names = _export_names(records)
     splits = assign_splits([r.content_hash or r.relpath for r in records], fractions, seed)
 
-    tmp, lock = _start_export(out_dir)
+    tmp, lock = _start_export(out_dir, cancel)
     exporter = None
     try:
         exporter = dataset_format.exporter(tmp, target)

@@ -234,6 +234,24 @@ def test_a_lock_someone_else_never_releases_ends_the_export_with_a_reason(store,
     assert (tmp_path / "out").is_dir()
 
 
+@pytest.mark.skipif(fcntl is None, reason="leftovers are removed only where flock exists")
+def test_cancelling_while_waiting_for_the_lock_ends_the_export_at_once(store, tmp_path):
+    import threading
+
+    from faceparse.core.export import ExportCancelled
+
+    cancel = threading.Event()
+    holder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        threading.Timer(0.2, cancel.set).start()
+        with pytest.raises(ExportCancelled, match="while waiting for a lock"):
+            export_dataset(store, tmp_path / "out", "index-png", split=(1, 0, 0), cancel=cancel)
+    finally:
+        os.close(holder)
+    assert hidden(tmp_path) == []
+
+
 def rotated_source(path, pixels, **options):
     exif = Image.Exif()
     exif[0x0112] = 6
