@@ -173,6 +173,7 @@ def project_summary(store: ProjectStore) -> dict:
         "photos_missing": [{"relpath": rec.relpath, "status": rec.status} for rec in store.missing_photos()],
         "details_pending": store.count_pending_details(),
         "active_models": _active_models(store),
+        "starter_models": _starter_in_use(store),
         "model_versions": versions,
     }
 
@@ -213,9 +214,16 @@ def run_info(args: argparse.Namespace) -> int:
     else:
         print("Models  none trained yet")
     for task, active in sorted(summary["active_models"].items()):
-        if active == "starter" and task not in summary["model_versions"]:
-            print(f"  {task}: the starter model is active")
+        if active == "starter":
+            print(f"  {task}: pre-labels with {summary['starter_models']}")
     return 0
+
+
+def _starter_in_use(store: ProjectStore) -> str:
+    from faceparse.core.model_resolver import task_for_schema
+    from faceparse.core.prelabel import describe_starter
+
+    return describe_starter(store.schema, task_for_schema(store.schema))
 
 
 def _print_names(names: list[str], most: int = 10) -> None:

@@ -25,7 +25,13 @@ from faceparse.core.face_and_mask import FaceAndMaskPredictor, wants_face_and_ma
 from faceparse.core.faces import DEFAULT_MARGIN, FACES, MODES, FaceDetector, HaarFaceDetector, suggest_mode
 from faceparse.core.framing import Framing, ImagePrediction
 from faceparse.core.imageio import ImageLoadError, load_rgb
-from faceparse.core.model_resolver import ModelNotFoundError, ResolvedModel, find_model, task_for_schema
+from faceparse.core.model_resolver import (
+    ModelNotFoundError,
+    ResolvedModel,
+    find_model,
+    starter_model_path,
+    task_for_schema,
+)
 from faceparse.core.prediction_pipeline import PipelineStats, PredictionPipeline
 from faceparse.core.predictor import ModelError, Predictor
 from faceparse.core.schemas import LabelSchema, get_schema
@@ -169,6 +175,13 @@ def project_predictor(store: ProjectStore, resolved: ResolvedModel, task: str,
         return parser, resolved, lut
     both = FaceAndMaskPredictor(parser, open_model(mask.path), store.schema, lut)
     return both, replace(resolved, model_id=f"{resolved.model_id}+{mask.model_id}"), None
+
+
+def describe_starter(schema: LabelSchema, task: str) -> str:
+    """What pre-labels a project of `schema` while no version of `task` is active, in words."""
+    if task == "parser" and wants_face_and_mask(schema) and starter_model_path("mask").is_file():
+        return "the starter parser model, with the starter face-mask segmenter for face_mask"
+    return f"the starter {task} model"
 
 
 class PrelabelJob:

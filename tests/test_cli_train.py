@@ -136,7 +136,7 @@ def test_active_means_the_starter_model_while_no_version_is_active(tmp_path, cap
     code, out, _ = run(capsys, "models", root)
     assert code == 0 and "No parser version is active: the project pre-labels with the starter parser model" in out
     code, out, _ = run(capsys, "info", root)
-    assert "parser: the starter model is active" in out
+    assert "parser: pre-labels with the starter parser model\n" in out
     scores = []
     for name in ("active", "starter"):
         code, out, err = run(capsys, "eval", "--model", name, root, "--split", "all", "--json")
@@ -152,3 +152,5 @@ def test_the_starter_model_is_measured_as_it_pre_labels_projects_of_other_schema
     code, out, err = run(capsys, "eval", "--model", "starter", root, "--split", "all", "--json")
     assert code == 0, err
     assert set(json.loads(out)["per_class_iou"]) == set(get_schema(schema).classes)
+    code, out, _ = run(capsys, "models", root)
+    assert code == 0 and ("with the starter face-mask segmenter for face_mask" in out) == (schema == "masked-faces")

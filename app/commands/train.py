@@ -299,7 +299,7 @@ def run_models(args: argparse.Namespace) -> int:
             print(f"rolled back: {_model_name(task, row)} is now active")
             return 0
         rows = list_versions(store, args.task)
-        starter_note = _starter_note(task, store.active_model(task) is not None)
+        starter_note = _starter_note(store, task)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -320,12 +320,13 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _starter_note(task: str, active: bool) -> str:
+def _starter_note(store: ProjectStore, task: str) -> str:
     from faceparse.core.model_resolver import starter_model_path
+    from faceparse.core.prelabel import describe_starter
 
-    if active or not starter_model_path(task).is_file():
+    if store.active_model(task) is not None or not starter_model_path(task).is_file():
         return ""
-    return f"No {task} version is active: the project pre-labels with the starter {task} model"
+    return f"No {task} version is active: the project pre-labels with {describe_starter(store.schema, task)}"
 
 
 # --- eval ------------------------------------------------------------------------------------------------------------
