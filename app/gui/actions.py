@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import qtawesome as qta
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QWidget
 
@@ -90,3 +91,17 @@ def build_actions(parent: QWidget) -> dict[str, QAction]:
         parent.addAction(action)
         actions[spec.name] = action
     return actions
+
+
+class _PageKeysStay(QObject):
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and event.key() in (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown):
+            event.accept()
+            return True
+        return False
+
+
+def keep_page_keys(widget: QWidget) -> None:
+    """PgUp/PgDown step the value of a focused number box, as they do everywhere else, instead of firing the
+    previous/next image shortcuts."""
+    widget.installEventFilter(_PageKeysStay(widget))

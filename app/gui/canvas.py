@@ -83,6 +83,7 @@ class Canvas(QGraphicsView):
         self.tool: Tool = TOOLS["brush"](self)
         self._tool_active = False
         self._panning_from: QPointF | None = None
+        self._panning_button = Qt.MouseButton.NoButton
         self._space_held = False
         self._fitted = True  # keep fitting the image to the window until the user zooms
         self.notice = ""
@@ -146,6 +147,7 @@ class Canvas(QGraphicsView):
         """Switch the overlay to the prediction (read-only) or back; returns whether the prediction is shown.
         `cancel_tool` False only repaints (a new prediction arrived) and leaves a stroke or polygon in progress."""
         if cancel_tool:
+            self.tool.commit_held()
             self.tool.cancel()
         was = self.showing_prediction
         self.showing_prediction = bool(on) and self.prediction is not None
@@ -177,7 +179,10 @@ class Canvas(QGraphicsView):
         return self._overlay_item.opacity_value
 
     def set_tool(self, name: str) -> None:
+        """A stroke still held is kept (as leaving the image keeps it); an unfinished polygon is dropped."""
+        self.tool.commit_held()
         self.tool.cancel()
+        self._tool_active = False
         self.tool = TOOLS[name](self)
         self._update_cursor()
 
@@ -284,6 +289,7 @@ class Canvas(QGraphicsView):
         if event.button() == Qt.MouseButton.MiddleButton or (
                 event.button() == Qt.MouseButton.LeftButton and self._space_held):
             self._panning_from = event.position()
+            self._panning_button = event.button()
             self._update_cursor()
             return
         if event.button() == Qt.MouseButton.LeftButton and self.editable:
@@ -310,8 +316,9 @@ class Canvas(QGraphicsView):
         self._report_hover(pos)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        if self._panning_from is not None and event.button() in (Qt.MouseButton.MiddleButton,
-                                                                 Qt.MouseButton.LeftButton):
+        """A pan ends with the button that started it; the left button ends a stroke even while the middle
+        button pans, so a stroke can never stay down with no button held."""
+        if self._panning_from is not None and event.button() == self._panning_button:
             self._panning_from = None
             self._update_cursor()
             return

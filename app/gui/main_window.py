@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
-from .actions import build_actions
+from .actions import build_actions, keep_page_keys
 from .export_dialog import ExportDialog
 from .image_list import PHOTO_CHANGED_HINT
 from .import_dialog import ImportDialog
@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setFixedWidth(110)
         self.opacity_slider.setValue(self.settings.get("overlay_opacity", 55, int))
+        self.opacity_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space and the tool keys stay with the canvas
         bar.addWidget(self.opacity_slider)
         for name in (None, "toggle_overlay", "toggle_outline", "toggle_prediction", None, "zoom_fit", "zoom_actual",
                      None, "previous_image", "next_image", "next_unreviewed", None, "accept_prediction",
@@ -147,6 +148,7 @@ class MainWindow(QMainWindow):
         a[next((n for n, t in TOOL_ACTIONS.items() if t == remembered and t in REMEMBERED_TOOLS), "tool_brush")
           ].setChecked(True)
         self.brush_spin.installEventFilter(self)
+        keep_page_keys(self.brush_spin)
         self.brush_spin.lineEdit().returnPressed.connect(self._focus_canvas)
 
     def _build_menus(self) -> None:

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .actions import keep_page_keys
 from .model_jobs import (
     DEVICES,
     PredictorCache,
@@ -136,6 +137,7 @@ class ModelsPanel(QWidget):
     def _retrain_box(self) -> QGroupBox:
         box = QGroupBox(f"Retrain the {self.task} model", self)
         self.epochs = QSpinBox(box)
+        keep_page_keys(self.epochs)
         self.epochs.setRange(1, 500)
         self.epochs.setValue(TrainConfig.for_task(self.task).epochs)
         self.input_size = QComboBox(box)

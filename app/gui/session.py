@@ -258,13 +258,23 @@ class AnnotationSession(QObject):
         self.message.emit("prediction accepted as the corrected mask")
 
     def mark_reviewed(self) -> None:
+        """Approve the working mask, saved before the status changes; if that save fails, the image is not
+        marked reviewed. Refused while the prediction is shown: what is approved must be what is on screen."""
         if self.record is None:
+            return
+        if self.canvas.showing_prediction:
+            self.error.emit("the prediction is shown, but R marks the working mask reviewed: press T to see the "
+                            "working mask first, or Ctrl+Enter to accept the prediction")
             return
         image_id = self.record.id
         self.canvas.tool.commit_held()
         self.save(force=not self._has_mask_on_disk(image_id))
 
         def write() -> ImageRecord | None:
+            with self._pending_lock:
+                failed = self._unsaved.get(image_id)
+            if failed is not None:
+                raise ProjectError(f"not marked reviewed: its mask could not be saved ({failed[1]})")
             self.store.set_status(image_id, "reviewed")
             return self.store.get(image_id)
 

@@ -219,6 +219,8 @@ class PolygonTool(Tool):
         self.finish()
 
     def remove_last_point(self) -> None:
+        if self._grabbed is not None:
+            return  # the corner being dragged stays until the button is released
         if self.points:
             self.points.pop()
         self.host.show_outline_preview(self.points or None)
