@@ -29,7 +29,14 @@ from faceparse.core.checkpoint import META_NAME, WEIGHTS_NAME, load_checkpoint, 
 from faceparse.core.datasets import IGNORE_INDEX, DatasetError, snapshot_project, task_target
 from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, load_mask, load_rgb
 from faceparse.core.metrics import BinaryScores, confusion_matrix, scores_from_confusion
-from faceparse.core.schemas import LabelSchema, SchemaError, builtin_schema_names, get_schema, resolve_schema
+from faceparse.core.schemas import (
+    LabelSchema,
+    SchemaError,
+    builtin_schema_names,
+    get_schema,
+    mapping_matrix,
+    resolve_schema,
+)
 from faceparse.core.store import ProjectStore
 from torch import nn
 from torch.nn import functional as F
@@ -95,8 +102,7 @@ class MappedPredictor:
     def __init__(self, inner: Predictor, lut: np.ndarray, target: LabelSchema):
         self.inner = inner
         classes = list(inner.meta["schema"]["classes"])
-        self._to_target = np.zeros((target.num_classes, len(classes)), np.float32)
-        self._to_target[np.asarray(lut[:len(classes)], dtype=np.int64), np.arange(len(classes))] = 1.0
+        self._to_target = mapping_matrix(lut, len(classes), target.num_classes)
         self.meta = {**inner.meta, "schema": {"name": target.name, "classes": list(target.classes)}}
 
     def logits(self, batch: np.ndarray) -> np.ndarray:

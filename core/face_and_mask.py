@@ -15,7 +15,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 from faceparse.core.predictor import FacePrediction, ModelError, Predictor
-from faceparse.core.schemas import LabelSchema
+from faceparse.core.schemas import LabelSchema, mapping_matrix
 
 MASK_CLASS = "face_mask"
 
@@ -37,8 +37,7 @@ class FaceAndMaskPredictor:
         n = parser.info.num_classes
         self.lut = np.arange(n, dtype=np.uint8) if parser_lut is None else np.asarray(parser_lut[:n], np.uint8)
         self.mask_index = project.index(MASK_CLASS)
-        self._to_project = np.zeros((project.num_classes, n), np.float32)
-        self._to_project[self.lut.astype(np.int64), np.arange(n)] = 1.0
+        self._to_project = mapping_matrix(self.lut, n, project.num_classes)
         self.info = replace(parser.info, classes=tuple(project.classes), schema_name=project.name,
                             flip_pairs=tuple(project.flip_pairs))
         self.batch_size = parser.batch_size

@@ -273,6 +273,14 @@ def _builtin_target_classes(target: str) -> tuple[str, ...] | None:
     return schema.classes if schema else None
 
 
+def mapping_matrix(lut: np.ndarray, source_classes: int, target_classes: int) -> np.ndarray:
+    """A class mapping as a target×source 0/1 matrix: multiplying class probabilities by it adds up, for each
+    target class, the probabilities of the source classes that map to it."""
+    matrix = np.zeros((target_classes, source_classes), np.float32)
+    matrix[np.asarray(lut[:source_classes], dtype=np.int64), np.arange(source_classes)] = 1.0
+    return matrix
+
+
 def builtin_schema_names() -> list[str]:
     return list(_builtins())
 

@@ -63,15 +63,22 @@ def test_a_tool_key_or_t_in_the_middle_of_a_stroke_keeps_what_was_painted(qtbot,
         canvas.mask_changed(None)
 
 
-def test_r_after_a_failed_save_does_not_mark_the_image_reviewed(qtbot, tmp_path, monkeypatch):
+def _painted(qtbot, tmp_path):
+    """A window whose first image has one unsaved stroke of class 5; also the errors the session reports."""
     folder, window = _window(qtbot, tmp_path)
-    ws = window.ws
-    session, canvas = ws.session, ws.canvas
-    image_id = session.image_id
+    canvas = window.ws.canvas
     QTest.keyClick(canvas, Qt.Key.Key_5)
     drag(canvas, [viewport_point(canvas, 5.5, 5.5), viewport_point(canvas, 40.5, 5.5)])
     errors = []
-    session.error.connect(errors.append)
+    window.ws.session.error.connect(errors.append)
+    return folder, window, errors
+
+
+def test_r_after_a_failed_save_does_not_mark_the_image_reviewed(qtbot, tmp_path, monkeypatch):
+    folder, window, errors = _painted(qtbot, tmp_path)
+    ws = window.ws
+    session, canvas = ws.session, ws.canvas
+    image_id = session.image_id
 
     def disk_full(*_args, **_kwargs):
         raise OSError("disk full")
@@ -89,16 +96,11 @@ def test_r_after_a_failed_save_does_not_mark_the_image_reviewed(qtbot, tmp_path,
 
 
 def test_r_while_the_prediction_is_shown_approves_nothing_unseen(qtbot, tmp_path):
-    folder, window = _window(qtbot, tmp_path)
-    ws = window.ws
-    session, canvas = ws.session, ws.canvas
+    folder, window, errors = _painted(qtbot, tmp_path)
+    session, canvas = window.ws.session, window.ws.canvas
     image_id = session.image_id
-    QTest.keyClick(canvas, Qt.Key.Key_5)
-    drag(canvas, [viewport_point(canvas, 5.5, 5.5), viewport_point(canvas, 40.5, 5.5)])
     QTest.keyClick(canvas, Qt.Key.Key_T)
     assert canvas.showing_prediction
-    errors = []
-    session.error.connect(errors.append)
     QTest.keyClick(canvas, Qt.Key.Key_R)
     session.writer.wait()
     assert errors and "press T to see the working mask first" in errors[0]
