@@ -32,6 +32,7 @@ when no other thread is still using the store.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -312,6 +313,17 @@ class ProjectStore:
     def is_project(cls, folder: str | os.PathLike) -> bool:
         return (Path(folder) / PROJECT_DIR_NAME / DB_NAME).is_file()
 
+    @staticmethod
+    def _check_writable(root: Path) -> None:
+        """SQLite in WAL mode writes beside its database even to read it, so a project on read-only media or
+        without write permission cannot be opened; say so rather than pass on SQLite's "unable to open"."""
+        project_dir = root / PROJECT_DIR_NAME
+        for path in (project_dir, project_dir / DB_NAME):
+            if not os.access(path, os.W_OK):
+                raise ProjectError(f"the project in {root} is read-only ({path} cannot be written). FaceParse "
+                                   "Studio keeps its index there and writes to it even to open the project: make "
+                                   "the folder writable, or copy it somewhere writable and open the copy")
+
     @classmethod
     def _is_complete(cls, root: Path) -> bool:
         """False for a database left empty by a creation that was interrupted; creating again finishes it."""
@@ -350,7 +362,13 @@ class ProjectStore:
         except PermissionError as e:
             store.close()
             raise ProjectError(f"cannot create a project in {root}: permission denied ({e.filename})") from None
-        except (OSError, sqlite3.Error) as e:
+        except OSError as e:
+            store.close()
+            if e.errno == errno.EROFS:
+                raise ProjectError(f"cannot create a project in {root}: the folder is on read-only media; copy "
+                                   "the photos somewhere writable and scan the copy") from None
+            raise ProjectError(f"cannot create a project in {root}: {e}") from None
+        except sqlite3.Error as e:
             store.close()
             raise ProjectError(f"cannot create a project in {root}: {e}") from None
         try:
@@ -367,6 +385,7 @@ class ProjectStore:
         if not cls.is_project(root):
             raise ProjectError(f"{root} is not a FaceParse project (no {PROJECT_DIR_NAME}/{DB_NAME}); "
                                "scan it first to create one")
+        cls._check_writable(root)
         store = cls(root, _CONSTRUCT)
         try:
             store._load_meta()

@@ -78,6 +78,36 @@ def test_open_errors_are_clear(tmp_path, folder):
         ProjectStore(folder)
 
 
+def test_a_read_only_project_says_so_and_is_left_as_it_was(folder, monkeypatch):
+    with ProjectStore.create(folder) as s:
+        s.scan()
+    before = (folder / ".faceparse" / "project.db").read_bytes()
+    real_access = os.access
+    project_dir = str(folder.resolve() / ".faceparse")
+    monkeypatch.setattr(store_module.os, "access",
+                        lambda path, mode: (False if mode == os.W_OK and str(path).startswith(project_dir)
+                                            else real_access(path, mode)))
+    with pytest.raises(ProjectError, match="read-only .*copy it somewhere writable"):
+        ProjectStore.open(folder)
+    with pytest.raises(ProjectError, match="read-only"):
+        ProjectStore.open_or_create(folder)
+    assert (folder / ".faceparse" / "project.db").read_bytes() == before
+
+
+def test_creating_a_project_on_read_only_media_says_so(folder, monkeypatch):
+    import errno
+    real_mkdir = store_module.Path.mkdir
+
+    def read_only_mkdir(self, *args, **kwargs):
+        if ".faceparse" in self.parts:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.Path, "mkdir", read_only_mkdir)
+    with pytest.raises(ProjectError, match="read-only media; copy the photos somewhere writable"):
+        ProjectStore.create(folder)
+
+
 def test_create_twice_and_unknown_schema(folder):
     ProjectStore.create(folder).close()
     with pytest.raises(ProjectError, match="already a FaceParse project"):
