@@ -6,6 +6,8 @@ from faceparse.app.gui.main_window import MainWindow
 from faceparse.app.gui.settings import StudioSettings
 from faceparse.app.gui.undo import BoundedUndoStack
 from faceparse.core.label_editor import LabelEditor
+from faceparse.core.store import ProjectStore
+from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
@@ -143,3 +145,22 @@ def test_dropping_a_folder_opens_its_project(qtbot, tmp_path):
     QApplication.sendEvent(window, drop)
     qtbot.waitUntil(lambda: window.ws is not None and window.ws.session.record is not None, timeout=10_000)
     assert window.ws.store.root == folder.resolve()
+
+
+def test_a_photo_of_a_few_pixels_fits_the_window_and_zooming_in_keeps_its_size(qtbot, tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    Image.fromarray(np.full((6, 5, 3), 90, np.uint8)).save(folder / "tiny.png")
+    with ProjectStore.create(folder) as store:
+        store.scan()
+    window = open_window(qtbot, folder, tmp_path)
+    canvas = window.ws.canvas
+    viewport = canvas.viewport()
+    fitted = canvas.scale_factor
+    assert fitted > 64
+    _wheel(viewport, viewport.rect().center(), 240)
+    assert canvas.scale_factor == pytest.approx(fitted)
+    _wheel(viewport, viewport.rect().center(), -240)
+    assert canvas.scale_factor < fitted
+    _wheel(viewport, viewport.rect().center(), 240)
+    assert fitted * 0.5 < canvas.scale_factor <= fitted + 1e-6

@@ -240,7 +240,10 @@ class Canvas(QGraphicsView):
         return self.transform().m11()
 
     def zoom_by(self, factor: float) -> None:
-        target = min(MAX_SCALE, max(MIN_SCALE, self.scale_factor * factor))
+        """Zoom within MIN_SCALE..MAX_SCALE, widened to the current scale: a photo of a few pixels fitted to the
+        window is already past MAX_SCALE, and zooming in must not jump it smaller."""
+        current = self.scale_factor
+        target = min(max(MAX_SCALE, current), max(min(MIN_SCALE, current), current * factor))
         factor = target / self.scale_factor
         if abs(factor - 1.0) > 1e-6:
             self._fitted = False
