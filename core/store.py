@@ -882,6 +882,8 @@ class ProjectStore:
         settings knows this prediction is not what it would produce."""
         rec = self._require(image_id)
         arr = self._checked_mask(rec, mask)
+        if rec.status == "reviewed":
+            self._keep_approved_prediction(rec)
         save_mask(self.mask_path("predicted", rec.id), arr, self.schema, compress_level=1)
         with self._write() as c:
             updated = c.execute(
@@ -936,8 +938,23 @@ class ProjectStore:
         except OSError:
             return rec.content_hash
 
+    def _keep_approved_prediction(self, rec: ImageRecord) -> bool:
+        """A prediction approved as it was (reviewed, never corrected) becomes the human's mask: stored as the
+        corrected mask, so a later prediction or a predicted import cannot replace what a person approved.
+        False when there is no prediction to keep or a corrected mask exists already."""
+        if self.mask_path("corrected", rec.id).exists():
+            return False
+        approved = self.predicted_mask(rec.id)
+        if approved is None:
+            return False
+        save_mask(self.mask_path("corrected", rec.id), approved, self.schema)
+        with self._write() as c:
+            c.execute("UPDATE images SET effort = 0 WHERE id = ?", (rec.id,))
+        return True
+
     def set_status(self, image_id: int, status: str) -> None:
-        """Change the status; a status must be backed by the mask it implies (predicted/corrected/any for reviewed)."""
+        """Change the status; a status must be backed by the mask it implies (predicted/corrected/any for reviewed).
+        Reviewing a prediction nobody corrected stores it as the corrected mask (see `_keep_approved_prediction`)."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; statuses: {', '.join(STATUSES)}")
         rec = self._require(image_id)
@@ -948,6 +965,8 @@ class ProjectStore:
             raise MaskError(f"{rec.relpath} cannot be {status!r}: it has no "
                             f"{'mask' if status == 'reviewed' else status + ' mask'}")
         digest = self._hash_now(rec) if status == "reviewed" else rec.content_hash
+        if status == "reviewed" and not has_corr:
+            self._keep_approved_prediction(rec)
         with self._write() as c:
             c.execute("UPDATE images SET status = ?, updated = ? WHERE id = ?", (status, time.time(), rec.id))
             if status == "reviewed":

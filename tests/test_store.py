@@ -610,6 +610,33 @@ def test_reviewed_stays_reviewed(store):
     assert store.get(i).status == "reviewed"
 
 
+def test_an_approved_prediction_is_kept_when_the_image_is_predicted_again(store):
+    i = ids_by_name(store)["img0.png"]
+    approved = np.zeros((6, 8), np.uint8)
+    approved[2:4, 2:6] = 1
+    store.save_predicted(i, approved, "v1")
+    store.set_status(i, "reviewed")
+    assert np.array_equal(store.corrected_mask(i), approved)
+    assert store.get(i).effort == 0
+    store.save_predicted(i, np.full((6, 8), 2, np.uint8), "v2")
+    assert store.get(i).status == "reviewed"
+    assert np.array_equal(store.current_mask(i), approved)
+    assert np.array_equal(store.predicted_mask(i), np.full((6, 8), 2))
+
+
+def test_a_reviewed_prediction_from_an_older_version_is_kept_too(store):
+    """Reviewing used to leave the approved prediction as the only mask; predicting again keeps it."""
+    i = ids_by_name(store)["img0.png"]
+    approved = np.ones((6, 8), np.uint8)
+    store.save_predicted(i, approved, "v1")
+    with store._write() as c:
+        c.execute("UPDATE images SET status = 'reviewed' WHERE id = ?", (i,))
+    assert store.corrected_mask(i) is None
+    store.save_predicted(i, np.zeros((6, 8), np.uint8), "v2")
+    assert np.array_equal(store.current_mask(i), approved)
+    assert store.get(i).status == "reviewed"
+
+
 def test_set_status_needs_the_matching_mask(store):
     i = ids_by_name(store)["img0.png"]
     for status in ("predicted", "corrected", "reviewed"):
