@@ -918,6 +918,21 @@ class ProjectStore:
                 (effort, split, digest, digest, time.time(), int(keep_reviewed), rec.id)).rowcount
         self._check_still_there(updated, rec)
 
+    def discard_correction(self, image_id: int) -> bool:
+        """Take back a correction whose edits were all undone: the image is predicted again (or new) and its
+        corrected mask file goes. Only a "corrected" image is touched (a reviewed one was approved); False if
+        there was nothing to take back. The row changes before the file goes, so a crash between the two leaves
+        a corrected file that matches what the image had, never a "corrected" status without its mask."""
+        rec = self._require(image_id)
+        status = "predicted" if self.mask_path("predicted", rec.id).exists() else "new"
+        with self._write() as c:
+            changed = c.execute("UPDATE images SET status = ?, effort = NULL, labeled_hash = NULL, updated = ? "
+                                "WHERE id = ? AND status = 'corrected'", (status, time.time(), rec.id)).rowcount
+        if changed:
+            with contextlib.suppress(FileNotFoundError):
+                self.mask_path("corrected", rec.id).unlink()
+        return bool(changed)
+
     def _check_still_there(self, updated: int, rec: ImageRecord) -> None:
         """A save whose row went away meanwhile (another process found the photo to be a renamed one and gave
         it its old id) must not pass for a save: the caller keeps the mask and says so."""

@@ -637,6 +637,23 @@ def test_a_reviewed_prediction_from_an_older_version_is_kept_too(store):
     assert store.get(i).status == "reviewed"
 
 
+def test_discarding_a_correction_returns_the_image_to_what_it_was(store):
+    ids = ids_by_name(store)
+    fresh, predicted, reviewed = ids["img0.png"], ids["img1.png"], ids["img2.png"]
+    store.save_corrected(fresh, np.ones((6, 8), np.uint8))
+    assert store.discard_correction(fresh)
+    assert store.get(fresh).status == "new" and store.corrected_mask(fresh) is None
+    assert store.get(fresh).labeled_hash is None and store.get(fresh).effort is None
+    store.save_predicted(predicted, np.zeros((6, 8), np.uint8), "v1")
+    store.save_corrected(predicted, np.ones((6, 8), np.uint8))
+    assert store.discard_correction(predicted)
+    assert store.get(predicted).status == "predicted" and store.corrected_mask(predicted) is None
+    store.save_corrected(reviewed, np.ones((6, 8), np.uint8))
+    store.set_status(reviewed, "reviewed")
+    assert not store.discard_correction(reviewed)
+    assert store.get(reviewed).status == "reviewed" and store.corrected_mask(reviewed) is not None
+
+
 def test_set_status_needs_the_matching_mask(store):
     i = ids_by_name(store)["img0.png"]
     for status in ("predicted", "corrected", "reviewed"):

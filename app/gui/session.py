@@ -48,6 +48,7 @@ class AnnotationSession(QObject):
         self.record: ImageRecord | None = None
         self.editor: LabelEditor | None = None
         self.prediction: np.ndarray | None = None
+        self._untouched: np.ndarray | None = None
         self.paint_over: set[int] | None = None
         self._closed = False
         self.prefetch: PrefetchCache | None = None
@@ -118,6 +119,7 @@ class AnnotationSession(QObject):
         if failed_save is not None:
             self.undo_stack.resetClean()
         self.record, self.editor, self.prediction = record, editor, prediction
+        self._untouched = mask.copy() if bundle.corrected is None and failed_save is None else None
         self.canvas.set_image(bundle.photo, editor, prediction)
         self.loaded.emit(record)
         return True
@@ -168,11 +170,13 @@ class AnnotationSession(QObject):
 
     # --- saving ------------------------------------------------------------------------------------------------
 
-    def save(self, force: bool = False) -> bool:
+    def save(self, force: bool = False, approving: bool = False) -> bool:
         """Queue a snapshot of the working mask for writing; True if one was queued.
 
         A stroke whose button is still held is not an edit yet: the save waits for it (the autosave is started
-        again), so what is written is always a state of the undo history."""
+        again), so what is written is always a state of the undo history. Edits undone back to the mask the image
+        opened with (before anyone corrected it) take the correction back instead of saving it: a slip that was
+        autosaved and then undone must not leave a "corrected" image. A forced or approving save writes it."""
         self._autosave.stop()
         if self.editor is None or self.record is None or not (force or self.modified):
             return False
@@ -180,17 +184,29 @@ class AnnotationSession(QObject):
             self._autosave.start()
             return False
         self.undo_stack.setClean()
-        self._queue_write(self.record.id, self.editor.mask.copy())
+        snapshot = self.editor.mask.copy()
+        if not (force or approving) and self._untouched is not None and np.array_equal(snapshot, self._untouched):
+            self._queue_discard(self.record.id, snapshot)
+        else:
+            self._queue_write(self.record.id, snapshot)
         return True
 
     def _queue_write(self, image_id: int, snapshot: np.ndarray) -> None:
-        """A failed write keeps its snapshot (see `unsaved`) until a later write of that image succeeds."""
+        self._queue(image_id, snapshot, lambda: self.store.save_corrected(image_id, snapshot))
+
+    def _queue_discard(self, image_id: int, snapshot: np.ndarray) -> None:
+        """Take back this visit's correction of an image that opened uncorrected."""
+        self._queue(image_id, snapshot, lambda: self.store.discard_correction(image_id))
+
+    def _queue(self, image_id: int, snapshot: np.ndarray, store_call) -> None:
+        """Run `store_call` on the writer. A failure keeps `snapshot` (see `unsaved`) until a later write of
+        that image succeeds."""
         with self._pending_lock:
             self._pending_writes[image_id] += 1
 
         def write() -> ImageRecord | None:
             try:
-                self.store.save_corrected(image_id, snapshot)
+                store_call()
             except Exception as e:
                 with self._pending_lock:
                     self._unsaved[image_id] = (snapshot, str(e) or type(e).__name__)
@@ -268,7 +284,7 @@ class AnnotationSession(QObject):
             return
         image_id = self.record.id
         self.canvas.tool.commit_held()
-        self.save(force=not self._has_mask_on_disk(image_id))
+        self.save(force=not self._has_mask_on_disk(image_id), approving=True)
 
         def write() -> ImageRecord | None:
             with self._pending_lock:
@@ -303,7 +319,10 @@ class AnnotationSession(QObject):
             saving = self._pending_writes[self.record.id] > 0 or self.record.id in self._unsaved
         if corrected is None and not (self.modified or saving or self.canvas.tool_in_progress()):
             self.editor.mask[...] = prediction
+            self._untouched = prediction.copy()
             self.undo_stack.clear()
+        else:
+            self._untouched = None
         self.canvas.show_prediction(self.canvas.showing_prediction, cancel_tool=False)
         self.record = self.store.get(self.record.id) or self.record
         self.record_updated.emit(self.record)
@@ -317,7 +336,7 @@ class AnnotationSession(QObject):
         return False
 
     def _clear(self, notice: str = "") -> None:
-        self.record = self.editor = self.prediction = None
+        self.record = self.editor = self.prediction = self._untouched = None
         self.undo_stack.clear()
         self.canvas.clear(notice)
 
