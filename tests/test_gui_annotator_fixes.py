@@ -1,7 +1,11 @@
 """An annotator's approval and keys stay theirs: a reviewed prediction survives pre-labeling again, and a slip that
 was autosaved and then undone leaves the image as it was."""
 
+import threading
+
 import numpy as np
+from faceparse.app.gui.main_window import MainWindow
+from faceparse.app.gui.settings import StudioSettings
 from faceparse.core.store import ProjectStore
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -80,3 +84,46 @@ def test_undoing_part_of_the_work_still_saves_the_rest(qtbot, tmp_path):
     assert session.flush() == {}
     status, corrected = _status(folder, session.record.id)
     assert status == "corrected" and np.array_equal(corrected, session.editor.mask) and corrected.any()
+
+
+def test_an_image_opened_while_the_scan_runs_stays_open_when_the_scan_lands(qtbot, tmp_path, monkeypatch):
+    folder = make_project(tmp_path / "faces", count=4)
+    with ProjectStore.open(folder) as store:
+        ids = [r.id for r in store.images()]
+        store.set_setting("studio.last_image", ids[2])
+    scan_may_end = threading.Event()
+    real_scan = ProjectStore.scan
+
+    def slow_scan(self, *args, **kwargs):
+        scan_may_end.wait(10)
+        return real_scan(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProjectStore, "scan", slow_scan)
+    window = MainWindow(StudioSettings.at(tmp_path / "studio.ini"), autosave_ms=60_000)
+    qtbot.addWidget(window)
+    window.resize(900, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    assert window.open_folder(folder)
+    ws = window.ws
+    view = ws.image_list.view
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     view.visualRect(ws.image_list.model.index(0)).center())
+    qtbot.waitUntil(lambda: ws.session.image_id == ids[0])
+    canvas = ws.canvas
+    QTest.keyClick(canvas, Qt.Key.Key_4)
+    QTest.mousePress(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_point(canvas, 10.5, 10.5))
+    QTest.mouseMove(canvas.viewport(), viewport_point(canvas, 40.5, 10.5))
+    scan_may_end.set()
+    qtbot.waitUntil(lambda: window._details_task is not None, timeout=10_000)
+    QTest.mouseMove(canvas.viewport(), viewport_point(canvas, 80.5, 10.5))
+    QTest.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       viewport_point(canvas, 80.5, 10.5))
+    assert ws.session.image_id == ids[0]
+    assert ws.image_list.model.record(ws.image_list.view.currentIndex().row()).id == ids[0]
+    assert ws.session.flush() == {}
+    _, corrected = _status(folder, ids[0])
+    assert (corrected[10, 12:78] == 4).all()

@@ -307,7 +307,11 @@ class MainWindow(QMainWindow):
         found = f", {result.renamed:,} found again under a new name" if result.renamed else ""
         self.statusBar().showMessage(f"{result.total:,} images ({result.added:,} new, {result.removed:,} removed"
                                      f"{found})", 5000)
-        target = ws.store.find(first_image) if first_image is not None else None
+        already_open = ws.session.record
+        if already_open is not None:
+            target = already_open  # chosen while the scan ran: keep it, its row may have moved
+        else:
+            target = ws.store.find(first_image) if first_image is not None else None
         if target is None:
             last = ws.store.get_setting("studio.last_image")
             target = ws.store.get(last) if isinstance(last, int) else None
@@ -316,10 +320,11 @@ class MainWindow(QMainWindow):
             ws.image_list.model.ensure_row(0)
             row = self._find_row(ws, target.id)
             selected = row is not None and ws.image_list.select_row(row)
-        if not selected:
+        if not selected and already_open is None:
             ws.image_list.select_row(0)
         self._update_enabled()
-        ws.canvas.setFocus()
+        if already_open is None:
+            ws.canvas.setFocus()
         self._details_task = self.jobs.start(
             lambda _report, cancel, store=ws.store: _fill_details(store, cancel),
             on_done=lambda new_errors, ws=ws: self._details_filled(ws, new_errors))
