@@ -313,6 +313,16 @@ class ProjectStore:
     def is_project(cls, folder: str | os.PathLike) -> bool:
         return (Path(folder) / PROJECT_DIR_NAME / DB_NAME).is_file()
 
+    @classmethod
+    def enclosing_project(cls, path: str | os.PathLike) -> Path | None:
+        """The image folder of the project that `path` is part of: the folder itself, a folder of photos below
+        it, or anything inside its `.faceparse` folder. None if there is none."""
+        p = Path(path).expanduser().resolve()
+        for folder in (p, *p.parents):
+            if folder.name != PROJECT_DIR_NAME and cls.is_project(folder):
+                return folder
+        return None
+
     @staticmethod
     def _check_writable(root: Path) -> None:
         """SQLite in WAL mode writes beside its database even to read it, so a project on read-only media or
@@ -344,6 +354,10 @@ class ProjectStore:
         root = cls._image_folder(folder)
         if cls.is_project(root) and cls._is_complete(root):
             raise ProjectError(f"{root} is already a FaceParse project; open it instead")
+        outer = cls.enclosing_project(root.parent) if root.parent != root else None
+        if outer is not None:
+            raise ProjectError(f"{root} is inside the project {outer}, whose scan takes in its photos; open "
+                               f"{outer} instead (a second project here would split the masks between the two)")
         try:
             label_schema = resolve_schema(schema)
         except (KeyError, SchemaError) as e:

@@ -1,6 +1,7 @@
 """An annotator's approval and keys stay theirs: a reviewed prediction survives pre-labeling again, and a slip that
 was autosaved and then undone leaves the image as it was."""
 
+import shutil
 import threading
 
 import numpy as np
@@ -127,3 +128,19 @@ def test_an_image_opened_while_the_scan_runs_stays_open_when_the_scan_lands(qtbo
     assert ws.session.flush() == {}
     _, corrected = _status(folder, ids[0])
     assert (corrected[10, 12:78] == 4).all()
+
+
+def test_a_photo_or_folder_inside_a_project_opens_that_project(qtbot, tmp_path):
+    folder = tmp_path / "faces"
+    make_project(folder / "batch1", count=2)
+    shutil.rmtree(folder / "batch1" / ".faceparse")
+    with ProjectStore.create(folder) as store:
+        store.scan()
+        photo = store.root / store.images()[1].relpath
+    window = open_window(qtbot, photo, tmp_path)
+    assert window.ws.store.root == folder.resolve()
+    assert window.ws.session.record.relpath == "batch1/" + photo.name
+    assert window.open_folder(folder / "batch1")
+    qtbot.waitUntil(lambda: window.ws.session.record is not None)
+    assert window.ws.store.root == folder.resolve()
+    assert not ProjectStore.is_project(folder / "batch1")

@@ -108,6 +108,20 @@ def test_creating_a_project_on_read_only_media_says_so(folder, monkeypatch):
         ProjectStore.create(folder)
 
 
+def test_no_project_is_created_inside_another(folder):
+    put_image(folder / "batch1" / "a.png")
+    with ProjectStore.create(folder) as s:
+        s.scan()
+        assert s.find("batch1/a.png") is not None
+    for inner in (folder / "batch1", folder / ".faceparse" / "masks" / "corrected"):
+        with pytest.raises(ProjectError, match=f"inside the project {folder.resolve()}"):
+            ProjectStore.open_or_create(inner)
+        assert not ProjectStore.is_project(inner)
+        assert ProjectStore.enclosing_project(inner) == folder.resolve()
+    assert ProjectStore.enclosing_project(folder) == folder.resolve()
+    assert ProjectStore.enclosing_project(folder.parent) is None
+
+
 def test_create_twice_and_unknown_schema(folder):
     ProjectStore.create(folder).close()
     with pytest.raises(ProjectError, match="already a FaceParse project"):

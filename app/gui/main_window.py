@@ -49,15 +49,20 @@ NAVIGATION_ACTIONS = ("previous_image", "next_image", "next_unreviewed")
 
 
 def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
-    """The image folder to open for a dropped or chosen path, and the image to show first if one was named."""
+    """The image folder to open for a dropped or chosen path, and the image to show first if one was named.
+    A photo or folder inside an existing project opens that project, never a second one nested in it."""
     p = Path(path).expanduser()
     if p.is_file() and p.name == DB_NAME and p.parent.name == PROJECT_DIR_NAME:
         return p.parent.parent, None
     if p.is_dir() and p.name == PROJECT_DIR_NAME:
         return p.parent, None
-    if p.is_file() and is_image_file(p.name):
-        return p.parent, p
-    return p, None
+    first_image = p if p.is_file() and is_image_file(p.name) else None
+    folder = p.parent if first_image is not None else p
+    if folder.is_dir() and not ProjectStore.is_project(folder):
+        outer = ProjectStore.enclosing_project(folder)
+        if outer is not None:
+            return outer, first_image
+    return folder, first_image
 
 
 def _fill_details(store: ProjectStore, cancel) -> bool:
