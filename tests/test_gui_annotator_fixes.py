@@ -144,3 +144,13 @@ def test_a_photo_or_folder_inside_a_project_opens_that_project(qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.ws.session.record is not None)
     assert window.ws.store.root == folder.resolve()
     assert not ProjectStore.is_project(folder / "batch1")
+
+
+def test_an_export_the_user_can_fix_says_why_without_a_traceback(qtbot, tmp_path, capfd):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2, corrected=True), tmp_path)
+    dialog = window.show_export()
+    dialog.split.setText("1,0,0")
+    dialog.destination.setText(str(window.ws.store.root / "inside"))
+    QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "failed" in dialog.status.text(), timeout=20_000)
+    assert "Traceback" not in capfd.readouterr().err

@@ -15,13 +15,17 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from faceparse.core.formats.base import ExportError, LabelFormatError
 from faceparse.core.imageio import ImageLoadError
+from faceparse.core.importer import ImportFailed, ImportRefused
+from faceparse.core.schemas import SchemaError
 from faceparse.core.store import ProjectError
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 
 QUEUED = Qt.ConnectionType.QueuedConnection
 # Failures whose message already says everything (which file, why): a traceback on stderr would add only noise.
-EXPLAINED_ERRORS = (ImageLoadError, ProjectError)
+EXPLAINED_ERRORS = (ImageLoadError, ProjectError, ExportError, LabelFormatError, ImportRefused, ImportFailed,
+                    SchemaError)
 
 
 class TaskSignals(QObject):
