@@ -154,3 +154,21 @@ def test_an_export_the_user_can_fix_says_why_without_a_traceback(qtbot, tmp_path
     QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "failed" in dialog.status.text(), timeout=20_000)
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_undo_while_the_prediction_is_shown_brings_back_the_working_mask_it_changes(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=1), tmp_path)
+    session, canvas = window.ws.session, window.ws.canvas
+    before = session.editor.mask.copy()
+    QTest.keyClick(canvas, Qt.Key.Key_4)
+    drag(canvas, [viewport_point(canvas, 10.5, 10.5), viewport_point(canvas, 100.5, 10.5)])
+    QTest.keyClick(canvas, Qt.Key.Key_T)
+    assert canvas.showing_prediction and window.actions["toggle_prediction"].isChecked()
+    QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not canvas.showing_prediction and not window.actions["toggle_prediction"].isChecked()
+    assert canvas.overlay.source is session.editor.mask
+    assert np.array_equal(session.editor.mask, before)
+    QTest.keyClick(canvas, Qt.Key.Key_T)
+    QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert not canvas.showing_prediction
+    assert (session.editor.mask[10, 20:90] == 4).all()

@@ -156,8 +156,16 @@ class AnnotationSession(QObject):
             self.canvas.mask_changed(edit.box)
             self._autosave.start()
 
+    def _show_working_mask(self) -> None:
+        """Undo and redo change the working mask: it is brought back on screen first when the read-only
+        prediction is shown, so the change is seen and never made blind."""
+        if self.canvas.showing_prediction:
+            self.canvas.show_prediction(False)
+            self.message.emit("showing the working mask: undo and redo change it, not the prediction")
+
     def undo(self) -> None:
         """Take back the newest thing: a stroke or polygon still in progress, otherwise the last edit."""
+        self._show_working_mask()
         tool = self.canvas.tool
         in_progress = tool.holds_pixels() or bool(getattr(tool, "points", None))
         tool.cancel()
@@ -165,6 +173,7 @@ class AnnotationSession(QObject):
             self.undo_stack.undo_edit()
 
     def redo(self) -> None:
+        self._show_working_mask()
         self.canvas.tool.cancel()
         self.undo_stack.redo()
 
