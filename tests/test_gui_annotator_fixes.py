@@ -172,3 +172,19 @@ def test_undo_while_the_prediction_is_shown_brings_back_the_working_mask_it_chan
     QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert not canvas.showing_prediction
     assert (session.editor.mask[10, 20:90] == 4).all()
+
+
+def test_a_dab_or_another_key_between_two_digits_ends_the_two_digit_class(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2, predicted=False), tmp_path)
+    palette, canvas = window.ws.palette, window.ws.canvas
+    QTest.keyClick(canvas, Qt.Key.Key_1)
+    drag(canvas, [viewport_point(canvas, 10.5, 10.5), viewport_point(canvas, 30.5, 10.5)])
+    QTest.keyClick(canvas, Qt.Key.Key_2)
+    assert palette.current == 2
+    QTest.keyClick(canvas, Qt.Key.Key_1)
+    QTest.keyClick(canvas, Qt.Key.Key_D)
+    QTest.keyClick(canvas, Qt.Key.Key_3)
+    assert palette.current == 3
+    QTest.keyClick(canvas, Qt.Key.Key_1)
+    QTest.keyClick(canvas, Qt.Key.Key_4)
+    assert palette.current == 14

@@ -228,6 +228,9 @@ class MainWindow(QMainWindow):
         for digit in range(10):
             a[f"class_{digit}"].triggered.connect(lambda _checked=False, d=digit: self.ws and
                                                   self.ws.palette.digit_pressed(d))
+        for name, action in a.items():
+            if not name.startswith("class_"):
+                action.triggered.connect(self._end_digits)
         self.brush_spin.valueChanged.connect(self._brush_size_changed)
         self.opacity_slider.valueChanged.connect(self._opacity_changed)
 
@@ -294,6 +297,7 @@ class MainWindow(QMainWindow):
         ws.canvas.hovered.connect(self._hovered)
         ws.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
         ws.canvas.prediction_shown.connect(self._prediction_shown)
+        ws.canvas.edit_committed.connect(self._end_digits)
         ws.session.modified_changed.connect(lambda _m: self._update_title())
         ws.session.loaded.connect(self._image_loaded)
         ws.image_list.listing_changed.connect(self._update_position)
@@ -489,6 +493,12 @@ class MainWindow(QMainWindow):
         self.settings.set("overlay_opacity", value)
         if self.ws is not None:
             self.ws.canvas.set_opacity(value / 100)
+
+    def _end_digits(self, *_args) -> None:
+        """Two digits make one class only when typed one after the other: any other key or an edit between them
+        ends the first."""
+        if self.ws is not None:
+            self.ws.palette.end_digits()
 
     def _prediction_shown(self, on: bool) -> None:
         """The canvas switched by itself (accepting the prediction shows the mask): the action follows."""

@@ -93,6 +93,9 @@ class PalettePanel(QWidget):
                 return
         self.select(digit)
 
+    def end_digits(self) -> None:
+        self._last_digit = None
+
     def _current_changed(self, item: QTreeWidgetItem | None, _previous) -> None:
         if item is not None:
             self.current = int(item.data(0, Qt.ItemDataRole.UserRole))
