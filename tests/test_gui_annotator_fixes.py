@@ -188,3 +188,25 @@ def test_a_dab_or_another_key_between_two_digits_ends_the_two_digit_class(qtbot,
     QTest.keyClick(canvas, Qt.Key.Key_1)
     QTest.keyClick(canvas, Qt.Key.Key_4)
     assert palette.current == 14
+
+
+def test_n_stops_at_a_reviewed_image_whose_photo_changed(qtbot, tmp_path):
+    from PIL import Image
+
+    folder = make_project(tmp_path / "faces", count=3)
+    with ProjectStore.open(folder) as store:
+        store.fill_details()
+        ids = [r.id for r in store.images()]
+        for image_id in ids[:2]:
+            store.set_status(image_id, "reviewed")
+        path = store.root / store.get(ids[1]).relpath
+    pixels = np.asarray(Image.open(path)).copy()
+    pixels[:10] = 255
+    Image.fromarray(pixels).save(path)
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    qtbot.waitUntil(lambda: ws.image_list.model.record(1).photo_changed, timeout=10_000)
+    ws.image_list.select_row(0)
+    qtbot.waitUntil(lambda: ws.session.image_id == ids[0])
+    QTest.keyClick(ws.canvas, Qt.Key.Key_N)
+    qtbot.waitUntil(lambda: ws.session.image_id == ids[1])

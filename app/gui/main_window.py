@@ -553,8 +553,9 @@ class MainWindow(QMainWindow):
         self.ws.models.start_retrain()
 
     def next_unreviewed(self) -> None:
-        if self.ws is not None and not self.ws.image_list.next_matching(lambda r: r.status != "reviewed",
-                                                                          self.ws.session.record):
+        """N: the next image that needs a look, including a reviewed one whose photo changed since."""
+        if self.ws is not None and not self.ws.image_list.next_matching(
+                lambda r: r.status != "reviewed" or r.photo_changed, self.ws.session.record):
             self.statusBar().showMessage("no image after this one is waiting for review", 4000)
 
     def mark_reviewed(self) -> None:
