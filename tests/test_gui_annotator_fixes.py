@@ -210,3 +210,26 @@ def test_n_stops_at_a_reviewed_image_whose_photo_changed(qtbot, tmp_path):
     qtbot.waitUntil(lambda: ws.session.image_id == ids[0])
     QTest.keyClick(ws.canvas, Qt.Key.Key_N)
     qtbot.waitUntil(lambda: ws.session.image_id == ids[1])
+
+
+def test_a_save_that_keeps_failing_shows_one_warning_that_counts(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=1), tmp_path, autosave_ms=60_000)
+    session, canvas = window.ws.session, window.ws.canvas
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(window.ws.store, "save_corrected", disk_full)
+    for k in range(4):
+        drag(canvas, [viewport_point(canvas, 10.5, 10.5 + 8 * k), viewport_point(canvas, 60.5, 10.5 + 8 * k)])
+        session.save()
+        session.writer.wait()
+        qtbot.wait(20)
+    boxes = [b for b in QApplication.topLevelWidgets() if isinstance(b, QMessageBox) and b.isVisible()]
+    assert len(boxes) == 1
+    assert "No space left" in boxes[0].text() and "4 times" in boxes[0].text()
+    boxes[0].close()
+    monkeypatch.undo()
+    assert session.flush() == {}

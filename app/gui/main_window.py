@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import shiboken6
 from faceparse.core.imageio import is_image_file
 from faceparse.core.schemas import builtin_schema_names
 from faceparse.core.store import DB_NAME, PROJECT_DIR_NAME, ProjectError, ProjectStore
@@ -85,6 +86,8 @@ class MainWindow(QMainWindow):
         self._details_task = None
         self._asking_about_unsaved = False
         self._open_failed = False
+        self._warning_box: QMessageBox | None = None
+        self._warning_repeats = 0
         self.actions = build_actions(self)
         self.welcome = WelcomePage(self)
         self.stack = QStackedWidget(self)
@@ -643,11 +646,25 @@ class MainWindow(QMainWindow):
         opening, self._open_failed = self._open_failed, False
         self.statusBar().showMessage(message, 20000 if opening else 10000)
         if self.isVisible() and not opening and not self._asking_about_unsaved:
-            box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE, message, QMessageBox.StandardButton.Ok, self)
-            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            box.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)  # D/A keep moving through the list
-            box.setModal(False)
-            box.show()
+            self._show_warning(message)
+
+    def _show_warning(self, message: str) -> None:
+        """One warning box at a time: a failure that repeats (every autosave while the disk is full) updates the
+        open box and counts, instead of stacking a new box per stroke."""
+        box = self._warning_box
+        if box is not None and shiboken6.isValid(box) and box.isVisible():
+            self._warning_repeats = self._warning_repeats + 1 if box.property("message") == message else 1
+            repeats = f"\n\n(this happened {self._warning_repeats} times)" if self._warning_repeats > 1 else ""
+            box.setText(message + repeats)
+            box.setProperty("message", message)
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE, message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)  # D/A keep moving through the list
+        box.setModal(False)
+        box.setProperty("message", message)
+        self._warning_box, self._warning_repeats = box, 1
+        box.show()
 
     # --- window events -----------------------------------------------------------------------------------------
 
