@@ -36,10 +36,17 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 from faceparse.core.formats import card, get_format
-from faceparse.core.formats.base import CARD_DATA_FILE, SPLIT_NAMES, ExportError, ExportItem, write_schema
+from faceparse.core.formats.base import (
+    CARD_DATA_FILE,
+    SPLIT_NAMES,
+    Exporter,
+    ExportError,
+    ExportItem,
+    write_schema,
+)
 from faceparse.core.imageio import ImageLoadError, read_size
 from faceparse.core.schemas import LabelSchema, builtin_schema_names, get_schema, resolve_schema
-from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
+from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
 
 try:
     import fcntl
@@ -162,15 +169,38 @@ def select_images(store: ProjectStore, only: str = "corrected") -> list[ImageRec
     return store.images(status=SELECTIONS[only])
 
 
-def _export_names(records: Sequence[ImageRecord]) -> list[str]:
+NAMES_SHOWN = 5
+"""How many refused names an export's error lists before "and N more"."""
+
+
+def _listed(items: Sequence[str]) -> str:
+    shown = "; ".join(items[:NAMES_SHOWN])
+    return shown + (f"; and {len(items) - NAMES_SHOWN} more" if len(items) > NAMES_SHOWN else "")
+
+
+def _export_names(records: Sequence[ImageRecord], exporter: type[Exporter]) -> list[str]:
+    """Each image's path without extension, the name its files are written under. Refused, all at once so one
+    run names every rename needed: paths the layout cannot hold, and, for a layout that writes a label file per
+    image named from that path, photos that would share one (`x.jpg` and `x.png`, or names differing only in case,
+    which are one file on Windows and macOS)."""
     names = [str(PurePosixPath(r.relpath).with_suffix("")) for r in records]
-    seen: dict[str, str] = {}
+    unwritable = [f"{r.relpath!r}: {why}" for r in records if (why := exporter.unwritable_name(r.relpath))]
+    if unwritable:
+        raise ExportError(f"{len(unwritable)} image{'s' if len(unwritable) != 1 else ''} cannot be exported in "
+                          f"this format; rename {'them' if len(unwritable) != 1 else 'it'}: {_listed(unwritable)}")
+    suffix = exporter.stem_label_suffix
+    if suffix is None:
+        return names
+    sharing: dict[str, list[str]] = {}
     for name, rec in zip(names, records, strict=True):
-        key = name.casefold()
-        if key in seen:
-            raise ExportError(f"{seen[key]} and {rec.relpath} would get the same mask file name {name}.png; "
-                              "rename one of them")
-        seen[key] = rec.relpath
+        sharing.setdefault(name.casefold(), []).append(rec.relpath)
+    clashes = [(f"{', '.join(paths[:-1])} and {paths[-1]}", f"{PurePosixPath(paths[0]).with_suffix('')}{suffix}")
+               for paths in sharing.values() if len(paths) > 1]
+    if len(clashes) == 1:
+        raise ExportError(f"{clashes[0][0]} would get the same label file name {clashes[0][1]}; rename one of them")
+    if clashes:
+        raise ExportError(f"{len(clashes)} groups of photos would each share one label file name; rename all but "
+                          f"one photo of each: {_listed([f'{photos} ({file})' for photos, file in clashes])}")
     return names
 
 
@@ -178,6 +208,18 @@ _CARD_KEYS_BEFORE_GENERATOR = frozenset({
     "project", "created", "format", "selection", "count", "statuses", "corrected_by_hand", "split", "schema",
     "schema_file", "source_schema", "class_pixels", "class_ratios_percent", "model_versions", "skipped"})
 """The entries of dataset.json as exports wrote it before it named its generator."""
+
+
+def _refuse_enclosing_project(out_dir: Path) -> None:
+    """A project whose folder holds the destination (the exported project's or any other, however far up) would
+    take the exported photos and label PNGs for new photos at its next scan."""
+    try:
+        enclosing = ProjectStore.enclosing_project(out_dir)
+    except OSError:  # a folder on the way cannot be looked into: left to the destination's own checks
+        return
+    if enclosing is not None:
+        raise ExportError(f"{out_dir} is inside the project {enclosing}; its next scan would take the exported "
+                          "photos and masks for new photos. Choose a folder outside it")
 
 
 def _check_destination(out_dir: Path, overwrite: bool) -> None:
@@ -406,16 +448,40 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
         _fsync(out_dir.parent)
 
 
+GONE = "the photo is gone from the folder (its mask is kept and comes back when a scan finds the photo, under any name)"
+
+
+def _mask_of(store: ProjectStore, rec: ImageRecord) -> tuple[np.ndarray | None, bool, str | None]:
+    """(mask, whether it is the correction, why the image is left out). A damaged mask file leaves its image out,
+    as training does, and is not replaced by the prediction: the person's correction superseded that."""
+    try:
+        corrected = store.corrected_mask(rec.id)
+    except MaskError as e:
+        return None, True, f"{rec.relpath}: {e}; correct it again, or import its mask with overwrite"
+    if corrected is not None:
+        return corrected, True, None
+    try:
+        predicted = store.predicted_mask(rec.id)
+    except MaskError as e:
+        return None, False, f"{rec.relpath}: {e}"
+    if predicted is None:
+        return None, False, f"{rec.relpath}: status {rec.status} but no mask file"
+    return predicted, False, None
+
+
 def _photo_mismatch(store: ProjectStore, rec: ImageRecord, mask: np.ndarray, predicted: bool) -> str | None:
     """Why the photo and its mask cannot be exported together (the photo was replaced or cropped after labeling,
-    or replaced by another of the same size), or None when they fit. `predicted`: the mask is the model's."""
+    or replaced by another of the same size, or deleted or damaged since the last scan, which export does not run),
+    or None when they fit. `predicted`: the mask is the model's."""
     if predicted and rec.status in ("new", "predicted") and _prediction_is_stale(store, rec):
         return (f"{rec.relpath}: the photo changed after the model predicted its mask; pre-label it again, or "
                 "correct it, to export it")
     try:
         width, height = read_size(store.root / rec.relpath)
-    except ImageLoadError as e:
-        raise ExportError(f"cannot read {rec.relpath}: {e.reason}") from None
+    except ImageLoadError as e:  # deleted or damaged since the last scan: left out, as training leaves it out
+        if not e.path.exists():
+            return f"{rec.relpath}: {GONE}"
+        return f"{rec.relpath}: the photo cannot be read ({e.reason})"
     if (height, width) != mask.shape:
         return (f"{rec.relpath}: the photo is {width}x{height} but its mask is {mask.shape[1]}x{mask.shape[0]} "
                 "(was the photo replaced after labeling?)")
@@ -445,7 +511,8 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
     """Write the project's masks as a dataset in `format` at `out_dir` (see the module docstring).
 
     Raises ExportError for anything the user can fix (unknown format, no mapping to the target schema, a
-    non-empty destination, no images selected, unreadable files) and ExportCancelled when `cancel` was set.
+    non-empty destination or one inside a project, names the layout cannot hold, no images selected or none left
+    once unreadable photos and masks are left out) and ExportCancelled when `cancel` was set.
     """
     started = time.perf_counter()
     try:
@@ -482,10 +549,11 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
     if store.root.resolve().is_relative_to(out_dir.resolve()):
         raise ExportError(f"{out_dir} holds the project itself; exporting there would replace it. "
                           "Choose a folder outside the project")
+    _refuse_enclosing_project(out_dir)
     _check_destination(out_dir, overwrite)
     if not records:
         raise ExportError(f"no images to export: the project has no {SELECTION_TITLES[only]}")
-    names = _export_names(records)
+    names = _export_names(records, dataset_format.exporter)
     splits = assign_splits([r.content_hash or r.relpath for r in records], fractions, seed)
 
     tmp, lock = _start_export(out_dir, cancel)
@@ -497,24 +565,22 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
         for number, (rec, name, split_name) in enumerate(zip(records, names, splits, strict=True)):
             if cancel is not None and cancel.is_set():
                 raise ExportCancelled(f"export to {out_dir} cancelled after {number} of {total} images")
-            corrected = store.corrected_mask(rec.id)
-            mask = corrected if corrected is not None else store.predicted_mask(rec.id)
-            if mask is None:
-                tally.skipped.append(f"{rec.relpath}: status {rec.status} but no mask file")
-            elif (mismatch := _photo_mismatch(store, rec, mask, corrected is None)) is not None:
+            mask, corrected, why = _mask_of(store, rec)
+            if why is not None:
+                tally.skipped.append(why)
+            elif (mismatch := _photo_mismatch(store, rec, mask, not corrected)) is not None:
                 tally.skipped.append(mismatch)
             else:
                 mask = lut[mask]
                 exporter.add(ExportItem(number, name, split_name, store.root / rec.relpath, mask))
-                tally.add(rec, mask, split_name, corrected is not None)
+                tally.add(rec, mask, split_name, corrected)
             if progress is not None:
                 progress(number + 1, total)
         if not tally.count:
             raise ExportError(f"no images to export: all {total} selected images were left out, e.g. "
                               f"{tally.skipped[0]}")
-        tally.skipped.extend(f"{rec.relpath}: the photo is gone from the folder (its mask is kept and comes back "
-                             "when a scan finds the photo, under any name)"
-                             for rec in store.missing_photos() if rec.status in SELECTIONS[only])
+        tally.skipped.extend(f"{rec.relpath}: {GONE}" for rec in store.missing_photos()
+                             if rec.status in SELECTIONS[only])
         exporter.finish()
         exporter.close()
         result = ExportResult(out_dir, dataset_format.name, target, tally.count,

@@ -29,7 +29,7 @@ from faceparse.core.formats import DatasetFormat, get_format
 from faceparse.core.formats.base import SCHEMA_FILE, LabelFormatError, LabelItem
 from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, read_size
 from faceparse.core.schemas import LabelSchema, SchemaError, get_schema, load_schema_json, resolve_schema
-from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
+from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
 
 KINDS = ("corrected", "predicted")
 BACKGROUND_ALIASES = frozenset({"background", "_background_", "__background__"})
@@ -95,9 +95,10 @@ class ImageIndex:
     """Finds the project image a label belongs to: by its exact relative path, then by relative path without
     extension, by a flat layout's `folder__name`, case-insensitively, and last by a unique file stem.
 
-    Two project images that one label could name (`x.jpg` and `x.png` for a mask `x.png` of an index-mask layout,
-    `a__b.png` and `a/b.png` for a flat name) make the label ambiguous: it is refused with both names rather than
-    given to whichever came last. Names are compared in Unicode NFC, since macOS writes file names decomposed."""
+    Two project images that one label could name (`x.jpg` and `x.png` for a mask `x.png` of an index-mask layout)
+    make the label ambiguous: it is refused with both names rather than given to whichever came last. A name is
+    read as written before as a flat `folder__name`, so `a__b` is `a__b.png` even beside `a/b.png`. Names are
+    compared in Unicode NFC, since macOS writes file names decomposed."""
 
     def __init__(self, records: Sequence[ImageRecord]):
         self.by_relpath: dict[str, ImageRecord] = {}
@@ -127,14 +128,16 @@ class ImageIndex:
         return rec, why
 
     def _match_stripped(self, name: str) -> tuple[ImageRecord | None, str]:
-        candidates = [name, name.replace("__", "/")]
+        """The name as given is tried before its flat reading (`a__b` as `a/b`) in each table: an export keeps
+        subfolders, so its `a__b` is the photo `a__b.jpg` even when the project also holds `a/b.jpg`."""
+        candidates = list(dict.fromkeys([name, name.replace("__", "/")]))
         for table in (self.by_path, self.by_flat, self.by_folded):
-            found = {rec.id: rec for candidate in candidates
-                     for rec in table.get(candidate.casefold() if table is self.by_folded else candidate, [])}
-            if len(found) == 1:
-                return next(iter(found.values())), ""
-            if len(found) > 1:
-                return None, _ambiguous(found.values())
+            for candidate in candidates:
+                found = table.get(candidate.casefold() if table is self.by_folded else candidate, [])
+                if len(found) == 1:
+                    return found[0], ""
+                if len(found) > 1:
+                    return None, _ambiguous(found)
         for candidate in candidates:
             same_stem = self.by_stem.get(PurePosixPath(candidate).name, [])
             if len(same_stem) == 1:
@@ -384,8 +387,15 @@ class _Checker:
         if self.report.kind != "corrected":
             return True
         try:
-            existing = (self.store.current_mask(rec.id) if rec.status == "reviewed"
-                        else self.store.corrected_mask(rec.id))
+            existing = self.store.corrected_mask(rec.id)
+        except MaskError as e:  # a damaged file: overwriting is the way to repair it
+            if self.overwrite:
+                return True
+            self.report.problems.append(f"{item.origin}: {e}; import with overwrite (--overwrite) to replace it")
+            return False
+        try:
+            if existing is None and rec.status == "reviewed":
+                existing = self.store.predicted_mask(rec.id)
         except ProjectError as e:
             self.report.problems.append(f"{item.origin}: {e}")
             return False

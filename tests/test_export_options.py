@@ -1,6 +1,7 @@
 """Export plumbing: which images, the seeded split, the target schema, the dataset card, the destination folder
 that appears only when complete, progress and cancel."""
 
+import errno
 import json
 import threading
 
@@ -14,6 +15,7 @@ from faceparse.core.export import (
     parse_split,
     select_images,
 )
+from faceparse.core.formats import lapa
 from faceparse.core.formats.base import copy_image
 from faceparse.core.schemas import get_schema
 from faceparse.core.store import ProjectStore
@@ -179,14 +181,21 @@ def test_cancel_leaves_nothing_behind(project, tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_failure_midway_leaves_the_old_destination(tmp_path):
+def test_failure_midway_leaves_the_old_destination(tmp_path, monkeypatch):
     make_project(tmp_path / "faces")
     out = tmp_path / "out"
     with ProjectStore.open(tmp_path / "faces") as store:
         export_dataset(store, out, "lapa", only="all")
         before = sorted(p.relative_to(out) for p in out.rglob("*"))
         victim = store.images(status="corrected")[2]
-        (store.root / victim.relpath).unlink()
+        copy = lapa.copy_image
+
+        def copy_until_the_disk_is_full(src, dst):
+            if src.name == victim.name:
+                raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+            copy(src, dst)
+
+        monkeypatch.setattr(lapa, "copy_image", copy_until_the_disk_is_full)
         with pytest.raises(ExportError, match=victim.relpath.split("/")[-1]):
             export_dataset(store, out, "lapa", only="all", overwrite=True)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
@@ -225,7 +234,7 @@ def test_same_mask_name_twice_is_refused(tmp_path):
         store.scan()
         for rec in store.images():
             store.save_corrected(rec.id, np.ones((8, 8), np.uint8))
-        with pytest.raises(ExportError, match="same mask file name twin.png"):
+        with pytest.raises(ExportError, match="same label file name twin.png"):
             export_dataset(store, tmp_path / "out", "index-png")
 
 
@@ -245,10 +254,11 @@ def test_rotated_photos_are_exported_upright(tmp_path):
     assert (tmp_path / "again.jpg").read_bytes() == (tmp_path / "out" / "rotated.jpg").read_bytes()
 
 
-def test_an_unreadable_mask_stops_the_export_cleanly(tmp_path):
+def test_unreadable_masks_only_stop_the_export_cleanly(tmp_path):
     make_project(tmp_path / "faces", statuses=("corrected", "corrected"))
     with ProjectStore.open(tmp_path / "faces") as store:
-        store.mask_path("corrected", store.images()[1].id).write_bytes(b"not a png")
+        for rec in store.images():
+            store.mask_path("corrected", rec.id).write_bytes(b"not a png")
         with pytest.raises(ExportError, match="mask of image .* is unreadable"):
             export_dataset(store, tmp_path / "out", "coco")
     assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []

@@ -62,6 +62,16 @@ class Exporter(abc.ABC):
 
     layout: str = ""
     """Markdown describing the files, copied into the dataset card."""
+    stem_label_suffix: str | None = ".png"
+    """The suffix of the label file written for each image under its path without extension (`masks/x.png`), so
+    that `x.jpg` and `x.png` would share one (and an import could not tell them apart); None for a layout whose
+    label files are not named so (numbered files, one JSON for all images)."""
+
+    @classmethod
+    def unwritable_name(cls, relpath: str) -> str | None:
+        """Why this layout cannot hold an image of this project path, or None; checked before anything is
+        written, so a name the layout cannot hold refuses the export at once instead of part-way."""
+        return None
 
     def __init__(self, root: Path, schema: LabelSchema):
         self.root = root

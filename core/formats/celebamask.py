@@ -58,6 +58,16 @@ class CelebAMaskExporter(Exporter):
               "- `train.txt`, `val.txt`, `test.txt`: the numbers in each split\n"
               f"- `{MAPPING_FILE}`: number and original path of every photo (tab-separated)\n"
               "- `schema.json`: class names, indices and colours")
+    stem_label_suffix = None  # files are numbered; the mapping keeps each photo's full name
+
+    @classmethod
+    def unwritable_name(cls, relpath: str) -> str | None:
+        """image_mapping.txt holds one tab-separated line per image, so a name with a line break or a tab (legal on
+        Linux) would come back as another name or a broken line."""
+        if "\t" in relpath or relpath.splitlines() != [relpath]:
+            return f"its name holds a line break or tab, which {MAPPING_FILE} (one tab-separated line per image) " \
+                   "cannot hold"
+        return None
 
     def __init__(self, root: Path, schema: LabelSchema):
         super().__init__(root, schema)
@@ -102,7 +112,7 @@ def _read_mapping(source: Path, found: LabelSet) -> dict[int, str]:
         if not number.strip().isdigit() or not name:
             found.problems.append(f"{path}, line {line_no}: expected '<number><TAB><image path>', got {line!r}")
             continue
-        mapping[int(number)] = str(Path(name).with_suffix("").as_posix())
+        mapping[int(number)] = name  # with its extension: `x.jpg` and `x.png` are told apart
     return mapping
 
 

@@ -69,6 +69,7 @@ class LabelmeExporter(Exporter):
               "class name), largest first; each hole of a region is a further polygon with the same label, "
               "`flags.hole = true` and the region's `group_id`\n"
               "- `schema.json`: class names, indices and colours")
+    stem_label_suffix = ".json"
 
     def add(self, item: ExportItem) -> None:
         image = self.root / item.split / f"{item.name}{item.image_suffix}"
@@ -156,12 +157,22 @@ def _loader(path: Path, classes: tuple[str, ...]):
 
 
 def _image_name(path: Path, document: dict, source: Path) -> str:
+    """The photo `imagePath` names, relative to the dataset. A backslash is a folder separator in files written on
+    Windows, but a legal character of a Linux file name: the path as written is taken when that photo is there."""
     image_path = document.get("imagePath")
     if isinstance(image_path, str) and image_path:
-        target = (path.parent / image_path.replace("\\", "/")).resolve()
+        as_written = path.parent / image_path
+        target = (as_written if _is_file(as_written) else path.parent / image_path.replace("\\", "/")).resolve()
         if target.is_relative_to(source.resolve()):
             return "/".join(strip_split(target.relative_to(source.resolve()).parts))  # with the photo's extension
     return relative_name(path, source)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system
+        return False
 
 
 def read_labels(source: Path, schema: LabelSchema) -> LabelSet:

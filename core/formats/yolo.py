@@ -94,6 +94,7 @@ class YoloExporter(Exporter):
               f"- `{DATA_FILE}`: split folders (always train and val; an empty one points at the other) and class "
               "names\n"
               "- `schema.json`: class names, indices and colours")
+    stem_label_suffix = ".txt"
 
     def __init__(self, root: Path, schema: LabelSchema):
         super().__init__(root, schema)
