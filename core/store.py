@@ -633,6 +633,8 @@ class ProjectStore:
             c.executemany("UPDATE images SET missing = 1, updated = ? WHERE id = ?",
                           [(now, i) for i, _ in gone if i not in forget])
         found = self._find_renamed({row[0] for row in inserts}) if inserts else []
+        self._hash_changed_checked({image_id for *_, image_id in updates} |
+                                   {image_id for _, _, was_changed, _, image_id in revived if was_changed})
         gone_now = sum(1 for i in found if i in {image_id for image_id, _ in gone})
         return ScanResult(added - len(found), len(gone) - gone_now, changed, unchanged, skipped,
                           time.perf_counter() - started, len(found))
@@ -685,6 +687,19 @@ class ProjectStore:
             if progress is not None and progress(done, total) is False:
                 break
         return done, adopted
+
+    def _hash_changed_checked(self, changed_ids: set[int]) -> None:
+        """Hash at once the changed files whose masks a person checked (few, and the ones that matter): whether
+        the photo itself differs from the one labeled is then known to `info`, export and the studio right after
+        this scan, without waiting for the details pass."""
+        if not changed_ids:
+            return
+        marks = ",".join("?" * len(changed_ids))
+        rows = self._conn().execute(f"SELECT id, relpath, size_bytes, mtime_ns FROM images WHERE id IN ({marks}) "
+                                    "AND labeled_hash IS NOT NULL AND status IN ('corrected', 'reviewed')",
+                                    sorted(changed_ids)).fetchall()
+        if rows:
+            self._fill_rows([tuple(row) for row in rows])
 
     def _find_renamed(self, inserted: set[str]) -> list[int]:
         """Hash the files this scan added that could be photos gone missing with their masks (the same byte size
@@ -898,13 +913,15 @@ class ProjectStore:
         arr = self._checked_mask(rec, mask)
         if rec.status == "reviewed":
             self._keep_approved_prediction(rec)
+        digest = rec.content_hash or self._hash_if_unchanged(rec)
         save_mask(self.mask_path("predicted", rec.id), arr, self.schema, compress_level=1)
         with self._write() as c:
             updated = c.execute(
                 "UPDATE images SET model_version = ?, uncertainty = ?, predicted_with = ?, updated = ?, "
+                "content_hash = COALESCE(content_hash, ?), "
                 "status = CASE WHEN status IN ('new', 'predicted') THEN 'predicted' ELSE status END WHERE id = ?",
                 (model_version, None if uncertainty is None else float(uncertainty), predicted_with, time.time(),
-                 rec.id)).rowcount
+                 digest, rec.id)).rowcount
         self._check_still_there(updated, rec)
 
     def save_corrected(self, image_id: int, mask: np.ndarray, keep_reviewed: bool = True) -> None:
@@ -953,6 +970,18 @@ class ProjectStore:
         if not updated:
             raise ProjectError(f"{rec.relpath} changed its place in the project while it was being saved "
                                "(it was found to be a renamed photo); open it again and repeat the last edit")
+
+    def _hash_if_unchanged(self, rec: ImageRecord) -> str | None:
+        """The photo's content hash when it is still the file the last scan saw (else None: the next scan sees
+        the change). A prediction records it, so a renamed or moved photo finds its predicted mask again too."""
+        path = self.root / rec.relpath
+        try:
+            st = path.stat()
+            if (st.st_size, st.st_mtime_ns) != (rec.size_bytes, rec.mtime_ns):
+                return None
+            return content_hash(path)
+        except OSError:
+            return None
 
     def _hash_now(self, rec: ImageRecord) -> str | None:
         """The content hash of the photo as it is on disk now (the one the person is looking at), which may differ

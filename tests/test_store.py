@@ -424,6 +424,27 @@ def test_a_moved_corrected_photo_keeps_its_masks_in_the_scan_that_sees_it(folder
     assert store.missing_photos() == []
 
 
+def test_a_moved_predicted_photo_keeps_its_prediction_in_the_scan_that_sees_it(folder, store):
+    i = store.find("img1.png").id
+    store.save_predicted(i, np.full((6, 8), 2, np.uint8), "v0001")  # records the hash; no details pass ran
+    (folder / "img1.png").rename(folder / "renamed.png")
+    result = store.scan()
+    assert (result.removed, result.renamed) == (0, 1)
+    rec = store.find("renamed.png")
+    assert rec.id == i and rec.status == "predicted" and store.predicted_mask(i).max() == 2
+    assert store.missing_photos() == []
+
+
+def test_a_checked_photo_replaced_is_known_as_changed_right_after_the_scan(folder, store):
+    i = store.find("img1.png").id
+    store.save_corrected(i, np.full((6, 8), 3, np.uint8))
+    put_image(folder / "img1.png", w=8, h=6, color=(200, 10, 10))
+    os.utime(folder / "img1.png", ns=(time.time_ns() + 5_000_000_000,) * 2)
+    assert store.scan().changed == 1
+    assert [r.id for r in store.changed_photos()] == [i]
+    assert store.get(i).photo_changed
+
+
 def test_a_row_already_worked_on_under_its_new_name_is_never_taken_away(folder, store):
     """Adoption replaces only an untouched row: one with a prediction may be open in the studio this moment."""
     i = store.find("img1.png").id
