@@ -19,7 +19,7 @@ from faceparse.core.atomic import atomic_path
 from faceparse.core.schemas import LabelSchema
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 MAX_PIXELS = 200_000_000
 """Images with more pixels are refused as possible decompression bombs. Change the module value to reconfigure."""
 

@@ -241,8 +241,9 @@ def _utc_now() -> str:
 def _walk_images(root: Path) -> tuple[list[tuple[str, int, int]], int]:
     """(relpath, size, mtime_ns) of every image under root, and the number of entries that could not be indexed.
 
-    Hidden entries (names starting with a dot, including .faceparse) are skipped; directory symlinks are not
-    followed (they can loop), file symlinks are.
+    Hidden entries (names starting with a dot, including .faceparse) are passed over; directory symlinks are not
+    followed (they can loop) and are counted as not indexed, so a scan's summary shows them; file symlinks are
+    followed.
     """
     found: list[tuple[str, int, int]] = []
     skipped = 0
@@ -263,6 +264,9 @@ def _walk_images(root: Path) -> tuple[list[tuple[str, int, int]], int]:
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append((entry.path, f"{prefix}{name}/"))
+                        continue
+                    if entry.is_symlink() and entry.is_dir():
+                        skipped += 1
                         continue
                     dot = name.rfind(".")
                     if dot <= 0 or name[dot:].lower() not in exts:

@@ -32,7 +32,7 @@ def encoded(img: Image.Image, fmt: str, **kw) -> bytes:
 
 
 def test_extensions_are_lower_case_suffixes():
-    assert {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} == IMAGE_EXTENSIONS
+    assert {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp"} == IMAGE_EXTENSIONS
 
 
 @pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif", ".webp"])

@@ -399,6 +399,18 @@ def test_removed_image_with_masks_comes_back(folder, store):
     assert not rec.missing and rec.status == "corrected"
 
 
+def test_jfif_and_jpe_photos_are_indexed_and_a_folder_symlink_is_counted_as_skipped(folder, tmp_path):
+    put_image(tmp_path / "elsewhere" / "far.png")
+    (folder / "batch2").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    put_image(folder / "saved.jfif")
+    put_image(folder / "old.jpe")
+    with ProjectStore.create(folder) as s:
+        result = s.scan()
+        assert s.find("saved.jfif") is not None and s.find("old.jpe") is not None
+        assert s.find("batch2/far.png") is None
+        assert result.skipped == 1
+
+
 def test_renamed_image_keeps_its_masks(folder, store):
     store.fill_details()
     i = store.find("img1.png").id
