@@ -233,3 +233,26 @@ def test_a_save_that_keeps_failing_shows_one_warning_that_counts(qtbot, tmp_path
     boxes[0].close()
     monkeypatch.undo()
     assert session.flush() == {}
+
+
+def test_clicking_the_models_panel_leaves_the_keys_with_the_canvas(qtbot, tmp_path):
+    from PySide6.QtWidgets import QApplication
+
+    folder = make_project(tmp_path / "faces", count=3, predicted=False)
+    install_model(folder)
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    window.models_dock.show()
+    window.models_dock.raise_()
+    ws.canvas.setFocus()
+    epochs = ws.models.epochs.value()
+    QTest.mouseClick(ws.models.prelabel_one_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ws.models.prelabel_task is None, timeout=60_000)
+    assert QApplication.focusWidget() is ws.canvas
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_5)
+    assert ws.palette.current == 5 and ws.models.epochs.value() == epochs
+    tta = ws.models.tta.isChecked()
+    QTest.mouseClick(ws.models.tta, Qt.MouseButton.LeftButton)
+    assert ws.models.tta.isChecked() != tta and QApplication.focusWidget() is ws.canvas
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)
+    assert ws.models.tta.isChecked() != tta

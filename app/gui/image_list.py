@@ -271,6 +271,8 @@ class ImageListPanel(QWidget):
         self.order = QComboBox(self)
         for key in ORDERINGS:
             self.order.addItem(ORDER_TITLES.get(key, key), key)
+        for combo in (self.status_filter, self.order):
+            combo.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # choosing with the mouse leaves the keys with the canvas
         self.summary = QLabel(self)
         self.summary.setObjectName("listSummary")
         bar = QHBoxLayout()

@@ -66,6 +66,11 @@ def _score(value: Any) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
 
 
+CLICK_KEEPS_CANVAS_FOCUS = Qt.FocusPolicy.TabFocus
+"""For buttons, boxes and lists used with the mouse: a click leaves the keys with the canvas (a disabled button
+would otherwise hand its focus to the epochs box, and Space would toggle a checkbox); Tab still reaches them."""
+
+
 class ModelsPanel(QWidget):
     predictions_changed = Signal()  # masks were predicted (re-read the list and the open image)
     image_predicted = Signal(object)  # ImageRecord of a single pre-labelled image
@@ -94,6 +99,10 @@ class ModelsPanel(QWidget):
         layout.addWidget(self._prelabel_box())
         layout.addWidget(self._retrain_box(), 1)
         layout.addWidget(self._versions_box())
+        for widget in (self.device, self.tta, self.prelabel_one_button, self.prelabel_all_button,
+                       self.prelabel_cancel, self.retrain_button, self.retrain_cancel, self.activate_button,
+                       self.rollback_button):
+            widget.setFocusPolicy(CLICK_KEEPS_CANVAS_FOCUS)
         self.refresh_versions()
 
     # --- construction ------------------------------------------------------------------------------------------
