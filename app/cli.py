@@ -156,7 +156,12 @@ def register_info(subparsers: argparse._SubParsersAction) -> None:
 
 
 def project_summary(store: ProjectStore) -> dict:
+    from faceparse.core.model_resolver import task_for_schema
+
     counts = store.counts()
+    starter = _starter_in_use(store)
+    active = _active_models(store, starter)
+    task = task_for_schema(store.schema)
     versions: dict[str, list[str]] = {}
     for model in store.model_versions():
         versions.setdefault(model["task"], []).append(model["version"])
@@ -172,8 +177,9 @@ def project_summary(store: ProjectStore) -> dict:
         "photos_changed": [rec.relpath for rec in store.changed_photos()],
         "photos_missing": [{"relpath": rec.relpath, "status": rec.status} for rec in store.missing_photos()],
         "details_pending": store.count_pending_details(),
-        "active_models": _active_models(store),
-        "starter_models": _starter_in_use(store),
+        "active_models": active,
+        "starter_models": starter,
+        "starter_problem": None if starter is not None or task in active else _starter_problem(store),
         "model_versions": versions,
     }
 
@@ -216,14 +222,25 @@ def run_info(args: argparse.Namespace) -> int:
     for task, active in sorted(summary["active_models"].items()):
         if active == "starter":
             print(f"  {task}: pre-labels with {summary['starter_models']}")
+    if summary["starter_problem"]:
+        print(f"  no model can pre-label this project yet: {summary['starter_problem']}")
     return 0
 
 
-def _starter_in_use(store: ProjectStore) -> str:
+def _starter_in_use(store: ProjectStore) -> str | None:
+    """The starter model(s) that pre-label the project while it has no active version, in words; None when the
+    starter model cannot label its schema (see `_starter_problem`)."""
     from faceparse.core.model_resolver import task_for_schema
     from faceparse.core.prelabel import describe_starter
 
     return describe_starter(store.schema, task_for_schema(store.schema))
+
+
+def _starter_problem(store: ProjectStore) -> str | None:
+    from faceparse.core.model_resolver import task_for_schema
+    from faceparse.core.prelabel import starter_problem
+
+    return starter_problem(store.schema, task_for_schema(store.schema))
 
 
 def _print_names(names: list[str], most: int = 10) -> None:
@@ -233,14 +250,15 @@ def _print_names(names: list[str], most: int = 10) -> None:
         print(f"  … and {_n(len(names) - most)} more (all of them in --json)")
 
 
-def _active_models(store: ProjectStore) -> dict[str, str]:
-    """Each task's active version; "starter" for the project's task when no version of it is active, so it
-    pre-labels with the shipped starter model."""
-    from faceparse.core.model_resolver import starter_model_path, task_for_schema
+def _active_models(store: ProjectStore, starter: str | None) -> dict[str, str]:
+    """Each task's active version; "starter" for the project's task when no version of it is active and the
+    shipped starter model can label the project (`starter`, from `_starter_in_use`, is not None), so it
+    pre-labels with that."""
+    from faceparse.core.model_resolver import task_for_schema
 
     active = {task: m["version"] for task, m in store.active_models().items()}
     task = task_for_schema(store.schema)
-    if task not in active and starter_model_path(task).is_file():
+    if task not in active and starter is not None:
         active[task] = "starter"
     return active
 

@@ -245,9 +245,10 @@ def reap_stale_jobs(store: ProjectStore) -> list[int]:
                 continue
         elif not gone:
             continue
-        store.update_job(job["id"], state="failed",
-                         message=f"the job's process ended without finishing (crashed or killed); "
-                                 f"{active_models_summary(store)}")
+        message = "the job's process ended without finishing (crashed or killed)"
+        if job["kind"] in TRAINING_KINDS:  # only a training job could have changed which model is active
+            message += f"; {active_models_summary(store)}"
+        store.update_job(job["id"], state="failed", message=message)
         store.append_job_log(job["id"], "marked failed: its process is gone")
         stale.append(job["id"])
     return stale
@@ -265,7 +266,7 @@ def active_models_summary(store: ProjectStore, before: dict[str, str] | None = N
                    if before.get(task) != version]
         return "; ".join(changed) if changed else "the previous model is still active"
     if not now:
-        return "no model is active"
+        return "no trained version is active"
     return "active: " + ", ".join(f"{task} {version}" for task, version in sorted(now.items()))
 
 

@@ -2,8 +2,8 @@
 
 `PrelabelJob` drives the prediction pipeline (core/prediction_pipeline.py) over a project: it decides what needs a
 prediction (nothing corrected or reviewed, nothing already predicted by this model with these settings from this
-file), stores each result atomically as it completes, records bad images without stopping, and can be cancelled and
-resumed.
+file, no prediction brought in by an import), stores each result atomically as it completes, records bad images
+without stopping, and can be cancelled and resumed.
 
 The job is a plain object: the GUI calls `run` in a worker thread, the command line in its main thread. Progress
 callbacks come from that thread or from the pipeline's writer thread, so they must be thread-safe.
@@ -33,8 +33,8 @@ from faceparse.core.model_resolver import (
     task_for_schema,
 )
 from faceparse.core.prediction_pipeline import PipelineStats, PredictionPipeline
-from faceparse.core.predictor import ModelError, Predictor
-from faceparse.core.schemas import LabelSchema, get_schema
+from faceparse.core.predictor import ModelError, Predictor, read_model_info
+from faceparse.core.schemas import LabelSchema, SchemaError, get_schema, reverse_mapping_lut
 from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
 from faceparse.core.uncertainty import METHODS
 
@@ -47,6 +47,8 @@ JOB_UPDATE_SECONDS = 1.0
 SUGGESTED_MODE = "auto"
 SAVE_FAILURES_TO_STOP = 5
 """Masks that could not be saved one after another before a run stops: the masks folder or disk is failing."""
+IMPORTED_PREFIX = "import:"
+"""How an imported prediction's model is recorded (`import:<format>`, core/importer.py)."""
 
 
 def project_tta(store: ProjectStore) -> bool:
@@ -119,6 +121,7 @@ class PrelabelResult:
     predicted: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped_current: int = 0
+    skipped_imported: int = 0
     skipped_checked: int = 0
     skipped_unreadable: int = 0
     whole_image_fallbacks: int = 0
@@ -143,15 +146,25 @@ class PrelabelStopped(ProjectError):
 
 
 def class_mapping(model_classes: tuple[str, ...], model_schema: str, project: LabelSchema) -> np.ndarray | None:
-    """Index table from the model's classes to the project's, or None if they are the same."""
+    """Index table from the model's classes to the project's, or None if they are the same.
+
+    The mapping the model's built-in schema declares to the project's schema comes first; else the project
+    schema's own mapping to the model's schema, read backwards (`reverse_mapping_lut`), since that is the only
+    mapping a user's schema file can declare."""
     if model_classes == tuple(project.classes):
         return None
     try:
         builtin = get_schema(model_schema)
-        if tuple(builtin.classes) == model_classes:
-            return builtin.mapping_lut(project.name)
     except KeyError:
-        pass
+        builtin = None
+    if builtin is not None and tuple(builtin.classes) == model_classes and project.name in builtin.mappings:
+        return builtin.mapping_lut(project.name)
+    if model_schema in project.mappings and (builtin is None or tuple(builtin.classes) == model_classes):
+        try:
+            return reverse_mapping_lut(project, model_schema, model_classes)
+        except SchemaError as error:
+            raise ModelError(f"the project cannot be labelled by a model of schema {model_schema!r}: {error}"
+                             ) from None
     raise ModelError(f"the model predicts schema {model_schema!r} ({len(model_classes)} classes) but the project "
                      f"uses {project.name!r} ({project.num_classes} classes) and no mapping between them is known; "
                      "choose a model trained for this project's schema")
@@ -177,11 +190,31 @@ def project_predictor(store: ProjectStore, resolved: ResolvedModel, task: str,
     return both, replace(resolved, model_id=f"{resolved.model_id}+{mask.model_id}"), None
 
 
-def describe_starter(schema: LabelSchema, task: str) -> str:
-    """What pre-labels a project of `schema` while no version of `task` is active, in words."""
+def starter_problem(schema: LabelSchema, task: str) -> str | None:
+    """Why the shipped starter model of `task` cannot pre-label a project of `schema` (it is missing or unreadable,
+    or its classes are not the project's and no mapping between them is declared), or None when it can."""
+    try:
+        info = read_model_info(starter_model_path(task))
+        class_mapping(info.classes, info.schema_name, schema)
+    except ModelError as error:
+        return str(error)
+    return None
+
+
+def describe_starter(schema: LabelSchema, task: str) -> str | None:
+    """What pre-labels a project of `schema` while no version of `task` is active, in words; None when the starter
+    model cannot (`starter_problem`), so that nothing claims it does."""
+    if starter_problem(schema, task) is not None:
+        return None
     if task == "parser" and wants_face_and_mask(schema) and starter_model_path("mask").is_file():
         return "the starter parser model, with the starter face-mask segmenter for face_mask"
     return f"the starter {task} model"
+
+
+def is_imported(rec: ImageRecord) -> bool:
+    """Whether the image's prediction was brought in by an import rather than made by a model. A scan that finds
+    the photo changed forgets where its prediction came from, so it is then predicted again."""
+    return rec.status == "predicted" and (rec.model_version or "").startswith(IMPORTED_PREFIX)
 
 
 class PrelabelJob:
@@ -193,7 +226,9 @@ class PrelabelJob:
     a sample of its images; SUGGESTED_MODE forgets the project's choice and suggests one. Choices are remembered
     only once the model has loaded, so a run that cannot start changes nothing. detector: replaces the Haar
     cascades in FACES mode. image_ids: only these images (the studio's "pre-label this image"), with the same rules.
-    redo: predict again the images whose prediction is current too (human-checked images are still never touched).
+    redo: predict again the images whose prediction is current too, and those whose prediction was imported
+    (`import --as predicted`: labels from elsewhere, possibly better than any model's and kept nowhere else, so a
+    run without `redo` keeps them); human-checked images are still never touched.
     A prediction made with another mode, margin or TTA setting is not current, so changing them predicts again
     without `redo`.
     """
@@ -255,6 +290,8 @@ class PrelabelJob:
                 skip = "skipped_checked"
             elif rec.error is not None:
                 skip = "skipped_unreadable"
+            elif not self.redo and is_imported(rec) and self.store.mask_path("predicted", rec.id).is_file():
+                skip = "skipped_imported"
             elif not self.redo and self.is_current(rec, model_id, settings):
                 skip = "skipped_current"
             else:
@@ -392,7 +429,8 @@ class PrelabelJob:
             result.state = "cancelled"
         report(force=True)
         summary = (f"{result.predicted} predicted, {len(result.failed)} failed, {result.skipped_current} already "
-                   f"current, {result.skipped_checked} corrected/reviewed kept, {result.total - finished} left")
+                   f"current, {result.skipped_imported} imported kept, {result.skipped_checked} corrected/reviewed "
+                   f"kept, {result.total - finished} left")
         store.append_job_log(job_id, summary)
         store.update_job(job_id, state=result.state, progress=finished / result.total if result.total else 1.0,
                          message=summary)

@@ -281,6 +281,38 @@ def mapping_matrix(lut: np.ndarray, source_classes: int, target_classes: int) ->
     return matrix
 
 
+def reverse_mapping_lut(schema: LabelSchema, source_name: str, source_classes: tuple[str, ...]) -> np.ndarray:
+    """Index table from the classes of `source_name` (named `source_classes`) into `schema`'s, read backwards from
+    the mapping `schema` declares to `source_name`. A user's schema file can only declare mappings from itself, so
+    this is how a model of a built-in schema labels a project of the user's schema.
+
+    Each source class that a class of `schema` maps to becomes that class; the source classes nothing maps to
+    become background (0). KeyError when `schema` declares no mapping to `source_name`; SchemaError when the table
+    points beyond `source_classes`, or when several classes of `schema` map to one source class (which of them a
+    pixel of that class is cannot be told)."""
+    try:
+        table = schema.mappings[source_name]
+    except KeyError:
+        raise KeyError(f"schema {schema.name!r} declares no mapping to {source_name!r}") from None
+    where = f"the mapping of schema {schema.name!r} to {source_name!r}"
+    if max(table) >= len(source_classes):
+        raise SchemaError(f"{where} uses class {max(table)}, beyond the {len(source_classes)} classes of "
+                          f"{source_name!r}")
+    owners: dict[int, list[str]] = {}
+    for name, target in zip(schema.classes, table, strict=True):
+        owners.setdefault(target, []).append(name)
+    for target, names in sorted(owners.items()):
+        if len(names) > 1:
+            raise SchemaError(f"{where} sends {', '.join(names[:-1])} and {names[-1]} "
+                              f"{'both' if len(names) == 2 else 'all'} to {source_classes[target]!r}, so a "
+                              f"pixel of {source_classes[target]!r} could be any of them; map at most one class "
+                              f"to each class of {source_name!r}")
+    lut = np.zeros(MAX_CLASSES, dtype=np.uint8)
+    for target, (name,) in owners.items():
+        lut[target] = schema.classes.index(name)
+    return lut
+
+
 def builtin_schema_names() -> list[str]:
     return list(_builtins())
 

@@ -102,7 +102,8 @@ def register_prelabel(subparsers: argparse._SubParsersAction) -> None:
         "prelabel", help="predict a mask for every image of a project that needs one",
         description="Pre-label the images in FOLDER (creating and scanning the project if needed). Corrected and "
                     "reviewed images are never touched; images already predicted by the same model are skipped, "
-                    "so an interrupted run resumes where it stopped. Unreadable images are reported and skipped.")
+                    "so an interrupted run resumes where it stopped, and predictions brought in with "
+                    "'import --as predicted' are kept. Unreadable images are reported and skipped.")
     p.add_argument("folder", metavar="FOLDER")
     _model_options(p, PRELABEL_TTA_HELP)
     p.add_argument("--mode", choices=("auto", *MODE_CHOICES),
@@ -110,7 +111,8 @@ def register_prelabel(subparsers: argparse._SubParsersAction) -> None:
                         "auto: suggest from a sample. Remembered for the project (default: its choice, else auto)")
     p.add_argument("--redo", action="store_true",
                    help="predict again the images this model already predicted with these settings (a changed "
-                        "--mode or --tta predicts again without it); corrected and reviewed images are still kept")
+                        "--mode or --tta predicts again without it) and replace the predictions brought in with "
+                        "'import --as predicted'; corrected and reviewed images are still kept")
     p.set_defaults(handler=run_prelabel)
 
 
@@ -176,12 +178,18 @@ def _print_summary(result: PrelabelResult) -> None:
     print(f"Predicted {result.predicted:,} of {result.total:,} images in {result.seconds:.1f} s "
           f"({result.images_per_second:.1f} images/s)")
     kept = [f"{result.skipped_current:,} already current", f"{result.skipped_checked:,} corrected/reviewed kept"]
+    if result.skipped_imported:
+        kept.append(f"{result.skipped_imported:,} imported kept")
     if result.skipped_unreadable:
         kept.append(f"{result.skipped_unreadable:,} unreadable skipped")
     print("Skipped " + ", ".join(kept))
     if result.skipped_current:
         print(f"The {result.skipped_current:,} images this model already predicted with these settings kept "
               "their masks; add --redo to predict them again")
+    if result.skipped_imported:
+        one = result.skipped_imported == 1
+        print(f"{result.skipped_imported:,} imported prediction{'' if one else 's'} kept; --redo replaces "
+              f"{'it' if one else 'them'}")
     if result.whole_image_fallbacks:
         print(f"No face found in {result.whole_image_fallbacks:,} images; they were parsed whole")
     if result.failed:

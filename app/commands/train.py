@@ -245,6 +245,7 @@ def run_train(args: argparse.Namespace) -> int:
         if store.count(("corrected", "reviewed")) == 0:
             raise CommandError(f"{store.root} has no corrected or reviewed faces yet; correct some predictions "
                                "first, then train")
+        _check_start(store, config)
         runner = JobRunner(store)
         handle = runner.start_retrain(config)
         print(f"Started {config.task} training job {handle.job_id} on {store.root}", file=sys.stderr, flush=True)
@@ -260,6 +261,20 @@ def run_train(args: argparse.Namespace) -> int:
     if outcome.state == "done":
         return 0
     return 130 if interrupted else 1
+
+
+def _check_start(store: ProjectStore, config: Any) -> None:
+    """Refuse a --from version the project does not have before a job exists, not after the job has snapshotted
+    the data."""
+    from faceparse.core.store import ProjectError
+    from faceparse.core.versions import resolve_version
+
+    if config.init in ("auto", "imagenet", "scratch"):
+        return
+    try:
+        resolve_version(store, config.task, config.init)
+    except ProjectError as e:
+        raise CommandError(f"--from {config.init}: {e}; give a version, or starter, imagenet or scratch") from None
 
 
 # --- models ----------------------------------------------------------------------------------------------------------
@@ -321,12 +336,19 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def _starter_note(store: ProjectStore, task: str) -> str:
-    from faceparse.core.model_resolver import starter_model_path
-    from faceparse.core.prelabel import describe_starter
+    """What pre-labels the project while no version of `task` is active; said only for the task its schema
+    pre-labels with (a parser project never pre-labels with the mask model, whatever --task lists)."""
+    from faceparse.core.model_resolver import starter_model_path, task_for_schema
+    from faceparse.core.prelabel import describe_starter, starter_problem
 
-    if store.active_model(task) is not None or not starter_model_path(task).is_file():
+    if task != task_for_schema(store.schema) or store.active_model(task) is not None \
+            or not starter_model_path(task).is_file():
         return ""
-    return f"No {task} version is active: the project pre-labels with {describe_starter(store.schema, task)}"
+    starter = describe_starter(store.schema, task)
+    if starter is None:
+        return (f"No {task} version is active, and the starter {task} model cannot pre-label the project: "
+                f"{starter_problem(store.schema, task)}")
+    return f"No {task} version is active: the project pre-labels with {starter}"
 
 
 # --- eval ------------------------------------------------------------------------------------------------------------
@@ -500,6 +522,8 @@ def run_jobs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(jobs, indent=2))
         return 0
+    if not jobs:
+        print("No jobs yet.")
     for job in jobs:
         print(f"{job['id']:>5}  {job['kind']:<10}{job['state']:<10}{100 * (job['progress'] or 0):5.0f}%  "
               f"{job['message']}")

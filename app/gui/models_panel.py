@@ -267,7 +267,8 @@ class ModelsPanel(QWidget):
         self._prelabel_running(False)
         where = "GPU (CUDA)" if result.provider.startswith("CUDA") else "CPU"
         self.device_label.setText(f"{where} (last run: {result.provider})")
-        skipped = result.skipped_checked + result.skipped_current + result.skipped_unreadable
+        skipped = (result.skipped_checked + result.skipped_current + result.skipped_unreadable
+                   + result.skipped_imported)
         state = "Cancelled: " if result.state == "cancelled" else ""
         notes = "".join(f"\n{n}" for n in result.notices)
         self.prelabel_status.setText(f"{state}{result.predicted:,} predicted, {len(result.failed):,} failed, "
