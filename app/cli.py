@@ -125,13 +125,13 @@ def run_scan(args: argparse.Namespace) -> int:
         if result.renamed:
             print(f"Found {_n(result.renamed)} renamed or moved photos again; they keep their masks")
         if result.skipped:
-            print(f"Skipped {_n(result.skipped)} entries that could not be read")
+            print(f"Skipped {_n(result.skipped)} entries that could not be read or are folder links (not followed)")
         if args.details:
             checked = store.fill_details(progress=_progress_printer("Reading details"))
             print(f"Read details of {_n(checked)} images; {_n(store.count_errors())} unreadable")
             for rec in [r for r in store.images() if r.error][:10]:
                 print(f"  {rec.relpath}: {rec.error}")
-            _print_changed_photos(store.changed_photos())
+        _print_changed_photos(store.changed_photos())
         _print_counts(store)
     return 0
 
