@@ -103,12 +103,23 @@ def create_version(store: ProjectStore, task: str, model: nn.Module, meta: dict[
     return store.add_model_version(task, version, final, metrics, parent, data_summary)
 
 
+def _readable_onnx(path: Path) -> bool:
+    from faceparse.core.predictor import ModelError, read_model_info
+
+    try:
+        read_model_info(path)
+    except ModelError:
+        return False
+    return True
+
+
 def ensure_onnx(store: ProjectStore, task: str, version: str) -> Path:
-    """The version's ONNX file, exported now from its checkpoint if it was saved without one."""
+    """The version's ONNX file, exported now from its checkpoint if it was saved without one or the file is
+    damaged (truncated by a full disk, say): a version is only made active with a model that pre-labels."""
     row = _require(store, task, version)
     directory = Path(row["path"])
     onnx_path = directory / ONNX_NAME
-    if not onnx_path.is_file():
+    if not onnx_path.is_file() or not _readable_onnx(onnx_path):
         from faceparse.core.checkpoint import CheckpointError, load_checkpoint
         from faceparse.core.onnx_export import export_onnx
 

@@ -213,6 +213,9 @@ def test_a_damaged_checkpoint_is_a_clear_error_and_rollback_moves_past_it(tmp_pa
     assert store.active_model("parser")["version"] == v2["version"]
     assert rollback(store, "parser")["version"] == v1["version"]
     assert store.active_model("parser")["version"] == v1["version"]
+    from faceparse.core.predictor import read_model_info
+
+    assert read_model_info(Path(v1["path"]) / "model.onnx").classes == tuple(store.schema.classes)
 
 
 def test_a_crash_while_saving_leaves_no_half_version(tmp_path, monkeypatch):
