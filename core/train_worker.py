@@ -255,12 +255,21 @@ def _resolve_start(ctx: RetrainContext) -> tuple[StartPoint, Path | None]:
             return StartPoint("version", row["version"], Path(row["path"])), Path(row["path"])
     else:
         active = ctx.store.active_model(task)
-        if active is not None and active["path"] and Path(active["path"]).is_dir():
+        if active is not None and _complete_checkpoint(active["path"]):
             return StartPoint("version", active["version"], Path(active["path"])), Path(active["path"])
+        if active is not None:
+            ctx.note(f"the active version {active['version']} has no complete checkpoint at {active['path']}; "
+                     f"starting from the starter model (roll back or activate another version to repair this)")
     starter = _starter_dir(task, ctx.work_dir / "starter")
     if starter is not None:
         return StartPoint("starter", path=starter), starter
     return StartPoint("imagenet"), None
+
+
+def _complete_checkpoint(path: str | None) -> bool:
+    from faceparse.core.checkpoint_layout import META_NAME, WEIGHTS_NAME
+
+    return bool(path) and all((Path(path) / name).is_file() for name in (WEIGHTS_NAME, META_NAME))
 
 
 def _measure(ctx: RetrainContext, model: Any, meta: dict[str, Any]) -> dict[str, Any]:
@@ -313,8 +322,9 @@ def _measure_checkpoint(ctx: RetrainContext, directory: Path, label: str) -> dic
 
 def _checked_start(ctx: RetrainContext, start: StartPoint, path: Path | None
                    ) -> tuple[StartPoint, Path | None, dict[str, Any]]:
-    """The start point, its weights' folder and the network options; a start model of another network (or an
-    unreadable one) gives way to ImageNet weights."""
+    """The start point, its weights' folder and the network options. Without an architecture asked for, training
+    carries on with the start model's network (a retrain fine-tunes the active model, whatever network it is);
+    a start model of another network than the one asked for gives way to ImageNet weights."""
     from faceparse.core.checkpoint import CheckpointError, read_checkpoint_meta
 
     options = dict(ctx.recipe.arch_args)
@@ -323,6 +333,8 @@ def _checked_start(ctx: RetrainContext, start: StartPoint, path: Path | None
             meta = read_checkpoint_meta(path)
         except (CheckpointError, OSError) as e:
             raise ProjectError(f"cannot start from {start.describe()}: {e}") from None
+        if ctx.config.architecture is None and meta.get("task") == ctx.config.task:
+            ctx.config.architecture = meta["architecture"]
         if meta["architecture"] == ctx.config.network:
             options = {k: v for k, v in meta["arch_args"].items() if k not in ("classes", "pretrained")}
         else:
