@@ -31,7 +31,7 @@ from faceparse.core.atomic import atomic_write_text
 from faceparse.core.augment import AugmentConfig, augment_pair, to_tensor_array
 from faceparse.core.imageio import ImageLoadError, load_rgb
 from faceparse.core.schemas import LabelSchema
-from faceparse.core.store import MaskError, ProjectStore, split_for
+from faceparse.core.store import ImageRecord, MaskError, ProjectStore, split_for
 
 TASKS = ("parser", "mask")
 TRAINABLE_STATUSES = ("corrected", "reviewed")
@@ -208,13 +208,30 @@ def _human_mask(store: ProjectStore, image_id: int, status: str) -> np.ndarray |
     return mask
 
 
+def image_split(rec: ImageRecord) -> str | None:
+    """The split training reads for an image: the one the store fixed, else, for a human-checked image saved
+    before splits were stored, the one its content hash gives; None for an image nobody has checked yet."""
+    if rec.split or rec.status not in TRAINABLE_STATUSES:
+        return rec.split
+    return split_for(rec.content_hash or f"id:{rec.id}")
+
+
+def classes_outside(mask: np.ndarray, schema: LabelSchema) -> list[int]:
+    """The class indices of `mask` the schema does not have (a file edited by hand or by another tool): the
+    loss would index past its last class with them."""
+    if not mask.size or int(mask.max()) < schema.num_classes:
+        return []
+    return [int(v) for v in np.unique(mask) if v >= schema.num_classes]
+
+
 def snapshot_project(store: ProjectStore, task: str = "parser", max_side: int | None = None,
                      progress: Callable[[int, int], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> DatasetSnapshot:
     """Read every human-checked image and mask of the project into memory (downscaled to `max_side`).
 
-    Images that cannot be used (unreadable, mask of another size, photo changed since its mask was checked) are
-    skipped and listed in `skipped`, never fatal.
+    Images that cannot be used (unreadable, mask of another size or with classes outside the schema, photo
+    changed since its mask was checked) are skipped and listed in `skipped`, never fatal. The validation images
+    are checked the same way, so the baseline measurement never reads such a mask either.
     """
     target = task_target(store.schema, task)
     records = store.images(status=TRAINABLE_STATUSES)
@@ -239,13 +256,18 @@ def snapshot_project(store: ProjectStore, task: str = "parser", max_side: int | 
             skipped.append((rec.relpath, f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                                          f"{image.shape[1]}x{image.shape[0]} (was the photo replaced?)"))
             continue
+        outside = classes_outside(mask, store.schema)
+        if outside:
+            skipped.append((rec.relpath, f"mask has classes {outside[:10]} outside the project's schema "
+                                         f"{store.schema.name!r} (0..{store.schema.num_classes - 1})"))
+            continue
         if store.photo_changed_since_checked(rec):
             skipped.append((rec.relpath, "the photo changed after its mask was checked; check the mask and save "
                                          "or review it again"))
             continue
         digest = mask_hash(mask)
         image, mask = _downscale(image, target.convert(mask), max_side)
-        split = rec.split or split_for(rec.content_hash or f"id:{rec.id}")
+        split = image_split(rec)
         sample = Sample(rec.id, rec.relpath, split, image, mask, digest)
         (val if split == "val" else train).append(sample)
         if progress is not None:

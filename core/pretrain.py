@@ -9,8 +9,9 @@ starts fine-tuning with a fresh face-parsing head (`MaskedPretrainNet.make_parse
 Use `masked_pretrain(...)` directly, or as the optional phase of a retrain job: `pretrain_wanted(ctx)` says whether
 "auto" should run it (a parser that starts from ImageNet or random weights, and enough unlabeled faces in the
 project), `pretrain_phase(ctx)` pre-trains the start network's body on every image of the project, corrected or not,
-and puts it back before fine-tuning. Options come from the job's `extra`: `pretrain_steps`, `pretrain_images`,
-`pretrain_min_images`.
+except the validation split's (`pretrain_records`), and puts it back before fine-tuning; `pretrain_problem` says
+before a job starts why an asked-for pre-training cannot run. Options come from the job's `extra`: `pretrain_steps`,
+`pretrain_images`, `pretrain_min_images`.
 """
 
 from __future__ import annotations
@@ -127,17 +128,42 @@ def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = Pretr
 
 
 DEFAULT_MIN_IMAGES = 32
+"""The fewest images "auto" pre-trains on."""
+ASKED_MIN_IMAGES = 8
+"""The fewest images pre-training runs on when it is asked for (pretrain=True)."""
 PRETRAIN_SHARE_OF_TIME_LIMIT = 0.5
 """Within a retrain's time limit, the most masked pre-training may take; fine-tuning gets what is left."""
 DEFAULT_MAX_IMAGES = 2000
 
 
-def _unlabeled_images(store, max_images: int, max_side: int) -> list[np.ndarray]:
-    """Every readable image of the project (labels are not used), downscaled; bad files are skipped."""
+def min_images(config, asked: bool) -> int:
+    """The fewest images pre-training needs: the job's `pretrain_min_images`, else ASKED_MIN_IMAGES when it was
+    asked for and DEFAULT_MIN_IMAGES for "auto"."""
+    return int(config.extra.get("pretrain_min_images", ASKED_MIN_IMAGES if asked else DEFAULT_MIN_IMAGES))
+
+
+def pretrain_records(store, max_images: int = DEFAULT_MAX_IMAGES, exclude_ids=()) -> list:
+    """The images masked pre-training learns from (labels are not used): every image of the project, corrected or
+    not, except the validation split's, which decide whether the new model is promoted and so must stay unseen,
+    `exclude_ids` (a job's validation images) and those the scan found unreadable."""
+    from faceparse.core.datasets import image_split
+
+    excluded = set(exclude_ids)
+    out = []
+    for record in store.images():
+        if len(out) >= max_images:
+            break
+        if not record.error and record.id not in excluded and image_split(record) != "val":
+            out.append(record)
+    return out
+
+
+def _load_images(store, records, max_side: int) -> list[np.ndarray]:
+    """The records' images, downscaled; a file that has become unreadable is skipped."""
     from faceparse.core.imageio import ImageLoadError, load_rgb
 
     out = []
-    for record in store.images(limit=max_images):
+    for record in records:
         try:
             out.append(load_rgb(store.image_path(record.id), max_side=max_side))
         except (ImageLoadError, OSError):
@@ -145,27 +171,50 @@ def _unlabeled_images(store, max_images: int, max_side: int) -> list[np.ndarray]
     return out
 
 
+def _job_records(ctx) -> list:
+    snapshot = getattr(ctx, "snapshot", None)
+    val_ids = [] if snapshot is None else [s.image_id for s in snapshot.val]
+    return pretrain_records(ctx.store, int(ctx.config.extra.get("pretrain_images", DEFAULT_MAX_IMAGES)), val_ids)
+
+
 def pretrain_wanted(ctx) -> bool:
-    """"auto" pre-trains a parser whose body has learned nothing about faces yet, when the folder has enough faces."""
+    """"auto" pre-trains a parser whose body has learned nothing about faces yet, when the folder has enough faces
+    that pre-training may use."""
     from faceparse.models.registry import get_architecture
 
     if ctx.config.task != "parser" or ctx.start is None or ctx.start.kind not in ("imagenet", "scratch"):
         return False
     if not hasattr(ctx.model, "encoder") or get_architecture(ctx.config.network).task != "parser":
         return False
-    needed = int(ctx.config.extra.get("pretrain_min_images", DEFAULT_MIN_IMAGES))
-    return ctx.store.count() >= needed
+    return len(_job_records(ctx)) >= min_images(ctx.config, asked=False)
+
+
+def pretrain_problem(store, config) -> str | None:
+    """Why pre-training asked for with `config` cannot run on this project, or None; said before a job starts
+    rather than after it has read every face and measured the active model."""
+    from faceparse.models.registry import get_architecture
+
+    spec = get_architecture(config.network)
+    if spec.task != "parser":
+        return (f"masked pre-training needs a face parser network, and {config.task} training uses {spec.name!r}, "
+                f"a {spec.task} network")
+    needed = min_images(config, asked=True)
+    found = len(pretrain_records(store, int(config.extra.get("pretrain_images", DEFAULT_MAX_IMAGES))))
+    if found < needed:
+        return (f"masked pre-training needs at least {needed} images outside the validation split, and "
+                f"{store.root} has {found}")
+    return None
 
 
 def pretrain_phase(ctx) -> None:
     """Masked pre-training of the start network's body on the project's images, inside a retrain job."""
     extra = ctx.config.extra
     size = ctx.config.input_size
-    images = _unlabeled_images(ctx.store, int(extra.get("pretrain_images", DEFAULT_MAX_IMAGES)), max_side=2 * size)
+    images = _load_images(ctx.store, _job_records(ctx), max_side=2 * size)
     budget = ctx.config.time_limit_s
     config = PretrainConfig(architecture=ctx.config.network, input_size=size,
                             steps=int(extra.get("pretrain_steps", 300)), batch_size=ctx.config.batch_size,
-                            seed=ctx.config.seed, min_images=int(extra.get("pretrain_min_images", 8)),
+                            seed=ctx.config.seed, min_images=min_images(ctx.config, asked=True),
                             time_limit_s=None if budget is None else budget * PRETRAIN_SHARE_OF_TIME_LIMIT)
     net = MaskedPretrainNet.from_parser(ctx.model, ctx.config.network, **ctx.arch_args)
     done = [0]

@@ -83,7 +83,7 @@ def test_a_retrain_time_limit_covers_pretraining_too(tmp_path):
                                   extra={"pretrain_steps": 40, "pretrain_min_images": 4})
     run_retrain(store, config, JobReporter(store, job), tmp_path / "work")
     log = "\n".join(store.job_log(job))
-    assert "masked pre-training: 1 steps of 40 (time limit) on 10 images at 64 px" in log
+    assert f"masked pre-training: 1 steps of 40 (time limit) on {_outside_val(store)} images at 64 px" in log
 
 
 def _project(root, count=10, corrected=4, size=64):
@@ -100,6 +100,11 @@ def _project(root, count=10, corrected=4, size=64):
     return store
 
 
+def _outside_val(store):
+    """The images pre-training learns from: all but the validation split's."""
+    return sum(record.split != "val" for record in store.images())
+
+
 def test_retrain_job_runs_masked_pretraining_before_fine_tuning(tmp_path):
     from faceparse.core.jobs import JobReporter
     from faceparse.core.recipes import TrainConfig
@@ -114,7 +119,7 @@ def test_retrain_job_runs_masked_pretraining_before_fine_tuning(tmp_path):
     result = run_retrain(store, config, JobReporter(store, job), tmp_path / "work")
     assert result["version"] == "v0001"
     log = "\n".join(store.job_log(job))
-    assert "masked pre-training: 3 steps on 10 images at 64 px" in log
+    assert f"masked pre-training: 3 steps on {_outside_val(store)} images at 64 px" in log
 
 
 def test_pretraining_builds_the_same_network_as_the_parser_it_starts_from(tmp_path):

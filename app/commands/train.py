@@ -246,6 +246,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise CommandError(f"{store.root} has no corrected or reviewed faces yet; correct some predictions "
                                "first, then train")
         _check_start(store, config)
+        _check_pretrain(store, config)
         runner = JobRunner(store)
         handle = runner.start_retrain(config)
         print(f"Started {config.task} training job {handle.job_id} on {store.root}", file=sys.stderr, flush=True)
@@ -275,6 +276,18 @@ def _check_start(store: ProjectStore, config: Any) -> None:
         resolve_version(store, config.task, config.init)
     except ProjectError as e:
         raise CommandError(f"--from {config.init}: {e}; give a version, or starter, imagenet or scratch") from None
+
+
+def _check_pretrain(store: ProjectStore, config: Any) -> None:
+    """Refuse an asked-for masked pre-training that cannot run (too few images, a network it cannot pre-train)
+    before a job exists, by the core's own rules, rather than fail the job after its snapshot and baseline."""
+    if config.pretrain is not True:
+        return
+    from faceparse.core.pretrain import pretrain_problem
+
+    problem = pretrain_problem(store, config)
+    if problem:
+        raise CommandError(f"--pretrain yes: {problem}; train without it (--pretrain auto or no)")
 
 
 # --- models ----------------------------------------------------------------------------------------------------------
