@@ -457,13 +457,13 @@ def _mask_of(store: ProjectStore, rec: ImageRecord) -> tuple[np.ndarray | None, 
     try:
         corrected = store.corrected_mask(rec.id)
     except MaskError as e:
-        return None, True, f"{rec.relpath}: {e}; correct it again, or import its mask with overwrite"
+        return None, True, str(e)
     if corrected is not None:
         return corrected, True, None
     try:
         predicted = store.predicted_mask(rec.id)
     except MaskError as e:
-        return None, False, f"{rec.relpath}: {e}"
+        return None, False, str(e)
     if predicted is None:
         return None, False, f"{rec.relpath}: status {rec.status} but no mask file"
     return predicted, False, None

@@ -391,7 +391,7 @@ class _Checker:
         except MaskError as e:  # a damaged file: overwriting is the way to repair it
             if self.overwrite:
                 return True
-            self.report.problems.append(f"{item.origin}: {e}; import with overwrite (--overwrite) to replace it")
+            self.report.problems.append(f"{item.origin}: {e}")
             return False
         try:
             if existing is None and rec.status == "reviewed":

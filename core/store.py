@@ -940,7 +940,10 @@ class ProjectStore:
         arr = self._checked_mask(rec, mask)
         digest = self._hash_now(rec)
         effort = None
-        predicted = self.predicted_mask(rec.id)
+        try:
+            predicted = self.predicted_mask(rec.id)
+        except MaskError:  # a damaged prediction leaves the effort unknown; it never blocks the person's save
+            predicted = None
         if predicted is not None and predicted.shape == arr.shape:
             effort = float(np.count_nonzero(predicted != arr)) / arr.size if arr.size else 0.0
         save_mask(self.mask_path("corrected", rec.id), arr, self.schema)
@@ -1063,7 +1066,22 @@ class ProjectStore:
         except ImageLoadError as e:
             if not path.exists():
                 return None
-            raise MaskError(f"the {kind} mask of image {image_id} is unreadable: {e.reason}") from None
+            raise self._damaged_mask(kind, image_id, path, e.reason) from None
+
+    def _damaged_mask(self, kind: str, image_id: int, path: Path, reason: str) -> MaskError:
+        """The error for a mask file that cannot be read, naming the photo, the file and the way out. A damaged
+        prediction stops counting as current, so the next pre-label run predicts the image again and replaces
+        it; a person's mask is never replaced without being asked."""
+        rec = self.get(image_id)
+        photo = rec.relpath if rec is not None else f"image {image_id}"
+        if kind == "predicted":
+            with contextlib.suppress(sqlite3.Error), self._write() as c:
+                c.execute("UPDATE images SET model_version = NULL WHERE id = ?", (image_id,))
+            hint = "pre-label all images again to replace it"
+        else:
+            hint = ("import its mask with overwrite (--overwrite) to replace it, or delete the file to go back to "
+                    "the model's prediction")
+        return MaskError(f"the {kind} mask of {photo} ({path}) is unreadable: {reason}; {hint}")
 
     def predicted_mask(self, image_id: int) -> np.ndarray | None:
         return self._read_mask("predicted", image_id)

@@ -92,7 +92,7 @@ def test_a_damaged_corrected_mask_is_left_out_of_the_export_with_its_reason(tmp_
         result = export_dataset(store, tmp_path / "out", "index-png", only="all", split=(1, 0, 0))
     assert result.count == 1
     assert len(result.skipped) == 1
-    assert result.skipped[0].startswith("b.png: the corrected mask of image") and "unreadable" in result.skipped[0]
+    assert result.skipped[0].startswith("the corrected mask of b.png") and "unreadable" in result.skipped[0]
     masks = tmp_path / "out" / "masks" / "train"
     assert sorted(p.name for p in masks.iterdir()) == ["a.png"]  # not the prediction the correction replaced
 
@@ -103,7 +103,7 @@ def test_import_with_overwrite_replaces_a_damaged_corrected_mask(tmp_path, capsy
     with ProjectStore.open(tmp_path / "faces") as store:
         victim = store.find("b.png")
         damage(store, victim)
-        with pytest.raises(ImportRefused, match=r"b\.png: the corrected mask of image .* is unreadable.*--overwrite"):
+        with pytest.raises(ImportRefused, match=r"b\.png: the corrected mask of .* is unreadable.*--overwrite"):
             import_dataset(store, tmp_path / "ds", "index-png")
 
     code, _, err = run(capsys, "import", tmp_path / "faces", tmp_path / "ds", "-f", "index-png")

@@ -256,3 +256,31 @@ def test_clicking_the_models_panel_leaves_the_keys_with_the_canvas(qtbot, tmp_pa
     assert ws.models.tta.isChecked() != tta and QApplication.focusWidget() is ws.canvas
     QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)
     assert ws.models.tta.isChecked() != tta
+
+
+def test_the_retrain_verdict_says_not_promoted_once():
+    from faceparse.app.gui.models_panel import ModelsPanel
+
+    text = ModelsPanel.describe_result({"version": "v0002", "metric": "miou", "score": 0.5, "promoted": False,
+                                        "baseline_version": "v0001", "baseline_score": 0.6,
+                                        "reason": "not promoted: 0.5000 does not beat 0.6000"})
+    assert text.count("not promoted") == 1 and "does not beat" in text
+
+
+def test_a_finished_export_hides_its_progress_bar(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2, corrected=True), tmp_path)
+    dialog = window.show_export()
+    dialog.split.setText("1,0,0")
+    dialog.destination.setText(str(tmp_path / "exported"))
+    QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.result is not None, timeout=20_000)
+    assert not dialog.progress.isVisible()
+
+
+def test_this_image_with_no_image_open_says_what_to_do(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=1)
+    install_model(folder)
+    window = open_window(qtbot, folder, tmp_path)
+    models = window.ws.models
+    models.start_prelabel_image(None)
+    assert models.prelabel_task is None and "No image is open" in models.prelabel_status.text()

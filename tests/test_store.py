@@ -890,3 +890,16 @@ def test_thumbnails_are_made_lazily_and_follow_changes(folder, store):
     assert Image.open(cache.get(rec2)).size == (32, 64)
     assert cache.prune() == 1
     assert cache.cached(rec2) is not None
+
+
+def test_a_damaged_mask_names_its_photo_and_file_and_a_damaged_prediction_is_predicted_again(store):
+    i = store.find("img1.png").id
+    store.save_predicted(i, np.ones((6, 8), np.uint8), "v0001")
+    store.mask_path("predicted", i).write_bytes(b"not a png")
+    with pytest.raises(MaskError, match=r"predicted mask of img1\.png \(.*predicted.*\) is unreadable.*pre-label"):
+        store.predicted_mask(i)
+    assert store.get(i).model_version is None  # no longer current: the next pre-label run replaces it
+    store.save_corrected(i, np.ones((6, 8), np.uint8))
+    store.mask_path("corrected", i).write_bytes(b"")
+    with pytest.raises(MaskError, match=r"corrected mask of img1\.png .* unreadable.*--overwrite"):
+        store.corrected_mask(i)

@@ -156,6 +156,7 @@ class ExportDialog(TaskDialog):
         self.result = result
         remember(self.store, "export", self._choices)  # only choices that worked are offered again
         self._set_running(False)
+        self.progress.setVisible(False)
         splits = ", ".join(f"{k} {v:,}" for k, v in result.splits.items() if v)
         skipped = f"; skipped {len(result.skipped)}" if result.skipped else ""
         self.status.setText(f"Exported {result.count:,} images ({splits}) in {result.seconds:.1f} s "

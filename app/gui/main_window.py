@@ -46,6 +46,9 @@ TOOL_ACTIONS = {"tool_brush": "brush", "tool_eraser": "eraser", "tool_fill": "fi
                 "tool_picker": "picker"}
 REMEMBERED_TOOLS = ("brush", "eraser", "fill", "polygon")  # the picker is a moment's tool, not a habit
 PROJECT_ACTIONS = ("export", "import_labels", "prelabel_all", "retrain")
+BACKGROUND_THREADS = 4
+"""The pool shared by the details read, pre-labeling, export, import and model activation: room for an export or
+an import to start at once while a long pre-label run and the details read of a big project are going."""
 NAVIGATION_ACTIONS = ("previous_image", "next_image", "next_unreviewed")
 
 
@@ -81,7 +84,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or StudioSettings()
         self.autosave_ms = autosave_ms
         self.writer = SerialWriter(self)
-        self.jobs = TaskRunner(2, self)
+        self.jobs = TaskRunner(BACKGROUND_THREADS, self)
         self.ws: Workspace | None = None
         self._details_task = None
         self._asking_about_unsaved = False

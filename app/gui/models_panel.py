@@ -220,7 +220,11 @@ class ModelsPanel(QWidget):
         self.prelabel_cancel.setEnabled(running and cancellable)
 
     def start_prelabel_image(self, image_id: int | None) -> None:
-        if image_id is None or self.prelabel_task is not None:
+        if self.prelabel_task is not None:
+            return
+        if image_id is None:
+            self.prelabel_status.setText("No image is open. An image whose mask cannot be read is predicted again "
+                                         "by All images.")
             return
         store, device, cache = self.store, self.device_choice, self.predictors
         self._prelabel_running(True, cancellable=False)  # one image: over in moments, nothing to stop
@@ -380,7 +384,12 @@ class ModelsPanel(QWidget):
         else:
             versus = " (no active model before)"
         verdict = "promoted — now active" if result.get("promoted") else "not promoted"
-        reason = f" ({result['reason']})" if result.get("reason") else ""
+        why = result.get("reason") or ""
+        for said in ("not promoted: ", "promoted: "):
+            if why.startswith(said):
+                why = why[len(said):]  # the verdict already says it
+                break
+        reason = f" ({why})" if why else ""
         return f"{new}{versus}; {verdict}{reason}"
 
     # --- versions ----------------------------------------------------------------------------------------------

@@ -15,17 +15,19 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from faceparse.core.export import ExportCancelled
 from faceparse.core.formats.base import ExportError, LabelFormatError
 from faceparse.core.imageio import ImageLoadError
-from faceparse.core.importer import ImportFailed, ImportRefused
+from faceparse.core.importer import ImportCancelled, ImportFailed, ImportRefused
+from faceparse.core.predictor import ModelError
 from faceparse.core.schemas import SchemaError
 from faceparse.core.store import ProjectError
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 
 QUEUED = Qt.ConnectionType.QueuedConnection
 # Failures whose message already says everything (which file, why): a traceback on stderr would add only noise.
-EXPLAINED_ERRORS = (ImageLoadError, ProjectError, ExportError, LabelFormatError, ImportRefused, ImportFailed,
-                    SchemaError)
+EXPLAINED_ERRORS = (ImageLoadError, ProjectError, ExportError, ExportCancelled, LabelFormatError, ImportRefused,
+                    ImportFailed, ImportCancelled, SchemaError, ModelError)
 
 
 class TaskSignals(QObject):
