@@ -164,3 +164,18 @@ def test_a_photo_of_a_few_pixels_fits_the_window_and_zooming_in_keeps_its_size(q
     assert canvas.scale_factor < fitted
     _wheel(viewport, viewport.rect().center(), 240)
     assert fitted * 0.5 < canvas.scale_factor <= fitted + 1e-6
+
+
+def test_the_recent_list_shows_each_projects_name_first_and_fits_its_entries(qtbot, tmp_path):
+    from faceparse.app.gui.welcome import WelcomePage
+
+    page = WelcomePage()
+    qtbot.addWidget(page)
+    folders = [str(tmp_path / "a long shared parent folder name" / "deeper still" / f"project {i}") for i in range(10)]
+    page.set_recent(folders)
+    page.show()
+    qtbot.waitExposed(page)
+    first = page.recent.item(0)
+    assert first.text().startswith("project 0") and first.toolTip() == folders[0]
+    last_row = page.recent.visualItemRect(page.recent.item(9))
+    assert last_row.bottom() <= page.recent.viewport().rect().bottom()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import qtawesome as qta
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+
+RECENT_WIDTH = 560
 
 
 class WelcomePage(QWidget):
@@ -22,7 +26,10 @@ class WelcomePage(QWidget):
         button.clicked.connect(self.open_requested)
         self.recent = QListWidget(self)
         self.recent.setObjectName("recentProjects")
-        self.recent.setMaximumWidth(640)
+        self.recent.setMinimumWidth(RECENT_WIDTH)
+        self.recent.setMaximumWidth(RECENT_WIDTH)
+        self.recent.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the folder's own name stays readable
+        self.recent.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.recent.itemActivated.connect(lambda item: self.recent_chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
         layout = QVBoxLayout(self)
         layout.addStretch(1)
@@ -35,10 +42,16 @@ class WelcomePage(QWidget):
         layout.addStretch(2)
 
     def set_recent(self, folders: list[str]) -> None:
+        """Each project as its folder's name, then where it is; the list is as tall as its entries."""
         self.recent.clear()
         for folder in folders:
-            item = QListWidgetItem(qta.icon("fa5s.folder"), folder)
+            path = Path(folder)
+            item = QListWidgetItem(qta.icon("fa5s.folder"), f"{path.name}  —  {path.parent}")
             item.setData(Qt.ItemDataRole.UserRole, folder)
+            item.setToolTip(folder)
             self.recent.addItem(item)
+        if folders:
+            rows = sum(self.recent.sizeHintForRow(i) for i in range(self.recent.count()))
+            self.recent.setFixedHeight(rows + 2 * self.recent.frameWidth() + 4)
         self.recent_title.setVisible(bool(folders))
         self.recent.setVisible(bool(folders))
