@@ -144,3 +144,32 @@ def test_activate_and_roll_back_wait_while_a_retrain_runs(qtbot, tmp_path, monke
     monkeypatch.setattr(RetrainBridge, "running", property(lambda self: False))
     panel.refresh_versions()
     assert panel.activate_button.isEnabled() and panel.rollback_button.isEnabled()
+
+
+def test_the_versions_list_shows_the_starter_and_a_version_whose_files_are_gone(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
+    with ProjectStore.open(folder) as store:
+        _add_version(store, "v0001", {"miou_no_bg": 0.1})
+        _add_version(store, "v0002", {"miou_no_bg": 0.2})
+        (store.models_dir / "parser" / "v0001" / "model.safetensors").unlink()
+    window = open_window(qtbot, folder, tmp_path)
+    panel = window.ws.models
+    rows = {panel.versions.topLevelItem(i).text(0): panel.versions.topLevelItem(i)
+            for i in range(panel.versions.topLevelItemCount())}
+    assert list(rows) == ["v0002", "v0001", "starter"] and panel.version_names() == ["v0002", "v0001"]
+    assert rows["starter"].text(3) == "active" and rows["v0001"].text(3) == "files missing"
+    panel.versions.setCurrentItem(rows["v0001"])
+    assert not panel.activate_button.isEnabled()
+    panel.versions.setCurrentItem(rows["v0002"])
+    assert panel.activate_button.isEnabled()
+    QTest.mouseClick(panel.activate_button, Qt.MouseButton.LeftButton)
+
+    def starter_row():
+        return next(panel.versions.topLevelItem(i) for i in range(panel.versions.topLevelItemCount())
+                    if panel.versions.topLevelItem(i).text(0) == "starter")
+
+    qtbot.waitUntil(lambda: starter_row().text(3) == "" and panel.activate_button.isEnabled(), timeout=30_000)
+    assert window.ws.store.active_model("parser")["version"] == "v0002"
+    panel.versions.setCurrentItem(starter_row())
+    QTest.mouseClick(panel.activate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ws.store.active_model("parser") is None, timeout=30_000)

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import qtawesome as qta
+from faceparse.core.checkpoint_layout import META_NAME, WEIGHTS_NAME
 from faceparse.core.datasets import TRAINABLE_STATUSES
 from faceparse.core.jobs import JobConflict, JobEvent
 from faceparse.core.model_resolver import task_for_schema
 from faceparse.core.prelabel import TTA_SETTING, PrelabelProgress, PrelabelResult, project_tta
 from faceparse.core.recipes import ConfigError, TrainConfig, get_recipe
 from faceparse.core.store import ProjectError, ProjectStore
-from faceparse.core.versions import STARTER, activate, list_versions, rollback, rollback_candidates
+from faceparse.core.versions import (
+    STARTER,
+    activate,
+    list_versions,
+    rollback,
+    rollback_candidates,
+    starter_checkpoint,
+)
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -60,6 +69,13 @@ def version_score(metrics: dict[str, Any] | None, recipe) -> float | None:
     if metrics.get("score") is not None:
         return metrics["score"]
     return recipe.score(metrics.get("val") or metrics)
+
+
+USABLE_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _checkpoint_there(path: str | None) -> bool:
+    return bool(path) and all((Path(path) / name).is_file() for name in (WEIGHTS_NAME, META_NAME))
 
 
 def _score(value: Any) -> str:
@@ -196,6 +212,7 @@ class ModelsPanel(QWidget):
         self.activate_button = QPushButton(qta.icon("fa5s.check-circle"), "Activate", box)
         self.rollback_button = QPushButton(qta.icon("fa5s.history"), "Roll back", box)
         self.activate_button.clicked.connect(self.activate_selected)
+        self.versions.currentItemChanged.connect(lambda *_: self._update_activate())
         self.rollback_button.clicked.connect(self.roll_back)
         buttons = QHBoxLayout()
         buttons.addWidget(self.activate_button)
@@ -395,14 +412,29 @@ class ModelsPanel(QWidget):
     # --- versions ----------------------------------------------------------------------------------------------
 
     def refresh_versions(self) -> None:
+        """The trained versions, newest first, then the shipped starter model (active while no version is). A
+        version whose files are gone says so and cannot be activated."""
         self.versions.clear()
         bold = QFont(self.versions.font())
         bold.setBold(True)
-        for row in reversed(list_versions(self.store, self.task)):
+        rows = list(reversed(list_versions(self.store, self.task)))
+        if starter_checkpoint(self.task) is not None:
+            rows.append({"version": STARTER, "metrics": None, "created": None, "path": None,
+                         "active": not any(row["active"] for row in rows)})
+        for row in rows:
             score = version_score(row.get("metrics"), self.recipe)
-            item = QTreeWidgetItem([row["version"], _score(score), (row.get("created") or "").replace("T", " ")[:16],
-                                    "active" if row["active"] else ""])
+            usable = row["version"] == STARTER or _checkpoint_there(row.get("path"))
+            state = "active" if row["active"] else ("" if usable else "files missing")
+            item = QTreeWidgetItem([row["version"], _score(score) if row["version"] != STARTER else "",
+                                    (row.get("created") or "").replace("T", " ")[:16], state])
             item.setData(0, Qt.ItemDataRole.UserRole, row["version"])
+            item.setData(0, USABLE_ROLE, usable)
+            if row["version"] == STARTER:
+                item.setToolTip(0, "The model shipped with the application; new projects start with it")
+            if not usable:
+                item.setToolTip(3, f"{row.get('path')} no longer holds this version's checkpoint")
+                for column in range(4):
+                    item.setForeground(column, self.palette().brush(self.palette().ColorRole.PlaceholderText))
             if row["active"]:
                 item.setIcon(0, qta.icon("fa5s.check-circle", color="#4caf50"))
                 for column in range(4):
@@ -410,17 +442,24 @@ class ModelsPanel(QWidget):
             self.versions.addTopLevelItem(item)
         for column in range(4):
             self.versions.resizeColumnToContents(column)
+        self._update_activate()
         # a retrain decides its own promotion against the model active when it started, so no switching meanwhile
         free = not self._activating and not self.retrain.running
-        has_versions = self.versions.topLevelItemCount() > 0
-        self.activate_button.setEnabled(has_versions and free)
         candidates = rollback_candidates(self.store, self.task)
         self.rollback_button.setEnabled(free and bool(candidates))
         self.rollback_button.setToolTip(_rollback_hint(candidates))
 
     def version_names(self) -> list[str]:
-        return [self.versions.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)
-                for i in range(self.versions.topLevelItemCount())]
+        """The trained versions listed, newest first (the starter row left out)."""
+        names = [self.versions.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)
+                 for i in range(self.versions.topLevelItemCount())]
+        return [name for name in names if name != STARTER]
+
+    def _update_activate(self) -> None:
+        item = self.versions.currentItem()
+        free = not self._activating and not self.retrain.running
+        usable = item is None or bool(item.data(0, USABLE_ROLE))
+        self.activate_button.setEnabled(free and self.versions.topLevelItemCount() > 0 and usable)
 
     def activate_selected(self) -> None:
         item = self.versions.currentItem()
