@@ -148,3 +148,22 @@ def test_enter_checks_and_imports_nothing(qtbot, tmp_path, dataset):
     qtbot.waitUntil(lambda: "Check passed" in dialog.status.text(), timeout=20_000)
     assert dialog.isVisible()
     assert nothing_corrected(window.ws.store)
+
+
+def test_browsing_to_one_split_of_a_coco_export_takes_the_whole_export(qtbot, tmp_path, monkeypatch):
+    from faceparse.app.gui import import_dialog
+
+    source = make_project(tmp_path / "source", count=COUNT)
+    with ProjectStore.open(source) as store:
+        for record in store.images():
+            store.save_corrected(record.id, store.predicted_mask(record.id))
+        export_dataset(store, tmp_path / "coco", "coco", only="corrected", split="0.34,0.33,0.33")
+    other = tmp_path / "other.json"
+    other.write_text("{}")
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=COUNT), tmp_path)
+    dialog = open_dialog(qtbot, window, "", fmt="coco")
+    for chosen, expected in ((tmp_path / "coco" / "annotations" / "instances_val.json", tmp_path / "coco"),
+                             (other, other)):
+        monkeypatch.setattr(import_dialog.QFileDialog, "getOpenFileName", lambda *_a, c=chosen, **_k: (str(c), ""))
+        dialog._browse()
+        assert dialog.source.text() == str(expected)

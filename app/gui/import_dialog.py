@@ -6,6 +6,8 @@ left as it was.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import qtawesome as qta
 from faceparse.core.formats import FORMATS
 from faceparse.core.importer import ImportCancelled, ImportRefused, ImportReport, import_dataset
@@ -59,6 +61,15 @@ def report_text(report: ImportReport) -> str:
     lines += _listed("Classes renamed", mapped)
     lines += _listed("Labels without a matching image, skipped", report.skipped)
     return "\n".join(lines)
+
+
+def _all_coco_splits(chosen: str) -> str:
+    """A file of a split export (`annotations/instances_<split>.json` beside the others) stands for the whole
+    export, so browsing to one split imports every split; any other COCO file is taken as it is."""
+    path = Path(chosen)
+    if path.parent.name == "annotations" and len(list(path.parent.glob("instances_*.json"))) > 1:
+        return str(path.parent.parent)
+    return chosen
 
 
 class ImportDialog(TaskDialog):
@@ -146,6 +157,7 @@ class ImportDialog(TaskDialog):
         start = self.source.text().strip() or str(self.store.root.parent)
         if self.format.currentData() == "coco":
             path, _ = QFileDialog.getOpenFileName(self, "COCO annotations", start, "COCO JSON (*.json)")
+            path = _all_coco_splits(path) if path else path
         else:
             path = QFileDialog.getExistingDirectory(self, "Dataset folder", start)
         if path:
