@@ -284,3 +284,16 @@ def test_this_image_with_no_image_open_says_what_to_do(qtbot, tmp_path):
     models = window.ws.models
     models.start_prelabel_image(None)
     assert models.prelabel_task is None and "No image is open" in models.prelabel_status.text()
+
+
+def test_closing_the_project_closes_its_export_and_import_dialogs(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2, corrected=True), tmp_path)
+    export = window.show_export()
+    assert export.isVisible()
+    export.split.setText("1,0,0")
+    export.destination.setText(str(tmp_path / "exported"))
+    QTest.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
+    assert window.close_project()
+    assert not export.isVisible()
+    imported = window.show_import()
+    assert imported is None

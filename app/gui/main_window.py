@@ -18,6 +18,7 @@ from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QInputDialog,
@@ -398,6 +399,9 @@ class MainWindow(QMainWindow):
             self._details_task.cancel()
         self.jobs.cancel_all()
         self.jobs.wait()
+        for dialog in self.findChildren(QDialog):
+            if isinstance(dialog, ExportDialog | ImportDialog):
+                dialog.abandon()  # they work on the project being closed
         ws.close()
         self.stack.setCurrentWidget(self.welcome)
         self._update_enabled()

@@ -25,3 +25,10 @@ class TaskDialog(QDialog):
             self.task.cancel()
             return
         super().reject()
+
+    def abandon(self) -> None:
+        """Close now: the project this dialog works on is closing, and its task has been cancelled and waited for."""
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        super().reject()
