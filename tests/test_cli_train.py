@@ -154,3 +154,40 @@ def test_the_starter_model_is_measured_as_it_pre_labels_projects_of_other_schema
     assert set(json.loads(out)["per_class_iou"]) == set(get_schema(schema).classes)
     code, out, _ = run(capsys, "models", root)
     assert code == 0 and ("with the starter face-mask segmenter for face_mask" in out) == (schema == "masked-faces")
+
+
+# --- where a retrain starts: the active version whatever its network; the starter when its checkpoint is gone ---
+
+START_TINY = ["--epochs", "1", "--size", "64", "--batch", "2", "--threads", "1", "--no-onnx", "--no-repredict"]
+
+
+def _job_log(capsys, folder) -> str:
+    code, out, _ = run(capsys, "jobs", folder, "--json")
+    last = max(json.loads(out), key=lambda job: job["id"])["id"]
+    return run(capsys, "jobs", folder, "--log", last)[1]
+
+
+def test_a_plain_retrain_fine_tunes_an_active_version_of_another_network(folder, capsys):
+    config = '{"architecture": "deeplabv3plus_mobilenetv3", "init": "imagenet", "patience": 0}'
+    code, _, err = run(capsys, "train", folder, *START_TINY, "--force", "--pretrain", "no", "--config", config)
+    assert code == 0, err
+    code, _, err = run(capsys, "train", folder, *START_TINY, "--no-promote", "--config", '{"patience": 0}')
+    assert code == 0, err
+    assert "ImageNet" not in _job_log(capsys, folder)
+    with ProjectStore.open(folder) as store:
+        second = store.model_version("parser", "v0002")
+        meta = json.loads((Path(second["path"]) / "meta.json").read_text())
+    assert meta["architecture"] == "deeplabv3plus_mobilenetv3"
+    assert second["parent"] == "v0001"
+
+
+def test_an_active_version_without_its_weights_gives_way_to_the_starter_with_a_note(folder, capsys):
+    code, _, err = run(capsys, "train", folder, *START_TINY, "--force", "--pretrain", "no", "--config",
+                       '{"patience": 0}')
+    assert code == 0, err
+    with ProjectStore.open(folder) as store:
+        (Path(store.active_model("parser")["path"]) / "model.safetensors").unlink()
+    code, _, err = run(capsys, "train", folder, *START_TINY, "--no-promote", "--pretrain", "no", "--config",
+                       '{"patience": 0}')
+    assert code == 0, err
+    assert "v0001 has no complete checkpoint" in _job_log(capsys, folder)
