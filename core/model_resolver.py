@@ -74,7 +74,12 @@ def _default(store: ProjectStore | None, task: str) -> ResolvedModel:
     if store is not None:
         active = store.active_model(task)
         if active is not None:
-            return _version(store, task, active["version"])
+            try:
+                return _version(store, task, active["version"])
+            except ModelNotFoundError as e:
+                raise ModelNotFoundError(f"the active {task} model cannot be used: {e}. Roll back (Roll back in the "
+                                         f"studio's Models panel, or `faceparse models FOLDER rollback`) or activate "
+                                         "another version") from None
     starter = starter_model_path(task)
     if starter.is_file():
         return ResolvedModel(starter, file_model_id(starter), "starter")

@@ -565,6 +565,9 @@ def test_the_projects_active_version_is_used(project, models):
     assert find_model(store, "v0001").model_id == "v0001"
     with pytest.raises(ModelNotFoundError, match=r"no parser model version 'v0009'.*known: v0001"):
         find_model(store, "v0009")
+    (version_dir / "model.onnx").unlink()
+    with pytest.raises(ModelNotFoundError, match=r"active parser model cannot be used.*Roll back"):
+        find_model(store)
 
 
 def test_model_resolution_errors(project, models, tmp_path, monkeypatch):
