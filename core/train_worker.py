@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from faceparse.core.checkpoint_layout import has_checkpoint
 from faceparse.core.jobs import (
     CANCELLED_EXIT,
     JobReporter,
@@ -255,7 +256,7 @@ def _resolve_start(ctx: RetrainContext) -> tuple[StartPoint, Path | None]:
             return StartPoint("version", row["version"], Path(row["path"])), Path(row["path"])
     else:
         active = ctx.store.active_model(task)
-        if active is not None and _complete_checkpoint(active["path"]):
+        if active is not None and has_checkpoint(active["path"] or None):
             return StartPoint("version", active["version"], Path(active["path"])), Path(active["path"])
         if active is not None:
             ctx.note(f"the active version {active['version']} has no complete checkpoint at {active['path']}; "
@@ -264,12 +265,6 @@ def _resolve_start(ctx: RetrainContext) -> tuple[StartPoint, Path | None]:
     if starter is not None:
         return StartPoint("starter", path=starter), starter
     return StartPoint("imagenet"), None
-
-
-def _complete_checkpoint(path: str | None) -> bool:
-    from faceparse.core.checkpoint_layout import META_NAME, WEIGHTS_NAME
-
-    return bool(path) and all((Path(path) / name).is_file() for name in (WEIGHTS_NAME, META_NAME))
 
 
 def _measure(ctx: RetrainContext, model: Any, meta: dict[str, Any]) -> dict[str, Any]:

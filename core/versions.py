@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faceparse.core.checkpoint_layout import META_NAME, WEIGHTS_NAME
+from faceparse.core.checkpoint_layout import has_checkpoint
 from faceparse.core.store import ProjectError, ProjectStore
 
 if TYPE_CHECKING:  # the version list is read by the studio, which should not have to load PyTorch
@@ -140,8 +140,7 @@ def _require(store: ProjectStore, task: str, version: str) -> dict[str, Any]:
     if row is None:
         known = ", ".join(m["version"] for m in store.model_versions(task)) or "none"
         raise ProjectError(f"no model version {version!r} for task {task!r} (known: {known})")
-    if row["path"] is None or not (Path(row["path"]) / WEIGHTS_NAME).is_file() \
-            or not (Path(row["path"]) / META_NAME).is_file():
+    if not has_checkpoint(row["path"]):
         raise ProjectError(f"model version {task}/{version} has no checkpoint at {row['path']}; it cannot be used")
     return row
 
@@ -269,4 +268,4 @@ def starter_checkpoint(task: str) -> Path | None:
         root = Path(str(resources.files("faceparse.resources"))) / "models" / task
     except (ModuleNotFoundError, TypeError):
         return None
-    return root if (root / WEIGHTS_NAME).is_file() and (root / META_NAME).is_file() else None
+    return root if has_checkpoint(root) else None

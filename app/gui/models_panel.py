@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import qtawesome as qta
-from faceparse.core.checkpoint_layout import META_NAME, WEIGHTS_NAME
+from faceparse.core.checkpoint_layout import has_checkpoint
 from faceparse.core.datasets import TRAINABLE_STATUSES
 from faceparse.core.jobs import JobConflict, JobEvent
 from faceparse.core.model_resolver import task_for_schema
@@ -72,10 +71,6 @@ def version_score(metrics: dict[str, Any] | None, recipe) -> float | None:
 
 
 USABLE_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
-def _checkpoint_there(path: str | None) -> bool:
-    return bool(path) and all((Path(path) / name).is_file() for name in (WEIGHTS_NAME, META_NAME))
 
 
 def _score(value: Any) -> str:
@@ -423,7 +418,7 @@ class ModelsPanel(QWidget):
                          "active": not any(row["active"] for row in rows)})
         for row in rows:
             score = version_score(row.get("metrics"), self.recipe)
-            usable = row["version"] == STARTER or _checkpoint_there(row.get("path"))
+            usable = row["version"] == STARTER or has_checkpoint(row.get("path") or None)
             state = "active" if row["active"] else ("" if usable else "files missing")
             item = QTreeWidgetItem([row["version"], _score(score) if row["version"] != STARTER else "",
                                     (row.get("created") or "").replace("T", " ")[:16], state])
