@@ -143,7 +143,7 @@ class ExportDialog(TaskDialog):
         self.progress.setVisible(True)
         self.status.setText("Exporting…")
         self._set_running(True)
-        self.task = self.runner.start(run, self._finished, self._failed, self._progress)
+        self.task = self._start_task(run)
 
     def _progress(self, event) -> None:
         done, total = event

@@ -201,7 +201,7 @@ class ImportDialog(TaskDialog):
         self.progress.setVisible(True)
         self.status.setText("Checking the labels…" if dry_run else "Importing…")
         self._set_running(True)
-        self.task = self.runner.start(run, self._finished, self._failed, self._progress)
+        self.task = self._start_task(run)
 
     def _progress(self, event) -> None:
         done, total = event

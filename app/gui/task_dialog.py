@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QDialog, QLabel
 
-from .workers import Task
+from .workers import Task, TaskRunner
 
 
 class TaskDialog(QDialog):
@@ -12,6 +12,16 @@ class TaskDialog(QDialog):
 
     task: Task | None = None
     status: QLabel
+    runner: TaskRunner
+    _abandoned = False
+
+    def _start_task(self, run) -> Task:
+        """Run `run` on the runner with the dialog's `_finished`, `_failed` and `_progress`; none of them is called
+        once the dialog has been abandoned (its project is closed, a result may still be on its way)."""
+        def live(callback):
+            return lambda value: None if self._abandoned else callback(value)
+
+        return self.runner.start(run, live(self._finished), live(self._failed), live(self._progress))
 
     def _close_or_cancel(self) -> None:
         if self.task is not None:
@@ -28,6 +38,7 @@ class TaskDialog(QDialog):
 
     def abandon(self) -> None:
         """Close now: the project this dialog works on is closing, and its task has been cancelled and waited for."""
+        self._abandoned = True
         if self.task is not None:
             self.task.cancel()
             self.task = None
