@@ -62,6 +62,16 @@ def version() -> str:
         return "0.0.0+dev"
 
 
+def print_scan_notes(result) -> None:
+    """What a folder scan found besides the counts: photos found again under a new name, and entries it left out."""
+    if result.renamed:
+        print(f"Found {_n(result.renamed)} renamed or moved photos again; they keep their masks")
+    if result.skipped:
+        entries = "entry that could not be read or is a folder link" if result.skipped == 1 else \
+            "entries that could not be read or are folder links"
+        print(f"Skipped {_n(result.skipped)} {entries} (not followed)")
+
+
 def _n(value: int) -> str:
     return f"{value:,}"
 
@@ -122,10 +132,7 @@ def run_scan(args: argparse.Namespace) -> int:
         print(f"Schema {store.schema.name} ({store.schema.num_classes} classes)")
         print(f"Scanned {_n(result.total)} images in {result.seconds:.2f} s: {_n(result.added)} added, "
               f"{_n(result.removed)} removed, {_n(result.changed)} changed, {_n(result.unchanged)} unchanged")
-        if result.renamed:
-            print(f"Found {_n(result.renamed)} renamed or moved photos again; they keep their masks")
-        if result.skipped:
-            print(f"Skipped {_n(result.skipped)} entries that could not be read or are folder links (not followed)")
+        print_scan_notes(result)
         if args.details:
             checked = store.fill_details(progress=_progress_printer("Reading details"))
             print(f"Read details of {_n(checked)} images; {_n(store.count_errors())} unreadable")

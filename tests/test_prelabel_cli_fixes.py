@@ -198,3 +198,15 @@ def test_train_from_an_unknown_version_is_refused_before_a_job_exists(tmp_path, 
     assert err.count("\n") == 1 and "--from v0009: no model version 'v0009'" in err
     with ProjectStore.open(root) as store:
         assert store.jobs() == []
+
+
+def test_prelabel_says_which_folder_entries_its_scan_left_out(tmp_path, capsys, model):
+    folder = tmp_path / "photos"
+    photos(folder, count=2)
+    outside = tmp_path / "elsewhere"
+    photos(outside, count=1)
+    (folder / "linked").symlink_to(outside, target_is_directory=True)
+    code, out, err = run(capsys, "prelabel", folder, "--model", model)
+    assert code == 0, err
+    assert "Scanned 2 images" in out
+    assert "Skipped 1 entry that could not be read or is a folder link" in out

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from faceparse.app.argtypes import int_at_least
-from faceparse.app.cli import CommandError
+from faceparse.app.cli import CommandError, print_scan_notes
 from faceparse.core.faces import FACES, WHOLE_IMAGE
 from faceparse.core.imageio import IMAGE_EXTENSIONS, save_mask
 from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_for_schema
@@ -143,6 +143,7 @@ def run_prelabel(args: argparse.Namespace) -> int:
     with _open_project(args.folder, args.model) as store:
         scan = store.scan()
         print(f"Scanned {scan.total:,} images ({scan.added:,} new, {scan.changed:,} changed)")
+        print_scan_notes(scan)
         job = PrelabelJob(store, args.model, device=args.device, tta=args.tta,
                           mode=SUGGESTED_MODE if args.mode == "auto" else MODE_CHOICES.get(args.mode),
                           batch_size=args.batch_size, threads=args.threads, redo=args.redo)

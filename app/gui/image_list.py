@@ -8,6 +8,8 @@ in place; it is not moved or hidden until the user changes the filter, so the li
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from faceparse.core.store import ORDERINGS, STATUSES, ImageRecord, ProjectStore
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
@@ -57,6 +59,7 @@ class ImageListModel(QAbstractListModel):
         self._total = 0
         self._cursor: ImageRecord | None = None
         self._exhausted = True
+        self._unreadable: dict[int, str] = {}
         thumbnails.ready.connect(self._thumbnail_ready)
         self.reload()
 
@@ -111,7 +114,7 @@ class ImageListModel(QAbstractListModel):
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
-        record = self._rows[index.row()]
+        record = self.record(index.row())
         if role == Qt.ItemDataRole.DisplayRole:
             return record.name
         if role == RECORD_ROLE:
@@ -134,7 +137,23 @@ class ImageListModel(QAbstractListModel):
         return None
 
     def record(self, row: int) -> ImageRecord | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
+        if not 0 <= row < len(self._rows):
+            return None
+        record = self._rows[row]
+        problem = self._unreadable.get(record.id)
+        return record if problem is None or record.error else replace(record, error=problem)
+
+    def set_unreadable(self, image_id: int, problem: str | None) -> None:
+        """Show (or stop showing) that an image's mask could not be read when it was opened: the badge says
+        "error" instead of the status the index still holds for a mask nobody can open."""
+        if problem is None:
+            if self._unreadable.pop(image_id, None) is None:
+                return
+        else:
+            self._unreadable[image_id] = problem
+        row = self._row_of.get(image_id)
+        if row is not None:
+            self.dataChanged.emit(self.index(row), self.index(row))
 
     def row_of(self, image_id: int) -> int | None:
         return self._row_of.get(image_id)
@@ -376,6 +395,9 @@ class ImageListPanel(QWidget):
     def update_record(self, record: ImageRecord) -> None:
         self.model.update_record(record)
         self._update_summary()
+
+    def set_unreadable(self, image_id: int, problem: str | None) -> None:
+        self.model.set_unreadable(image_id, problem)
 
     def reload(self) -> None:
         """Re-read the index (after a job changed many images), keeping the open image selected."""

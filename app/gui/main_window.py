@@ -111,6 +111,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1400, 900)
         self.settings.restore_window(self)
+        self._panel_layout = None
+        self._hide_panels()
         self._refresh_recent()
         self._update_enabled()
         self._update_title()
@@ -287,9 +289,25 @@ class MainWindow(QMainWindow):
                         on_error=self._error)
         return True
 
+    def _hide_panels(self) -> None:
+        """The panels have nothing to show without a project; their layout is kept to come back with the next one."""
+        if self._panel_layout is None:
+            self._panel_layout = self.saveState()
+        for dock in (self.list_dock, self.palette_dock, self.models_dock):
+            dock.hide()
+            dock.toggleViewAction().setEnabled(False)
+
+    def _show_panels(self) -> None:
+        for dock in (self.list_dock, self.palette_dock, self.models_dock):
+            dock.toggleViewAction().setEnabled(True)
+        if self._panel_layout is not None:
+            self.restoreState(self._panel_layout)
+            self._panel_layout = None
+
     def _attach(self, ws: Workspace) -> None:
         self.stack.addWidget(ws.canvas)
         self.stack.setCurrentWidget(ws.canvas)
+        self._show_panels()
         self.list_dock.setWidget(ws.image_list)
         self.palette_dock.setWidget(ws.palette)
         self.models_dock.setWidget(ws.models)
@@ -404,6 +422,7 @@ class MainWindow(QMainWindow):
                 dialog.abandon()  # they work on the project being closed
         ws.close()
         self.stack.setCurrentWidget(self.welcome)
+        self._hide_panels()
         self._update_enabled()
         self._update_title()
         return True
@@ -690,6 +709,6 @@ class MainWindow(QMainWindow):
         if not self.close_project():
             event.ignore()
             return
-        self.settings.save_window(self)
+        self.settings.save_window(self, self._panel_layout)
         self.settings.sync()
         super().closeEvent(event)

@@ -17,7 +17,7 @@ from collections import Counter
 import numpy as np
 from faceparse.core.imageio import ImageLoadError
 from faceparse.core.label_editor import DEFAULT_HISTORY_BYTES, Edit, LabelEditor
-from faceparse.core.store import ImageRecord, ProjectError, ProjectStore
+from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from .canvas import Canvas
@@ -33,6 +33,7 @@ class AnnotationSession(QObject):
     unloaded = Signal()  # the chosen image could not be opened; nothing is open now
     modified_changed = Signal(bool)
     record_updated = Signal(object)  # ImageRecord, after a write landed
+    mask_unreadable = Signal(int, str)  # image id, why its mask could not be opened
     message = Signal(str)
     error = Signal(str)
 
@@ -99,6 +100,9 @@ class AnnotationSession(QObject):
             if broken is not None:
                 self.record_updated.emit(broken)
             return self._open_failed(str(e))
+        except MaskError as e:
+            self.mask_unreadable.emit(image_id, str(e))
+            return self._open_failed(str(e))
         except ProjectError as e:
             return self._open_failed(str(e))
         record, shape, prediction = bundle.record, bundle.shape, bundle.predicted
@@ -109,8 +113,10 @@ class AnnotationSession(QObject):
         elif mask is None:
             mask = np.zeros(shape, np.uint8)
         elif mask.shape != shape:
-            return self._open_failed(f"the mask of {record.relpath} is {mask.shape[1]}x{mask.shape[0]} but the image "
-                                     f"is {shape[1]}x{shape[0]}; it was not opened so the mask is not overwritten")
+            problem = (f"the mask of {record.relpath} is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                       f"{shape[1]}x{shape[0]}; it was not opened so the mask is not overwritten")
+            self.mask_unreadable.emit(image_id, problem)
+            return self._open_failed(problem)
         if prediction is not None and prediction.shape != shape:
             prediction = None
         editor = LabelEditor(mask, self.store.schema.num_classes)

@@ -52,9 +52,10 @@ class StudioSettings:
     def set(self, key: str, value) -> None:
         self.q.setValue(key, value)
 
-    def save_window(self, window: QMainWindow) -> None:
+    def save_window(self, window: QMainWindow, state: QByteArray | None = None) -> None:
+        """`state` is the panel layout to remember when the window's own is not the one to keep."""
         self.q.setValue("window/geometry", window.saveGeometry())
-        self.q.setValue("window/state", window.saveState())
+        self.q.setValue("window/state", state if state is not None else window.saveState())
 
     def restore_window(self, window: QMainWindow) -> bool:
         geometry, state = self.q.value("window/geometry"), self.q.value("window/state")

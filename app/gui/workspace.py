@@ -47,6 +47,8 @@ class Workspace(QObject):
         self.canvas.class_picked.connect(self.palette.select)
         self.image_list.image_chosen.connect(self.session.load)
         self.session.record_updated.connect(self.image_list.update_record)
+        self.session.mask_unreadable.connect(self.image_list.set_unreadable)
+        self.session.loaded.connect(lambda record: self.image_list.set_unreadable(record.id, None))
 
     def _predictions_changed(self) -> None:
         if self._closed:

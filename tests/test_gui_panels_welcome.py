@@ -1,0 +1,74 @@
+"""The Images, Classes and Models panels have nothing to show on the welcome page: they are hidden there, come back
+as they were when a project opens, and the layout the person chose is what the next start remembers."""
+
+from faceparse.app.gui.main_window import MainWindow
+from faceparse.app.gui.settings import StudioSettings
+from test_gui_helpers import make_project, open_window
+
+
+def _docks(window):
+    return window.list_dock, window.palette_dock, window.models_dock
+
+
+def _visible(window) -> list[bool]:
+    return [d.isVisible() for d in _docks(window)]
+
+
+def test_panels_are_hidden_on_the_welcome_page_and_return_with_a_project(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    window = open_window(qtbot, folder, tmp_path)
+    assert window.list_dock.isVisible() and window.palette_dock.isVisible()
+    assert all(d.toggleViewAction().isEnabled() for d in _docks(window))
+    assert window.close_project()
+    assert _visible(window) == [False, False, False]
+    assert not any(d.toggleViewAction().isEnabled() for d in _docks(window))
+    assert window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.ws is not None and window.ws.session.record is not None, timeout=10_000)
+    assert window.list_dock.isVisible() and window.palette_dock.isVisible()
+
+
+def test_a_panel_the_person_closed_stays_closed_after_a_restart(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    window = open_window(qtbot, folder, tmp_path)
+    window.list_dock.toggleViewAction().trigger()
+    assert not window.list_dock.isVisible()
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible())
+
+    again = MainWindow(StudioSettings.at(tmp_path / "studio.ini"), autosave_ms=60_000)
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitExposed(again)
+    assert _visible(again) == [False, False, False]
+    assert again.open_folder(folder)
+    qtbot.waitUntil(lambda: again.ws is not None and again.ws.session.record is not None, timeout=10_000)
+    assert not again.list_dock.isVisible()
+    assert again.palette_dock.isVisible() or again.models_dock.isVisible()
+
+
+def test_an_unreadable_corrected_mask_shows_an_error_badge_until_it_opens_again(qtbot, tmp_path):
+    from faceparse.app.gui.image_list import badge_for
+    from faceparse.core.store import ProjectStore
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    folder = make_project(tmp_path / "faces", count=3, size=64, corrected=True)
+    with ProjectStore.open(folder) as store:
+        second = store.images()[1]
+        damaged = store.mask_path("corrected", second.id)
+    good = damaged.read_bytes()
+    damaged.write_bytes(b"not a png")
+    window = open_window(qtbot, folder, tmp_path)
+    model = window.ws.image_list.model
+    assert badge_for(model.record(1))[0] == "corrected"
+    QTest.keyClick(window.ws.canvas, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: badge_for(model.record(1))[0] == "error", timeout=5_000)
+    assert "unreadable" in model.record(1).error
+    assert window.ws.session.record is None
+
+    damaged.write_bytes(good)
+    QTest.keyClick(window.ws.canvas, Qt.Key.Key_A)
+    qtbot.waitUntil(lambda: window.ws.session.image_id == model.record(0).id, timeout=5_000)
+    QTest.keyClick(window.ws.canvas, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: window.ws.session.image_id == second.id, timeout=5_000)
+    assert badge_for(model.record(1))[0] == "corrected"
