@@ -65,11 +65,16 @@ def version() -> str:
 def print_scan_notes(result) -> None:
     """What a folder scan found besides the counts: photos found again under a new name, and entries it left out."""
     if result.renamed:
-        print(f"Found {_n(result.renamed)} renamed or moved photos again; they keep their masks")
+        print(f"Found {counted(result.renamed, 'renamed or moved photo')} again; they keep their masks")
     if result.skipped:
         entries = "entry that could not be read or is a folder link" if result.skipped == 1 else \
             "entries that could not be read or are folder links"
         print(f"Skipped {_n(result.skipped)} {entries} (not followed)")
+
+
+def counted(value: int, noun: str, plural: str | None = None) -> str:
+    """"1 image", "2 images", "1,000 images"."""
+    return f"{_n(value)} {noun if value == 1 else plural or noun + 's'}"
 
 
 def _n(value: int) -> str:
@@ -130,7 +135,7 @@ def run_scan(args: argparse.Namespace) -> int:
         result = store.scan()
         print(f"{'Created' if created else 'Updated'} project {store.root}")
         print(f"Schema {store.schema.name} ({store.schema.num_classes} classes)")
-        print(f"Scanned {_n(result.total)} images in {result.seconds:.2f} s: {_n(result.added)} added, "
+        print(f"Scanned {counted(result.total, 'image')} in {result.seconds:.2f} s: {_n(result.added)} added, "
               f"{_n(result.removed)} removed, {_n(result.changed)} changed, {_n(result.unchanged)} unchanged")
         print_scan_notes(result)
         if args.details:
@@ -146,8 +151,8 @@ def run_scan(args: argparse.Namespace) -> int:
 def _print_changed_photos(changed: list) -> None:
     if not changed:
         return
-    print(f"{_n(len(changed))} photos changed since their masks were checked; export and training skip them until "
-          "each mask is checked and saved or reviewed again in the studio:")
+    print(f"{counted(len(changed), 'photo')} changed since their masks were checked; export and training skip them "
+          "until each mask is checked and saved or reviewed again in the studio:")
     for rec in changed[:10]:
         print(f"  {rec.relpath}")
 
@@ -169,9 +174,14 @@ def project_summary(store: ProjectStore) -> dict:
     starter = _starter_in_use(store)
     active = _active_models(store, starter)
     task = task_for_schema(store.schema)
+    from faceparse.core.checkpoint_layout import has_checkpoint
+
     versions: dict[str, list[str]] = {}
+    gone: dict[str, list[str]] = {}
     for model in store.model_versions():
         versions.setdefault(model["task"], []).append(model["version"])
+        if not has_checkpoint(model["path"] or None):
+            gone.setdefault(model["task"], []).append(model["version"])
     return {
         "path": str(store.root),
         "project_dir": str(store.dir),
@@ -188,6 +198,7 @@ def project_summary(store: ProjectStore) -> dict:
         "starter_models": starter,
         "starter_problem": None if starter is not None or task in active else _starter_problem(store),
         "model_versions": versions,
+        "model_versions_missing": gone,
     }
 
 
@@ -224,6 +235,8 @@ def run_info(args: argparse.Namespace) -> int:
         for task, versions in sorted(summary["model_versions"].items()):
             active = summary["active_models"].get(task)
             print(f"  {task}: {', '.join(versions)} (active {active or 'none'})")
+            if summary["model_versions_missing"].get(task):
+                print(f"    files missing: {', '.join(summary['model_versions_missing'][task])}")
     else:
         print("Models  none trained yet")
     for task, active in sorted(summary["active_models"].items()):

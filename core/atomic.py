@@ -44,9 +44,9 @@ def atomic_path(target: str | os.PathLike, durable: bool = True) -> Iterator[Pat
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file should look like any other the user saves
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp (and some writers that replace the file) make 0600
         if durable:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())

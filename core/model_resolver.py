@@ -53,11 +53,13 @@ def file_model_id(path: str | os.PathLike) -> str:
     return f"{Path(path).stem}-{digest.hexdigest()}"
 
 
-def _onnx_in(location: Path, what: str) -> Path:
+def _onnx_in(location: Path, what: str, remedy: str = "pass --model FILE.onnx") -> Path:
     path = location / ONNX_NAME if location.is_dir() else location
-    if not path.is_file():
-        raise ModelNotFoundError(f"{what} has no ONNX export ({path} is missing); export it or pass --model FILE.onnx")
-    return path
+    if path.is_file():
+        return path
+    if location.is_dir():
+        raise ModelNotFoundError(f"{what} has no ONNX export ({path} is missing); {remedy}")
+    raise ModelNotFoundError(f"the files of {what} are gone ({location} is missing)")
 
 
 def _version(store: ProjectStore, task: str, name: str) -> ResolvedModel:
@@ -67,7 +69,8 @@ def _version(store: ProjectStore, task: str, name: str) -> ResolvedModel:
         raise ModelNotFoundError(f"no {task} model version {name!r} in this project (known: {known})")
     if version["path"] is None:
         raise ModelNotFoundError(f"model version {task}/{name} records no files")
-    return ResolvedModel(_onnx_in(Path(version["path"]), f"model version {task}/{name}"), name, "project")
+    remedy = f"activating it makes one (faceparse models FOLDER activate {name})"
+    return ResolvedModel(_onnx_in(Path(version["path"]), f"model version {task}/{name}", remedy), name, "project")
 
 
 def _default(store: ProjectStore | None, task: str) -> ResolvedModel:
@@ -80,18 +83,24 @@ def _default(store: ProjectStore | None, task: str) -> ResolvedModel:
                 raise ModelNotFoundError(f"the active {task} model cannot be used: {e}. Roll back (Roll back in the "
                                          f"studio's Models panel, or `faceparse models FOLDER rollback`) or activate "
                                          "another version") from None
-    starter = starter_model_path(task)
-    if starter.is_file():
-        return ResolvedModel(starter, file_model_id(starter), "starter")
+    starter = _starter(task)
+    if starter is not None:
+        return starter
     where = f"no active {task} model in the project and " if store is not None else ""
     raise ModelNotFoundError(f"no model available: train one or pass --model ({where}no starter {task} model is "
                              "installed)")
 
 
+def _starter(task: str) -> ResolvedModel | None:
+    starter = starter_model_path(task)
+    return ResolvedModel(starter, file_model_id(starter), "starter") if starter.is_file() else None
+
+
 def find_model(store: ProjectStore | None, name_or_path: str | os.PathLike | None = None,
                task: str = "parser") -> ResolvedModel:
     """The model to use and its id. `name_or_path`: an .onnx file, a model folder, a project version name,
-    a task name ("parser", "mask"), or None for the project's active model or the starter model."""
+    a task name ("parser", "mask") or "active" for the project's active model (the starter model while none is
+    active), "starter" for the shipped model, or None for the active one of `task`."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     if name_or_path is None or str(name_or_path) == "":
@@ -107,6 +116,13 @@ def find_model(store: ProjectStore | None, name_or_path: str | os.PathLike | Non
         raise ModelNotFoundError(f"model file not found: {path}")
     if text in TASKS:
         return _default(store, text)
+    if text == "active":
+        return _default(store, task)
+    if text == "starter":
+        starter = _starter(task)
+        if starter is None:
+            raise ModelNotFoundError(f"no starter {task} model is installed")
+        return starter
     if store is None:
         raise ModelNotFoundError(f"{text!r} is neither a model file nor a folder; model version names need a project")
     return _version(store, task, text)

@@ -401,6 +401,9 @@ class ProjectStore:
     def open(cls, folder: str | os.PathLike) -> ProjectStore:
         root = cls._image_folder(folder)
         if not cls.is_project(root):
+            outer = cls.enclosing_project(root) if root.is_dir() else None
+            if outer is not None:
+                raise ProjectError(f"{root} is inside the project {outer}; use {outer} instead")
             raise ProjectError(f"{root} is not a FaceParse project (no {PROJECT_DIR_NAME}/{DB_NAME}); "
                                "scan it first to create one")
         cls._check_writable(root)

@@ -30,3 +30,17 @@ def test_written_files_follow_the_umask_not_mkstemp(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.bin").stat().st_mode) == 0o644
+
+
+def test_a_writer_that_recreates_the_file_does_not_leave_it_private(tmp_path):
+    """Some libraries (safetensors) write by name through a file they create anew, which comes out 0600."""
+    import torch
+    from safetensors.torch import save_file
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "model.safetensors") as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o644

@@ -127,7 +127,7 @@ def test_scan_and_info_name_photos_changed_since_their_masks_were_checked(capsys
     os.utime(folder / "f1.jpg", ns=(rec.mtime_ns + 3_000_000_000,) * 2)
     code, out, _ = run(capsys, "scan", folder)  # a plain scan knows already: it hashes changed checked photos
     assert code == 0
-    assert "1 photos changed since their masks were checked" in out and "  f1.jpg" in out
+    assert "1 photo changed since their masks were checked" in out and "  f1.jpg" in out
     code, out, _ = run(capsys, "info", folder)
     assert "Photos changed since their masks were checked: 1" in out and "\n  f1.jpg\n" in out
     code, out, _ = run(capsys, "info", folder, "--json")
@@ -143,7 +143,7 @@ def test_a_moved_photo_is_found_again_and_a_deleted_one_is_named(capsys, folder,
     (folder / "f1.jpg").rename(folder / "kept" / "f1 moved.jpg")
     (folder / "f2.jpg").unlink()
     code, out, _ = run(capsys, "scan", folder)
-    assert code == 0 and "1 removed" in out and "Found 1 renamed or moved photos again" in out
+    assert code == 0 and "1 removed" in out and "Found 1 renamed or moved photo again" in out
     code, out, _ = run(capsys, "info", folder)
     assert "Photos gone from the folder, masks kept: 1" in out and "  f2.jpg (corrected)" in out
     code, out, _ = run(capsys, "info", folder, "--json")

@@ -35,3 +35,17 @@ def test_eval_onnx_of_a_checkpoint_without_an_export_is_refused_not_swapped(data
     code = main(["eval", "--model", str(checkpoint), str(data), "--onnx"])
     _, err = capsys.readouterr()
     assert code == 2 and "has no ONNX export" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("model", ["/no/such/model.onnx", "runs/gone", "weights.safetensors"])
+def test_eval_with_a_missing_model_file_says_the_file_is_missing(data, capsys, model):
+    code = main(["eval", "--model", model, str(data)])
+    _, err = capsys.readouterr()
+    assert code == 2 and f"model file not found: {model}" in err
+
+
+def test_eval_on_a_folder_that_does_not_exist_says_so(tmp_path, capsys):
+    missing = tmp_path / "nothere"
+    code = main(["eval", "--model", "starter", str(missing)])
+    _, err = capsys.readouterr()
+    assert code == 2 and f"folder does not exist: {missing}" in err

@@ -49,7 +49,8 @@ def test_train_shows_live_loss_then_models_eval_and_jobs(folder, tmp_path, capsy
 
     code, out, _ = run(capsys, "jobs", folder)
     assert code == 0 and "retrain" in out and "done" in out
-    job_id = int(out.split()[0])
+    assert out.split()[:2] == ["id", "kind"]
+    job_id = int(out.splitlines()[1].split()[0])
     code, out, _ = run(capsys, "jobs", folder, "--log", job_id)
     assert code == 0 and "snapshot" in out and "train" in out and out.strip().splitlines()[-1].startswith("result ")
 

@@ -40,10 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     register_predict(subparsers)
 
 
-def _model_options(p: argparse.ArgumentParser, tta_help: str) -> None:
-    p.add_argument("--model", metavar="NAME|PATH",
-                   help="an .onnx file, a model folder, a project model version, or a task (parser, mask); "
-                        "default: the project's active model, else the starter model")
+PROJECT_MODEL_HELP = ("an .onnx file, a model folder, a project model version (v0003), starter, active, or a task "
+                      "(parser, mask); default: the project's active model, else the starter model")
+FILE_MODEL_HELP = "an .onnx file, a model folder, starter, or a task (parser, mask); default: the starter model"
+
+
+def _model_options(p: argparse.ArgumentParser, tta_help: str, model_help: str) -> None:
+    p.add_argument("--model", metavar="NAME|PATH", help=model_help)
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="where the model runs (default auto: CUDA if ONNX Runtime has it, else CPU)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help=tta_help)
@@ -105,7 +108,7 @@ def register_prelabel(subparsers: argparse._SubParsersAction) -> None:
                     "so an interrupted run resumes where it stopped, and predictions brought in with "
                     "'import --as predicted' are kept. Unreadable images are reported and skipped.")
     p.add_argument("folder", metavar="FOLDER")
-    _model_options(p, PRELABEL_TTA_HELP)
+    _model_options(p, PRELABEL_TTA_HELP, PROJECT_MODEL_HELP)
     p.add_argument("--mode", choices=("auto", *MODE_CHOICES),
                    help="faces: detect and parse each face; whole-image: the images are aligned face crops; "
                         "auto: suggest from a sample. Remembered for the project (default: its choice, else auto)")
@@ -211,7 +214,7 @@ def register_predict(subparsers: argparse._SubParsersAction) -> None:
                     "<image stem>.png index masks.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER")
     p.add_argument("--out", required=True, metavar="PATH", help="output PNG (one image) or folder")
-    _model_options(p, PREDICT_TTA_HELP)
+    _model_options(p, PREDICT_TTA_HELP, FILE_MODEL_HELP)
     p.add_argument("--whole-image", action="store_true",
                    help="the images are aligned face crops: parse each whole, without face detection")
     p.set_defaults(handler=run_predict)

@@ -54,7 +54,9 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=_minutes, metavar="MINUTES",
                    help="stop training after this many minutes (default 30; the schedule is shortened to fit, so "
                         "training may end before --epochs); no limit: --config '{\"time_limit_s\": null}'")
-    p.add_argument("--max-steps", type=int, metavar="N")
+    p.add_argument("--max-steps", type=int_at_least(1), metavar="N",
+                   help="stop fine-tuning after N optimiser steps (masked pre-training has its own count, 300 by "
+                        "default: --config '{\"pretrain_steps\": N}')")
     p.add_argument("--threads", type=int_at_least(1), metavar="N", help="CPU threads for training")
     promote = p.add_mutually_exclusive_group()
     promote.add_argument("--force", action="store_const", const="force", dest="promote",
@@ -336,13 +338,17 @@ def run_models(args: argparse.Namespace) -> int:
         if starter_note:
             print(starter_note)
         return 0
+    from faceparse.core.checkpoint_layout import has_checkpoint
+
     print(f"  {'task':<7}{'version':<9}{'created':<22}{'score':>7}  {'metric':<11}{'val':>5}  {'parent':<8}")
     for row in rows:
         metrics = row["metrics"] or {}
+        gone = "" if has_checkpoint(row.get("path") or None) else "  files missing"
         print(f"{'*' if row['active'] else ' '} {row['task']:<7}{row['version']:<9}{row['created']:<22}"
               f"{_pct(metrics.get('score')):>7}  {str(metrics.get('metric', '')):<11}"
-              f"{metrics.get('val_images', ''):>5}  {row['parent'] or '-':<8}")
-    print("* active")
+              f"{metrics.get('val_images', ''):>5}  {row['parent'] or '-':<8}{gone}".rstrip())
+    if any(row["active"] for row in rows):
+        print("* active")
     if starter_note:
         print(starter_note)
     return 0
@@ -393,6 +399,8 @@ def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
     path = Path(args.model).expanduser()
     try:
         if not path.exists():
+            if _looks_like_a_path(args.model):
+                raise CommandError(f"model file not found: {args.model}")
             if store is None:
                 raise CommandError(f"model not found: {args.model} (version names need DATA to be a project)")
             task = args.task or _default_task(store)
@@ -410,6 +418,13 @@ def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
         return open_predictor(path, prefer)
     except EvaluationError as e:
         raise CommandError(str(e)) from None
+
+
+def _looks_like_a_path(model: str) -> bool:
+    """A model given as a path (not a version name such as v0003, parser/v0003 or starter)."""
+    folder, _, _ = model.rpartition("/")
+    return (bool(folder) and folder not in TASK_CHOICES) or model.startswith(("~", ".")) \
+        or model.endswith((".onnx", ".safetensors"))
 
 
 class CountBar:
@@ -463,6 +478,8 @@ def _measure(predictor: Any, samples: list, task: str) -> dict[str, Any]:
 
 def run_eval(args: argparse.Namespace) -> int:
     data = Path(args.data)
+    if not data.exists():
+        raise CommandError(f"folder does not exist: {data}")
     store = ProjectStore.open(data) if ProjectStore.is_project(data) else None
     try:
         predictor = _predictor_for(args, store)
@@ -482,7 +499,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def print_metrics(metrics: dict[str, Any], meta: dict[str, Any]) -> None:
     name = f"{meta.get('task')} {meta.get('version') or ''} ({meta.get('architecture')})".replace("  ", " ")
-    print(f"Model {name} on {metrics['images']} faces, {metrics['pixels']:,} pixels")
+    faces = "face" if metrics["images"] == 1 else "faces"
+    print(f"Model {name} on {metrics['images']} {faces}, {metrics['pixels']:,} pixels")
     rows = [("pixel accuracy", "pixel_accuracy"), ("mean class accuracy", "mean_accuracy"), ("mIoU", "miou"),
             ("mean F1", "mean_f1"), ("mIoU w/o background", "miou_no_bg"), ("mean F1 w/o background",
                                                                             "mean_f1_no_bg")]
@@ -501,7 +519,10 @@ def print_metrics(metrics: dict[str, Any], meta: dict[str, Any]) -> None:
 # --- jobs ------------------------------------------------------------------------------------------------------------
 
 def register_jobs(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("jobs", help="list a project's jobs, show a job's log, cancel a job")
+    p = subparsers.add_parser("jobs", help="list a project's jobs, show a job's log, cancel a job",
+                              description="List the project's training jobs (id, kind, state, progress and its last "
+                                          "message), print one job's log, or ask a running job to stop; the active "
+                                          "model stays as it was.")
     p.add_argument("folder", metavar="FOLDER")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--log", type=int, metavar="ID", help="print the log of job ID")
@@ -537,6 +558,8 @@ def run_jobs(args: argparse.Namespace) -> int:
         return 0
     if not jobs:
         print("No jobs yet.")
+    else:
+        print(f"{'id':>5}  {'kind':<10}{'state':<10}{'done':>6}  message")
     for job in jobs:
         print(f"{job['id']:>5}  {job['kind']:<10}{job['state']:<10}{100 * (job['progress'] or 0):5.0f}%  "
               f"{job['message']}")

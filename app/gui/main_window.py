@@ -263,7 +263,7 @@ class MainWindow(QMainWindow):
         """Open (or create) the project of a folder; a named image file is shown first."""
         folder, first_image = project_folder_for(path)
         if not folder.is_dir():
-            self._error(f"{folder} is not a folder")
+            self._error(f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist")
             self.settings.forget_recent(str(folder))
             self._refresh_recent()
             return False
