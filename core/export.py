@@ -6,6 +6,8 @@ Every format shares the same plumbing, kept here so a format module only writes 
 - a seeded train/val/test split: the same images, fractions and seed always give the same split; photos with the
   same content hash are kept in one split, so a duplicate never leaks from train into test;
 - mapping to a target schema through the project schema's declared mapping (e.g. CelebAMask-HQ 19 → LaPa 11);
+  without one given, a layout whose readers take label values as its own dataset's classes (LaPa) is written in
+  that schema, and refused when the project's schema has no mapping to it; every other layout gets the project's;
 - the dataset card (README.md, and dataset.json for programs): counts, split sizes, schema, class pixel ratios,
   which model versions pre-labeled the images, how many were corrected by hand;
 - atomicity: everything is written into a hidden temporary folder beside the destination, fsynced, and
@@ -35,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from faceparse.core.formats import card, get_format
+from faceparse.core.formats import DatasetFormat, card, get_format
 from faceparse.core.formats.base import (
     CARD_DATA_FILE,
     SPLIT_NAMES,
@@ -63,6 +65,11 @@ SELECTION_TITLES = {
     "corrected": "corrected and reviewed images",
     "all": "every image with a mask, predictions included",
 }
+SELECTION_NOUNS = {
+    "reviewed": "reviewed images",
+    "corrected": "corrected or reviewed images",
+    "all": "images with a mask (corrected, reviewed or predicted)",
+}
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 
 Progress = Callable[[int, int], object]
@@ -87,6 +94,19 @@ class ExportResult:
     model_versions: dict[str, int]
     seconds: float
     skipped: list[str] = field(default_factory=list)
+    source_schema: LabelSchema | None = None
+    """The project's schema, which the masks were mapped from when it is not `schema`."""
+    schema_by_default: bool = False
+    """Whether `schema` is the format's own, chosen because none was given."""
+
+    def schema_summary(self) -> str:
+        """Which schema the masks are written in, and why when the format chose it."""
+        text = f"masks in schema {self.schema.name} ({self.schema.num_classes} classes)"
+        if self.source_schema is not None and self.source_schema.name != self.schema.name:
+            text += f", mapped from the project's {self.source_schema.name}"
+        if self.schema_by_default:
+            text += f" (the {self.format} format's default)"
+        return text
 
 
 @dataclass
@@ -241,7 +261,8 @@ def _check_destination_folder(out_dir: Path, overwrite: bool) -> None:
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return
     if not overwrite:
-        raise ExportError(f"{out_dir} already exists and is not empty; choose a new folder or allow overwriting")
+        raise ExportError(f"{out_dir} already exists and is not empty; choose a new folder, or replace an earlier "
+                          "export there (--overwrite, or the dialog's Replace box)")
     card_file = out_dir / CARD_DATA_FILE
     if not card_file.is_file():
         raise ExportError(f"{out_dir} is not an earlier export (it has no {CARD_DATA_FILE}); only an export's own "
@@ -504,6 +525,25 @@ def _prediction_is_stale(store: ProjectStore, rec: ImageRecord) -> bool:
     return (st.st_size, st.st_mtime_ns) != (rec.size_bytes, rec.mtime_ns)
 
 
+def _target_schema(project: LabelSchema, dataset_format: DatasetFormat,
+                   given: str | LabelSchema | None) -> LabelSchema:
+    """The schema the masks are written in: the one given (the project's own by its name, even when it is not a
+    built-in), else the format's own when its readers take label values as that schema's classes, else the
+    project's. Writing the project's indices into such a layout would give every reader other classes, silently."""
+    if given is not None:
+        return project if given == project.name else resolve_schema(given)
+    native = dataset_format.export_schema
+    if native is None or native == project.name:
+        return project
+    if native in project.mappings:
+        return get_schema(native)
+    raise ExportError(
+        f"the {dataset_format.name} format writes label values as {native}'s classes (its readers take them so), "
+        f"but the project's schema {project.name!r} declares no mapping to {native!r}. Add a mapping to {native!r} "
+        f"to the project's schema and export with the schema {native} (--schema {native}), or export with the "
+        f"project's schema (--schema {project.name}) to write its own classes in the {dataset_format.name} layout")
+
+
 def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str, *, only: str = "corrected",
                    split: str | Sequence[float] = DEFAULT_SPLIT, seed: int = 0,
                    target_schema: str | LabelSchema | None = None, overwrite: bool = False,
@@ -527,7 +567,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ExportError(f"the split's seed must be a whole number of 0 or more, got {seed!r}")
     try:
-        target = store.schema if target_schema is None else resolve_schema(target_schema)
+        target = _target_schema(store.schema, dataset_format, target_schema)
         lut = store.schema.mapping_lut(target.name)
     except (KeyError, ValueError) as e:
         raise ExportError(str(e.args[0]) if e.args else str(e)) from None
@@ -552,7 +592,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
     _refuse_enclosing_project(out_dir)
     _check_destination(out_dir, overwrite)
     if not records:
-        raise ExportError(f"no images to export: the project has no {SELECTION_TITLES[only]}")
+        raise ExportError(f"no images to export: the project has no {SELECTION_NOUNS[only]}")
     names = _export_names(records, dataset_format.exporter)
     splits = assign_splits([r.content_hash or r.relpath for r in records], fractions, seed)
 
@@ -586,7 +626,8 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
         result = ExportResult(out_dir, dataset_format.name, target, tally.count,
                               {s: tally.splits[s] for s in SPLIT_NAMES},
                               {c: int(tally.pixels[i]) for i, c in enumerate(target.classes)}, tally.by_hand,
-                              dict(tally.versions), 0.0, tally.skipped)
+                              dict(tally.versions), 0.0, tally.skipped, store.schema,
+                              target_schema is None and target is not store.schema)
         write_schema(tmp, target)
         card.write_card(tmp, card.CardFacts(
             project=store.root.name, format_name=dataset_format.name, format_title=dataset_format.title,

@@ -6,7 +6,9 @@ Existing labels must come in without silent loss, so an import has two phases:
    that would be replaced by a different one is a conflict unless overwriting was asked for;
 2. write: only when the check found no problem, every mask is saved (as the corrected mask, or as a prediction).
 A single broken file, unknown class name, wrong-sized mask or label without a matching image refuses the whole
-import with a report listing every problem, so the project never holds half an import.
+import with a report listing every problem, so the project never holds half an import. What a format describes
+without any pixels (a COCO annotation with only a box, a LabelMe landmark point) is no problem: it is left out and
+listed in the report's notes.
 
 Class names are mapped by name (case-insensitively as a fallback; "_background_" is background). When the
 dataset's schema (given, from its schema.json, or the format's own, e.g. LaPa) declares a mapping to the project's
@@ -51,6 +53,8 @@ class ImportReport:
     unchanged: int = 0
     skipped: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the format reader left out without refusing the import (box-only COCO annotations, LabelMe points)."""
     class_map: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
 
@@ -293,6 +297,7 @@ def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, 
         raise ImportRefused(report)
     found = fmt.read_labels(source, dataset_schema or store.schema)
     report.problems.extend(found.problems)
+    report.notes.extend(found.notes)
     report.labels = len(found.items)
     checker = _Checker(store, dataset_schema, report, ignore_unmatched, overwrite, scale_masks)
     plan = _check(checker, found.items, fmt, progress, cancel, 1 if dry_run else 2)

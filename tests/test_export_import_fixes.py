@@ -202,3 +202,16 @@ def test_every_stem_clash_is_reported_at_once(tmp_path, fmt, suffix):
     assert f"p0.bmp and p0.png (p0{suffix})" in message and "and 3 more" in message
     assert message.count(" and ") == 5 + 1 and "alone" not in message
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("only, noun", [("reviewed", "reviewed images"),
+                                        ("all", "images with a mask (corrected, reviewed or predicted)")])
+def test_nothing_to_export_is_said_in_plain_words(tmp_path, only, noun):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / "a.png")
+    with ProjectStore.create(folder, "celebamask-hq") as store:
+        store.scan()
+        with pytest.raises(ExportError) as caught:
+            export_dataset(store, tmp_path / "out", "index-png", only=only)
+    assert str(caught.value) == f"no images to export: the project has no {noun}"

@@ -43,7 +43,8 @@ def assert_close(expected: np.ndarray, got: np.ndarray, exact: bool, name: str) 
 def test_export_then_import_gives_the_masks_back(project, tmp_path, fmt):
     root, truth = project
     with ProjectStore.open(root) as store:
-        result = export_dataset(store, tmp_path / "dataset", fmt, only="all", seed=3)
+        result = export_dataset(store, tmp_path / "dataset", fmt, only="all", seed=3,
+                                target_schema=store.schema.name if fmt == "lapa" else None)
     wanted = exported(only="all")
     assert result.count == len(wanted)
     with copy_images(root, tmp_path / "copy") as target:
@@ -106,7 +107,7 @@ def test_an_all_background_mask_comes_back(tmp_path, fmt):
     with ProjectStore.open(tmp_path / "faces") as store:
         empty = store.images()[1]
         store.save_corrected(empty.id, np.zeros((empty.height, empty.width), np.uint8))
-        export_dataset(store, tmp_path / "dataset", fmt)
+        export_dataset(store, tmp_path / "dataset", fmt, target_schema=store.schema.name if fmt == "lapa" else None)
     with copy_images(tmp_path / "faces", tmp_path / "copy") as target:
         assert import_dataset(target, tmp_path / "dataset", fmt).imported == 2
         mask = target.corrected_mask(target.find(empty.relpath).id)

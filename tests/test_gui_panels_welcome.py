@@ -72,3 +72,31 @@ def test_an_unreadable_corrected_mask_shows_an_error_badge_until_it_opens_again(
     QTest.keyClick(window.ws.canvas, Qt.Key.Key_D)
     qtbot.waitUntil(lambda: window.ws.session.image_id == second.id, timeout=5_000)
     assert badge_for(model.record(1))[0] == "corrected"
+
+
+def test_export_dialog_offers_lapa_classes_or_the_project_own_for_the_lapa_layout(qtbot, tmp_path):
+    import numpy as np
+    from PIL import Image
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    folder = make_project(tmp_path / "faces", count=1, size=64, corrected=True)
+    window = open_window(qtbot, folder, tmp_path)
+    dialog = window.show_export()
+    dialog.format.setCurrentIndex(dialog.format.findData("index-png"))
+    entries = [dialog.schema.itemText(i) for i in range(dialog.schema.count())]
+    assert entries[0] == "celebamask-hq (the project's)" and "lapa (mapped)" in entries
+    dialog.format.setCurrentIndex(dialog.format.findData("lapa"))
+    entries = [dialog.schema.itemText(i) for i in range(dialog.schema.count())]
+    assert entries[0].startswith("lapa (the format's own classes") and "lapa (mapped)" not in entries
+    dialog.schema.setCurrentIndex(dialog.schema.findData("celebamask-hq"))
+    dialog.split.setText("1,0,0")
+    dialog.destination.setText(str(tmp_path / "lapa"))
+    QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.result is not None or "failed" in dialog.status.text(), timeout=20_000)
+    assert dialog.result is not None, dialog.status.text()
+    assert dialog.result.schema.name == "celebamask-hq"
+    assert "masks in schema celebamask-hq (19 classes)" in dialog.status.text()
+    labels = next((tmp_path / "lapa" / "train" / "labels").iterdir())
+    assert np.array(Image.open(labels)).max() > 10
+    dialog.close()

@@ -23,7 +23,7 @@ def exports(tmp_path_factory):
     truth = make_project(base / "faces")
     with ProjectStore.open(base / "faces") as store:
         for fmt in FORMATS:
-            export_dataset(store, base / fmt, fmt, only="corrected", split=(1, 0, 0))
+            export_dataset(store, base / fmt, fmt, only="corrected", split=(1, 0, 0), target_schema=store.schema.name)
     return base, truth
 
 

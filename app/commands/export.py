@@ -16,6 +16,7 @@ from faceparse.core.export import (
     SELECTIONS,
     ExportCancelled,
     ExportError,
+    ExportResult,
     export_dataset,
     parse_split,
 )
@@ -78,7 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="reviewed: reviewed images; corrected (default): corrected and reviewed; "
                         "all: also images with only a prediction")
     p.add_argument("--schema", metavar="NAME|FILE.json",
-                   help="target schema, when the project's schema declares a mapping to it (e.g. lapa)")
+                   help="target schema, when the project's schema declares a mapping to it (e.g. lapa); by default "
+                        "the project's, except for lapa, which is written in LaPa's own classes")
     p.add_argument("--overwrite", action="store_true",
                    help="replace DIR if it holds an earlier export (a folder without its dataset.json is never "
                         "replaced)")
@@ -123,11 +125,17 @@ def run_export(args: argparse.Namespace) -> int:
     splits = ", ".join(f"{name} {n:,}" for name, n in result.splits.items())
     print(f"Exported {result.count:,} images ({splits}) as {result.format} to {result.out_dir} "
           f"in {result.seconds:.1f} s")
-    print(f"Schema {result.schema.name} ({result.schema.num_classes} classes); "
-          f"{result.corrected_by_hand:,} corrected by hand")
+    print(f"{_schema_line(result)}; {result.corrected_by_hand:,} corrected by hand")
     for line in result.skipped:
         print(f"  left out {line}")
     return 0
+
+
+def _schema_line(result: ExportResult) -> str:
+    text = result.schema_summary()
+    if result.schema_by_default and result.source_schema is not None:
+        text += f"; --schema {result.source_schema.name} keeps the project's classes"
+    return text[0].upper() + text[1:]
 
 
 @contextmanager
@@ -189,6 +197,8 @@ def run_import(args: argparse.Namespace) -> int:
     for source_name, project_name in sorted(report.class_map.items()):
         if source_name != project_name:
             print(f"  class {source_name} -> {project_name}")
+    for line in report.notes:
+        print(f"  note: {line}")
     for line in report.skipped[:20]:
         print(f"  skipped {line}")
     if len(report.skipped) > 20:

@@ -52,9 +52,8 @@ class ExportDialog(TaskDialog):
             self.selection.addItem(SELECTION_TITLES[key].capitalize(), key)
         self.selection.setCurrentIndex(max(0, self.selection.findData("corrected")))
         self.schema = QComboBox(self)
-        self.schema.addItem(f"{store.schema.name} (the project's)", None)
-        for target in sorted(store.schema.mappings):
-            self.schema.addItem(f"{target} (mapped)", target)
+        self._fill_schemas()
+        self.format.currentIndexChanged.connect(self._fill_schemas)
         self.split = QLineEdit("0.8,0.1,0.1", self)
         self.split.setToolTip("train,val,test fractions; duplicates of one photo stay in one split")
         self.seed = QSpinBox(self)
@@ -93,6 +92,24 @@ class ExportDialog(TaskDialog):
         layout.addWidget(self.buttons)
         self.resize(560, self.sizeHint().height())
         self._recall()
+
+    def _fill_schemas(self) -> None:
+        """The schemas the masks can be written in. The first is what the format writes by default: the project's
+        own, or the format's own classes (LaPa) when the project's schema maps to them; the project's own is
+        always offered by name as well."""
+        project = self.store.schema
+        native = FORMATS[self.format.currentData()].export_schema
+        chosen = self.schema.currentData()
+        self.schema.clear()
+        if native is None or native == project.name:
+            self.schema.addItem(f"{project.name} (the project's)", None)
+        else:
+            if native in project.mappings:
+                self.schema.addItem(f"{native} (the format's own classes, mapped)", None)
+            self.schema.addItem(f"{project.name} (the project's)", project.name)
+        for target in sorted(set(project.mappings) - {native}):
+            self.schema.addItem(f"{target} (mapped)", target)
+        choose(self.schema, chosen)
 
     def _recall(self) -> None:
         last = recall(self.store, "export")
@@ -160,7 +177,7 @@ class ExportDialog(TaskDialog):
         splits = ", ".join(f"{k} {v:,}" for k, v in result.splits.items() if v)
         skipped = f"; skipped {len(result.skipped)}" if result.skipped else ""
         self.status.setText(f"Exported {result.count:,} images ({splits}) in {result.seconds:.1f} s "
-                            f"to {result.out_dir}{skipped}")
+                            f"to {result.out_dir}, {result.schema_summary()}{skipped}")
 
     def _failed(self, message: str) -> None:
         cancelled = self.task is not None and self.task.cancelled

@@ -45,7 +45,8 @@ def _listed(title: str, lines: list[str]) -> list[str]:
 
 
 def report_text(report: ImportReport) -> str:
-    """The report as the dialog shows it: a refusal's problems first, then the counts, class mapping and skips."""
+    """The report as the dialog shows it: a refusal's problems first, then the counts, class mapping, skips and
+    what the format reader left out."""
     lines = []
     if report.problems:
         lines += [f"Nothing was imported from {report.source}.", *_listed("Problems", report.problems), ""]
@@ -60,6 +61,7 @@ def report_text(report: ImportReport) -> str:
     mapped = [f"{source} -> {target}" for source, target in sorted(report.class_map.items()) if source != target]
     lines += _listed("Classes renamed", mapped)
     lines += _listed("Labels without a matching image, skipped", report.skipped)
+    lines += _listed("Notes", report.notes)
     return "\n".join(lines)
 
 

@@ -26,13 +26,16 @@ class DatasetFormat:
     """Whether export then import gives back the masks pixel for pixel by construction."""
     default_schema: str | None = None
     """What the indices mean when the dataset carries no schema.json (LaPa files are LaPa's classes)."""
+    export_schema: str | None = None
+    """The schema an export writes unless told otherwise, when the layout's readers take the label values as that
+    schema's classes (LaPa's 0-10); None: the project's own."""
 
 
 FORMATS: dict[str, DatasetFormat] = {f.name: f for f in (
     DatasetFormat("celebamask-hq", "CelebAMask-HQ (per-class masks)", celebamask.CelebAMaskExporter,
                   celebamask.read_labels, exact=True, default_schema="celebamask-hq"),
     DatasetFormat("lapa", "LaPa (images/ and labels/ per split)", lapa.LapaExporter, lapa.read_labels, exact=True,
-                  default_schema="lapa"),
+                  default_schema="lapa", export_schema="lapa"),
     DatasetFormat("index-png", "Index PNG masks with colour previews", index_png.IndexPngExporter,
                   index_png.read_labels, exact=True),
     DatasetFormat("coco", "COCO JSON (RLE masks)", coco.CocoExporter, coco.read_labels, exact=True),

@@ -106,6 +106,9 @@ class LabelItem:
 class LabelSet:
     items: list[LabelItem] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    """What refuses the import."""
+    notes: list[str] = field(default_factory=list)
+    """What was left out without refusing it (box-only annotations, landmark points), so the user learns of it."""
 
 
 def strip_split(parts: Sequence[str]) -> list[str]:

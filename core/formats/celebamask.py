@@ -2,17 +2,21 @@
 
     CelebA-HQ-img/<n>.<ext>                                the photo, unchanged; n = 0, 1, 2, ...
     CelebAMask-HQ-mask-anno/<n // 2000>/<n:05d>_<class>.png  255 where the part is, 0 elsewhere; only parts present
-    CelebAMask-HQ-mask/<n>.png                             combined 8-bit index mask (palette PNG)
+    CelebAMask-HQ-mask/<n>.png                             combined index mask, 8-bit grayscale, value = class
     train.txt, val.txt, test.txt                           the numbers in each split, one per line
     image_mapping.txt                                      tab-separated: number, the image's path in the project
     schema.json                                            which class each index of the combined masks means
 
 The per-part files are what CelebAMask-HQ ships and what its readers combine; <class> is the target schema's class
-name. Import reads the per-part files (or, without them, the combined masks), numbers are turned back into the
-project's image paths through image_mapping.txt, else through the photo names in CelebA-HQ-img. Where parts overlap
-(they do in the original dataset, never in an export) they are painted in the order of the dataset's own combiner,
-g_mask.py, later wins: eyes over glasses, hair and hat over the face, ear rings, neck and cloth last; a part that
-g_mask.py does not know is painted after all of them.
+name. The combined masks are what the dataset's own combiner (g_mask.py, cv2.imwrite of the index array) writes:
+plain grayscale, so cv2.imread(..., IMREAD_GRAYSCALE) reads the class indices as PIL does (from a palette PNG it
+would read the colours' brightness).
+
+Import reads the per-part files (or, without them, the combined masks, grayscale or palette); numbers are turned
+back into the project's image paths through image_mapping.txt, else through the photo names in CelebA-HQ-img.
+Where parts overlap (they do in the original dataset, never in an export) they are painted in the order of the
+dataset's own combiner, g_mask.py, later wins: eyes over glasses, hair and hat over the face, ear rings, neck and
+cloth last; a part that g_mask.py does not know is painted after all of them.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ class CelebAMaskExporter(Exporter):
     layout = (f"- `{IMAGE_DIR}/<n>`: the photos, unchanged, numbered from 0\n"
               f"- `{ANNO_DIR}/<n // {FILES_PER_FOLDER}>/<n:05d>_<class>.png`: one black/white mask per class "
               "present (255 = the class)\n"
-              f"- `{COMBINED_DIR}/<n>.png`: combined 8-bit index masks (palette PNG)\n"
+              f"- `{COMBINED_DIR}/<n>.png`: combined index masks, 8-bit grayscale (the value is the class index)\n"
               "- `train.txt`, `val.txt`, `test.txt`: the numbers in each split\n"
               f"- `{MAPPING_FILE}`: number and original path of every photo (tab-separated)\n"
               "- `schema.json`: class names, indices and colours")
@@ -77,7 +81,7 @@ class CelebAMaskExporter(Exporter):
     def add(self, item: ExportItem) -> None:
         n = item.number
         copy_image(item.image_path, self.root / IMAGE_DIR / f"{n}{item.image_suffix}")
-        write_index_png(self.root / COMBINED_DIR / f"{n}.png", item.mask, self.schema)
+        write_index_png(self.root / COMBINED_DIR / f"{n}.png", item.mask)
         folder = self.root / ANNO_DIR / str(n // FILES_PER_FOLDER)
         folder.mkdir(parents=True, exist_ok=True)
         counts = np.bincount(item.mask.ravel(), minlength=self.schema.num_classes)

@@ -13,7 +13,8 @@ Import reads every JSON under `annotations/` (or a JSON file given directly). It
 uncompressed RLE and polygon segmentations, checked before decoding (RLE runs must cover the image exactly, polygon
 coordinates be finite and near the image); categories are matched to the project's classes by name; where
 annotations overlap the later one wins; an image listed without annotations is all background; an image id listed
-twice is a problem.
+twice is a problem. Box-only annotations (an empty segmentation, as detection tools write them) hold no pixels:
+they are left out and reported, and so is an image that has only such annotations.
 """
 
 from __future__ import annotations
@@ -272,6 +273,25 @@ def _loader(path: Path, image: dict, annotations: list[dict], position: dict[int
     return load
 
 
+def _is_box_only(segmentation: Any) -> bool:
+    """An empty segmentation, as detection tools write an annotation that has only its box: it holds no pixels."""
+    return isinstance(segmentation, list) and all(polygon == [] for polygon in segmentation)
+
+
+def _box_only_notes(path: Path, count: int, only_boxed: list[str]) -> list[str]:
+    """Box-only annotations are left out; an image that has nothing else is left out too, since importing it as
+    all background would claim its face has no parts."""
+    notes = []
+    if count:
+        notes.append(f"{path}: {count} box-only COCO annotation{'s' if count != 1 else ''} left out (an empty "
+                     "segmentation: no pixels)")
+    if only_boxed:
+        examples = ", ".join(only_boxed[:3]) + (", ..." if len(only_boxed) > 3 else "")
+        notes.append(f"{path}: {len(only_boxed)} image{'s' if len(only_boxed) != 1 else ''} with only box-only "
+                     f"annotations left out rather than imported as all background: {examples}")
+    return notes
+
+
 def _read_file(path: Path, found: LabelSet) -> None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -310,9 +330,15 @@ def _read_file(path: Path, found: LabelSet) -> None:
             continue
         images[image["id"]] = image
     by_image: dict[int, list[dict]] = defaultdict(list)
+    boxed: set[int] = set()
+    box_only = 0
     for ann in data["annotations"]:
         if not isinstance(ann, dict) or "segmentation" not in ann:
             found.problems.append(f"{path}: annotation {str(ann)[:120]} has no segmentation")
+        elif _is_box_only(ann["segmentation"]):
+            box_only += 1
+            if _is_int(ann.get("image_id")):
+                boxed.add(ann["image_id"])
         elif not _is_int(ann.get("image_id")) or ann["image_id"] not in images:
             found.problems.append(f"{path}: annotation {ann.get('id')} refers to image {ann.get('image_id')!r}, "
                                   "which is not in 'images'")
@@ -323,8 +349,12 @@ def _read_file(path: Path, found: LabelSet) -> None:
             by_image[ann["image_id"]].append(ann)
     if len(found.problems) > problems:
         return
+    only_boxed = [image_id for image_id in images if image_id in boxed and image_id not in by_image]
+    found.notes += _box_only_notes(path, box_only, [images[i]["file_name"] for i in only_boxed])
     classes = tuple(names)
     for image_id, image in images.items():
+        if image_id in only_boxed:
+            continue
         name = PurePosixPath(image["file_name"]).as_posix()  # a project path (no split folder), extension kept
         found.items.append(LabelItem(name, f"{path} ({image['file_name']})", classes,
                                      _loader(path, image, by_image.get(image_id, []), position),

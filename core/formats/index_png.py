@@ -5,6 +5,10 @@
     previews/<split>/<path>.png     the mask in the class colours as plain RGB, for tools that drop palettes
     schema.json                     which class each index means
 
+The palette is kept so that the masks show in colour: PIL (np.array(Image.open(p))) reads the class indices, but
+OpenCV expands a palette, so cv2.imread(p, IMREAD_GRAYSCALE) gives the colours' brightness. The layouts that
+OpenCV-based readers expect (LaPa, CelebAMask-HQ's combined masks) are written as plain grayscale instead.
+
 <path> is the image's path inside the project folder, so subfolders are kept. Import reads `masks/` (or, when
 there is none, every PNG under the source folder) and interprets the indices with schema.json, or with the schema
 given on import, or else with the project's own.

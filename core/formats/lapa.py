@@ -2,7 +2,10 @@
 
     <split>/images/<name>.<ext>    the photo, unchanged
     <split>/labels/<name>.png      grayscale 8-bit PNG, the value is the class index
-    schema.json                    which class each index means (LaPa's own 11 classes after a lapa export)
+    schema.json                    which class each index means
+
+LaPa readers take the label values as LaPa's own 11 classes, so an export writes those (through the project schema's
+mapping to lapa) unless another target schema is given; a project whose schema has no such mapping must name one.
 
 LaPa readers list a flat folder, so an image in a project subfolder is named with its folders joined by "__"
 (`people/ann.jpg` becomes `people__ann.jpg`); import turns "__" back into folders when matching. Import reads

@@ -15,7 +15,10 @@ leaves room for that and for polygons from other tools.
 
 Regions are listed in descending order of the area inside their outer boundary. Anything nested in a hole of a
 region has a smaller outer area, so a reader that ignores holes and simply paints polygons in file order still gets
-nested parts (eyes inside skin) right; it only loses holes that contain background.
+nested parts (eyes inside skin) right. Background inside a hole is such a nested part too: `enclosed_background`
+traces every background component that does not touch the image border as a region of class 0, so a polygon format
+that can name background (LabelMe) gives that reader the holes back as well; YOLO, which has no background class,
+keeps its holes open by cuts instead (`bridged`).
 """
 
 from __future__ import annotations
@@ -45,21 +48,51 @@ def mask_regions(mask: np.ndarray, classes: Iterable[int] | None = None) -> list
     wanted = [int(c) for c in (np.unique(mask) if classes is None else classes) if int(c) != 0]
     regions: list[Region] = []
     for class_index in wanted:
-        binary = (mask == class_index).astype(np.uint8)
-        contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-        if hierarchy is None:
+        regions += _traced((mask == class_index).astype(np.uint8), class_index)
+    return largest_first(regions)
+
+
+def enclosed_background(mask: np.ndarray) -> list[Region]:
+    """Every background component that does not touch the image border, as a region of class 0 with its holes,
+    largest outer area first.
+
+    Components are 4-connected because a region's holes are (OpenCV traces regions 8-connected, so the pixels they
+    enclose connect only through edges): each component then lies wholly inside one hole of every region around it
+    and has a smaller outer area than that region. Background touching the border lies in no hole.
+    """
+    background = (np.asarray(mask) == 0).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
+    height, width = background.shape
+    regions: list[Region] = []
+    for label in range(1, count):
+        x, y, w, h = (int(v) for v in stats[label, :4])
+        if x == 0 or y == 0 or x + w == width or y + h == height:
             continue
-        links = hierarchy[0]
-        holes: dict[int, list[np.ndarray]] = {}
-        for i, link in enumerate(links):
-            if link[3] >= 0:
-                holes.setdefault(int(link[3]), []).append(contours[i].reshape(-1, 2))
-        for i, link in enumerate(links):
-            if link[3] < 0:
-                outer = contours[i].reshape(-1, 2)
-                regions.append(Region(class_index, outer, tuple(holes.get(i, ())),
-                                      abs(float(cv2.contourArea(outer)))))
-    regions.sort(key=lambda r: -r.area)
+        frame = (labels[y - 1:y + h + 1, x - 1:x + w + 1] == label).astype(np.uint8)
+        regions += _traced(frame, 0, offset=(x - 1, y - 1))
+    return largest_first(regions)
+
+
+def largest_first(regions: Iterable[Region]) -> list[Region]:
+    """The painting order: anything inside a hole of a region comes after that region."""
+    return sorted(regions, key=lambda r: -r.area)
+
+
+def _traced(binary: np.ndarray, class_index: int, offset: tuple[int, int] = (0, 0)) -> list[Region]:
+    """The regions of one binary image (its 8-connected components), with their holes, in image coordinates."""
+    contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE, offset=offset)
+    if hierarchy is None:
+        return []
+    links = hierarchy[0]
+    holes: dict[int, list[np.ndarray]] = {}
+    for i, link in enumerate(links):
+        if link[3] >= 0:
+            holes.setdefault(int(link[3]), []).append(contours[i].reshape(-1, 2))
+    regions = []
+    for i, link in enumerate(links):
+        if link[3] < 0:
+            outer = contours[i].reshape(-1, 2)
+            regions.append(Region(class_index, outer, tuple(holes.get(i, ())), abs(float(cv2.contourArea(outer)))))
     return regions
 
 

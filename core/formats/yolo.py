@@ -15,9 +15,11 @@ joined to the region's boundary by a zero-width cut (the closest pair of points)
 a reader that fills each polygon (cv2.fillPoly, as Ultralytics does) keeps the hole open. Lines are written
 largest region first, so painting them in file order also restores regions nested inside others.
 
-Import reads every label file under `labels/`, class names from data.yaml (`names:` as a list, its dashes indented
-or not, or as a mapping) or classes.txt, and paints the lines in file order; a line of four numbers is read as a box
-(centre x, centre y, width, height).
+Import reads every label file under `labels/` and, in the layout Roboflow exports (`<split>/images/`,
+`<split>/labels/`), under each `<split>/labels/`; each label goes to the photo of its name below that folder. Class
+names come from data.yaml (`names:` as a list, its dashes indented or not, or as a mapping; its split paths are not
+needed) or classes.txt. The lines are painted in file order; a line of four numbers is read as a box (centre x,
+centre y, width, height).
 
 Round trip: see the tolerance in polygons.py (exact on drawn faces; on random label noise a cut can paint a
 pixel of a hole).
@@ -265,6 +267,16 @@ def _loader(path: Path, class_count: int):
     return load
 
 
+def label_files(source: Path) -> list[tuple[Path, Path]]:
+    """(label file, the folder its name is relative to) for the Ultralytics layout, `labels/<split>/<name>.txt`,
+    and the Roboflow layout, `<split>/labels/<name>.txt` beside `<split>/images/` (splits named as the export
+    names them: train, valid, test)."""
+    splits = [f for f in sorted(source.glob("*/labels")) if f.parent.name not in ("labels", "images")
+              and not f.parent.name.startswith(".")]
+    folders = [source / "labels", *splits]
+    return [(path, folder) for folder in folders if folder.is_dir() for path in visible_files(folder, "*.txt")]
+
+
 def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
     found = LabelSet()
     try:
@@ -272,17 +284,17 @@ def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
     except (LabelFormatError, OSError, UnicodeDecodeError) as e:
         found.problems.append(str(e))
         return found
-    labels = source / "labels"
-    files = visible_files(labels, "*.txt") if labels.is_dir() else []
+    files = label_files(source)
     if not files:
-        found.problems.append(f"no YOLO label files found in {source} (expected labels/<split>/<name>.txt)")
+        found.problems.append(f"no YOLO label files found in {source} (expected labels/<split>/<name>.txt, or "
+                              "<split>/labels/<name>.txt as Roboflow writes them)")
     classes = ("background", *names)
-    for path in files:
+    for path, folder in files:
         try:
             parse_lines(path, len(names))
         except LabelFormatError as e:
             found.problems.append(str(e))
             continue
-        found.items.append(LabelItem(project_name(relative_name(path, labels)), str(path), classes,
+        found.items.append(LabelItem(project_name(relative_name(path, folder)), str(path), classes,
                                      _loader(path, len(names))))
     return found
