@@ -111,6 +111,27 @@ class MappedPredictor:
         return probs.clamp_min(1e-12).log().numpy()
 
 
+def measured_in(predictor: Predictor, schema: str | LabelSchema | None, task: str) -> Predictor:
+    """The parser as it is measured on masks of `schema`, in whichever schema has the coarser classes. Masks whose
+    schema maps onto every class of the model's are brought to the model's classes (`mask_lut`, as before); a
+    model whose built-in schema declares a mapping onto `schema` and is not reached that way (CelebAMask-HQ's 19
+    classes merged into LaPa's 11; LaPa's masks have no ears to score the model's ears on) is measured through
+    that mapping, as pre-labelling runs it. Anything else is returned as it is, for `mask_lut` to map or refuse."""
+    if task != "parser" or schema is None:
+        return predictor
+    target = _masks_schema(schema)
+    declared = predictor.meta.get("schema") or {}
+    name, classes = str(declared.get("name")), tuple(declared.get("classes", ()))
+    if name == target.name or name not in builtin_schema_names():
+        return predictor
+    if name in target.mappings and len(set(target.mappings[name])) == len(classes):
+        return predictor
+    source = get_schema(name)
+    if tuple(source.classes) != classes or target.name not in source.mappings:
+        return predictor
+    return MappedPredictor(predictor, source.mapping_lut(target.name), target)
+
+
 class FaceAndMaskScorer:
     """A parser and a face-mask segmenter measured together, as they pre-label a masked-faces project (see
     `face_and_mask`): the parser's probabilities mapped to the target's classes, then the segmenter's mask

@@ -153,10 +153,21 @@ def test_eval_maps_masks_of_another_schema_onto_the_model(celeba_faces, tmp_path
     assert np.array_equal(mapped, get_schema("celebamask-hq").map_mask(raw, "lapa"))
 
 
-def test_eval_refuses_masks_whose_schema_has_no_mapping_to_the_model(tmp_path, capsys):
+def test_eval_measures_a_model_through_its_mapping_onto_the_masks_schema(tmp_path, capsys):
     data = labelled_folder(tmp_path, schema="lapa", count=2)
     model = parser_model(tmp_path / "celeba.onnx", "celebamask-hq")
     code, out, err = run(capsys, "eval", "--model", model, data, "--schema", "lapa", "--json")
+    assert code == 0, err
+    assert sorted(json.loads(out)["per_class_iou"]) == sorted(get_schema("lapa").classes)
+
+
+def test_eval_refuses_masks_of_a_schema_without_a_mapping_either_way(tmp_path, capsys):
+    data = labelled_folder(tmp_path, schema="lapa", count=2)
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps({"name": "own", "classes": ["background", "a", "b"],
+                               "colors": [[0, 0, 0], [255, 0, 0], [0, 255, 0]]}))
+    model = parser_model(tmp_path / "celeba.onnx", "celebamask-hq")
+    code, out, err = run(capsys, "eval", "--model", model, data, "--schema", own, "--json")
     assert code == 2 and not out
     assert "declares no mapping" in err and "'celebamask-hq'" in err and "Traceback" not in err
 

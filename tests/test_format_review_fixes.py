@@ -163,6 +163,20 @@ def test_lapa_export_without_a_schema_writes_lapa_classes(celeb_project, tmp_pat
     assert "--schema celebamask-hq keeps the project's classes" in out
 
 
+def test_a_lapa_export_comes_back_into_a_celebamask_project_with_sides_kept(celeb_project, tmp_path):
+    with ProjectStore.open(celeb_project) as store:
+        export_dataset(store, tmp_path / "lapa", "lapa", split=(1, 0, 0))
+    with fresh_copy(celeb_project, tmp_path / "again") as store:
+        report = import_dataset(store, tmp_path / "lapa", "lapa")
+        assert report.imported == len(MASKS)
+        for rec in store.images():
+            through_lapa = get_schema("lapa").map_mask(CELEB.map_mask(MASKS[rec.relpath], "lapa"), "celebamask-hq")
+            assert np.array_equal(store.corrected_mask(rec.id), through_lapa)
+    eye = np.zeros((4, 4), np.uint8)
+    eye[1, 1] = C["l_eye"]
+    assert get_schema("lapa").map_mask(CELEB.map_mask(eye, "lapa"), "celebamask-hq")[1, 1] == C["l_eye"]
+
+
 def test_an_explicit_schema_wins_for_lapa(celeb_project, tmp_path, capsys):
     code, out, err = run(capsys, "export", celeb_project, "-f", "lapa", "-o", tmp_path / "lapa", "--split", "1,0,0",
                          "--schema", "celebamask-hq")

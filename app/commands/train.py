@@ -448,6 +448,16 @@ class CountBar:
             self.bar.close()
 
 
+def _measured_in_masks_schema(predictor: Any, args: argparse.Namespace, store: ProjectStore | None) -> Any:
+    from faceparse.core.evaluate import EvaluationError, measured_in
+
+    masks_schema = store.schema if store is not None else args.schema
+    try:
+        return measured_in(predictor, masks_schema, predictor.meta["task"])
+    except EvaluationError as e:
+        raise CommandError(str(e)) from None
+
+
 def _eval_samples(args: argparse.Namespace, data: Path, store: ProjectStore | None, meta: dict[str, Any]) -> list:
     from faceparse.core.datasets import DatasetError
     from faceparse.core.evaluate import EvaluationError, folder_samples, project_samples
@@ -482,7 +492,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise CommandError(f"folder does not exist: {data}")
     store = ProjectStore.open(data) if ProjectStore.is_project(data) else None
     try:
-        predictor = _predictor_for(args, store)
+        predictor = _measured_in_masks_schema(_predictor_for(args, store), args, store)
         samples = _eval_samples(args, data, store, predictor.meta)
         if not samples:
             raise CommandError(f"no labelled faces in the {args.split} split of {data}")
