@@ -120,202 +120,251 @@ class PredictionPipeline:
             should_stop: Callable[[], bool] = lambda: False,
             on_batch: Callable[[], None] | None = None,
             on_writer_end: Callable[[], None] | None = None) -> PipelineStats:
-        stats = PipelineStats()
-        stats_lock = threading.Lock()
-        source: Iterator = iter(items)
-        source_lock = threading.Lock()
-        source_empty = threading.Event()
-        halt = threading.Event()
-        alone = threading.Event()  # the helpers are retired: the model's thread does everything
-        prepared_q: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        written_q: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        fatal: list[BaseException] = []
-        input_size = self.predictor.input_size
+        return _PipelineRun(self, items, on_result, on_error, should_stop, on_batch, on_writer_end).run()
 
-        def put(q: queue.Queue, item: Any) -> bool:
-            while not halt.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
 
-        def next_entry(timeout: float = -1) -> Any:
-            """The next (key, path), `_DONE` at the end, or None when another thread holds the source too long."""
-            if source_empty.is_set() or not source_lock.acquire(timeout=timeout):
-                return _DONE if source_empty.is_set() else None
-            try:
-                entry = next(source, _DONE)
-            finally:
-                source_lock.release()
-            if entry is _DONE:
-                source_empty.set()
-            return entry
+class _PipelineRun:
+    """One `PredictionPipeline.run`: its queues, events and statistics, the reader and writer threads' jobs and the
+    model loop in the thread that called `run`."""
 
-        def prepare(key: Any, path: str | os.PathLike) -> Any:
-            try:
-                return prepare_file(key, path, self.framing, input_size)
-            except ImageLoadError as error:
-                return _Failed(key, error.reason, error.lasting)
-            except (MemoryError, OSError) as error:
-                return _Failed(key, f"cannot prepare the image ({type(error).__name__}: {error})", lasting=False)
-            except Exception as error:  # a decoder or detector failing on one odd file
-                return _Failed(key, f"cannot prepare the image ({type(error).__name__}: {error})")
+    def __init__(self, pipeline: PredictionPipeline, items: Iterable[tuple[Any, str | os.PathLike]],
+                 on_result: Callable[[Any, ImagePrediction], None], on_error: Callable[..., None],
+                 should_stop: Callable[[], bool], on_batch: Callable[[], None] | None,
+                 on_writer_end: Callable[[], None] | None):
+        self.pipeline = pipeline
+        self.on_result = on_result
+        self.on_error = on_error
+        self.should_stop = should_stop
+        self.on_batch = on_batch
+        self.on_writer_end = on_writer_end
+        self.stats = PipelineStats()
+        self.stats_lock = threading.Lock()
+        self.source: Iterator = iter(items)
+        self.source_lock = threading.Lock()
+        self.source_empty = threading.Event()
+        self.halt = threading.Event()
+        self.alone = threading.Event()  # the helpers are retired: the model's thread does everything
+        self.prepared_q: queue.Queue = queue.Queue(maxsize=pipeline.prefetch)
+        self.written_q: queue.Queue = queue.Queue(maxsize=pipeline.prefetch)
+        self.fatal: list[BaseException] = []
+        self.input_size = pipeline.predictor.input_size
+        self.batch_size = pipeline.predictor.batch_size
+        self.waiting: deque[tuple[_Pending, int]] = deque()
+        self.finished_readers = 0
+        self.helped: deque[bool] = deque(maxlen=STARVATION_WINDOW)
 
-        def prepare_here() -> Any:
-            """An image the model's thread prepares itself because the readers have none ready (None: no more)."""
-            entry = next_entry(timeout=0.05)
-            if entry is None or entry is _DONE:
-                return None
-            stats.prepared_here += 1
-            return prepare(*entry)
-
-        def finish(item: Any) -> None:
-            if isinstance(item, _Failed):
-                on_error(item.key, item.reason, item.lasting)
-                return
-            result = finish_image(item.prepared, item.results, self.uncertainty)
-            on_result(item.prepared.key, result)
-            with stats_lock:
-                stats.images += 1
-
-        def hand_on(item: Any) -> None:
-            """To the writer, or finished here when the writer is behind (its queue is full) or retired."""
-            if not alone.is_set():
-                try:
-                    written_q.put_nowait(item)
-                    return
-                except queue.Full:
-                    pass
-            with stats_lock:
-                stats.finished_here += 1
-            finish(item)
-
-        def take_over_writing() -> None:
-            with contextlib.suppress(queue.Empty):
-                while not fatal:
-                    item = written_q.get_nowait()
-                    with stats_lock:
-                        stats.finished_here += 1
-                    finish(item)
-
-        def read() -> None:
-            stats.helper_scheduling = run_in_background(self.helper_niceness)
-            try:
-                while not halt.is_set() and not alone.is_set():
-                    entry = next_entry()
-                    if entry is _DONE:
-                        break
-                    if not put(prepared_q, prepare(*entry)):
-                        break
-            except BaseException as error:
-                fatal.append(error)
-                halt.set()
-            finally:
-                put(prepared_q, _DONE)
-
-        def write() -> None:
-            run_in_background(self.helper_niceness)
-            try:
-                while True:
-                    item = written_q.get()
-                    if item is _DONE:
-                        return
-                    if fatal:
-                        continue
-                    try:
-                        finish(item)
-                    except BaseException as error:
-                        fatal.append(error)
-                        halt.set()
-            finally:
-                if on_writer_end is not None:
-                    on_writer_end()
-
-        readers = [threading.Thread(target=read, name=f"prelabel-reader-{i}", daemon=True)
-                   for i in range(self.readers)]
-        writer = threading.Thread(target=write, name="prelabel-writer", daemon=True)
-        for thread in (*readers, writer):
+    def run(self) -> PipelineStats:
+        reader_threads = [threading.Thread(target=self.read, name=f"prelabel-reader-{i}", daemon=True)
+                          for i in range(self.pipeline.readers)]
+        writer_thread = threading.Thread(target=self.write, name="prelabel-writer", daemon=True)
+        for thread in (*reader_threads, writer_thread):
             thread.start()
-
-        waiting: deque[tuple[_Pending, int]] = deque()
-        finished_readers = 0
-        batch_size = self.predictor.batch_size
-        helped: deque[bool] = deque(maxlen=STARVATION_WINDOW)
         try:
-            while not halt.is_set() and not should_stop():
-                did_work = stats.prepared_here + stats.finished_here
-                while len(waiting) < batch_size:
-                    try:
-                        item = prepared_q.get_nowait()
-                    except queue.Empty:
-                        item = prepare_here()
-                    if item is None:
-                        if waiting or finished_readers >= self.readers:
-                            break
-                        started = time.perf_counter()
-                        try:
-                            item = prepared_q.get(timeout=0.1)
-                        except queue.Empty:
-                            item = None
-                        stats.wait_seconds += time.perf_counter() - started
-                        if item is None:
-                            if halt.is_set() or should_stop():
-                                break
-                            continue
-                    if item is _DONE:
-                        finished_readers += 1
-                    elif isinstance(item, _Failed):
-                        hand_on(item)
-                        if on_batch is not None:
-                            on_batch()  # a run of unreadable files still moves the progress and sees a cancel
-                        if should_stop():
-                            break
-                    else:
-                        pending = _Pending(item, [None] * len(item.crops), len(item.crops))
-                        waiting.extend((pending, i) for i in range(len(item.crops)))
-                if not waiting:
-                    if finished_readers >= self.readers:
-                        break
-                    continue
-                if halt.is_set() or should_stop():
-                    break
-                batch = [waiting.popleft() for _ in range(min(batch_size, len(waiting)))]
-                crops = np.stack([pending.prepared.crops[i] for pending, i in batch])
-                started = time.perf_counter()
-                faces = self.predictor.predict(crops)
-                stats.model_seconds += time.perf_counter() - started
-                stats.batches += 1
-                stats.faces += len(batch)
-                for (pending, i), face in zip(batch, faces, strict=True):
-                    pending.results[i] = face
-                    pending.remaining -= 1
-                    if pending.remaining == 0:
-                        done = pending.prepared.crops
-                        pending.prepared.crops = np.empty((0, *done.shape[1:]), done.dtype)  # free the crops early
-                        hand_on(pending)
-                if stats.batches > 1:
-                    helped.append(stats.prepared_here + stats.finished_here > did_work)
-                    if sum(helped) >= STARVATION_WINDOW // 2 and not alone.is_set():
-                        alone.set()  # other programs starve the helpers: no more handing work to them
-                        stats.helpers_retired = True
-                        take_over_writing()
-                if on_batch is not None:
-                    on_batch()
+            self.predict_all()
         finally:
-            halt.set()
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    prepared_q.get_nowait()
-            for thread in readers:
-                thread.join()
+            self.shut_down(reader_threads, writer_thread)
+        if self.fatal:
+            raise self.fatal[0]
+        return self.stats
+
+    # --- the helpers' work, done in their threads or in the model's -----------------------------------------
+
+    def put(self, q: queue.Queue, item: Any) -> bool:
+        while not self.halt.is_set():
             try:
-                take_over_writing()  # what the writer has not started is finished here, not left to a slow thread
-            except BaseException as error:
-                fatal.append(error)
-            written_q.put(_DONE)
-            writer.join()
-        if fatal:
-            raise fatal[0]
-        return stats
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next_entry(self, timeout: float = -1) -> Any:
+        """The next (key, path), `_DONE` at the end, or None when another thread holds the source too long."""
+        if self.source_empty.is_set() or not self.source_lock.acquire(timeout=timeout):
+            return _DONE if self.source_empty.is_set() else None
+        try:
+            entry = next(self.source, _DONE)
+        finally:
+            self.source_lock.release()
+        if entry is _DONE:
+            self.source_empty.set()
+        return entry
+
+    def prepare(self, key: Any, path: str | os.PathLike) -> Any:
+        try:
+            return prepare_file(key, path, self.pipeline.framing, self.input_size)
+        except ImageLoadError as error:
+            return _Failed(key, error.reason, error.lasting)
+        except (MemoryError, OSError) as error:
+            return _Failed(key, f"cannot prepare the image ({type(error).__name__}: {error})", lasting=False)
+        except Exception as error:  # a decoder or detector failing on one odd file
+            return _Failed(key, f"cannot prepare the image ({type(error).__name__}: {error})")
+
+    def prepare_here(self) -> Any:
+        """An image the model's thread prepares itself because the readers have none ready (None: no more)."""
+        entry = self.next_entry(timeout=0.05)
+        if entry is None or entry is _DONE:
+            return None
+        self.stats.prepared_here += 1
+        return self.prepare(*entry)
+
+    def finish(self, item: Any) -> None:
+        if isinstance(item, _Failed):
+            self.on_error(item.key, item.reason, item.lasting)
+            return
+        result = finish_image(item.prepared, item.results, self.pipeline.uncertainty)
+        self.on_result(item.prepared.key, result)
+        with self.stats_lock:
+            self.stats.images += 1
+
+    def hand_on(self, item: Any) -> None:
+        """To the writer, or finished here when the writer is behind (its queue is full) or retired."""
+        if not self.alone.is_set():
+            try:
+                self.written_q.put_nowait(item)
+                return
+            except queue.Full:
+                pass
+        with self.stats_lock:
+            self.stats.finished_here += 1
+        self.finish(item)
+
+    def take_over_writing(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while not self.fatal:
+                item = self.written_q.get_nowait()
+                with self.stats_lock:
+                    self.stats.finished_here += 1
+                self.finish(item)
+
+    # --- the helper threads ---------------------------------------------------------------------------------
+
+    def read(self) -> None:
+        self.stats.helper_scheduling = run_in_background(self.pipeline.helper_niceness)
+        try:
+            while not self.halt.is_set() and not self.alone.is_set():
+                entry = self.next_entry()
+                if entry is _DONE:
+                    break
+                if not self.put(self.prepared_q, self.prepare(*entry)):
+                    break
+        except BaseException as error:
+            self.fatal.append(error)
+            self.halt.set()
+        finally:
+            self.put(self.prepared_q, _DONE)
+
+    def write(self) -> None:
+        run_in_background(self.pipeline.helper_niceness)
+        try:
+            while True:
+                item = self.written_q.get()
+                if item is _DONE:
+                    return
+                if self.fatal:
+                    continue
+                try:
+                    self.finish(item)
+                except BaseException as error:
+                    self.fatal.append(error)
+                    self.halt.set()
+        finally:
+            if self.on_writer_end is not None:
+                self.on_writer_end()
+
+    # --- the model loop, in the thread that called `run` ----------------------------------------------------
+
+    def predict_all(self) -> None:
+        while not self.halt.is_set() and not self.should_stop():
+            did_work = self.stats.prepared_here + self.stats.finished_here
+            self.gather()
+            if not self.waiting:
+                if self.finished_readers >= self.pipeline.readers:
+                    break
+                continue
+            if self.halt.is_set() or self.should_stop():
+                break
+            self.predict_batch()
+            if self.stats.batches > 1:
+                self.watch_helpers(did_work)
+            if self.on_batch is not None:
+                self.on_batch()
+
+    def gather(self) -> None:
+        """Fill `waiting` with up to a batch of crops, handing unreadable images on as they come."""
+        while len(self.waiting) < self.batch_size:
+            item = self.next_prepared()
+            if item is None:
+                return
+            if item is _DONE:
+                self.finished_readers += 1
+            elif isinstance(item, _Failed):
+                self.hand_on(item)
+                if self.on_batch is not None:
+                    self.on_batch()  # a run of unreadable files still moves the progress and sees a cancel
+                if self.should_stop():
+                    return
+            else:
+                pending = _Pending(item, [None] * len(item.crops), len(item.crops))
+                self.waiting.extend((pending, i) for i in range(len(item.crops)))
+
+    def next_prepared(self) -> Any:
+        """A prepared image, `_Failed` or `_DONE` from the readers or prepared here, or None to stop gathering:
+        crops are waiting or the readers are done, or the run halts or is cancelled while nothing is ready."""
+        while True:
+            try:
+                item = self.prepared_q.get_nowait()
+            except queue.Empty:
+                item = self.prepare_here()
+            if item is not None:
+                return item
+            if self.waiting or self.finished_readers >= self.pipeline.readers:
+                return None
+            started = time.perf_counter()
+            try:
+                item = self.prepared_q.get(timeout=0.1)
+            except queue.Empty:
+                item = None
+            self.stats.wait_seconds += time.perf_counter() - started
+            if item is not None:
+                return item
+            if self.halt.is_set() or self.should_stop():
+                return None
+
+    def predict_batch(self) -> None:
+        batch = [self.waiting.popleft() for _ in range(min(self.batch_size, len(self.waiting)))]
+        crops = np.stack([pending.prepared.crops[i] for pending, i in batch])
+        started = time.perf_counter()
+        faces = self.pipeline.predictor.predict(crops)
+        self.stats.model_seconds += time.perf_counter() - started
+        self.stats.batches += 1
+        self.stats.faces += len(batch)
+        for (pending, i), face in zip(batch, faces, strict=True):
+            pending.results[i] = face
+            pending.remaining -= 1
+            if pending.remaining == 0:
+                done = pending.prepared.crops
+                pending.prepared.crops = np.empty((0, *done.shape[1:]), done.dtype)  # free the crops early
+                self.hand_on(pending)
+
+    def watch_helpers(self, did_work: int) -> None:
+        """Retire the helpers when the model's thread had to do their work in half of the recent batches."""
+        self.helped.append(self.stats.prepared_here + self.stats.finished_here > did_work)
+        if sum(self.helped) >= STARVATION_WINDOW // 2 and not self.alone.is_set():
+            self.alone.set()  # other programs starve the helpers: no more handing work to them
+            self.stats.helpers_retired = True
+            self.take_over_writing()
+
+    def shut_down(self, reader_threads: list[threading.Thread], writer_thread: threading.Thread) -> None:
+        self.halt.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.prepared_q.get_nowait()
+        for thread in reader_threads:
+            thread.join()
+        try:
+            self.take_over_writing()  # what the writer has not started is finished here, not left to a slow thread
+        except BaseException as error:
+            self.fatal.append(error)
+        self.written_q.put(_DONE)
+        writer_thread.join()
