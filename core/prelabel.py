@@ -217,6 +217,118 @@ def is_imported(rec: ImageRecord) -> bool:
     return rec.status == "predicted" and (rec.model_version or "").startswith(IMPORTED_PREFIX)
 
 
+class _Run:
+    """One run's counts and the callbacks the prediction pipeline calls. They come from the model's thread and
+    from the writer's, so the counts change only under the lock."""
+
+    def __init__(self, store: ProjectStore, job_id: int, result: PrelabelResult, lut: np.ndarray | None,
+                 settings: str, relpaths: dict[int, str],
+                 progress_callback: Callable[[PrelabelProgress], None] | None, cancel_event: threading.Event | None):
+        self.store = store
+        self.job_id = job_id
+        self.result = result
+        self.lut = lut
+        self.settings = settings
+        self.relpaths = relpaths
+        self.progress_callback = progress_callback
+        self.cancel_event = cancel_event
+        self.lock = threading.Lock()
+        self.started = time.perf_counter()
+        self.last_job_update = 0.0
+        self.save_failures_in_a_row = 0
+        self.stop = threading.Event()
+
+    def on_result(self, image_id: int, prediction: ImagePrediction) -> None:
+        result = self.result
+        mask = prediction.mask if self.lut is None else self.lut[prediction.mask]
+        try:
+            self.store.save_predicted(image_id, mask, result.model_id, prediction.uncertainty, self.settings)
+        except (MaskError, ProjectError, OSError) as error:
+            self.on_save_failure(image_id, error)
+            return
+        with self.lock:
+            self.save_failures_in_a_row = 0
+            result.predicted += 1
+            if prediction.whole_image and result.mode == FACES:
+                result.whole_image_fallbacks += 1
+
+    def on_save_failure(self, image_id: int, error: Exception) -> None:
+        """Counted against this run, not the photo; stops the run when saving keeps failing."""
+        self.on_error(image_id, str(error), lasting=False)
+        with self.lock:
+            self.save_failures_in_a_row += 1
+            failing = self.save_failures_in_a_row >= SAVE_FAILURES_TO_STOP
+        if failing:
+            raise PrelabelStopped(f"stopped: {SAVE_FAILURES_TO_STOP} masks in a row could not be saved "
+                                  f"(last: {error})", self.result)
+
+    def on_error(self, image_id: int, reason: str, lasting: bool = True) -> None:
+        """Count and log a failure; only one that lies in the file itself is remembered against the image
+        (so later runs skip it until the file changes). A failure to save, or to read the file just now, is
+        tried again by the next run."""
+        relpath = self.relpaths.get(image_id, str(image_id))
+        if lasting:
+            with contextlib.suppress(ProjectError):
+                self.store.set_error(image_id, reason)
+        self.store.append_job_log(self.job_id, f"skipped {relpath}: {reason}")
+        with self.lock:
+            self.result.failed.append((relpath, reason))
+
+    def progress(self) -> PrelabelProgress:
+        result = self.result
+        with self.lock:
+            done, failed = result.predicted + len(result.failed), len(result.failed)
+        elapsed = time.perf_counter() - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (result.total - done) / rate if rate > 0 else None
+        return PrelabelProgress(done, result.total, failed, rate, eta, elapsed)
+
+    def report(self, force: bool = False) -> None:
+        """Every report reaches the callback; the job's row is written at most once a second unless `force`d."""
+        snapshot = self.progress()
+        if self.progress_callback is not None:
+            self.progress_callback(snapshot)
+        now = time.perf_counter()
+        if force or now - self.last_job_update >= JOB_UPDATE_SECONDS:
+            self.last_job_update = now
+            self.store.update_job(self.job_id, progress=snapshot.fraction,
+                                  message=f"{snapshot.done}/{snapshot.total} images, "
+                                          f"{snapshot.images_per_second:.1f}/s")
+
+    def cancelled(self) -> bool:
+        """Whether to stop, asked through the event or through the job's row in the store (`request_cancel`).
+        Once asked, the answer stays yes."""
+        if self.stop.is_set() or (self.cancel_event is not None and self.cancel_event.is_set()):
+            self.stop.set()
+            return True
+        job = self.store.job(self.job_id)
+        if job and job["cancel_requested"]:
+            self.stop.set()
+        return self.stop.is_set()
+
+    def mark_stopped(self) -> None:
+        """A run given up part way has failed; `PrelabelStopped` carries this result, with its time so far."""
+        self.result.state = "failed"
+        self.result.seconds = time.perf_counter() - self.started
+
+    def finish(self, stats: PipelineStats) -> PrelabelResult:
+        """The result, with the run's summary in the job's log and row; a run stopped before the end is cancelled."""
+        result = self.result
+        result.seconds = time.perf_counter() - self.started
+        result.pipeline = stats
+        finished = result.predicted + len(result.failed)
+        if finished < result.total and self.stop.is_set():
+            result.state = "cancelled"
+        self.report(force=True)
+        summary = (f"{result.predicted} predicted, {len(result.failed)} failed, {result.skipped_current} already "
+                   f"current, {result.skipped_imported} imported kept, {result.skipped_checked} corrected/reviewed "
+                   f"kept, {result.total - finished} left")
+        self.store.append_job_log(self.job_id, summary)
+        self.store.update_job(self.job_id, state=result.state,
+                              progress=finished / result.total if result.total else 1.0, message=summary)
+        return result
+
+
 class PrelabelJob:
     """Predict every image of a project that needs it. See the module docstring.
 
@@ -318,21 +430,27 @@ class PrelabelJob:
                 store.update_job(job_id, state="failed", message=message)
             raise
 
-    def _run_job(self, job_id: int, progress_callback: Callable[[PrelabelProgress], None] | None,
-                 cancel_event: threading.Event | None) -> PrelabelResult:
+    def _open_model(self, path: Path, tta: bool) -> Predictor:
+        return Predictor(path, device=self.device, threads=self.threads, batch_size=self.batch_size, tta=tta,
+                         confidence=False, probabilities=True)
+
+    def _load_predictor(self) -> tuple[Any, ResolvedModel, np.ndarray | None, bool]:
+        """The predictor, its model, its class table and the TTA setting. The TTA choice is remembered only once
+        the model has loaded, so a run that cannot start changes nothing."""
         store = self.store
         resolved = find_model(store, self.model, self.task)
         tta = project_tta(store) if self.tta is None else bool(self.tta)
-
-        def open_model(path: Path) -> Predictor:
-            return Predictor(path, device=self.device, threads=self.threads, batch_size=self.batch_size, tta=tta,
-                             confidence=False, probabilities=True)
-
-        predictor, resolved, lut = project_predictor(store, resolved, self.task, open_model)
+        predictor, resolved, lut = project_predictor(store, resolved, self.task,
+                                                     lambda path: self._open_model(path, tta))
         if self.tta is not None:
             store.set_setting(TTA_SETTING, tta)
-        records = store.images()
-        mode, mode_notice = self._choose_mode(records)
+        return predictor, resolved, lut, tta
+
+    def _new_result(self, job_id: int, predictor: Any, resolved: ResolvedModel, tta: bool) -> PrelabelResult:
+        """The result the run fills in, once the mode is chosen; its notices and the model used go to the job's
+        log, where a user looking at a past run finds them."""
+        store = self.store
+        mode, mode_notice = self._choose_mode(store.images())
         result = PrelabelResult("done", job_id, resolved.model_id, resolved.path, predictor.provider, mode, tta)
         for notice in (predictor.notice, mode_notice):
             if notice:
@@ -340,98 +458,25 @@ class PrelabelJob:
                 store.append_job_log(job_id, notice)
         store.append_job_log(job_id, f"model {resolved.model_id} ({resolved.source}: {resolved.path}); "
                                      f"{predictor.describe()}; mode {mode}")
-        settings = prediction_settings(mode, tta, self.margin)
+        return result
+
+    def _run_job(self, job_id: int, progress_callback: Callable[[PrelabelProgress], None] | None,
+                 cancel_event: threading.Event | None) -> PrelabelResult:
+        store = self.store
+        predictor, resolved, lut, tta = self._load_predictor()
+        result = self._new_result(job_id, predictor, resolved, tta)
+        settings = prediction_settings(result.mode, tta, self.margin)
         todo = self.plan(resolved.model_id, result, settings)
         result.total = len(todo)
-        relpaths = {rec.id: rec.relpath for rec in todo}
-        lock = threading.Lock()
-        started = time.perf_counter()
-        last = {"job_update": 0.0}
-        save_failures_in_a_row = [0]
-        stop = threading.Event()
-
-        def on_result(image_id: int, prediction: ImagePrediction) -> None:
-            mask = prediction.mask if lut is None else lut[prediction.mask]
-            try:
-                store.save_predicted(image_id, mask, resolved.model_id, prediction.uncertainty, settings)
-            except (MaskError, ProjectError, OSError) as error:
-                on_save_failure(image_id, error)
-                return
-            with lock:
-                save_failures_in_a_row[0] = 0
-                result.predicted += 1
-                if prediction.whole_image and mode == FACES:
-                    result.whole_image_fallbacks += 1
-
-        def on_save_failure(image_id: int, error: Exception) -> None:
-            """Counted against this run, not the photo; stops the run when saving keeps failing."""
-            on_error(image_id, str(error), lasting=False)
-            with lock:
-                save_failures_in_a_row[0] += 1
-                failing = save_failures_in_a_row[0] >= SAVE_FAILURES_TO_STOP
-            if failing:
-                raise PrelabelStopped(f"stopped: {SAVE_FAILURES_TO_STOP} masks in a row could not be saved "
-                                      f"(last: {error})", result)
-
-        def on_error(image_id: int, reason: str, lasting: bool = True) -> None:
-            """Count and log a failure; only one that lies in the file itself is remembered against the image
-            (so later runs skip it until the file changes). A failure to save, or to read the file just now, is
-            tried again by the next run."""
-            relpath = relpaths.get(image_id, str(image_id))
-            if lasting:
-                with contextlib.suppress(ProjectError):
-                    store.set_error(image_id, reason)
-            store.append_job_log(job_id, f"skipped {relpath}: {reason}")
-            with lock:
-                result.failed.append((relpath, reason))
-
-        def progress() -> PrelabelProgress:
-            with lock:
-                done, failed = result.predicted + len(result.failed), len(result.failed)
-            elapsed = time.perf_counter() - started
-            rate = done / elapsed if elapsed > 0 else 0.0
-            eta = (result.total - done) / rate if rate > 0 else None
-            return PrelabelProgress(done, result.total, failed, rate, eta, elapsed)
-
-        def report(force: bool = False) -> None:
-            snapshot = progress()
-            if progress_callback is not None:
-                progress_callback(snapshot)
-            now = time.perf_counter()
-            if force or now - last["job_update"] >= JOB_UPDATE_SECONDS:
-                last["job_update"] = now
-                store.update_job(job_id, progress=snapshot.fraction,
-                                 message=f"{snapshot.done}/{snapshot.total} images, {snapshot.images_per_second:.1f}/s")
-
-        def cancelled() -> bool:
-            if stop.is_set() or (cancel_event is not None and cancel_event.is_set()):
-                stop.set()
-                return True
-            job = store.job(job_id)
-            if job and job["cancel_requested"]:
-                stop.set()
-            return stop.is_set()
-
-        framing = Framing(mode, self.detector, self.margin)
+        run = _Run(store, job_id, result, lut, settings, {rec.id: rec.relpath for rec in todo}, progress_callback,
+                   cancel_event)
+        framing = Framing(result.mode, self.detector, self.margin)
         pipeline = PredictionPipeline(predictor, framing, readers=self.readers, uncertainty=self.uncertainty)
-        report(force=True)
+        run.report(force=True)
         try:
-            stats = pipeline.run(((rec.id, store.root / rec.relpath) for rec in todo), on_result, on_error,
-                                 cancelled, report, store.release_thread_connection)
+            stats = pipeline.run(((rec.id, store.root / rec.relpath) for rec in todo), run.on_result, run.on_error,
+                                 run.cancelled, run.report, store.release_thread_connection)
         except PrelabelStopped:
-            result.state = "failed"
-            result.seconds = time.perf_counter() - started
+            run.mark_stopped()
             raise
-        result.seconds = time.perf_counter() - started
-        result.pipeline = stats
-        finished = result.predicted + len(result.failed)
-        if finished < result.total and stop.is_set():
-            result.state = "cancelled"
-        report(force=True)
-        summary = (f"{result.predicted} predicted, {len(result.failed)} failed, {result.skipped_current} already "
-                   f"current, {result.skipped_imported} imported kept, {result.skipped_checked} corrected/reviewed "
-                   f"kept, {result.total - finished} left")
-        store.append_job_log(job_id, summary)
-        store.update_job(job_id, state=result.state, progress=finished / result.total if result.total else 1.0,
-                         message=summary)
-        return result
+        return run.finish(stats)

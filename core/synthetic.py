@@ -122,20 +122,58 @@ def _background(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
     return np.clip(base + blobs, 0, 255)
 
 
-def _draw(seed: int, size: int, glasses: bool | None, face_mask: bool | None, background: str,
-          mask_allowed: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Picture (float, 0-255) and mask in DRAWN_CLASSES. All random draws happen in a fixed order, so the picture
-    depends only on the seed and the explicit options, never on the target schema."""
+@dataclass
+class _Face:
+    """The random choices that make one face: colours, styles, accessories and proportions (face-frame units)."""
+
+    skin: tuple[float, float, float]
+    hair_color: tuple[float, float, float]
+    iris: tuple[int, int, int]
+    lips: tuple[float, float, float]
+    cloth_color: np.ndarray
+    hair_style: str
+    glasses: bool
+    sunglasses: bool
+    face_mask: bool
+    hat: bool
+    necklace: bool
+    earrings: bool
+    ears_hidden: bool
+    mouth_open: float
+    smile: float
+    face_w: float
+    face_h: float
+    eye_h: float
+    eye_y: float
+    eye_dx: float
+    brow_t: float
+    brow_arch: float
+    nose_w: float
+    mouth_y: float
+    mouth_w: float
+    hairline: float
+    neckline: float
+    mask_color: tuple[int, int, int]
+    mask_stripes: bool
+    lens_shape: str
+
+
+def _check_options(size: int, background: str) -> None:
     if background not in BACKGROUNDS:
         raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
-    rng = np.random.default_rng(seed)
-    pose = _Pose(cx=size * (0.5 + rng.uniform(-0.07, 0.07)), cy=size * (0.46 + rng.uniform(-0.05, 0.05)),
-                 scale=size * rng.uniform(0.16, 0.22), angle=math.radians(rng.uniform(-12, 12)))
-    p = _Painter(size, pose, _smooth_noise(rng, size, 40)[:, :, 0])
-    p.image[:] = _background(rng, size, background)
 
+
+def _random_pose(rng: np.random.Generator, size: int) -> _Pose:
+    return _Pose(cx=size * (0.5 + rng.uniform(-0.07, 0.07)), cy=size * (0.46 + rng.uniform(-0.05, 0.05)),
+                 scale=size * rng.uniform(0.16, 0.22), angle=math.radians(rng.uniform(-12, 12)))
+
+
+def _random_face(rng: np.random.Generator, glasses: bool | None, face_mask: bool | None,
+                 mask_allowed: bool) -> _Face:
+    """Every choice is drawn here, in one fixed order. Whether the schema allows a face mask decides only if a
+    wanted mask is worn, never which numbers are drawn, so a seed gives the same face in every schema."""
     skin = _jitter(rng, SKIN_TONES[rng.integers(len(SKIN_TONES))], 8)
     hair_color = _jitter(rng, HAIR_COLORS[rng.integers(len(HAIR_COLORS))], 10)
     iris = IRIS_COLORS[rng.integers(len(IRIS_COLORS))]
@@ -164,145 +202,218 @@ def _draw(seed: int, size: int, glasses: bool | None, face_mask: bool | None, ba
     mask_color = MASK_COLORS[rng.integers(len(MASK_COLORS))]
     mask_stripes = bool(rng.random() < 0.25)
     lens_shape = rng.choice(["round", "square"])
+    return _Face(skin, hair_color, iris, lips, cloth_color, hair_style, has_glasses, sunglasses, has_face_mask,
+                 has_hat, has_necklace, has_earrings, ears_hidden, mouth_open, smile, face_w, face_h, eye_h, eye_y,
+                 eye_dx, brow_t, brow_arch, nose_w, mouth_y, mouth_w, hairline, neckline, mask_color, mask_stripes,
+                 lens_shape)
 
-    # back hair, neck, clothes, jewellery below the face
-    if hair_style != "bald":
-        back = [_ellipse(0, -0.15, face_w * 1.13, face_h * 1.08)]
-        if hair_style == "long":
-            back.append(np.array([[-1.3, -0.2], [1.3, -0.2], [1.4, 2.3], [-1.4, 2.3]]))
-        if hair_style == "bun":
-            back.append(_ellipse(0, -1.45, 0.45, 0.35))
-        p.paint(p.region(*back), hair_color, _C["hair"], grain=0.1)
+
+def _paint_back_hair(p: _Painter, f: _Face) -> None:
+    back = [_ellipse(0, -0.15, f.face_w * 1.13, f.face_h * 1.08)]
+    if f.hair_style == "long":
+        back.append(np.array([[-1.3, -0.2], [1.3, -0.2], [1.4, 2.3], [-1.4, 2.3]]))
+    if f.hair_style == "bun":
+        back.append(_ellipse(0, -1.45, 0.45, 0.35))
+    p.paint(p.region(*back), f.hair_color, _C["hair"], grain=0.1)
+
+
+def _paint_neck_and_cloth(p: _Painter, f: _Face) -> None:
     p.paint(p.region(np.array([[-0.42, 0.5], [0.42, 0.5], [0.5, 2.8], [-0.5, 2.8]])),
-            tuple(c * 0.9 for c in skin), _C["neck"])
-    cloth = np.array([[-3.5, 6.0], [-3.5, 2.5], [-2.1, 1.95], [-0.55, 1.8], [0.0, 1.8 + neckline], [0.55, 1.8],
+            tuple(c * 0.9 for c in f.skin), _C["neck"])
+    cloth = np.array([[-3.5, 6.0], [-3.5, 2.5], [-2.1, 1.95], [-0.55, 1.8], [0.0, 1.8 + f.neckline], [0.55, 1.8],
                       [2.1, 1.95], [3.5, 2.5], [3.5, 6.0]])
-    p.paint(p.region(cloth), cloth_color, _C["cloth"], grain=0.1)
-    if has_necklace:
-        arc = _ellipse(0, 1.35, 0.5, 0.45, 0.15 * math.pi, 0.85 * math.pi, 24)
-        p.paint(p.region(lines=(arc, 0.05)), (212, 175, 55), _C["neck_l"], grain=0.2)
-    if not ears_hidden:
-        for side, label in ((1, "l_ear"), (-1, "r_ear")):
-            p.paint(p.region(_ellipse(side * face_w * 0.98, -0.05, 0.17, 0.3)), tuple(c * 0.95 for c in skin), _C[label])
-        if has_earrings:
-            for side in (1, -1):
-                p.paint(p.region(_ellipse(side * face_w * 1.0, 0.33, 0.05, 0.05, n=20)), (225, 225, 235),
-                        _C["ear_r"], grain=0.1)
+    p.paint(p.region(cloth), f.cloth_color, _C["cloth"], grain=0.1)
 
-    # the face and its parts
+
+def _paint_necklace(p: _Painter) -> None:
+    arc = _ellipse(0, 1.35, 0.5, 0.45, 0.15 * math.pi, 0.85 * math.pi, 24)
+    p.paint(p.region(lines=(arc, 0.05)), (212, 175, 55), _C["neck_l"], grain=0.2)
+
+
+def _paint_ears(p: _Painter, f: _Face) -> None:
+    for side, label in ((1, "l_ear"), (-1, "r_ear")):
+        p.paint(p.region(_ellipse(side * f.face_w * 0.98, -0.05, 0.17, 0.3)), tuple(c * 0.95 for c in f.skin),
+                _C[label])
+    if f.earrings:
+        for side in (1, -1):
+            p.paint(p.region(_ellipse(side * f.face_w * 1.0, 0.33, 0.05, 0.05, n=20)), (225, 225, 235),
+                    _C["ear_r"], grain=0.1)
+
+
+def _paint_behind_face(p: _Painter, f: _Face) -> None:
+    """What the face covers is painted first: back hair, neck, clothes, necklace, ears and earrings."""
+    if f.hair_style != "bald":
+        _paint_back_hair(p, f)
+    _paint_neck_and_cloth(p, f)
+    if f.necklace:
+        _paint_necklace(p)
+    if not f.ears_hidden:
+        _paint_ears(p, f)
+
+
+def _paint_skin_and_nose(p: _Painter, f: _Face) -> None:
     t = np.linspace(0, 2 * math.pi, 96)
     narrowing = 1 - 0.18 * np.clip(np.sin(t), 0, None) ** 2
-    outline = np.stack([face_w * np.cos(t) * narrowing, face_h * np.sin(t)], axis=1)
-    p.paint(p.region(outline), skin, _C["skin"])
+    outline = np.stack([f.face_w * np.cos(t) * narrowing, f.face_h * np.sin(t)], axis=1)
+    p.paint(p.region(outline), f.skin, _C["skin"])
     nose = np.array([[-0.07, -0.15], [-0.1, 0.15], [-0.2, 0.33], [-0.12, 0.43], [0, 0.45], [0.12, 0.43],
-                     [0.2, 0.33], [0.1, 0.15], [0.07, -0.15]]) * [nose_w, 1.0]
-    p.paint(p.region(nose), tuple(c * 0.9 for c in skin), _C["nose"])
-    nostrils = [_ellipse(s * 0.08 * nose_w, 0.39, 0.04, 0.02, n=16) for s in (1, -1)]
+                     [0.2, 0.33], [0.1, 0.15], [0.07, -0.15]]) * [f.nose_w, 1.0]
+    p.paint(p.region(nose), tuple(c * 0.9 for c in f.skin), _C["nose"])
+    nostrils = [_ellipse(s * 0.08 * f.nose_w, 0.39, 0.04, 0.02, n=16) for s in (1, -1)]
     p.tint(p.region(*nostrils), (40, 20, 20), 0.6)
 
-    brows = {}
+
+def _paint_brows(p: _Painter, f: _Face) -> None:
     for side, label in ((1, "l_brow"), (-1, "r_brow")):
         u = np.linspace(-0.22, 0.22, 24)
-        arch = -brow_arch * np.cos(u / 0.22 * math.pi / 2)
+        arch = -f.brow_arch * np.cos(u / 0.22 * math.pi / 2)
         taper = 1 - 0.5 * (side * u + 0.22) / 0.44
-        top = np.stack([side * eye_dx + u, eye_y - 0.24 + arch - brow_t / 2 * taper], axis=1)
-        bottom = np.stack([side * eye_dx + u, eye_y - 0.24 + arch + brow_t / 2 * taper], axis=1)
-        brows[label] = p.paint(p.region(np.concatenate([top, bottom[::-1]])), tuple(c * 0.8 for c in hair_color),
-                               _C[label], grain=0.1)
+        top = np.stack([side * f.eye_dx + u, f.eye_y - 0.24 + arch - f.brow_t / 2 * taper], axis=1)
+        bottom = np.stack([side * f.eye_dx + u, f.eye_y - 0.24 + arch + f.brow_t / 2 * taper], axis=1)
+        p.paint(p.region(np.concatenate([top, bottom[::-1]])), tuple(c * 0.8 for c in f.hair_color), _C[label],
+                grain=0.1)
 
-    eyes = {}
+
+def _paint_eyes(p: _Painter, f: _Face) -> None:
     for side, label in ((1, "l_eye"), (-1, "r_eye")):
         tt = np.linspace(0, math.pi, 24)
-        upper = np.stack([side * eye_dx - 0.19 * np.cos(tt), eye_y - eye_h * np.sin(tt)], axis=1)
-        lower = np.stack([side * eye_dx + 0.19 * np.cos(tt), eye_y + 0.7 * eye_h * np.sin(tt)], axis=1)
+        upper = np.stack([side * f.eye_dx - 0.19 * np.cos(tt), f.eye_y - f.eye_h * np.sin(tt)], axis=1)
+        lower = np.stack([side * f.eye_dx + 0.19 * np.cos(tt), f.eye_y + 0.7 * f.eye_h * np.sin(tt)], axis=1)
         region = p.paint(p.region(np.concatenate([upper, lower])), (238, 236, 230), _C[label], grain=0.02)
-        iris_region = region & p.region(_ellipse(side * eye_dx, eye_y, 0.075, 0.075, n=32))
-        p.image[iris_region] = np.asarray(iris, np.float32)
-        p.image[region & p.region(_ellipse(side * eye_dx, eye_y, 0.035, 0.035, n=24))] = (15, 12, 12)
-        eyes[label] = region
+        iris_region = region & p.region(_ellipse(side * f.eye_dx, f.eye_y, 0.075, 0.075, n=32))
+        p.image[iris_region] = np.asarray(f.iris, np.float32)
+        p.image[region & p.region(_ellipse(side * f.eye_dx, f.eye_y, 0.035, 0.035, n=24))] = (15, 12, 12)
 
-    u = np.linspace(-mouth_w, mouth_w, 41)
-    fall = 1 - (u / mouth_w) ** 2
-    lift = -smile * (u / mouth_w) ** 2
+
+def _lip(u: np.ndarray, upper_edge: np.ndarray, lower_edge: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.stack([u, upper_edge], 1), np.stack([u[::-1], lower_edge[::-1]], 1)])
+
+
+def _paint_mouth(p: _Painter, f: _Face) -> None:
+    u = np.linspace(-f.mouth_w, f.mouth_w, 41)
+    fall = 1 - (u / f.mouth_w) ** 2
+    lift = -f.smile * (u / f.mouth_w) ** 2
     bow = 1 - 0.35 * np.exp(-((u / 0.06) ** 2))
-    upper_top = mouth_y + lift - 0.09 * fall * bow
-    upper_bottom = mouth_y + lift - mouth_open / 2 * fall
-    lower_top = mouth_y + lift + mouth_open / 2 * fall
+    upper_top = f.mouth_y + lift - 0.09 * fall * bow
+    upper_bottom = f.mouth_y + lift - f.mouth_open / 2 * fall
+    lower_top = f.mouth_y + lift + f.mouth_open / 2 * fall
     lower_bottom = lower_top + 0.12 * np.power(fall, 0.8)
-
-    def lip(upper_edge: np.ndarray, lower_edge: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.stack([u, upper_edge], 1), np.stack([u[::-1], lower_edge[::-1]], 1)])
-
-    if mouth_open > 0:
-        inner = p.paint(p.region(lip(upper_bottom, lower_top)), (95, 25, 35), _C["mouth"], grain=0.1)
-        teeth = p.region(lip(upper_bottom, upper_bottom + 0.35 * (lower_top - upper_bottom)))
+    if f.mouth_open > 0:
+        inner = p.paint(p.region(_lip(u, upper_bottom, lower_top)), (95, 25, 35), _C["mouth"], grain=0.1)
+        teeth = p.region(_lip(u, upper_bottom, upper_bottom + 0.35 * (lower_top - upper_bottom)))
         p.image[inner & teeth] = (235, 232, 220)
-    p.paint(p.region(lip(upper_top, upper_bottom)), lips, _C["u_lip"])
-    p.paint(p.region(lip(lower_top, lower_bottom)), tuple(c * 1.05 for c in lips), _C["l_lip"])
+    p.paint(p.region(_lip(u, upper_top, upper_bottom)), f.lips, _C["u_lip"])
+    p.paint(p.region(_lip(u, lower_top, lower_bottom)), tuple(c * 1.05 for c in f.lips), _C["l_lip"])
 
-    if hair_style in ("short", "long", "bun"):
-        cap = _ellipse(0, -0.15, face_w * 1.13, face_h * 1.08, math.pi, 2 * math.pi, 48)
-        uu = np.linspace(face_w * 1.13, -face_w * 1.13, 48)
-        line = hairline + 0.35 * (uu / (face_w * 1.13)) ** 2
-        fringe = np.stack([uu, np.minimum(line, -0.05)], axis=1)
-        p.paint(p.region(np.concatenate([cap, fringe])), hair_color, _C["hair"], grain=0.1)
 
-    if has_glasses:
-        before = p.mask.copy()
-        lenses = []
-        for side in (1, -1):
-            if lens_shape == "round":
-                lenses.append(_ellipse(side * eye_dx, eye_y, 0.25, 0.2, n=48))
-            else:
-                cx = side * eye_dx
-                lenses.append(np.array([[cx - 0.26, eye_y - 0.17], [cx + 0.26, eye_y - 0.17],
-                                        [cx + 0.24, eye_y + 0.17], [cx - 0.24, eye_y + 0.17]]))
-        lens_region = p.region(*lenses)
-        frame = np.zeros_like(lens_region)
-        for lens in lenses:
-            frame |= p.region(lines=(np.concatenate([lens, lens[:1]]), 0.035))
-        bridge = np.array([[-eye_dx + 0.24, eye_y - 0.05], [0, eye_y - 0.09], [eye_dx - 0.24, eye_y - 0.05]])
-        frame |= p.region(lines=(bridge, 0.035))
-        for side in (1, -1):
-            frame |= p.region(lines=(np.array([[side * (eye_dx + 0.25), eye_y - 0.05],
-                                               [side * face_w * 0.97, eye_y - 0.08]]), 0.03))
-        frame_color = (20, 20, 25) if rng.random() < 0.6 else (150, 110, 60)
-        if sunglasses:
-            p.tint(lens_region, (25, 25, 30), 0.9)
+def _paint_front_hair(p: _Painter, f: _Face) -> None:
+    cap = _ellipse(0, -0.15, f.face_w * 1.13, f.face_h * 1.08, math.pi, 2 * math.pi, 48)
+    uu = np.linspace(f.face_w * 1.13, -f.face_w * 1.13, 48)
+    line = f.hairline + 0.35 * (uu / (f.face_w * 1.13)) ** 2
+    fringe = np.stack([uu, np.minimum(line, -0.05)], axis=1)
+    p.paint(p.region(np.concatenate([cap, fringe])), f.hair_color, _C["hair"], grain=0.1)
+
+
+def _paint_face(p: _Painter, f: _Face) -> None:
+    """The face and its parts, each over the ones before it: skin, nose, brows, eyes, mouth, then the hair over
+    the forehead."""
+    _paint_skin_and_nose(p, f)
+    _paint_brows(p, f)
+    _paint_eyes(p, f)
+    _paint_mouth(p, f)
+    if f.hair_style in ("short", "long", "bun"):
+        _paint_front_hair(p, f)
+
+
+def _lens_outlines(f: _Face) -> list[np.ndarray]:
+    lenses = []
+    for side in (1, -1):
+        if f.lens_shape == "round":
+            lenses.append(_ellipse(side * f.eye_dx, f.eye_y, 0.25, 0.2, n=48))
         else:
-            p.tint(lens_region, (200, 220, 235), 0.2)
-        p.mask[lens_region] = _C["eye_g"]
-        p.paint(frame, frame_color, _C["eye_g"], grain=0.05)
-        if not sunglasses:
-            # eyes and brows seen through clear lenses keep their own class (CelebAMask-HQ's drawing order)
-            see_through = lens_region & ~frame
-            for label in ("l_eye", "r_eye", "l_brow", "r_brow"):
-                keep = see_through & (before == _C[label])
-                p.mask[keep] = _C[label]
+            cx = side * f.eye_dx
+            lenses.append(np.array([[cx - 0.26, f.eye_y - 0.17], [cx + 0.26, f.eye_y - 0.17],
+                                    [cx + 0.24, f.eye_y + 0.17], [cx - 0.24, f.eye_y + 0.17]]))
+    return lenses
 
-    if has_face_mask:
-        top = np.stack([np.linspace(-0.98, 0.98, 24) * face_w,
-                        0.08 - 0.1 * np.cos(np.linspace(-math.pi / 2, math.pi / 2, 24))], axis=1)
-        bottom = np.array([[0.85 * face_w, 0.95], [0.45, 1.35], [0, 1.47], [-0.45, 1.35], [-0.85 * face_w, 0.95]])
-        cover = p.region(np.concatenate([top, bottom]))
-        for side in (1, -1):
-            loop = np.array([[side * 0.95 * face_w, 0.1], [side * 1.08 * face_w, -0.1], [side * 1.06 * face_w, 0.5],
-                             [side * 0.9 * face_w, 0.85]])
-            cover |= p.region(lines=(loop, 0.025))
-        p.paint(cover, mask_color, _C["face_mask"], grain=0.05)
-        if mask_stripes:
-            stripes = cover & ((np.arange(size)[:, None] // max(2, size // 64)) % 2 == 0)
-            p.tint(stripes, tuple(255 - c for c in mask_color), 0.5)
-        for k in (0.45, 0.75, 1.05):
-            pleat = np.array([[-0.8 * face_w, k], [0.8 * face_w, k]])
-            p.tint(cover & p.region(lines=(pleat, 0.02)), (0, 0, 0), 0.25)
 
-    if has_hat:
-        dome = _ellipse(0, -0.6, face_w * 1.2, 1.05, math.pi, 2 * math.pi, 48)
-        brim = np.array([[-1.45, -0.72], [1.45, -0.72], [1.45, -0.55], [-1.45, -0.55]])
-        p.paint(p.region(dome, brim), rng.uniform(20, 235, 3), _C["hat"], grain=0.08)
+def _glasses_frame(p: _Painter, f: _Face, lenses: list[np.ndarray], like: np.ndarray) -> np.ndarray:
+    frame = np.zeros_like(like)
+    for lens in lenses:
+        frame |= p.region(lines=(np.concatenate([lens, lens[:1]]), 0.035))
+    bridge = np.array([[-f.eye_dx + 0.24, f.eye_y - 0.05], [0, f.eye_y - 0.09], [f.eye_dx - 0.24, f.eye_y - 0.05]])
+    frame |= p.region(lines=(bridge, 0.035))
+    for side in (1, -1):
+        frame |= p.region(lines=(np.array([[side * (f.eye_dx + 0.25), f.eye_y - 0.05],
+                                           [side * f.face_w * 0.97, f.eye_y - 0.08]]), 0.03))
+    return frame
 
-    # light from one side, sensor noise and a little blur; the mask keeps its hard edges
+
+def _keep_seen_through(p: _Painter, before: np.ndarray, see_through: np.ndarray) -> None:
+    """Eyes and brows seen through clear lenses keep their own class (CelebAMask-HQ's drawing order)."""
+    for label in ("l_eye", "r_eye", "l_brow", "r_brow"):
+        keep = see_through & (before == _C[label])
+        p.mask[keep] = _C[label]
+
+
+def _paint_glasses(p: _Painter, f: _Face, rng: np.random.Generator) -> None:
+    before = p.mask.copy()
+    lenses = _lens_outlines(f)
+    lens_region = p.region(*lenses)
+    frame = _glasses_frame(p, f, lenses, lens_region)
+    frame_color = (20, 20, 25) if rng.random() < 0.6 else (150, 110, 60)
+    if f.sunglasses:
+        p.tint(lens_region, (25, 25, 30), 0.9)
+    else:
+        p.tint(lens_region, (200, 220, 235), 0.2)
+    p.mask[lens_region] = _C["eye_g"]
+    p.paint(frame, frame_color, _C["eye_g"], grain=0.05)
+    if not f.sunglasses:
+        _keep_seen_through(p, before, lens_region & ~frame)
+
+
+def _face_mask_cover(p: _Painter, f: _Face) -> np.ndarray:
+    top = np.stack([np.linspace(-0.98, 0.98, 24) * f.face_w,
+                    0.08 - 0.1 * np.cos(np.linspace(-math.pi / 2, math.pi / 2, 24))], axis=1)
+    bottom = np.array([[0.85 * f.face_w, 0.95], [0.45, 1.35], [0, 1.47], [-0.45, 1.35], [-0.85 * f.face_w, 0.95]])
+    cover = p.region(np.concatenate([top, bottom]))
+    for side in (1, -1):
+        loop = np.array([[side * 0.95 * f.face_w, 0.1], [side * 1.08 * f.face_w, -0.1],
+                         [side * 1.06 * f.face_w, 0.5], [side * 0.9 * f.face_w, 0.85]])
+        cover |= p.region(lines=(loop, 0.025))
+    return cover
+
+
+def _paint_face_mask(p: _Painter, f: _Face) -> None:
+    cover = _face_mask_cover(p, f)
+    p.paint(cover, f.mask_color, _C["face_mask"], grain=0.05)
+    if f.mask_stripes:
+        stripes = cover & ((np.arange(p.size)[:, None] // max(2, p.size // 64)) % 2 == 0)
+        p.tint(stripes, tuple(255 - c for c in f.mask_color), 0.5)
+    for k in (0.45, 0.75, 1.05):
+        pleat = np.array([[-0.8 * f.face_w, k], [0.8 * f.face_w, k]])
+        p.tint(cover & p.region(lines=(pleat, 0.02)), (0, 0, 0), 0.25)
+
+
+def _paint_hat(p: _Painter, f: _Face, rng: np.random.Generator) -> None:
+    dome = _ellipse(0, -0.6, f.face_w * 1.2, 1.05, math.pi, 2 * math.pi, 48)
+    brim = np.array([[-1.45, -0.72], [1.45, -0.72], [1.45, -0.55], [-1.45, -0.55]])
+    p.paint(p.region(dome, brim), rng.uniform(20, 235, 3), _C["hat"], grain=0.08)
+
+
+def _paint_accessories(p: _Painter, f: _Face, rng: np.random.Generator) -> None:
+    """Glasses, face mask and hat go over everything else, in that order."""
+    if f.glasses:
+        _paint_glasses(p, f, rng)
+    if f.face_mask:
+        _paint_face_mask(p, f)
+    if f.hat:
+        _paint_hat(p, f, rng)
+
+
+def _photograph(p: _Painter, rng: np.random.Generator) -> np.ndarray:
+    """Light from one side, sensor noise and a little blur, on the picture only: the mask keeps its hard edges."""
+    size = p.size
     angle = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
     light = 1.0 + rng.uniform(0.05, 0.2) * (math.cos(angle) * xx + math.sin(angle) * yy) * 2
@@ -311,7 +422,23 @@ def _draw(seed: int, size: int, glasses: bool | None, face_mask: bool | None, ba
     if sigma >= 0.3:
         picture = cv2.GaussianBlur(picture, (0, 0), sigma)
     picture += rng.normal(0, 3.0, picture.shape).astype(np.float32)
-    return np.clip(picture, 0, 255), p.mask
+    return np.clip(picture, 0, 255)
+
+
+def _draw(seed: int, size: int, glasses: bool | None, face_mask: bool | None, background: str,
+          mask_allowed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Picture (float, 0-255) and mask in DRAWN_CLASSES. All random draws happen in a fixed order, so the picture
+    depends only on the seed and the explicit options, never on the target schema."""
+    _check_options(size, background)
+    rng = np.random.default_rng(seed)
+    pose = _random_pose(rng, size)
+    p = _Painter(size, pose, _smooth_noise(rng, size, 40)[:, :, 0])
+    p.image[:] = _background(rng, size, background)
+    face = _random_face(rng, glasses, face_mask, mask_allowed)
+    _paint_behind_face(p, face)
+    _paint_face(p, face)
+    _paint_accessories(p, face, rng)
+    return _photograph(p, rng), p.mask
 
 
 def drawn_to_schema_lut(schema: LabelSchema) -> np.ndarray:
