@@ -382,8 +382,8 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", metavar="DATA")
     p.add_argument("--masks", metavar="DIR", help="mask folder for a plain image folder (default DATA/masks)")
     p.add_argument("--schema", metavar="NAME|FILE.json",
-                   help="the masks' schema, when it is not the model's: the masks are converted through its "
-                        "mapping to the model's schema (refused when it declares none)")
+                   help="the masks' schema, when it is not the model's: scores are over the coarser of the two "
+                        "schemas, through whichever declares a mapping to the other (refused when neither does)")
     p.add_argument("--split", choices=("val", "train", "all"), default="val", help="project faces to use")
     p.add_argument("--task", choices=TASK_CHOICES, help="for version names: which task's versions")
     p.add_argument("--onnx", action="store_true", help="run a version's ONNX export instead of its checkpoint")
