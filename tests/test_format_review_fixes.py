@@ -224,29 +224,6 @@ def test_other_formats_keep_the_project_schema_by_default(celeb_project, tmp_pat
     assert result.schema.name == "celebamask-hq" and not result.schema_by_default
 
 
-def test_the_export_dialog_default_gets_lapa_classes_too(qtbot, tmp_path):
-    from PySide6.QtCore import Qt
-    from PySide6.QtTest import QTest
-    from test_gui_helpers import make_project as make_gui_project
-    from test_gui_helpers import open_window
-
-    folder = make_gui_project(tmp_path / "faces", count=1, size=64, corrected=True)
-    window = open_window(qtbot, folder, tmp_path)
-    dialog = window.show_export()
-    dialog.format.setCurrentIndex(dialog.format.findData("lapa"))
-    assert dialog.schema.currentData() is None
-    dialog.split.setText("1,0,0")
-    dialog.destination.setText(str(tmp_path / "lapa"))
-    QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: dialog.result is not None or "failed" in dialog.status.text(), timeout=20_000)
-    assert dialog.result is not None, dialog.status.text()
-    assert dialog.result.schema.name == "lapa"
-    values = np.unique(np.concatenate([np.array(Image.open(p)).ravel()
-                                       for p in (tmp_path / "lapa" / "train" / "labels").iterdir()]))
-    assert values.max() < 11
-    dialog.close()
-
-
 # --- CelebAMask-HQ: grayscale combined masks ------------------------------------------------------------------------
 
 def test_celebamask_combined_masks_read_as_indices_by_opencv(celeb_project, tmp_path):
@@ -333,12 +310,15 @@ def test_labelme_float_vertices_land_where_labelmes_converter_puts_them(blank_ph
     assert np.array_equal(got, expected)
 
 
-def test_labelme_rectangles_floor_their_corners(blank_photos, tmp_path):
+@pytest.mark.parametrize("points, kind, rows, cols", [
+    ([[2.8, 3.9], [9.6, 12.5]], "rectangle", slice(3, 13), slice(2, 10)),  # corners floored
+    ([[2, 2], [9, 2], [9, 6], [2, 6]], "oriented_rectangle", slice(2, 7), slice(2, 10)),
+])
+def test_labelme_rectangles_are_read_as_labelme_fills_them(blank_photos, tmp_path, points, kind, rows, cols):
     store, sizes = blank_photos
-    shapes = [polygon("hat", [[2.8, 3.9], [9.6, 12.5]], kind="rectangle")]
-    labelme_dataset(tmp_path / "ds", {"a.png": shapes}, sizes)
+    labelme_dataset(tmp_path / "ds", {"a.png": [polygon("hat", points, kind=kind)]}, sizes)
     expected = np.zeros(sizes["a.png"], np.uint8)
-    expected[3:13, 2:10] = C["hat"]
+    expected[rows, cols] = C["hat"]
     with store:
         import_dataset(store, tmp_path / "ds", "labelme")
         assert np.array_equal(store.corrected_mask(store.find("a.png").id), expected)
@@ -409,17 +389,6 @@ def test_a_labelme_mask_that_does_not_fit_its_box_is_a_problem(blank_photos, tmp
     labelme_dataset(tmp_path / "ds", {"a.png": [shape]}, sizes)
     with store, pytest.raises(ImportRefused, match="its PNG is 7x5, but its points span 9x5 pixels"):
         import_dataset(store, tmp_path / "ds", "labelme")
-
-
-def test_labelme_oriented_rectangles_are_polygons(blank_photos, tmp_path):
-    store, sizes = blank_photos
-    shapes = [polygon("hat", [[2, 2], [9, 2], [9, 6], [2, 6]], kind="oriented_rectangle")]
-    labelme_dataset(tmp_path / "ds", {"a.png": shapes}, sizes)
-    expected = np.zeros(sizes["a.png"], np.uint8)
-    expected[2:7, 2:10] = C["hat"]
-    with store:
-        import_dataset(store, tmp_path / "ds", "labelme")
-        assert np.array_equal(store.corrected_mask(store.find("a.png").id), expected)
 
 
 # --- COCO: box-only annotations -------------------------------------------------------------------------------------

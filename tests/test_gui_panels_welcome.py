@@ -1,8 +1,15 @@
-"""The Images, Classes and Models panels have nothing to show on the welcome page: they are hidden there, come back
-as they were when a project opens, and the layout the person chose is what the next start remembers."""
+"""What the studio's panels and dialogs show: the Images, Classes and Models panels are hidden on the welcome page
+and come back as they were (the layout the person chose is what the next start remembers); a mask that cannot be
+read has an error badge; the export dialog offers LaPa's classes or the project's own for the LaPa layout."""
 
+import numpy as np
+from faceparse.app.gui.image_list import badge_for
 from faceparse.app.gui.main_window import MainWindow
 from faceparse.app.gui.settings import StudioSettings
+from faceparse.core.store import ProjectStore
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from test_gui_helpers import make_project, open_window
 
 
@@ -47,11 +54,6 @@ def test_a_panel_the_person_closed_stays_closed_after_a_restart(qtbot, tmp_path)
 
 
 def test_an_unreadable_corrected_mask_shows_an_error_badge_until_it_opens_again(qtbot, tmp_path):
-    from faceparse.app.gui.image_list import badge_for
-    from faceparse.core.store import ProjectStore
-    from PySide6.QtCore import Qt
-    from PySide6.QtTest import QTest
-
     folder = make_project(tmp_path / "faces", count=3, size=64, corrected=True)
     with ProjectStore.open(folder) as store:
         second = store.images()[1]
@@ -74,12 +76,16 @@ def test_an_unreadable_corrected_mask_shows_an_error_badge_until_it_opens_again(
     assert badge_for(model.record(1))[0] == "corrected"
 
 
-def test_export_dialog_offers_lapa_classes_or_the_project_own_for_the_lapa_layout(qtbot, tmp_path):
-    import numpy as np
-    from PIL import Image
-    from PySide6.QtCore import Qt
-    from PySide6.QtTest import QTest
+def _export(qtbot, dialog, out):
+    dialog.split.setText("1,0,0")
+    dialog.destination.setText(str(out))
+    QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.result is not None or "failed" in dialog.status.text(), timeout=20_000)
+    assert dialog.result is not None, dialog.status.text()
+    return np.array(Image.open(next((out / "train" / "labels").iterdir())))
 
+
+def test_export_dialog_offers_lapa_classes_or_the_project_own_for_the_lapa_layout(qtbot, tmp_path):
     folder = make_project(tmp_path / "faces", count=1, size=64, corrected=True)
     window = open_window(qtbot, folder, tmp_path)
     dialog = window.show_export()
@@ -89,14 +95,13 @@ def test_export_dialog_offers_lapa_classes_or_the_project_own_for_the_lapa_layou
     dialog.format.setCurrentIndex(dialog.format.findData("lapa"))
     entries = [dialog.schema.itemText(i) for i in range(dialog.schema.count())]
     assert entries[0].startswith("lapa (the format's own classes") and "lapa (mapped)" not in entries
+    assert dialog.schema.currentData() is None
+
+    assert _export(qtbot, dialog, tmp_path / "lapa").max() < 11
+    assert dialog.result.schema.name == "lapa"
+    dialog.result = None
     dialog.schema.setCurrentIndex(dialog.schema.findData("celebamask-hq"))
-    dialog.split.setText("1,0,0")
-    dialog.destination.setText(str(tmp_path / "lapa"))
-    QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: dialog.result is not None or "failed" in dialog.status.text(), timeout=20_000)
-    assert dialog.result is not None, dialog.status.text()
+    assert _export(qtbot, dialog, tmp_path / "own").max() > 10
     assert dialog.result.schema.name == "celebamask-hq"
     assert "masks in schema celebamask-hq (19 classes)" in dialog.status.text()
-    labels = next((tmp_path / "lapa" / "train" / "labels").iterdir())
-    assert np.array(Image.open(labels)).max() > 10
     dialog.close()
