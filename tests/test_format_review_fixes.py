@@ -446,3 +446,23 @@ def test_yolo_import_reads_the_roboflow_layout(celeb_project, tmp_path):
         assert report.imported == len(MASKS) and not report.notes
         for name, mask in MASKS.items():
             assert np.array_equal(target.corrected_mask(target.find(name).id), mask)
+
+
+def test_index_pngs_in_the_mmsegmentation_layout_import_from_the_dataset_root(blank_photos, tmp_path):
+    store, sizes = blank_photos
+    root = tmp_path / "mmseg"
+    expected = {}
+    for i, (name, size) in enumerate(sizes.items()):
+        split = ("train", "val")[i % 2]
+        (root / "img_dir" / split).mkdir(parents=True, exist_ok=True)
+        (root / "ann_dir" / split).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((*size, 3), np.uint8)).save(root / "img_dir" / split / name)
+        mask = np.zeros(size, np.uint8)
+        mask[2:10, 3:12] = C["skin"] + i
+        Image.fromarray(mask).save(root / "ann_dir" / split / name)
+        expected[name] = mask
+    with store:
+        report = import_dataset(store, root, "index-png")
+        assert report.imported == len(sizes)
+        for name, mask in expected.items():
+            assert np.array_equal(store.corrected_mask(store.find(name).id), mask)

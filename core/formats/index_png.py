@@ -61,10 +61,14 @@ def index_mask_loader(path: Path):
     return load
 
 
+MASK_FOLDERS = ("masks", "ann_dir")
+"""Where a dataset keeps its masks beside the photos: this layout's own, and MMSegmentation's (img_dir/ann_dir)."""
+
+
 def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
-    masks = source / "masks"
+    masks = next((source / name for name in MASK_FOLDERS if (source / name).is_dir()), None)
     found = LabelSet()
-    if masks.is_dir():
+    if masks is not None:
         files = visible_files(masks, "*.png")
         base = masks
     else:
