@@ -72,6 +72,17 @@ def print_scan_notes(result) -> None:
         print(f"Skipped {_n(result.skipped)} {entries} (not followed)")
 
 
+def progress_bar(total: int, stream=None, **options):
+    """A tqdm bar on stderr (or `stream`). Into a pipe or a log file it is drawn every 30 s instead of several times
+    a second, so a log of a long run stays readable; its last state is drawn when it closes."""
+    from tqdm import tqdm
+
+    stream = stream if stream is not None else sys.stderr
+    interactive = stream.isatty()
+    return tqdm(total=total, file=stream, dynamic_ncols=interactive, mininterval=0.2 if interactive else 30,
+                **options)
+
+
 def counted(value: int, noun: str, plural: str | None = None) -> str:
     """"1 image", "2 images", "1,000 images"."""
     return f"{_n(value)} {noun if value == 1 else plural or noun + 's'}"

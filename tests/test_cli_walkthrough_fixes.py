@@ -107,3 +107,17 @@ def test_predict_help_does_not_offer_project_versions(capsys):
     out = " ".join(out.split())
     assert code == 0
     assert "project model version" not in out and "starter" in out
+
+
+def test_progress_into_a_log_file_is_not_redrawn_on_every_step():
+    import io
+
+    from faceparse.app.cli import progress_bar
+
+    log = io.StringIO()
+    bar = progress_bar(200, log, unit="img")
+    for _ in range(200):
+        bar.update(1)
+    bar.close()
+    drawn = [part for part in log.getvalue().split("\r") if part.strip()]
+    assert len(drawn) <= 3 and "200/200" in drawn[-1]

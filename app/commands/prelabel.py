@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from faceparse.app.argtypes import int_at_least
-from faceparse.app.cli import CommandError, print_scan_notes
+from faceparse.app.cli import CommandError, print_scan_notes, progress_bar
 from faceparse.core.faces import FACES, WHOLE_IMAGE
 from faceparse.core.imageio import IMAGE_EXTENSIONS, save_mask
 from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_for_schema
@@ -63,14 +63,11 @@ class _ProgressBar:
         self.bar = None
 
     def __call__(self, progress) -> None:
-        from tqdm import tqdm
-
         if self.bar is None:
-            self.bar = tqdm(total=progress.total, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
-        self.bar.n = progress.done
+            self.bar = progress_bar(progress.total, unit=self.unit)
         self.bar.set_postfix_str(f"{progress.images_per_second:.1f} img/s" +
                                  (f", {progress.failed} failed" if progress.failed else ""), refresh=False)
-        self.bar.refresh()
+        self.bar.update(progress.done - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from faceparse.app.argtypes import int_at_least
-from faceparse.app.cli import CommandError
+from faceparse.app.cli import CommandError, progress_bar
 from faceparse.core.store import ProjectStore
 
 TASK_CHOICES = ("parser", "mask")
@@ -135,8 +135,6 @@ class ProgressView:
         tqdm.write(line, file=self.stream)
 
     def show(self, event: Any) -> None:
-        from tqdm import tqdm
-
         if event.final:
             self._close_bar()
             return
@@ -146,18 +144,16 @@ class ProgressView:
         if event.step is not None and event.total:
             if self.bar_phase != event.phase:
                 self._close_bar()
-                self.bar = tqdm(total=event.total, desc=event.phase, unit="step", file=self.stream,
-                                dynamic_ncols=True, mininterval=0.2, leave=True)
+                self.bar = progress_bar(event.total, self.stream, desc=event.phase, unit="step", leave=True)
                 self.bar_phase = event.phase
             self.bar.total = event.total
-            self.bar.n = min(event.step, event.total)
             postfix = {}
             if event.loss is not None:
                 postfix["loss"] = f"{event.loss:.4f}"
             if event.eta_s is not None:
                 postfix["eta"] = f"{event.eta_s:.0f}s"
             self.bar.set_postfix(postfix, refresh=False)
-            self.bar.refresh()
+            self.bar.update(min(event.step, event.total) - self.bar.n)
             return
         if event.message:
             self._close_bar()
@@ -436,11 +432,8 @@ class CountBar:
         self.bar = None
 
     def __call__(self, done: int, total: int) -> None:
-        from tqdm import tqdm
-
         if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, dynamic_ncols=True,
-                            mininterval=0.2)
+            self.bar = progress_bar(total, desc=self.desc, unit=self.unit)
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
