@@ -383,9 +383,10 @@ class PrelabelJob:
     def is_current(self, rec: ImageRecord, model_id: str, settings: str | None = None) -> bool:
         """Predicted by this model with these `prediction_settings` from the file as it is now. A scan that finds a
         file changed forgets which model predicted it, so its prediction is never current; timestamps are not
-        compared (a photo copied with its old time, or stamped in the future, would fool them). A prediction
-        stored without its settings (an older project) counts as made with them."""
-        if rec.model_version != model_id or rec.status != "predicted":
+        compared (a photo copied with its old time, or stamped in the future, would fool them). A file whose time
+        alone changed is current only once hashing shows the same bytes (`ProjectStore.settle_touched`). A
+        prediction stored without its settings (an older project) counts as made with them."""
+        if rec.model_version != model_id or rec.status != "predicted" or rec.hash_before is not None:
             return False
         if settings is not None and rec.predicted_with is not None and rec.predicted_with != settings:
             return False
@@ -466,6 +467,7 @@ class PrelabelJob:
         predictor, resolved, lut, tta = self._load_predictor()
         result = self._new_result(job_id, predictor, resolved, tta)
         settings = prediction_settings(result.mode, tta, self.margin)
+        store.settle_touched()
         todo = self.plan(resolved.model_id, result, settings)
         result.total = len(todo)
         run = _Run(store, job_id, result, lut, settings, {rec.id: rec.relpath for rec in todo}, progress_callback,

@@ -92,6 +92,7 @@ class ImageRecord:
     missing: bool = False
     predicted_with: str | None = None  # the framing and test-time settings of the stored prediction
     labeled_hash: str | None = None  # content hash of the photo the human mask was saved or reviewed on
+    hash_before: str | None = None  # content hash before a scan saw only the file's time change; see `scan`
 
     @property
     def name(self) -> str:
@@ -145,7 +146,8 @@ CREATE TABLE IF NOT EXISTS images(
     missing INTEGER NOT NULL DEFAULT 0,
     updated REAL,
     predicted_with TEXT,
-    labeled_hash TEXT
+    labeled_hash TEXT,
+    hash_before TEXT
 );
 CREATE INDEX IF NOT EXISTS images_by_name ON images(missing, sort_key);
 CREATE INDEX IF NOT EXISTS images_by_hash ON images(content_hash) WHERE content_hash IS NOT NULL;
@@ -195,7 +197,8 @@ RENAME_CANDIDATES_PER_MISSING, RENAME_CANDIDATES_EXTRA = 4, 16
 few): enough for a folder reorganised by hand, and a bounded cost when many same-sized files arrive at once."""
 
 
-_ADDED_COLUMNS = (("images", "predicted_with"), ("images", "labeled_hash"), ("jobs", "host"))
+_ADDED_COLUMNS = (("images", "predicted_with"), ("images", "labeled_hash"), ("jobs", "host"),
+                  ("images", "hash_before"))
 
 
 def _order_key_values(record: ImageRecord, order_by: str) -> list[Any]:
@@ -587,7 +590,9 @@ class ProjectStore:
         """Bring the index up to date with the folder: new, removed and changed files (by size and mtime).
 
         A changed file not yet checked by a person forgets which model predicted it, so pre-labeling predicts it
-        again. Removed images without
+        again. Only when its byte size changed, though: a file whose time alone changed (touched, copied without
+        its times, restored from a backup) keeps its prediction and its old hash in `hash_before` until hashing
+        it again (`settle_touched`, the details pass) shows whether the bytes differ. Removed images without
         masks are forgotten. Removed images with masks are kept as `missing` (hidden from
         listings) so the work on them comes back if the file does, under its old name or under a new one (new
         files of the size of a missing photo whose hash is known are hashed at once; others once `fill_details`
@@ -601,9 +606,11 @@ class ProjectStore:
         now = time.time()
         with self._write() as c:
             known = {row[0]: row[1:] for row in c.execute(
-                "SELECT relpath, id, size_bytes, mtime_ns, missing, status FROM images")}
+                "SELECT relpath, id, size_bytes, mtime_ns, missing, status, COALESCE(content_hash, hash_before) "
+                "FROM images")}
             inserts: list[tuple] = []
             updates: list[tuple] = []
+            touched: list[tuple] = []
             revived: list[tuple] = []
             for rel, size, mtime in entries:
                 old = known.pop(rel, None)
@@ -611,22 +618,27 @@ class ProjectStore:
                     inserts.append((rel, natural_sort_key(rel), size, mtime, now))
                     added += 1
                     continue
-                image_id, old_size, old_mtime, missing, _ = old
+                image_id, old_size, old_mtime, missing, status, old_hash = old
                 same = old_size == size and old_mtime == mtime
                 if missing:
                     revived.append((size, mtime, 0 if same else 1, now, image_id))
                     added += 1
                 elif same:
                     unchanged += 1
+                elif old_size == size and old_hash is not None and status in ("new", "predicted"):
+                    touched.append((mtime, old_hash, now, image_id))
+                    changed += 1
                 else:
                     updates.append((size, mtime, now, image_id))
                     changed += 1
             c.executemany("INSERT INTO images(relpath, sort_key, size_bytes, mtime_ns, updated) VALUES (?, ?, ?, ?, ?)",
                           inserts)
             c.executemany("UPDATE images SET size_bytes = ?, mtime_ns = ?, width = NULL, height = NULL, "
-                          "content_hash = NULL, error = NULL, updated = ?, "
+                          "content_hash = NULL, hash_before = NULL, error = NULL, updated = ?, "
                           "model_version = CASE WHEN status IN ('new', 'predicted') THEN NULL ELSE model_version END "
                           "WHERE id = ?", updates)
+            c.executemany("UPDATE images SET mtime_ns = ?, content_hash = NULL, "
+                          "hash_before = COALESCE(hash_before, ?), updated = ? WHERE id = ?", touched)
             c.executemany("UPDATE images SET size_bytes = ?1, mtime_ns = ?2, missing = 0, "
                           "content_hash = CASE WHEN ?3 THEN NULL ELSE content_hash END, "
                           "model_version = CASE WHEN ?3 AND status IN ('new', 'predicted') THEN NULL "
@@ -634,7 +646,7 @@ class ProjectStore:
                           "width = CASE WHEN ?3 THEN NULL ELSE width END, "
                           "height = CASE WHEN ?3 THEN NULL ELSE height END, error = NULL, updated = ?4 WHERE id = ?5",
                           revived)
-            gone = [(image_id, status) for image_id, _, _, missing, status in known.values() if not missing]
+            gone = [(image_id, status) for image_id, _, _, missing, status, _ in known.values() if not missing]
             forget = {i for i, status in gone if status == "new" and not self._has_any_mask(i)}
             c.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in forget])
             c.executemany("UPDATE images SET missing = 1, updated = ? WHERE id = ?",
@@ -687,13 +699,25 @@ class ProjectStore:
             with self._write() as c:
                 c.executemany("UPDATE images SET width = ?1, height = ?2, content_hash = ?3, error = ?4, updated = ?5, "
                               "labeled_hash = CASE WHEN labeled_hash IS NULL AND status IN ('corrected', 'reviewed') "
-                              "THEN ?3 ELSE labeled_hash END "
+                              "THEN ?3 ELSE labeled_hash END, "
+                              "model_version = CASE WHEN hash_before IS NOT NULL AND status IN ('new', 'predicted') "
+                              "AND (?4 IS NOT NULL OR (?3 IS NOT NULL AND ?3 != hash_before)) "
+                              "THEN NULL ELSE model_version END, "
+                              "hash_before = CASE WHEN ?3 IS NULL AND ?4 IS NULL THEN hash_before ELSE NULL END "
                               "WHERE id = ?6 AND size_bytes = ?7 AND mtime_ns = ?8 AND missing = 0", results)
                 adopted += self._adopt_renamed(c, [(r[5], r[2]) for r in results if r[2] is not None])
             done += len(results)
             if progress is not None and progress(done, total) is False:
                 break
         return done, adopted
+
+    def settle_touched(self, progress: Callable[[int, int], bool | None] | None = None) -> int:
+        """Hash the files whose time alone changed since their last hash (see `scan`): a prediction stays current
+        when the bytes are the same and is forgotten when they differ. Pre-labeling calls this before it decides
+        what to predict; reading a file is far cheaper than predicting it. Returns how many files were hashed."""
+        rows = self._conn().execute("SELECT id, relpath, size_bytes, mtime_ns FROM images WHERE missing = 0 "
+                                    "AND hash_before IS NOT NULL ORDER BY sort_key, id").fetchall()
+        return self._fill_rows([tuple(row) for row in rows], progress)[0] if rows else 0
 
     def _hash_changed_checked(self, changed_ids: set[int]) -> None:
         """Hash at once the changed files whose masks a person checked (few, and the ones that matter): whether
@@ -925,7 +949,7 @@ class ProjectStore:
         with self._write() as c:
             updated = c.execute(
                 "UPDATE images SET model_version = ?, uncertainty = ?, predicted_with = ?, updated = ?, "
-                "content_hash = COALESCE(content_hash, ?), "
+                "content_hash = COALESCE(content_hash, ?), hash_before = NULL, "
                 "status = CASE WHEN status IN ('new', 'predicted') THEN 'predicted' ELSE status END WHERE id = ?",
                 (model_version, None if uncertainty is None else float(uncertainty), predicted_with, time.time(),
                  digest, rec.id)).rowcount
