@@ -289,7 +289,7 @@ def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, 
     if not source.exists():
         report.problems.append(f"{source} does not exist")
         raise ImportRefused(report)
-    if not source.is_dir() and fmt.name != "coco":
+    if not source.is_dir() and not fmt.reads_file:
         report.problems.append(f"{source} is not a folder; {fmt.title} datasets are folders")
         raise ImportRefused(report)
     dataset_schema = _dataset_schema(source, fmt, source_schema, report.problems)

@@ -11,7 +11,7 @@ from faceparse.core.schemas import get_schema
 from faceparse.core.store import ProjectStore
 from test_formats_support import MODEL_VERSION, agreement, class_ious, copy_images, exported, make_project
 
-EXACT = ("celebamask-hq", "lapa", "index-png", "coco")
+EXACT = ("celebamask-hq", "lapa", "index-png", "coco", "coco-polygons")
 POLYGON = ("labelme", "yolo")
 MIN_AGREEMENT = 0.995
 MIN_IOU = 0.95

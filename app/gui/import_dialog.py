@@ -157,7 +157,7 @@ class ImportDialog(TaskDialog):
 
     def _browse(self) -> None:
         start = self.source.text().strip() or str(self.store.root.parent)
-        if self.format.currentData() == "coco":
+        if FORMATS[self.format.currentData()].reads_file:
             path, _ = QFileDialog.getOpenFileName(self, "COCO annotations", start, "COCO JSON (*.json)")
             path = _all_coco_splits(path) if path else path
         else:

@@ -29,6 +29,8 @@ class DatasetFormat:
     export_schema: str | None = None
     """The schema an export writes unless told otherwise, when the layout's readers take the label values as that
     schema's classes (LaPa's 0-10); None: the project's own."""
+    reads_file: bool = False
+    """Whether import also takes a single label file (a COCO JSON) instead of a dataset folder."""
 
 
 FORMATS: dict[str, DatasetFormat] = {f.name: f for f in (
@@ -38,7 +40,9 @@ FORMATS: dict[str, DatasetFormat] = {f.name: f for f in (
                   default_schema="lapa", export_schema="lapa"),
     DatasetFormat("index-png", "Index PNG masks with colour previews", index_png.IndexPngExporter,
                   index_png.read_labels, exact=True),
-    DatasetFormat("coco", "COCO JSON (RLE masks)", coco.CocoExporter, coco.read_labels, exact=True),
+    DatasetFormat("coco", "COCO JSON (RLE masks)", coco.CocoExporter, coco.read_labels, exact=True, reads_file=True),
+    DatasetFormat("coco-polygons", "COCO JSON (polygons)", coco.CocoPolygonExporter, coco.read_labels, exact=True,
+                  reads_file=True),
     DatasetFormat("labelme", "LabelMe JSON (polygons)", labelme.LabelmeExporter, labelme.read_labels, exact=False),
     DatasetFormat("yolo", "YOLO segmentation (polygons)", yolo.YoloExporter, yolo.read_labels, exact=False),
 )}

@@ -1,13 +1,19 @@
-"""COCO layout: photos per split and one instances JSON per split, every mask run-length encoded by pycocotools.
+"""COCO layout: photos per split and one instances JSON per split, masks as pycocotools RLE or as polygons.
 
     images/<split>/<path>.<ext>        the photo, unchanged
     annotations/instances_<split>.json images, annotations, categories
     schema.json                        the full schema (colours, left/right pairs)
 
 Semantic masks become COCO annotations the way COCO-Stuff stores them: one annotation per class present in an
-image, holding all of that class's pixels as one compressed RLE (`iscrowd` 0). Category ids are the class indices
-of the target schema (background has none), so decoding every annotation of an image and painting its category id
-gives back the index mask exactly.
+image, holding all of that class's pixels (`iscrowd` 0). Category ids are the class indices of the target schema
+(background has none), so decoding every annotation of an image and painting its category id gives back the index
+mask exactly.
+
+`coco` stores each class as one compressed RLE. `coco-polygons` stores it as polygons, for pipelines that read only
+polygon segmentations. A polygon there runs around the class's pixels a quarter of a pixel outside their centres
+(traced on the mask at twice its size, in COCO's continuous coordinates where pixel x spans [x, x + 1)), each hole
+joined to its boundary by a zero-width cut: pycocotools then rasterises exactly the class's pixels, holes included,
+so this layout is exact too.
 
 Import reads every JSON under `annotations/` (or a JSON file given directly). It accepts compressed and
 uncompressed RLE and polygon segmentations, checked before decoding (RLE runs must cover the image exactly, polygon
@@ -38,6 +44,7 @@ from faceparse.core.formats.base import (
     copy_image,
     visible_files,
 )
+from faceparse.core.formats.polygons import bridged, mask_regions, padded
 from faceparse.core.schemas import LabelSchema
 from pycocotools import mask as mask_utils
 
@@ -55,6 +62,17 @@ def encode_classes(mask: np.ndarray) -> list[tuple[int, dict[str, Any]]]:
     for rle in rles:
         rle["counts"] = rle["counts"].decode("ascii")
     return list(zip(present, rles, strict=True))
+
+
+def polygon_classes(mask: np.ndarray) -> list[tuple[int, list[list[float]]]]:
+    """(class index, polygons as flat [x0, y0, x1, y1, ...] lists) for every non-background class in the mask,
+    each region one polygon with its holes cut open (see the module docstring)."""
+    doubled = np.repeat(np.repeat(np.ascontiguousarray(mask, np.uint8), 2, axis=0), 2, axis=1)
+    polygons: dict[int, list[list[float]]] = defaultdict(list)
+    for region in mask_regions(doubled):
+        points = (padded(bridged(region)).astype(np.float64) + 0.5) / 2
+        polygons[region.class_index].append(points.ravel().tolist())
+    return sorted(polygons.items())
 
 
 class _SplitWriter:
@@ -124,12 +142,16 @@ class CocoExporter(Exporter):
         image_id = item.number + 1
         writer = self._writer(item.split)
         writer.add_image({"id": image_id, "file_name": file_name, "width": width, "height": height})
-        for class_index, rle in encode_classes(item.mask):
+        for class_index, segmentation, rle in self._segmentations(item.mask):
             x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
             writer.add_annotation({"id": self._next_annotation, "image_id": image_id, "category_id": class_index,
-                                   "segmentation": rle, "area": int(mask_utils.area(rle)),
+                                   "segmentation": segmentation, "area": int(mask_utils.area(rle)),
                                    "bbox": [x, y, w, h], "iscrowd": 0})
             self._next_annotation += 1
+
+    def _segmentations(self, mask: np.ndarray) -> list[tuple[int, Any, dict]]:
+        """(class index, what the annotation stores, the class's RLE for its area and box) per class present."""
+        return [(class_index, rle, rle) for class_index, rle in encode_classes(mask)]
 
     def finish(self) -> None:
         categories = [{"id": i, "name": name, "supercategory": SUPERCATEGORY}
@@ -145,6 +167,18 @@ class CocoExporter(Exporter):
     def close(self) -> None:
         for writer in self._writers.values():
             writer.close()
+
+
+class CocoPolygonExporter(CocoExporter):
+    layout = ("- `images/<split>/<path>`: the photos, unchanged\n"
+              "- `annotations/instances_<split>.json`: COCO JSON; one annotation per class present in an image, "
+              "its pixels as polygons (one per region, holes cut open; pycocotools decodes them exactly), "
+              "`iscrowd` 0; category id = class index\n"
+              "- `schema.json`: class names, indices and colours")
+
+    def _segmentations(self, mask: np.ndarray) -> list[tuple[int, Any, dict]]:
+        rles = dict(encode_classes(mask))
+        return [(class_index, polygons, rles[class_index]) for class_index, polygons in polygon_classes(mask)]
 
 
 # --- import --------------------------------------------------------------------------------------------------------
