@@ -38,6 +38,7 @@ from .image_list import PHOTO_CHANGED_HINT
 from .import_dialog import ImportDialog
 from .session import AUTOSAVE_MS
 from .settings import StudioSettings
+from .shortcuts_dialog import ShortcutsDialog
 from .welcome import WelcomePage
 from .workers import SerialWriter, TaskRunner
 from .workspace import Workspace
@@ -194,6 +195,7 @@ class MainWindow(QMainWindow):
         self.models_menu = menu.addMenu("&Models")
         for name in ("prelabel_image", "prelabel_all", "retrain"):
             self.models_menu.addAction(a[name])
+        menu.addMenu("&Help").addAction(a["shortcuts"])
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -234,6 +236,7 @@ class MainWindow(QMainWindow):
             self.ws.session.image_id))
         a["prelabel_all"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_all())
         a["retrain"].triggered.connect(self.retrain)
+        a["shortcuts"].triggered.connect(self.show_shortcuts)
         for digit in range(10):
             a[f"class_{digit}"].triggered.connect(lambda _checked=False, d=digit: self.ws and
                                                   self.ws.palette.digit_pressed(d))
@@ -555,6 +558,16 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def show_shortcuts(self) -> ShortcutsDialog:
+        """One reference window: F1 again brings the open one to the front."""
+        dialog = self.findChild(ShortcutsDialog)
+        if dialog is None:
+            dialog = ShortcutsDialog(self)
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
     def show_import(self) -> ImportDialog | None:
         if self.ws is None:
             return None
@@ -653,7 +666,7 @@ class MainWindow(QMainWindow):
         has_image = has_project and ws.session.record is not None
         has_images = has_image or (has_project and ws.store.count() > 0)
         for name, action in self.actions.items():
-            if name in ("open_folder", "quit"):
+            if name in ("open_folder", "quit", "shortcuts"):
                 continue
             if name in PROJECT_ACTIONS:
                 action.setEnabled(has_project)
