@@ -1,13 +1,14 @@
 """CelebAMask-HQ layout: numbered photos, one black-and-white PNG per face part, and combined index masks.
 
-    CelebA-HQ-img/<n>.<ext>                                the photo, unchanged; n = 0, 1, 2, ...
+    CelebA-HQ-img/<n>.<ext>                                the photo, unchanged; n = 0, 1, 2, ...; a JPEG is <n>.jpg
     CelebAMask-HQ-mask-anno/<n // 2000>/<n:05d>_<class>.png  255 where the part is, 0 elsewhere; only parts present
     CelebAMask-HQ-mask/<n>.png                             combined index mask, 8-bit grayscale, value = class
     train.txt, val.txt, test.txt                           the numbers in each split, one per line
     image_mapping.txt                                      tab-separated: number, the image's path in the project
     schema.json                                            which class each index of the combined masks means
 
-The per-part files are what CelebAMask-HQ ships and what its readers combine; <class> is the target schema's class
+JPEG photos are named `<n>.jpg` whatever their own suffix (`.jpeg`, `.JPG`, `.jfif`), because the dataset's readers
+open `str(n) + '.jpg'`; other photos keep their format and suffix. The per-part files are what CelebAMask-HQ ships and what its readers combine; <class> is the target schema's class
 name. The combined masks are what the dataset's own combiner (g_mask.py, cv2.imwrite of the index array) writes:
 plain grayscale, so cv2.imread(..., IMREAD_GRAYSCALE) reads the class indices as PIL does (from a palette PNG it
 would read the colours' brightness).
@@ -52,10 +53,15 @@ DRAW_ORDER = ("skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_
               "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth")
 """The order in which CelebAMask-HQ's own combiner (Data_preprocessing/g_mask.py) paints the parts, later wins."""
 _PART_NAME = re.compile(r"^(\d+)_(.+)$")
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif"})
+
+
+def dataset_suffix(suffix: str) -> str:
+    return ".jpg" if suffix.lower() in JPEG_SUFFIXES else suffix
 
 
 class CelebAMaskExporter(Exporter):
-    layout = (f"- `{IMAGE_DIR}/<n>`: the photos, unchanged, numbered from 0\n"
+    layout = (f"- `{IMAGE_DIR}/<n>`: the photos, unchanged, numbered from 0 (JPEG photos as `<n>.jpg`)\n"
               f"- `{ANNO_DIR}/<n // {FILES_PER_FOLDER}>/<n:05d>_<class>.png`: one black/white mask per class "
               "present (255 = the class)\n"
               f"- `{COMBINED_DIR}/<n>.png`: combined index masks, 8-bit grayscale (the value is the class index)\n"
@@ -80,7 +86,7 @@ class CelebAMaskExporter(Exporter):
 
     def add(self, item: ExportItem) -> None:
         n = item.number
-        copy_image(item.image_path, self.root / IMAGE_DIR / f"{n}{item.image_suffix}")
+        copy_image(item.image_path, self.root / IMAGE_DIR / f"{n}{dataset_suffix(item.image_suffix)}")
         write_index_png(self.root / COMBINED_DIR / f"{n}.png", item.mask)
         folder = self.root / ANNO_DIR / str(n // FILES_PER_FOLDER)
         folder.mkdir(parents=True, exist_ok=True)
