@@ -48,7 +48,7 @@ from faceparse.core.formats.base import (
 )
 from faceparse.core.imageio import ImageLoadError, read_size
 from faceparse.core.schemas import LabelSchema, builtin_schema_names, get_schema, resolve_schema
-from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
+from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore, content_hash
 
 try:
     import fcntl
@@ -515,14 +515,18 @@ def _photo_mismatch(store: ProjectStore, rec: ImageRecord, mask: np.ndarray, pre
 def _prediction_is_stale(store: ProjectStore, rec: ImageRecord) -> bool:
     """Whether the photo changed after its prediction was made. A scan that finds a predicted photo changed
     forgets the model version (so pre-labeling predicts it again) but keeps the mask file; a change since the last
-    scan shows as a size or modification time other than the scan's, which the next scan would treat the same."""
+    scan shows as a size or modification time other than the scan's, which the next scan would treat the same. A
+    photo whose time alone changed keeps its prediction only if its bytes are still the ones predicted."""
     if rec.model_version is None:
         return True
+    path = store.root / rec.relpath
     try:
-        st = (store.root / rec.relpath).stat()
+        st = path.stat()
+        if (st.st_size, st.st_mtime_ns) != (rec.size_bytes, rec.mtime_ns):
+            return True
+        return rec.hash_before is not None and content_hash(path) != rec.hash_before
     except OSError:
         return False  # left to the photo's reader, which reports it
-    return (st.st_size, st.st_mtime_ns) != (rec.size_bytes, rec.mtime_ns)
 
 
 def _target_schema(project: LabelSchema, dataset_format: DatasetFormat,

@@ -152,3 +152,16 @@ def test_an_older_project_gains_the_column(tmp_path):
         touch(root / "a.bmp")
         s.scan()
         assert s.settle_touched() == 0  # never hashed: nothing to compare with, so the old rule applies
+
+
+def test_export_of_predictions_leaves_out_a_touched_photo_with_other_bytes(store, model, tmp_path):
+    from faceparse.core.export import export_dataset
+
+    PrelabelJob(store, model, mode=WHOLE_IMAGE).run()
+    same_size_other_bytes(store.root / "face1.bmp")
+    touch(store.root / "face1.bmp")
+    touch(store.root / "face2.bmp")
+    store.scan()
+    result = export_dataset(store, tmp_path / "out", "index-png", only="all")
+    assert result.count == COUNT - 1
+    assert [s.split(":")[0] for s in result.skipped] == ["face1.bmp"]
