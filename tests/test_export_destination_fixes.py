@@ -81,10 +81,14 @@ def exported_masks(out):
 def test_a_prediction_of_a_replaced_and_rescanned_photo_is_left_out(predicted_store, tmp_path):
     replace_photo(predicted_store, "face0.png")
     predicted_store.scan()
-    assert predicted_store.find("face0.png").model_version is None
+    assert predicted_store.find("face0.png").hash_before is not None  # same byte size: not yet known to differ
     result = export_dataset(predicted_store, tmp_path / "out", "index-png", only="all", split=(1, 0, 0))
     assert result.count == 1 and exported_masks(tmp_path / "out") == ["face1.png"]
     assert len(result.skipped) == 1 and "face0.png: the photo changed after the model predicted" in result.skipped[0]
+    predicted_store.settle_touched()
+    assert predicted_store.find("face0.png").model_version is None
+    again = export_dataset(predicted_store, tmp_path / "again", "index-png", only="all", split=(1, 0, 0))
+    assert exported_masks(tmp_path / "again") == ["face1.png"] and "face0.png" in again.skipped[0]
 
 
 def test_a_prediction_of_a_photo_replaced_since_the_scan_is_left_out(predicted_store, tmp_path):
