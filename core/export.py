@@ -548,17 +548,12 @@ def _target_schema(project: LabelSchema, dataset_format: DatasetFormat,
         f"project's schema (--schema {project.name}) to write its own classes in the {dataset_format.name} layout")
 
 
-def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str, *, only: str = "corrected",
-                   split: str | Sequence[float] = DEFAULT_SPLIT, seed: int = 0,
-                   target_schema: str | LabelSchema | None = None, overwrite: bool = False,
-                   progress: Progress | None = None, cancel: threading.Event | None = None) -> ExportResult:
-    """Write the project's masks as a dataset in `format` at `out_dir` (see the module docstring).
-
-    Raises ExportError for anything the user can fix (unknown format, no mapping to the target schema, a
-    non-empty destination or one inside a project, names the layout cannot hold, no images selected or none left
-    once unreadable photos and masks are left out) and ExportCancelled when `cancel` was set.
-    """
-    started = time.perf_counter()
+def _checked_request(store: ProjectStore, out_dir: str | os.PathLike, format: str, only: str,
+                     split: str | Sequence[float], seed: int, target_schema: str | LabelSchema | None,
+                     overwrite: bool) -> tuple[DatasetFormat, tuple[float, float, float], list[ImageRecord],
+                                               LabelSchema, np.ndarray, Path]:
+    """Everything `export_dataset` checks before it writes a byte: (format, split fractions, selected images,
+    target schema, class lookup table, absolute destination). Raises ExportError for what the user can fix."""
     try:
         dataset_format = get_format(format)
     except KeyError as e:
@@ -570,22 +565,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
         raise ExportError(str(e)) from None
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ExportError(f"the split's seed must be a whole number of 0 or more, got {seed!r}")
-    try:
-        target = _target_schema(store.schema, dataset_format, target_schema)
-        lut = store.schema.mapping_lut(target.name)
-    except (KeyError, ValueError) as e:
-        raise ExportError(str(e.args[0]) if e.args else str(e)) from None
-    # the mapping is found by name: it must be for these classes (a built-in target's), or at least fit their count
-    meant = (store.schema.classes if target.name == store.schema.name
-             else get_schema(target.name).classes if target.name in builtin_schema_names() else None)
-    if meant is not None and tuple(meant) != tuple(target.classes):
-        raise ExportError(f"the given schema {target.name!r} has {target.num_classes} classes, but the project's "
-                          f"masks map to the {target.name!r} of {len(meant)} classes ({', '.join(meant)}); give "
-                          "that schema, or name yours differently")
-    top = int(lut[:store.schema.num_classes].max())
-    if top >= target.num_classes:
-        raise ExportError(f"the project's mapping to {target.name!r} uses class {top}, but the given "
-                          f"{target.name!r} has only {target.num_classes} classes")
+    target, lut = _checked_mapping(store.schema, dataset_format, target_schema)
     out_dir = Path(out_dir).expanduser().absolute()
     if out_dir.resolve().is_relative_to(store.root.resolve()):
         raise ExportError(f"{out_dir} is inside the project's image folder; the exported photos would be "
@@ -597,6 +577,44 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
     _check_destination(out_dir, overwrite)
     if not records:
         raise ExportError(f"no images to export: the project has no {SELECTION_NOUNS[only]}")
+    return dataset_format, fractions, records, target, lut, out_dir
+
+
+def _checked_mapping(project: LabelSchema, dataset_format: DatasetFormat,
+                     given: str | LabelSchema | None) -> tuple[LabelSchema, np.ndarray]:
+    """The target schema and the lookup table from the project's classes to it, checked to fit each other."""
+    try:
+        target = _target_schema(project, dataset_format, given)
+        lut = project.mapping_lut(target.name)
+    except (KeyError, ValueError) as e:
+        raise ExportError(str(e.args[0]) if e.args else str(e)) from None
+    # the mapping is found by name: it must be for these classes (a built-in target's), or at least fit their count
+    meant = (project.classes if target.name == project.name
+             else get_schema(target.name).classes if target.name in builtin_schema_names() else None)
+    if meant is not None and tuple(meant) != tuple(target.classes):
+        raise ExportError(f"the given schema {target.name!r} has {target.num_classes} classes, but the project's "
+                          f"masks map to the {target.name!r} of {len(meant)} classes ({', '.join(meant)}); give "
+                          "that schema, or name yours differently")
+    top = int(lut[:project.num_classes].max())
+    if top >= target.num_classes:
+        raise ExportError(f"the project's mapping to {target.name!r} uses class {top}, but the given "
+                          f"{target.name!r} has only {target.num_classes} classes")
+    return target, lut
+
+
+def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str, *, only: str = "corrected",
+                   split: str | Sequence[float] = DEFAULT_SPLIT, seed: int = 0,
+                   target_schema: str | LabelSchema | None = None, overwrite: bool = False,
+                   progress: Progress | None = None, cancel: threading.Event | None = None) -> ExportResult:
+    """Write the project's masks as a dataset in `format` at `out_dir` (see the module docstring).
+
+    Raises ExportError for anything the user can fix (unknown format, no mapping to the target schema, a
+    non-empty destination or one inside a project, names the layout cannot hold, no images selected or none left
+    once unreadable photos and masks are left out) and ExportCancelled when `cancel` was set.
+    """
+    started = time.perf_counter()
+    dataset_format, fractions, records, target, lut, out_dir = _checked_request(
+        store, out_dir, format, only, split, seed, target_schema, overwrite)
     names = _export_names(records, dataset_format.exporter)
     splits = assign_splits([r.content_hash or r.relpath for r in records], fractions, seed)
 
