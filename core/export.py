@@ -98,6 +98,9 @@ class ExportResult:
     """The project's schema, which the masks were mapped from when it is not `schema`."""
     schema_by_default: bool = False
     """Whether `schema` is the format's own, chosen because none was given."""
+    approved_as_predicted: int = 0
+    """Masks a person checked (accepted or reviewed) and left exactly as the model made them; not in
+    `corrected_by_hand`."""
 
     def schema_summary(self) -> str:
         """Which schema the masks are written in, and why when the format chose it."""
@@ -115,6 +118,7 @@ class _Tally:
 
     pixels: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
     by_hand: int = 0
+    approved: int = 0
     versions: Counter = field(default_factory=Counter)
     statuses: Counter = field(default_factory=Counter)
     splits: Counter = field(default_factory=Counter)
@@ -128,7 +132,9 @@ class _Tally:
         self.pixels += np.bincount(mask.ravel(), minlength=256)
         self.splits[split] += 1
         self.statuses[rec.status] += 1
-        self.by_hand += corrected
+        unchanged = corrected and rec.effort == 0
+        self.by_hand += corrected and not unchanged
+        self.approved += unchanged
         if rec.model_version:
             self.versions[rec.model_version] += 1
 
@@ -649,13 +655,14 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
                               {s: tally.splits[s] for s in SPLIT_NAMES},
                               {c: int(tally.pixels[i]) for i, c in enumerate(target.classes)}, tally.by_hand,
                               dict(tally.versions), 0.0, tally.skipped, store.schema,
-                              target_schema is None and target is not store.schema)
+                              target_schema is None and target is not store.schema, tally.approved)
         write_schema(tmp, target)
         card.write_card(tmp, card.CardFacts(
             project=store.root.name, format_name=dataset_format.name, format_title=dataset_format.title,
             layout=exporter.layout, selection=SELECTION_TITLES[only], statuses=dict(tally.statuses), seed=seed,
             fractions=fractions, splits=result.splits, schema=target, source_schema=store.schema,
-            class_pixels=result.class_pixels, corrected_by_hand=tally.by_hand, model_versions=result.model_versions,
+            class_pixels=result.class_pixels, corrected_by_hand=tally.by_hand, approved_as_predicted=tally.approved,
+            model_versions=result.model_versions,
             known_models=store.model_versions(), skipped=tally.skipped,
             created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")))
         (tmp / PARTIAL_MARKER).unlink()

@@ -286,3 +286,18 @@ def test_a_bad_split_seed_is_an_export_error(project, tmp_path, seed):
     with pytest.raises(ExportError, match="seed must be a whole number"):
         export_dataset(store, tmp_path / "out", "coco", only="reviewed", seed=seed)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_card_tells_hand_corrections_from_predictions_checked_and_left_as_they_were(tmp_path):
+    truth = make_project(tmp_path / "faces", statuses=("corrected", "predicted", "predicted", "predicted"))
+    with ProjectStore.open(tmp_path / "faces") as store:
+        accepted, reviewed, untouched = store.images()[1:]
+        store.save_corrected(accepted.id, store.predicted_mask(accepted.id))  # accepted as it was
+        store.set_status(reviewed.id, "reviewed")  # approved as it was
+        result = export_dataset(store, tmp_path / "out", "index-png", only="corrected")
+    assert result.count == 3 and untouched.relpath in truth
+    assert (result.corrected_by_hand, result.approved_as_predicted) == (1, 2)
+    data = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert (data["corrected_by_hand"], data["approved_as_predicted"]) == (1, 2)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| corrected by hand | 1 of 3 |" in card and "| checked and left as predicted | 2 of 3 |" in card

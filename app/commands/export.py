@@ -125,7 +125,8 @@ def run_export(args: argparse.Namespace) -> int:
     splits = ", ".join(f"{name} {n:,}" for name, n in result.splits.items())
     print(f"Exported {result.count:,} images ({splits}) as {result.format} to {result.out_dir} "
           f"in {result.seconds:.1f} s")
-    print(f"{_schema_line(result)}; {result.corrected_by_hand:,} corrected by hand")
+    approved = f", {result.approved_as_predicted:,} checked and left as predicted" if result.approved_as_predicted else ""
+    print(f"{_schema_line(result)}; {result.corrected_by_hand:,} corrected by hand{approved}")
     for line in result.skipped:
         print(f"  left out {line}")
     return 0

@@ -33,6 +33,7 @@ class CardFacts:
     class_pixels: dict[str, int]
     corrected_by_hand: int
     model_versions: dict[str, int]
+    approved_as_predicted: int = 0
     known_models: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     created: str = ""
@@ -84,6 +85,7 @@ def render_markdown(facts: CardFacts) -> str:
         f"| selection | {facts.selection} |",
         f"| by status | {', '.join(f'{k} {v}' for k, v in sorted(facts.statuses.items())) or 'none'} |",
         f"| corrected by hand | {facts.corrected_by_hand} of {facts.count} |",
+        f"| checked and left as predicted | {facts.approved_as_predicted} of {facts.count} |",
         f"| split | {split_text} (fractions {fractions}, seed {facts.seed}) |",
         f"| schema | `{schema.name}`, {schema.num_classes} classes{mapped} |",
         "",
@@ -123,6 +125,7 @@ def card_data(facts: CardFacts) -> dict[str, Any]:
         "count": facts.count,
         "statuses": facts.statuses,
         "corrected_by_hand": facts.corrected_by_hand,
+        "approved_as_predicted": facts.approved_as_predicted,
         "split": {"fractions": list(facts.fractions), "seed": facts.seed, "counts": facts.splits},
         "schema": facts.schema.name,
         "schema_file": SCHEMA_FILE,
