@@ -30,11 +30,14 @@ def make_project(folder: Path, count: int = 3, size: int = 128, predicted: bool 
     return folder
 
 
-def open_window(qtbot, folder: Path, tmp_path: Path, autosave_ms: int = 60_000, image_opens: bool = True
-                ) -> MainWindow:
+def open_window(qtbot, folder: Path, tmp_path: Path, autosave_ms: int = 60_000, image_opens: bool = True,
+                prelabel_on_open: bool = False) -> MainWindow:
     """The studio on `folder`, once its first image is open (or, without `image_opens`, once it is chosen in the
-    list: a first photo that cannot be opened never loads)."""
-    window = MainWindow(StudioSettings.at(tmp_path / "studio.ini"), autosave_ms=autosave_ms)
+    list: a first photo that cannot be opened never loads). Pre-labeling on opening is off unless asked for: the
+    tests that want predictions store them."""
+    settings = StudioSettings.at(tmp_path / "studio.ini")
+    settings.set("prelabel_on_open", prelabel_on_open)
+    window = MainWindow(settings, autosave_ms=autosave_ms)
     qtbot.addWidget(window)
     window.resize(900, 700)
     window.show()

@@ -64,6 +64,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("prelabel_all", "Pre-label &All Images", ("Ctrl+Shift+L",), "fa5s.layer-group"),
     ActionSpec("retrain", "&Retrain Model", ("Ctrl+T",), "fa5s.sync-alt",
                "Fine-tune on the corrected images in the background"),
+    ActionSpec("prelabel_on_open", "Pre-label New Images on &Opening", (), None,
+               "When a project opens with images no model has labeled yet, pre-label them at once", True),
     ActionSpec("shortcuts", "&Keyboard Shortcuts…", ("F1",), "fa5s.keyboard",
                "Every key and mouse gesture of the studio"),
     *(ActionSpec(f"class_{d}", f"Class {d}", (str(d),)) for d in range(10)),

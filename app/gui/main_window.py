@@ -12,6 +12,7 @@ from pathlib import Path
 
 import shiboken6
 from faceparse.core.imageio import is_image_file
+from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_for_schema
 from faceparse.core.schemas import builtin_schema_names
 from faceparse.core.store import DB_NAME, PROJECT_DIR_NAME, ProjectError, ProjectStore
 from PySide6.QtCore import QEvent, Qt, QTimer
@@ -44,6 +45,7 @@ from .workers import SerialWriter, TaskRunner
 from .workspace import Workspace
 
 APP_TITLE = "FaceParse Studio"
+PRELABEL_ON_OPEN = "prelabel_on_open"
 TOOL_ACTIONS = {"tool_brush": "brush", "tool_eraser": "eraser", "tool_fill": "fill", "tool_polygon": "polygon",
                 "tool_picker": "picker"}
 REMEMBERED_TOOLS = ("brush", "eraser", "fill", "polygon")  # the picker is a moment's tool, not a habit
@@ -193,8 +195,9 @@ class MainWindow(QMainWindow):
         for name in ("previous_image", "next_image", "next_unreviewed"):
             image_menu.addAction(a[name])
         self.models_menu = menu.addMenu("&Models")
-        for name in ("prelabel_image", "prelabel_all", "retrain"):
-            self.models_menu.addAction(a[name])
+        for name in ("prelabel_image", "prelabel_all", "retrain", None, "prelabel_on_open"):
+            self.models_menu.addSeparator() if name is None else self.models_menu.addAction(a[name])
+        a["prelabel_on_open"].setChecked(self.settings.get(PRELABEL_ON_OPEN, True, bool))
         menu.addMenu("&Help").addAction(a["shortcuts"])
 
     def _build_status_bar(self) -> None:
@@ -237,6 +240,7 @@ class MainWindow(QMainWindow):
         a["prelabel_all"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_all())
         a["retrain"].triggered.connect(self.retrain)
         a["shortcuts"].triggered.connect(self.show_shortcuts)
+        a["prelabel_on_open"].toggled.connect(lambda on: self.settings.set(PRELABEL_ON_OPEN, on))
         for digit in range(10):
             a[f"class_{digit}"].triggered.connect(lambda _checked=False, d=digit: self.ws and
                                                   self.ws.palette.digit_pressed(d))
@@ -365,6 +369,23 @@ class MainWindow(QMainWindow):
         self._details_task = self.jobs.start(
             lambda _report, cancel, store=ws.store: _fill_details(store, cancel),
             on_done=lambda new_errors, ws=ws: self._details_filled(ws, new_errors))
+        self._prelabel_new_images(ws)
+
+    def _prelabel_new_images(self, ws: Workspace) -> None:
+        """Opening a folder of photos gives them masks to correct: images no model has labeled yet are pre-labeled
+        at once (Models > Pre-label New Images on Opening turns this off), and the status bar says so."""
+        waiting = ws.store.counts()["new"]
+        if not waiting or not self.actions["prelabel_on_open"].isChecked():
+            return
+        try:
+            model = find_model(ws.store, None, task_for_schema(ws.store.schema))
+        except (ModelNotFoundError, ProjectError) as e:
+            self.statusBar().showMessage(f"{waiting:,} images are not pre-labeled: {e}", 10_000)
+            return
+        ws.models.start_prelabel_all()
+        which = "the starter model" if model.source == "starter" else model.model_id
+        self.statusBar().showMessage(f"Pre-labeling {waiting:,} new image{'s' if waiting != 1 else ''} with {which} "
+                                     "(progress and cancel in the Models panel)", 10_000)
 
     def _details_filled(self, ws: Workspace, new_errors: bool = False) -> None:
         """Reading every file may reveal broken photos (their list badges turn to "error") and photos replaced
@@ -666,7 +687,7 @@ class MainWindow(QMainWindow):
         has_image = has_project and ws.session.record is not None
         has_images = has_image or (has_project and ws.store.count() > 0)
         for name, action in self.actions.items():
-            if name in ("open_folder", "quit", "shortcuts"):
+            if name in ("open_folder", "quit", "shortcuts", "prelabel_on_open"):
                 continue
             if name in PROJECT_ACTIONS:
                 action.setEnabled(has_project)
