@@ -31,14 +31,21 @@ from faceparse.core.imageio import load_rgb, read_size
 from faceparse.core.predictor import UNCERTAINTY_STRIDE, FacePrediction, Predictor
 from faceparse.core.uncertainty import FaceUncertainty, face_uncertainty, image_uncertainty
 
+CONTEXT_MARGIN = 1.0
+"""Margin of the wider view around each face (three times the face's side): hair, neck and clothes run past the
+face crop, and a mask cut off at the crop's edge would leave a straight line to repaint on nearly every portrait."""
+
 
 @dataclass(frozen=True)
 class Framing:
-    """How faces are cut out of a picture. In FACES mode a picture where no face is found is parsed whole."""
+    """How faces are cut out of a picture. In FACES mode a picture where no face is found is parsed whole; with
+    `context`, a face whose crop leaves part of the picture out is also seen in a wider crop, whose mask fills in
+    only the pixels no face crop covers."""
 
     mode: str = FACES
     detector: FaceDetector | None = None
     margin: float = DEFAULT_MARGIN
+    context: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -57,6 +64,12 @@ class PreparedImage:
     boxes: list[CropBox]
     crops: np.ndarray  # K×H×W×3 uint8 at the model's input size
     whole_image: bool
+    context: int = 0
+    """How many of the last boxes and crops are wider views around faces (see `Framing`)."""
+
+    @property
+    def faces(self) -> int:
+        return len(self.boxes) - self.context
 
 
 @dataclass
@@ -84,8 +97,12 @@ def prepare_array(key: Any, image: np.ndarray, framing: Framing, input_size: tup
         return _whole(key, image, size, input_size)
     aspect = input_size[1] / input_size[0]
     boxes = [face_crop_box(face, framing.margin, aspect) for face in faces]
-    crops = np.stack([crop(image, box, input_size) for box in boxes])
-    return PreparedImage(key, size, boxes, crops, False)
+    wider = []
+    if framing.context:
+        wider = [face_crop_box(face, max(CONTEXT_MARGIN, framing.margin), aspect)
+                 for face, box in zip(faces, boxes, strict=True) if box.covered_pixels(size) != (0, 0, *size)]
+    crops = np.stack([crop(image, box, input_size) for box in boxes + wider])
+    return PreparedImage(key, size, boxes + wider, crops, False, len(wider))
 
 
 def prepare_file(key: Any, path: str | os.PathLike, framing: Framing, input_size: tuple[int, int]) -> PreparedImage:
@@ -104,9 +121,13 @@ def finish_image(prepared: PreparedImage, faces: list[FacePrediction], method: s
     indices = [face.index for face in faces]
     confidences = [face.confidence for face in faces]
     with_confidence = all(c is not None for c in confidences)
-    mask, conf = paste_masks(prepared.size, prepared.boxes, indices, confidences if with_confidence else None)
+    n = prepared.faces
+    boxes = prepared.boxes[:n]
+    mask, conf = paste_masks(prepared.size, boxes, indices[:n], confidences[:n] if with_confidence else None)
+    if prepared.context:
+        _fill_outside(prepared, indices[n:], confidences[n:] if with_confidence else None, mask, conf)
     scores: list[FaceUncertainty] = []
-    for box, face in zip(prepared.boxes, faces, strict=True):
+    for box, face in zip(boxes, faces[:n], strict=True):
         if face.probs is None:
             continue
         out_size = face.index.shape[:2]
@@ -115,7 +136,20 @@ def finish_image(prepared: PreparedImage, faces: list[FacePrediction], method: s
         sx, sy = box.scale(out_size)
         area = UNCERTAINTY_STRIDE * UNCERTAINTY_STRIDE / (sx * sy)
         scores.append(face_uncertainty(face.probs, labels, rows[:, None] & cols[None, :], area, method))
-    return ImagePrediction(mask, image_uncertainty(scores), list(prepared.boxes), prepared.whole_image, conf)
+    return ImagePrediction(mask, image_uncertainty(scores), list(boxes), prepared.whole_image, conf)
+
+
+def _fill_outside(prepared: PreparedImage, indices: list[np.ndarray], confidences: list[np.ndarray] | None,
+                  mask: np.ndarray, conf: np.ndarray | None) -> None:
+    """Paint the wider views' masks where no face crop reaches; inside the face crops, their closer views stand."""
+    wide, wide_conf = paste_masks(prepared.size, prepared.boxes[prepared.faces:], indices, confidences)
+    outside = np.ones(mask.shape, bool)
+    for box in prepared.boxes[:prepared.faces]:
+        x0, y0, x1, y1 = box.covered_pixels(prepared.size)
+        outside[y0:y1, x0:x1] = False
+    mask[outside] = wide[outside]
+    if conf is not None and wide_conf is not None:
+        conf[outside] = wide_conf[outside]
 
 
 def predict_image(image: np.ndarray, predictor: Predictor, framing: Framing | None = None,

@@ -351,7 +351,7 @@ class PrelabelJob:
                  tta: bool | None = None, mode: str | None = None, detector: FaceDetector | None = None,
                  margin: float = DEFAULT_MARGIN, batch_size: int | None = None, threads: int | None = None,
                  readers: int = 1, uncertainty: str = "entropy", task: str | None = None,
-                 image_ids: Iterable[int] | None = None, redo: bool = False):
+                 image_ids: Iterable[int] | None = None, redo: bool = False, context: bool = True):
         if mode is not None and mode not in (*MODES, SUGGESTED_MODE):
             raise ValueError(f"mode must be one of {', '.join((*MODES, SUGGESTED_MODE))}, got {mode!r}")
         if uncertainty not in METHODS:
@@ -363,6 +363,7 @@ class PrelabelJob:
         self.mode = mode
         self.detector = detector
         self.margin = margin
+        self.context = context
         self.batch_size = batch_size
         self.threads = threads
         self.readers = readers
@@ -472,7 +473,7 @@ class PrelabelJob:
         result.total = len(todo)
         run = _Run(store, job_id, result, lut, settings, {rec.id: rec.relpath for rec in todo}, progress_callback,
                    cancel_event)
-        framing = Framing(result.mode, self.detector, self.margin)
+        framing = Framing(result.mode, self.detector, self.margin, self.context)
         pipeline = PredictionPipeline(predictor, framing, readers=self.readers, uncertainty=self.uncertainty)
         run.report(force=True)
         try:

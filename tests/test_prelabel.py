@@ -348,7 +348,7 @@ def test_faces_mode_pastes_each_face_back_in_place(tmp_path, models):
         truths[f"scene{i}.png"], boxes[picture.shape[:2]] = mask, faces
     with ProjectStore.create(folder) as store:
         store.scan()
-        result = PrelabelJob(store, models["scene"], mode=FACES, detector=SceneDetector(boxes)).run()
+        result = PrelabelJob(store, models["scene"], mode=FACES, detector=SceneDetector(boxes), context=False).run()
         assert result.predicted == 2 and result.whole_image_fallbacks == 0
         ring = np.ones((3, 3), np.uint8)
         for relpath, mask in predicted_masks(store).items():

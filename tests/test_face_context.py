@@ -1,0 +1,71 @@
+"""Hair, neck and clothes run past a face's crop: a wider view around the face fills in the pixels no face crop
+covers, so a portrait's mask does not stop on the crop's straight edge; inside the crop the close view stands."""
+
+import numpy as np
+import pytest
+from faceparse.core.faces import FACES, face_crop_box
+from faceparse.core.framing import CONTEXT_MARGIN, Framing, predict_image, prepare_array
+from faceparse.core.predictor import Predictor
+from onnx_models import foreground_model
+
+FACE = (80, 60, 120, 100)  # a 40 px face in a 300 x 240 picture
+
+
+class KnownFaces:
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def detect(self, image):
+        return list(self.boxes)
+
+
+def portrait() -> np.ndarray:
+    """A bright figure: head, and a body running down to the bottom edge, far below the face crop."""
+    picture = np.zeros((240, 300, 3), np.uint8)
+    picture[55:110, 75:125] = 200
+    picture[110:240, 40:160] = 180
+    return picture
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory):
+    return Predictor(foreground_model(tmp_path_factory.mktemp("context") / "fg.onnx", threshold=0.05), device="cpu")
+
+
+def test_the_body_below_the_face_crop_is_labeled(predictor):
+    picture = portrait()
+    inner = face_crop_box(FACE).covered_pixels((300, 240))
+    wide = face_crop_box(FACE, CONTEXT_MARGIN).covered_pixels((300, 240))
+    closed = predict_image(picture, predictor, Framing(FACES, KnownFaces([FACE]), context=False))
+    opened = predict_image(picture, predictor, Framing(FACES, KnownFaces([FACE])))
+    below = slice(inner[3], wide[3]), slice(40, 160)
+    assert not closed.mask[below].any()  # the straight edge at the bottom of the face crop
+    assert (opened.mask[below] != 0).mean() > 0.95
+    assert np.array_equal(opened.mask[inner[1]:inner[3], inner[0]:inner[2]],
+                          closed.mask[inner[1]:inner[3], inner[0]:inner[2]])
+    assert not opened.mask[:, 170:].any()  # nothing where the picture is dark
+    assert opened.boxes == closed.boxes == [face_crop_box(FACE)]
+    assert opened.uncertainty == pytest.approx(closed.uncertainty)
+
+
+def test_no_wider_view_when_the_face_crop_holds_the_whole_picture():
+    picture = portrait()[40:120, 60:140]
+    prepared = prepare_array(None, picture, Framing(FACES, KnownFaces([(20, 20, 60, 60)])), (64, 64))
+    assert prepared.context == 0 and len(prepared.crops) == 1
+    prepared = prepare_array(None, portrait(), Framing(FACES, KnownFaces([FACE])), (64, 64))
+    assert prepared.context == 1 and len(prepared.crops) == 2 and prepared.faces == 1
+
+
+def test_a_scene_with_context_keeps_its_faces_and_labels_little_else(tmp_path):
+    import cv2
+    from faceparse.core.synthetic import draw_scene
+
+    picture, truth, boxes = draw_scene(11, (400, 300), faces=4, background="none")
+    predictor = Predictor(foreground_model(tmp_path / "fg.onnx", threshold=0.01), device="cpu")
+    closed = predict_image(picture, predictor, Framing(FACES, KnownFaces(boxes), context=False))
+    opened = predict_image(picture, predictor, Framing(FACES, KnownFaces(boxes)))
+    for x0, y0, x1, y1 in (face_crop_box(b).covered_pixels((400, 300)) for b in boxes):
+        assert np.array_equal(opened.mask[y0:y1, x0:x1], closed.mask[y0:y1, x0:x1])
+    near = cv2.dilate((truth != 0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert near[opened.mask != 0].mean() > 0.995
+    assert (opened.mask != 0).sum() >= (closed.mask != 0).sum()
