@@ -68,9 +68,13 @@ def test_reviewing_an_image_without_any_mask_saves_the_shown_mask(qtbot, tmp_pat
     session = window.ws.session
     errors: list[str] = []
     session.error.connect(errors.append)
-    QTest.keyClick(window.ws.canvas, Qt.Key.Key_R)
+    canvas = window.ws.canvas
+    QTest.keyClick(canvas, Qt.Key.Key_4)
+    drag(canvas, [viewport_point(canvas, 10, 10), viewport_point(canvas, 30, 12)])
+    QTest.keyClick(canvas, Qt.Key.Key_R)
     session.writer.wait()
     qtbot.waitUntil(lambda: session.record.status == "reviewed")
+    assert session.editor.mask.any()
     assert errors == []
     with ProjectStore.open(folder) as store:
         assert store.get(session.image_id).status == "reviewed"

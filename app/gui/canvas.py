@@ -45,6 +45,7 @@ class Canvas(QGraphicsView):
     brush_size_changed = Signal(int)
     zoom_changed = Signal(float)
     prediction_shown = Signal(bool)  # the overlay switched to (True) or away from (False) the prediction
+    message = Signal(str)  # why the mouse did nothing, for the status bar
 
     def __init__(self, schema: LabelSchema, parent: QWidget | None = None):
         super().__init__(parent)
@@ -112,6 +113,7 @@ class Canvas(QGraphicsView):
         self.scene().setSceneRect(QRectF(0, 0, photo.width(), photo.height()))
         if not same_size or self._fitted:
             self.fit()
+        self._editable_changed()
 
     def clear(self, notice: str = "") -> None:
         """Show no image; `notice` is written in its place (why the chosen image is not shown)."""
@@ -122,6 +124,7 @@ class Canvas(QGraphicsView):
         self._photo.setPixmap(QPixmap())
         self.overlay.set_source(np.zeros((1, 1), np.uint8))
         self._overlay_item.geometry_changed()
+        self._editable_changed()
         self.viewport().update()
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
@@ -152,6 +155,7 @@ class Canvas(QGraphicsView):
         was = self.showing_prediction
         self.showing_prediction = bool(on) and self.prediction is not None
         self._show_mask()
+        self._editable_changed()
         if was != self.showing_prediction:
             self.prediction_shown.emit(self.showing_prediction)
         return self.showing_prediction
@@ -185,6 +189,7 @@ class Canvas(QGraphicsView):
         self._tool_active = False
         self.tool = TOOLS[name](self)
         self._update_cursor()
+        self._update_ring()
 
     def set_brush_size(self, size: int) -> None:
         size = int(min(MAX_BRUSH, max(MIN_BRUSH, size)))
@@ -254,14 +259,24 @@ class Canvas(QGraphicsView):
         return self.mapToScene(event_pos.toPoint() if hasattr(event_pos, "toPoint") else event_pos)
 
     def _update_cursor(self) -> None:
+        """The brush hides the pointer behind its ring, which is drawn only where a click paints: over a read-only
+        prediction or no image, the pointer must stay visible (and say that clicking does nothing)."""
         shape = Qt.CursorShape.CrossCursor
         if self._panning_from is not None:
             shape = Qt.CursorShape.ClosedHandCursor
         elif self._space_held:
             shape = Qt.CursorShape.OpenHandCursor
+        elif not self.editable:
+            shape = Qt.CursorShape.ForbiddenCursor if self.editor is not None else Qt.CursorShape.ArrowCursor
         elif self.tool.shows_brush:
             shape = Qt.CursorShape.BlankCursor
         self.viewport().setCursor(shape)
+
+    def _editable_changed(self) -> None:
+        """Showing the prediction or another image changes what a click does: pointer and ring follow at once,
+        not at the next mouse move."""
+        self._update_cursor()
+        self._update_ring()
 
     def _update_ring(self, pos: QPointF | None = None) -> None:
         show = self.tool.shows_brush and self.editable and self._panning_from is None and not self._space_held
@@ -299,6 +314,10 @@ class Canvas(QGraphicsView):
             pos = self.image_pos(event.position())
             self._tool_active = True
             self.tool.press(pos.x(), pos.y())
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self.showing_prediction and self.editor is not None:
+            self.message.emit("the prediction is read-only: press T to edit the working mask, or Ctrl+Enter to "
+                              "accept the prediction")
             return
         if event.button() == Qt.MouseButton.RightButton and isinstance(self.tool, TOOLS["polygon"]):
             self.tool.finish()

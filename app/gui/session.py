@@ -16,7 +16,7 @@ from collections import Counter
 
 import numpy as np
 from faceparse.core.imageio import ImageLoadError
-from faceparse.core.label_editor import DEFAULT_HISTORY_BYTES, Edit, LabelEditor
+from faceparse.core.label_editor import DEFAULT_HISTORY_BYTES, Box, Edit, LabelEditor
 from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -61,6 +61,7 @@ class AnnotationSession(QObject):
         self._autosave.setInterval(autosave_ms)
         self._autosave.timeout.connect(self.save)
         canvas.edit_committed.connect(self._on_edit)
+        canvas.message.connect(self.message)
 
     @property
     def image_id(self) -> int | None:
@@ -191,7 +192,8 @@ class AnnotationSession(QObject):
         A stroke whose button is still held is not an edit yet: the save waits for it (the autosave is started
         again), so what is written is always a state of the undo history. Edits undone back to the mask the image
         opened with (before anyone corrected it) take the correction back instead of saving it: a slip that was
-        autosaved and then undone must not leave a "corrected" image. A forced or approving save writes it."""
+        autosaved and then undone must not leave a "corrected" image. A forced or approving save writes it, and so
+        does one while an acceptance of the prediction is in effect (it is a correction whatever its pixels)."""
         self._autosave.stop()
         if self.editor is None or self.record is None or not (force or self.modified):
             return False
@@ -200,7 +202,8 @@ class AnnotationSession(QObject):
             return False
         self.undo_stack.setClean()
         snapshot = self.editor.mask.copy()
-        if not (force or approving) and self._untouched is not None and np.array_equal(snapshot, self._untouched):
+        keep = force or approving or self.undo_stack.accepted()
+        if not keep and self._untouched is not None and np.array_equal(snapshot, self._untouched):
             self._queue_discard(self.record.id, snapshot)
         else:
             self._queue_write(self.record.id, snapshot)
@@ -281,12 +284,22 @@ class AnnotationSession(QObject):
             return
         self.canvas.tool.commit_held()
         self.canvas.show_prediction(False)
-        edit = self.editor.replace(self.prediction, "accept prediction")
-        if edit is not None:
-            self.canvas.mask_changed(edit.box)
-            self.undo_stack.push_edit(edit, self._apply, self._revert)
+        edit = self._acceptance()
+        self.canvas.mask_changed(edit.box)
+        self.undo_stack.push_edit(edit, self._apply, self._revert, accepts=True)
         self.save(force=True)
         self.message.emit("prediction accepted as the corrected mask")
+
+    def _acceptance(self) -> Edit:
+        """Turn the working mask into the prediction, as an undo step even when they are equal already: accepting
+        an untouched prediction changes no pixel but makes the image corrected, and undoing it must take that
+        back like any other edit (see `save`)."""
+        edit = self.editor.replace(self.prediction, "accept prediction")
+        if edit is not None:
+            return edit
+        corner = Box(0, 0, 1, 1)
+        pixel = self.editor.mask[corner.slices].copy()
+        return Edit(corner, pixel, pixel.copy(), "accept prediction")
 
     def mark_reviewed(self) -> None:
         """Approve the working mask, saved before the status changes; if that save fails, the image is not
@@ -299,6 +312,10 @@ class AnnotationSession(QObject):
             return
         image_id = self.record.id
         self.canvas.tool.commit_held()
+        if self._nothing_to_approve():
+            self.error.emit("nothing to mark reviewed: this image has no prediction and nothing painted on it; "
+                            "paint the face first, or pre-label it (Ctrl+L)")
+            return
         self.save(force=not self._has_mask_on_disk(image_id), approving=True)
 
         def write() -> ImageRecord | None:
@@ -310,6 +327,13 @@ class AnnotationSession(QObject):
             return self.store.get(image_id)
 
         self.writer.submit(write, self._written, lambda msg: None if self._closed else self.error.emit(msg))
+
+    def _nothing_to_approve(self) -> bool:
+        """An image with no prediction that nobody painted holds only background: reviewing it by a slip would put
+        an empty face in the data set. A mask emptied on purpose (erased, or saved so on an earlier visit) is the
+        annotator's work and may be approved."""
+        return (self.editor is not None and self.prediction is None and self._untouched is not None
+                and not self.undo_stack.can_undo_edit() and not self.editor.mask.any())
 
     def _has_mask_on_disk(self, image_id: int) -> bool:
         """A reviewed status must be backed by a mask file; an image never saved or predicted has none, so

@@ -4,6 +4,9 @@ An `EditCommand` carries one core `Edit` (a box and its old and new pixels), so 
 edit is already applied when the command is pushed (the canvas paints live while the mouse moves), so the first
 redo() does nothing. QUndoStack has no byte limit, so `BoundedUndoStack` releases the oldest steps' pixels once the
 total passes the cap and marks them obsolete; Qt drops an obsolete step when undo reaches it.
+
+A step may be an acceptance of the model's prediction (`accepts`): it counts as the annotator's decision even when
+it changed no pixel, so while it is in effect the mask is a correction, and undoing it takes that back.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 
 class EditCommand(QUndoCommand):
-    def __init__(self, edit: Edit, apply: Callable[[Edit], None], revert: Callable[[Edit], None]):
+    def __init__(self, edit: Edit, apply: Callable[[Edit], None], revert: Callable[[Edit], None],
+                 accepts: bool = False):
         super().__init__(edit.name)
         self.edit: Edit | None = edit
+        self.accepts = accepts
         self._apply = apply
         self._revert = revert
         self._applied = True
@@ -53,15 +58,20 @@ class BoundedUndoStack(QUndoStack):
     def nbytes(self) -> int:
         return sum(c.nbytes for c in self._commands())
 
-    def push_edit(self, edit: Edit | None, apply: Callable[[Edit], None], revert: Callable[[Edit], None]) -> None:
+    def push_edit(self, edit: Edit | None, apply: Callable[[Edit], None], revert: Callable[[Edit], None],
+                  accepts: bool = False) -> None:
         """Record an edit that is already on the mask, then trim the oldest steps to the memory cap."""
         if edit is None:
             return
-        self.push(EditCommand(edit, apply, revert))
+        self.push(EditCommand(edit, apply, revert, accepts))
         live = [c for c in self._commands()[: self.index()] if c.edit is not None]
         keep = history_steps_within([c.nbytes for c in live], self.max_bytes)
         for command in live[: len(live) - keep]:
             command.release()
+
+    def accepted(self) -> bool:
+        """Whether an acceptance of the prediction is among the steps in effect (not undone)."""
+        return any(c.accepts for c in self._commands()[: self.index()])
 
     def can_undo_edit(self) -> bool:
         return self.index() > 0 and any(c.edit is not None for c in self._commands()[: self.index()])
