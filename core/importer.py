@@ -410,7 +410,8 @@ class _Checker:
         if existing is not None and not self.overwrite:
             what = "reviewed" if rec.status == "reviewed" else "corrected"
             self.report.problems.append(f"{item.origin}: {rec.relpath} already has a different {what} mask "
-                                        "(import with overwrite to replace it)")
+                                        "(to replace it: --overwrite, or the dialog's box \"Replace corrected masks "
+                                        "that differ\")")
             return False
         return True
 

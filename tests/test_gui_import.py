@@ -167,3 +167,18 @@ def test_browsing_to_one_split_of_a_coco_export_takes_the_whole_export(qtbot, tm
         monkeypatch.setattr(import_dialog.QFileDialog, "getOpenFileName", lambda *_a, c=chosen, **_k: (str(c), ""))
         dialog._browse()
         assert dialog.source.text() == str(expected)
+
+
+def test_a_long_problem_wraps_so_its_reason_is_in_view(qtbot, tmp_path, dataset):
+    source, _ = dataset
+    target = make_project(tmp_path / "target", count=COUNT)
+    with ProjectStore.open(target) as store:
+        first = store.images()[0]
+        store.save_corrected(first.id, np.zeros_like(store.predicted_mask(first.id)))
+    window = open_window(qtbot, target, tmp_path)
+    dialog = open_dialog(qtbot, window, source)
+    dialog.resize(520, 420)
+    click(qtbot, dialog, dialog.check_button)
+    text = dialog.report_view.toPlainText()
+    assert "Replace corrected masks that differ" in text and "--overwrite" in text
+    qtbot.waitUntil(lambda: dialog.report_view.horizontalScrollBar().maximum() == 0)

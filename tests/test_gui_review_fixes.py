@@ -81,7 +81,8 @@ def test_an_image_that_cannot_open_is_shown_as_nothing_and_next_moves_on(qtbot, 
     ws.session.error.connect(errors.append)
     QTest.keyClick(ws.canvas, Qt.Key.Key_D)
     assert errors and ws.session.record is None and ws.image_list.current_id() == ids[1]
-    assert "(" not in window.windowTitle().split(" — ")[0]  # no image named in the title
+    assert window.windowTitle().split(" — ")[0].endswith("(cannot be opened)[*]")  # never shown as open
+    assert window.position_label.text().startswith("2 / ")
     QTest.keyClick(ws.canvas, Qt.Key.Key_R)
     ws.session.writer.wait()
     with ProjectStore.open(folder) as store:

@@ -129,3 +129,15 @@ def _light_pixels(canvas) -> int:
     pixels = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
     rgb = pixels[:, : 3 * image.width()].reshape(image.height(), image.width(), 3)
     return int((rgb.min(axis=2) > 150).sum())
+
+
+def test_the_title_and_position_name_the_chosen_photo_that_cannot_be_opened(qtbot, tmp_path):
+    _project(tmp_path / "f").close()
+    window = open_window(qtbot, tmp_path / "f", tmp_path)
+    ws = window.ws
+    before = window.position_label.text()
+    QTest.keyClick(ws.canvas, Qt.Key.Key_D)
+    assert ws.session.record is None
+    assert window.windowTitle().startswith("b_cut.jpg (cannot be opened)[*] — ")
+    assert window.position_label.text() != before and window.position_label.text().startswith("2 / ")
+    assert window.zoom_label.text() == ""

@@ -123,7 +123,7 @@ class ImportDialog(TaskDialog):
         self.report_view = QPlainTextEdit(self)
         self.report_view.setObjectName("importReport")
         self.report_view.setReadOnly(True)
-        self.report_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.report_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.report_view.setPlaceholderText("Check shows what an import would do, without changing anything.")
         self.buttons = QDialogButtonBox(self)
         self.check_button = self.buttons.addButton("Check", QDialogButtonBox.ButtonRole.ActionRole)

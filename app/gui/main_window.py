@@ -630,10 +630,14 @@ class MainWindow(QMainWindow):
         """"n / total" of the open image in the list as it is filtered and sorted now; "– / total" when the filter
         hides it."""
         ws = self.ws
-        if ws is None or ws.session.image_id is None:
+        if ws is None:
             self.position_label.setText("")
             return
-        row = ws.image_list.model.row_of(ws.session.image_id)
+        if ws.session.image_id is not None:
+            row = ws.image_list.model.row_of(ws.session.image_id)
+        else:  # a photo that cannot be opened is still the one chosen in the list
+            chosen = ws.image_list.view.currentIndex()
+            row = chosen.row() if chosen.isValid() else None
         where = "–" if row is None else f"{row + 1:,}"
         self.position_label.setText(f"{where} / {ws.image_list.model.total:,}")
 
@@ -655,6 +659,8 @@ class MainWindow(QMainWindow):
         self._open_failed = True
         self._update_title()
         self._update_enabled()
+        self._update_position()
+        self.zoom_label.setText("")
 
     def _hovered(self, info) -> None:
         if info is None or self.ws is None:
@@ -675,7 +681,13 @@ class MainWindow(QMainWindow):
             self.setWindowModified(False)
             return
         record = ws.session.record
-        parts = [f"{record.name} ({record.status})[*]" if record else "[*]", ws.store.root.name, APP_TITLE]
+        if record is not None:
+            first = f"{record.name} ({record.status})[*]"
+        else:
+            chosen = ws.image_list.view.currentIndex()
+            unopened = ws.image_list.model.record(chosen.row()) if chosen.isValid() and self._open_failed else None
+            first = f"{unopened.name} (cannot be opened)[*]" if unopened is not None else None
+        parts = [first, ws.store.root.name, APP_TITLE] if first else [f"{ws.store.root.name}[*]", APP_TITLE]
         self.setWindowTitle(" — ".join(parts))
         self.setWindowModified(ws.session.modified)
 
