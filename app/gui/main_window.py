@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
         self._details_task = None
         self._asking_about_unsaved = False
         self._open_failed = False
+        self._review_asked: int | None = None
         self._warning_box: QMessageBox | None = None
         self._warning_repeats = 0
         self.actions = build_actions(self)
@@ -230,8 +231,8 @@ class MainWindow(QMainWindow):
         a["toggle_outline"].toggled.connect(self._outline_toggled)
         a["toggle_overlay"].toggled.connect(lambda on: self.ws and self.ws.canvas.set_overlay_visible(on))
         a["toggle_prediction"].toggled.connect(self._show_prediction)
-        a["previous_image"].triggered.connect(lambda: self.ws and self.ws.image_list.step(-1, self.ws.session.record))
-        a["next_image"].triggered.connect(lambda: self.ws and self.ws.image_list.step(1, self.ws.session.record))
+        a["previous_image"].triggered.connect(lambda: self.step_image(-1))
+        a["next_image"].triggered.connect(lambda: self.step_image(1))
         a["next_unreviewed"].triggered.connect(self.next_unreviewed)
         a["accept_prediction"].triggered.connect(lambda: self.ws and self.ws.session.accept_prediction())
         a["mark_reviewed"].triggered.connect(self.mark_reviewed)
@@ -335,6 +336,7 @@ class MainWindow(QMainWindow):
         ws.image_list.listing_changed.connect(self._update_position)
         ws.session.unloaded.connect(self._image_unloaded)
         ws.session.record_updated.connect(lambda _r: self._update_title())
+        ws.session.record_updated.connect(self._say_reviewed)
         ws.session.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         ws.session.error.connect(self._error)
         self._update_enabled()
@@ -621,10 +623,28 @@ class MainWindow(QMainWindow):
                 lambda r: r.status != "reviewed" or r.photo_changed, self.ws.session.record):
             self.statusBar().showMessage("no image after this one is waiting for review", 4000)
 
+    def step_image(self, delta: int) -> None:
+        """A/D: the previous or next image in the list; at either end the status bar says so."""
+        ws = self.ws
+        if ws is None:
+            return
+        before = ws.image_list.view.currentIndex().row()
+        if not ws.image_list.step(delta, ws.session.record) or ws.image_list.view.currentIndex().row() == before:
+            self.statusBar().showMessage("this is the last image in the list" if delta > 0
+                                         else "this is the first image in the list", 3000)
+
     def mark_reviewed(self) -> None:
         if self.ws is None or self.ws.session.record is None:
             return
+        self._review_asked = self.ws.session.record.id
         self.ws.session.mark_reviewed()
+
+    def _say_reviewed(self, record) -> None:
+        """R is confirmed once the status is written, not when the key is pressed: a refused or failed review
+        says so through the session's error instead."""
+        if record.id == self._review_asked and record.status == "reviewed":
+            self._review_asked = None
+            self.statusBar().showMessage(f"{record.name} marked reviewed", 3000)
 
     def _update_position(self) -> None:
         """"n / total" of the open image in the list as it is filtered and sorted now; "– / total" when the filter
