@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from faceparse.core.augment import AugmentConfig, augment_pair, resize_pair, to_tensor_array
 from faceparse.core.metrics import confusion_matrix, scores_from_confusion
+from faceparse.models.losses import lovasz_softmax_loss
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -220,6 +221,10 @@ def main() -> int:
                     "e.g. neck_l=3,ear_r=2")
     ap.add_argument("--edge-weight", type=float, default=0.0, help="extra cross-entropy weight of pixels within "
                     "2 px of a label edge (EAGRNet-style edge awareness); 0 leaves the loss unchanged")
+    ap.add_argument("--lovasz", type=float, default=0.0, help="weight of a Lovász-softmax term (a surrogate of "
+                    "each class's IoU) added to the loss; 0 leaves the loss unchanged")
+    ap.add_argument("--lovasz-sample", type=float, default=0.25, help="fraction of the pixels the Lovász term "
+                    "scores at each step")
     ap.add_argument("--rare-crops", default="", help="classes for extra steps on small crops around them, "
                     "e.g. neck_l,ear_r")
     ap.add_argument("--crop-size", type=int, default=256, help="side of a rare-class crop, at the face's scale")
@@ -314,6 +319,8 @@ def main() -> int:
                 g["lr"] = lr_at(step, elapsed)
             logits = model(x)
             loss = edge_weighted_ce(logits, y, weights, args.edge_weight) + dice_loss(logits, y)
+            if args.lovasz:
+                loss = loss + args.lovasz * lovasz_softmax_loss(logits, y, IGNORE, args.lovasz_sample)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -137,3 +137,42 @@ def test_central_reconstruction_loss_ignores_pixels_outside_the_region():
     assert float(inside.grad[..., 30, 40].abs().sum()) > 0
     with pytest.raises(ValueError):
         central_reconstruction_loss(reconstruction, original, "huber")
+
+
+def test_lovasz_softmax_equals_one_minus_iou_on_hard_predictions():
+    from faceparse.models.losses import lovasz_softmax_loss
+
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 4, (2, 9, 11), generator=gen)
+    predicted = torch.where(torch.rand(target.shape, generator=gen) < 0.7, target,
+                            torch.randint(0, 5, target.shape, generator=gen))
+    logits = torch.nn.functional.one_hot(predicted, 5).permute(0, 3, 1, 2).float() * 50.0
+    expected = []
+    for c in torch.unique(target).tolist():
+        inter = ((target == c) & (predicted == c)).sum().item()
+        union = ((target == c) | (predicted == c)).sum().item()
+        expected.append(1.0 - inter / union)
+    assert lovasz_softmax_loss(logits, target).item() == pytest.approx(sum(expected) / len(expected), abs=1e-5)
+    assert lovasz_softmax_loss(logits, predicted).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_lovasz_softmax_skips_ignored_pixels_and_trains():
+    from faceparse.models.losses import lovasz_softmax_loss
+
+    target = torch.zeros(1, 6, 6, dtype=torch.long)
+    target[0, 2:4, 2:4] = 1
+    logits = torch.zeros(1, 2, 6, 6, requires_grad=True)
+    ignored = target.clone()
+    ignored[0, 0] = 255
+    spoiled = logits.detach().clone()
+    spoiled[0, 1, 0] = 9.0  # wrong, but only where the label is ignored
+    assert lovasz_softmax_loss(spoiled, ignored).item() == pytest.approx(lovasz_softmax_loss(logits.detach(),
+                                                                                               ignored).item())
+    opt = torch.optim.SGD([logits], lr=5.0)
+    first = lovasz_softmax_loss(logits, target)
+    for _ in range(20):
+        opt.zero_grad()
+        lovasz_softmax_loss(logits, target).backward()
+        opt.step()
+    assert lovasz_softmax_loss(logits, target).item() < first.item() / 2
+    assert lovasz_softmax_loss(logits, target, sample=0.5, generator=torch.Generator().manual_seed(1)).item() < 0.5
