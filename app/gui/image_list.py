@@ -11,8 +11,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from faceparse.core.store import ORDERINGS, STATUSES, ImageRecord, ProjectStore
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -34,6 +43,7 @@ THUMB_SIDE = 56
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_COLORS = {"new": QColor(120, 124, 130), "predicted": QColor(52, 120, 200),
                  "corrected": QColor(214, 140, 30), "reviewed": QColor(46, 160, 90)}
+SELECTED_BADGE_OUTLINE = QColor(255, 255, 255, 230)
 ORDER_TITLES = {"name": "Name", "uncertainty": "Most uncertain first", "effort": "Most corrected first"}
 PHOTO_CHANGED_HINT = "the photo changed after its mask was checked: check the mask, then edit it or press R to keep it"
 
@@ -244,20 +254,24 @@ class ImageRowDelegate(QStyledItemDelegate):
         painter.setFont(font)
         painter.drawText(name_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                          metrics.elidedText(record.name, Qt.TextElideMode.ElideMiddle, name_rect.width()))
-        self._badge(painter, font, QRect(text_left, name_rect.bottom() + 6, 0, metrics.height() + 2), record)
+        self._badge(painter, font, QRect(text_left, name_rect.bottom() + 6, 0, metrics.height() + 2), record,
+                    selected)
         painter.restore()
 
     @staticmethod
-    def _badge(painter: QPainter, font: QFont, rect: QRect, record: ImageRecord) -> None:
+    def _badge(painter: QPainter, font: QFont, rect: QRect, record: ImageRecord, selected: bool = False) -> None:
+        """On a selected row the badge gets a light outline: the highlight is a blue close to some badge colours
+        ("predicted"), which would otherwise melt into it."""
         small = QFont(font)
         small.setPointSizeF(max(6.0, font.pointSizeF() * 0.85))
         metrics = QFontMetrics(small)
         text, color = badge_for(record)
         badge = QRect(rect.left(), rect.top(), metrics.horizontalAdvance(text) + 12, metrics.height() + 2)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setPen(QPen(SELECTED_BADGE_OUTLINE, 1.5) if selected else Qt.PenStyle.NoPen)
         painter.setBrush(color)
-        painter.drawRoundedRect(badge, badge.height() / 2, badge.height() / 2)
+        shape = QRectF(badge).adjusted(0.75, 0.75, -0.75, -0.75) if selected else QRectF(badge)
+        painter.drawRoundedRect(shape, shape.height() / 2, shape.height() / 2)
         painter.setPen(QColor(255, 255, 255))
         painter.setFont(small)
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
@@ -292,8 +306,11 @@ class ImageListPanel(QWidget):
             self.order.addItem(ORDER_TITLES.get(key, key), key)
         for combo in (self.status_filter, self.order):
             combo.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # choosing with the mouse leaves the keys with the canvas
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)  # a narrow dock elides the choice rather than refusing to shrink
         self.summary = QLabel(self)
         self.summary.setObjectName("listSummary")
+        self.summary.setWordWrap(True)  # the counts take two lines in a narrow dock instead of widening it
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(self.status_filter, 1)

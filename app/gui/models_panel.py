@@ -28,17 +28,21 @@ from faceparse.core.versions import (
     rollback_candidates,
     starter_checkpoint,
 )
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QTreeWidget,
     QTreeWidgetItem,
@@ -59,6 +63,50 @@ from .training_plot import TrainingPlot
 from .workers import Task, TaskRunner
 
 INPUT_SIZES = (64, 128, 256, 384, 512)
+METRIC_TITLES = {"miou_no_bg": "val. mIoU", "miou": "val. mIoU", "iou": "val. IoU"}
+VERSION_COLUMN, SCORE_COLUMN, CREATED_COLUMN, STATE_COLUMN = range(4)
+
+
+def metric_title(metric: str) -> str:
+    """A recipe's metric key as a column header and plot legend can show it."""
+    return METRIC_TITLES.get(metric, f"val. {metric}")
+
+
+def status_label(parent: QWidget, text: str = "") -> QLabel:
+    """A label for messages of any length (device notices, errors, results): it wraps, and its width never counts
+    towards the panel's, so no message can widen the dock or shift the canvas beside it."""
+    label = QLabel(text, parent)
+    label.setWordWrap(True)
+    policy = label.sizePolicy()
+    policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
+    label.setSizePolicy(policy)
+    return label
+
+
+class VerticalScrollArea(QScrollArea):
+    """Scrolls its contents up and down only. It is as wide as the contents need, so nothing is cut off at the
+    right, and as short as a few rows, so the panel never sets the window's minimum height. It takes no focus:
+    the keys stay with the canvas, or go to the control tabbed to (which it scrolls into view)."""
+
+    def __init__(self, contents: QWidget, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(contents)
+        contents.installEventFilter(self)
+
+    def minimumSizeHint(self) -> QSize:
+        base = super().minimumSizeHint()
+        width = (self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+                 + 2 * self.frameWidth())
+        return QSize(max(base.width(), width), base.height())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the contents' minimum width is this area's
+        return super().eventFilter(watched, event)
 
 
 def version_score(metrics: dict[str, Any] | None, recipe) -> float | None:
@@ -71,6 +119,7 @@ def version_score(metrics: dict[str, Any] | None, recipe) -> float | None:
 
 
 USABLE_ROLE = Qt.ItemDataRole.UserRole + 1
+ACTIVE_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 def _score(value: Any) -> str:
@@ -105,11 +154,16 @@ class ModelsPanel(QWidget):
         self.save_edits: Callable[[], dict[int, str]] = dict  # the window's: saves open edits, returns failures
         self._closed = False
         self._activating = False
+        contents = QWidget(self)
+        boxes = QVBoxLayout(contents)
+        boxes.setContentsMargins(4, 4, 4, 4)
+        boxes.addWidget(self._prelabel_box(contents))
+        boxes.addWidget(self._retrain_box(contents), 1)
+        boxes.addWidget(self._versions_box(contents))
+        self.scroll_area = VerticalScrollArea(contents, self)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self._prelabel_box())
-        layout.addWidget(self._retrain_box(), 1)
-        layout.addWidget(self._versions_box())
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.scroll_area)
         for widget in (self.device, self.tta, self.prelabel_one_button, self.prelabel_all_button,
                        self.prelabel_cancel, self.retrain_button, self.retrain_cancel, self.activate_button,
                        self.rollback_button):
@@ -118,12 +172,13 @@ class ModelsPanel(QWidget):
 
     # --- construction ------------------------------------------------------------------------------------------
 
-    def _prelabel_box(self) -> QGroupBox:
-        box = QGroupBox("Pre-label", self)
+    def _prelabel_box(self, parent: QWidget) -> QGroupBox:
+        box = QGroupBox("Pre-label", parent)
         self.device = QComboBox(box)
         for key, title in DEVICES.items():
             self.device.addItem(title, key)
-        self.device_label = QLabel(box)
+        shrinkable(self.device)
+        self.device_label = status_label(box)
         self.device_label.setObjectName("inferenceDevice")
         self.device.currentIndexChanged.connect(self._device_changed)
         self.tta = QCheckBox("Flip test-time augmentation", box)
@@ -137,25 +192,22 @@ class ModelsPanel(QWidget):
         self.prelabel_cancel.setToolTip("Cancel pre-labelling (what is done so far is kept)")
         self.prelabel_cancel.setEnabled(False)
         self.prelabel_progress = QProgressBar(box)
-        self.prelabel_status = QLabel(box)
-        self.prelabel_status.setWordWrap(True)
+        self.prelabel_status = status_label(box)
         self.prelabel_all_button.clicked.connect(self.start_prelabel_all)
         self.prelabel_cancel.clicked.connect(self.cancel_prelabel)
-        buttons = QHBoxLayout()
-        for w in (self.prelabel_one_button, self.prelabel_all_button, self.prelabel_cancel):
-            buttons.addWidget(w)
         form = QFormLayout(box)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Device", self.device)
         form.addRow("Runs on", self.device_label)
         form.addRow(self.tta)
-        form.addRow(buttons)
-        form.addRow(self.prelabel_progress)
+        form.addRow(_row(self.prelabel_one_button, self.prelabel_all_button))
+        form.addRow(_row(self.prelabel_progress, self.prelabel_cancel, stretch_first=True))
         form.addRow(self.prelabel_status)
         self._device_changed()
         return box
 
-    def _retrain_box(self) -> QGroupBox:
-        box = QGroupBox(f"Retrain the {self.task} model", self)
+    def _retrain_box(self, parent: QWidget) -> QGroupBox:
+        box = QGroupBox(f"Retrain the {self.task} model", parent)
         self.epochs = QSpinBox(box)
         keep_page_keys(self.epochs)
         self.epochs.setRange(1, 500)
@@ -172,50 +224,56 @@ class ModelsPanel(QWidget):
         self.retrain_button.clicked.connect(self.start_retrain)
         self.retrain_cancel.clicked.connect(self.retrain.cancel)
         self.retrain_progress = QProgressBar(box)
-        self.retrain_phase = QLabel("Fine-tunes on the corrected images in a separate process.", box)
-        self.retrain_phase.setWordWrap(True)
+        self.retrain_phase = status_label(box, "Fine-tunes on the corrected images in a separate process.")
         self.plot = TrainingPlot(box)
-        self.retrain_result = QLabel(box)
+        self.plot.clear_data(metric_title(self.recipe.primary_metric))
+        self.retrain_result = status_label(box)
         self.retrain_result.setObjectName("retrainResult")
-        self.retrain_result.setWordWrap(True)
         self.retrain_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        options = QHBoxLayout()
-        options.addWidget(QLabel("Epochs", box))
-        options.addWidget(self.epochs)
-        options.addWidget(QLabel("Size", box))
-        options.addWidget(self.input_size)
-        options.addStretch(1)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.retrain_button, 1)
-        buttons.addWidget(self.retrain_cancel)
+        options = QFormLayout()
+        options.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        options.addRow("Epochs", self.epochs)
+        options.addRow("Input size", self.input_size)
         layout = QVBoxLayout(box)
         layout.addLayout(options)
-        layout.addLayout(buttons)
+        layout.addLayout(_row(self.retrain_button, self.retrain_cancel, stretch_first=True))
         layout.addWidget(self.retrain_progress)
         layout.addWidget(self.retrain_phase)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.retrain_result)
         return box
 
-    def _versions_box(self) -> QGroupBox:
-        box = QGroupBox("Model versions", self)
-        self.versions = QTreeWidget(box)
-        self.versions.setObjectName("modelVersions")
-        self.versions.setHeaderLabels(["Version", self.recipe.primary_metric, "Created", ""])
-        self.versions.setRootIsDecorated(False)
-        self.versions.setMaximumHeight(150)
+    def _versions_box(self, parent: QWidget) -> QGroupBox:
+        box = QGroupBox("Model versions", parent)
+        self.versions = self._versions_table(box)
         self.activate_button = QPushButton(qta.icon("fa5s.check-circle"), "Activate", box)
         self.rollback_button = QPushButton(qta.icon("fa5s.history"), "Roll back", box)
         self.activate_button.clicked.connect(self.activate_selected)
         self.versions.currentItemChanged.connect(lambda *_: self._update_activate())
         self.rollback_button.clicked.connect(self.roll_back)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.activate_button)
-        buttons.addWidget(self.rollback_button)
         layout = QVBoxLayout(box)
         layout.addWidget(self.versions)
-        layout.addLayout(buttons)
+        layout.addLayout(_row(self.activate_button, self.rollback_button))
         return box
+
+    def _versions_table(self, parent: QWidget) -> QTreeWidget:
+        """Version, score and state keep their width and are shown first; the creation time, shown last, takes
+        what room is left (elided, whole in its tooltip). In a narrow dock the state stays in view rather than
+        behind a horizontal scroll bar."""
+        table = QTreeWidget(parent)
+        table.setObjectName("modelVersions")
+        table.setHeaderLabels(["Version", metric_title(self.recipe.primary_metric), "Created", "State"])
+        table.headerItem().setToolTip(SCORE_COLUMN, f"{self.recipe.primary_metric} on the validation faces")
+        table.setRootIsDecorated(False)
+        table.setMaximumHeight(150)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        header = table.header()
+        header.moveSection(header.visualIndex(STATE_COLUMN), header.visualIndex(CREATED_COLUMN))
+        header.setStretchLastSection(True)
+        header.setMinimumSectionSize(24)
+        for column in (VERSION_COLUMN, SCORE_COLUMN, STATE_COLUMN):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        return table
 
     # --- pre-labelling -----------------------------------------------------------------------------------------
 
@@ -224,7 +282,11 @@ class ModelsPanel(QWidget):
         return self.device.currentData()
 
     def _device_changed(self) -> None:
-        self.device_label.setText(device_description(self.device_choice))
+        self._show_device(device_description(self.device_choice))
+
+    def _show_device(self, text: str) -> None:
+        self.device_label.setText(text)
+        self.device_label.setToolTip(text)
 
     def _prelabel_running(self, running: bool, cancellable: bool = True) -> None:
         self.prelabel_one_button.setEnabled(not running)
@@ -282,7 +344,7 @@ class ModelsPanel(QWidget):
         self.prelabel_task = None
         self._prelabel_running(False)
         where = "GPU (CUDA)" if result.provider.startswith("CUDA") else "CPU"
-        self.device_label.setText(f"{where} (last run: {result.provider})")
+        self._show_device(f"{where} (last run: {result.provider})")
         skipped = (result.skipped_checked + result.skipped_current + result.skipped_unreadable
                    + result.skipped_imported)
         state = "Cancelled: " if result.state == "cancelled" else ""
@@ -330,7 +392,7 @@ class ModelsPanel(QWidget):
         self.events = []
         self.last_result = None
         self._train_steps = 0
-        self.plot.clear_data(f"validation {self.recipe.primary_metric}")
+        self.plot.clear_data(metric_title(self.recipe.primary_metric))
         self.retrain_result.setText("")
         self.retrain_phase.setText(f"Job {job_id} starting…")
         self.retrain_progress.setRange(0, 0)
@@ -409,40 +471,61 @@ class ModelsPanel(QWidget):
     def refresh_versions(self) -> None:
         """The trained versions, newest first, then the shipped starter model (active while no version is). A
         version whose files are gone says so and cannot be activated."""
+        chosen = self._chosen_version()
         self.versions.clear()
-        bold = QFont(self.versions.font())
-        bold.setBold(True)
         rows = list(reversed(list_versions(self.store, self.task)))
         if starter_checkpoint(self.task) is not None:
             rows.append({"version": STARTER, "metrics": None, "created": None, "path": None,
                          "active": not any(row["active"] for row in rows)})
         for row in rows:
-            score = version_score(row.get("metrics"), self.recipe)
-            usable = row["version"] == STARTER or has_checkpoint(row.get("path") or None)
-            state = "active" if row["active"] else ("" if usable else "files missing")
-            item = QTreeWidgetItem([row["version"], _score(score) if row["version"] != STARTER else "",
-                                    (row.get("created") or "").replace("T", " ")[:16], state])
-            item.setData(0, Qt.ItemDataRole.UserRole, row["version"])
-            item.setData(0, USABLE_ROLE, usable)
-            if row["version"] == STARTER:
-                item.setToolTip(0, "The model shipped with the application; new projects start with it")
-            if not usable:
-                item.setToolTip(3, f"{row.get('path')} no longer holds this version's checkpoint")
-                for column in range(4):
-                    item.setForeground(column, self.palette().brush(self.palette().ColorRole.PlaceholderText))
-            if row["active"]:
-                item.setIcon(0, qta.icon("fa5s.check-circle", color="#4caf50"))
-                for column in range(4):
-                    item.setFont(column, bold)
-            self.versions.addTopLevelItem(item)
-        for column in range(4):
-            self.versions.resizeColumnToContents(column)
+            self.versions.addTopLevelItem(self._version_item(row))
+        self._select_version(chosen)
         self._update_activate()
         # a retrain decides its own promotion against the model active when it started, so no switching meanwhile
         free = not self._activating and not self.retrain.running
         candidates = rollback_candidates(self.store, self.task)
         self.rollback_button.setEnabled(free and bool(candidates))
         self.rollback_button.setToolTip(_rollback_hint(candidates))
+
+    def _version_item(self, row: dict[str, Any]) -> QTreeWidgetItem:
+        score = version_score(row.get("metrics"), self.recipe)
+        usable = row["version"] == STARTER or has_checkpoint(row.get("path") or None)
+        state = "active" if row["active"] else ("" if usable else "files missing")
+        created = (row.get("created") or "").replace("T", " ")[:16]
+        item = QTreeWidgetItem([row["version"], _score(score) if row["version"] != STARTER else "", created, state])
+        item.setData(0, Qt.ItemDataRole.UserRole, row["version"])
+        item.setData(0, USABLE_ROLE, usable)
+        item.setData(0, ACTIVE_ROLE, bool(row["active"]))
+        item.setToolTip(CREATED_COLUMN, created)
+        if row["version"] == STARTER:
+            item.setToolTip(VERSION_COLUMN, "The model shipped with the application; new projects start with it")
+        elif created:
+            item.setToolTip(VERSION_COLUMN, f"Trained {created}")
+        if not usable:
+            item.setToolTip(STATE_COLUMN, f"{row.get('path')} no longer holds this version's checkpoint")
+            for column in range(4):
+                item.setForeground(column, self.palette().brush(self.palette().ColorRole.PlaceholderText))
+        if row["active"]:
+            item.setIcon(VERSION_COLUMN, qta.icon("fa5s.check-circle", color="#4caf50"))
+            bold = QFont(self.versions.font())
+            bold.setBold(True)
+            for column in range(4):
+                item.setFont(column, bold)
+        return item
+
+    def _chosen_version(self) -> str | None:
+        item = self.versions.currentItem()
+        return None if item is None else item.data(0, Qt.ItemDataRole.UserRole)
+
+    def _select_version(self, chosen: str | None) -> None:
+        """After the list is re-read, the version the user chose stays selected while it can still be activated;
+        otherwise the newest one that can be, so Activate always says which model it would switch to."""
+        items = [self.versions.topLevelItem(i) for i in range(self.versions.topLevelItemCount())]
+        candidates = [item for item in items if _activatable(item)]
+        kept = [item for item in candidates if item.data(0, Qt.ItemDataRole.UserRole) == chosen]
+        target = (kept or candidates or [None])[0]
+        if target is not None:
+            self.versions.setCurrentItem(target)
 
     def version_names(self) -> list[str]:
         """The trained versions listed, newest first (the starter row left out)."""
@@ -451,10 +534,16 @@ class ModelsPanel(QWidget):
         return [name for name in names if name != STARTER]
 
     def _update_activate(self) -> None:
+        """Activate needs a version to switch to: a selected row, with its files, that is not already active."""
         item = self.versions.currentItem()
         free = not self._activating and not self.retrain.running
-        usable = item is None or bool(item.data(0, USABLE_ROLE))
-        self.activate_button.setEnabled(free and self.versions.topLevelItemCount() > 0 and usable)
+        self.activate_button.setEnabled(free and _activatable(item))
+        if item is None:
+            self.activate_button.setToolTip("Select a version to activate")
+        elif item.data(0, ACTIVE_ROLE):
+            self.activate_button.setToolTip(f"{item.text(VERSION_COLUMN)} is already the active model")
+        else:
+            self.activate_button.setToolTip(f"Make {item.text(VERSION_COLUMN)} the active model")
 
     def activate_selected(self) -> None:
         item = self.versions.currentItem()
@@ -501,6 +590,24 @@ class ModelsPanel(QWidget):
         self.cancel_prelabel()
         self.retrain.close()
         self._closed = True
+
+
+def _activatable(item: QTreeWidgetItem | None) -> bool:
+    return item is not None and bool(item.data(0, USABLE_ROLE)) and not item.data(0, ACTIVE_ROLE)
+
+
+def _row(*widgets: QWidget, stretch_first: bool = False) -> QHBoxLayout:
+    """Widgets side by side; with `stretch_first` the first takes the room the others leave."""
+    row = QHBoxLayout()
+    for index, widget in enumerate(widgets):
+        row.addWidget(widget, 1 if stretch_first and index == 0 else 0)
+    return row
+
+
+def shrinkable(combo: QComboBox, characters: int = 8) -> None:
+    """A combo box as narrow as a few characters when the panel is, its longest entry no longer its minimum."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(characters)
 
 
 def _rollback_hint(candidates: list[str]) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleOption, QWidget
 
 _COLORS = {
     QPalette.ColorRole.Window: (45, 47, 51),
@@ -22,13 +23,45 @@ _COLORS = {
     QPalette.ColorRole.PlaceholderText: (140, 142, 148),
 }
 
+CHECK_FRAME = QColor(150, 153, 160)
+CHECK_FRAME_DISABLED = QColor(92, 95, 101)
 
-def apply_style(app: QApplication) -> None:
-    app.setStyle("Fusion")
+
+class DarkFusionStyle(QProxyStyle):
+    """Fusion, with check boxes that can be seen on a dark palette. Fusion frames a check box in the window colour
+    darkened, nearly the colour of the box itself here, so an unticked box (the palette's Show and Over columns, the
+    panels' options) was invisible; the frame is drawn again in a grey that stands out from both."""
+
+    def __init__(self):
+        super().__init__("Fusion")
+
+    def drawPrimitive(self, element: QStyle.PrimitiveElement, option: QStyleOption, painter: QPainter,
+                      widget: QWidget | None = None) -> None:
+        super().drawPrimitive(element, option, painter, widget)
+        if element == QStyle.PrimitiveElement.PE_IndicatorCheckBox:
+            _frame_check_box(option, painter)
+
+
+def _frame_check_box(option: QStyleOption, painter: QPainter) -> None:
+    enabled = bool(option.state & QStyle.StateFlag.State_Enabled)
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    painter.setPen(QPen(CHECK_FRAME if enabled else CHECK_FRAME_DISABLED, 1))
+    painter.drawRect(QRectF(option.rect).adjusted(0, 0, -1, -1))
+    painter.restore()
+
+
+def dark_palette() -> QPalette:
     palette = QPalette()
     for role, rgb in _COLORS.items():
         palette.setColor(role, QColor(*rgb))
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
         palette.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 122, 128))
-    app.setPalette(palette)
+    return palette
+
+
+def apply_style(app: QApplication) -> None:
+    app.setStyle(DarkFusionStyle())
+    app.setPalette(dark_palette())
     app.setStyleSheet("QToolBar { spacing: 3px; padding: 2px; } QDockWidget::title { padding: 4px; }")

@@ -5,10 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import qtawesome as qta
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 RECENT_WIDTH = 560
+RECENT_MIN_WIDTH = 200
+
+
+class RecentList(QListWidget):
+    """The recent projects, RECENT_WIDTH wide where there is room. The page shares its place with the canvas, so
+    its minimum is the window's: in a small window the list narrows and the paths elide in the middle."""
+
+    def sizeHint(self) -> QSize:
+        return QSize(RECENT_WIDTH, super().sizeHint().height())
 
 
 class WelcomePage(QWidget):
@@ -21,12 +30,13 @@ class WelcomePage(QWidget):
                        "<p>Open a folder of face photos (it becomes a project) or an existing project.<br>"
                        "You can also drop a folder on this window.</p>", self)
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        title.setWordWrap(True)
         button = QPushButton(qta.icon("fa5s.folder-open"), "  Open Folder or Project…", self)
         button.setMinimumHeight(36)
         button.clicked.connect(self.open_requested)
-        self.recent = QListWidget(self)
+        self.recent = RecentList(self)
         self.recent.setObjectName("recentProjects")
-        self.recent.setMinimumWidth(RECENT_WIDTH)
+        self.recent.setMinimumWidth(RECENT_MIN_WIDTH)
         self.recent.setMaximumWidth(RECENT_WIDTH)
         self.recent.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the folder's own name stays readable
         self.recent.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
