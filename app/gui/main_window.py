@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self.welcome.recent_chosen.connect(self.open_folder)
         self.setAcceptDrops(True)
         self.resize(1400, 900)
+        self._fresh_layout = not self.settings.has_window_state()
         self.settings.restore_window(self)
         self._panel_layout = None
         self._hide_panels()
@@ -312,6 +313,18 @@ class MainWindow(QMainWindow):
             self.restoreState(self._panel_layout)
             self._panel_layout = None
 
+    def _size_docks_to_fit(self) -> None:
+        """A first start has no remembered layout: the panels open at the width their contents ask for (within a
+        quarter of the window each), not at their smallest."""
+        if self.ws is None:
+            return
+        tabbed = max(self.palette_dock.widget().sizeHint().width(), self.models_dock.widget().sizeHint().width())
+        wanted = [self.list_dock.widget().sizeHint().width(), tabbed]
+        front = self.models_dock if self.models_dock.isVisible() and not self.palette_dock.isVisible() \
+            else self.palette_dock  # the Classes and Models panels share one tabbed area
+        self.resizeDocks([self.list_dock, front], [min(w + 24, self.width() // 4) for w in wanted],
+                         Qt.Orientation.Horizontal)
+
     def _attach(self, ws: Workspace) -> None:
         self.stack.addWidget(ws.canvas)
         self.stack.setCurrentWidget(ws.canvas)
@@ -319,6 +332,9 @@ class MainWindow(QMainWindow):
         self.list_dock.setWidget(ws.image_list)
         self.palette_dock.setWidget(ws.palette)
         self.models_dock.setWidget(ws.models)
+        if self._fresh_layout:
+            self._fresh_layout = False
+            QTimer.singleShot(0, self._size_docks_to_fit)  # once the docks have laid out their new contents
         ws.models.prelabel_one_button.clicked.connect(lambda: ws.models.start_prelabel_image(ws.session.image_id))
         ws.canvas.set_brush_size(self.brush_spin.value())
         ws.canvas.set_opacity(self.opacity_slider.value() / 100)

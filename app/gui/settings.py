@@ -57,6 +57,10 @@ class StudioSettings:
         self.q.setValue("window/geometry", window.saveGeometry())
         self.q.setValue("window/state", state if state is not None else window.saveState())
 
+    def has_window_state(self) -> bool:
+        state = self.q.value("window/state")
+        return isinstance(state, QByteArray) and not state.isEmpty()
+
     def restore_window(self, window: QMainWindow) -> bool:
         geometry, state = self.q.value("window/geometry"), self.q.value("window/state")
         restored = False
