@@ -42,6 +42,11 @@ REPORT_LINES = 25
 Progress = Callable[[int, int], object]
 
 
+SCALE_HINT = (" (to resize masks of the photo's aspect ratio but another size: --scale-masks, or the dialog's box "
+              "\"Resize masks of the image's aspect ratio but another size\")")
+"""What a refused mask of the photo's shape but another size can do: the command-line option and the dialog's box."""
+
+
 @dataclass
 class ImportReport:
     source: Path
@@ -347,7 +352,7 @@ class _Checker:
         if item.size is not None and tuple(item.size) != size:
             same_aspect = _same_aspect(tuple(item.size), size)
             if not (self.scale_masks and same_aspect):
-                hint = " (import with mask scaling to resize labels of the same aspect ratio)" if same_aspect else ""
+                hint = SCALE_HINT if same_aspect else ""
                 report.problems.append(f"{item.origin}: the label is for a {_describe_size(item.size)} image, "
                                        f"but {rec.relpath} is {_describe_size(size)}{hint}")
                 return None
@@ -357,8 +362,7 @@ class _Checker:
             report.problems.append(str(e))
             return None
         if raw.shape != size:
-            hint = "" if self.scale_masks or not _same_aspect(raw.shape, size) else \
-                " (import with mask scaling to resize masks of the same aspect ratio)"
+            hint = "" if self.scale_masks or not _same_aspect(raw.shape, size) else SCALE_HINT
             report.problems.append(f"{item.origin}: the mask is {_describe_size(raw.shape)}, but {rec.relpath} is "
                                    f"{_describe_size(size)}{hint}")
             return None

@@ -229,7 +229,7 @@ def test_half_size_celebamask_parts_are_scaled_only_when_asked(dataset, exports,
         if "mask-anno" in str(part):
             Image.fromarray(np.array(Image.open(part))[::2, ::2]).save(part)
     with target:
-        refused(target, source, "celebamask-hq", "import with mask scaling")
+        refused(target, source, "celebamask-hq", "--scale-masks")
         report = import_dataset(target, source, "celebamask-hq", scale_masks=True)
         assert report.imported == 8
         for rec in target.images(status="corrected"):
