@@ -66,10 +66,17 @@ def print_scan_notes(result) -> None:
     """What a folder scan found besides the counts: photos found again under a new name, and entries it left out."""
     if result.renamed:
         print(f"Found {counted(result.renamed, 'renamed or moved photo')} again; they keep their masks")
-    if result.skipped:
-        entries = "entry that could not be read or is a folder link" if result.skipped == 1 else \
+    inside = list(getattr(result, "projects_inside", ()))
+    if inside:
+        names = ", ".join(inside[:5]) + (f" and {len(inside) - 5} more" if len(inside) > 5 else "")
+        whose = "its photos belong to that project" if len(inside) == 1 else "their photos belong to those projects"
+        print(f"Skipped {counted(len(inside), 'subfolder')} holding a project of its own ({names}): {whose}, "
+              "not this one")
+    other = result.skipped - len(inside)
+    if other:
+        entries = "entry that could not be read or is a folder link" if other == 1 else \
             "entries that could not be read or are folder links"
-        print(f"Skipped {_n(result.skipped)} {entries} (not followed)")
+        print(f"Skipped {_n(other)} {entries} (not followed)")
 
 
 def progress_bar(total: int, stream=None, **options):

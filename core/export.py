@@ -12,7 +12,9 @@ Every format shares the same plumbing, kept here so a format module only writes 
   which model versions pre-labeled the images, how many were corrected by hand;
 - atomicity: everything is written into a hidden temporary folder beside the destination, fsynced, and
   renamed into place only when complete. A failure or a cancel removes the temporary folder and leaves the
-  destination as it was; what a crash leaves there is removed by the next export to that destination.
+  destination as it was; what a crash leaves there is removed by the next export to that destination;
+- replacing (overwrite): only an earlier export's folder, and only while it holds nothing but what that export
+  wrote at its top (dataset.json records it), so files put there since are never deleted unasked.
 
 Progress is reported as `progress(done, total)` after each image; setting the `cancel` event stops the export
 between two images.
@@ -37,9 +39,11 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from faceparse.core.formats import DatasetFormat, card, get_format
+from faceparse.core.formats import DatasetFormat, card, celebamask, coco, get_format, yolo
 from faceparse.core.formats.base import (
     CARD_DATA_FILE,
+    CARD_FILE,
+    SCHEMA_FILE,
     SPLIT_NAMES,
     Exporter,
     ExportError,
@@ -234,6 +238,23 @@ _CARD_KEYS_BEFORE_GENERATOR = frozenset({
     "project", "created", "format", "selection", "count", "statuses", "corrected_by_hand", "split", "schema",
     "schema_file", "source_schema", "class_pixels", "class_ratios_percent", "model_versions", "skipped"})
 """The entries of dataset.json as exports wrote it before it named its generator."""
+_CARD_KEYS_ADDED_LATER = frozenset({"approved_as_predicted", card.CARD_TOP_LEVEL_KEY})
+
+_LAYOUT_TOP_LEVEL: dict[str, tuple[str, ...]] = {
+    "celebamask-hq": (celebamask.IMAGE_DIR, celebamask.ANNO_DIR, celebamask.COMBINED_DIR, celebamask.MAPPING_FILE,
+                      *(f"{split}.txt" for split in SPLIT_NAMES)),
+    "lapa": SPLIT_NAMES,
+    "index-png": ("images", "masks", "previews"),
+    "coco": ("images", coco.ANNOTATION_DIR),
+    "coco-polygons": ("images", coco.ANNOTATION_DIR),
+    "labelme": SPLIT_NAMES,
+    "yolo": ("images", "labels", yolo.DATA_FILE),
+}
+"""What each layout writes at the top of its folder, beside the card and schema.json: the names an export from
+before its card recorded them (`card.CARD_TOP_LEVEL_KEY`) is taken to have written."""
+_CARD_TOP_LEVEL = (CARD_FILE, CARD_DATA_FILE, SCHEMA_FILE)
+FILE_MANAGER_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+"""Files a file manager leaves in any folder it shows; they hold nobody's work, so they never block a replace."""
 
 
 def _refuse_enclosing_project(out_dir: Path) -> None:
@@ -250,8 +271,9 @@ def _refuse_enclosing_project(out_dir: Path) -> None:
 
 def _check_destination(out_dir: Path, overwrite: bool) -> None:
     """Overwriting replaces the whole folder, so it is allowed only for a folder an earlier export wrote (its
-    dataset.json is this exporter's): a mistyped parent folder or another tool's dataset is refused instead of
-    deleted. A symbolic link is refused: the rename would replace the link, not the folder it points to."""
+    dataset.json is this exporter's) and holding nothing else at its top: a mistyped parent folder, another tool's
+    dataset or files added since are refused instead of deleted. A symbolic link is refused: the rename would
+    replace the link, not the folder it points to."""
     try:
         _check_destination_folder(out_dir, overwrite)
     except OSError as e:
@@ -277,18 +299,54 @@ def _check_destination_folder(out_dir: Path, overwrite: bool) -> None:
         raise ExportError(f"{out_dir} is not an earlier export: its {CARD_DATA_FILE} was written by another "
                           "program (an nnU-Net dataset?); only an export's own folder is replaced. Choose a new or "
                           "empty folder")
+    _refuse_added_entries(out_dir, card_file)
+
+
+def _refuse_added_entries(out_dir: Path, card_file: Path) -> None:
+    """Replacing an earlier export deletes its whole folder, so what someone put there since (notes, a `runs`
+    folder of training outputs) refuses the replace, named, before anything changes."""
+    ours = _earlier_export_names(card_file) | FILE_MANAGER_NAMES
+    added = sorted((entry.name for entry in out_dir.iterdir() if entry.name not in ours), key=str.casefold)
+    if not added:
+        return
+    it = "them" if len(added) > 1 else "it"
+    entries = f"{len(added)} entries" if len(added) > 1 else "an entry"
+    raise ExportError(f"{out_dir} holds {entries} the earlier export did not write: {_listed(added)}. Replacing "
+                      f"the export would delete {it}; move {it} out of the folder first, or export to a new folder")
+
+
+def _earlier_export_names(card_file: Path) -> frozenset[str]:
+    """What the earlier export wrote at the top of its folder: its card's record or, for an export from before the
+    record, every name its layout writes there (any layout's, when the card does not say which)."""
+    data = _read_card(card_file) or {}
+    recorded = data.get(card.CARD_TOP_LEVEL_KEY)
+    if isinstance(recorded, list) and all(isinstance(name, str) for name in recorded):
+        return frozenset(recorded)
+    layout = data.get("format")
+    names = _LAYOUT_TOP_LEVEL.get(layout) if isinstance(layout, str) else None
+    if names is None:
+        names = tuple(name for layout_names in _LAYOUT_TOP_LEVEL.values() for name in layout_names)
+    return frozenset((*_CARD_TOP_LEVEL, *names))
+
+
+def _read_card(card_file: Path) -> dict | None:
+    try:
+        data = json.loads(card_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _written_by_this_exporter(card_file: Path) -> bool:
     """Whether a dataset.json is this exporter's card: it names this program as its generator or, from before that
-    entry, has exactly the entries those exports wrote. Other tools' dataset.json (nnU-Net's) has neither."""
-    try:
-        data = json.loads(card_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    entry, has the entries those exports wrote (and at most the ones added since). Other tools' dataset.json
+    (nnU-Net's) has neither."""
+    data = _read_card(card_file)
+    if data is None:
         return False
-    if not isinstance(data, dict):
-        return False
-    return data.get(card.CARD_GENERATOR_KEY) == card.CARD_GENERATOR or data.keys() == _CARD_KEYS_BEFORE_GENERATOR
+    if data.get(card.CARD_GENERATOR_KEY) == card.CARD_GENERATOR:
+        return True
+    return _CARD_KEYS_BEFORE_GENERATOR <= data.keys() <= _CARD_KEYS_BEFORE_GENERATOR | _CARD_KEYS_ADDED_LATER
 
 
 _NAME_IN_HIDDEN = 32
@@ -478,6 +536,16 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
 GONE = "the photo is gone from the folder (its mask is kept and comes back when a scan finds the photo, under any name)"
 
 
+def _why_missing(store: ProjectStore, rec: ImageRecord) -> str:
+    """Why a photo with a mask is not in the folder the project indexes: gone, or now part of a project of its own
+    in a subfolder (which the scan leaves to that project)."""
+    inside = store.project_inside(rec.relpath)
+    if inside is None:
+        return f"{rec.relpath}: {GONE}"
+    return (f"{rec.relpath}: its folder {inside} holds a project of its own now, which the photo belongs to (the "
+            "mask made here is kept and comes back if that folder stops being a project)")
+
+
 def _mask_of(store: ProjectStore, rec: ImageRecord) -> tuple[np.ndarray | None, bool, str | None]:
     """(mask, whether it is the correction, why the image is left out). A damaged mask file leaves its image out,
     as training does, and is not replaced by the prediction: the person's correction superseded that."""
@@ -647,7 +715,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
         if not tally.count:
             raise ExportError(f"no images to export: all {total} selected images were left out, e.g. "
                               f"{tally.skipped[0]}")
-        tally.skipped.extend(f"{rec.relpath}: {GONE}" for rec in store.missing_photos()
+        tally.skipped.extend(_why_missing(store, rec) for rec in store.missing_photos()
                              if rec.status in SELECTIONS[only])
         exporter.finish()
         exporter.close()
@@ -657,6 +725,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
                               dict(tally.versions), 0.0, tally.skipped, store.schema,
                               target_schema is None and target is not store.schema, tally.approved)
         write_schema(tmp, target)
+        written = sorted({*os.listdir(tmp), CARD_FILE, CARD_DATA_FILE} - {PARTIAL_MARKER}, key=str.casefold)
         card.write_card(tmp, card.CardFacts(
             project=store.root.name, format_name=dataset_format.name, format_title=dataset_format.title,
             layout=exporter.layout, selection=SELECTION_TITLES[only], statuses=dict(tally.statuses), seed=seed,
@@ -664,7 +733,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
             class_pixels=result.class_pixels, corrected_by_hand=tally.by_hand, approved_as_predicted=tally.approved,
             model_versions=result.model_versions,
             known_models=store.model_versions(), skipped=tally.skipped,
-            created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")))
+            created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), top_level=written))
         (tmp / PARTIAL_MARKER).unlink()
         _flush(tmp)
         _move_into_place(tmp, out_dir, overwrite)

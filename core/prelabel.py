@@ -7,12 +7,16 @@ without stopping, and can be cancelled and resumed.
 
 The job is a plain object: the GUI calls `run` in a worker thread, the command line in its main thread. Progress
 callbacks come from that thread or from the pipeline's writer thread, so they must be thread-safe.
+
+One run at a time per project: a run holds an OS lock on `.faceparse/jobs/prelabel.lock` (freed by the OS when
+its process ends, however it ends), and a second run is refused with `PrelabelBusy` before it writes anything.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +29,7 @@ from faceparse.core.face_and_mask import FaceAndMaskPredictor, wants_face_and_ma
 from faceparse.core.faces import DEFAULT_MARGIN, FACES, MODES, FaceDetector, HaarFaceDetector, suggest_mode
 from faceparse.core.framing import Framing, ImagePrediction
 from faceparse.core.imageio import ImageLoadError, load_rgb
+from faceparse.core.jobs import ACTIVE_STATES, ProcessLock, jobs_dir, reap_stale_jobs
 from faceparse.core.model_resolver import (
     ModelNotFoundError,
     ResolvedModel,
@@ -49,6 +54,7 @@ SAVE_FAILURES_TO_STOP = 5
 """Masks that could not be saved one after another before a run stops: the masks folder or disk is failing."""
 IMPORTED_PREFIX = "import:"
 """How an imported prediction's model is recorded (`import:<format>`, core/importer.py)."""
+PRELABEL_LOCK = "prelabel.lock"
 
 
 def project_tta(store: ProjectStore) -> bool:
@@ -143,6 +149,34 @@ class PrelabelStopped(ProjectError):
     def __init__(self, message: str, result: PrelabelResult):
         super().__init__(message)
         self.result = result
+
+
+class PrelabelBusy(ProjectError):
+    """Another pre-labeling run is going on in the project; this one was refused before it wrote anything."""
+
+
+def prelabel_lock(store: ProjectStore) -> ProcessLock:
+    """The lock a pre-labeling run holds: two runs at once would predict the same images twice over and each
+    replace the other's masks."""
+    return ProcessLock(jobs_dir(store) / PRELABEL_LOCK)
+
+
+def running_prelabel_job(store: ProjectStore) -> dict[str, Any] | None:
+    """The newest pre-labeling job recorded as going on (after marking those whose process is gone as failed)."""
+    reap_stale_jobs(store)
+    return next((job for job in store.jobs(JOB_KIND) if job["state"] in ACTIVE_STATES), None)
+
+
+def busy_message(store: ProjectStore) -> str:
+    """Why a run was refused, naming the run that holds the project and how to follow or stop it."""
+    folder = shlex.quote(str(store.root))
+    job = running_prelabel_job(store)
+    if job is None:
+        return (f"another pre-labeling run is starting on {store.root}; wait for it to finish "
+                f"(faceparse jobs {folder} lists the project's jobs)")
+    return (f"a pre-labeling run is already going on in {store.root} (job {job['id']}, "
+            f"{100 * (job['progress'] or 0):.0f}% done); wait for it to finish, follow it with: faceparse jobs "
+            f"{folder}, or stop it with: faceparse jobs {folder} --cancel {job['id']}")
 
 
 def class_mapping(model_classes: tuple[str, ...], model_schema: str, project: LabelSchema) -> np.ndarray | None:
@@ -372,6 +406,7 @@ class PrelabelJob:
         self.image_ids = None if image_ids is None else {int(i) for i in image_ids}
         self.redo = bool(redo)
         self.job_id: int | None = None
+        self._lock: ProcessLock | None = None
 
     # -- deciding -------------------------------------------------------------------------------------------------
 
@@ -417,8 +452,32 @@ class PrelabelJob:
 
     # -- running --------------------------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the project's pre-labeling lock (`prelabel_lock`), or raise PrelabelBusy at once, having written
+        nothing. `run` takes it; a caller that does work of its own for the run first (the command line's scan)
+        takes it around both, and `run` inside it does not take it again."""
+        if self._lock is not None:
+            yield
+            return
+        lock = prelabel_lock(self.store)
+        if not lock.acquire():
+            raise PrelabelBusy(busy_message(self.store))
+        self._lock = lock
+        try:
+            yield
+        finally:
+            self._lock = None
+            lock.release()
+
     def run(self, progress_callback: Callable[[PrelabelProgress], None] | None = None,
             cancel_event: threading.Event | None = None) -> PrelabelResult:
+        """Predict what needs it (see the class docstring); PrelabelBusy while another run holds the project."""
+        with self.exclusive():
+            return self._run(progress_callback, cancel_event)
+
+    def _run(self, progress_callback: Callable[[PrelabelProgress], None] | None,
+             cancel_event: threading.Event | None) -> PrelabelResult:
         store = self.store
         self.job_id = job_id = store.add_job(JOB_KIND, {"model": None if self.model is None else str(self.model),
                                                         "device": self.device, "tta": self.tta, "mode": self.mode})

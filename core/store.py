@@ -118,6 +118,10 @@ class ScanResult:
     seconds: float = 0.0
     renamed: int = 0
     """Photos found again under a new name or folder (by content), with their masks."""
+    projects_inside: tuple[str, ...] = ()
+    """Subfolders (relative paths) that hold a project of their own: their photos belong to that project, so this
+    one does not index them (two projects would keep separate masks of one photo). Counted in `skipped`; photos of
+    theirs indexed before are treated as removed, so their masks are kept."""
 
     @property
     def total(self) -> int:
@@ -241,14 +245,21 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _walk_images(root: Path) -> tuple[list[tuple[str, int, int]], int]:
-    """(relpath, size, mtime_ns) of every image under root, and the number of entries that could not be indexed.
+def _holds_project(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, PROJECT_DIR_NAME, DB_NAME))
+
+
+def _walk_images(root: Path) -> tuple[list[tuple[str, int, int]], int, list[str]]:
+    """(relpath, size, mtime_ns) of every image under root, the number of entries that could not be indexed, and
+    the subfolders that hold a project of their own.
 
     Hidden entries (names starting with a dot, including .faceparse) are passed over; directory symlinks are not
     followed (they can loop) and are counted as not indexed, so a scan's summary shows them; file symlinks are
-    followed.
+    followed. A subfolder with its own project is not entered either: its photos are that project's, and indexing
+    them here too would give one photo two sets of masks. It is counted as not indexed and named.
     """
     found: list[tuple[str, int, int]] = []
+    projects: list[str] = []
     skipped = 0
     exts = IMAGE_EXTENSIONS
     stack: list[tuple[str, str]] = [(os.fspath(root), "")]
@@ -266,7 +277,11 @@ def _walk_images(root: Path) -> tuple[list[tuple[str, int, int]], int]:
                     continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, f"{prefix}{name}/"))
+                        if _holds_project(entry.path):
+                            projects.append(prefix + name)
+                            skipped += 1
+                        else:
+                            stack.append((entry.path, f"{prefix}{name}/"))
                         continue
                     if entry.is_symlink() and entry.is_dir():
                         skipped += 1
@@ -287,7 +302,7 @@ def _walk_images(root: Path) -> tuple[list[tuple[str, int, int]], int]:
                     skipped += 1
                     continue
                 found.append((rel, st.st_size, st.st_mtime_ns))
-    return found, skipped
+    return found, skipped, sorted(projects, key=natural_sort_key)
 
 
 class ProjectStore:
@@ -357,7 +372,10 @@ class ProjectStore:
 
     @classmethod
     def create(cls, folder: str | os.PathLike, schema: LabelSchema | str = "celebamask-hq") -> ProjectStore:
-        """Make `folder` a project with a fixed label schema (a built-in name, a schema JSON path or a LabelSchema)."""
+        """Make `folder` a project with a fixed label schema (a built-in name, a schema JSON path or a LabelSchema).
+
+        A folder inside a project is refused; a subfolder that already holds a project stays that project's, since
+        the scan leaves it out (see `ScanResult.projects_inside`)."""
         root = cls._image_folder(folder)
         if cls.is_project(root) and cls._is_complete(root):
             raise ProjectError(f"{root} is already a FaceParse project; open it instead")
@@ -596,12 +614,13 @@ class ProjectStore:
         masks are forgotten. Removed images with masks are kept as `missing` (hidden from
         listings) so the work on them comes back if the file does, under its old name or under a new one (new
         files of the size of a missing photo whose hash is known are hashed at once; others once `fill_details`
-        has hashed them).
+        has hashed them). A subfolder holding a project of its own is left to that project (`projects_inside`):
+        its photos indexed here before count as removed, by the same rules, so no mask of theirs is lost.
         """
         started = time.perf_counter()
         if not self.root.is_dir():
             raise ProjectError(f"the image folder {self.root} is not available")
-        entries, skipped = _walk_images(self.root)
+        entries, skipped, projects_inside = _walk_images(self.root)
         added = changed = unchanged = 0
         now = time.time()
         with self._write() as c:
@@ -656,7 +675,17 @@ class ProjectStore:
                                    {image_id for _, _, was_changed, _, image_id in revived if was_changed})
         gone_now = sum(1 for i in found if i in {image_id for image_id, _ in gone})
         return ScanResult(added - len(found), len(gone) - gone_now, changed, unchanged, skipped,
-                          time.perf_counter() - started, len(found))
+                          time.perf_counter() - started, len(found), tuple(projects_inside))
+
+    def project_inside(self, relpath: str) -> str | None:
+        """The subfolder (relative path) holding a project of its own that `relpath` lies in, or None: such a
+        photo is that project's, and this one keeps its masks as a missing photo's (see `scan`)."""
+        parts = relpath.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            if _holds_project(os.fspath(self.root / folder)):
+                return folder
+        return None
 
     def photo_changed_since_checked(self, rec: ImageRecord) -> bool:
         """Whether the photo on disk now differs from the one the human mask was saved or reviewed on. A file

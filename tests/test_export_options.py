@@ -155,6 +155,10 @@ def test_destination_is_replaced_only_when_asked(project, tmp_path):
         export_dataset(store, out, "coco", only="reviewed")
     assert (out / "data.yaml").is_file()
     (out / "stale.txt").write_text("old")
+    with pytest.raises(ExportError, match="did not write: stale.txt"):
+        export_dataset(store, out, "coco", only="reviewed", overwrite=True)  # the user's own file is never deleted
+    assert (out / "stale.txt").read_text() == "old" and (out / "data.yaml").is_file()
+    (out / "stale.txt").unlink()
     export_dataset(store, out, "coco", only="reviewed", overwrite=True)
     assert (out / "annotations").is_dir() and not (out / "stale.txt").exists() and not (out / "data.yaml").exists()
     assert leftovers(tmp_path) == []

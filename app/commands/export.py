@@ -83,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "the project's, except for lapa, which is written in LaPa's own classes")
     p.add_argument("--overwrite", action="store_true",
                    help="replace DIR if it holds an earlier export (a folder without its dataset.json is never "
-                        "replaced)")
+                        "replaced, nor one holding files or folders the export did not write)")
     p.set_defaults(handler=run_export)
 
     p = subparsers.add_parser("import", help="bring a dataset's labels into the project",

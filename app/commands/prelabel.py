@@ -27,7 +27,7 @@ from faceparse.core.schemas import LabelSchema, get_schema
 from faceparse.core.store import ProjectStore, natural_sort_key
 
 if TYPE_CHECKING:
-    from faceparse.core.prelabel import PrelabelResult
+    from faceparse.core.prelabel import PrelabelJob, PrelabelResult
 
 MODE_CHOICES = {"faces": FACES, "whole-image": WHOLE_IMAGE}
 PRELABEL_TTA_HELP = ("also predict each face mirrored and average (twice the time); the choice is remembered for "
@@ -103,7 +103,10 @@ def register_prelabel(subparsers: argparse._SubParsersAction) -> None:
         description="Pre-label the images in FOLDER (creating and scanning the project if needed). Corrected and "
                     "reviewed images are never touched; images already predicted by the same model are skipped, "
                     "so an interrupted run resumes where it stopped, and predictions brought in with "
-                    "'import --as predicted' are kept. Unreadable images are reported and skipped.")
+                    "'import --as predicted' are kept. Unreadable images are reported and skipped.",
+        epilog="Exit status: 0 when every image that needed a mask got one; 1 when some could not be pre-labeled "
+               "(they are listed) or the run was stopped; 2 for a mistake in the command, or while another "
+               "pre-labeling run is going on in the project (one run at a time; 'faceparse jobs FOLDER' shows it).")
     p.add_argument("folder", metavar="FOLDER")
     _model_options(p, PRELABEL_TTA_HELP, PROJECT_MODEL_HELP)
     p.add_argument("--mode", choices=("auto", *MODE_CHOICES),
@@ -138,35 +141,45 @@ def _open_project(folder: str, model: str | None) -> ProjectStore:
 
 
 def run_prelabel(args: argparse.Namespace) -> int:
-    from faceparse.core.prelabel import SUGGESTED_MODE, PrelabelJob, PrelabelStopped
+    """Exit status 0 when every image that needed a mask got one, 1 when some could not be pre-labeled or the run
+    was stopped, as `predict` does; a project busy with another run is refused (2) before the scan."""
+    from faceparse.core.prelabel import SUGGESTED_MODE, PrelabelJob
 
     with _open_project(args.folder, args.model) as store:
-        scan = store.scan()
-        print(f"Scanned {scan.total:,} images ({scan.added:,} new, {scan.changed:,} changed)")
-        print_scan_notes(scan)
         job = PrelabelJob(store, args.model, device=args.device, tta=args.tta,
                           mode=SUGGESTED_MODE if args.mode == "auto" else MODE_CHOICES.get(args.mode),
                           batch_size=args.batch_size, threads=args.threads, redo=args.redo)
-        cancel = threading.Event()
-        bar = _ProgressBar()
-        try:
-            with _interrupt_sets(cancel):
-                result = job.run(bar, cancel)
-        except (ModelNotFoundError, ModelError) as error:
-            raise CommandError(str(error)) from None
-        except PrelabelStopped as stopped:
-            bar.close()
-            _print_summary(stopped.result)
-            raise CommandError(f"{stopped}; the masks saved before it are kept, and running the command again "
-                               "goes on from them") from None
-        finally:
-            bar.close()
-        _print_summary(result)
-        if result.state == "cancelled":
-            done = result.predicted + len(result.failed)
-            print(f"Stopped after {done:,} of {result.total:,} images; run the command again to continue")
-            return 1
-    return 0
+        with job.exclusive():
+            scan = store.scan()
+            print(f"Scanned {scan.total:,} images ({scan.added:,} new, {scan.changed:,} changed)")
+            print_scan_notes(scan)
+            result = _run_job(job)
+    _print_summary(result)
+    if result.state == "cancelled":
+        done = result.predicted + len(result.failed)
+        print(f"Stopped after {done:,} of {result.total:,} images; run the command again to continue")
+        return 1
+    return 1 if result.failed else 0
+
+
+def _run_job(job: PrelabelJob) -> PrelabelResult:
+    """Run the job with a progress bar, Ctrl-C asking it to stop; what keeps it from starting is a CommandError."""
+    from faceparse.core.prelabel import PrelabelStopped
+
+    cancel = threading.Event()
+    bar = _ProgressBar()
+    try:
+        with _interrupt_sets(cancel):
+            return job.run(bar, cancel)
+    except (ModelNotFoundError, ModelError) as error:
+        raise CommandError(str(error)) from None
+    except PrelabelStopped as stopped:
+        bar.close()
+        _print_summary(stopped.result)
+        raise CommandError(f"{stopped}; the masks saved before it are kept, and running the command again "
+                           "goes on from them") from None
+    finally:
+        bar.close()
 
 
 def _print_summary(result: PrelabelResult) -> None:

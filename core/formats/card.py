@@ -37,6 +37,7 @@ class CardFacts:
     known_models: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     created: str = ""
+    top_level: list[str] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -113,6 +114,9 @@ def render_markdown(facts: CardFacts) -> str:
 CARD_GENERATOR_KEY = "generator"
 CARD_GENERATOR = "FaceParse Studio"
 """The entry of dataset.json that tells this program's exports from other tools' folders with a dataset.json."""
+CARD_TOP_LEVEL_KEY = "top_level"
+"""The entry of dataset.json naming what the export wrote at the top of its folder: replacing the export deletes
+those, and anything else found there later is someone's own (notes, training runs), never deleted unasked."""
 
 
 def card_data(facts: CardFacts) -> dict[str, Any]:
@@ -134,6 +138,7 @@ def card_data(facts: CardFacts) -> dict[str, Any]:
         "class_ratios_percent": facts.ratios(),
         "model_versions": facts.model_versions,
         "skipped": facts.skipped,
+        CARD_TOP_LEVEL_KEY: facts.top_level,
     }
 
 

@@ -1,0 +1,111 @@
+"""A subfolder that holds a project of its own belongs to that project: the scan of a project around it leaves its
+photos out, says so, and keeps the masks of photos it indexed there before."""
+
+import shutil
+
+import numpy as np
+from faceparse.app.cli import main
+from faceparse.core.export import export_dataset
+from faceparse.core.store import ProjectStore
+from PIL import Image
+
+SIZE = 8
+
+
+def put_photo(path, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def face_mask():
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[2:6, 2:6] = 1
+    return mask
+
+
+def relpaths(store):
+    return sorted(rec.relpath for rec in store.images())
+
+
+def make_project_of(folder):
+    """Turn `folder` into a project the way it happens by hand: a project made elsewhere, moved in."""
+    elsewhere = folder.parent.parent / f"elsewhere-{folder.name}"
+    elsewhere.mkdir()
+    ProjectStore.create(elsewhere).close()
+    shutil.move(elsewhere / ".faceparse", folder / ".faceparse")
+
+
+def test_a_project_around_a_subproject_leaves_its_photos_to_it(tmp_path):
+    outer = tmp_path / "P"
+    put_photo(outer / "a.png", 1)
+    put_photo(outer / "sub" / "s1.png", 2)
+    put_photo(outer / "sub" / "deeper" / "s2.png", 3)
+    put_photo(outer / "group" / "inner" / "i.png", 4)
+    put_photo(outer / "group" / "g.png", 5)
+    for folder in (outer / "sub", outer / "group" / "inner"):
+        with ProjectStore.create(folder) as inner:
+            inner.scan()
+
+    with ProjectStore.create(outer) as store:
+        result = store.scan()
+        assert relpaths(store) == ["a.png", "group/g.png"]
+        assert result.total == 2 and result.skipped == 2
+        assert result.projects_inside == ("group/inner", "sub")
+    with ProjectStore.open(outer / "sub") as inner:
+        assert relpaths(inner) == ["deeper/s2.png", "s1.png"]
+
+
+def test_the_scan_command_leaves_a_subprojects_photos_out(tmp_path, capsys):
+    outer = tmp_path / "P"
+    put_photo(outer / "a.png", 1)
+    put_photo(outer / "sub" / "s1.png", 2)
+    assert main(["scan", str(outer / "sub")]) == 0
+    assert main(["scan", str(outer)]) == 0
+    out = capsys.readouterr().out
+    assert "Scanned 1 image" in out and "Skipped 1 subfolder holding a project of its own (sub)" in out
+    with ProjectStore.open(outer) as store:
+        assert relpaths(store) == ["a.png"]
+
+
+def test_photos_indexed_before_their_folder_became_a_project_keep_their_masks(tmp_path):
+    outer = tmp_path / "P"
+    put_photo(outer / "a.png", 1)
+    put_photo(outer / "sub" / "labeled.png", 2)
+    put_photo(outer / "sub" / "untouched.png", 3)
+    with ProjectStore.create(outer) as store:
+        store.scan()
+        labeled = store.find("sub/labeled.png")
+        store.save_corrected(labeled.id, face_mask())
+        store.save_corrected(store.find("a.png").id, face_mask())
+
+        make_project_of(outer / "sub")
+        result = store.scan()
+        assert result.projects_inside == ("sub",) and result.removed == 2
+        assert relpaths(store) == ["a.png"]
+        assert [rec.relpath for rec in store.missing_photos()] == ["sub/labeled.png"]
+        assert store.find("sub/untouched.png") is None
+        assert np.array_equal(store.corrected_mask(labeled.id), face_mask())
+
+        export = export_dataset(store, tmp_path / "out", "index-png", split=(1, 0, 0))
+        assert export.count == 1
+        assert any(line.startswith("sub/labeled.png: its folder sub holds a project of its own")
+                   for line in export.skipped)
+
+        shutil.rmtree(outer / "sub" / ".faceparse")
+        result = store.scan()
+        assert result.projects_inside == () and relpaths(store) == ["a.png", "sub/labeled.png", "sub/untouched.png"]
+        back = store.find("sub/labeled.png")
+        assert back.id == labeled.id and back.status == "corrected"
+        assert np.array_equal(store.corrected_mask(back.id), face_mask())
+
+
+def test_project_inside_names_the_subfolder_holding_a_project(tmp_path):
+    outer = tmp_path / "P"
+    put_photo(outer / "x" / "y" / "z.png", 1)
+    put_photo(outer / "top.png", 2)
+    make_project_of(outer / "x")
+    with ProjectStore.create(outer) as store:
+        assert store.project_inside("x/y/z.png") == "x"
+        assert store.project_inside("top.png") is None
+        assert store.project_inside("other/top.png") is None
