@@ -14,6 +14,10 @@ Recipes (the papers this tool comes from):
   default keeps its layout at a quarter of the channels (`arch_args` {"width": 0.25}, ~1/16 of the parameters),
   192 px, batch 8, the width the shipped starter mask model uses. A new version keeps the network options of the
   model it starts from.
+Input size: a retrain carries on at the size the model it starts from works at (its meta.json's input_size: 512 px
+for the shipped starter parser, 256 px for the starter mask model), since a model fine-tuned at another size first
+loses much of what it learned; the recipe's size (`Recipe.input_size`, above) is for training from ImageNet or
+random weights. An `input_size` given in the options always wins.
 Both: augmentation as in the papers (rotation ±15° for fine-tuning, ±30° for pre-training; scale 0.8–1.2; shift;
 shear; horizontal flip that swaps the schema's left/right classes; colour jitter), validation every epoch on the
 project's fixed validation images, early stopping after `patience` epochs without improvement, and a time limit
@@ -82,7 +86,7 @@ class TrainConfig:
     task: str = "parser"
     architecture: str | None = None  # None: the task's default network
     arch_args: dict[str, Any] | None = None  # None: the start model's (same network), else the recipe's
-    input_size: int = 256
+    input_size: int | None = None  # None: the start model's own size, else the recipe's (see settle_input_size)
     batch_size: int = 8
     epochs: int = 30
     patience: int = 5  # epochs without a better validation score before stopping; 0 never stops early
@@ -144,7 +148,7 @@ class TrainConfig:
             raise ConfigError(str(e)) from None
         if spec.task != self.task:
             raise ConfigError(f"architecture {spec.name!r} is a {spec.task} network, not a {self.task} one")
-        if self.input_size < INPUT_MULTIPLE or self.input_size % INPUT_MULTIPLE:
+        if self.input_size is not None and (self.input_size < INPUT_MULTIPLE or self.input_size % INPUT_MULTIPLE):
             raise ConfigError(f"input_size must be a multiple of {INPUT_MULTIPLE} (at least {INPUT_MULTIPLE}), "
                               f"got {self.input_size}")
         if self.batch_size < 2:
@@ -183,7 +187,16 @@ class TrainConfig:
                   "none": AugmentConfig.none}[self.augment]()
         return dataclasses.replace(config, reflect_masks=self.task == "mask")
 
+    def settle_input_size(self, start_size: int | None) -> None:
+        """Fix the size before any data is read (the snapshot is downscaled for it): the one asked for, else the
+        start model's own (`start_size`, None when training starts from no trained model), else the recipe's."""
+        if self.input_size is None:
+            self.input_size = start_size or get_recipe(self.task).input_size
+            self.validate()
+
     def snapshot_side(self) -> int:
+        if self.input_size is None:
+            raise ConfigError("the input size is decided by the start model; settle_input_size comes first")
         return self.max_side or 2 * self.input_size
 
 
@@ -197,6 +210,7 @@ class Recipe:
     fresh_lr: float  # starting from ImageNet or random weights
     finetune_lr: float  # continuing from a trained model of this task
     primary_metric: str
+    input_size: int = 256  # when training starts from ImageNet or random weights; a retrain keeps its model's
     optimizer: str = "adamw"
     arch_args: dict[str, Any] = field(default_factory=dict)  # network options when nothing else decides them
 
@@ -225,10 +239,10 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "parser": Recipe("parser", DEFAULT_PARSER, {"input_size": 256, "batch_size": 8, "epochs": 30},
-                     fresh_lr=1e-3, finetune_lr=3e-4, primary_metric="miou_no_bg"),
-    "mask": Recipe("mask", DEFAULT_MASK_SEGMENTER, {"input_size": 192, "batch_size": 8, "epochs": 20},
-                   fresh_lr=1e-3, finetune_lr=3e-4, primary_metric="iou", optimizer="adam",
+    "parser": Recipe("parser", DEFAULT_PARSER, {"batch_size": 8, "epochs": 30},
+                     fresh_lr=1e-3, finetune_lr=3e-4, primary_metric="miou_no_bg", input_size=256),
+    "mask": Recipe("mask", DEFAULT_MASK_SEGMENTER, {"batch_size": 8, "epochs": 20},
+                   fresh_lr=1e-3, finetune_lr=3e-4, primary_metric="iou", input_size=192, optimizer="adam",
                    arch_args={"width": 0.25}),
 }
 

@@ -11,10 +11,14 @@ Under torchrun every process trains on its share of each batch through Distribut
 gloo on CPUs); rank 0 owns the job: it reads the project (and hands the snapshot to the others through the job's
 folder), validates, emits events, writes the version and promotes it.
 
+Before the phases, `settle_start` decides the start point (`init`: the active version, else the shipped starter,
+else ImageNet), its network options and the input size: the one asked for, else the start model's own (a model
+fine-tuned at another size than it works at loses much of what it learned first), else the recipe's.
+
 Phases (`RETRAIN_PHASES`, run in order, each `phase(ctx: RetrainContext) -> None`):
     snapshot   read every corrected/reviewed face into memory (datasets.snapshot_project): later edits don't leak in
-    prepare    build the network from the start point (`init`: the active version, else the shipped starter, else
-               ImageNet) and measure the active model and the start model on the validation faces
+    prepare    build the network from the start point and measure the active model and the start model (at the
+               training size) on the validation faces
     pretrain   optional masked pre-training (see below)
     train      trainer.fit with the task's recipe; the best validation epoch is kept
     save       versions.create_version: checkpoint, metrics, ONNX export, parent, data summary
@@ -63,6 +67,8 @@ PHASE_DOING = {"start": "starting", "snapshot": "reading the corrected faces", "
                "save": "saving the new version", "promote": "promoting the new version",
                "repredict": "re-predicting uncorrected faces"}
 LOCK_WAIT_S = 5.0
+NO_VALIDATION_NOTE = ("no validation faces yet: the new model cannot be measured, so it will not replace the active "
+                      "model unless forced; correct more faces (about one in five is kept for validation)")
 
 
 @dataclass
@@ -102,6 +108,7 @@ class RetrainContext:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     snapshot: Any = None
     start: StartPoint | None = None
+    start_path: Path | None = None  # the start point's checkpoint folder (None: ImageNet or random weights)
     model: Any = None
     baseline: dict[str, Any] | None = None
     active_at_start: str | None = None  # the version active when the job began (None: the starter model)
@@ -209,8 +216,8 @@ def phase_snapshot(ctx: RetrainContext) -> None:
     if snap.skipped:
         message += f"; {len(snap.skipped)} skipped"
     if not snap.val:
-        ctx.note("no validation faces yet: the new model cannot be measured, so it will not replace an active "
-                 "model unless forced")
+        ctx.note(NO_VALIDATION_NOTE)
+        message += f"; {NO_VALIDATION_NOTE}"
     ctx.emit("snapshot", message)
 
 
@@ -279,7 +286,7 @@ def _measure_predictor(ctx: RetrainContext, predictor: Any) -> dict[str, Any]:
     if not ctx.snapshot.val:
         return {"metrics": None, "score": math.nan}
     metrics = evaluate(predictor, ctx.val_pairs(), ctx.config.task)
-    return {"metrics": metrics, "score": ctx.recipe.score(metrics)}
+    return {"metrics": metrics, "score": ctx.recipe.score(metrics), "input_size": list(predictor.meta["input_size"])}
 
 
 def _measure_starter(ctx: RetrainContext) -> dict[str, Any] | None:
@@ -315,14 +322,25 @@ def _measure_checkpoint(ctx: RetrainContext, directory: Path, label: str) -> dic
     return _measure(ctx, model, meta)
 
 
+def _working_size(meta: dict[str, Any]) -> int:
+    """The square training size of a model that works at meta's [height, width]: its longer side, rounded up to
+    a size the networks take."""
+    from faceparse.models.registry import INPUT_MULTIPLE
+
+    side = max(int(v) for v in meta["input_size"])
+    return max(INPUT_MULTIPLE, math.ceil(side / INPUT_MULTIPLE) * INPUT_MULTIPLE)
+
+
 def _checked_start(ctx: RetrainContext, start: StartPoint, path: Path | None
-                   ) -> tuple[StartPoint, Path | None, dict[str, Any]]:
-    """The start point, its weights' folder and the network options. Without an architecture asked for, training
-    carries on with the start model's network (a retrain fine-tunes the active model, whatever network it is);
-    a start model of another network than the one asked for gives way to ImageNet weights."""
+                   ) -> tuple[StartPoint, Path | None, dict[str, Any], int | None]:
+    """The start point, its weights' folder, the network options and the size the start model works at. Without
+    an architecture asked for, training carries on with the start model's network (a retrain fine-tunes the
+    active model, whatever network it is); a start model of another network than the one asked for gives way to
+    ImageNet weights."""
     from faceparse.core.checkpoint import CheckpointError, read_checkpoint_meta
 
     options = dict(ctx.recipe.arch_args)
+    start_size = None
     if path is not None:
         try:
             meta = read_checkpoint_meta(path)
@@ -332,13 +350,58 @@ def _checked_start(ctx: RetrainContext, start: StartPoint, path: Path | None
             ctx.config.architecture = meta["architecture"]
         if meta["architecture"] == ctx.config.network:
             options = {k: v for k, v in meta["arch_args"].items() if k not in ("classes", "pretrained")}
+            start_size = _working_size(meta)
         else:
             ctx.note(f"{start.describe()} is a {meta['architecture']}, not a {ctx.config.network}; "
                      "starting from ImageNet-initialised weights instead")
             start, path = StartPoint("imagenet"), None
     if ctx.config.arch_args is not None:
         options = dict(ctx.config.arch_args)
-    return start, path, options
+    return start, path, options, start_size
+
+
+def settle_start(ctx: RetrainContext) -> None:
+    """Decide the start point, the network options and the input size before any data is read, since the
+    snapshot is downscaled for that size."""
+    asked = ctx.config.input_size
+    ctx.start, ctx.start_path, ctx.arch_args, start_size = _checked_start(ctx, *_resolve_start(ctx))
+    ctx.config.settle_input_size(start_size)
+    size = ctx.config.input_size
+    if asked is None and start_size is not None:
+        ctx.note(f"training at {size} px, the input size of {ctx.start.describe()}")
+    elif start_size is not None and start_size != size:
+        ctx.note(f"training at {size} px as asked, while {ctx.start.describe()} works at {start_size} px: it is "
+                 f"measured before training at {size} px too")
+
+
+def auto_start_size(store: ProjectStore, task: str) -> int | None:
+    """The input size a retrain with no size asked for trains at when it starts, as by default, from the active
+    model, else the shipped starter model; None when neither can be read (the recipe's size then applies)."""
+    from faceparse.core.checkpoint_layout import META_NAME
+    from faceparse.core.versions import starter_checkpoint
+
+    active = store.active_model(task)
+    path = active["path"] if active is not None and has_checkpoint(active["path"] or None) \
+        else starter_checkpoint(task)
+    if path is None:
+        return None
+    try:  # the metadata alone, read as JSON: the studio asks this when it opens, before anything needs PyTorch
+        return _working_size(json.loads((Path(path) / META_NAME).read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _start_is_baseline(ctx: RetrainContext, start: StartPoint) -> bool:
+    """Whether the baseline just measured is also the start model's before-training score: the same weights,
+    measured as the new model will be, at the training size (a start model trained at another size than asked
+    for scores differently there)."""
+    baseline = ctx.baseline
+    if baseline is None or not start.trained:
+        return False
+    if baseline.get("input_size") != [ctx.config.input_size, ctx.config.input_size]:
+        return False
+    return (start.kind == "version" and baseline["version"] == start.version) or \
+        (start.kind == "starter" and baseline["source"] == "starter")
 
 
 def phase_prepare(ctx: RetrainContext) -> None:
@@ -347,7 +410,7 @@ def phase_prepare(ctx: RetrainContext) -> None:
     from faceparse.models import build_model
 
     config = ctx.config
-    start, path, ctx.arch_args = _checked_start(ctx, *_resolve_start(ctx))
+    start, path = ctx.start, ctx.start_path
     ctx.emit("prepare", f"building {config.network} from {start.describe()}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -381,14 +444,12 @@ def phase_prepare(ctx: RetrainContext) -> None:
         if measured is not None:
             ctx.baseline = {"source": "starter", "version": None, **measured}
     ctx.check_cancel()
-    same_as_baseline = ctx.baseline is not None and start.trained and (
-        (start.kind == "version" and ctx.baseline["version"] == start.version) or
-        (start.kind == "starter" and ctx.baseline["source"] == "starter"))
-    ctx.initial = dict(ctx.baseline) if same_as_baseline else _measure(ctx, ctx.model, ctx.model_meta())
+    ctx.initial = dict(ctx.baseline) if _start_is_baseline(ctx, start) else \
+        _measure(ctx, ctx.model, ctx.model_meta())
     parts = [f"start: {start.describe()}"]
     if ctx.baseline is not None:
         parts.append(f"active model score {_fmt(ctx.baseline['score'])}")
-    parts.append(f"start model score {_fmt(ctx.initial['score'])}")
+    parts.append(f"start model score {_fmt(ctx.initial['score'])} at {config.input_size} px")
     ctx.emit("prepare", "; ".join(parts), metrics=ctx.initial["metrics"])
 
 
@@ -513,6 +574,9 @@ def phase_promote(ctx: RetrainContext) -> None:
     in_use = "the starter model" if ctx.baseline is not None and ctx.baseline["source"] == "starter" else \
         "the active model"
     ctx.decision = decide_promotion(score, baseline, config.promote, config.min_improvement, in_use)
+    if not ctx.decision.promote and config.promote == "auto" and not ctx.snapshot.val:
+        ctx.decision = PromotionDecision(False, "not promoted: there are no validation faces to measure it on; "
+                                                "correct more faces, or activate it yourself")
     now = ctx.store.active_model(config.task)
     now_version = None if now is None else now["version"]
     if ctx.decision.promote and config.promote != "force" and now_version != ctx.active_at_start:
@@ -625,6 +689,7 @@ def run_retrain(store: ProjectStore, config: Any, reporter: Any, work_dir: Path,
     device = resolve_device(config, local_rank)
     dist = dist or Distributed(device)
     ctx = RetrainContext(store, config, reporter, dist, work_dir, device)
+    settle_start(ctx)
     together = True
     for name, phase in phases or RETRAIN_PHASES:
         if name in MAIN_ONLY_PHASES and together:

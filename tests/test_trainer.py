@@ -250,8 +250,9 @@ def test_class_weights_favour_rare_classes():
 
 def test_configs_take_task_defaults_and_refuse_mistakes():
     parser, mask = TrainConfig.for_task("parser"), TrainConfig.for_task("mask", epochs=2)
-    assert parser.network == "deeplabv3plus_mobilenetv2" and parser.input_size == 256
-    assert mask.network == "abanet" and mask.input_size == 192 and mask.epochs == 2
+    assert parser.network == "deeplabv3plus_mobilenetv2" and parser.input_size is None  # the start model's
+    assert mask.network == "abanet" and mask.input_size is None and mask.epochs == 2
+    assert get_recipe("parser").input_size == 256 and get_recipe("mask").input_size == 192
     assert TrainConfig.from_dict({"task": "mask"}).batch_size == 8
     assert TrainConfig.from_dict(parser.to_dict()) == parser
     for bad, match in [({"epochs": 0}, "epochs"), ({"input_size": 100}, "multiple of 32"), ({"batch_size": 1}, "batch"),

@@ -24,6 +24,10 @@ from faceparse.app.cli import CommandError, progress_bar
 from faceparse.core.store import ProjectStore
 
 TASK_CHOICES = ("parser", "mask")
+SIZE_HELP = ("training input size in pixels, a multiple of 32 (default: the input size of the model training "
+             "starts from, as its meta.json records it: 512 for the shipped starter parser, 256 for the starter "
+             "mask model, for a version the size it was trained at; from imagenet or scratch, 256 for the parser "
+             "and 192 for the mask model)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,7 +51,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="init", metavar="VERSION",
                    help="start from this version (or 'starter', 'imagenet', 'scratch'); default: the active model, "
                         "else the starter model")
-    p.add_argument("--size", type=int, dest="input_size", metavar="PX", help="training input size (multiple of 32)")
+    p.add_argument("--size", type=int, dest="input_size", metavar="PX", help=SIZE_HELP)
     p.add_argument("--batch", type=int, dest="batch_size", metavar="N")
     p.add_argument("--lr", type=float, metavar="RATE")
     p.add_argument("--patience", type=int, metavar="EPOCHS", help="stop after this many epochs without improvement")
@@ -245,6 +249,7 @@ def run_train(args: argparse.Namespace) -> int:
                                "first, then train")
         _check_start(store, config)
         _check_pretrain(store, config)
+        _warn_without_validation(store, config)
         runner = JobRunner(store)
         handle = runner.start_retrain(config)
         print(f"Started {config.task} training job {handle.job_id} on {store.root}", file=sys.stderr, flush=True)
@@ -254,12 +259,38 @@ def run_train(args: argparse.Namespace) -> int:
                               "result": outcome.result}, indent=2))
         else:
             print_result(outcome, outcome.result)
+            _say_how_to_activate_unmeasured(args.folder, config, outcome.result)
             print(f"Log: stored in the project (faceparse jobs {args.folder} --log {outcome.job_id})")
     finally:
         store.close()
     if outcome.state == "done":
         return 0
     return 130 if interrupted else 1
+
+
+def _warn_without_validation(store: ProjectStore, config: Any) -> None:
+    """Say before the job starts, not only in its log, that no corrected face is kept for validation: the new
+    model then cannot be measured, trains to its epoch or time limit with nothing to stop it early, and never
+    replaces the active model on its own merit."""
+    from faceparse.core.datasets import TRAINABLE_STATUSES, image_split
+
+    if any(image_split(rec) == "val" for rec in store.images(status=TRAINABLE_STATUSES)):
+        return
+    outcome = {"force": "it is activated anyway, as --force asks",
+               "never": "it is saved without being activated, as --no-promote asks"}.get(
+        config.promote, "it will not replace the active model unless you add --force")
+    print(f"warning: none of the corrected faces is a validation face yet (about one in five is kept for "
+          f"validation), so the new model cannot be measured and trains until its epoch or time limit; {outcome}. "
+          "Correct more images first to have it measured.", file=sys.stderr, flush=True)
+
+
+def _say_how_to_activate_unmeasured(folder: str, config: Any, result: dict[str, Any] | None) -> None:
+    """After a retrain with no validation face, the ways to use the new version anyway."""
+    if config.promote != "auto" or not result or result.get("promoted") or not result.get("version") \
+            or (result.get("data") or {}).get("val") != 0:
+        return
+    print(f"It could not be measured, so it was not activated: activate it with `faceparse models {folder} activate "
+          f"{result['version']}`, or retrain with --force; correct more images to have new versions measured.")
 
 
 def _check_start(store: ProjectStore, config: Any) -> None:
@@ -373,15 +404,18 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
                               description="Measure a model on DATA: a project (its fixed validation faces by "
                                           "default) or a folder of images with same-named index PNG masks.")
     p.add_argument("--model", required=True, metavar="M",
-                   help="a checkpoint folder, an .onnx file, or a version of the DATA project (v0003, active, "
-                        "starter); the starter model is measured as it pre-labels the project")
+                   help="a checkpoint folder, an .onnx file, a version of the DATA project (v0003, active), or "
+                        "starter (also parser or mask: that task's starter model, or on a project its active "
+                        "model); on a project the starter model is measured as it pre-labels the project")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--masks", metavar="DIR", help="mask folder for a plain image folder (default DATA/masks)")
     p.add_argument("--schema", metavar="NAME|FILE.json",
                    help="the masks' schema, when it is not the model's: scores are over the coarser of the two "
                         "schemas, through whichever declares a mapping to the other (refused when neither does)")
     p.add_argument("--split", choices=("val", "train", "all"), default="val", help="project faces to use")
-    p.add_argument("--task", choices=TASK_CHOICES, help="for version names: which task's versions")
+    p.add_argument("--task", choices=TASK_CHOICES,
+                   help="for version names and starter: which task's model (default: the project's; the parser "
+                        "for a plain folder)")
     p.add_argument("--onnx", action="store_true", help="run a version's ONNX export instead of its checkpoint")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run_eval)
@@ -398,9 +432,10 @@ def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
             if _looks_like_a_path(args.model):
                 raise CommandError(f"model file not found: {args.model}")
             if store is None:
-                raise CommandError(f"model not found: {args.model} (version names need DATA to be a project)")
-            task = args.task or _default_task(store)
-            row = resolve_version(store, task, args.model)
+                return open_predictor(_starter_without_project(args), prefer)
+            task, spec = (args.model, "active") if args.model in TASK_CHOICES else \
+                (args.task or _default_task(store), args.model)
+            row = resolve_version(store, task, spec)
             if row["version"] == STARTER:
                 notes: list[str] = []
                 scorer = starter_scorer(store.schema, task, notes=notes)
@@ -414,6 +449,21 @@ def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
         return open_predictor(path, prefer)
     except EvaluationError as e:
         raise CommandError(str(e)) from None
+
+
+def _starter_without_project(args: argparse.Namespace) -> Path:
+    """The shipped starter model named without a project to hold versions ("starter", "active", "parser",
+    "mask", as `predict` takes them): its checkpoint, or its ONNX export with --onnx."""
+    from faceparse.core.model_resolver import starter_model_path
+    from faceparse.core.versions import starter_checkpoint
+
+    if args.model not in ("starter", "active", *TASK_CHOICES):
+        raise CommandError(f"model not found: {args.model} (version names need DATA to be a project)")
+    task = args.model if args.model in TASK_CHOICES else args.task or "parser"
+    path = starter_model_path(task) if args.onnx else starter_checkpoint(task)
+    if path is None or not path.exists():
+        raise CommandError(f"no starter {task} model is installed")
+    return path
 
 
 def _looks_like_a_path(model: str) -> bool:
@@ -480,7 +530,7 @@ def _measure(predictor: Any, samples: list, task: str) -> dict[str, Any]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    data = Path(args.data)
+    data = Path(args.data).expanduser()
     if not data.exists():
         raise CommandError(f"folder does not exist: {data}")
     store = ProjectStore.open(data) if ProjectStore.is_project(data) else None

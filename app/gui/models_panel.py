@@ -20,6 +20,7 @@ from faceparse.core.model_resolver import task_for_schema
 from faceparse.core.prelabel import TTA_SETTING, PrelabelProgress, PrelabelResult, project_tta
 from faceparse.core.recipes import ConfigError, TrainConfig, get_recipe
 from faceparse.core.store import ProjectError, ProjectStore
+from faceparse.core.train_worker import auto_start_size
 from faceparse.core.versions import (
     STARTER,
     activate,
@@ -213,10 +214,10 @@ class ModelsPanel(QWidget):
         self.epochs.setRange(1, 500)
         self.epochs.setValue(TrainConfig.for_task(self.task).epochs)
         self.input_size = QComboBox(box)
-        default_size = TrainConfig.for_task(self.task).input_size
-        for size in sorted({*INPUT_SIZES, default_size}):
+        self.input_size.addItem("Automatic", None)  # named by _show_automatic_size
+        for size in sorted({*INPUT_SIZES, self.recipe.input_size}):
             self.input_size.addItem(f"{size} px", size)
-        self.input_size.setCurrentIndex(self.input_size.findData(default_size))
+        self.input_size.setCurrentIndex(0)
         self.retrain_button = QPushButton(qta.icon("fa5s.sync-alt"), "Retrain", box)
         self.retrain_button.setObjectName("retrainButton")
         self.retrain_cancel = QPushButton(qta.icon("fa5s.stop"), "Cancel", box)
@@ -481,11 +482,19 @@ class ModelsPanel(QWidget):
             self.versions.addTopLevelItem(self._version_item(row))
         self._select_version(chosen)
         self._update_activate()
+        self._show_automatic_size()
         # a retrain decides its own promotion against the model active when it started, so no switching meanwhile
         free = not self._activating and not self.retrain.running
         candidates = rollback_candidates(self.store, self.task)
         self.rollback_button.setEnabled(free and bool(candidates))
         self.rollback_button.setToolTip(_rollback_hint(candidates))
+
+    def _show_automatic_size(self) -> None:
+        """The automatic size is the one the model a retrain starts from works at (a model fine-tuned at another
+        size loses much of what it learned), so the choice names it, and follows the active model."""
+        size = auto_start_size(self.store, self.task)
+        text = f"Automatic (the model's own, {size} px)" if size else f"Automatic ({self.recipe.input_size} px)"
+        self.input_size.setItemText(0, text)
 
     def _version_item(self, row: dict[str, Any]) -> QTreeWidgetItem:
         score = version_score(row.get("metrics"), self.recipe)
