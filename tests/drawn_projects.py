@@ -5,6 +5,15 @@ from faceparse.core.synthetic import draw_face
 from PIL import Image
 
 
+def draw_folder(root, count, size=64, seed=0, suffix=".png", **draw) -> list[str]:
+    """A folder of `count` drawn faces (`face0<suffix>`, ...), for tests that only need pictures; their names."""
+    root.mkdir(parents=True, exist_ok=True)
+    names = [f"face{i}{suffix}" for i in range(count)]
+    for i, name in enumerate(names):
+        Image.fromarray(draw_face(seed + i, size, **draw)[0]).save(root / name)
+    return names
+
+
 def make_project(root, count=10, corrected=8, size=64, schema="lapa", seed=0, **draw):
     """A folder of drawn faces; the first `corrected` get their exact masks as corrections. Returns the open
     store and the masks by file name."""

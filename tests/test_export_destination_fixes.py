@@ -23,6 +23,7 @@ SIZE = 8
 
 
 def put_photo(path, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
     pixels = np.random.default_rng(seed).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(path)
 

@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+from drawn_projects import draw_folder
 from faceparse.app.cli import main
 from faceparse.core.faces import WHOLE_IMAGE
 from faceparse.core.model_resolver import ModelNotFoundError, find_model
@@ -31,9 +32,7 @@ def model(tmp_path_factory):
 @pytest.fixture
 def folder(tmp_path):
     root = tmp_path / "photos"
-    root.mkdir()
-    for i in range(COUNT):
-        Image.fromarray(draw_face(60 + i, SIZE, background="none")[0]).save(root / f"p{i}.png")
+    draw_folder(root, COUNT, SIZE, seed=60, background="none")
     with ProjectStore.create(root) as store:
         store.scan()
     return root

@@ -7,21 +7,7 @@ import numpy as np
 from faceparse.app.cli import main
 from faceparse.core.export import export_dataset
 from faceparse.core.store import ProjectStore
-from PIL import Image
-
-SIZE = 8
-
-
-def put_photo(path, seed):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-
-
-def face_mask():
-    mask = np.zeros((SIZE, SIZE), np.uint8)
-    mask[2:6, 2:6] = 1
-    return mask
+from test_export_destination_fixes import face_mask, put_photo
 
 
 def relpaths(store):

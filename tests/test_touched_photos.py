@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from drawn_projects import draw_folder
 from faceparse.core.faces import WHOLE_IMAGE
 from faceparse.core.prelabel import PrelabelJob
 from faceparse.core.store import ProjectStore
@@ -24,9 +25,7 @@ def model(tmp_path_factory):
 @pytest.fixture
 def store(tmp_path):
     root = tmp_path / "photos"
-    root.mkdir()
-    for i in range(COUNT):
-        Image.fromarray(draw_face(200 + i, SIZE, background="none")[0]).save(root / f"face{i}.bmp")
+    draw_folder(root, COUNT, SIZE, seed=200, suffix=".bmp", background="none")
     s = ProjectStore.create(root)
     s.scan()
     yield s
