@@ -157,7 +157,7 @@ def test_a_photo_of_a_few_pixels_fits_the_window_and_zooming_in_keeps_its_size(q
     canvas = window.ws.canvas
     viewport = canvas.viewport()
     fitted = canvas.scale_factor
-    assert fitted > 64
+    assert fitted > 20 and max(5 * fitted / viewport.width(), 6 * fitted / viewport.height()) > 0.8  # fills the view
     _wheel(viewport, viewport.rect().center(), 240)
     assert canvas.scale_factor == pytest.approx(fitted)
     _wheel(viewport, viewport.rect().center(), -240)
