@@ -7,6 +7,7 @@ import pytest
 from drawn_projects import make_project
 from faceparse.app.cli import main
 from faceparse.core.model_resolver import starter_model_path
+from faceparse.core.store import ProjectStore
 from test_cli_train import labelled_folder
 
 TINY = ["--size", "64", "--batch", "2", "--epochs", "1", "--max-steps", "1", "--threads", "1", "--from", "scratch",
@@ -76,3 +77,19 @@ def test_eval_expands_a_tilde_in_data(tmp_path, capsys, monkeypatch):
     code, out, err = run(capsys, "eval", "--model", starter_model_path("parser"), "~/heldout", "--json")
     assert code == 0, err
     assert json.loads(out)["images"] == 2
+
+
+def test_eval_on_a_faces_mode_project_says_it_scored_whole_photos(tmp_path, capsys):
+    store, _ = make_project(tmp_path / "faces", count=3, corrected=3, schema="celebamask-hq")
+    model = starter_model_path("parser")
+    store.set_setting("prelabel.mode", "faces")
+    store.close()
+    code, out, err = run(capsys, "eval", "--model", model, tmp_path / "faces", "--split", "all")
+    assert code == 0, err
+    assert "Scored on whole photos; this project pre-labels crops around each face" in out
+    code, out, _ = run(capsys, "eval", "--model", model, tmp_path / "faces", "--split", "all", "--json")
+    assert json.loads(out)["framing"] == "whole_image"
+    with ProjectStore.open(tmp_path / "faces") as again:
+        again.set_setting("prelabel.mode", "whole_image")
+    code, out, _ = run(capsys, "eval", "--model", model, tmp_path / "faces", "--split", "all")
+    assert code == 0 and "Scored on whole photos" not in out
