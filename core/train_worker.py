@@ -42,6 +42,7 @@ import importlib
 import json
 import math
 import os
+import shlex
 import shutil
 import sys
 import threading
@@ -626,7 +627,12 @@ def phase_repredict(ctx: RetrainContext) -> None:
         return
     ctx.repredict = {"state": outcome.state, "job_id": outcome.job_id, "predicted": outcome.predicted,
                      "failed": len(outcome.failed), "total": outcome.total}
-    ctx.emit("repredict", f"re-predicted {outcome.predicted} of {outcome.total} faces ({outcome.state})")
+    rest = ""
+    if outcome.state == "cancelled":  # the promotion stands: say so, and how to finish or undo it
+        folder = shlex.quote(str(ctx.store.root))
+        rest = (f"; the new model was already active: faceparse prelabel {folder} predicts the rest, "
+                f"faceparse models {folder} rollback returns to the previous model")
+    ctx.emit("repredict", f"re-predicted {outcome.predicted} of {outcome.total} faces ({outcome.state}){rest}")
 
 
 RETRAIN_PHASES: list[tuple[str, Callable[[RetrainContext], None]]] = [
