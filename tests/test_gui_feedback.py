@@ -27,3 +27,23 @@ def test_a_and_d_at_the_ends_of_the_list_say_so(qtbot, tmp_path):
     QTest.keyClick(ws.canvas, Qt.Key.Key_D)
     assert window.statusBar().currentMessage() == "this is the last image in the list"
     assert ws.image_list.view.currentIndex().row() == 1
+
+
+def test_the_class_under_a_resting_pointer_follows_t_and_edits(qtbot, tmp_path):
+    from test_gui_helpers import drag, viewport_point
+
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=1, size=64), tmp_path)
+    canvas = window.ws.canvas
+    QTest.mouseMove(canvas.viewport(), viewport_point(canvas, 10.5, 10.5))
+    assert window.cursor_label.text().endswith("(mask)")
+    QTest.keyClick(canvas, Qt.Key.Key_T)
+    assert window.cursor_label.text().endswith("(prediction)")
+    QTest.keyClick(canvas, Qt.Key.Key_T)
+    assert window.cursor_label.text().endswith("(mask)")
+    QTest.keyClick(canvas, Qt.Key.Key_4)
+    drag(canvas, [viewport_point(canvas, 6, 10.5), viewport_point(canvas, 14, 10.5)])
+    QTest.mouseMove(canvas.viewport(), viewport_point(canvas, 40.5, 40.5))
+    QTest.mouseMove(canvas.viewport(), viewport_point(canvas, 10.5, 10.5))
+    assert window.cursor_label.text().startswith("10, 10  ·  4 ")
+    QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not window.cursor_label.text().startswith("10, 10  ·  4 ")

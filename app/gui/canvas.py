@@ -13,6 +13,7 @@ from faceparse.core.schemas import LabelSchema
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QCursor,
     QImage,
     QKeyEvent,
     QMouseEvent,
@@ -158,6 +159,7 @@ class Canvas(QGraphicsView):
         self._editable_changed()
         if was != self.showing_prediction:
             self.prediction_shown.emit(self.showing_prediction)
+        self.refresh_hover()
         return self.showing_prediction
 
     def tool_in_progress(self) -> bool:
@@ -204,6 +206,13 @@ class Canvas(QGraphicsView):
         if self.showing_prediction:
             return
         self._overlay_item.changed(self.overlay.refresh(box))
+        self.refresh_hover()
+
+    def refresh_hover(self) -> None:
+        """Report the class under a resting pointer again: an edit, an undo or T changes it without a mouse move."""
+        at = self.viewport().mapFromGlobal(QCursor.pos())
+        if self.viewport().rect().contains(at):
+            self._report_hover(self.image_pos(QPointF(at)))
 
     def commit(self, edit: Edit | None) -> None:
         if edit is not None:
