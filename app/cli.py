@@ -66,7 +66,7 @@ def print_scan_notes(result) -> None:
     """What a folder scan found besides the counts: photos found again under a new name, and entries it left out."""
     if result.renamed:
         print(f"Found {counted(result.renamed, 'renamed or moved photo')} again; they keep their masks")
-    inside = list(getattr(result, "projects_inside", ()))
+    inside = list(result.projects_inside)
     if inside:
         names = ", ".join(inside[:5]) + (f" and {len(inside) - 5} more" if len(inside) > 5 else "")
         whose = "its photos belong to that project" if len(inside) == 1 else "their photos belong to those projects"

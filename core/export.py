@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from faceparse.core.formats import DatasetFormat, card, celebamask, coco, get_format, yolo
+from faceparse.core.formats import FORMATS, DatasetFormat, card, get_format
 from faceparse.core.formats.base import (
     CARD_DATA_FILE,
     CARD_FILE,
@@ -240,18 +240,6 @@ _CARD_KEYS_BEFORE_GENERATOR = frozenset({
 """The entries of dataset.json as exports wrote it before it named its generator."""
 _CARD_KEYS_ADDED_LATER = frozenset({"approved_as_predicted", card.CARD_TOP_LEVEL_KEY})
 
-_LAYOUT_TOP_LEVEL: dict[str, tuple[str, ...]] = {
-    "celebamask-hq": (celebamask.IMAGE_DIR, celebamask.ANNO_DIR, celebamask.COMBINED_DIR, celebamask.MAPPING_FILE,
-                      *(f"{split}.txt" for split in SPLIT_NAMES)),
-    "lapa": SPLIT_NAMES,
-    "index-png": ("images", "masks", "previews"),
-    "coco": ("images", coco.ANNOTATION_DIR),
-    "coco-polygons": ("images", coco.ANNOTATION_DIR),
-    "labelme": SPLIT_NAMES,
-    "yolo": ("images", "labels", yolo.DATA_FILE),
-}
-"""What each layout writes at the top of its folder, beside the card and schema.json: the names an export from
-before its card recorded them (`card.CARD_TOP_LEVEL_KEY`) is taken to have written."""
 _CARD_TOP_LEVEL = (CARD_FILE, CARD_DATA_FILE, SCHEMA_FILE)
 FILE_MANAGER_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 """Files a file manager leaves in any folder it shows; they hold nobody's work, so they never block a replace."""
@@ -323,9 +311,9 @@ def _earlier_export_names(card_file: Path) -> frozenset[str]:
     if isinstance(recorded, list) and all(isinstance(name, str) for name in recorded):
         return frozenset(recorded)
     layout = data.get("format")
-    names = _LAYOUT_TOP_LEVEL.get(layout) if isinstance(layout, str) else None
-    if names is None:
-        names = tuple(name for layout_names in _LAYOUT_TOP_LEVEL.values() for name in layout_names)
+    known = FORMATS.get(layout) if isinstance(layout, str) else None
+    names = known.exporter.top_level if known is not None else \
+        tuple(name for f in FORMATS.values() for name in f.exporter.top_level)
     return frozenset((*_CARD_TOP_LEVEL, *names))
 
 

@@ -66,6 +66,9 @@ class Exporter(abc.ABC):
     """The suffix of the label file written for each image under its path without extension (`masks/x.png`), so
     that `x.jpg` and `x.png` would share one (and an import could not tell them apart); None for a layout whose
     label files are not named so (numbered files, one JSON for all images)."""
+    top_level: tuple[str, ...] = ()
+    """The names the layout writes at the top of its folder, beside the card and schema.json (a replace of an
+    export from before its card recorded them takes these as the export's own)."""
 
     @classmethod
     def unwritable_name(cls, relpath: str) -> str | None:

@@ -69,6 +69,7 @@ class CelebAMaskExporter(Exporter):
               f"- `{MAPPING_FILE}`: number and original path of every photo (tab-separated)\n"
               "- `schema.json`: class names, indices and colours")
     stem_label_suffix = None  # files are numbered; the mapping keeps each photo's full name
+    top_level = (IMAGE_DIR, ANNO_DIR, COMBINED_DIR, MAPPING_FILE, *(f"{split}.txt" for split in SPLIT_NAMES))
 
     @classmethod
     def unwritable_name(cls, relpath: str) -> str | None:

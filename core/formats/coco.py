@@ -123,6 +123,7 @@ class CocoExporter(Exporter):
               "its pixels as one compressed RLE (pycocotools), `iscrowd` 0; category id = class index\n"
               "- `schema.json`: class names, indices and colours")
     stem_label_suffix = None  # the photos keep their suffixes, and the labels are one JSON per split
+    top_level = ("images", ANNOTATION_DIR)
 
     def __init__(self, root: Path, schema: LabelSchema):
         super().__init__(root, schema)

@@ -43,6 +43,7 @@ class IndexPngExporter(Exporter):
               "viewers show the class colour)\n"
               "- `previews/<split>/<path>.png`: the masks in the class colours as RGB\n"
               "- `schema.json`: class names, indices and colours")
+    top_level = ("images", "masks", "previews")
 
     def add(self, item: ExportItem) -> None:
         copy_image(item.image_path, self.root / "images" / item.split / f"{item.name}{item.image_suffix}")

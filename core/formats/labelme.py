@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 from faceparse.core.formats.base import (
     METADATA_FILES,
+    SPLIT_NAMES,
     Exporter,
     ExportItem,
     LabelFormatError,
@@ -103,6 +104,7 @@ class LabelmeExporter(Exporter):
               "back the mask\n"
               "- `schema.json`: class names, indices and colours")
     stem_label_suffix = ".json"
+    top_level = SPLIT_NAMES
 
     def add(self, item: ExportItem) -> None:
         image = self.root / item.split / f"{item.name}{item.image_suffix}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from faceparse.core.formats.base import (
+    SPLIT_NAMES,
     Exporter,
     ExportError,
     ExportItem,
@@ -36,6 +37,7 @@ class LapaExporter(Exporter):
     layout = ("- `<split>/images/<name>`: the photos, unchanged (subfolders flattened, joined by `__`)\n"
               "- `<split>/labels/<name>.png`: 8-bit grayscale index masks, the value is the class index\n"
               "- `schema.json`: class names, indices and colours")
+    top_level = SPLIT_NAMES
 
     def __init__(self, root: Path, schema: LabelSchema):
         super().__init__(root, schema)

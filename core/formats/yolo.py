@@ -97,6 +97,7 @@ class YoloExporter(Exporter):
               "names\n"
               "- `schema.json`: class names, indices and colours")
     stem_label_suffix = ".txt"
+    top_level = ("images", "labels", DATA_FILE)
 
     def __init__(self, root: Path, schema: LabelSchema):
         super().__init__(root, schema)
