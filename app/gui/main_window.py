@@ -73,6 +73,11 @@ def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
     return folder, first_image
 
 
+def _chosen_row(ws: Workspace) -> int | None:
+    index = ws.image_list.view.currentIndex()
+    return index.row() if index.isValid() else None
+
+
 def _fill_details(store: ProjectStore, cancel) -> bool:
     """Read sizes and hashes; True when some photo turned out broken or a renamed one was found again with its
     masks, so the list must be drawn again."""
@@ -672,8 +677,7 @@ class MainWindow(QMainWindow):
         if ws.session.image_id is not None:
             row = ws.image_list.model.row_of(ws.session.image_id)
         else:  # a photo that cannot be opened is still the one chosen in the list
-            chosen = ws.image_list.view.currentIndex()
-            row = chosen.row() if chosen.isValid() else None
+            row = _chosen_row(ws)
         where = "–" if row is None else f"{row + 1:,}"
         self.position_label.setText(f"{where} / {ws.image_list.model.total:,}")
 
@@ -720,8 +724,8 @@ class MainWindow(QMainWindow):
         if record is not None:
             first = f"{record.name} ({record.status})[*]"
         else:
-            chosen = ws.image_list.view.currentIndex()
-            unopened = ws.image_list.model.record(chosen.row()) if chosen.isValid() and self._open_failed else None
+            row = _chosen_row(ws) if self._open_failed else None
+            unopened = ws.image_list.model.record(row) if row is not None else None
             first = f"{unopened.name} (cannot be opened)[*]" if unopened is not None else None
         parts = [first, ws.store.root.name, APP_TITLE] if first else [f"{ws.store.root.name}[*]", APP_TITLE]
         self.setWindowTitle(" — ".join(parts))
