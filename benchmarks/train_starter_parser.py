@@ -230,6 +230,9 @@ def main() -> int:
     ap.add_argument("--crop-size", type=int, default=256, help="side of a rare-class crop, at the face's scale")
     ap.add_argument("--crop-batch", type=int, default=16, help="crops per rare-class step")
     ap.add_argument("--crop-every", type=int, default=2, help="one rare-class step after every N full-face steps")
+    ap.add_argument("--extra", type=Path, action="append", default=[], help="a folder of pseudo-labelled faces "
+                    "(images/, masks/ with 255 for unsure pixels, split.csv) added to the training faces once per "
+                    "epoch; see pseudo_label_parser.py")
     ap.add_argument("--eval-only", action="store_true")
     ap.add_argument("--eval-size", type=int, default=0, help="input size for the held-out evaluation")
     ap.add_argument("--limit", type=int, default=0, help="use only N training images (smoke runs)")
@@ -253,6 +256,11 @@ def main() -> int:
         print(f"weights from {args.init}", flush=True)
     weights = class_weights(train, 19)
     epoch_items = np.repeat(np.arange(len(train)), repeat_counts(train, args.oversample))
+    for folder in args.extra:
+        extra = load_split(folder, "train")
+        epoch_items = np.concatenate([epoch_items, np.arange(len(train), len(train) + len(extra))])
+        train += extra
+        print(f"{len(extra)} pseudo-labelled faces from {folder}", flush=True)
     if args.oversample:
         print(f"oversampling {args.oversample}: {len(epoch_items)} faces per epoch", flush=True)
     rare = [CLASSES.index(c) for c in args.rare_crops.split(",") if c]
