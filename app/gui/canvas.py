@@ -47,6 +47,7 @@ class Canvas(QGraphicsView):
     zoom_changed = Signal(float)
     prediction_shown = Signal(bool)  # the overlay switched to (True) or away from (False) the prediction
     message = Signal(str)  # why the mouse did nothing, for the status bar
+    sketch_changed = Signal()  # a stroke or an outline was started, extended, finished or dropped
 
     def __init__(self, schema: LabelSchema, parent: QWidget | None = None):
         super().__init__(parent)
@@ -230,6 +231,7 @@ class Canvas(QGraphicsView):
             if len(points) > 2:
                 path.closeSubpath()
         self._preview.setPath(path)
+        self.sketch_changed.emit()
 
     # --- view --------------------------------------------------------------------------------------------------
 
@@ -323,6 +325,7 @@ class Canvas(QGraphicsView):
             pos = self.image_pos(event.position())
             self._tool_active = True
             self.tool.press(pos.x(), pos.y())
+            self.sketch_changed.emit()
             return
         if event.button() == Qt.MouseButton.LeftButton and self.showing_prediction and self.editor is not None:
             self.message.emit("the prediction is read-only: press T to edit the working mask, or Ctrl+Enter to "
@@ -357,6 +360,7 @@ class Canvas(QGraphicsView):
             self._tool_active = False
             pos = self.image_pos(event.position())
             self.tool.release(pos.x(), pos.y())
+            self.sketch_changed.emit()
             return
         super().mouseReleaseEvent(event)
 

@@ -360,6 +360,9 @@ class MainWindow(QMainWindow):
         ws.session.record_updated.connect(self._say_reviewed)
         ws.session.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         ws.session.error.connect(self._error)
+        ws.session.undo_stack.indexChanged.connect(self._update_history_actions)
+        ws.session.undo_stack.cleanChanged.connect(self._update_history_actions)
+        ws.canvas.sketch_changed.connect(self._update_history_actions)
         self._update_enabled()
         self._update_title()
         ws.canvas.setFocus()
@@ -745,6 +748,13 @@ class MainWindow(QMainWindow):
                 action.setEnabled(has_project)
             else:
                 action.setEnabled(has_images if name in NAVIGATION_ACTIONS else has_image)
+        self._update_history_actions()
+
+    def _update_history_actions(self, *_args) -> None:
+        """Undo and Redo are offered only when they would do something, so an empty history is seen, not guessed."""
+        session = self.ws.session if self.ws is not None else None
+        self.actions["undo"].setEnabled(session is not None and session.can_undo())
+        self.actions["redo"].setEnabled(session is not None and session.can_redo())
 
     def _refresh_recent(self) -> None:
         recent = self.settings.recent_projects()

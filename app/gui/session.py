@@ -170,12 +170,22 @@ class AnnotationSession(QObject):
             self.canvas.show_prediction(False)
             self.message.emit("showing the working mask: undo and redo change it, not the prediction")
 
+    def sketch_in_progress(self) -> bool:
+        tool = self.canvas.tool
+        return tool.holds_pixels() or bool(getattr(tool, "points", None))
+
+    def can_undo(self) -> bool:
+        """Whether Undo would do anything: take back an edit, or drop a stroke or outline still being drawn."""
+        return self.editor is not None and (self.undo_stack.can_undo_edit() or self.sketch_in_progress())
+
+    def can_redo(self) -> bool:
+        return self.editor is not None and self.undo_stack.canRedo()
+
     def undo(self) -> None:
         """Take back the newest thing: a stroke or polygon still in progress, otherwise the last edit."""
         self._show_working_mask()
-        tool = self.canvas.tool
-        in_progress = tool.holds_pixels() or bool(getattr(tool, "points", None))
-        tool.cancel()
+        in_progress = self.sketch_in_progress()
+        self.canvas.tool.cancel()
         if not in_progress:
             self.undo_stack.undo_edit()
 
