@@ -178,8 +178,9 @@ def test_closing_while_this_image_is_pre_labelled(qtbot, tmp_path):
     assert window.ws is None
 
 
-def test_closing_while_all_images_are_pre_labelled(qtbot, tmp_path):
+def test_closing_while_all_images_are_pre_labelled(qtbot, tmp_path, monkeypatch):
     window = open_window(qtbot, _project_with_a_model(tmp_path), tmp_path)
+    monkeypatch.setattr(window, "_ask_stop_prelabel", lambda progress: True)
     QTest.keyClick(window.ws.canvas, Qt.Key.Key_L,
                    Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     window.close()

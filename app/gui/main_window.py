@@ -73,6 +73,12 @@ def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
     return folder, first_image
 
 
+def _prelabelling_all(ws: Workspace) -> bool:
+    """Whether a run over all images is under way: the one pre-labelling job that can be cancelled (a single image
+    is over in moments)."""
+    return ws.models.prelabel_task is not None and ws.models.prelabel_cancel.isEnabled()
+
+
 def _chosen_row(ws: Workspace) -> int | None:
     index = ws.image_list.view.currentIndex()
     return index.row() if index.isValid() else None
@@ -446,6 +452,8 @@ class MainWindow(QMainWindow):
         retraining = ws.models.retrain.running
         if retraining and not self._ask_stop_retrain():
             return False
+        if _prelabelling_all(ws) and not self._ask_stop_prelabel(ws.models.prelabel_status.text()):
+            return False
         if ws.session.image_id is not None:
             image_id = ws.session.image_id
             self.writer.submit(lambda: ws.store.set_setting("studio.last_image", image_id))
@@ -483,6 +491,17 @@ class MainWindow(QMainWindow):
                           "and the corrections are kept for the next retrain.\n\nStop the retrain and close?",
                           QMessageBox.StandardButton.Cancel, self)
         box.setObjectName("stop_retrain")
+        stop = box.addButton("Stop and close", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is stop
+
+    def _ask_stop_prelabel(self, progress: str) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Question, APP_TITLE,
+                          f"All images are being pre-labelled ({progress}). Closing the project stops that; the "
+                          "masks predicted so far are kept, and All images predicts the rest later.\n\n"
+                          "Stop pre-labelling and close?", QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("stop_prelabel")
         stop = box.addButton("Stop and close", QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.exec()
