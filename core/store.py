@@ -59,6 +59,9 @@ STATUSES = ("new", "predicted", "corrected", "reviewed")
 SPLITS = ("train", "val")
 VAL_FRACTION = 0.2
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+FINISHED_JOB_STATES = ("done", "failed", "cancelled")
+JOBS_KEPT = 200
+"""Finished jobs kept (with their logs) when a new job is added; older ones are deleted, so the table stays small."""
 MASK_KINDS = ("predicted", "corrected")
 BUSY_TIMEOUT_S = 15.0
 STALE_TEMP_SECONDS = 3600
@@ -239,6 +242,15 @@ def split_for(key: str) -> str:
     """The fixed train/val assignment: a pure function of the key, so it never reshuffles."""
     value = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
     return "val" if value < VAL_FRACTION else "train"
+
+
+_DELETED_VERSION_KEY = "deleted_model_version.{task}"
+
+
+def _version_number(version: str) -> int | None:
+    """3 for "v0003"; None for a version named otherwise."""
+    match = re.fullmatch(r"v(\d+)", version)
+    return int(match.group(1)) if match else None
 
 
 def _utc_now() -> str:
@@ -1227,10 +1239,35 @@ class ProjectStore:
                     out[task] = model
         return out
 
+    def delete_model_version(self, task: str, version: str) -> None:
+        """Forget a version (its files are the caller's to remove); refused for the active one. Its number is
+        remembered and never given out again: predictions record the version name that made them, and a new model
+        under an old name would pass for the one that made them."""
+        with self._write() as c:
+            active = c.execute("SELECT value FROM settings WHERE key = ?", (f"active_model.{task}",)).fetchone()
+            if active is not None and json.loads(active[0]) == version:
+                raise ProjectError(f"{task} {version} is the active model; activate another version first")
+            if c.execute("DELETE FROM model_versions WHERE task = ? AND version = ?",
+                         (task, version)).rowcount == 0:
+                raise ProjectError(f"no model version {version!r} for task {task!r}")
+            number = _version_number(version)
+            if number is not None and number > self._highest_deleted(c, task):
+                c.execute("INSERT INTO settings(key, value) VALUES (?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                          (_DELETED_VERSION_KEY.format(task=task), json.dumps(number)))
+
+    @staticmethod
+    def _highest_deleted(c: sqlite3.Connection, task: str) -> int:
+        row = c.execute("SELECT value FROM settings WHERE key = ?",
+                        (_DELETED_VERSION_KEY.format(task=task),)).fetchone()
+        return 0 if row is None else int(json.loads(row[0]))
+
     def next_version_name(self, task: str) -> str:
-        numbers = [int(m.group(1)) for (v,) in self._conn().execute(
-            "SELECT version FROM model_versions WHERE task = ?", (task,)) if (m := re.fullmatch(r"v(\d+)", v))]
-        return f"v{max(numbers, default=0) + 1:04d}"
+        """One past the highest version number ever given out, deleted versions included."""
+        c = self._conn()
+        numbers = [n for (v,) in c.execute("SELECT version FROM model_versions WHERE task = ?", (task,))
+                   if (n := _version_number(v)) is not None]
+        return f"v{max(numbers + [self._highest_deleted(c, task)]) + 1:04d}"
 
     # --- jobs ----------------------------------------------------------------------------------------------------
 
@@ -1243,11 +1280,31 @@ class ProjectStore:
     _JOB_COLUMNS = "id, kind, params, state, progress, message, cancel_requested, pid, created, updated, host"
 
     def add_job(self, kind: str, params: dict | None = None) -> int:
+        """A new queued job; finished jobs beyond the newest `JOBS_KEPT` go at the same time."""
         now = time.time()
         with self._write() as c:
             cur = c.execute("INSERT INTO jobs(kind, params, created, updated) VALUES (?, ?, ?, ?)",
                             (kind, json.dumps(params or {}), now, now))
+            self._delete_finished_jobs(c, JOBS_KEPT)
             return int(cur.lastrowid)
+
+    def prune_jobs(self, keep: int = JOBS_KEPT) -> int:
+        """Delete finished jobs (done, failed, cancelled) and their logs, all but the newest `keep`; queued and
+        running jobs are never touched. Returns how many jobs were deleted."""
+        if keep < 0:
+            raise ProjectError(f"the number of jobs to keep cannot be negative, got {keep}")
+        with self._write() as c:
+            return self._delete_finished_jobs(c, keep)
+
+    @staticmethod
+    def _delete_finished_jobs(c: sqlite3.Connection, keep: int) -> int:
+        """The log rows are deleted explicitly rather than left to ON DELETE CASCADE, which SQLite applies only on
+        a connection that turned foreign keys on."""
+        finished = ", ".join("?" * len(FINISHED_JOB_STATES))
+        doomed = (f"SELECT id FROM jobs WHERE state IN ({finished}) ORDER BY id DESC LIMIT -1 OFFSET ?",
+                  (*FINISHED_JOB_STATES, int(keep)))
+        c.execute(f"DELETE FROM job_log WHERE job_id IN ({doomed[0]})", doomed[1])
+        return c.execute(f"DELETE FROM jobs WHERE id IN ({doomed[0]})", doomed[1]).rowcount
 
     def update_job(self, job_id: int, state: str | None = None, progress: float | None = None,
                    message: str | None = None, pid: int | None = None) -> None:

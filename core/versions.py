@@ -5,6 +5,11 @@ checkpoint) and `model.onnx` (what pre-labelling runs). The files are written in
 that is renamed into place, and only then is the version row added to the database; a crash at any point leaves
 either no version or a complete one, and the active model is untouched until `activate` is called.
 
+Deleting a version is crash-safe the same way: its folder is renamed to a hidden name, then its row is removed,
+then the folder; a crash before the row goes leaves a hidden folder that the next deletion renames back, a crash
+after leaves one that the next deletion removes. The active version is never deleted, and a deleted version's name
+is never given to a new one.
+
 Promotion is honest: a new version becomes active only if it scores better than the active model on the same
 validation images (both measured by the same job on the same snapshot), or if the user forces it. Without an active
 model, a new version is promoted if its score is a number at all. Rollback re-activates any earlier version; the
@@ -32,6 +37,8 @@ if TYPE_CHECKING:  # the version list is read by the studio, which should not ha
 ONNX_NAME = "model.onnx"
 HISTORY_KEY = "model_history.{task}"
 HISTORY_LENGTH = 50
+KEEP_VERSIONS = 3
+DELETING_MARK = ".deleting-"
 
 
 @dataclass(frozen=True)
@@ -269,3 +276,161 @@ def starter_checkpoint(task: str) -> Path | None:
     except (ModuleNotFoundError, TypeError):
         return None
     return root if has_checkpoint(root) else None
+
+
+@dataclass(frozen=True)
+class DeletedVersion:
+    task: str
+    version: str
+    size_bytes: int
+    files_kept: str | None = None
+    """The version's folder when it lies outside the project's model folder: such files are left alone."""
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    task: str
+    deleted: tuple[DeletedVersion, ...]
+    refused: tuple[tuple[str, str], ...] = ()
+    """(version, reason) for each version that was to go but could not."""
+    dry_run: bool = False
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(d.size_bytes for d in self.deleted)
+
+
+def delete_version(store: ProjectStore, task: str, version: str) -> DeletedVersion:
+    """Delete one version for good: its folder and its row. Refused for the active version (activate another
+    first), for one that does not exist, and for the one a running training job starts from."""
+    row = _deletable(store, task, version)
+    _settle_interrupted_deletions(store, task)
+    deleted = _described(store, row)
+    folder = _own_folder(store, row)
+    hidden = _hide(folder) if folder is not None and folder.exists() else None
+    try:
+        _forget_in_history(store, task, version)
+        store.delete_model_version(task, version)
+    except BaseException:
+        if hidden is not None:
+            with contextlib.suppress(OSError):  # else the next deletion puts it back
+                os.replace(hidden, folder)
+        raise
+    if hidden is not None:
+        shutil.rmtree(hidden, ignore_errors=True)
+    return deleted
+
+
+def versions_to_prune(store: ProjectStore, task: str, keep: int = KEEP_VERSIONS) -> list[dict[str, Any]]:
+    """Every version of `task` but the active one and the `keep` newest others, oldest first."""
+    if keep < 0:
+        raise ProjectError(f"the number of versions to keep cannot be negative, got {keep}")
+    active = store.active_model(task)
+    others = [row for row in store.model_versions(task)
+              if active is None or row["version"] != active["version"]]
+    return others[:len(others) - keep] if keep else others
+
+
+def prune_versions(store: ProjectStore, task: str, keep: int = KEEP_VERSIONS, dry_run: bool = False) -> PruneResult:
+    """Delete the versions `versions_to_prune` names (with `dry_run`, only say which and how big they are); one
+    that cannot be deleted is reported in `refused` and the others still go."""
+    doomed = versions_to_prune(store, task, keep)
+    if dry_run:
+        return PruneResult(task, tuple(_described(store, row) for row in doomed), dry_run=True)
+    deleted, refused = [], []
+    for row in doomed:
+        try:
+            deleted.append(delete_version(store, task, row["version"]))
+        except ProjectError as error:
+            refused.append((row["version"], str(error)))
+    return PruneResult(task, tuple(deleted), tuple(refused))
+
+
+def _deletable(store: ProjectStore, task: str, version: str) -> dict[str, Any]:
+    row = store.model_version(task, version)
+    if row is None:
+        known = ", ".join(m["version"] for m in store.model_versions(task)) or "none"
+        raise ProjectError(f"no model version {version!r} for task {task!r} (known: {known})")
+    active = store.active_model(task)
+    if active is not None and active["version"] == version:
+        raise ProjectError(f"{task} {version} is the active model and cannot be deleted; activate another version "
+                           f"(or '{STARTER}') first")
+    job = _training_job_starting_from(store, task, version)
+    if job is not None:
+        raise ProjectError(f"{task} {version} is what training job {job['id']} starts from; delete it once the job "
+                           "has ended")
+    return row
+
+
+def _training_job_starting_from(store: ProjectStore, task: str, version: str) -> dict[str, Any] | None:
+    from faceparse.core.jobs import running_training_job
+
+    job = running_training_job(store)
+    if job is None or job["params"].get("task", task) != task:
+        return None
+    start = str(job["params"].get("init") or "")
+    return job if start in (version, f"{task}/{version}") else None
+
+
+def _described(store: ProjectStore, row: dict[str, Any]) -> DeletedVersion:
+    folder = _own_folder(store, row)
+    if folder is None:
+        return DeletedVersion(row["task"], row["version"], 0, row["path"])
+    return DeletedVersion(row["task"], row["version"], _folder_size(folder))
+
+
+def _own_folder(store: ProjectStore, row: dict[str, Any]) -> Path | None:
+    """The version's folder if it is the one the project keeps it in; files elsewhere are not the project's to
+    delete."""
+    own = version_dir(store, row["task"], row["version"])
+    if not row["path"] or Path(row["path"]).resolve() != own.resolve():
+        return None
+    return own
+
+
+def _hide(folder: Path) -> Path:
+    hidden = folder.with_name(f".{folder.name}{DELETING_MARK}{os.getpid()}")
+    os.replace(folder, hidden)
+    _fsync_dir(folder.parent)
+    return hidden
+
+
+def _settle_interrupted_deletions(store: ProjectStore, task: str) -> None:
+    """Hidden folders left by a deletion that did not finish: removed when the row is gone (the deletion was
+    committed), renamed back when it is still there and the process that hid it has ended."""
+    for hidden in (store.models_dir / task).glob(f".*{DELETING_MARK}*"):
+        version, _, pid = hidden.name[1:].rpartition(DELETING_MARK)
+        if store.model_version(task, version) is None:
+            shutil.rmtree(hidden, ignore_errors=True)
+        elif not version_dir(store, task, version).exists() and not _process_alive(pid):
+            with contextlib.suppress(OSError):
+                os.replace(hidden, version_dir(store, task, version))
+
+
+def _process_alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    if os.name != "posix":
+        return True  # no cheap check: the folder stays hidden until the version is deleted again
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forget_in_history(store: ProjectStore, task: str, version: str) -> None:
+    history = activation_history(store, task)
+    if version in history:
+        store.set_setting(HISTORY_KEY.format(task=task), [v for v in history if v != version])
+
+
+def _folder_size(folder: Path) -> int:
+    total = 0
+    for directory, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(directory, name)).st_size
+    return total

@@ -173,3 +173,119 @@ def test_the_versions_list_shows_the_starter_and_a_version_whose_files_are_gone(
     panel.versions.setCurrentItem(starter_row())
     QTest.mouseClick(panel.activate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.ws.store.active_model("parser") is None, timeout=30_000)
+
+
+def _panel_with_versions(qtbot, tmp_path, versions, active):
+    """The models panel alone (no window) on a project holding the tiny `versions`, `active` the active one."""
+    from faceparse.app.gui.workers import TaskRunner
+
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
+    store = ProjectStore.open(folder)
+    for version in versions:
+        _add_version(store, version, {"miou_no_bg": 0.1})
+    store.set_active_model("parser", active)
+    panel = ModelsPanel(store, TaskRunner())
+    qtbot.addWidget(panel)
+    return store, panel
+
+
+def _row(panel, version):
+    return next(panel.versions.topLevelItem(i) for i in range(panel.versions.topLevelItemCount())
+                if panel.versions.topLevelItem(i).text(0) == version)
+
+
+def _answer(monkeypatch, button):
+    """QMessageBox.question answers `button`; returns the questions asked."""
+    from faceparse.app.gui import models_panel
+
+    asked = []
+
+    def question(_parent, _title, text, *_args):
+        asked.append(text)
+        return button
+
+    monkeypatch.setattr(models_panel.QMessageBox, "question", staticmethod(question))
+    return asked
+
+
+def test_delete_is_offered_only_for_a_trained_version_that_is_not_active(qtbot, tmp_path, monkeypatch):
+    from faceparse.app.gui.model_jobs import RetrainBridge
+
+    store, panel = _panel_with_versions(qtbot, tmp_path, ["v0001", "v0002"], active="v0002")
+    try:
+        panel.versions.setCurrentItem(None)
+        assert not panel.delete_button.isEnabled()
+        panel.versions.setCurrentItem(_row(panel, "v0002"))
+        assert not panel.delete_button.isEnabled() and "activate another version first" in \
+            panel.delete_button.toolTip()
+        panel.versions.setCurrentItem(_row(panel, "starter"))
+        assert not panel.delete_button.isEnabled()
+        panel.versions.setCurrentItem(_row(panel, "v0001"))
+        assert panel.delete_button.isEnabled() and panel.delete_button.toolTip() == "Delete v0001 and its files"
+        monkeypatch.setattr(RetrainBridge, "running", property(lambda self: True))
+        panel.refresh_versions()
+        assert not panel.delete_button.isEnabled()
+        monkeypatch.setattr(RetrainBridge, "running", property(lambda self: False))
+        panel.refresh_versions()
+        assert panel.delete_button.isEnabled()
+    finally:
+        panel.close_jobs()
+        store.close()
+
+
+def test_delete_asks_first_and_no_keeps_the_version(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    store, panel = _panel_with_versions(qtbot, tmp_path, ["v0001", "v0002"], active="v0002")
+    try:
+        asked = _answer(monkeypatch, QMessageBox.StandardButton.No)
+        panel.versions.setCurrentItem(_row(panel, "v0001"))
+        QTest.mouseClick(panel.delete_button, Qt.MouseButton.LeftButton)
+        assert len(asked) == 1 and "v0001" in asked[0] and "cannot be undone" in asked[0]
+        assert panel.version_names() == ["v0002", "v0001"]
+        assert store.model_version("parser", "v0001") is not None
+        assert (store.models_dir / "parser" / "v0001").is_dir()
+    finally:
+        panel.close_jobs()
+        store.close()
+
+
+def test_delete_with_yes_removes_the_version_and_refreshes_the_list(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    store, panel = _panel_with_versions(qtbot, tmp_path, ["v0001", "v0002", "v0003"], active="v0003")
+    try:
+        asked = _answer(monkeypatch, QMessageBox.StandardButton.Yes)
+        with qtbot.waitSignal(panel.versions_changed, timeout=5_000):
+            panel.versions.setCurrentItem(_row(panel, "v0002"))
+            QTest.mouseClick(panel.delete_button, Qt.MouseButton.LeftButton)
+        assert len(asked) == 1
+        assert panel.version_names() == ["v0003", "v0001"]
+        assert store.model_version("parser", "v0002") is None
+        assert not (store.models_dir / "parser" / "v0002").exists()
+        assert panel.retrain_phase.text().startswith("Deleted v0002 (")
+        assert panel.versions.currentItem().text(0) == "v0001" and panel.delete_button.isEnabled()
+    finally:
+        panel.close_jobs()
+        store.close()
+
+
+def test_a_deletion_the_project_refuses_says_why_and_keeps_the_version(qtbot, tmp_path, monkeypatch):
+    import os
+
+    from PySide6.QtWidgets import QMessageBox
+
+    store, panel = _panel_with_versions(qtbot, tmp_path, ["v0001", "v0002"], active="v0002")
+    try:
+        job = store.add_job("retrain", {"task": "parser", "init": "v0001"})
+        store.update_job(job, state="running", pid=os.getpid())
+        _answer(monkeypatch, QMessageBox.StandardButton.Yes)
+        panel.versions.setCurrentItem(_row(panel, "v0001"))
+        QTest.mouseClick(panel.delete_button, Qt.MouseButton.LeftButton)
+        assert f"v0001 was not deleted: parser v0001 is what training job {job} starts from" in \
+            panel.retrain_phase.text()
+        assert panel.version_names() == ["v0002", "v0001"]
+        assert (store.models_dir / "parser" / "v0001").is_dir()
+    finally:
+        panel.close_jobs()
+        store.close()

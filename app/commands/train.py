@@ -2,8 +2,9 @@
 
 `train` runs the same background job the GUI's retrain button starts (a separate process, see core/jobs.py) and
 follows it with a progress bar showing the live loss; Ctrl-C cancels the job and leaves the active model in place.
-`models` lists a project's model versions and activates or rolls back one; `eval` measures any model on a project's
-validation faces or on a folder of images with masks; `jobs` lists a project's jobs, prints a job's log or cancels it.
+`models` lists a project's model versions, activates or rolls back one, and deletes old ones; `eval` measures any
+model on a project's validation faces or on a folder of images with masks; `jobs` lists a project's jobs, prints a
+job's log, cancels it or deletes old finished ones.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from faceparse.app.argtypes import int_at_least
-from faceparse.app.cli import CommandError, progress_bar
-from faceparse.core.store import ProjectStore
+from faceparse.app.cli import CommandError, counted, progress_bar
+from faceparse.core.store import JOBS_KEPT, ProjectStore
+from faceparse.core.versions import KEEP_VERSIONS
 
 TASK_CHOICES = ("parser", "mask")
 SIZE_HELP = ("training input size in pixels, a multiple of 32 (default: the input size of the model training "
@@ -322,14 +324,21 @@ def _check_pretrain(store: ProjectStore, config: Any) -> None:
 # --- models ----------------------------------------------------------------------------------------------------------
 
 def register_models(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("models", help="list, activate or roll back a project's model versions",
+    p = subparsers.add_parser("models", help="list, activate, roll back or delete a project's model versions",
                               description="List the model versions of the project in FOLDER, activate one, or roll "
                                           "back to the previously active one (or to VERSION); past the first "
-                                          "version, or with VERSION 'starter', to the starter model.")
+                                          "version, or with VERSION 'starter', to the starter model. delete "
+                                          "removes VERSION for good (never the active one); prune deletes every "
+                                          "version but the active one and the --keep newest others (of every task "
+                                          "unless --task is given).")
     p.add_argument("folder", metavar="FOLDER")
-    p.add_argument("action", nargs="?", choices=("list", "activate", "rollback"), default="list")
+    p.add_argument("action", nargs="?", choices=("list", "activate", "rollback", "delete", "prune"), default="list")
     p.add_argument("version", nargs="?", metavar="VERSION")
     p.add_argument("--task", choices=TASK_CHOICES)
+    p.add_argument("--keep", type=int_at_least(0), metavar="N",
+                   help=f"prune: how many versions besides the active one to keep, newest first (default "
+                        f"{KEEP_VERSIONS})")
+    p.add_argument("--dry-run", action="store_true", help="prune: only list what would be deleted")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run_models)
 
@@ -343,8 +352,14 @@ def _model_name(task: str, row: dict) -> str:
 def run_models(args: argparse.Namespace) -> int:
     from faceparse.core.versions import activate, list_versions, rollback
 
+    if args.action != "prune" and (args.keep is not None or args.dry_run):
+        raise CommandError("--keep and --dry-run go with models prune")
     with ProjectStore.open(args.folder) as store:
         task = args.task or _default_task(store)
+        if args.action == "delete":
+            return _delete_version(store, task, args.version)
+        if args.action == "prune":
+            return _prune_versions(store, args)
         if args.action == "activate":
             if not args.version:
                 raise CommandError("models activate needs a VERSION")
@@ -379,6 +394,50 @@ def run_models(args: argparse.Namespace) -> int:
     if starter_note:
         print(starter_note)
     return 0
+
+
+def _megabytes(size_bytes: int) -> str:
+    return f"{size_bytes / 1e6:.1f} MB"
+
+
+def _delete_version(store: ProjectStore, task: str, version: str | None) -> int:
+    from faceparse.core.versions import delete_version
+
+    if not version:
+        raise CommandError("models delete needs a VERSION")
+    deleted = delete_version(store, task, version)
+    if deleted.files_kept:
+        print(f"deleted {task} {version} from the project; its files outside the project stay at "
+              f"{deleted.files_kept}")
+    else:
+        print(f"deleted {task} {version} ({_megabytes(deleted.size_bytes)} freed)")
+    return 0
+
+
+def _prune_versions(store: ProjectStore, args: argparse.Namespace) -> int:
+    """Exits 1 when a version that was to go could not be deleted (the others still are)."""
+    from faceparse.core.versions import prune_versions
+
+    if args.version:
+        raise CommandError("models prune takes no VERSION; to delete one version: models FOLDER delete VERSION")
+    keep = KEEP_VERSIONS if args.keep is None else args.keep
+    tasks = [args.task] if args.task else sorted({row["task"] for row in store.model_versions()})
+    results = [prune_versions(store, task, keep, args.dry_run) for task in tasks]
+    verb = "would delete" if args.dry_run else "deleted"
+    for result in results:
+        for gone in result.deleted:
+            print(f"{verb} {gone.task} {gone.version} ({_megabytes(gone.size_bytes)})")
+        for version, reason in result.refused:
+            print(f"kept {result.task} {version}: {reason}", file=sys.stderr)
+    count = sum(len(result.deleted) for result in results)
+    freed = _megabytes(sum(result.bytes_freed for result in results))
+    if args.dry_run:
+        print(f"{counted(count, 'version')} would be deleted, {freed} freed (dry run: nothing was deleted)")
+    elif count:
+        print(f"{counted(count, 'version')} deleted, {freed} freed")
+    else:
+        print(f"Nothing to prune: the active version and the {keep} newest others are kept")
+    return 1 if any(result.refused for result in results) else 0
 
 
 def _starter_note(store: ProjectStore, task: str) -> str:
@@ -580,11 +639,15 @@ def register_jobs(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("jobs", help="list a project's jobs, show a job's log, cancel a job",
                               description="List the project's training jobs (id, kind, state, progress and its last "
                                           "message), print one job's log, or ask a running job to stop; the active "
-                                          "model stays as it was.")
+                                          "model stays as it was. Finished jobs beyond the newest "
+                                          f"{JOBS_KEPT} are deleted as new ones start; --prune deletes more.")
     p.add_argument("folder", metavar="FOLDER")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--log", type=int, metavar="ID", help="print the log of job ID")
     group.add_argument("--cancel", type=int, metavar="ID", help="ask job ID to stop")
+    group.add_argument("--prune", type=int_at_least(0), metavar="KEEP",
+                       help="delete finished jobs and their logs, all but the newest KEEP (queued and running jobs "
+                            "stay)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run_jobs)
 
@@ -608,6 +671,10 @@ def run_jobs(args: argparse.Namespace) -> int:
                 raise CommandError(f"job {args.cancel} has already ended ({job['state']})")
             store.request_cancel(args.cancel)
             print(f"asked job {args.cancel} to stop")
+            return 0
+        if args.prune is not None:
+            reap_stale_jobs(store)
+            print(f"deleted {counted(store.prune_jobs(args.prune), 'finished job')}")
             return 0
         reap_stale_jobs(store)
         jobs = store.jobs()

@@ -3,7 +3,7 @@
 Pre-labelling and retraining are core jobs (a pool thread, and a separate process for training); the panel starts
 them, shows their progress and result, and can cancel them. A retrain ends by saying what it produced: the new
 version's score against the active model on the same validation faces, and whether it was promoted. Versions can
-be activated or rolled back here; the previous model stays active until a better one replaces it.
+be activated, rolled back or deleted here; the previous model stays active until a better one replaces it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from faceparse.core.train_worker import auto_start_size
 from faceparse.core.versions import (
     STARTER,
     activate,
+    delete_version,
     list_versions,
     rollback,
     rollback_candidates,
@@ -36,10 +37,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QFrame,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -167,7 +170,7 @@ class ModelsPanel(QWidget):
         layout.addWidget(self.scroll_area)
         for widget in (self.device, self.tta, self.prelabel_one_button, self.prelabel_all_button,
                        self.prelabel_cancel, self.retrain_button, self.retrain_cancel, self.activate_button,
-                       self.rollback_button):
+                       self.delete_button, self.rollback_button):
             widget.setFocusPolicy(CLICK_KEEPS_CANVAS_FOCUS)
         self.refresh_versions()
 
@@ -248,13 +251,20 @@ class ModelsPanel(QWidget):
         box = QGroupBox("Model versions", parent)
         self.versions = self._versions_table(box)
         self.activate_button = QPushButton(qta.icon("fa5s.check-circle"), "Activate", box)
+        self.delete_button = QPushButton(qta.icon("fa5s.trash-alt"), "Delete", box)
+        self.delete_button.setObjectName("deleteVersion")
         self.rollback_button = QPushButton(qta.icon("fa5s.history"), "Roll back", box)
         self.activate_button.clicked.connect(self.activate_selected)
-        self.versions.currentItemChanged.connect(lambda *_: self._update_activate())
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.versions.currentItemChanged.connect(lambda *_: self._update_version_buttons())
         self.rollback_button.clicked.connect(self.roll_back)
+        buttons = QGridLayout()  # three side by side would widen the narrowest dock
+        buttons.addWidget(self.activate_button, 0, 0)
+        buttons.addWidget(self.rollback_button, 0, 1)
+        buttons.addWidget(self.delete_button, 1, 0)
         layout = QVBoxLayout(box)
         layout.addWidget(self.versions)
-        layout.addLayout(_row(self.activate_button, self.rollback_button))
+        layout.addLayout(buttons)
         return box
 
     def _versions_table(self, parent: QWidget) -> QTreeWidget:
@@ -481,7 +491,7 @@ class ModelsPanel(QWidget):
         for row in rows:
             self.versions.addTopLevelItem(self._version_item(row))
         self._select_version(chosen)
-        self._update_activate()
+        self._update_version_buttons()
         self._show_automatic_size()
         # a retrain decides its own promotion against the model active when it started, so no switching meanwhile
         free = not self._activating and not self.retrain.running
@@ -542,6 +552,10 @@ class ModelsPanel(QWidget):
                  for i in range(self.versions.topLevelItemCount())]
         return [name for name in names if name != STARTER]
 
+    def _update_version_buttons(self) -> None:
+        self._update_activate()
+        self._update_delete()
+
     def _update_activate(self) -> None:
         """Activate needs a version to switch to: a selected row, with its files, that is not already active."""
         item = self.versions.currentItem()
@@ -553,6 +567,42 @@ class ModelsPanel(QWidget):
             self.activate_button.setToolTip(f"{item.text(VERSION_COLUMN)} is already the active model")
         else:
             self.activate_button.setToolTip(f"Make {item.text(VERSION_COLUMN)} the active model")
+
+    def _update_delete(self) -> None:
+        """Delete needs a trained version that is not the active one, and waits while the active model changes."""
+        item = self.versions.currentItem()
+        free = not self._activating and not self.retrain.running
+        self.delete_button.setEnabled(free and _removable(item))
+        if item is None or item.data(0, Qt.ItemDataRole.UserRole) == STARTER:
+            self.delete_button.setToolTip("Select a trained version to delete")
+        elif item.data(0, ACTIVE_ROLE):
+            self.delete_button.setToolTip(f"{item.text(VERSION_COLUMN)} is the active model; activate another "
+                                          "version first to delete it")
+        elif not free:
+            self.delete_button.setToolTip("Wait until the retrain or activation has ended")
+        else:
+            self.delete_button.setToolTip(f"Delete {item.text(VERSION_COLUMN)} and its files")
+
+    def delete_selected(self) -> None:
+        """Asks first: a deleted version cannot be brought back."""
+        item = self.versions.currentItem()
+        if not self.delete_button.isEnabled() or not _removable(item):
+            return
+        version = item.data(0, Qt.ItemDataRole.UserRole)
+        answer = QMessageBox.question(self, "Delete model version",
+                                      f"Delete the {self.task} model {version} and its files? This cannot be undone.",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            deleted = delete_version(self.store, self.task, version)
+        except (ProjectError, OSError) as error:
+            self.retrain_phase.setText(f"{version} was not deleted: {error}")
+        else:
+            self.retrain_phase.setText(f"Deleted {version} ({deleted.size_bytes / 1e6:.1f} MB freed)")
+        self.refresh_versions()
+        self.versions_changed.emit()
 
     def activate_selected(self) -> None:
         item = self.versions.currentItem()
@@ -572,6 +622,7 @@ class ModelsPanel(QWidget):
         until it ends, whatever refreshes the list meanwhile."""
         self._activating = True
         self.activate_button.setEnabled(False)
+        self.delete_button.setEnabled(False)
         self.rollback_button.setEnabled(False)
         self.retrain_button.setEnabled(False)
         self.runner.start(lambda _r, _c: change(), self._activated, self._activation_failed)
@@ -603,6 +654,11 @@ class ModelsPanel(QWidget):
 
 def _activatable(item: QTreeWidgetItem | None) -> bool:
     return item is not None and bool(item.data(0, USABLE_ROLE)) and not item.data(0, ACTIVE_ROLE)
+
+
+def _removable(item: QTreeWidgetItem | None) -> bool:
+    return (item is not None and item.data(0, Qt.ItemDataRole.UserRole) != STARTER
+            and not item.data(0, ACTIVE_ROLE))
 
 
 def _row(*widgets: QWidget, stretch_first: bool = False) -> QHBoxLayout:
