@@ -73,12 +73,6 @@ def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
     return folder, first_image
 
 
-def _prelabelling_all(ws: Workspace) -> bool:
-    """Whether a run over all images is under way: the one pre-labelling job that can be cancelled (a single image
-    is over in moments)."""
-    return ws.models.prelabel_task is not None and ws.models.prelabel_cancel.isEnabled()
-
-
 def _chosen_row(ws: Workspace) -> int | None:
     index = ws.image_list.view.currentIndex()
     return index.row() if index.isValid() else None
@@ -452,7 +446,7 @@ class MainWindow(QMainWindow):
         retraining = ws.models.retrain.running
         if retraining and not self._ask_stop_retrain():
             return False
-        if _prelabelling_all(ws) and not self._ask_stop_prelabel(ws.models.prelabel_status.text()):
+        if ws.models.prelabelling_all and not self._ask_stop_prelabel(ws.models.prelabel_status.text()):
             return False
         if ws.session.image_id is not None:
             image_id = ws.session.image_id

@@ -304,6 +304,11 @@ class ModelsPanel(QWidget):
         self.prelabel_all_button.setEnabled(not running)
         self.prelabel_cancel.setEnabled(running and cancellable)
 
+    @property
+    def prelabelling_all(self) -> bool:
+        """Whether a run over all images is under way (the one pre-labelling job that can be cancelled)."""
+        return self.prelabel_task is not None and self.prelabel_cancel.isEnabled()
+
     def start_prelabel_image(self, image_id: int | None) -> None:
         if self.prelabel_task is not None:
             return
