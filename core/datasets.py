@@ -14,6 +14,12 @@ one, else the prediction the human approved). Predictions nobody looked at never
 
 Targets per task: the `parser` task learns the project's schema as it is; the `mask` task learns one binary class,
 the schema's `face_mask` class (1) against everything else (0).
+
+Which view of a photo: the one pre-labelling gives the model. A project that pre-labels face by face (group photos,
+small faces in large photos) trains on the same face crops, cut by the same detector with the same margin and
+geometry (`framing.prepare_array`), each crop of photo and mask at the input size; a network trained on whole
+photos resized to its input would learn tiny faces it never sees at that scale. Faces are found once, when the
+snapshot is read, and each sample keeps the box it was cut from.
 """
 
 from __future__ import annotations
@@ -21,17 +27,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from faceparse.core.atomic import atomic_write_text
 from faceparse.core.augment import AugmentConfig, augment_pair, to_tensor_array
+from faceparse.core.faces import FACES, WHOLE_IMAGE, CropBox, whole_image_box
 from faceparse.core.imageio import ImageLoadError, load_rgb
 from faceparse.core.schemas import LabelSchema
 from faceparse.core.store import ImageRecord, MaskError, ProjectStore, split_for
+
+if TYPE_CHECKING:
+    from faceparse.core.framing import Framing
 
 TASKS = ("parser", "mask")
 TRAINABLE_STATUSES = ("corrected", "reviewed")
@@ -90,12 +101,16 @@ def task_target(schema: LabelSchema, task: str) -> TaskTarget:
 
 @dataclass(frozen=True)
 class Sample:
+    """One training or validation view of a photo: the whole photo (downscaled; `box` None) or, in faces framing,
+    the crop of `box` (in the photo's pixels) at the input size. `mask_hash` is the hash of the photo's mask."""
+
     image_id: int
     relpath: str
     split: str
     image: np.ndarray = field(repr=False, compare=False)
     mask: np.ndarray = field(repr=False, compare=False)
     mask_hash: str = ""
+    box: CropBox | None = None
 
 
 def mask_hash(mask: np.ndarray) -> str:
@@ -119,10 +134,17 @@ class DatasetSnapshot:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     unlabeled: int = 0
     created: str = field(default_factory=_utc_now)
+    framing: str = WHOLE_IMAGE
+    faceless: int = 0
+    """In faces framing, the photos where no face was found, taken whole as pre-labelling takes them."""
 
     @property
     def classes(self) -> tuple[str, ...]:
         return self.target.classes
+
+    def image_ids(self, split: str) -> list[int]:
+        """The photos of a split, each once (a photo with several faces gives several samples)."""
+        return sorted({s.image_id for s in (self.train if split == "train" else self.val)})
 
     def class_pixels(self, split: str = "train") -> np.ndarray:
         counts = np.zeros(len(self.classes), dtype=np.int64)
@@ -132,9 +154,13 @@ class DatasetSnapshot:
         return counts
 
     def digest(self) -> str:
+        """Which photos and masks were read, and in faces framing that they were cut into face crops."""
         h = hashlib.blake2b(digest_size=16)
-        for s in sorted(self.train + self.val, key=lambda s: s.image_id):
+        photos = {s.image_id: s for s in self.train + self.val}
+        for s in sorted(photos.values(), key=lambda s: s.image_id):
             h.update(f"{s.image_id}:{s.split}:{s.mask_hash};".encode())
+        if self.framing != WHOLE_IMAGE:
+            h.update(f"framing:{self.framing};".encode())
         return h.hexdigest()
 
     def summary(self, with_hashes: bool = False) -> dict:
@@ -144,13 +170,17 @@ class DatasetSnapshot:
             "snapshot": self.created,
             "train": len(self.train),
             "val": len(self.val),
-            "train_ids": sorted(s.image_id for s in self.train),
-            "val_ids": sorted(s.image_id for s in self.val),
+            "train_ids": self.image_ids("train"),
+            "val_ids": self.image_ids("val"),
             "digest": self.digest(),
             "class_pixels": dict(zip(self.classes, map(int, self.class_pixels()), strict=True)),
             "skipped": len(self.skipped),
             "unlabeled": self.unlabeled,
+            "framing": self.framing,
         }
+        if self.framing == FACES:
+            out.update(train_photos=len(out["train_ids"]), val_photos=len(out["val_ids"]),
+                       photos_without_faces=self.faceless)
         if with_hashes:
             out["mask_hashes"] = {str(s.image_id): s.mask_hash for s in self.train + self.val}
         return out
@@ -170,8 +200,9 @@ class DatasetSnapshot:
             "task": self.target.task, "classes": list(self.classes), "flip_pairs": [list(p) for p in
                                                                                      self.target.flip_pairs],
             "lut": self.target.lut.tolist(), "created": self.created, "skipped": self.skipped,
-            "unlabeled": self.unlabeled,
-            "samples": [{"image_id": s.image_id, "relpath": s.relpath, "split": s.split, "mask_hash": s.mask_hash}
+            "unlabeled": self.unlabeled, "framing": self.framing, "faceless": self.faceless,
+            "samples": [{"image_id": s.image_id, "relpath": s.relpath, "split": s.split, "mask_hash": s.mask_hash,
+                         "box": None if s.box is None else [s.box.x0, s.box.y0, s.box.x1, s.box.y1]}
                         for s in samples],
         }
         atomic_write_text(directory / SNAPSHOT_INDEX, json.dumps(index))
@@ -185,10 +216,12 @@ class DatasetSnapshot:
         train, val = [], []
         with np.load(directory / SNAPSHOT_ARRAYS, allow_pickle=False) as arrays:
             for i, entry in enumerate(index["samples"]):
+                box = entry.get("box")
                 sample = Sample(entry["image_id"], entry["relpath"], entry["split"], arrays[f"image_{i}"],
-                                arrays[f"mask_{i}"], entry["mask_hash"])
+                                arrays[f"mask_{i}"], entry["mask_hash"], None if box is None else CropBox(*box))
                 (val if sample.split == "val" else train).append(sample)
-        return cls(target, train, val, [tuple(x) for x in index["skipped"]], index["unlabeled"], index["created"])
+        return cls(target, train, val, [tuple(x) for x in index["skipped"]], index["unlabeled"], index["created"],
+                   index.get("framing", WHOLE_IMAGE), index.get("faceless", 0))
 
 
 def _downscale(image: np.ndarray, mask: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -224,56 +257,114 @@ def classes_outside(mask: np.ndarray, schema: LabelSchema) -> list[int]:
     return [int(v) for v in np.unique(mask) if v >= schema.num_classes]
 
 
+def project_framing(store: ProjectStore) -> Framing | None:
+    """How the project's pre-labels frame its photos: face by face as pre-labelling does it (its detector,
+    margin and geometry) when the project's mode is faces, else None (whole photos, also while pre-labelling
+    has not chosen a mode yet)."""
+    from faceparse.core.framing import Framing
+    from faceparse.core.prelabel import MODE_SETTING
+
+    return Framing(FACES) if store.get_setting(MODE_SETTING) == FACES else None
+
+
+def crop_mask(mask: np.ndarray, box: CropBox, out_size: tuple[int, int], fill: int) -> np.ndarray:
+    """The labels under `box` at `out_size` (height, width), with the geometry `faces.crop` gives the photo: each
+    crop pixel takes the label of the photo pixel nearest its centre, and `fill` where the box runs past the
+    photo (black in the photo's crop)."""
+    h, w = mask.shape
+    if box == whole_image_box((w, h)):
+        return cv2.resize(mask, (out_size[1], out_size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+    x0, y0, x1, y1 = box.covered_pixels((w, h))
+    x0, y0, x1, y1 = max(0, x0 - 1), max(0, y0 - 1), min(w, x1 + 1), min(h, y1 + 1)
+    if x1 <= x0 or y1 <= y0:
+        return np.full(out_size, fill, np.uint8)
+    matrix = box.image_to_crop(out_size) @ np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+    return cv2.warpAffine(np.ascontiguousarray(mask[y0:y1, x0:x1]), matrix, (out_size[1], out_size[0]),
+                          flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+
+
+def crop_fill(task: str) -> int:
+    """The target past the photo's edge in a face crop: ignored by the parser's loss; background for the mask
+    task, whose loss cannot ignore pixels (the crop shows black there)."""
+    return 0 if task == "mask" else IGNORE_INDEX
+
+
+def _read_checked(store: ProjectStore, rec: ImageRecord) -> tuple[np.ndarray, np.ndarray] | str:
+    """The photo and its human-checked mask, or why they cannot be used."""
+    try:
+        mask = _human_mask(store, rec.id, rec.status)
+        if mask is None:
+            raise MaskError("it has no mask")
+        image = load_rgb(store.root / rec.relpath)
+    except ImageLoadError as e:
+        return e.reason
+    except (MaskError, OSError) as e:
+        return str(e)
+    if image.shape[:2] != mask.shape:
+        return (f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]} "
+                "(was the photo replaced?)")
+    outside = classes_outside(mask, store.schema)
+    if outside:
+        return (f"mask has classes {outside[:10]} outside the project's schema {store.schema.name!r} "
+                f"(0..{store.schema.num_classes - 1})")
+    if store.photo_changed_since_checked(rec):
+        return "the photo changed after its mask was checked; check the mask and save or review it again"
+    return image, mask
+
+
+def face_samples(sample: Sample, framing: Framing, size: int, fill: int) -> tuple[list[Sample], bool]:
+    """The face crops of a whole-photo sample at size x size, cut as pre-labelling cuts them (without the wider
+    views around faces), and whether no face was found, so that the photo is taken whole instead."""
+    from faceparse.core.framing import prepare_array
+
+    prepared = prepare_array(sample.image_id, sample.image, replace(framing, context=False), (size, size))
+    crops = [replace(sample, image=image, mask=crop_mask(sample.mask, box, (size, size), fill), box=box)
+             for box, image in zip(prepared.boxes, prepared.crops, strict=True)]
+    return crops, prepared.whole_image
+
+
 def snapshot_project(store: ProjectStore, task: str = "parser", max_side: int | None = None,
                      progress: Callable[[int, int], None] | None = None,
-                     cancelled: Callable[[], bool] | None = None) -> DatasetSnapshot:
-    """Read every human-checked image and mask of the project into memory (downscaled to `max_side`).
+                     cancelled: Callable[[], bool] | None = None, framing: Framing | None = None,
+                     input_size: int | None = None) -> DatasetSnapshot:
+    """Read every human-checked image and mask of the project into memory (downscaled to `max_side`), or, with
+    a faces `framing`, their face crops at `input_size` (see the module docstring).
 
     Images that cannot be used (unreadable, mask of another size or with classes outside the schema, photo
     changed since its mask was checked) are skipped and listed in `skipped`, never fatal. The validation images
     are checked the same way, so the baseline measurement never reads such a mask either.
     """
+    by_faces = framing is not None and framing.mode == FACES
+    if by_faces and not input_size:
+        raise ValueError("face crops need the input size they are cut at")
     target = task_target(store.schema, task)
     records = store.images(status=TRAINABLE_STATUSES)
     train: list[Sample] = []
     val: list[Sample] = []
     skipped: list[tuple[str, str]] = []
+    faceless = 0
     for done, rec in enumerate(records, 1):
         if cancelled is not None and cancelled():
             break
-        try:
-            mask = _human_mask(store, rec.id, rec.status)
-            if mask is None:
-                raise MaskError("it has no mask")
-            image = load_rgb(store.root / rec.relpath)
-        except ImageLoadError as e:
-            skipped.append((rec.relpath, e.reason))
+        read = _read_checked(store, rec)
+        if isinstance(read, str):
+            skipped.append((rec.relpath, read))
             continue
-        except (MaskError, OSError) as e:
-            skipped.append((rec.relpath, str(e)))
-            continue
-        if image.shape[:2] != mask.shape:
-            skipped.append((rec.relpath, f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                                         f"{image.shape[1]}x{image.shape[0]} (was the photo replaced?)"))
-            continue
-        outside = classes_outside(mask, store.schema)
-        if outside:
-            skipped.append((rec.relpath, f"mask has classes {outside[:10]} outside the project's schema "
-                                         f"{store.schema.name!r} (0..{store.schema.num_classes - 1})"))
-            continue
-        if store.photo_changed_since_checked(rec):
-            skipped.append((rec.relpath, "the photo changed after its mask was checked; check the mask and save "
-                                         "or review it again"))
-            continue
-        digest = mask_hash(mask)
-        image, mask = _downscale(image, target.convert(mask), max_side)
+        image, mask = read
         split = image_split(rec)
-        sample = Sample(rec.id, rec.relpath, split, image, mask, digest)
-        (val if split == "val" else train).append(sample)
+        photo = Sample(rec.id, rec.relpath, split, image, target.convert(mask), mask_hash(mask))
+        if by_faces:
+            samples, whole = face_samples(photo, framing, input_size, crop_fill(task))
+            faceless += int(whole)
+        else:
+            small_image, small_mask = _downscale(image, photo.mask, max_side)
+            samples = [replace(photo, image=small_image, mask=small_mask)]
+        (val if split == "val" else train).extend(samples)
         if progress is not None:
             progress(done, len(records))
     unlabeled = store.count() - len(records)
-    return DatasetSnapshot(target, train, val, skipped, unlabeled)
+    return DatasetSnapshot(target, train, val, skipped, unlabeled, framing=FACES if by_faces else WHOLE_IMAGE,
+                           faceless=faceless)
 
 
 def class_weights(pixels: np.ndarray, clip: tuple[float, float] = (0.5, 10.0)) -> np.ndarray:

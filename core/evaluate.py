@@ -12,21 +12,29 @@ whatever its input size. One confusion matrix is accumulated over all images (co
 `project_samples` and `folder_samples` build them from a project or from a folder of images and index masks.
 Masks of another schema than the model's are converted through the schema's declared mapping (CelebAMask-HQ masks
 for a LaPa model); without one they are refused, since scoring one schema's indices as another's means nothing.
+
+A project that pre-labels face by face is scored on the masks pre-labelling gives its photos (`FramedPhoto`): each
+photo is framed by the pre-labelling code itself (faces found, cropped at the model's input size, with the wider
+views around faces, or taken whole when no face is found), the crops are predicted, and their masks pasted back
+into one mask for the photo, which is compared with the photo's mask. The score is then what an annotator gets,
+on the same pixels as a whole-photo score, and the metrics say so (`framing`: "faces").
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 import torch
 from faceparse.core.augment import to_tensor_array
 from faceparse.core.checkpoint import META_NAME, WEIGHTS_NAME, load_checkpoint, validate_meta
-from faceparse.core.datasets import IGNORE_INDEX, DatasetError, snapshot_project, task_target
+from faceparse.core.datasets import IGNORE_INDEX, DatasetError, project_framing, snapshot_project, task_target
+from faceparse.core.faces import FACES
 from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, load_mask, load_rgb
 from faceparse.core.metrics import BinaryScores, confusion_matrix, scores_from_confusion
 from faceparse.core.schemas import (
@@ -40,6 +48,9 @@ from faceparse.core.schemas import (
 from faceparse.core.store import ProjectStore
 from torch import nn
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from faceparse.core.framing import Framing, ImagePrediction
 
 ONNX_NAME = "model.onnx"
 EVAL_BATCH = 8
@@ -237,32 +248,108 @@ def predict_probabilities(predictor: Predictor, images: Sequence[np.ndarray], ba
             yield _resize_probs(p, img.shape[:2]).numpy()
 
 
-def evaluate(predictor: Predictor, samples: Sequence[tuple[np.ndarray, np.ndarray]], task: str | None = None,
-             batch_size: int = EVAL_BATCH, progress: Progress | None = None) -> dict[str, Any]:
-    """Metrics of `predictor` on (image, target) pairs; see the module docstring. A large set takes minutes on a
-    CPU, so `progress(done, total)` is told after every image."""
+@dataclass(frozen=True)
+class FramedPhoto:
+    """A labelled photo scored on the mask pre-labelling gives it with `framing` (see the module docstring):
+    the photo is read again from `path` at full size, as pre-labelling reads it, and the pasted-back mask is
+    compared with `target` at the target's resolution."""
+
+    path: Path
+    target: np.ndarray = field(repr=False)
+    framing: Framing = field(repr=False)
+
+
+@dataclass
+class _FacesSeen:
+    photos: int = 0
+    faces: int = 0
+    whole: int = 0
+
+    def metrics(self) -> dict[str, Any]:
+        """What the metrics say about how the photos were framed (nothing when none was framed by faces)."""
+        if not self.photos:
+            return {}
+        return {"framing": FACES, "faces_found": self.faces, "whole_image_fallbacks": self.whole}
+
+
+def _at_size(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A photo-sized map sampled at the pixels a mask downscaled to `shape` keeps (as `snapshot_project`
+    downscales masks)."""
+    if values.shape[:2] == tuple(shape[:2]):
+        return values
+    return cv2.resize(values, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def _pasted_back(predictor: Predictor, photo: FramedPhoto, batch_size: int, binary: bool) -> ImagePrediction:
+    """The photo's mask as pre-labelling makes it: the same framing code, each crop's argmax at the model's
+    input size pasted back (with the predicted class's probability, for the binary scores)."""
+    from faceparse.core.framing import finish_image, prepare_file
+    from faceparse.core.predictor import FacePrediction
+
+    try:
+        prepared = prepare_file(None, photo.path, photo.framing, tuple(int(v) for v in predictor.meta["input_size"]))
+    except ImageLoadError as e:
+        raise EvaluationError(str(e)) from None
+    faces = [FacePrediction(probs.argmax(0).astype(np.uint8), probs.max(0) if binary else None, None)
+             for probs in predict_probabilities(predictor, list(prepared.crops), batch_size)]
+    return finish_image(prepared, faces)
+
+
+def _framed_outcome(predictor: Predictor, photo: FramedPhoto, batch_size: int, binary: bool, seen: _FacesSeen
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels (and for a binary model the foreground probability) of the pasted-back mask at the target's size."""
+    pasted = _pasted_back(predictor, photo, batch_size, binary)
+    seen.photos += 1
+    seen.faces += 0 if pasted.whole_image else len(pasted.boxes)
+    seen.whole += int(pasted.whole_image)
+    foreground = None
+    if binary and pasted.confidence is not None:
+        foreground = _at_size(np.where(pasted.mask == 1, pasted.confidence, 1.0 - pasted.confidence)
+                              .astype(np.float32), photo.target.shape)
+    return _at_size(pasted.mask, photo.target.shape), foreground
+
+
+def _outcomes(predictor: Predictor, samples: Sequence[Any], batch_size: int, binary: bool, seen: _FacesSeen
+              ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """(target, predicted labels, foreground probability for a binary model) per sample: pairs in batches,
+    framed photos one at a time."""
+    pairs = [s for s in samples if not isinstance(s, FramedPhoto)]
+    images = [image for image, _ in pairs]
+    for (_, target), probs in zip(pairs, predict_probabilities(predictor, images, batch_size), strict=True):
+        yield target, probs.argmax(0), probs[1] if binary else None
+    for photo in samples:
+        if isinstance(photo, FramedPhoto):
+            yield photo.target, *_framed_outcome(predictor, photo, batch_size, binary, seen)
+
+
+def evaluate(predictor: Predictor, samples: Sequence[tuple[np.ndarray, np.ndarray] | FramedPhoto],
+             task: str | None = None, batch_size: int = EVAL_BATCH, progress: Progress | None = None
+             ) -> dict[str, Any]:
+    """Metrics of `predictor` on (image, target) pairs or framed photos; see the module docstring. A large set
+    takes minutes on a CPU, so `progress(done, total)` is told after every image."""
     classes = list(predictor.meta["schema"]["classes"])
     task = task or predictor.meta["task"]
     n = len(classes)
     cm = np.zeros((n, n), dtype=np.int64)
     binary = BinaryScores() if task == "mask" else None
-    images = [image for image, _ in samples]
-    pairs = zip(samples, predict_probabilities(predictor, images, batch_size), strict=True)
-    for done, ((_, target), probs) in enumerate(pairs, 1):
+    seen = _FacesSeen()
+    for done, (target, labels, foreground) in enumerate(
+            _outcomes(predictor, samples, batch_size, binary is not None, seen), 1):
         labelled = target[target != IGNORE_INDEX]
         if labelled.size and int(labelled.max()) >= n:
             raise EvaluationError(f"a mask has class {int(labelled.max())} but the model predicts only {n} classes "
                                   f"({', '.join(classes)}); is it a model for another schema?")
-        cm += confusion_matrix(target, probs.argmax(0), n, IGNORE_INDEX)
+        cm += confusion_matrix(target, labels, n, IGNORE_INDEX)
         if binary is not None:
             valid = target != IGNORE_INDEX
-            binary.add(np.where(valid, probs[1], 0.0), np.where(valid, target == 1, False))
+            binary.add(np.where(valid, foreground, 0.0), np.where(valid, target == 1, False))
         if progress is not None:
             progress(done, len(samples))
     metrics = scores_from_confusion(cm, classes)
     metrics["images"] = len(samples)
     if binary is not None:
         metrics.update(binary.summary())
+    metrics.update(seen.metrics())
     return _clean(metrics)
 
 
@@ -310,15 +397,22 @@ def mask_lut(schema: LabelSchema, task: str, model_schema: Mapping[str, Any] | N
 
 
 def project_samples(store: ProjectStore, task: str, split: str = "val", max_side: int | None = 1024,
-                    model_schema: Mapping[str, Any] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                    model_schema: Mapping[str, Any] | None = None
+                    ) -> list[tuple[np.ndarray, np.ndarray]] | list[FramedPhoto]:
     """The human-checked faces of a project for `task`: its fixed validation split, "train" or "all"; with
-    `model_schema`, their masks in the model's classes (`mask_lut`)."""
+    `model_schema`, their masks in the model's classes (`mask_lut`). A project that pre-labels face by face
+    gives `FramedPhoto`s, scored as pre-labelling frames them; any other, (image, target) pairs."""
     lut = None if task != "parser" or model_schema is None else mask_lut(store.schema, task, model_schema)
     snapshot = snapshot_project(store, task, max_side=max_side)
     chosen = {"val": snapshot.val, "train": snapshot.train, "all": snapshot.train + snapshot.val}.get(split)
     if chosen is None:
         raise EvaluationError(f"split must be val, train or all, got {split!r}")
-    return [(s.image, s.mask if lut is None else lut[s.mask]) for s in chosen]
+    targets = [s.mask if lut is None else lut[s.mask] for s in chosen]
+    framing = project_framing(store)
+    if framing is not None:
+        return [FramedPhoto(store.root / s.relpath, target, framing) for s, target in zip(chosen, targets,
+                                                                                          strict=True)]
+    return [(s.image, target) for s, target in zip(chosen, targets, strict=True)]
 
 
 def _masks_schema(schema: str | LabelSchema) -> LabelSchema:

@@ -16,7 +16,8 @@ else ImageNet), its network options and the input size: the one asked for, else 
 fine-tuned at another size than it works at loses much of what it learned first), else the recipe's.
 
 Phases (`RETRAIN_PHASES`, run in order, each `phase(ctx: RetrainContext) -> None`):
-    snapshot   read every corrected/reviewed face into memory (datasets.snapshot_project): later edits don't leak in
+    snapshot   read every corrected/reviewed face into memory (datasets.snapshot_project): later edits don't leak in;
+               a project that pre-labels face by face trains and validates on the same face crops
     prepare    build the network from the start point and measure the active model and the start model (at the
                training size) on the validation faces
     pretrain   optional masked pre-training (see below)
@@ -186,13 +187,16 @@ class SilentReporter:
 # --- phases ----------------------------------------------------------------------------------------------------------
 
 def phase_snapshot(ctx: RetrainContext) -> None:
-    from faceparse.core.datasets import DatasetError, DatasetSnapshot, snapshot_project
+    from faceparse.core.datasets import DatasetError, DatasetSnapshot, project_framing, snapshot_project
 
     shared = ctx.work_dir / "snapshot"
     if ctx.is_main:
-        ctx.emit("snapshot", "reading the corrected faces")
+        framing = project_framing(ctx.store)
+        ctx.emit("snapshot", "reading the corrected faces" if framing is None else
+                 "reading the corrected faces and finding the faces in them, as pre-labelling does")
         ctx.snapshot = snapshot_project(ctx.store, ctx.config.task, max_side=ctx.config.snapshot_side(),
-                                        cancelled=ctx.cancelled)
+                                        cancelled=ctx.cancelled, framing=framing,
+                                        input_size=ctx.config.input_size)
         ctx.check_cancel()
         if ctx.dist.active:
             ctx.snapshot.save(shared)
@@ -213,13 +217,28 @@ def phase_snapshot(ctx: RetrainContext) -> None:
                                f"train on: {reasons}{more}")
         raise DatasetError("there are no corrected faces to train on yet: correct (or review) some predictions "
                            "first")
-    message = f"{len(snap.train)} training and {len(snap.val)} validation faces"
+    message = _snapshot_message(snap)
     if snap.skipped:
         message += f"; {len(snap.skipped)} skipped"
     if not snap.val:
         ctx.note(NO_VALIDATION_NOTE)
         message += f"; {NO_VALIDATION_NOTE}"
     ctx.emit("snapshot", message)
+
+
+def _snapshot_message(snap: Any) -> str:
+    """How many faces training reads; in faces framing, how many crops from how many photos, so the numbers do
+    not look like a miscount of the photos."""
+    from faceparse.core.faces import FACES
+
+    if snap.framing != FACES:
+        return f"{len(snap.train)} training and {len(snap.val)} validation faces"
+    photos = len(snap.image_ids("train")) + len(snap.image_ids("val"))
+    message = (f"{len(snap.train)} training and {len(snap.val)} validation face crops from {photos} photos, "
+               "framed as pre-labelling frames them")
+    if snap.faceless:
+        message += f" ({snap.faceless} with no face found, taken whole)"
+    return message
 
 
 def _load_matching(model: Any, state: dict[str, Any]) -> tuple[int, int]:
@@ -671,7 +690,7 @@ def result_of(ctx: RetrainContext) -> dict[str, Any]:
         "start": ctx.start.describe() if ctx.start else None,
         "data": None if ctx.snapshot is None else {k: v for k, v in ctx.snapshot.summary().items()
                                                    if not k.endswith("_ids")},
-        "val_ids": None if ctx.snapshot is None else sorted(s.image_id for s in ctx.snapshot.val),
+        "val_ids": None if ctx.snapshot is None else ctx.snapshot.image_ids("val"),
         "fit": ctx.fit.to_dict() if ctx.fit else None,
         "repredict": ctx.repredict,
         "notes": ctx.notes,

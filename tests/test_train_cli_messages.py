@@ -79,17 +79,19 @@ def test_eval_expands_a_tilde_in_data(tmp_path, capsys, monkeypatch):
     assert json.loads(out)["images"] == 2
 
 
-def test_eval_on_a_faces_mode_project_says_it_scored_whole_photos(tmp_path, capsys):
+def test_eval_on_a_faces_mode_project_scores_it_as_it_pre_labels(tmp_path, capsys):
     store, _ = make_project(tmp_path / "faces", count=3, corrected=3, schema="celebamask-hq")
     model = starter_model_path("parser")
     store.set_setting("prelabel.mode", "faces")
     store.close()
     code, out, err = run(capsys, "eval", "--model", model, tmp_path / "faces", "--split", "all")
     assert code == 0, err
-    assert "Scored on whole photos; this project pre-labels crops around each face" in out
+    assert "Scored as this project pre-labels:" in out and "pasted back into their photos" in out
     code, out, _ = run(capsys, "eval", "--model", model, tmp_path / "faces", "--split", "all", "--json")
-    assert json.loads(out)["framing"] == "whole_image"
+    assert json.loads(out)["framing"] == "faces"
     with ProjectStore.open(tmp_path / "faces") as again:
         again.set_setting("prelabel.mode", "whole_image")
     code, out, _ = run(capsys, "eval", "--model", model, tmp_path / "faces", "--split", "all")
-    assert code == 0 and "Scored on whole photos" not in out
+    assert code == 0 and "Scored as this project pre-labels" not in out
+    code, out, _ = run(capsys, "eval", "--model", model, tmp_path / "faces", "--split", "all", "--json")
+    assert json.loads(out)["framing"] == "whole_image"

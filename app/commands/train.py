@@ -599,18 +599,17 @@ def run_eval(args: argparse.Namespace) -> int:
         if not samples:
             raise CommandError(f"no labelled faces in the {args.split} split of {data}")
         metrics = _measure(predictor, samples, predictor.meta["task"])
-        crops = store is not None and store.get_setting("prelabel.mode") == "faces"
     finally:
         if store is not None:
             store.close()
-    metrics["framing"] = "whole_image"
+    metrics.setdefault("framing", "whole_image")
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
     print_metrics(metrics, predictor.meta)
-    if crops:
-        print("Scored on whole photos; this project pre-labels crops around each face (mode faces), so its "
-              "pre-labels can score differently")
+    if metrics["framing"] == "faces":
+        print(f"Scored as this project pre-labels: {metrics['faces_found']} faces cropped, predicted and pasted "
+              f"back into their photos; {metrics['whole_image_fallbacks']} photos with no face found scored whole")
     return 0
 
 
