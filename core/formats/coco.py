@@ -328,65 +328,20 @@ def _box_only_notes(path: Path, count: int, only_boxed: list[str]) -> list[str]:
 
 
 def _read_file(path: Path, found: LabelSet) -> None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        found.problems.append(f"{path}: cannot read ({e})")
-        return
-    except json.JSONDecodeError as e:
-        found.problems.append(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})")
-        return
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
-                                             for k in ("images", "annotations", "categories")):
-        found.problems.append(f"{path}: not a COCO file (needs lists 'images', 'annotations' and 'categories')")
+    data = _coco_json(path, found.problems)
+    if data is None:
         return
     problems = len(found.problems)
-    names: list[str] = ["background"]
-    position: dict[int, int] = {}
-    for cat in data["categories"]:
-        if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
-            found.problems.append(f"{path}: category {cat!r} needs an integer 'id' and a 'name'")
-            continue
-        position[cat["id"]] = len(names)
-        names.append(cat["name"])
-    if len(names) > 256:
-        found.problems.append(f"{path}: has {len(names) - 1} categories; a mask holds at most 255 classes")
+    position = _category_positions(path, data["categories"], found.problems)
+    if position is None:
         return
-    images: dict[int, dict] = {}
-    for image in data["images"]:
-        if (not isinstance(image, dict) or not _is_int(image.get("id")) or not isinstance(image.get("file_name"), str)
-                or not all(_is_int(image.get(k)) and image[k] > 0 for k in ("width", "height"))):
-            found.problems.append(f"{path}: image entry {str(image)[:120]} needs 'id', 'file_name', "
-                                  "'width' and 'height'")
-            continue
-        if image["id"] in images:
-            found.problems.append(f"{path}: image id {image['id']} is used by both {images[image['id']]['file_name']}"
-                                  f" and {image['file_name']}; every image needs its own id")
-            continue
-        images[image["id"]] = image
-    by_image: dict[int, list[dict]] = defaultdict(list)
-    boxed: set[int] = set()
-    box_only = 0
-    for ann in data["annotations"]:
-        if not isinstance(ann, dict) or "segmentation" not in ann:
-            found.problems.append(f"{path}: annotation {str(ann)[:120]} has no segmentation")
-        elif _is_box_only(ann["segmentation"]):
-            box_only += 1
-            if _is_int(ann.get("image_id")):
-                boxed.add(ann["image_id"])
-        elif not _is_int(ann.get("image_id")) or ann["image_id"] not in images:
-            found.problems.append(f"{path}: annotation {ann.get('id')} refers to image {ann.get('image_id')!r}, "
-                                  "which is not in 'images'")
-        elif not _is_int(ann.get("category_id")) or ann["category_id"] not in position:
-            found.problems.append(f"{path}: annotation {ann.get('id')} has category {ann.get('category_id')!r}, "
-                                  "which is not in 'categories'")
-        else:
-            by_image[ann["image_id"]].append(ann)
+    images = _image_entries(path, data["images"], found.problems)
+    by_image, boxed, box_only = _annotations_by_image(path, data["annotations"], images, position, found.problems)
     if len(found.problems) > problems:
         return
     only_boxed = [image_id for image_id in images if image_id in boxed and image_id not in by_image]
     found.notes += _box_only_notes(path, box_only, [images[i]["file_name"] for i in only_boxed])
-    classes = tuple(names)
+    classes = ("background", *(cat["name"] for cat in _named_categories(data["categories"])))
     for image_id, image in images.items():
         if image_id in only_boxed:
             continue
@@ -394,6 +349,83 @@ def _read_file(path: Path, found: LabelSet) -> None:
         found.items.append(LabelItem(name, f"{path} ({image['file_name']})", classes,
                                      _loader(path, image, by_image.get(image_id, []), position),
                                      size=(image["height"], image["width"])))
+
+
+def _coco_json(path: Path, problems: list[str]) -> dict | None:
+    """The file's JSON if it has COCO's three lists; otherwise None, with the reason in `problems`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        problems.append(f"{path}: cannot read ({e})")
+        return None
+    except json.JSONDecodeError as e:
+        problems.append(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})")
+        return None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
+                                             for k in ("images", "annotations", "categories")):
+        problems.append(f"{path}: not a COCO file (needs lists 'images', 'annotations' and 'categories')")
+        return None
+    return data
+
+
+def _is_category(cat: Any) -> bool:
+    return isinstance(cat, dict) and _is_int(cat.get("id")) and isinstance(cat.get("name"), str)
+
+
+def _named_categories(categories: list) -> list[dict]:
+    return [cat for cat in categories if _is_category(cat)]
+
+
+def _category_positions(path: Path, categories: list, problems: list[str]) -> dict[int, int] | None:
+    """Mask index of each category id (1 and up, in the file's order); None when there are too many for a mask."""
+    for cat in categories:
+        if not _is_category(cat):
+            problems.append(f"{path}: category {cat!r} needs an integer 'id' and a 'name'")
+    named = _named_categories(categories)
+    if len(named) > 255:
+        problems.append(f"{path}: has {len(named)} categories; a mask holds at most 255 classes")
+        return None
+    return {cat["id"]: k for k, cat in enumerate(named, start=1)}
+
+
+def _image_entries(path: Path, entries: list, problems: list[str]) -> dict[int, dict]:
+    images: dict[int, dict] = {}
+    for image in entries:
+        if (not isinstance(image, dict) or not _is_int(image.get("id")) or not isinstance(image.get("file_name"), str)
+                or not all(_is_int(image.get(k)) and image[k] > 0 for k in ("width", "height"))):
+            problems.append(f"{path}: image entry {str(image)[:120]} needs 'id', 'file_name', 'width' and 'height'")
+            continue
+        if image["id"] in images:
+            problems.append(f"{path}: image id {image['id']} is used by both {images[image['id']]['file_name']}"
+                            f" and {image['file_name']}; every image needs its own id")
+            continue
+        images[image["id"]] = image
+    return images
+
+
+def _annotations_by_image(path: Path, annotations: list, images: dict[int, dict], position: dict[int, int],
+                          problems: list[str]) -> tuple[dict[int, list[dict]], set[int], int]:
+    """The usable annotations per image id, the ids of images with box-only annotations, and how many of those
+    there are (a box is no mask: they are counted and left out)."""
+    by_image: dict[int, list[dict]] = defaultdict(list)
+    boxed: set[int] = set()
+    box_only = 0
+    for ann in annotations:
+        if not isinstance(ann, dict) or "segmentation" not in ann:
+            problems.append(f"{path}: annotation {str(ann)[:120]} has no segmentation")
+        elif _is_box_only(ann["segmentation"]):
+            box_only += 1
+            if _is_int(ann.get("image_id")):
+                boxed.add(ann["image_id"])
+        elif not _is_int(ann.get("image_id")) or ann["image_id"] not in images:
+            problems.append(f"{path}: annotation {ann.get('id')} refers to image {ann.get('image_id')!r}, "
+                            "which is not in 'images'")
+        elif not _is_int(ann.get("category_id")) or ann["category_id"] not in position:
+            problems.append(f"{path}: annotation {ann.get('id')} has category {ann.get('category_id')!r}, "
+                            "which is not in 'categories'")
+        else:
+            by_image[ann["image_id"]].append(ann)
+    return by_image, boxed, box_only
 
 
 def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
