@@ -12,6 +12,12 @@ project), `pretrain_phase(ctx)` pre-trains the start network's body on every ima
 except the validation split's (`pretrain_records`), and puts it back before fine-tuning; `pretrain_problem` says
 before a job starts why an asked-for pre-training cannot run. Options come from the job's `extra`: `pretrain_steps`,
 `pretrain_images`, `pretrain_min_images`.
+
+Which view of a photo: the one pre-labelling gives the model, as for fine-tuning (see `datasets`). In a project that
+pre-labels face by face (`datasets.project_framing`), pre-training learns from every face crop of each photo, cut by
+pre-labelling's detector with its margin and geometry (`framing.prepare_array`) at the input size, and from the
+whole photo where no face is found; faces are found once, before the first step. Elsewhere it learns from whole
+photos, downscaled.
 """
 
 from __future__ import annotations
@@ -20,13 +26,18 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from faceparse.core.augment import AugmentConfig, augment_pair, to_tensor_array
+from faceparse.core.faces import FACES, WHOLE_IMAGE
 from faceparse.models.heads import MaskedPretrainNet, transfer_pretrained_body
 from faceparse.models.losses import central_reconstruction_loss
+
+if TYPE_CHECKING:
+    from faceparse.core.framing import Framing
 
 PAPER_SIZE = 512
 
@@ -171,6 +182,76 @@ def _load_images(store, records, max_side: int) -> list[np.ndarray]:
     return out
 
 
+@dataclass
+class PretrainImages:
+    """The pictures pre-training learns from and how they were cut from the project's photos, so that the job can
+    say it (a count of face crops alone would look like a miscount of the photos)."""
+
+    images: list[np.ndarray]
+    photos: int
+    framing: str = WHOLE_IMAGE
+    faceless: int = 0
+    """In faces framing, the photos where no face was found, taken whole as pre-labelling takes them."""
+
+    def describe(self) -> str:
+        if self.framing != FACES:
+            return f"{len(self.images)} images"
+        described = f"{len(self.images)} face crops from {self.photos} photos"
+        if self.faceless:
+            described += f" ({self.faceless} with no face found, taken whole)"
+        return described
+
+    def framing_words(self) -> str:
+        if self.framing != FACES:
+            return "framing: whole image"
+        return "framing: faces, cropped as pre-labelling crops them"
+
+    def summary(self) -> dict:
+        return {"framing": self.framing, "images": len(self.images), "photos": self.photos,
+                "photos_without_faces": self.faceless}
+
+
+def face_crops(image: np.ndarray, framing: Framing, size: int) -> tuple[list[np.ndarray], bool]:
+    """The face crops pre-labelling cuts from `image` at size x size (without the wider views around faces, as
+    fine-tuning's), and whether no face was found, so that the photo is taken whole instead."""
+    from faceparse.core.framing import prepare_array
+
+    prepared = prepare_array(None, image, replace(framing, context=False), (size, size))
+    return list(prepared.crops), prepared.whole_image
+
+
+def _load_face_crops(store, records, framing: Framing, size: int,
+                     cancelled: Callable[[], bool] | None = None) -> PretrainImages:
+    """Every face crop of the records' photos, read at full size as pre-labelling reads them; a file that has
+    become unreadable is skipped. Stops early when `cancelled` says so."""
+    from faceparse.core.imageio import ImageLoadError, load_rgb
+
+    images: list[np.ndarray] = []
+    photos = faceless = 0
+    for record in records:
+        if cancelled is not None and cancelled():
+            break
+        try:
+            photo = load_rgb(store.image_path(record.id))
+        except (ImageLoadError, OSError):
+            continue
+        crops, whole = face_crops(photo, framing, size)
+        images.extend(crops)
+        photos += 1
+        faceless += int(whole)
+    return PretrainImages(images, photos, FACES, faceless)
+
+
+def pretrain_images(store, records, size: int, framing: Framing | None = None,
+                    cancelled: Callable[[], bool] | None = None) -> PretrainImages:
+    """What pre-training at `size` px learns from: with a faces `framing` (`datasets.project_framing`), the
+    records' face crops; else their whole photos, downscaled to twice the size."""
+    if framing is not None and framing.mode == FACES:
+        return _load_face_crops(store, records, framing, size, cancelled)
+    images = _load_images(store, records, max_side=2 * size)
+    return PretrainImages(images, len(images))
+
+
 def _job_records(ctx) -> list:
     snapshot = getattr(ctx, "snapshot", None)
     val_ids = [] if snapshot is None else [s.image_id for s in snapshot.val]
@@ -210,7 +291,8 @@ def pretrain_phase(ctx) -> None:
     """Masked pre-training of the start network's body on the project's images, inside a retrain job."""
     extra = ctx.config.extra
     size = ctx.config.input_size
-    images = _load_images(ctx.store, _job_records(ctx), max_side=2 * size)
+    pictures = _job_images(ctx)
+    images = pictures.images
     budget = ctx.config.time_limit_s
     config = PretrainConfig(architecture=ctx.config.network, input_size=size,
                             steps=int(extra.get("pretrain_steps", 300)), batch_size=ctx.config.batch_size,
@@ -236,4 +318,19 @@ def pretrain_phase(ctx) -> None:
         ctx.pretrain_seconds = time.monotonic() - started
     transfer_pretrained_body(net, ctx.model)
     cut = f" of {config.steps} (time limit)" if done[0] < config.steps else ""
-    ctx.note(f"masked pre-training: {done[0]} steps{cut} on {len(images)} images at {size} px")
+    ctx.note(f"masked pre-training: {done[0]} steps{cut} on {pictures.describe()} at {size} px; "
+             f"{pictures.framing_words()}")
+
+
+def _job_images(ctx) -> PretrainImages:
+    """The job's pre-training pictures, framed as the project pre-labels; says how many, and of what."""
+    from faceparse.core.datasets import project_framing
+
+    framing = project_framing(ctx.store)
+    if framing is not None:
+        ctx.emit("pretrain", "finding the faces in the photos for masked pre-training, as pre-labelling does")
+    pictures = pretrain_images(ctx.store, _job_records(ctx), ctx.config.input_size, framing, ctx.cancelled)
+    ctx.check_cancel()
+    ctx.emit("pretrain", f"masked pre-training on {pictures.describe()}; {pictures.framing_words()}",
+             **pictures.summary())
+    return pictures
