@@ -1224,10 +1224,17 @@ class ProjectStore:
         return None if version is None else self.model_version(task, version)
 
     def set_active_model(self, task: str, version: str | None) -> None:
-        if version is not None and self.model_version(task, version) is None:
-            known = ", ".join(m["version"] for m in self.model_versions(task)) or "none"
-            raise ProjectError(f"no model version {version!r} for task {task!r} (known: {known})")
-        self.set_setting(f"active_model.{task}", version)
+        """The check that the version exists and the switch are one transaction, so a version deleted by another
+        program at the same moment is never left active."""
+        with self._write() as c:
+            if version is not None and c.execute("SELECT 1 FROM model_versions WHERE task = ? AND version = ?",
+                                                 (task, version)).fetchone() is None:
+                known = ", ".join(v for (v,) in c.execute(
+                    "SELECT version FROM model_versions WHERE task = ? ORDER BY created, version", (task,))) or "none"
+                raise ProjectError(f"no model version {version!r} for task {task!r} (known: {known})")
+            c.execute("INSERT INTO settings(key, value) VALUES (?, ?) "
+                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                      (f"active_model.{task}", json.dumps(version)))
 
     def active_models(self) -> dict[str, dict[str, Any]]:
         out = {}
@@ -1305,6 +1312,14 @@ class ProjectStore:
                   (*FINISHED_JOB_STATES, int(keep)))
         c.execute(f"DELETE FROM job_log WHERE job_id IN ({doomed[0]})", doomed[1])
         return c.execute(f"DELETE FROM jobs WHERE id IN ({doomed[0]})", doomed[1]).rowcount
+
+    def add_job_params(self, job_id: int, **params: Any) -> None:
+        """Record what a job decided once it runs (its start version, say) beside what it was asked for."""
+        with self._write() as c:
+            row = c.execute("SELECT params FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise ProjectError(f"no job {job_id}")
+            c.execute("UPDATE jobs SET params = ? WHERE id = ?", (json.dumps({**json.loads(row[0]), **params}), job_id))
 
     def update_job(self, job_id: int, state: str | None = None, progress: float | None = None,
                    message: str | None = None, pid: int | None = None) -> None:

@@ -385,6 +385,7 @@ def settle_start(ctx: RetrainContext) -> None:
     snapshot is downscaled for that size."""
     asked = ctx.config.input_size
     ctx.start, ctx.start_path, ctx.arch_args, start_size = _checked_start(ctx, *_resolve_start(ctx))
+    _record_start_version(ctx)
     ctx.config.settle_input_size(start_size)
     size = ctx.config.input_size
     if asked is None and start_size is not None:
@@ -392,6 +393,14 @@ def settle_start(ctx: RetrainContext) -> None:
     elif start_size is not None and start_size != size:
         ctx.note(f"training at {size} px as asked, while {ctx.start.describe()} works at {start_size} px: it is "
                  f"measured before training at {size} px too")
+
+
+def _record_start_version(ctx: RetrainContext) -> None:
+    """Put the version the job starts from on its row, so it cannot be deleted while the job needs it (the job
+    loads it only after reading the data)."""
+    job_id = getattr(ctx.reporter, "job_id", None)
+    if ctx.is_main and job_id is not None and ctx.start.kind == "version" and ctx.start.version:
+        ctx.store.add_job_params(job_id, start_version=ctx.start.version)
 
 
 def auto_start_size(store: ProjectStore, task: str) -> int | None:

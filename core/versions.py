@@ -302,20 +302,21 @@ class PruneResult:
 
 def delete_version(store: ProjectStore, task: str, version: str) -> DeletedVersion:
     """Delete one version for good: its folder and its row. Refused for the active version (activate another
-    first), for one that does not exist, and for the one a running training job starts from."""
+    first), for one that does not exist, and for the one a running training job starts from (named when it was
+    started, or the active version it settled on; see `train_worker.settle_start`)."""
     row = _deletable(store, task, version)
     _settle_interrupted_deletions(store, task)
     deleted = _described(store, row)
     folder = _own_folder(store, row)
     hidden = _hide(folder) if folder is not None and folder.exists() else None
     try:
-        _forget_in_history(store, task, version)
         store.delete_model_version(task, version)
     except BaseException:
         if hidden is not None:
             with contextlib.suppress(OSError):  # else the next deletion puts it back
                 os.replace(hidden, folder)
         raise
+    _forget_in_history(store, task, version)
     if hidden is not None:
         shutil.rmtree(hidden, ignore_errors=True)
     return deleted
@@ -328,7 +329,7 @@ def versions_to_prune(store: ProjectStore, task: str, keep: int = KEEP_VERSIONS)
     active = store.active_model(task)
     others = [row for row in store.model_versions(task)
               if active is None or row["version"] != active["version"]]
-    return others[:len(others) - keep] if keep else others
+    return others[:max(0, len(others) - keep)]
 
 
 def prune_versions(store: ProjectStore, task: str, keep: int = KEEP_VERSIONS, dry_run: bool = False) -> PruneResult:
@@ -341,12 +342,14 @@ def prune_versions(store: ProjectStore, task: str, keep: int = KEEP_VERSIONS, dr
     for row in doomed:
         try:
             deleted.append(delete_version(store, task, row["version"]))
-        except ProjectError as error:
+        except (ProjectError, OSError) as error:
             refused.append((row["version"], str(error)))
     return PruneResult(task, tuple(deleted), tuple(refused))
 
 
 def _deletable(store: ProjectStore, task: str, version: str) -> dict[str, Any]:
+    if version == STARTER:
+        raise ProjectError(f"the {STARTER} model ships with the application and cannot be deleted")
     row = store.model_version(task, version)
     if row is None:
         known = ", ".join(m["version"] for m in store.model_versions(task)) or "none"
@@ -368,8 +371,9 @@ def _training_job_starting_from(store: ProjectStore, task: str, version: str) ->
     job = running_training_job(store)
     if job is None or job["params"].get("task", task) != task:
         return None
-    start = str(job["params"].get("init") or "")
-    return job if start in (version, f"{task}/{version}") else None
+    params = job["params"]
+    starts = {str(params.get("init") or ""), str(params.get("start_version") or "")}
+    return job if starts & {version, f"{task}/{version}"} else None
 
 
 def _described(store: ProjectStore, row: dict[str, Any]) -> DeletedVersion:

@@ -3,6 +3,7 @@
 import threading
 
 from faceparse.core.prelabel import PrelabelProgress
+from PIL import Image
 from PySide6.QtCore import QTimer
 from test_gui_helpers import make_project, open_window
 
@@ -51,6 +52,18 @@ def test_opening_another_project_during_all_images_asks_first(qtbot, tmp_path, m
     assert window.open_folder(other)
     assert window.ws.store.root == other.resolve()
     assert stopped.wait(10)
+    window.close()
+
+
+def test_keeping_the_run_when_opening_a_plain_folder_makes_no_project_there(qtbot, tmp_path, monkeypatch):
+    window, stopped = start_a_long_prelabel(qtbot, tmp_path, monkeypatch)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    Image.new("RGB", (32, 32)).save(plain / "a.png")
+    monkeypatch.setattr(window, "_ask_stop_prelabel", lambda progress: False)
+    assert not window.open_folder(plain, schema="celebamask-hq")
+    assert not (plain / ".faceparse").exists() and not stopped.is_set()
+    monkeypatch.setattr(window, "_ask_stop_prelabel", lambda progress: True)
     window.close()
 
 

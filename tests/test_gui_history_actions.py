@@ -50,3 +50,17 @@ def test_moving_to_another_image_leaves_an_empty_history(qtbot, tmp_path):
     QTest.keyClick(window.ws.canvas, Qt.Key.Key_D)
     qtbot.waitUntil(lambda: window.ws.session.record.id != first)
     assert _history(window) == (False, False)
+
+
+def test_undo_that_drops_a_stroke_still_held_leaves_nothing_to_undo(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "p"), tmp_path)
+    canvas = window.ws.canvas
+    QTest.keyClick(canvas, Qt.Key.Key_5)
+    QTest.mousePress(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_point(canvas, 40, 64))
+    assert _history(window) == (True, False)
+    QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not canvas.tool.holds_pixels()
+    assert _history(window) == (False, False)
+    QTest.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       viewport_point(canvas, 40, 64))

@@ -73,6 +73,15 @@ def test_a_retrain_without_a_size_carries_on_at_the_start_models_size(project, t
     assert result["initial_score"] == pytest.approx(result["baseline_score"])
 
 
+def test_an_automatic_retrain_records_the_version_it_starts_from_on_its_job(project, tmp_path):
+    start = _start_version(project)
+    config = _tiny()
+    job = project.add_job("retrain", config.to_dict())
+    run_retrain(project, config, JobReporter(project, job), tmp_path / "work")
+    assert project.job(job)["params"]["init"] == "auto"
+    assert project.job(job)["params"]["start_version"] == start["version"]
+
+
 def test_a_size_asked_for_wins_and_the_start_model_is_measured_at_it(project, tmp_path):
     _start_version(project)  # so the first retrain is measured against it, not the starter model at 512 px
     first, _ = _retrain(project, tmp_path, _tiny(input_size=START_SIZE, init="scratch", max_steps=6, epochs=2))

@@ -287,3 +287,59 @@ def test_jobs_prune_on_the_command_line(store, capsys):
     code, out, _ = run(capsys, "jobs", store.root, "--prune", "1")
     assert code == 0 and out.strip() == "deleted 2 finished jobs"
     assert sorted(job["state"] for job in store.jobs()) == ["done", "running"]
+
+
+# --- found in review -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("keep", [2, 3, 10])
+def test_prune_keeps_everything_when_asked_to_keep_at_least_as_many_as_there_are(store, keep):
+    versions = made(store, 3)
+    activate(store, "parser", versions[1], export_missing_onnx=False)
+    assert versions_to_prune(store, "parser", keep=keep) == []
+    assert prune_versions(store, "parser", keep=keep).deleted == ()
+    assert names(store) == versions
+
+
+def test_models_prune_with_the_default_keep_on_three_versions_deletes_nothing(store, capsys):
+    versions = made(store, 3)
+    activate(store, "parser", versions[2], export_missing_onnx=False)
+    code, out, _ = run(capsys, "models", store.root, "prune")
+    assert code == 0 and "Nothing to prune" in out
+    assert names(store) == versions
+
+
+def test_prune_says_when_there_is_nothing_trained(store, capsys):
+    code, out, _ = run(capsys, "models", store.root, "prune")
+    assert code == 0 and "no trained model versions" in out
+
+
+def test_the_starter_model_cannot_be_deleted(store, capsys):
+    code, _, err = run(capsys, "models", store.root, "delete", "starter")
+    assert code == 2 and "ships with the application and cannot be deleted" in err
+
+
+def test_the_version_an_automatic_retrain_settled_on_is_kept(store):
+    v1, v2 = made(store, 2)
+    job = store.add_job("retrain", {"task": "parser", "init": "auto"})
+    store.update_job(job, state="running", pid=os.getpid())
+    store.add_job_params(job, start_version=v1)
+    assert store.job(job)["params"] == {"task": "parser", "init": "auto", "start_version": v1}
+    activate(store, "parser", v2, export_missing_onnx=False)
+    with pytest.raises(ProjectError, match=f"parser v0001 is what training job {job} starts from"):
+        delete_version(store, "parser", v1)
+    assert names(store) == [v1, v2]
+
+
+def test_a_refused_deletion_keeps_the_activation_history(store, monkeypatch):
+    v1, v2 = made(store, 2)
+    activate(store, "parser", v1, export_missing_onnx=False)
+    activate(store, "parser", v2, export_missing_onnx=False)
+
+    def activated_meanwhile(task, version):
+        raise ProjectError(f"{task} {version} is the active model; activate another version first")
+
+    monkeypatch.setattr(store, "delete_model_version", activated_meanwhile)
+    with pytest.raises(ProjectError):
+        delete_version(store, "parser", v1)
+    assert activation_history(store, "parser") == [v1, v2]
+    assert on_disk(store) == [v1, v2]

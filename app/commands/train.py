@@ -435,6 +435,8 @@ def _prune_versions(store: ProjectStore, args: argparse.Namespace) -> int:
         print(f"{counted(count, 'version')} would be deleted, {freed} freed (dry run: nothing was deleted)")
     elif count:
         print(f"{counted(count, 'version')} deleted, {freed} freed")
+    elif not any(store.model_versions(task) for task in tasks):
+        print("Nothing to prune: the project has no trained model versions")
     else:
         print(f"Nothing to prune: the active version and the {keep} newest others are kept")
     return 1 if any(result.refused for result in results) else 0

@@ -285,12 +285,14 @@ class MainWindow(QMainWindow):
             schema = self._ask_schema(folder)
             if schema is None:
                 return False
+        if self.ws is not None and not self._may_stop_jobs(self.ws):
+            return False
         try:
             store = ProjectStore.open_or_create(folder, schema)
         except ProjectError as e:
             self._error(str(e))
             return False
-        if not self.close_project():
+        if not self.close_project(asked=True):
             store.close()
             return False
         self.ws = ws = Workspace(store, self.writer, self.jobs, self.autosave_ms, self)
@@ -437,16 +439,19 @@ class MainWindow(QMainWindow):
             model.fetchMore()
         return model.row_of(image_id)
 
-    def close_project(self) -> bool:
-        """Close the open project after its last masks are on disk; False (and the project stays open) when a
-        save failed and the user chose to cancel."""
+    def _may_stop_jobs(self, ws: Workspace) -> bool:
+        """Whether the user lets the project's running retrain and pre-labelling stop (asked only when they run)."""
+        if ws.models.retrain.running and not self._ask_stop_retrain():
+            return False
+        return not ws.models.prelabelling_all or self._ask_stop_prelabel(ws.models.prelabel_status.text())
+
+    def close_project(self, asked: bool = False) -> bool:
+        """Close the open project after its last masks are on disk; False (and the project stays open) when the
+        user keeps its running jobs (unless `asked` already) or a save failed and the user chose to cancel."""
         ws = self.ws
         if ws is None:
             return True
-        retraining = ws.models.retrain.running
-        if retraining and not self._ask_stop_retrain():
-            return False
-        if ws.models.prelabelling_all and not self._ask_stop_prelabel(ws.models.prelabel_status.text()):
+        if not asked and not self._may_stop_jobs(ws):
             return False
         if ws.session.image_id is not None:
             image_id = ws.session.image_id
@@ -462,7 +467,7 @@ class MainWindow(QMainWindow):
                 break
             else:
                 return False
-        if retraining:
+        if ws.models.retrain.running:
             self._stop_retrain(ws)
         self.ws = None
         if self._details_task is not None:

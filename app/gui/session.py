@@ -186,7 +186,9 @@ class AnnotationSession(QObject):
         self._show_working_mask()
         in_progress = self.sketch_in_progress()
         self.canvas.tool.cancel()
-        if not in_progress:
+        if in_progress:
+            self.canvas.sketch_changed.emit()
+        else:
             self.undo_stack.undo_edit()
 
     def redo(self) -> None:
