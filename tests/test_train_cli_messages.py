@@ -87,6 +87,7 @@ def test_eval_on_a_faces_mode_project_scores_it_as_it_pre_labels(tmp_path, capsy
     code, out, err = run(capsys, "eval", "--model", model, tmp_path / "faces", "--split", "all")
     assert code == 0, err
     assert "Scored as this project pre-labels:" in out and "pasted back into their photos" in out
+    assert " on 3 photos, " in out
     code, out, _ = run(capsys, "eval", "--model", model, tmp_path / "faces", "--split", "all", "--json")
     assert json.loads(out)["framing"] == "faces"
     with ProjectStore.open(tmp_path / "faces") as again:

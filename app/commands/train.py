@@ -581,7 +581,7 @@ def _eval_samples(args: argparse.Namespace, data: Path, store: ProjectStore | No
 def _measure(predictor: Any, samples: list, task: str) -> dict[str, Any]:
     from faceparse.core.evaluate import EvaluationError, evaluate
 
-    bar = CountBar("eval", "face")
+    bar = CountBar("eval", "image")
     try:
         return evaluate(predictor, samples, task, progress=bar)
     except EvaluationError as e:
@@ -617,8 +617,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def print_metrics(metrics: dict[str, Any], meta: dict[str, Any]) -> None:
     name = f"{meta.get('task')} {meta.get('version') or ''} ({meta.get('architecture')})".replace("  ", " ")
-    faces = "face" if metrics["images"] == 1 else "faces"
-    print(f"Model {name} on {metrics['images']} {faces}, {metrics['pixels']:,} pixels")
+    what = "photo" if metrics.get("framing") == "faces" else "face"
+    print(f"Model {name} on {counted(metrics['images'], what)}, {metrics['pixels']:,} pixels")
     rows = [("pixel accuracy", "pixel_accuracy"), ("mean class accuracy", "mean_accuracy"), ("mIoU", "miou"),
             ("mean F1", "mean_f1"), ("mIoU w/o background", "miou_no_bg"), ("mean F1 w/o background",
                                                                             "mean_f1_no_bg")]
