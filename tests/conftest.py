@@ -29,3 +29,17 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _closing_stops_pre_labelling(request, monkeypatch):
+    """Closing the studio while "All images" runs asks whether to stop it, and a modal question nobody answers
+    would hold the test forever. Windows opened on projects pre-label them on opening, so any test may close one
+    mid-run: the answer is "stop" unless a test asks about the question itself (it patches the window)."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    from faceparse.app.gui.main_window import MainWindow
+
+    monkeypatch.setattr(MainWindow, "_ask_stop_prelabel", lambda self, progress: True)
+    yield
