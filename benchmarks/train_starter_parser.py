@@ -269,7 +269,7 @@ def main() -> int:
         print(f"rare-class crops of {args.crop_size} px around {args.rare_crops}: {len(rare_faces)} faces, "
               f"{args.crop_batch} crops every {args.crop_every} steps", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    steps_per_epoch = math.ceil(len(epoch_items) / args.batch)
+    steps_per_epoch = len(epoch_items) // args.batch  # a last batch of one face would break batch norm
     total_steps = steps_per_epoch * total_epochs
     warmup = min(200, total_steps // 10)
 
