@@ -126,9 +126,16 @@ class LabelSchema:
 
 
 def _validate(s: LabelSchema) -> None:
-    where = f"schema {s.name!r}"
     if not isinstance(s.name, str) or not s.name.strip():
         raise SchemaError("schema name must be a non-empty string")
+    where = f"schema {s.name!r}"
+    _check_classes(s, where)
+    _check_colors(s, where)
+    _check_flip_pairs(s, where)
+    _check_mappings(s, where)
+
+
+def _check_classes(s: LabelSchema, where: str) -> None:
     if len(s.classes) < 2:
         raise SchemaError(f"{where}: needs at least two classes (background and one more)")
     if len(s.classes) > MAX_CLASSES:
@@ -141,11 +148,18 @@ def _validate(s: LabelSchema) -> None:
     dupes = sorted({c for c in s.classes if s.classes.count(c) > 1})
     if dupes:
         raise SchemaError(f"{where}: duplicate class names: {', '.join(dupes)}")
+
+
+def _check_colors(s: LabelSchema, where: str) -> None:
     if len(s.colors) != len(s.classes):
         raise SchemaError(f"{where}: {len(s.classes)} classes but {len(s.colors)} colors")
     for i, rgb in enumerate(s.colors):
         if len(rgb) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in rgb):
             raise SchemaError(f"{where}: color of class {i} ({s.classes[i]}) must be three integers 0-255, got {rgb!r}")
+
+
+def _check_flip_pairs(s: LabelSchema, where: str) -> None:
+    """Each pair names two different non-background classes, and no class is in two pairs."""
     seen: set[int] = set()
     for pair in s.flip_pairs:
         if len(pair) != 2:
@@ -158,6 +172,9 @@ def _validate(s: LabelSchema) -> None:
         if seen & set(pair):
             raise SchemaError(f"{where}: class in flip pair {list(pair)} already appears in another pair")
         seen.update(pair)
+
+
+def _check_mappings(s: LabelSchema, where: str) -> None:
     for target, table in s.mappings.items():
         if len(table) != len(s.classes):
             raise SchemaError(f"{where}: mapping to {target!r} has {len(table)} entries for {len(s.classes)} classes")
