@@ -1,5 +1,6 @@
 """Projects of drawn faces for the training-side tests: real pictures and exact masks in milliseconds."""
 
+import numpy as np
 from faceparse.core.store import ProjectStore
 from faceparse.core.synthetic import draw_face
 from PIL import Image
@@ -28,3 +29,18 @@ def make_project(root, count=10, corrected=8, size=64, schema="lapa", seed=0, **
     for rec in store.images()[:corrected]:
         store.save_corrected(rec.id, masks[rec.relpath])
     return store, masks
+
+
+class KnownFaces:
+    """The scenes' true face boxes, looked up by picture; counts its calls."""
+
+    def __init__(self, scenes):
+        self.scenes = scenes
+        self.calls = 0
+
+    def detect(self, image):
+        self.calls += 1
+        for picture, _, boxes in self.scenes.values():
+            if picture.shape == image.shape and np.array_equal(picture, image):
+                return list(boxes)
+        return []

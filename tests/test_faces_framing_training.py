@@ -4,6 +4,7 @@ whole photo where no face is found. Whole-image projects are read as before."""
 
 import numpy as np
 import pytest
+from drawn_projects import KnownFaces
 from faceparse.core.datasets import (
     IGNORE_INDEX,
     DatasetSnapshot,
@@ -22,21 +23,6 @@ from PIL import Image
 SIZE = 64
 SCENE = (160, 120)
 FACES_PER_PHOTO = (3, 2, 1, 0)  # the last photo: a scene whose faces the detector does not find
-
-
-class KnownFaces:
-    """The scenes' true face boxes, looked up by picture; counts its calls."""
-
-    def __init__(self, scenes):
-        self.scenes = scenes
-        self.calls = 0
-
-    def detect(self, image):
-        self.calls += 1
-        for picture, _, boxes in self.scenes.values():
-            if picture.shape == image.shape and np.array_equal(picture, image):
-                return list(boxes)
-        return []
 
 
 @pytest.fixture

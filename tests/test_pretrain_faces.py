@@ -4,6 +4,7 @@ whole photo where no face is found; faces are found once per run. Whole-image pr
 
 import numpy as np
 import pytest
+from drawn_projects import KnownFaces
 from faceparse.core import pretrain
 from faceparse.core.datasets import project_framing
 from faceparse.core.faces import FACES, WHOLE_IMAGE, HaarFaceDetector
@@ -19,21 +20,6 @@ SIZE = 64
 SCENE = (160, 120)
 FACES_PER_PHOTO = (3, 2, 1, 0)  # the last photo: a scene whose faces the detector does not find
 UNLABELLED_FACES = (2, 1)  # photos nobody has corrected yet: pre-training learns from them too
-
-
-class KnownFaces:
-    """The scenes' true face boxes, looked up by picture; counts its calls."""
-
-    def __init__(self, scenes):
-        self.scenes = scenes
-        self.calls = 0
-
-    def detect(self, image):
-        self.calls += 1
-        for picture, _, boxes in self.scenes.values():
-            if picture.shape == image.shape and np.array_equal(picture, image):
-                return list(boxes)
-        return []
 
 
 def draw_scenes(faces_per_photo, first_seed=0):
