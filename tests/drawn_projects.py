@@ -1,8 +1,10 @@
 """Projects of drawn faces for the training-side tests: real pictures and exact masks in milliseconds."""
 
 import numpy as np
+from faceparse.core.faces import FACES
+from faceparse.core.prelabel import MODE_SETTING
 from faceparse.core.store import ProjectStore
-from faceparse.core.synthetic import draw_face
+from faceparse.core.synthetic import draw_face, draw_scene
 from PIL import Image
 
 
@@ -44,3 +46,29 @@ class KnownFaces:
             if picture.shape == image.shape and np.array_equal(picture, image):
                 return list(boxes)
         return []
+
+
+def draw_scenes(faces_per_photo, first_seed=0, size=(160, 120)):
+    """Drawn group photos with exact masks, by file name: (picture, mask, face boxes the detector reports). A
+    photo asked for with 0 faces holds one that the detector is made not to find."""
+    out = {}
+    for seed, faces in enumerate(faces_per_photo, first_seed):
+        picture, mask, boxes = draw_scene(seed, size, faces=max(faces, 1), schema="lapa")
+        out[f"scene{seed}.png"] = (picture, mask, boxes if faces else [])
+    return out
+
+
+def scene_project(root, scenes, mode=FACES, corrected=None):
+    """A LaPa project of `draw_scenes` photos in pre-labelling `mode` (None: not chosen yet); the photos named in
+    `corrected` (all when None) have their true masks as corrections."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, (picture, _, _) in scenes.items():
+        Image.fromarray(picture).save(root / name)
+    store = ProjectStore.create(root, "lapa")
+    store.scan()
+    for record in store.images():
+        if corrected is None or record.relpath in corrected:
+            store.save_corrected(record.id, scenes[record.relpath][1])
+    if mode is not None:
+        store.set_setting(MODE_SETTING, mode)
+    return store

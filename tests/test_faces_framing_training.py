@@ -4,7 +4,7 @@ whole photo where no face is found. Whole-image projects are read as before."""
 
 import numpy as np
 import pytest
-from drawn_projects import KnownFaces
+from drawn_projects import KnownFaces, draw_scenes, scene_project
 from faceparse.core.datasets import (
     IGNORE_INDEX,
     DatasetSnapshot,
@@ -15,10 +15,6 @@ from faceparse.core.datasets import (
 from faceparse.core.evaluate import FramedPhoto, evaluate, project_samples
 from faceparse.core.faces import FACES, WHOLE_IMAGE, HaarFaceDetector, face_crop_box, whole_image_box
 from faceparse.core.framing import Framing, prepare_array
-from faceparse.core.prelabel import MODE_SETTING
-from faceparse.core.store import ProjectStore
-from faceparse.core.synthetic import draw_scene
-from PIL import Image
 
 SIZE = 64
 SCENE = (160, 120)
@@ -27,30 +23,12 @@ FACES_PER_PHOTO = (3, 2, 1, 0)  # the last photo: a scene whose faces the detect
 
 @pytest.fixture
 def scenes():
-    """Drawn group photos with exact masks, by file name: (picture, mask, face boxes the detector reports)."""
-    out = {}
-    for i, faces in enumerate(FACES_PER_PHOTO):
-        picture, mask, boxes = draw_scene(i, SCENE, faces=max(faces, 1), schema="lapa")
-        out[f"scene{i}.png"] = (picture, mask, boxes if faces else [])
-    return out
-
-
-def make_scene_project(root, scenes, mode=FACES):
-    root.mkdir(parents=True, exist_ok=True)
-    for name, (picture, _, _) in scenes.items():
-        Image.fromarray(picture).save(root / name)
-    store = ProjectStore.create(root, "lapa")
-    store.scan()
-    for rec in store.images():
-        store.save_corrected(rec.id, scenes[rec.relpath][1])
-    if mode is not None:
-        store.set_setting(MODE_SETTING, mode)
-    return store
+    return draw_scenes(FACES_PER_PHOTO, size=SCENE)
 
 
 @pytest.fixture
 def project(tmp_path, scenes):
-    store = make_scene_project(tmp_path / "group", scenes)
+    store = scene_project(tmp_path / "group", scenes)
     yield store
     store.close()
 
@@ -136,7 +114,7 @@ def test_the_crops_and_their_boxes_travel_to_the_other_training_processes(projec
 
 def test_whole_image_projects_are_read_as_before(tmp_path, scenes):
     for mode in (None, WHOLE_IMAGE):
-        store = make_scene_project(tmp_path / f"whole-{mode}", scenes, mode)
+        store = scene_project(tmp_path / f"whole-{mode}", scenes, mode)
         assert project_framing(store) is None
         snapshot = snapshot_project(store, "parser", max_side=80, framing=project_framing(store), input_size=SIZE)
         plain = snapshot_project(store, "parser", max_side=80)
@@ -200,7 +178,7 @@ def test_eval_scores_a_faces_project_on_the_mask_pre_labelling_pastes_back(proje
 
 
 def test_eval_of_a_whole_image_project_says_nothing_of_faces(tmp_path, scenes):
-    store = make_scene_project(tmp_path / "whole", scenes, WHOLE_IMAGE)
+    store = scene_project(tmp_path / "whole", scenes, WHOLE_IMAGE)
     metrics = evaluate(OneClass(list(store.schema.classes)), project_samples(store, "parser", "all"), "parser")
     store.close()
     assert "framing" not in metrics and "faces_found" not in metrics

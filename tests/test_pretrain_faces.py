@@ -4,31 +4,18 @@ whole photo where no face is found; faces are found once per run. Whole-image pr
 
 import numpy as np
 import pytest
-from drawn_projects import KnownFaces
+from drawn_projects import KnownFaces, draw_scenes, scene_project
 from faceparse.core import pretrain
 from faceparse.core.datasets import project_framing
 from faceparse.core.faces import FACES, WHOLE_IMAGE, HaarFaceDetector
 from faceparse.core.framing import Framing, prepare_file
 from faceparse.core.imageio import load_rgb
-from faceparse.core.prelabel import MODE_SETTING
 from faceparse.core.pretrain import pretrain_images, pretrain_records
-from faceparse.core.store import ProjectStore
-from faceparse.core.synthetic import draw_scene
-from PIL import Image
 
 SIZE = 64
 SCENE = (160, 120)
 FACES_PER_PHOTO = (3, 2, 1, 0)  # the last photo: a scene whose faces the detector does not find
 UNLABELLED_FACES = (2, 1)  # photos nobody has corrected yet: pre-training learns from them too
-
-
-def draw_scenes(faces_per_photo, first_seed=0):
-    """Drawn group photos by file name: (picture, mask, face boxes the detector reports)."""
-    out = {}
-    for seed, faces in enumerate(faces_per_photo, first_seed):
-        picture, mask, boxes = draw_scene(seed, SCENE, faces=max(faces, 1), schema="lapa")
-        out[f"scene{seed}.png"] = (picture, mask, boxes if faces else [])
-    return out
 
 
 @pytest.fixture
@@ -44,20 +31,6 @@ def detector(scenes, monkeypatch):
     return known
 
 
-def make_project(root, scenes, mode=FACES, corrected=()):
-    root.mkdir(parents=True, exist_ok=True)
-    for name, (picture, _, _) in scenes.items():
-        Image.fromarray(picture).save(root / name)
-    store = ProjectStore.create(root, "lapa")
-    store.scan()
-    for record in store.images():
-        if record.relpath in corrected:
-            store.save_corrected(record.id, scenes[record.relpath][1])
-    if mode is not None:
-        store.set_setting(MODE_SETTING, mode)
-    return store
-
-
 def prelabel_crops(store, record, detector):
     """The crops pre-labelling feeds the model for one photo: each face's crop, or the whole photo."""
     prepared = prepare_file(None, store.image_path(record.id), Framing(FACES, detector), (SIZE, SIZE))
@@ -65,7 +38,7 @@ def prelabel_crops(store, record, detector):
 
 
 def test_faces_mode_pretrains_on_every_face_crop_pre_labelling_cuts(tmp_path, scenes, detector):
-    store = make_project(tmp_path / "group", scenes)
+    store = scene_project(tmp_path / "group", scenes, corrected=())
     records = pretrain_records(store)
     pictures = pretrain_images(store, records, SIZE, project_framing(store))
     assert pictures.framing == FACES
@@ -79,7 +52,7 @@ def test_faces_mode_pretrains_on_every_face_crop_pre_labelling_cuts(tmp_path, sc
 
 
 def test_a_photo_without_faces_is_pretrained_on_whole(tmp_path, scenes, detector):
-    store = make_project(tmp_path / "group", scenes)
+    store = scene_project(tmp_path / "group", scenes, corrected=())
     (faceless,) = [r for r in store.images() if r.relpath == "scene3.png"]
     pictures = pretrain_images(store, [faceless], SIZE, project_framing(store))
     assert pictures.faceless == 1 and pictures.photos == 1
@@ -91,7 +64,7 @@ def test_a_photo_without_faces_is_pretrained_on_whole(tmp_path, scenes, detector
 
 def test_whole_image_projects_pretrain_on_whole_photos_as_before(tmp_path, scenes, detector):
     for mode in (None, WHOLE_IMAGE):
-        store = make_project(tmp_path / f"whole-{mode}", scenes, mode)
+        store = scene_project(tmp_path / f"whole-{mode}", scenes, mode, corrected=())
         records = pretrain_records(store)
         pictures = pretrain_images(store, records, SIZE, project_framing(store))
         assert pictures.framing == WHOLE_IMAGE and pictures.photos == len(scenes) and pictures.faceless == 0
@@ -144,7 +117,7 @@ def test_a_retrain_of_a_faces_project_finds_the_faces_once_and_pretrains_on_the_
     monkeypatch.setattr("faceparse.core.versions.starter_checkpoint", lambda task: None)
     photos = {**scenes, **draw_scenes(UNLABELLED_FACES, first_seed=len(scenes))}
     detector.scenes = photos
-    store = make_project(tmp_path / "group", photos, corrected=set(scenes))
+    store = scene_project(tmp_path / "group", photos, corrected=set(scenes))
     seen = seen_by_pretraining(monkeypatch, detector)
     result, log = retrain(store, tmp_path, steps=8)
     records = job_pretrain_records(store, result)
@@ -166,7 +139,7 @@ def test_a_retrain_of_a_faces_project_finds_the_faces_once_and_pretrains_on_the_
 @pytest.mark.usefixtures("torch_one_thread")
 def test_a_retrain_of_a_whole_image_project_pretrains_on_whole_photos(tmp_path, scenes, detector, monkeypatch):
     monkeypatch.setattr("faceparse.core.versions.starter_checkpoint", lambda task: None)
-    store = make_project(tmp_path / "whole", scenes, WHOLE_IMAGE, corrected=set(scenes))
+    store = scene_project(tmp_path / "whole", scenes, WHOLE_IMAGE, corrected=set(scenes))
     seen = seen_by_pretraining(monkeypatch, detector)
     result, log = retrain(store, tmp_path, steps=2)
     records = job_pretrain_records(store, result)
