@@ -150,6 +150,45 @@ def _fill_outside(prepared: PreparedImage, indices: list[np.ndarray], confidence
     mask[outside] = wide[outside]
     if conf is not None and wide_conf is not None:
         conf[outside] = wide_conf[outside]
+    _continue_downward(prepared, mask, conf)
+
+
+def _continue_downward(prepared: PreparedImage, mask: np.ndarray, conf: np.ndarray | None) -> None:
+    """Carry what the wider views see at their bottom edge on down, by one more view's height at most.
+
+    Below a face the body goes on: clothes (and long hair) cut off by the edge of the widest view would leave a
+    straight line across every portrait taller than three faces. A column stops at the first pixel another view
+    covers (that person's own view decides there); each painted pixel takes the label and confidence of the edge
+    pixel above it.
+    """
+    width, height = prepared.size
+    covered = np.zeros(mask.shape, bool)
+    for box in prepared.boxes:
+        x0, y0, x1, y1 = box.covered_pixels(prepared.size)
+        covered[y0:y1, x0:x1] = True
+    for box in prepared.boxes[prepared.faces:]:
+        x0, y0, x1, y1 = box.covered_pixels(prepared.size)
+        if y1 >= height or x1 <= x0 or y1 <= y0:
+            continue
+        below = slice(y1, min(height, y1 + (y1 - y0)))
+        edge = _without_narrow_runs(mask[y1 - 1, x0:x1], max(3, (x1 - x0) // 32))
+        reached = ~np.logical_or.accumulate(covered[below, x0:x1], axis=0)
+        fill = reached & (mask[below, x0:x1] == 0) & (edge != 0)
+        np.copyto(mask[below, x0:x1], np.broadcast_to(edge, fill.shape), where=fill)
+        if conf is not None:
+            np.copyto(conf[below, x0:x1], np.broadcast_to(conf[y1 - 1, x0:x1], fill.shape), where=fill)
+
+
+def _without_narrow_runs(row: np.ndarray, min_width: int) -> np.ndarray:
+    """The row with every run of one label narrower than `min_width` set to background: a strand of hair or a
+    speck at the edge would otherwise become a thin stripe down the picture."""
+    row = row.copy()
+    starts = np.flatnonzero(np.diff(row, prepend=np.int64(row[0]) + 1) != 0)
+    ends = np.append(starts[1:], len(row))
+    for start, end in zip(starts, ends, strict=True):
+        if end - start < min_width:
+            row[start:end] = 0
+    return row
 
 
 def predict_image(image: np.ndarray, predictor: Predictor, framing: Framing | None = None,

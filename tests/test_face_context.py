@@ -69,3 +69,53 @@ def test_a_scene_with_context_keeps_its_faces_and_labels_little_else(tmp_path):
     near = cv2.dilate((truth != 0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     assert near[opened.mask != 0].mean() > 0.995
     assert (opened.mask != 0).sum() >= (closed.mask != 0).sum()
+
+
+def test_the_body_goes_on_below_the_widest_view_by_one_view_height(predictor):
+    picture = np.zeros((320, 300, 3), np.uint8)
+    picture[55:110, 75:125] = 200
+    picture[110:, 60:140] = 180  # the body, narrower than the view, down to the bottom edge
+    picture[150:, 5:30] = 180  # something bright beside, under no view
+    wide = face_crop_box(FACE, CONTEXT_MARGIN).covered_pixels((300, 320))
+    reach = wide[3] + (wide[3] - wide[1])
+    opened = predict_image(picture, predictor, Framing(FACES, KnownFaces([FACE])))
+    assert (opened.mask[wide[3]:reach, 62:138] != 0).mean() > 0.97
+    assert not opened.mask[wide[3]:, wide[0]:58].any()  # dark at the view's edge: stays background
+    assert not opened.mask[wide[3]:, 142:].any()
+    assert not opened.mask[reach:].any()
+    assert not opened.mask[:, :35].any()
+    assert opened.confidence is None or opened.confidence[wide[3]:reach, 62:138].min() > 0
+
+
+def test_the_body_stops_where_another_view_begins(predictor):
+    """The first face's body is bright at the bottom of its view; the dark face below it has its own views, and
+    the first face's body is not carried on past them."""
+    picture = np.zeros((320, 300, 3), np.uint8)
+    picture[55:110, 75:125] = 200
+    picture[110:141, 60:140] = 180
+    lower = (85, 175, 115, 205)
+    wide = face_crop_box(FACE, CONTEXT_MARGIN).covered_pixels((300, 320))
+    lower_wide = face_crop_box(lower, CONTEXT_MARGIN).covered_pixels((300, 320))
+    assert wide[3] < lower_wide[1] and lower_wide[3] < wide[3] + (wide[3] - wide[1])
+    opened = predict_image(picture, predictor, Framing(FACES, KnownFaces([FACE, lower])))
+    assert (opened.mask[wide[3]:lower_wide[1], 62:138] != 0).all()
+    assert not opened.mask[lower_wide[3]:].any()
+
+
+def test_a_strand_at_the_edge_of_the_view_is_not_drawn_down_the_picture(predictor):
+    picture = np.zeros((320, 300, 3), np.uint8)
+    picture[55:110, 75:125] = 200
+    picture[110:, 60:100] = 180
+    picture[100:, 130] = 255  # one bright column: a strand of hair across the view's bottom edge
+    wide = face_crop_box(FACE, CONTEXT_MARGIN).covered_pixels((300, 320))
+    opened = predict_image(picture, predictor, Framing(FACES, KnownFaces([FACE])))
+    assert (opened.mask[wide[3]:wide[3] + 60, 62:98] != 0).mean() > 0.97
+    assert not opened.mask[wide[3]:, 110:].any()
+
+
+def test_narrow_runs_are_dropped_from_the_edge():
+    from faceparse.core.framing import _without_narrow_runs
+
+    row = np.array([0, 0, 5, 5, 5, 5, 3, 3, 0, 1, 1, 1, 255], np.uint8)
+    assert _without_narrow_runs(row, 3).tolist() == [0, 0, 5, 5, 5, 5, 0, 0, 0, 1, 1, 1, 0]
+    assert _without_narrow_runs(row, 1).tolist() == row.tolist()

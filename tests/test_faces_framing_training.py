@@ -149,14 +149,24 @@ class OneClass:
 
 
 def pasted_skin(picture, detector):
-    """Where pre-labelling's crops (face crops and the wider views around them) reach: there a model that calls
-    everything skin paints skin; everywhere else the mask stays background."""
+    """Where pre-labelling's crops (face crops and the wider views around them) reach, and below each wider view
+    (by its height, down to where another view begins): there a model that calls everything skin paints skin;
+    everywhere else the mask stays background."""
+    size = (picture.shape[1], picture.shape[0])
     prepared = prepare_array(None, picture, Framing(FACES, detector), (32, 32))
     covered = np.zeros(picture.shape[:2], bool)
     for box in prepared.boxes:
-        x0, y0, x1, y1 = box.covered_pixels((picture.shape[1], picture.shape[0]))
+        x0, y0, x1, y1 = box.covered_pixels(size)
         covered[y0:y1, x0:x1] = True
-    return covered
+    painted = covered.copy()
+    for box in prepared.boxes[prepared.faces:]:
+        x0, y0, x1, y1 = box.covered_pixels(size)
+        for x in range(x0, x1):
+            for y in range(y1, min(size[1], 2 * y1 - y0)):
+                if covered[y, x]:
+                    break
+                painted[y, x] = True
+    return painted
 
 
 def test_eval_scores_a_faces_project_on_the_mask_pre_labelling_pastes_back(project, scenes, monkeypatch):
