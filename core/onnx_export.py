@@ -4,6 +4,10 @@ The graph takes `input` (float32 N×3×H×W, RGB scaled to 0–1 and normalised 
 `logits` (float32 N×C×H×W). Batch, height and width are dynamic; height and width must be multiples of 32, which
 the exported graph expresses as 32·k so ONNX Runtime accepts any such size. The checkpoint metadata (schema,
 normalisation, architecture, version…) is embedded as JSON in `metadata_props["faceparse"]`.
+
+With `weights="float16"` the weight tensors are stored at half precision, each behind a Cast to float32: the file
+is half the size, and ONNX Runtime folds the casts when it loads the model, so inference runs in float32 as fast as
+before (the starter models ship this way; their checkpoints are float16 too).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import torch
 from faceparse.core.atomic import atomic_path
 from faceparse.core.checkpoint import complete_meta, validate_meta
+from onnx import helper, numpy_helper
 from torch import nn
 
 META_KEY = "faceparse"
@@ -29,6 +35,10 @@ SIZE_MULTIPLE = 32
 SAMPLE_SHAPE = (2, 3, 64, 64)  # batch 2 and 2·32 so no dimension is specialised to 0 or 1 while tracing
 MAX_BATCH = 4096
 MAX_SIDE_MULTIPLES = 1024  # 32 768 px
+WEIGHT_TYPES = ("float32", "float16")
+HALF_MIN_ELEMENTS = 16
+"""Smaller float tensors (shape arithmetic, resize scales) stay float32: they are not weights and save nothing."""
+HALF_SUFFIX = "__float16"
 
 
 class OnnxExportError(RuntimeError):
@@ -42,8 +52,11 @@ def _dynamic_shapes() -> tuple[dict[int, Any]]:
     return ({0: batch, 2: SIZE_MULTIPLE * rows, 3: SIZE_MULTIPLE * cols},)
 
 
-def export_onnx(model: nn.Module, meta: Mapping[str, Any], path: str | Path) -> Path:
-    """Export `model` (eval-mode forward) with `meta` embedded; the file at `path` is replaced atomically."""
+def export_onnx(model: nn.Module, meta: Mapping[str, Any], path: str | Path, weights: str = "float32") -> Path:
+    """Export `model` (eval-mode forward) with `meta` embedded, its weights stored as `weights` (see the module
+    docstring); the file at `path` is replaced atomically."""
+    if weights not in WEIGHT_TYPES:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHT_TYPES)}, got {weights!r}")
     path = Path(path)
     full = complete_meta(meta)
     validate_meta(full, str(path))
@@ -87,9 +100,29 @@ def export_onnx(model: nn.Module, meta: Mapping[str, Any], path: str | Path) -> 
     entry = proto.metadata_props.add()
     entry.key = META_KEY
     entry.value = json.dumps(full, default=_json_default)
+    if weights == "float16":
+        half_weights(proto)
     with atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp))
     return path
+
+
+def half_weights(proto: onnx.ModelProto) -> int:
+    """Store the graph's float32 weight tensors as float16, each read through a Cast back to float32 under its old
+    name, so no other node changes. Returns how many tensors were halved; a graph already halved is left as it is."""
+    graph = proto.graph
+    casts = []
+    for tensor in graph.initializer:
+        if tensor.data_type != onnx.TensorProto.FLOAT or int(np.prod(tensor.dims)) < HALF_MIN_ELEMENTS:
+            continue
+        name = tensor.name
+        values = numpy_helper.to_array(tensor).astype(np.float16)
+        tensor.CopyFrom(numpy_helper.from_array(values, name + HALF_SUFFIX))
+        casts.append(helper.make_node("Cast", [name + HALF_SUFFIX], [name], name=name + HALF_SUFFIX,
+                                           to=onnx.TensorProto.FLOAT))
+    for cast in reversed(casts):
+        graph.node.insert(0, cast)
+    return len(casts)
 
 
 def read_onnx_meta(path: str | Path) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Turn a finished starter-model training run into the files the application ships.
 
 Writes `resources/models/<task>/` (fp16 safetensors + meta.json: a checkpoint that fine-tuning starts from) and
-`resources/models/<task>.onnx` (float32, metadata embedded: what pre-labeling runs). The ONNX file is exported from
-the weights as stored in fp16, so the checkpoint and the ONNX model are the same network. The held-out metrics of
-the run (its eval.json) go into the metadata.
+`resources/models/<task>.onnx` (metadata embedded: what pre-labeling runs). The ONNX file is exported from the
+weights as stored in fp16 and keeps its weights in fp16 (cast to float32 when ONNX Runtime loads it), so the
+checkpoint and the ONNX model are the same network at half the size. The held-out metrics of the run (its
+eval.json) go into the metadata.
 
     python packaging/package_starter_model.py --task parser --run runs/parser
     python packaging/package_starter_model.py --task mask --run runs/mask --arch-args '{"width": 0.25}'
@@ -68,7 +69,7 @@ def main() -> int:
     shipped, shipped_meta = load_checkpoint(target)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_tmp = Path(tmp) / "model.onnx"
-        export_onnx(shipped, shipped_meta, onnx_tmp)
+        export_onnx(shipped, shipped_meta, onnx_tmp, weights="float16")
         (args.out / f"{args.task}.onnx").write_bytes(onnx_tmp.read_bytes())
     for path in (target / "model.safetensors", args.out / f"{args.task}.onnx"):
         print(f"{path}: {path.stat().st_size / 1e6:.1f} MB")

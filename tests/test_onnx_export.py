@@ -88,3 +88,40 @@ def test_onnx_without_metadata_is_reported(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(OnnxExportError, match="not a readable ONNX model"):
         read_onnx_meta(tmp_path / "junk.onnx")
+
+
+def test_half_precision_weights_halve_the_file_and_keep_the_predictions(tmp_path):
+    from faceparse.core.onnx_export import half_weights
+    from faceparse.core.predictor import Predictor
+
+    meta = meta_for("deeplabv3plus_mobilenetv2")
+    torch.manual_seed(0)
+    model = build_model("deeplabv3plus_mobilenetv2", **meta["arch_args"]).eval()
+    full = export_onnx(model, meta, tmp_path / "full.onnx")
+    half = export_onnx(model, meta, tmp_path / "half.onnx", weights="float16")
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    assert {**read_onnx_meta(half), "created": None} == {**read_onnx_meta(full), "created": None}
+
+    proto = onnx.load(str(half))
+    big = [t for t in proto.graph.initializer if int(np.prod(t.dims)) >= 1000]
+    assert big and all(t.data_type == onnx.TensorProto.FLOAT16 for t in big)
+    assert half_weights(proto) == 0  # already halved
+
+    x = torch.randn((2, 3, 64, 96), generator=torch.Generator().manual_seed(3)).numpy()
+    a, b = session(full).run(None, {"input": x})[0], session(half).run(None, {"input": x})[0]
+    assert b.dtype == np.float32 and b.shape == a.shape
+    assert np.abs(a - b).max() < 0.05 * np.abs(a).max()
+
+    images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    masks_full = [f.index for f in Predictor(full, device="cpu").predict(images)]
+    masks_half = [f.index for f in Predictor(half, device="cpu").predict(images)]
+    agree = np.mean([np.mean(m == n) for m, n in zip(masks_full, masks_half, strict=True)])
+    assert agree > 0.99
+
+
+def test_export_refuses_an_unknown_weight_type(tmp_path):
+    meta = meta_for("deeplabv3plus_mobilenetv2")
+    model = build_model("deeplabv3plus_mobilenetv2", **meta["arch_args"]).eval()
+    with pytest.raises(ValueError, match="float16"):
+        export_onnx(model, meta, tmp_path / "x.onnx", weights="int4")
+    assert not (tmp_path / "x.onnx").exists()
