@@ -18,8 +18,9 @@ the schema's `face_mask` class (1) against everything else (0).
 Which view of a photo: the one pre-labelling gives the model. A project that pre-labels face by face (group photos,
 small faces in large photos) trains on the same face crops, cut by the same detector with the same margin and
 geometry (`framing.prepare_array`), each crop of photo and mask at the input size; a network trained on whole
-photos resized to its input would learn tiny faces it never sees at that scale. Faces are found once, when the
-snapshot is read, and each sample keeps the box it was cut from.
+photos resized to its input would learn tiny faces it never sees at that scale. Faces are found when the
+snapshot is read, once per photo rather than once per retrain (the project remembers them: `face_cache`), and each
+sample keeps the box it was cut from.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import cv2
 import numpy as np
 from faceparse.core.atomic import atomic_write_text
 from faceparse.core.augment import AugmentConfig, augment_pair, to_tensor_array
-from faceparse.core.faces import FACES, WHOLE_IMAGE, CropBox, whole_image_box
+from faceparse.core.faces import FACES, WHOLE_IMAGE, CropBox, HaarFaceDetector, whole_image_box
 from faceparse.core.imageio import ImageLoadError, load_rgb
 from faceparse.core.schemas import LabelSchema
 from faceparse.core.store import ImageRecord, MaskError, ProjectStore, split_for
@@ -260,11 +261,15 @@ def classes_outside(mask: np.ndarray, schema: LabelSchema) -> list[int]:
 def project_framing(store: ProjectStore) -> Framing | None:
     """How the project's pre-labels frame its photos: face by face as pre-labelling does it (its detector,
     margin and geometry) when the project's mode is faces, else None (whole photos, also while pre-labelling
-    has not chosen a mode yet)."""
+    has not chosen a mode yet). The faces found are the ones remembered in the project (`face_cache`), so a photo
+    is searched once, not at every retrain; the framing's key is then the image id."""
+    from faceparse.core.face_cache import CachedFaceDetector
     from faceparse.core.framing import Framing
     from faceparse.core.prelabel import MODE_SETTING
 
-    return Framing(FACES) if store.get_setting(MODE_SETTING) == FACES else None
+    if store.get_setting(MODE_SETTING) != FACES:
+        return None
+    return Framing(FACES, CachedFaceDetector(store, HaarFaceDetector()))
 
 
 def crop_mask(mask: np.ndarray, box: CropBox, out_size: tuple[int, int], fill: int) -> np.ndarray:

@@ -252,11 +252,13 @@ def predict_probabilities(predictor: Predictor, images: Sequence[np.ndarray], ba
 class FramedPhoto:
     """A labelled photo scored on the mask pre-labelling gives it with `framing` (see the module docstring):
     the photo is read again from `path` at full size, as pre-labelling reads it, and the pasted-back mask is
-    compared with `target` at the target's resolution."""
+    compared with `target` at the target's resolution. `image_id` is the project's id of the photo, under which
+    the project's framing remembers its faces (`face_cache`)."""
 
     path: Path
     target: np.ndarray = field(repr=False)
     framing: Framing = field(repr=False)
+    image_id: int | None = None
 
 
 @dataclass
@@ -287,7 +289,8 @@ def _pasted_back(predictor: Predictor, photo: FramedPhoto, batch_size: int, bina
     from faceparse.core.predictor import FacePrediction
 
     try:
-        prepared = prepare_file(None, photo.path, photo.framing, tuple(int(v) for v in predictor.meta["input_size"]))
+        prepared = prepare_file(photo.image_id, photo.path, photo.framing,
+                                tuple(int(v) for v in predictor.meta["input_size"]))
     except ImageLoadError as e:
         raise EvaluationError(str(e)) from None
     faces = [FacePrediction(probs.argmax(0).astype(np.uint8), probs.max(0) if binary else None, None)
@@ -410,8 +413,8 @@ def project_samples(store: ProjectStore, task: str, split: str = "val", max_side
     targets = [s.mask if lut is None else lut[s.mask] for s in chosen]
     framing = project_framing(store)
     if framing is not None:
-        return [FramedPhoto(store.root / s.relpath, target, framing) for s, target in zip(chosen, targets,
-                                                                                          strict=True)]
+        return [FramedPhoto(store.root / s.relpath, target, framing, s.image_id)
+                for s, target in zip(chosen, targets, strict=True)]
     return [(s.image, target) for s, target in zip(chosen, targets, strict=True)]
 
 

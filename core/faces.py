@@ -238,6 +238,14 @@ class HaarFaceDetector:
         self._local = threading.local()
         self._cascades()  # fail now, not in a worker thread, if the files are missing
 
+    def signature(self) -> str:
+        """Everything the boxes depend on, in words: faces found with another setting, other cascade files or
+        another OpenCV are not the faces this detector finds (see `face_cache`)."""
+        cascades = "opencv" if self.cascade_dir == Path(cv2.data.haarcascades) else str(self.cascade_dir)
+        return (f"{type(self).__name__}(max_side={self.max_side}, min_face={self.min_face}, "
+                f"scale_factor={self.scale_factor!r}, min_neighbors={self.min_neighbors}, profile={self.profile}, "
+                f"cascades={cascades}, opencv={cv2.__version__})")
+
     def _cascades(self) -> tuple[cv2.CascadeClassifier, cv2.CascadeClassifier | None]:
         cascades = getattr(self._local, "cascades", None)
         if cascades is None:

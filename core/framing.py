@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from faceparse.core.face_cache import CachedFaceDetector
 from faceparse.core.faces import (
     DEFAULT_MARGIN,
     FACES,
@@ -87,12 +88,14 @@ def _whole(key: Any, image: np.ndarray, size: tuple[int, int], input_size: tuple
 
 
 def prepare_array(key: Any, image: np.ndarray, framing: Framing, input_size: tuple[int, int]) -> PreparedImage:
-    """Detect and crop the faces of an in-memory RGB picture."""
+    """Detect and crop the faces of an in-memory RGB picture. With a `CachedFaceDetector`, `key` is the project's
+    image id the picture is the photo of (None: not one of the project's photos), and its faces are found once."""
     size = (image.shape[1], image.shape[0])
     if framing.mode == WHOLE_IMAGE:
         return _whole(key, image, size, input_size)
-    assert framing.detector is not None
-    faces = framing.detector.detect(image)
+    detector = framing.detector
+    assert detector is not None
+    faces = detector.detect_for(key, image) if isinstance(detector, CachedFaceDetector) else detector.detect(image)
     if not faces:
         return _whole(key, image, size, input_size)
     aspect = input_size[1] / input_size[0]

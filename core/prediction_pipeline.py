@@ -100,8 +100,9 @@ class PredictionPipeline:
     `on_result(key, ImagePrediction)` and `on_error(key, reason, lasting)` are called as images complete (`lasting`
     is False when the cause may pass, such as a locked or vanished file), one image per call,
     from the writer thread or from the thread that called `run`, so they must be thread-safe; an exception they
-    raise stops the pipeline and is re-raised by `run`. `on_writer_end()` is called in the writer thread as it ends
-    (to release what the callbacks opened there).
+    raise stops the pipeline and is re-raised by `run`. `on_helper_end()` is called in each reader thread and in the
+    writer thread as it ends (to release what the framing and the callbacks opened there, such as a connection to
+    the project's database).
     """
 
     def __init__(self, predictor: Predictor, framing: Framing, readers: int = 1, prefetch: int | None = None,
@@ -119,8 +120,8 @@ class PredictionPipeline:
             on_result: Callable[[Any, ImagePrediction], None], on_error: Callable[[Any, str], None],
             should_stop: Callable[[], bool] = lambda: False,
             on_batch: Callable[[], None] | None = None,
-            on_writer_end: Callable[[], None] | None = None) -> PipelineStats:
-        return _PipelineRun(self, items, on_result, on_error, should_stop, on_batch, on_writer_end).run()
+            on_helper_end: Callable[[], None] | None = None) -> PipelineStats:
+        return _PipelineRun(self, items, on_result, on_error, should_stop, on_batch, on_helper_end).run()
 
 
 class _PipelineRun:
@@ -130,13 +131,13 @@ class _PipelineRun:
     def __init__(self, pipeline: PredictionPipeline, items: Iterable[tuple[Any, str | os.PathLike]],
                  on_result: Callable[[Any, ImagePrediction], None], on_error: Callable[..., None],
                  should_stop: Callable[[], bool], on_batch: Callable[[], None] | None,
-                 on_writer_end: Callable[[], None] | None):
+                 on_helper_end: Callable[[], None] | None):
         self.pipeline = pipeline
         self.on_result = on_result
         self.on_error = on_error
         self.should_stop = should_stop
         self.on_batch = on_batch
-        self.on_writer_end = on_writer_end
+        self.on_helper_end = on_helper_end
         self.stats = PipelineStats()
         self.stats_lock = threading.Lock()
         self.source: Iterator = iter(items)
@@ -253,6 +254,7 @@ class _PipelineRun:
             self.halt.set()
         finally:
             self.put(self.prepared_q, _DONE)
+            self.helper_ends()
 
     def write(self) -> None:
         run_in_background(self.pipeline.helper_niceness)
@@ -269,8 +271,11 @@ class _PipelineRun:
                     self.fatal.append(error)
                     self.halt.set()
         finally:
-            if self.on_writer_end is not None:
-                self.on_writer_end()
+            self.helper_ends()
+
+    def helper_ends(self) -> None:
+        if self.on_helper_end is not None:
+            self.on_helper_end()
 
     # --- the model loop, in the thread that called `run` ----------------------------------------------------
 

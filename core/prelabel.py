@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from faceparse.core.face_and_mask import FaceAndMaskPredictor, wants_face_and_mask
+from faceparse.core.face_cache import CachedFaceDetector
 from faceparse.core.faces import DEFAULT_MARGIN, FACES, MODES, FaceDetector, HaarFaceDetector, suggest_mode
 from faceparse.core.framing import Framing, ImagePrediction
 from faceparse.core.imageio import ImageLoadError, load_rgb
@@ -371,7 +372,8 @@ class PrelabelJob:
     mode: FACES or WHOLE_IMAGE, remembered for the project; None uses the project's choice, or suggests one from
     a sample of its images; SUGGESTED_MODE forgets the project's choice and suggests one. Choices are remembered
     only once the model has loaded, so a run that cannot start changes nothing. detector: replaces the Haar
-    cascades in FACES mode. image_ids: only these images (the studio's "pre-label this image"), with the same rules.
+    cascades in FACES mode; the faces it finds are remembered per photo when it has a `signature()` (see
+    `face_cache`). image_ids: only these images (the studio's "pre-label this image"), with the same rules.
     redo: predict again the images whose prediction is current too, and those whose prediction was imported
     (`import --as predicted`: labels from elsewhere, possibly better than any model's and kept nowhere else, so a
     run without `redo` keeps them); human-checked images are still never touched.
@@ -491,6 +493,14 @@ class PrelabelJob:
                 store.update_job(job_id, state="failed", message=message)
             raise
 
+    def _framing(self, mode: str) -> Framing:
+        """The run's framing; in faces mode the faces are remembered per photo (`face_cache`), so a later run, a
+        retrain's snapshot or an evaluation does not search the same photo again."""
+        if mode != FACES:
+            return Framing(mode, None, self.margin, self.context)
+        detector = CachedFaceDetector(self.store, self.detector or HaarFaceDetector())
+        return Framing(mode, detector, self.margin, self.context)
+
     def _open_model(self, path: Path, tta: bool) -> Predictor:
         return Predictor(path, device=self.device, threads=self.threads, batch_size=self.batch_size, tta=tta,
                          confidence=False, probabilities=True)
@@ -532,8 +542,8 @@ class PrelabelJob:
         result.total = len(todo)
         run = _Run(store, job_id, result, lut, settings, {rec.id: rec.relpath for rec in todo}, progress_callback,
                    cancel_event)
-        framing = Framing(result.mode, self.detector, self.margin, self.context)
-        pipeline = PredictionPipeline(predictor, framing, readers=self.readers, uncertainty=self.uncertainty)
+        pipeline = PredictionPipeline(predictor, self._framing(result.mode), readers=self.readers,
+                                      uncertainty=self.uncertainty)
         run.report(force=True)
         try:
             stats = pipeline.run(((rec.id, store.root / rec.relpath) for rec in todo), run.on_result, run.on_error,

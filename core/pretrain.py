@@ -16,8 +16,8 @@ before a job starts why an asked-for pre-training cannot run. Options come from 
 Which view of a photo: the one pre-labelling gives the model, as for fine-tuning (see `datasets`). In a project that
 pre-labels face by face (`datasets.project_framing`), pre-training learns from every face crop of each photo, cut by
 pre-labelling's detector with its margin and geometry (`framing.prepare_array`) at the input size, and from the
-whole photo where no face is found; faces are found once, before the first step. Elsewhere it learns from whole
-photos, downscaled.
+whole photo where no face is found; faces are found once, before the first step, and not at all in a photo
+pre-labelling or a snapshot searched before (`face_cache`). Elsewhere it learns from whole photos, downscaled.
 """
 
 from __future__ import annotations
@@ -211,12 +211,14 @@ class PretrainImages:
                 "photos_without_faces": self.faceless}
 
 
-def face_crops(image: np.ndarray, framing: Framing, size: int) -> tuple[list[np.ndarray], bool]:
+def face_crops(image: np.ndarray, framing: Framing, size: int, image_id: int | None = None
+               ) -> tuple[list[np.ndarray], bool]:
     """The face crops pre-labelling cuts from `image` at size x size (without the wider views around faces, as
-    fine-tuning's), and whether no face was found, so that the photo is taken whole instead."""
+    fine-tuning's), and whether no face was found, so that the photo is taken whole instead. `image_id` names
+    the project's photo `image` is, for faces the project remembers (`face_cache`)."""
     from faceparse.core.framing import prepare_array
 
-    prepared = prepare_array(None, image, replace(framing, context=False), (size, size))
+    prepared = prepare_array(image_id, image, replace(framing, context=False), (size, size))
     return list(prepared.crops), prepared.whole_image
 
 
@@ -235,7 +237,7 @@ def _load_face_crops(store, records, framing: Framing, size: int,
             photo = load_rgb(store.image_path(record.id))
         except (ImageLoadError, OSError):
             continue
-        crops, whole = face_crops(photo, framing, size)
+        crops, whole = face_crops(photo, framing, size, record.id)
         images.extend(crops)
         photos += 1
         faceless += int(whole)

@@ -2,7 +2,8 @@
 
 A project is the image folder plus a hidden `.faceparse/` beside the images:
 
-    .faceparse/project.db              SQLite (WAL): images, settings, model versions, jobs and their logs
+    .faceparse/project.db              SQLite (WAL): images, settings, model versions, jobs and their logs,
+                                       the faces found in the photos
     .faceparse/masks/predicted/<id>.png   the model's mask (8-bit index PNG, schema palette)
     .faceparse/masks/corrected/<id>.png   the human's mask, kept apart from the prediction
     .faceparse/models/<task>/<version>/   checkpoints (written by the training code)
@@ -132,6 +133,19 @@ class ScanResult:
         return self.added + self.changed + self.unchanged + self.renamed
 
 
+_FACE_BOXES_SQL = """
+CREATE TABLE IF NOT EXISTS face_boxes(
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    detector TEXT NOT NULL,
+    photo_hash TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    boxes TEXT NOT NULL,
+    PRIMARY KEY (image_id, detector)
+)"""
+"""The faces a detector (its `signature()`) found in a photo (its content hash, at width x height), as JSON boxes;
+one row per image and detector, replaced when the photo changes (see `face_cache`)."""
+
 _SCHEMA_SQL = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -188,6 +202,7 @@ CREATE TABLE IF NOT EXISTS job_log(
     line TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS job_log_by_job ON job_log(job_id, id);
+{_FACE_BOXES_SQL}
 """
 
 _DIGIT_RUNS = re.compile(r"(\d+)").split
@@ -206,6 +221,7 @@ few): enough for a folder reorganised by hand, and a bounded cost when many same
 
 _ADDED_COLUMNS = (("images", "predicted_with"), ("images", "labeled_hash"), ("jobs", "host"),
                   ("images", "hash_before"))
+_ADDED_TABLES = {"face_boxes": _FACE_BOXES_SQL}
 
 
 def _order_key_values(record: ImageRecord, order_by: str) -> list[Any]:
@@ -444,6 +460,7 @@ class ProjectStore:
         try:
             store._load_meta()
             store._add_missing_columns()
+            store._add_missing_tables()
             store._remove_stale_temp_files()
         except sqlite3.DatabaseError as e:
             store.close()
@@ -511,6 +528,19 @@ class ProjectStore:
                 if (table, name) in missing():
                     raise ProjectError(f"cannot bring the project database {self.db_path} up to date: "
                                        f"{error}") from None
+
+    def _add_missing_tables(self) -> None:
+        """Tables added after a project was created, made when it is opened (an older version of the application
+        leaves them alone); another process may make the same table at the same moment."""
+        have = {row[0] for row in self._conn().execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for name, sql in _ADDED_TABLES.items():
+            if name in have:
+                continue
+            try:
+                with self._write() as c:
+                    c.execute(sql)
+            except sqlite3.OperationalError as error:
+                raise ProjectError(f"cannot bring the project database {self.db_path} up to date: {error}") from None
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files left by a killed writer; young ones may belong to a writer in another process."""
@@ -679,7 +709,7 @@ class ProjectStore:
                           revived)
             gone = [(image_id, status) for image_id, _, _, missing, status, _ in known.values() if not missing]
             forget = {i for i, status in gone if status == "new" and not self._has_any_mask(i)}
-            c.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in forget])
+            self._delete_images(c, forget)
             c.executemany("UPDATE images SET missing = 1, updated = ? WHERE id = ?",
                           [(now, i) for i, _ in gone if i not in forget])
         found = self._find_renamed({row[0] for row in inserts}) if inserts else []
@@ -817,11 +847,19 @@ class ProjectStore:
                             "WHERE id = ? AND status = 'new'", (new_id,)).fetchone()
             if row is None or self._has_any_mask(new_id):
                 continue
-            c.execute("DELETE FROM images WHERE id = ?", (new_id,))
+            self._delete_images(c, [new_id])
             c.execute("UPDATE images SET relpath = ?, sort_key = ?, size_bytes = ?, mtime_ns = ?, width = ?, "
                       "height = ?, missing = 0, error = NULL, updated = ? WHERE id = ?", (*row, time.time(), old[0]))
             adopted.append(old[0])
         return adopted
+
+    @staticmethod
+    def _delete_images(c: sqlite3.Connection, ids: Iterable[int]) -> None:
+        """Forget images and the faces found in them; the face rows go explicitly, as `_delete_finished_jobs` does
+        for the job logs, not only through ON DELETE CASCADE."""
+        rows = [(int(i),) for i in ids]
+        c.executemany("DELETE FROM face_boxes WHERE image_id = ?", rows)
+        c.executemany("DELETE FROM images WHERE id = ?", rows)
 
     def set_error(self, image_id: int, error: str | None) -> None:
         """Record (or clear) a problem found later, e.g. a file whose header was fine but whose data is not."""
@@ -1161,6 +1199,33 @@ class ProjectStore:
         """What the annotator should see: the correction if there is one, else the prediction."""
         mask = self.corrected_mask(image_id)
         return mask if mask is not None else self.predicted_mask(image_id)
+
+    # --- faces found in the photos ------------------------------------------------------------------------------
+
+    def photo_hash(self, image_id: int) -> str | None:
+        """The content hash of the image's file as it is on disk now (read again only when the file is not the one
+        the last scan saw, see `_hash_now`); None for an image that is not in the project."""
+        rec = self.get(image_id)
+        return None if rec is None else self._hash_now(rec)
+
+    def face_boxes(self, image_id: int, detector: str, photo_hash: str, size: tuple[int, int]
+                   ) -> list[list[float]] | None:
+        """The boxes the detector with this signature found in the photo with this content hash decoded at
+        `size` (width, height), or None when it has not looked at that photo."""
+        row = self._conn().execute("SELECT boxes FROM face_boxes WHERE image_id = ? AND detector = ? "
+                                   "AND photo_hash = ? AND width = ? AND height = ?",
+                                   (int(image_id), detector, photo_hash, int(size[0]), int(size[1]))).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def save_face_boxes(self, image_id: int, detector: str, photo_hash: str, size: tuple[int, int],
+                        boxes: list[list[float]]) -> None:
+        """Remember what the detector found in the photo; replaces what it found in an earlier version of it."""
+        with self._write() as c:
+            c.execute("INSERT INTO face_boxes(image_id, detector, photo_hash, width, height, boxes) "
+                      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(image_id, detector) DO UPDATE SET "
+                      "photo_hash = excluded.photo_hash, width = excluded.width, height = excluded.height, "
+                      "boxes = excluded.boxes",
+                      (int(image_id), detector, photo_hash, int(size[0]), int(size[1]), json.dumps(boxes)))
 
     # --- settings ------------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from faceparse.core.datasets import (
     snapshot_project,
 )
 from faceparse.core.evaluate import FramedPhoto, evaluate, project_samples
+from faceparse.core.face_cache import CachedFaceDetector
 from faceparse.core.faces import FACES, WHOLE_IMAGE, HaarFaceDetector, face_crop_box, whole_image_box
 from faceparse.core.framing import Framing, prepare_array
 
@@ -131,7 +132,7 @@ def test_whole_image_projects_are_read_as_before(tmp_path, scenes):
 def test_the_project_setting_decides_the_framing(project):
     framing = project_framing(project)
     assert framing is not None and framing.mode == FACES and framing == Framing(FACES, framing.detector)
-    assert isinstance(framing.detector, HaarFaceDetector)
+    assert isinstance(framing.detector, CachedFaceDetector) and isinstance(framing.detector.detector, HaarFaceDetector)
 
 
 class OneClass:
