@@ -5,6 +5,9 @@ left/right classes swapped back) on the held-out test faces at 512 px, then scor
 masks with one confusion matrix, as `train_starter_parser.py` does. Every network runs once per face; the
 combinations share those outputs, so the table costs one pass per checkpoint.
 
+With `--scales 448,512,576` every member also sees each face at those input sizes, and the probabilities of all
+sizes are averaged at 512 px (multi-scale test-time augmentation); the table then scores each size alone as well.
+
     python benchmarks/parser_ensemble.py --data DATA/celebamask19 s5=resources/models/parser/model.safetensors \\
         s6=runs/parser_s6/last.safetensors s7=runs/parser_s7/last.safetensors
 """
@@ -38,22 +41,31 @@ def load_model(path: Path) -> torch.nn.Module:
     return model.eval()
 
 
+def probabilities(model: torch.nn.Module, img: np.ndarray, size: int, out: tuple[int, int], lut: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities of the face and of its mirror (flipped back, sides swapped), resized to `out`."""
+    x, _ = resize_pair(img, None, (size, size))
+    xt = torch.from_numpy(to_tensor_array(x))[None].contiguous(memory_format=torch.channels_last)
+    plain = model(xt).softmax(1)
+    mirrored = model(xt.flip(3)).softmax(1).flip(3)[:, lut]
+    return tuple(F.interpolate(p, size=out, mode="bilinear", align_corners=False) for p in (plain, mirrored))
+
+
 @torch.no_grad()
-def confusions(models: dict[str, torch.nn.Module], samples, size: int) -> dict[tuple[tuple[str, ...], bool], np.ndarray]:
+def confusions(models: dict[str, torch.nn.Module], samples, scales: tuple[int, ...]
+               ) -> dict[tuple[tuple[str, ...], str, bool], np.ndarray]:
+    """Confusion matrices keyed by (members, input sizes, flip TTA)."""
     n = len(CLASSES)
     lut = torch.from_numpy(flip_lut(n)[:n].astype(np.int64))
     combos = [c for r in range(1, len(models) + 1) for c in itertools.combinations(models, r)]
-    cms = {(c, tta): np.zeros((n, n), np.int64) for c in combos for tta in (False, True)}
+    views = [(s,) for s in scales] + ([scales] if len(scales) > 1 else [])
+    cms = {(c, "/".join(map(str, v)), tta): np.zeros((n, n), np.int64)
+           for c in combos for v in views for tta in (False, True)}
     for i, (_, img, mask) in enumerate(samples, 1):
-        x, _ = resize_pair(img, None, (size, size))
-        xt = torch.from_numpy(to_tensor_array(x))[None].contiguous(memory_format=torch.channels_last)
-        plain = {k: m(xt).softmax(1) for k, m in models.items()}
-        mirrored = {k: m(xt.flip(3)).softmax(1).flip(3)[:, lut] for k, m in models.items()}
-        for c in combos:
-            both = sum(plain[k] for k in c)
-            for tta, prob in ((False, both), (True, both + sum(mirrored[k] for k in c))):
-                prob = F.interpolate(prob, size=mask.shape, mode="bilinear", align_corners=False)
-                cms[(c, tta)] += confusion_matrix(mask, prob.argmax(1)[0].numpy(), n)
+        probs = {(k, s): probabilities(m, img, s, mask.shape, lut) for k, m in models.items() for s in scales}
+        for c, v, tta in cms:
+            prob = sum(probs[(k, s)][0] + (probs[(k, s)][1] if tta else 0) for k in c for s in map(int, v.split("/")))
+            cms[(c, v, tta)] += confusion_matrix(mask, prob.argmax(1)[0].numpy(), n)
         if i % 20 == 0 or i == len(samples):
             print(f"{i}/{len(samples)} faces", file=sys.stderr, flush=True)
     return cms
@@ -63,6 +75,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--scales", default="", help="input sizes to average, e.g. 448,512,576 (default: --size only)")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test faces (smoke runs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("checkpoints", nargs="+", metavar="NAME=PATH")
@@ -73,14 +86,16 @@ def main() -> int:
     test = load_split(args.data, "test")
     if args.limit:
         test = test[: args.limit]
-    cms = confusions(models, test, args.size)
-    print(f"\n{len(test)} test faces at {args.size} px; means over the {len(CLASSES) - 1} non-background classes\n")
-    print("| members | flip TTA | mean F1 | mIoU | pixel accuracy | " + " | ".join(f"{c} F1" for c in WATCHED) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(WATCHED))
-    for (combo, tta), cm in cms.items():
+    scales = tuple(int(s) for s in args.scales.split(",") if s) or (args.size,)
+    cms = confusions(models, test, scales)
+    print(f"\n{len(test)} test faces, scored at 512 px; means over the {len(CLASSES) - 1} non-background classes\n")
+    print("| members | input sizes | flip TTA | mean F1 | mIoU | pixel accuracy | "
+          + " | ".join(f"{c} F1" for c in WATCHED) + " |")
+    print("|---|---|---|---|---|---|" + "---|" * len(WATCHED))
+    for (combo, sizes, tta), cm in cms.items():
         s = scores_from_confusion(cm, CLASSES)
         watched = " | ".join(f"{100 * (s['per_class_f1'][c] or 0):.1f}" for c in WATCHED)
-        print(f"| {' + '.join(combo)} | {'yes' if tta else 'no'} | {100 * s['mean_f1_no_bg']:.2f} | "
+        print(f"| {' + '.join(combo)} | {sizes} | {'yes' if tta else 'no'} | {100 * s['mean_f1_no_bg']:.2f} | "
               f"{100 * s['miou_no_bg']:.2f} | {100 * s['pixel_accuracy']:.2f} | {watched} |")
     return 0
 
