@@ -195,7 +195,8 @@ def _without_narrow_runs(row: np.ndarray, min_width: int) -> np.ndarray:
 
 
 def predict_image(image: np.ndarray, predictor: Predictor, framing: Framing | None = None,
-                  method: str = "entropy") -> ImagePrediction:
-    """The full-picture mask of one in-memory RGB picture (synchronous: for one image, not a folder)."""
-    prepared = prepare_array(None, image, framing or Framing(), predictor.input_size)
+                  method: str = "entropy", key: Any = None) -> ImagePrediction:
+    """The full-picture mask of one in-memory RGB picture (synchronous: for one image, not a folder); `key` is the
+    project's image id of the picture, for a framing that remembers faces (see `prepare_array`)."""
+    prepared = prepare_array(key, image, framing or Framing(), predictor.input_size)
     return finish_image(prepared, predictor.predict(prepared.crops), method)

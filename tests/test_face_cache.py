@@ -238,3 +238,25 @@ def test_a_picture_of_another_size_or_without_a_photo_is_searched(tmp_path, scen
     cache.detect(picture)
     assert detector.calls == 4
     store.close()
+
+
+def test_the_studios_pre_label_this_image_searches_a_photo_once(tmp_path, scenes, haar, model, monkeypatch):
+    from types import SimpleNamespace
+
+    from faceparse.app.gui import model_jobs
+    from faceparse.core.predictor import Predictor
+    from faceparse.core.prelabel import MODE_SETTING
+
+    store = scene_project(tmp_path / "group", scenes, corrected=())
+    store.set_setting(MODE_SETTING, FACES)
+    predictor = Predictor(model, device="cpu")
+    monkeypatch.setattr(model_jobs, "project_predictor",
+                        lambda *args: (predictor, SimpleNamespace(model_id="parser:test"), None))
+    image_id = store.images()[0].id
+    first = model_jobs.prelabel_image(store, image_id, "cpu", model_jobs.PredictorCache())
+    mask = store.predicted_mask(image_id).copy()
+    again = model_jobs.prelabel_image(store, image_id, "cpu", model_jobs.PredictorCache())
+    assert haar.calls == 1 and remembered(store, image_id) == 1
+    assert first.model_version == again.model_version == "parser:test"
+    assert np.array_equal(store.predicted_mask(image_id), mask) and mask.any()
+    store.close()

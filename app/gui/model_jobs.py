@@ -13,6 +13,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+from faceparse.core.face_cache import CachedFaceDetector
+from faceparse.core.faces import FACES, HaarFaceDetector
 from faceparse.core.framing import Framing, predict_image
 from faceparse.core.imageio import load_rgb
 from faceparse.core.jobs import JobEvent, JobHandle, JobRunner
@@ -72,7 +74,8 @@ def prelabel_image(store: ProjectStore, image_id: int, device: str, cache: Predi
     predictor, resolved, lut = project_predictor(store, find_model(store, None, task), task,
                                                  lambda path: cache.get(path, device, tta))
     mode, _ = choose_mode(store)
-    prediction = predict_image(load_rgb(store.root / record.relpath), predictor, Framing(mode))
+    framing = Framing(mode, CachedFaceDetector(store, HaarFaceDetector())) if mode == FACES else Framing(mode)
+    prediction = predict_image(load_rgb(store.root / record.relpath), predictor, framing, key=image_id)
     mask = prediction.mask if lut is None else lut[prediction.mask]
     store.save_predicted(image_id, mask, resolved.model_id, prediction.uncertainty, prediction_settings(mode, tta))
     return store.get(image_id)  # type: ignore[return-value]
