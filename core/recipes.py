@@ -135,11 +135,23 @@ class TrainConfig:
         return self.architecture or get_recipe(self.task).architecture
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first option that cannot work, so a bad job fails before it starts."""
+        self._check_types()
+        self._check_network()
+        self._check_sizes_and_limits()
+        self._check_modes()
+        self._check_start_and_device()
+
+    def _check_types(self) -> None:
+        """Types come first: the checks after this one compare numbers and would fail on a quoted one."""
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if not _accepts(value, hints[f.name]):
                 raise ConfigError(f"{f.name} must be {_describe(hints[f.name])}, got {value!r}")
+
+    def _check_network(self) -> None:
+        """The network must exist and belong to the task, since it decides what the trained model predicts."""
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         try:
@@ -148,6 +160,9 @@ class TrainConfig:
             raise ConfigError(str(e)) from None
         if spec.task != self.task:
             raise ConfigError(f"architecture {spec.name!r} is a {spec.task} network, not a {self.task} one")
+
+    def _check_sizes_and_limits(self) -> None:
+        """Numbers of the right type that training cannot use (too small a batch, no epochs, a negative rate)."""
         if self.input_size is not None and (self.input_size < INPUT_MULTIPLE or self.input_size % INPUT_MULTIPLE):
             raise ConfigError(f"input_size must be a multiple of {INPUT_MULTIPLE} (at least {INPUT_MULTIPLE}), "
                               f"got {self.input_size}")
@@ -166,12 +181,18 @@ class TrainConfig:
         if self.time_limit_s is not None and not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
             raise ConfigError(f"time_limit_s must be a finite number of seconds above 0 (null for no limit), "
                               f"got {self.time_limit_s}")
+
+    def _check_modes(self) -> None:
+        """Texts that name one of a fixed set of behaviours, checked so that a typo never reaches the job."""
         if self.promote not in PROMOTE_MODES:
             raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {self.promote!r}")
         if self.augment not in AUGMENTATIONS:
             raise ConfigError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
         if self.pretrain not in (True, False, "auto"):
             raise ConfigError(f"pretrain must be true, false or \"auto\", got {self.pretrain!r}")
+
+    def _check_start_and_device(self) -> None:
+        """What the network is built with, starts from and runs on (its classes and weights are the job's)."""
         if self.arch_args is not None and (not isinstance(self.arch_args, dict) or
                                            {"classes", "pretrained"} & set(self.arch_args)):
             raise ConfigError("arch_args must be an object of network options (not classes or pretrained)")

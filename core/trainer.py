@@ -179,6 +179,88 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+@dataclass
+class _Best:
+    """The best validation so far, the weights that scored it (kept by rank 0 only) and the validations since,
+    which early stopping counts."""
+
+    score: float = -math.inf
+    epoch: int | None = None
+    metrics: dict[str, Any] | None = None
+    state: dict[str, torch.Tensor] | None = None
+    since: int = 0
+
+    def offer(self, score: float, epoch: int, metrics: dict[str, Any] | None, net: nn.Module, min_delta: float,
+              dist: Distributed) -> None:
+        """Keep a score that beats the best by more than `min_delta` (a NaN never does), else count one more
+        validation without improvement."""
+        if math.isfinite(score) and score > self.score + min_delta:
+            self.score, self.epoch, self.metrics, self.since = score, epoch, metrics, 0
+            if dist.is_main:
+                self.state = _cpu_state(net)
+        else:
+            self.since += 1
+
+
+def _stop_requests(cancelled: Callable[[], bool] | None, config: FitConfig, started: float,
+                   dist: Distributed) -> list[float]:
+    """Rank 0's "cancel?" and "out of time?" before a step, shared so that all processes stop at the same step."""
+    flags = [float(bool(cancelled and dist.is_main and cancelled())),
+             float(config.time_limit_s is not None and time.perf_counter() - started > config.time_limit_s)]
+    return dist.share(*flags)
+
+
+def _batch_tensors(images: Any, targets: Any, device: torch.device,
+                   channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch as the model takes it: on its device, float images, in channels-last layout when asked for."""
+    x = _as_tensor(images, device).float()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, _as_tensor(targets, device)
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The schedule, not the optimizer, decides each step's learning rate."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _train_step(model: nn.Module, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
+                optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, step: int,
+                config: FitConfig) -> torch.Tensor:
+    """One weight update; a loss that is no longer a number stops the job before it reaches the weights."""
+    loss = loss_fn(model(x), y)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"the loss became {loss.item()} at step {step + 1}; "
+                               f"try a lower learning rate than {config.lr:g}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss
+
+
+def _schedule_end_reason(step: int, config: FitConfig, total: int, planned: int) -> str:
+    """Why the schedule ran out: it reached max_steps, the time limit had shortened it, or it ran as planned."""
+    return "max_steps" if config.max_steps and step >= config.max_steps else (
+        "time_limit" if total < planned else "completed")
+
+
+def _validation_score(net: nn.Module, val_fn: Callable[[nn.Module], tuple[float, dict[str, Any]]],
+                      dist: Distributed) -> tuple[float, dict[str, Any] | None]:
+    """Only rank 0 validates (in eval mode, without gradients); its score is shared so that every process takes
+    the same early-stopping decision."""
+    score, metrics = (math.nan, None)
+    if dist.is_main:
+        net.eval()
+        with torch.no_grad():
+            score, metrics = val_fn(net)
+        net.train()
+    (score,) = dist.share(float(score))
+    return score, metrics
+
+
 def fit(model: nn.Module, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
         train_batches: Callable[[int], Iterable[tuple[Any, Any]]],
         val_fn: Callable[[nn.Module], tuple[float, dict[str, Any]]] | None, config: FitConfig,
@@ -196,8 +278,7 @@ def fit(model: nn.Module, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
     train_seconds = val_seconds = 0.0
     validations = 0
     step = 0
-    best_score, best_epoch, best_metrics, best_state = -math.inf, None, None, None
-    since_best = 0
+    best = _Best()
     history: list[dict[str, Any]] = []
     recent: list[float] = []
     last_loss = math.nan
@@ -217,30 +298,15 @@ def fit(model: nn.Module, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
         epoch_losses: list[float] = []
         tick = time.perf_counter()
         for images, targets in train_batches(epoch):
-            flags = [float(bool(cancelled and dist.is_main and cancelled())),
-                     float(config.time_limit_s is not None and time.perf_counter() - started > config.time_limit_s)]
-            cancel_now, out_of_time = dist.share(*flags)
+            cancel_now, out_of_time = _stop_requests(cancelled, config, started, dist)
             if cancel_now:
                 raise TrainingCancelled(f"cancelled at step {step} of {schedule.total}")
             if out_of_time:
                 stop_reason = "time_limit"
                 break
-            x = _as_tensor(images, device).float()
-            if config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = _as_tensor(targets, device)
-            lr = schedule(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = loss_fn(model(x), y)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"the loss became {loss.item()} at step {step + 1}; "
-                                       f"try a lower learning rate than {config.lr:g}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+            x, y = _batch_tensors(images, targets, device, config.channels_last)
+            _set_lr(optimizer, schedule(step))
+            loss = _train_step(model, loss_fn, optimizer, x, y, step, config)
             step += 1
             value = dist.mean(float(loss.item()))
             epoch_losses.append(value)
@@ -251,8 +317,7 @@ def fit(model: nn.Module, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
             emit(progress_event(config.phase, step, schedule.total, last_loss, eta_s=eta(),
                                 message=f"epoch {epoch + 1}/{config.epochs}"))
             if step >= schedule.total:
-                stop_reason = "max_steps" if config.max_steps and step >= config.max_steps else (
-                    "time_limit" if schedule.total < planned else "completed")
+                stop_reason = _schedule_end_reason(step, config, schedule.total, planned)
                 break
         if not epoch_losses and stop_reason != "completed":
             break  # stopped before this epoch's first step: it was not trained, so it is not counted
@@ -263,33 +328,22 @@ def fit(model: nn.Module, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
         last_epoch = epoch >= config.epochs or stop_reason != "completed"
         if val_fn is not None and epoch_losses and (epoch % config.val_every == 0 or last_epoch):
             t0 = time.perf_counter()
-            score, metrics = (math.nan, None)
-            if dist.is_main:
-                net.eval()
-                with torch.no_grad():
-                    score, metrics = val_fn(net)
-                net.train()
-            (score,) = dist.share(float(score))
+            score, metrics = _validation_score(net, val_fn, dist)
             val_seconds += time.perf_counter() - t0
             validations += 1
             record["score"] = _json_float(score)
-            if math.isfinite(score) and score > best_score + config.min_delta:
-                best_score, best_epoch, best_metrics, since_best = score, epoch, metrics, 0
-                if dist.is_main:
-                    best_state = _cpu_state(net)
-            else:
-                since_best += 1
+            best.offer(score, epoch, metrics, net, config.min_delta, dist)
             emit(progress_event("validate", step, schedule.total, last_loss, metrics, eta(),
-                                f"epoch {epoch}: score {score:.4f} (best {best_score:.4f} at epoch {best_epoch})"))
-            if config.patience and since_best >= config.patience and stop_reason == "completed":
+                                f"epoch {epoch}: score {score:.4f} (best {best.score:.4f} at epoch {best.epoch})"))
+            if config.patience and best.since >= config.patience and stop_reason == "completed":
                 stop_reason = "early_stopping"
         history.append(record)
         if epoch == 1 and config.time_limit_s is not None and stop_reason == "completed":
             schedule.total = _steps_within_limit(schedule.total, step, time.perf_counter() - started,
                                                  config.time_limit_s, dist)
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    return FitResult(stop_reason, epoch, step, best_epoch, best_score if best_epoch else math.nan, best_metrics,
+    if best.state is not None:
+        net.load_state_dict(best.state)
+    return FitResult(stop_reason, epoch, step, best.epoch, best.score if best.epoch else math.nan, best.metrics,
                      last_loss, time.perf_counter() - started, history)
 
 
