@@ -3,9 +3,11 @@
 A project that pre-labels face by face frames its photos by the faces a detector finds in them, at every
 pre-labelling run, every retrain's snapshot, every masked pre-training and every `faceparse eval`, and the Haar
 cascades cost more than decoding the photo. `CachedFaceDetector` keeps what its detector found in the project's
-database (`ProjectStore.face_boxes`), under the image, the photo's content hash (a replaced photo is searched again,
-one whose time alone changed is not) and the detector's `signature()` (other settings search again). A detector
-that has no signature is never cached: nothing would tell when its settings changed.
+database (`ProjectStore.face_boxes`), under the image, a digest of the picture's decoded pixels and the detector's
+`signature()`. The digest is of what was searched, not of the file: a photo replaced or turned (EXIF) while it was
+read is never given another picture's faces, and one whose time alone changed is not searched again. Other detector
+settings search again. One entry per image is kept. A detector that has no signature is never cached: nothing would
+tell when its settings changed.
 
 A detector's `detect(image)` is given only the pixels, so the photo is named by `detect_for(image_id, image)`;
 `framing.prepare_array` calls it with its `key`, which is then the project's image id. Each thread reads and
@@ -15,6 +17,7 @@ writes through its own connection to the store, so the prediction pipeline's rea
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 from typing import Any
 
@@ -42,22 +45,26 @@ class CachedFaceDetector:
         return self.detector.detect(image)
 
     def detect_for(self, image_id: int | None, image: np.ndarray) -> list[Box]:
-        """The faces of the project's image `image_id`, decoded whole as `image`: the ones found before in this
-        photo, else found now and remembered. A database that cannot be read or written just now only costs
+        """The faces of the project's image `image_id`, decoded as `image`: the ones found before in this very
+        picture, else found now and remembered. A database that cannot be read or written just now only costs
         the search."""
         if image_id is None or self.signature is None:
             return self.detector.detect(image)
-        size = (image.shape[1], image.shape[0])
-        photo = boxes = None
+        pixels = pixels_digest(image)
+        boxes = None
         with contextlib.suppress(ProjectError, sqlite3.Error):
-            photo = self.store.photo_hash(image_id)
-            if photo is not None:
-                boxes = self.store.face_boxes(image_id, self.signature, photo, size)
+            boxes = self.store.face_boxes(image_id, self.signature, pixels)
         if boxes is not None:
             return [tuple(box) for box in boxes]
         faces = self.detector.detect(image)
-        if photo is not None:
-            with contextlib.suppress(ProjectError, sqlite3.Error):
-                self.store.save_face_boxes(image_id, self.signature, photo, size,
-                                           [[_plain(v) for v in face] for face in faces])
+        with contextlib.suppress(ProjectError, sqlite3.Error):
+            self.store.save_face_boxes(image_id, self.signature, pixels, [[_plain(v) for v in face] for face in faces])
         return faces
+
+
+def pixels_digest(image: np.ndarray) -> str:
+    """What identifies a decoded picture: its shape and every pixel (hashing is a few milliseconds per photo, the
+    search about a second)."""
+    digest = hashlib.blake2b(repr((image.shape, image.dtype.str)).encode(), digest_size=16)
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.hexdigest()

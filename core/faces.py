@@ -226,6 +226,9 @@ class HaarFaceDetector:
 
     FRONTAL = "haarcascade_frontalface_alt2.xml"
     PROFILE = "haarcascade_profileface.xml"
+    DETECTION_VERSION = 1
+    """Raise it with any change to what `detect` does with the cascades' hits (merging, equalising, the mirrored
+    profile pass): projects remember faces under the `signature`, and the old ones must not be served."""
 
     def __init__(self, max_side: int = 800, min_face: int = 24, scale_factor: float = 1.1, min_neighbors: int = 4,
                  profile: bool = True, cascade_dir: str | os.PathLike | None = None):
@@ -242,9 +245,10 @@ class HaarFaceDetector:
         """Everything the boxes depend on, in words: faces found with another setting, other cascade files or
         another OpenCV are not the faces this detector finds (see `face_cache`)."""
         cascades = "opencv" if self.cascade_dir == Path(cv2.data.haarcascades) else str(self.cascade_dir)
-        return (f"{type(self).__name__}(max_side={self.max_side}, min_face={self.min_face}, "
-                f"scale_factor={self.scale_factor!r}, min_neighbors={self.min_neighbors}, profile={self.profile}, "
-                f"cascades={cascades}, opencv={cv2.__version__})")
+        return (f"{type(self).__name__}/{self.DETECTION_VERSION}(max_side={self.max_side}, "
+                f"min_face={self.min_face}, scale_factor={self.scale_factor!r}, min_neighbors={self.min_neighbors}, "
+                f"profile={self.profile}, cascades={cascades}:{self.FRONTAL},{self.PROFILE}, "
+                f"opencv={cv2.__version__})")
 
     def _cascades(self) -> tuple[cv2.CascadeClassifier, cv2.CascadeClassifier | None]:
         cascades = getattr(self._local, "cascades", None)

@@ -19,11 +19,12 @@ Why it is built this way:
 - The label schema is copied into the database at creation, so a project never silently changes meaning.
 
 Durability: journal_mode=WAL with synchronous=FULL. In WAL mode FULL fsyncs the log at every commit, so a committed
-mask save survives a power cut, not only a process crash; commits here are human-paced or batched, so the fsync
-cost is small.
+mask save survives a power cut, not only a process crash; commits here are human-paced or batched, or at most one
+per photo (a mask, or the faces found in it, each after a decode that costs far more), so the fsync cost is small.
 
-Concurrency: several processes may open one project (the GUI writes while a training process reads). WAL lets
-readers run during a write; writers take the lock up front (BEGIN IMMEDIATE) and wait up to `BUSY_TIMEOUT_S`.
+Concurrency: several processes may open one project (the GUI writes while a training process reads its masks and
+remembers the faces it finds). WAL lets readers run during a write; writers take the lock up front
+(BEGIN IMMEDIATE) and wait up to `BUSY_TIMEOUT_S`.
 
 Threads: a ProjectStore may be shared between threads. Each thread gets its own SQLite connection on first use
 (SQLite connections must not be used by two threads at once); `close()` closes all of them and must only be called
@@ -135,16 +136,13 @@ class ScanResult:
 
 _FACE_BOXES_SQL = """
 CREATE TABLE IF NOT EXISTS face_boxes(
-    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
     detector TEXT NOT NULL,
-    photo_hash TEXT NOT NULL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    boxes TEXT NOT NULL,
-    PRIMARY KEY (image_id, detector)
+    pixels TEXT NOT NULL,
+    boxes TEXT NOT NULL
 )"""
-"""The faces a detector (its `signature()`) found in a photo (its content hash, at width x height), as JSON boxes;
-one row per image and detector, replaced when the photo changes (see `face_cache`)."""
+"""The faces a detector (its `signature()`) found in a photo as decoded (a digest of its pixels), as JSON boxes;
+one row per image, replaced when the photo or the detector changes (see `face_cache`)."""
 
 _SCHEMA_SQL = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -1202,30 +1200,20 @@ class ProjectStore:
 
     # --- faces found in the photos ------------------------------------------------------------------------------
 
-    def photo_hash(self, image_id: int) -> str | None:
-        """The content hash of the image's file as it is on disk now (read again only when the file is not the one
-        the last scan saw, see `_hash_now`); None for an image that is not in the project."""
-        rec = self.get(image_id)
-        return None if rec is None else self._hash_now(rec)
-
-    def face_boxes(self, image_id: int, detector: str, photo_hash: str, size: tuple[int, int]
-                   ) -> list[list[float]] | None:
-        """The boxes the detector with this signature found in the photo with this content hash decoded at
-        `size` (width, height), or None when it has not looked at that photo."""
-        row = self._conn().execute("SELECT boxes FROM face_boxes WHERE image_id = ? AND detector = ? "
-                                   "AND photo_hash = ? AND width = ? AND height = ?",
-                                   (int(image_id), detector, photo_hash, int(size[0]), int(size[1]))).fetchone()
+    def face_boxes(self, image_id: int, detector: str, pixels: str) -> list[list[float]] | None:
+        """The boxes the detector with this signature found in the picture with this pixel digest, or None when
+        it has not looked at that picture."""
+        row = self._conn().execute("SELECT boxes FROM face_boxes WHERE image_id = ? AND detector = ? AND pixels = ?",
+                                   (int(image_id), detector, pixels)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def save_face_boxes(self, image_id: int, detector: str, photo_hash: str, size: tuple[int, int],
-                        boxes: list[list[float]]) -> None:
-        """Remember what the detector found in the photo; replaces what it found in an earlier version of it."""
+    def save_face_boxes(self, image_id: int, detector: str, pixels: str, boxes: list[list[float]]) -> None:
+        """Remember what the detector found in the picture; replaces what any detector found in any earlier
+        version of the photo. An image removed meanwhile is left alone."""
         with self._write() as c:
-            c.execute("INSERT INTO face_boxes(image_id, detector, photo_hash, width, height, boxes) "
-                      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(image_id, detector) DO UPDATE SET "
-                      "photo_hash = excluded.photo_hash, width = excluded.width, height = excluded.height, "
-                      "boxes = excluded.boxes",
-                      (int(image_id), detector, photo_hash, int(size[0]), int(size[1]), json.dumps(boxes)))
+            c.execute("INSERT OR REPLACE INTO face_boxes(image_id, detector, pixels, boxes) "
+                      "SELECT id, ?, ?, ? FROM images WHERE id = ?",
+                      (detector, pixels, json.dumps(boxes), int(image_id)))
 
     # --- settings ------------------------------------------------------------------------------------------------
 

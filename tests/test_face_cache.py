@@ -1,7 +1,8 @@
 """A faces-mode project searches each photo for faces once: pre-labelling, a retrain's snapshot, masked
-pre-training and evaluation reuse the faces found in a photo whose file has not changed, with the same detector
-settings; a replaced photo or other settings search again, and a removed photo's faces are forgotten."""
+pre-training and evaluation reuse the faces found in a photo whose decoded picture has not changed, with the same
+detector settings; a replaced photo or other settings search again, and a removed photo's faces are forgotten."""
 
+import contextlib
 import os
 import sqlite3
 
@@ -80,7 +81,7 @@ def same_crops(a, b):
 
 def remembered(store, image_id=None):
     """Rows of the project's face table (of one image), read past the store."""
-    with sqlite3.connect(store.db_path) as conn:
+    with contextlib.closing(sqlite3.connect(store.db_path)) as conn:
         if image_id is None:
             return conn.execute("SELECT COUNT(*) FROM face_boxes").fetchone()[0]
         return conn.execute("SELECT COUNT(*) FROM face_boxes WHERE image_id = ?", (image_id,)).fetchone()[0]
@@ -102,8 +103,9 @@ def test_a_second_snapshot_searches_no_photo_again(tmp_path, scenes, haar):
 
 def test_a_project_from_before_the_face_table_gains_it_on_opening(tmp_path, scenes, haar):
     scene_project(tmp_path / "group", scenes).close()
-    with sqlite3.connect(tmp_path / "group" / ".faceparse" / "project.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "group" / ".faceparse" / "project.db")) as conn:
         conn.execute("DROP TABLE face_boxes")
+        conn.commit()
     store = ProjectStore.open(tmp_path / "group")
     snapshot(store)
     snapshot(store)
@@ -172,13 +174,14 @@ def test_a_replaced_photo_is_searched_again_and_a_touched_one_is_not(tmp_path, s
     store.close()
 
 
-def test_other_detector_settings_search_again_and_each_setting_is_remembered(tmp_path, scenes):
+def test_other_detector_settings_search_again_and_replace_what_was_remembered(tmp_path, scenes):
     store = scene_project(tmp_path / "group", scenes)
     one, two = SetFaces(scenes, 1), SetFaces(scenes, 2)
-    for detector in (one, two, one, two):
+    for detector in (one, one, two, two, one):
         snapshot_project(store, "parser", framing=Framing(FACES, CachedFaceDetector(store, detector)),
                          input_size=SIZE)
-    assert one.calls == two.calls == len(scenes)
+    assert one.calls == 2 * len(scenes) and two.calls == len(scenes)
+    assert remembered(store) == len(scenes)  # one entry per photo, whatever the settings were before
     assert HaarFaceDetector().signature() != HaarFaceDetector(min_neighbors=5).signature()
     assert HaarFaceDetector().signature() == HaarFaceDetector().signature()
     store.close()
@@ -259,4 +262,22 @@ def test_the_studios_pre_label_this_image_searches_a_photo_once(tmp_path, scenes
     assert haar.calls == 1 and remembered(store, image_id) == 1
     assert first.model_version == again.model_version == "parser:test"
     assert np.array_equal(store.predicted_mask(image_id), mask) and mask.any()
+    store.close()
+
+
+def test_faces_are_remembered_for_the_picture_searched_not_for_the_file(tmp_path, scenes):
+    """A photo replaced (or turned by its EXIF tag) between the decode and the search: the faces found belong to
+    the pixels that were searched, and a picture of the same size with other pixels is searched again."""
+    store = scene_project(tmp_path / "group", scenes)
+    detector = SetFaces(scenes, 1)
+    cached = CachedFaceDetector(store, detector)
+    image_id = store.find("scene0.png").id
+    picture = scenes["scene0.png"][0]
+    turned = np.ascontiguousarray(picture[::-1, ::-1])
+    first = cached.detect_for(image_id, picture)
+    assert cached.detect_for(image_id, picture.copy()) == first and detector.calls == 1
+    cached.detect_for(image_id, turned)
+    assert detector.calls == 2 and remembered(store, image_id) == 1
+    cached.detect_for(image_id, turned)
+    assert detector.calls == 2
     store.close()
