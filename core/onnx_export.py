@@ -109,17 +109,24 @@ def export_onnx(model: nn.Module, meta: Mapping[str, Any], path: str | Path, wei
 
 def half_weights(proto: onnx.ModelProto) -> int:
     """Store the graph's float32 weight tensors as float16, each read through a Cast back to float32 under its old
-    name, so no other node changes. Returns how many tensors were halved; a graph already halved is left as it is."""
+    name, so no other node changes. Returns how many tensors were halved. Left as they are: a graph already halved,
+    tensors that are also graph inputs (a caller may feed them), and tensors with values float16 cannot hold."""
     graph = proto.graph
+    fed = {value.name for value in graph.input}
     casts = []
     for tensor in graph.initializer:
-        if tensor.data_type != onnx.TensorProto.FLOAT or int(np.prod(tensor.dims)) < HALF_MIN_ELEMENTS:
+        if (tensor.data_type != onnx.TensorProto.FLOAT or tensor.name in fed
+                or int(np.prod(tensor.dims)) < HALF_MIN_ELEMENTS):
+            continue
+        values = numpy_helper.to_array(tensor)
+        with np.errstate(over="ignore"):
+            halved = values.astype(np.float16)
+        if not np.isfinite(halved).all() and np.isfinite(values).all():
             continue
         name = tensor.name
-        values = numpy_helper.to_array(tensor).astype(np.float16)
-        tensor.CopyFrom(numpy_helper.from_array(values, name + HALF_SUFFIX))
+        tensor.CopyFrom(numpy_helper.from_array(halved, name + HALF_SUFFIX))
         casts.append(helper.make_node("Cast", [name + HALF_SUFFIX], [name], name=name + HALF_SUFFIX,
-                                           to=onnx.TensorProto.FLOAT))
+                                      to=onnx.TensorProto.FLOAT))
     for cast in reversed(casts):
         graph.node.insert(0, cast)
     return len(casts)
