@@ -6,7 +6,8 @@ masks with one confusion matrix, as `train_starter_parser.py` does. Every networ
 combinations share those outputs, so the table costs one pass per checkpoint.
 
 With `--scales 448,512,576` every member also sees each face at those input sizes, and the probabilities of all
-sizes are averaged at 512 px (multi-scale test-time augmentation); the table then scores each size alone as well.
+sizes are averaged at the mask's resolution (multi-scale test-time augmentation); the table then scores each size
+alone as well.
 
     python benchmarks/parser_ensemble.py --data DATA/celebamask19 s5=resources/models/parser/model.safetensors \\
         s6=runs/parser_s6/last.safetensors s7=runs/parser_s7/last.safetensors
@@ -88,7 +89,8 @@ def main() -> int:
         test = test[: args.limit]
     scales = tuple(int(s) for s in args.scales.split(",") if s) or (args.size,)
     cms = confusions(models, test, scales)
-    print(f"\n{len(test)} test faces, scored at 512 px; means over the {len(CLASSES) - 1} non-background classes\n")
+    print(f"\n{len(test)} test faces, scored at the masks' resolution; "
+          f"means over the {len(CLASSES) - 1} non-background classes\n")
     print("| members | input sizes | flip TTA | mean F1 | mIoU | pixel accuracy | "
           + " | ".join(f"{c} F1" for c in WATCHED) + " |")
     print("|---|---|---|---|---|---|" + "---|" * len(WATCHED))
