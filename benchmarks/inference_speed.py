@@ -1,10 +1,12 @@
 """Inference speed of every architecture on this CPU: PyTorch eager vs ONNX Runtime, against the FLOP floor.
 
 For each architecture at each size (batch 1, a fixed thread count): parameters, GFLOPs (convolutions and matmuls,
-counted by torch's FlopCounterMode as 2 × multiply-adds), PyTorch eager ms, ONNX Runtime ms (fp32, the exported
-file the application ships) and its process CPU ms, which a busy machine does not inflate, and ORT ms ÷ floor ms,
+counted by torch's FlopCounterMode as 2 × multiply-adds), PyTorch eager ms, ONNX Runtime ms (the float32 export
+a retrain writes) and its process CPU ms, which a busy machine does not inflate, and ORT ms ÷ floor ms,
 where the floor is GFLOPs ÷ the best float32 matmul rate measured in the same run (torch and ORT MatMul, same
-threads). A ratio near 1 means fp32 has nothing left to gain.
+threads). A ratio near 1 means fp32 has nothing left to gain. "fp16w/fp32" is the wall time of the same export with
+its weights stored in fp16 (as the starter models ship: `export_onnx(weights="float16")`) over the float32 file's,
+timed alternately in the same loop.
 
     .venv/bin/python benchmarks/inference_speed.py            # 256² and 512², 5 timed runs each
     .venv/bin/python benchmarks/inference_speed.py --quick    # 2 timed runs each
@@ -48,6 +50,24 @@ def timed_wall_and_cpu_ms(run, repeats: int) -> tuple[float, float]:
         wall.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
     return statistics.median(wall), statistics.median(cpu)
+
+
+def once_ms(run) -> float:
+    start = time.perf_counter()
+    run()
+    return (time.perf_counter() - start) * 1000
+
+
+def halved_ratio(full: ort.InferenceSession, half: ort.InferenceSession, feed: dict, repeats: int) -> float:
+    """Median wall time of the fp16-weight session over the float32 one's, the two run in turns so that a change
+    in the machine's load hits both."""
+    half.run(None, feed)
+    ratios = []
+    for _ in range(repeats):
+        a = once_ms(lambda: full.run(None, feed))
+        b = once_ms(lambda: half.run(None, feed))
+        ratios.append(b / a)
+    return statistics.median(ratios)
 
 
 def session(path: Path, threads: int) -> ort.InferenceSession:
@@ -133,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         header = f"{'architecture':<28}{'size':>6}{'params M':>10}{'GFLOPs':>9}{'torch ms':>10}{'ORT ms':>9}"
-        header += f"{'ORT cpu ms':>12}{'floor ms':>10}{'ORT/floor':>11}"
+        header += f"{'ORT cpu ms':>12}{'floor ms':>10}{'ORT/floor':>11}{'fp16w/fp32':>12}"
         print(header)
         print("-" * len(header))
         for name in args.architectures:
@@ -143,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             params = sum(p.numel() for p in model.parameters()) / 1e6
             path = export_onnx(model, meta_for(name, classes), workdir / f"{name}.onnx")
             runner = session(path, args.threads)
+            half = session(export_onnx(model, meta_for(name, classes), workdir / f"{name}-fp16w.onnx",
+                                       weights="float16"), args.threads)
             for size in args.sizes:
                 x = torch.randn(1, 3, size, size)
                 gflops = count_gflops(model, x)
@@ -153,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
                     lambda runner=runner, feed=feed: runner.run(None, feed), repeats
                 )
                 floor_ms = gflops / floor_rate * 1000
+                ratio = halved_ratio(runner, half, feed, repeats)
                 print(
                     f"{name:<28}{size:>6}{params:>10.1f}{gflops:>9.1f}{eager:>10.0f}{onnx_ms:>9.0f}"
-                    f"{onnx_cpu_ms:>12.0f}{floor_ms:>10.0f}{onnx_ms / floor_ms:>11.2f}",
+                    f"{onnx_cpu_ms:>12.0f}{floor_ms:>10.0f}{onnx_ms / floor_ms:>11.2f}{ratio:>12.2f}",
                     flush=True,
                 )
-            del runner, model
+            del runner, half, model
     return 0
 
 
