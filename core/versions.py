@@ -6,8 +6,8 @@ that is renamed into place, and only then is the version row added to the databa
 either no version or a complete one, and the active model is untouched until `activate` is called.
 
 Deleting a version is crash-safe the same way: its folder is renamed to a hidden name, then its row is removed,
-then the folder; a crash before the row goes leaves a hidden folder that the next deletion renames back, a crash
-after leaves one that the next deletion removes. The active version is never deleted, and a deleted version's name
+then the folder; a crash before the row goes leaves a hidden folder that the next listing or deletion renames back,
+a crash after leaves one that the next listing or deletion removes. The active version is never deleted, and a deleted version's name
 is never given to a new one.
 
 Promotion is honest: a new version becomes active only if it scores better than the active model on the same
@@ -247,7 +247,10 @@ def rollback_candidates(store: ProjectStore, task: str) -> list[str]:
 
 
 def list_versions(store: ProjectStore, task: str | None = None) -> list[dict[str, Any]]:
-    """Every version, oldest first, with an `active` flag."""
+    """Every version, oldest first, with an `active` flag. A deletion a crash interrupted is settled first, so a
+    version whose folder it had hidden is listed whole again, not as one whose files are missing."""
+    for name in [task] if task else _tasks_on_disk(store):
+        _settle_interrupted_deletions(store, name)
     active = {t: m["version"] for t, m in store.active_models().items()}
     return [{**row, "active": active.get(row["task"]) == row["version"]} for row in store.model_versions(task)]
 
@@ -409,6 +412,11 @@ def _settle_interrupted_deletions(store: ProjectStore, task: str) -> None:
         elif not version_dir(store, task, version).exists() and not _process_alive(pid):
             with contextlib.suppress(OSError):
                 os.replace(hidden, version_dir(store, task, version))
+
+
+def _tasks_on_disk(store: ProjectStore) -> list[str]:
+    root = store.models_dir
+    return sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
 
 
 def _process_alive(pid: str) -> bool:

@@ -343,3 +343,23 @@ def test_a_refused_deletion_keeps_the_activation_history(store, monkeypatch):
         delete_version(store, "parser", v1)
     assert activation_history(store, "parser") == [v1, v2]
     assert on_disk(store) == [v1, v2]
+
+
+def test_listing_the_versions_settles_a_deletion_a_crash_interrupted(store):
+    v1, v2, v3 = made(store, 3)
+    hidden = version_dir(store, "parser", v1).with_name(f".{v1}.deleting-{dead_pid()}")
+    os.replace(version_dir(store, "parser", v1), hidden)
+    store.delete_model_version("parser", v2)
+    leftover = version_dir(store, "parser", v2).with_name(f".{v2}.deleting-{dead_pid()}")
+    os.replace(version_dir(store, "parser", v2), leftover)
+    assert [row["version"] for row in list_versions(store)] == [v1, v3]
+    assert on_disk(store) == [v1, v3] and not hidden.exists() and not leftover.exists()
+    activate(store, "parser", v1, export_missing_onnx=False)  # its files are whole again
+
+
+def test_a_deletion_still_running_in_another_process_is_left_alone(store):
+    v1, _ = made(store, 2)
+    hidden = version_dir(store, "parser", v1).with_name(f".{v1}.deleting-{os.getpid()}")
+    os.replace(version_dir(store, "parser", v1), hidden)
+    list_versions(store, "parser")
+    assert hidden.exists() and not version_dir(store, "parser", v1).exists()
