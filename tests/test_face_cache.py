@@ -8,7 +8,7 @@ import sqlite3
 
 import numpy as np
 import pytest
-from drawn_projects import KnownFaces, draw_scenes, scene_project
+from drawn_projects import KnownFaces, draw_scenes, haar_reports, scene_project
 from faceparse.core.datasets import project_framing, snapshot_project
 from faceparse.core.evaluate import evaluate, project_samples
 from faceparse.core.face_cache import CachedFaceDetector
@@ -61,10 +61,7 @@ def scenes():
 
 @pytest.fixture
 def haar(scenes, monkeypatch):
-    """The project's own detector (Haar, default settings), reporting the scenes' true faces and counting."""
-    known = KnownFaces(scenes)
-    monkeypatch.setattr(HaarFaceDetector, "detect", lambda self, image: known.detect(image))
-    return known
+    return haar_reports(scenes, monkeypatch)
 
 
 def snapshot(store):

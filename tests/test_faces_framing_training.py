@@ -4,7 +4,7 @@ whole photo where no face is found. Whole-image projects are read as before."""
 
 import numpy as np
 import pytest
-from drawn_projects import KnownFaces, draw_scenes, scene_project
+from drawn_projects import KnownFaces, draw_scenes, haar_reports, scene_project
 from faceparse.core.datasets import (
     IGNORE_INDEX,
     DatasetSnapshot,
@@ -171,8 +171,7 @@ def pasted_skin(picture, detector):
 
 
 def test_eval_scores_a_faces_project_on_the_mask_pre_labelling_pastes_back(project, scenes, monkeypatch):
-    detector = KnownFaces(scenes)
-    monkeypatch.setattr(HaarFaceDetector, "detect", lambda self, image: detector.detect(image))
+    detector = haar_reports(scenes, monkeypatch)
     samples = project_samples(project, "parser", "all")
     assert all(isinstance(s, FramedPhoto) for s in samples) and len(samples) == len(scenes)
     model = OneClass(list(project.schema.classes))
@@ -201,8 +200,7 @@ def test_a_retrain_of_a_faces_project_trains_and_validates_on_face_crops(project
     from faceparse.core.recipes import TrainConfig
     from faceparse.core.train_worker import run_retrain
 
-    detector = KnownFaces(scenes)
-    monkeypatch.setattr(HaarFaceDetector, "detect", lambda self, image: detector.detect(image))
+    detector = haar_reports(scenes, monkeypatch)
     monkeypatch.setattr("faceparse.core.versions.starter_checkpoint", lambda task: None)
     config = TrainConfig.for_task("parser", input_size=SIZE, batch_size=2, epochs=1, max_steps=1, threads=1,
                                   init="scratch", export_onnx=False, repredict=False, promote="never",

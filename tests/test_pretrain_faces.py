@@ -4,10 +4,10 @@ whole photo where no face is found; faces are found once per run. Whole-image pr
 
 import numpy as np
 import pytest
-from drawn_projects import KnownFaces, draw_scenes, scene_project
+from drawn_projects import KnownFaces, draw_scenes, haar_reports, scene_project
 from faceparse.core import pretrain
 from faceparse.core.datasets import project_framing
-from faceparse.core.faces import FACES, WHOLE_IMAGE, HaarFaceDetector
+from faceparse.core.faces import FACES, WHOLE_IMAGE
 from faceparse.core.framing import Framing, prepare_file
 from faceparse.core.imageio import load_rgb
 from faceparse.core.pretrain import pretrain_images, pretrain_records
@@ -25,10 +25,7 @@ def scenes():
 
 @pytest.fixture
 def detector(scenes, monkeypatch):
-    """Pre-labelling's detector, reporting the scenes' true faces (the Haar cascade misses drawn faces)."""
-    known = KnownFaces(scenes)
-    monkeypatch.setattr(HaarFaceDetector, "detect", lambda self, image: known.detect(image))
-    return known
+    return haar_reports(scenes, monkeypatch)
 
 
 def prelabel_crops(store, record, detector):
