@@ -69,6 +69,17 @@ def prediction_settings(mode: str, tta: bool, margin: float = DEFAULT_MARGIN) ->
     return f"{framing}, flip TTA" if tta else framing
 
 
+def spread_sample(items: list, count: int) -> list:
+    """`count` items spread evenly from the first to the last (all of them when there are no more): a folder's
+    photos sorted by name often come in runs, such as a few portraits after many aligned crops."""
+    if len(items) <= count:
+        return list(items)
+    if count <= 1:
+        return list(items[:count])
+    picks = sorted({round(i * (len(items) - 1) / (count - 1)) for i in range(count)})
+    return [items[i] for i in picks]
+
+
 def choose_mode(store: ProjectStore, records: list[ImageRecord] | None = None, mode: str | None = None,
                 detector: FaceDetector | None = None) -> tuple[str, str | None]:
     """The framing mode of the project's pre-labels and a notice when it was just decided: `mode` if given (and
@@ -82,8 +93,7 @@ def choose_mode(store: ProjectStore, records: list[ImageRecord] | None = None, m
         return saved, None
     detector = detector or HaarFaceDetector()
     records = store.images() if records is None else records
-    step = max(1, len(records) // SUGGESTION_SAMPLE)
-    sample = [r for r in records[::step] if r.error is None][:SUGGESTION_SAMPLE]
+    sample = spread_sample([r for r in records if r.error is None], SUGGESTION_SAMPLE)
 
     seen = [0]
 
