@@ -173,3 +173,23 @@ def test_a_tool_key_takes_the_brush_ring_away_at_once(qtbot, tmp_path):
         QTest.keyClick(canvas, tool_key)
         assert not canvas._brush_ring.isVisible()
         assert _cursor(canvas) == Qt.CursorShape.CrossCursor
+
+
+def test_a_hidden_mask_is_not_painted_and_a_click_says_why(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=SIZE)
+    window = open_window(qtbot, folder, tmp_path)
+    session, canvas = window.ws.session, window.ws.canvas
+    QTest.keyClick(canvas, Qt.Key.Key_B)
+    QTest.keyClick(canvas, Qt.Key.Key_M)
+    assert not window.actions["toggle_overlay"].isChecked()
+    _hover(canvas, 30.5)
+    assert _cursor(canvas) != Qt.CursorShape.BlankCursor and not canvas._brush_ring.isVisible()
+    window.statusBar().clearMessage()
+    before = session.editor.mask.copy()
+    drag(canvas, [viewport_point(canvas, x, 20.5) for x in (10.5, 40.5)])
+    assert np.array_equal(session.editor.mask, before) and session.undo_stack.count() == 0
+    assert "press M" in window.statusBar().currentMessage()
+
+    QTest.keyClick(canvas, Qt.Key.Key_M)
+    drag(canvas, [viewport_point(canvas, x, 20.5) for x in (10.5, 40.5)])
+    assert session.undo_stack.count() == 1 and not np.array_equal(session.editor.mask, before)

@@ -99,7 +99,9 @@ class Canvas(QGraphicsView):
 
     @property
     def editable(self) -> bool:
-        return self.editor is not None and not self.showing_prediction
+        """A click edits only the working mask, and only while it is on screen: painting a hidden mask would
+        change it unseen."""
+        return self.editor is not None and not self.showing_prediction and self._overlay_item.isVisible()
 
     def set_image(self, photo: QImage, editor: LabelEditor, prediction: np.ndarray | None) -> None:
         """Show a new photo and its working mask; the view keeps its zoom if the size did not change."""
@@ -177,6 +179,7 @@ class Canvas(QGraphicsView):
 
     def set_overlay_visible(self, on: bool) -> None:
         self._overlay_item.setVisible(on)
+        self._editable_changed()
 
     def set_opacity(self, value: float) -> None:
         self._overlay_item.set_opacity(value)
@@ -330,6 +333,10 @@ class Canvas(QGraphicsView):
         if event.button() == Qt.MouseButton.LeftButton and self.showing_prediction and self.editor is not None:
             self.message.emit("the prediction is read-only: press T to edit the working mask, or Ctrl+Enter to "
                               "accept the prediction")
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self.editor is not None \
+                and not self._overlay_item.isVisible():
+            self.message.emit("the mask is hidden: press M to show it before editing")
             return
         if event.button() == Qt.MouseButton.RightButton and isinstance(self.tool, TOOLS["polygon"]):
             self.tool.finish()
