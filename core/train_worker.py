@@ -602,7 +602,8 @@ def phase_promote(ctx: RetrainContext) -> None:
     baseline = None if ctx.baseline is None else ctx.baseline["score"]
     in_use = "the starter model" if ctx.baseline is not None and ctx.baseline["source"] == "starter" else \
         "the active model"
-    ctx.decision = decide_promotion(score, baseline, config.promote, config.min_improvement, in_use)
+    ctx.decision = decide_promotion(score, baseline, config.promote, config.min_improvement, in_use,
+                                    len(ctx.snapshot.val))
     if not ctx.decision.promote and config.promote == "auto" and not ctx.snapshot.val:
         ctx.decision = PromotionDecision(False, "not promoted: there are no validation faces to measure it on; "
                                                 "correct more faces, or activate it yourself")

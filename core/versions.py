@@ -47,10 +47,15 @@ class PromotionDecision:
     reason: str
 
 
+FEW_VALIDATION_FACES = 5
+"""Below this many validation faces a "not promoted" says how little they decide, and what to do instead."""
+
+
 def decide_promotion(new_score: float, baseline_score: float | None, mode: str = "auto",
-                     min_improvement: float = 0.0, baseline_name: str = "the active model") -> PromotionDecision:
+                     min_improvement: float = 0.0, baseline_name: str = "the active model",
+                     faces: int | None = None) -> PromotionDecision:
     """Whether a new model replaces the one in use (`baseline_name`); `baseline_score` None means there is none
-    that could be measured."""
+    that could be measured. `faces`: how many validation faces both were measured on, for the message."""
     new_ok = new_score is not None and math.isfinite(new_score)
     shown = f"{new_score:.4f}" if new_ok else "not measurable"
     if mode == "force":
@@ -64,8 +69,11 @@ def decide_promotion(new_score: float, baseline_score: float | None, mode: str =
         return PromotionDecision(True, f"promoted: first measured model (score {new_score:.4f})")
     if new_score > baseline_score + min_improvement:
         return PromotionDecision(True, f"promoted: {new_score:.4f} beats {baseline_name}'s {baseline_score:.4f}")
+    measured = "" if faces is None else f" on {faces} validation face{'' if faces == 1 else 's'}"
+    advice = ("; so few faces decide little: correct more, or activate it yourself if its masks look better"
+              if faces is not None and faces < FEW_VALIDATION_FACES else "")
     return PromotionDecision(False, f"not promoted: {new_score:.4f} does not beat {baseline_name}'s "
-                                    f"{baseline_score:.4f}")
+                                    f"{baseline_score:.4f}{measured}{advice}")
 
 
 def version_dir(store: ProjectStore, task: str, version: str) -> Path:

@@ -170,6 +170,15 @@ def test_promotion_rules():
     assert not decide_promotion(0.9, 0.1, mode="never").promote
 
 
+
+def test_a_model_not_promoted_on_few_validation_faces_is_told_what_to_do():
+    few = decide_promotion(0.96, 0.9998, baseline_name="the starter model", faces=1)
+    assert not few.promote and "on 1 validation face;" in few.reason and "activate it yourself" in few.reason
+    many = decide_promotion(0.5, 0.6, faces=40)
+    assert not many.promote and many.reason.endswith("0.6000 on 40 validation faces")
+    assert decide_promotion(0.5, 0.6).reason == "not promoted: 0.5000 does not beat the active model's 0.6000"
+
+
 def fake_version(store, task="parser", parent=None, score=0.5):
     model = build_model("deeplabv3plus_mobilenetv2", classes=store.schema.num_classes)
     meta = {"task": task, "architecture": "deeplabv3plus_mobilenetv2",
