@@ -146,10 +146,7 @@ def _fill_outside(prepared: PreparedImage, indices: list[np.ndarray], confidence
                   mask: np.ndarray, conf: np.ndarray | None) -> None:
     """Paint the wider views' masks where no face crop reaches; inside the face crops, their closer views stand."""
     wide, wide_conf = paste_masks(prepared.size, prepared.boxes[prepared.faces:], indices, confidences)
-    outside = np.ones(mask.shape, bool)
-    for box in prepared.boxes[:prepared.faces]:
-        x0, y0, x1, y1 = box.covered_pixels(prepared.size)
-        outside[y0:y1, x0:x1] = False
+    outside = ~_covered(prepared.size, prepared.boxes[:prepared.faces])
     mask[outside] = wide[outside]
     if conf is not None and wide_conf is not None:
         conf[outside] = wide_conf[outside]
@@ -165,10 +162,7 @@ def _continue_downward(prepared: PreparedImage, mask: np.ndarray, conf: np.ndarr
     pixel above it.
     """
     width, height = prepared.size
-    covered = np.zeros(mask.shape, bool)
-    for box in prepared.boxes:
-        x0, y0, x1, y1 = box.covered_pixels(prepared.size)
-        covered[y0:y1, x0:x1] = True
+    covered = _covered(prepared.size, prepared.boxes)
     for box in prepared.boxes[prepared.faces:]:
         x0, y0, x1, y1 = box.covered_pixels(prepared.size)
         if y1 >= height or x1 <= x0 or y1 <= y0:
@@ -180,6 +174,15 @@ def _continue_downward(prepared: PreparedImage, mask: np.ndarray, conf: np.ndarr
         np.copyto(mask[below, x0:x1], np.broadcast_to(edge, fill.shape), where=fill)
         if conf is not None:
             np.copyto(conf[below, x0:x1], np.broadcast_to(conf[y1 - 1, x0:x1], fill.shape), where=fill)
+
+
+def _covered(size: tuple[int, int], boxes: list[CropBox]) -> np.ndarray:
+    """H×W: the picture's pixels (size = width, height) that one of `boxes` covers."""
+    covered = np.zeros((size[1], size[0]), bool)
+    for box in boxes:
+        x0, y0, x1, y1 = box.covered_pixels(size)
+        covered[y0:y1, x0:x1] = True
+    return covered
 
 
 def _without_narrow_runs(row: np.ndarray, min_width: int) -> np.ndarray:
