@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from .canvas import Canvas
 from .image_cache import PrefetchCache, read_bundle
-from .undo import BoundedUndoStack
+from .undo import BoundedUndoStack, ReviewCommand
 from .workers import SerialWriter
 
 AUTOSAVE_MS = 1500
@@ -195,6 +195,8 @@ class AnnotationSession(QObject):
         self._show_working_mask()
         self.canvas.tool.cancel()
         self.undo_stack.redo()
+        if self.undo_stack.top_is_review():
+            self.undo_stack.setClean()
 
     # --- saving ------------------------------------------------------------------------------------------------
 
@@ -315,7 +317,8 @@ class AnnotationSession(QObject):
 
     def mark_reviewed(self) -> None:
         """Approve the working mask, saved before the status changes; if that save fails, the image is not
-        marked reviewed. Refused while the prediction is shown: what is approved must be what is on screen."""
+        marked reviewed. Refused while the prediction is shown: what is approved must be what is on screen.
+        Marking an image reviewed is a step in its undo history, so a slip of R is taken back with Ctrl+Z."""
         if self.record is None:
             return
         if self.canvas.showing_prediction:
@@ -328,6 +331,15 @@ class AnnotationSession(QObject):
             self.error.emit("nothing to mark reviewed: this image has no prediction and nothing painted on it; "
                             "paint the face first, or pre-label it (Ctrl+L)")
             return
+        already_reviewed = self.record.status == "reviewed"
+        self._approve(image_id)
+        if not already_reviewed:
+            self.undo_stack.push(ReviewCommand(lambda: self._approve(image_id),
+                                               lambda: self._withdraw_review(image_id)))
+            self.undo_stack.setClean()
+
+    def _approve(self, image_id: int) -> None:
+        """Save the working mask and then write the reviewed status, both on the writer, in that order."""
         self.save(force=not self._has_mask_on_disk(image_id), approving=True)
 
         def write() -> ImageRecord | None:
@@ -339,6 +351,19 @@ class AnnotationSession(QObject):
             return self.store.get(image_id)
 
         self.writer.submit(write, self._written, lambda msg: None if self._closed else self.error.emit(msg))
+
+    def _withdraw_review(self, image_id: int) -> None:
+        """Undo of R: the image goes back to being a correction. The next save then settles what it is: a visit
+        that changed nothing takes the correction back too (see `save`), so the image is as it was before R."""
+        def write() -> ImageRecord | None:
+            record = self.store.get(image_id)
+            if record is not None and record.status == "reviewed":
+                self.store.set_status(image_id, "corrected")
+            return self.store.get(image_id)
+
+        self.writer.submit(write, self._written, lambda msg: None if self._closed else self.error.emit(msg))
+        self.message.emit("no longer marked reviewed")
+        self._autosave.start()
 
     def _nothing_to_approve(self) -> bool:
         """An image with no prediction that nobody painted holds only background: reviewing it by a slip would put

@@ -6,7 +6,8 @@ redo() does nothing. QUndoStack has no byte limit, so `BoundedUndoStack` release
 total passes the cap and marks them obsolete; Qt drops an obsolete step when undo reaches it.
 
 A step may be an acceptance of the model's prediction (`accepts`): it counts as the annotator's decision even when
-it changed no pixel, so while it is in effect the mask is a correction, and undoing it takes that back.
+it changed no pixel, so while it is in effect the mask is a correction, and undoing it takes that back. A
+`ReviewCommand` is a step with no pixels at all: marking the image reviewed, which undo takes back like a stroke.
 """
 
 from __future__ import annotations
@@ -46,6 +47,31 @@ class EditCommand(QUndoCommand):
         self.setObsolete(True)
 
 
+class ReviewCommand(QUndoCommand):
+    """Marking the image reviewed. The status is already written when the command is pushed, so the first redo()
+    does nothing; undo() hands the image back as a correction and a later redo() approves it again."""
+
+    def __init__(self, approve: Callable[[], None], withdraw: Callable[[], None]):
+        super().__init__("mark reviewed")
+        self._approve = approve
+        self._withdraw = withdraw
+        self._applied = True
+
+    def redo(self) -> None:
+        if self._applied:
+            self._applied = False
+            return
+        self._approve()
+
+    def undo(self) -> None:
+        self._withdraw()
+
+
+def _holds_a_step(command) -> bool:
+    """Whether undoing `command` changes anything: an edit whose pixels were released for memory does not."""
+    return not isinstance(command, EditCommand) or command.edit is not None
+
+
 class BoundedUndoStack(QUndoStack):
     def __init__(self, max_bytes: int = DEFAULT_HISTORY_BYTES, parent=None):
         super().__init__(parent)
@@ -74,7 +100,11 @@ class BoundedUndoStack(QUndoStack):
         return any(c.accepts for c in self._commands()[: self.index()])
 
     def can_undo_edit(self) -> bool:
-        return self.index() > 0 and any(c.edit is not None for c in self._commands()[: self.index()])
+        return any(_holds_a_step(self.command(i)) for i in range(self.index()))
+
+    def top_is_review(self) -> bool:
+        """Whether the newest step in effect is a review (after a redo: the mask it approved is the saved one)."""
+        return self.index() > 0 and isinstance(self.command(self.index() - 1), ReviewCommand)
 
     def undo_edit(self) -> None:
         """Undo one step that still has its pixels, dropping released steps on the way.
@@ -83,15 +113,13 @@ class BoundedUndoStack(QUndoStack):
         made unclean, or undoing back to the last save would claim a mask that still holds that step is saved."""
         dropped = False
         while self.canUndo():
-            command = self.command(self.index() - 1)
-            had_pixels = not isinstance(command, EditCommand) or command.edit is not None
+            had_pixels = _holds_a_step(self.command(self.index() - 1))
             dropped |= not had_pixels
             self.undo()
             if had_pixels:
                 break
         while self.canUndo():
-            command = self.command(self.index() - 1)
-            if not (isinstance(command, EditCommand) and command.edit is None):
+            if _holds_a_step(self.command(self.index() - 1)):
                 break
             self.undo()
             dropped = True

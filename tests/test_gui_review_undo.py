@@ -1,0 +1,78 @@
+"""R is a step in the image's undo history: Ctrl+Z takes a slip of R back, Ctrl+Shift+Z reviews again."""
+
+import numpy as np
+from faceparse.core.store import ProjectStore
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from test_gui_helpers import drag, make_project, open_window, viewport_point
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+
+
+def _stored(folder, image_id):
+    with ProjectStore.open(folder) as store:
+        return store.get(image_id).status, store.mask_path("corrected", image_id).exists()
+
+
+def test_undoing_r_on_an_untouched_prediction_leaves_it_predicted_and_redo_reviews_it_again(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
+    session, canvas = window.ws.session, window.ws.canvas
+    image_id = session.image_id
+    assert _stored(folder, image_id) == ("predicted", False)
+
+    QTest.keyClick(canvas, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: session.record.status == "reviewed")
+    assert window.actions["undo"].isEnabled()
+    assert not session.modified
+
+    QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL)
+    qtbot.waitUntil(lambda: session.record.status == "predicted", timeout=5000)
+    session.writer.wait()
+    assert _stored(folder, image_id) == ("predicted", False)
+    assert window.ws.image_list.model.record(0).status == "predicted"
+
+    QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL_SHIFT)
+    qtbot.waitUntil(lambda: session.record.status == "reviewed", timeout=5000)
+    session.writer.wait()
+    assert _stored(folder, image_id) == ("reviewed", True)
+    assert not session.modified
+
+
+def test_undoing_r_after_painting_keeps_the_painted_correction(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
+    session, canvas = window.ws.session, window.ws.canvas
+    image_id = session.image_id
+    QTest.keyClick(canvas, Qt.Key.Key_2)
+    drag(canvas, [viewport_point(canvas, 5.5, 5.5), viewport_point(canvas, 30.5, 5.5)])
+    painted = session.editor.mask.copy()
+
+    QTest.keyClick(canvas, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: session.record.status == "reviewed")
+    QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL)
+    qtbot.waitUntil(lambda: session.record.status == "corrected", timeout=5000)
+    qtbot.waitUntil(lambda: not session.modified, timeout=5000)
+    session.writer.wait()
+    assert _stored(folder, image_id) == ("corrected", True)
+    with ProjectStore.open(folder) as store:
+        assert np.array_equal(store.corrected_mask(image_id), painted)
+
+    QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL)
+    qtbot.waitUntil(lambda: session.record.status == "predicted", timeout=5000)
+    assert np.array_equal(session.editor.mask, session.prediction)
+
+
+def test_r_on_an_image_reviewed_before_adds_no_step_that_could_unreview_it(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    with ProjectStore.open(folder) as store:
+        first = store.images()[0].id
+        store.set_status(first, "reviewed")
+    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
+    session = window.ws.session
+    assert session.image_id == first and session.record.status == "reviewed"
+    QTest.keyClick(window.ws.canvas, Qt.Key.Key_R)
+    session.writer.wait()
+    assert not window.actions["undo"].isEnabled()
+    assert _stored(folder, first)[0] == "reviewed"
