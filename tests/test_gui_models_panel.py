@@ -289,3 +289,30 @@ def test_a_deletion_the_project_refuses_says_why_and_keeps_the_version(qtbot, tm
     finally:
         panel.close_jobs()
         store.close()
+
+
+def test_the_framing_box_shows_the_mode_a_run_chose_and_a_change_makes_all_images_predict_again(qtbot, tmp_path):
+    from faceparse.core.prelabel import MODE_SETTING
+
+    folder, window, panel = _window_with_a_model(qtbot, tmp_path)
+    assert panel.framing.currentData() is None and panel.framing.currentText() == "Automatic"
+    QTest.mouseClick(panel.prelabel_all_button, Qt.MouseButton.LeftButton)
+    assert not panel.framing.isEnabled()
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert panel.framing.isEnabled()
+    chosen = window.ws.store.get_setting(MODE_SETTING)
+    assert chosen is not None and panel.framing.currentData() == chosen
+
+    panel.framing.setFocus()
+    other = "whole_image" if chosen == "faces" else "faces"
+    key = Qt.Key.Key_Down if panel.framing.findData(other) > panel.framing.currentIndex() else Qt.Key.Key_Up
+    QTest.keyClick(panel.framing, key)
+    assert panel.framing.currentData() == other
+    assert window.ws.store.get_setting(MODE_SETTING) == other
+    assert "predicts again" in panel.prelabel_status.text()
+    QTest.mouseClick(panel.prelabel_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert "2 predicted" in panel.prelabel_status.text(), panel.prelabel_status.text()
+    assert panel.framing.currentData() == other
+    with ProjectStore.open(folder) as store:
+        assert all(r.predicted_with.startswith(other.replace("_", " ")) for r in store.images())

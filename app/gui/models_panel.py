@@ -15,9 +15,10 @@ from typing import Any
 import qtawesome as qta
 from faceparse.core.checkpoint_layout import has_checkpoint
 from faceparse.core.datasets import TRAINABLE_STATUSES
+from faceparse.core.faces import FACES, WHOLE_IMAGE
 from faceparse.core.jobs import JobConflict, JobEvent
 from faceparse.core.model_resolver import task_for_schema
-from faceparse.core.prelabel import TTA_SETTING, PrelabelProgress, PrelabelResult, project_tta
+from faceparse.core.prelabel import MODE_SETTING, TTA_SETTING, PrelabelProgress, PrelabelResult, project_tta
 from faceparse.core.recipes import ConfigError, TrainConfig, get_recipe
 from faceparse.core.store import ProjectError, ProjectStore
 from faceparse.core.train_worker import auto_start_size
@@ -69,6 +70,8 @@ from .workers import Task, TaskRunner
 INPUT_SIZES = (64, 128, 256, 384, 512)
 METRIC_TITLES = {"miou_no_bg": "val. mIoU", "miou": "val. mIoU", "iou": "val. IoU"}
 VERSION_COLUMN, SCORE_COLUMN, CREATED_COLUMN, STATE_COLUMN = range(4)
+FRAMINGS = (("Automatic", None), ("Each face", FACES), ("Whole image", WHOLE_IMAGE))
+"""The framing modes a project can be pre-labelled in, as the panel names them (None: chosen by the first run)."""
 
 
 def metric_title(metric: str) -> str:
@@ -168,7 +171,7 @@ class ModelsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.scroll_area)
-        for widget in (self.device, self.tta, self.prelabel_one_button, self.prelabel_all_button,
+        for widget in (self.device, self.framing, self.tta, self.prelabel_one_button, self.prelabel_all_button,
                        self.prelabel_cancel, self.retrain_button, self.retrain_cancel, self.activate_button,
                        self.delete_button, self.rollback_button):
             widget.setFocusPolicy(CLICK_KEEPS_CANVAS_FOCUS)
@@ -190,6 +193,17 @@ class ModelsPanel(QWidget):
                             "time. Images predicted the other way are predicted again by All images.")
         self.tta.setChecked(project_tta(self.store))
         self.tta.toggled.connect(lambda on: self.store.set_setting(TTA_SETTING, bool(on)))
+        self.framing = QComboBox(box)
+        for title, mode in FRAMINGS:
+            self.framing.addItem(title, mode)
+        self.framing.setToolTip(
+            "Each face: every face found is cut out with a margin around it and parsed on its own (portraits, group "
+            "photos). Whole image: each image is one face, as in aligned face crops. Automatic: the first "
+            "pre-labelling looks at a sample of the folder and chooses. Images predicted the other way are "
+            "predicted again by All images.")
+        shrinkable(self.framing)
+        self.show_framing()
+        self.framing.activated.connect(self._framing_chosen)
         self.prelabel_one_button = QPushButton(qta.icon("fa5s.magic"), "This image", box)
         self.prelabel_all_button = QPushButton(qta.icon("fa5s.layer-group"), "All images", box)
         self.prelabel_cancel = QPushButton(qta.icon("fa5s.stop"), "", box)
@@ -203,6 +217,7 @@ class ModelsPanel(QWidget):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Device", self.device)
         form.addRow("Runs on", self.device_label)
+        form.addRow("Framing", self.framing)
         form.addRow(self.tta)
         form.addRow(_row(self.prelabel_one_button, self.prelabel_all_button))
         form.addRow(_row(self.prelabel_progress, self.prelabel_cancel, stretch_first=True))
@@ -299,7 +314,22 @@ class ModelsPanel(QWidget):
         self.device_label.setText(text)
         self.device_label.setToolTip(text)
 
+    def show_framing(self) -> None:
+        """Show the project's framing mode; a pre-labelling run decides it when it was left automatic."""
+        self.framing.setCurrentIndex(max(0, self.framing.findData(self.store.get_setting(MODE_SETTING))))
+
+    def _framing_chosen(self) -> None:
+        mode = self.framing.currentData()
+        if mode == self.store.get_setting(MODE_SETTING):
+            return
+        self.store.set_setting(MODE_SETTING, mode)
+        self.prelabel_status.setText(
+            "The next pre-labelling chooses the framing from a sample of the folder." if mode is None else
+            f"Framing: {self.framing.currentText().lower()}. All images predicts again the images framed the "
+            "other way; corrected and reviewed masks are kept.")
+
     def _prelabel_running(self, running: bool, cancellable: bool = True) -> None:
+        self.framing.setEnabled(not running)
         self.prelabel_one_button.setEnabled(not running)
         self.prelabel_all_button.setEnabled(not running)
         self.prelabel_cancel.setEnabled(running and cancellable)
@@ -333,6 +363,7 @@ class ModelsPanel(QWidget):
         uncertainty = "" if record.uncertainty is None else f", uncertainty {record.uncertainty:.3f}"
         settings = f" ({record.predicted_with})" if record.predicted_with else ""
         self.prelabel_status.setText(f"{record.name} predicted by {record.model_version}{settings}{uncertainty}")
+        self.show_framing()
         self.image_predicted.emit(record)
 
     def start_prelabel_all(self) -> None:
@@ -367,6 +398,7 @@ class ModelsPanel(QWidget):
         notes = "".join(f"\n{n}" for n in result.notices)
         self.prelabel_status.setText(f"{state}{result.predicted:,} predicted, {len(result.failed):,} failed, "
                                      f"{skipped:,} skipped, in {result.seconds:.1f} s with {result.model_id}{notes}")
+        self.show_framing()
         self.predictions_changed.emit()
 
     def _prelabel_failed(self, message: str) -> None:
@@ -377,6 +409,7 @@ class ModelsPanel(QWidget):
         self.prelabel_progress.setRange(0, 1)
         self.prelabel_progress.setValue(0)
         self.prelabel_status.setText(f"Pre-labelling failed: {message}")
+        self.show_framing()
 
     def cancel_prelabel(self) -> None:
         if self.prelabel_task is not None:
