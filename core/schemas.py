@@ -46,6 +46,7 @@ class LabelSchema:
     title: str = field(default="", compare=False)
     notes: str = field(default="", compare=False)
     mapping_notes: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    descriptions: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -59,6 +60,17 @@ class LabelSchema:
             return self.classes.index(name)
         except ValueError:
             raise KeyError(f"schema {self.name!r} has no class {name!r}; classes: {', '.join(self.classes)}") from None
+
+    def describe(self, index: int) -> str:
+        """A class in words, for names such as `eye_g` or `neck_l` that say little to a newcomer ("" if none).
+        A project made before schemas had descriptions borrows those of the built-in schema it copied."""
+        if not 0 <= index < len(self.classes):
+            return ""
+        words = self.descriptions
+        if not words:
+            builtin = _builtins().get(self.name)
+            words = builtin.descriptions if builtin is not None and builtin.classes == self.classes else {}
+        return words.get(self.classes[index], "")
 
     def flip_lut(self) -> np.ndarray:
         """Index permutation applied after mirroring a mask: a left eye seen in a mirror is a right eye."""
@@ -114,6 +126,8 @@ class LabelSchema:
             if self.mapping_notes.get(target):
                 entry["notes"] = self.mapping_notes[target]
             out["mappings"][target] = entry
+        if self.descriptions:
+            out["descriptions"] = dict(self.descriptions)
         return out
 
     @classmethod
@@ -133,6 +147,15 @@ def _validate(s: LabelSchema) -> None:
     _check_colors(s, where)
     _check_flip_pairs(s, where)
     _check_mappings(s, where)
+    _check_descriptions(s, where)
+
+
+def _check_descriptions(s: LabelSchema, where: str) -> None:
+    for name, words in s.descriptions.items():
+        if name not in s.classes:
+            raise SchemaError(f"{where}: a description names {name!r}, which is not one of its classes")
+        if not isinstance(words, str):
+            raise SchemaError(f"{where}: the description of {name!r} must be text, got {words!r}")
 
 
 def _check_classes(s: LabelSchema, where: str) -> None:
@@ -223,6 +246,12 @@ def _resolve_table(raw: Any, source_classes: tuple[str, ...], target: str, class
     return table
 
 
+def _descriptions(raw: Any, where: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise SchemaError(f"{where}: 'descriptions' must be an object of class name to words")
+    return dict(raw)
+
+
 def _from_dict(data: Mapping[str, Any], source: str, classes_of: TargetClasses) -> LabelSchema:
     if not isinstance(data, Mapping):
         raise SchemaError(f"{source}: a schema must be a JSON object")
@@ -260,6 +289,7 @@ def _from_dict(data: Mapping[str, Any], source: str, classes_of: TargetClasses) 
             title=str(data.get("title", "")),
             notes=str(data.get("notes", "")),
             mapping_notes=notes,
+            descriptions=_descriptions(data.get("descriptions", {}), where),
         )
     except SchemaError as e:
         raise SchemaError(f"{source}: {e}") from None

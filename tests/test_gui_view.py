@@ -180,3 +180,18 @@ def test_the_recent_list_shows_each_projects_name_first_and_fits_its_entries(qtb
     assert first.text().startswith("project 0") and first.toolTip() == folders[0]
     last_row = page.recent.visualItemRect(page.recent.item(9))
     assert last_row.bottom() <= page.recent.viewport().rect().bottom()
+
+
+def test_the_palette_says_the_selected_class_in_words(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=1, size=64), tmp_path)
+    palette = window.ws.palette
+    for key, words in ((Qt.Key.Key_3, "eye_g: eyeglasses"), (Qt.Key.Key_1, "skin: face skin")):
+        QTest.keyClick(window.ws.canvas, key)
+        assert palette.about.text().startswith(words) and palette.about.isVisible()
+    palette.end_digits()
+    palette.digit_pressed(1)
+    palette.digit_pressed(6)
+    assert palette.about.text() == "neck_l: necklace"
+    assert "necklace" in palette.tree.topLevelItem(16).toolTip(0)
+    palette.select(0)
+    assert not palette.about.isVisible()

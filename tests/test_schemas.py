@@ -118,7 +118,26 @@ def test_dict_roundtrip_keeps_everything():
     for name in builtin_schema_names():
         s = get_schema(name)
         back = LabelSchema.from_dict(json.loads(json.dumps(s.to_dict())))
-        assert back == s and back.mappings == s.mappings
+        assert back == s and back.mappings == s.mappings and back.descriptions == s.descriptions
+
+
+def test_every_builtin_class_is_described_and_the_cryptic_names_say_what_they_are():
+    for name in builtin_schema_names():
+        s = get_schema(name)
+        assert all(s.describe(i) for i in range(1, s.num_classes)), name
+    celeb = get_schema("celebamask-hq")
+    assert [celeb.describe(celeb.index(c)) for c in ("ear_r", "neck_l")] == ["earring", "necklace"]
+    assert "glasses" in celeb.describe(celeb.index("eye_g"))
+    assert "image's right" in celeb.describe(celeb.index("l_eye"))
+    assert celeb.describe(99) == "" and celeb.describe(0) == ""
+
+
+def test_a_project_schema_saved_without_descriptions_borrows_the_builtin_ones_only_if_its_classes_match():
+    data = get_schema("celebamask-hq").to_dict()
+    del data["descriptions"]
+    assert LabelSchema.from_dict(data).describe(16) == "necklace"
+    data["classes"] = [*data["classes"][:-1], "coat"]
+    assert LabelSchema.from_dict(data).describe(16) == ""
 
 
 def _write(tmp_path, data, name="custom.json"):
@@ -158,6 +177,9 @@ BASE = {"name": "x", "classes": ["background", "a", "b"], "colors": [[0, 0, 0], 
     ({"mappings": {"lapa": {"background": "background", "a": "skin", "b": "beard"}}}, "does not have"),
     ({"mappings": {"lapa": [0, 1, 11]}}, "beyond its 11 classes"),
     ({"mappings": {"mystery": {"background": "background", "a": "x", "b": "y"}}}, "not a known schema"),
+    ({"descriptions": {"c": "a class that is not there"}}, "'c', which is not one of its classes"),
+    ({"descriptions": {"a": 3}}, "must be text"),
+    ({"descriptions": ["a"]}, "must be an object"),
 ])
 def test_invalid_custom_schemas_name_the_problem_and_file(tmp_path, change, message):
     p = _write(tmp_path, {**BASE, **change})

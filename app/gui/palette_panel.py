@@ -2,7 +2,8 @@
 
 Clicking a row (or pressing its number) selects the class the brush paints. "Show" hides a class from the overlay;
 "Over" is the paint-only-over set: unticking a class protects it from every tool. Number keys select classes 0-9,
-and two digits typed quickly select classes 10 and up, so large schemas stay reachable from the keyboard.
+and two digits typed quickly select classes 10 and up, so large schemas stay reachable from the keyboard. Under the
+list, the selected class is said in words (`neck_l` is a necklace), and each row's tooltip says it too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
+    QLabel,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -66,12 +68,18 @@ class PalettePanel(QWidget):
             item.setData(0, Qt.ItemDataRole.UserRole, index)
             item.setCheckState(SHOW_COLUMN, Qt.CheckState.Unchecked if index == 0 else Qt.CheckState.Checked)
             item.setCheckState(OVER_COLUMN, Qt.CheckState.Checked)
-            item.setToolTip(0, f"class {index}: {name}")
+            words = schema.describe(index)
+            item.setToolTip(0, f"class {index}: {name}" + (f" ({words})" if words else ""))
             self.tree.addTopLevelItem(item)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.tree)
+        self.about = QLabel(self)
+        self.about.setObjectName("classDescription")
+        self.about.setWordWrap(True)
+        layout.addWidget(self.about)
         self.current = 1 if schema.num_classes > 1 else 0
+        self._describe(self.current)
         self._last_digit: tuple[int, float] | None = None
         self.tree.setCurrentItem(self.tree.topLevelItem(self.current))
         self.tree.currentItemChanged.connect(self._current_changed)
@@ -99,7 +107,13 @@ class PalettePanel(QWidget):
     def _current_changed(self, item: QTreeWidgetItem | None, _previous) -> None:
         if item is not None:
             self.current = int(item.data(0, Qt.ItemDataRole.UserRole))
+            self._describe(self.current)
             self.class_selected.emit(self.current)
+
+    def _describe(self, index: int) -> None:
+        words = self.schema.describe(index)
+        self.about.setText(f"{self.schema.classes[index]}: {words}" if words else "")
+        self.about.setVisible(bool(words))
 
     def _checked(self, column: int) -> set[int]:
         return {i for i in range(self.tree.topLevelItemCount())
