@@ -43,6 +43,7 @@ class Canvas(QGraphicsView):
     hovered = Signal(object)  # (x, y, class or None) in image pixels, or None when outside
     edit_committed = Signal(object)  # an Edit already applied to the working mask
     class_picked = Signal(int)
+    pick_finished = Signal()  # the picker's click is over (its button released): time to paint with the class
     brush_size_changed = Signal(int)
     zoom_changed = Signal(float)
     prediction_shown = Signal(bool)  # the overlay switched to (True) or away from (False) the prediction
@@ -118,6 +119,7 @@ class Canvas(QGraphicsView):
         if not same_size or self._fitted:
             self.fit()
         self._editable_changed()
+        self.refresh_hover()
 
     def clear(self, notice: str = "") -> None:
         """Show no image; `notice` is written in its place (why the chosen image is not shown)."""
@@ -130,6 +132,7 @@ class Canvas(QGraphicsView):
         self._overlay_item.geometry_changed()
         self._editable_changed()
         self.viewport().update()
+        self.hovered.emit(None)
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
         super().drawForeground(painter, rect)
@@ -368,6 +371,8 @@ class Canvas(QGraphicsView):
             pos = self.image_pos(event.position())
             self.tool.release(pos.x(), pos.y())
             self.sketch_changed.emit()
+            if isinstance(self.tool, TOOLS["picker"]):
+                self.pick_finished.emit()
             return
         super().mouseReleaseEvent(event)
 

@@ -351,6 +351,7 @@ class MainWindow(QMainWindow):
         ws.canvas.set_tool(checked_tool)
         ws.canvas.brush_size_changed.connect(self.brush_spin.setValue)
         ws.canvas.hovered.connect(self._hovered)
+        ws.canvas.pick_finished.connect(self._back_from_picker)
         ws.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
         ws.canvas.prediction_shown.connect(self._prediction_shown)
         ws.canvas.edit_committed.connect(self._end_digits)
@@ -564,6 +565,17 @@ class MainWindow(QMainWindow):
         if self.ws is not None:
             self.ws.canvas.set_tool(tool)
 
+    def _back_from_picker(self) -> None:
+        """The picker is a moment's tool: once it has picked a class, the tool painted with last comes back."""
+        if self.ws is None or not self.actions["tool_picker"].isChecked():
+            return
+        tool = self.settings.get("tool", "brush", str)
+        name = next((n for n, t in TOOL_ACTIONS.items() if t == tool and t in REMEMBERED_TOOLS), "tool_brush")
+        self.actions[name].trigger()
+        label = self.ws.palette.current
+        self.statusBar().showMessage(
+            f"picked {label} {self.ws.store.schema.classes[label]}; back to the {TOOL_ACTIONS[name]}", 4000)
+
     def _outline_toggled(self, on: bool) -> None:
         self.settings.set("outline", bool(on))
         if self.ws is not None:
@@ -660,10 +672,22 @@ class MainWindow(QMainWindow):
         self.ws.models.start_retrain()
 
     def next_unreviewed(self) -> None:
-        """N: the next image that needs a look, including a reviewed one whose photo changed since."""
-        if self.ws is not None and not self.ws.image_list.next_matching(
-                lambda r: r.status != "reviewed" or r.photo_changed, self.ws.session.record):
-            self.statusBar().showMessage("no image after this one is waiting for review", 4000)
+        """N: the next image that needs a look, including a reviewed one whose photo changed since; past the end
+        of the list it goes round to the first one from the top."""
+        ws = self.ws
+        if ws is None:
+            return
+
+        def waiting(record) -> bool:
+            return record.status != "reviewed" or record.photo_changed
+
+        if ws.image_list.next_matching(waiting, ws.session.record):
+            return
+        if ws.image_list.first_matching(waiting, ws.session.record):
+            self.statusBar().showMessage("none after this one: back to the first image from the top that is "
+                                         "waiting for review", 4000)
+        else:
+            self.statusBar().showMessage("no other image in the list is waiting for review", 4000)
 
     def step_image(self, delta: int) -> None:
         """A/D: the previous or next image in the list; at either end the status bar says so."""
