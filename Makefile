@@ -16,7 +16,7 @@ run: sample
 	@$(PY) -m faceparse.app.gui.main $(SAMPLE)
 
 test: setup
-	@QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	@QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 lint: setup
 	@.venv/bin/ruff check .
