@@ -195,3 +195,30 @@ def test_the_palette_says_the_selected_class_in_words(qtbot, tmp_path):
     assert "necklace" in palette.tree.topLevelItem(16).toolTip(0)
     palette.select(0)
     assert not palette.about.isVisible()
+
+
+def test_h_shows_only_the_selected_class_following_the_selection_and_again_brings_the_others_back(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2, size=64), tmp_path)
+    ws = window.ws
+    canvas, palette = ws.canvas, ws.palette
+    every = set(range(ws.store.schema.num_classes))
+    palette.tree.topLevelItem(13).setCheckState(1, Qt.CheckState.Unchecked)
+    before = {0, 13}
+    assert canvas.overlay.hidden == before
+
+    QTest.keyClick(canvas, Qt.Key.Key_H)
+    assert window.actions["solo_class"].isChecked()
+    assert canvas.overlay.hidden == every - {palette.current}
+    palette.end_digits()
+    QTest.keyClick(canvas, Qt.Key.Key_3)
+    assert canvas.overlay.hidden == every - {3}
+    assert palette.tree.topLevelItem(3).checkState(1) == Qt.CheckState.Checked
+    assert palette.tree.topLevelItem(1).checkState(1) == Qt.CheckState.Unchecked
+
+    QTest.keyClick(canvas, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: ws.session.image_id != ws.image_list.model.record(0).id)
+    assert canvas.overlay.hidden == every - {3}
+
+    QTest.keyClick(canvas, Qt.Key.Key_H)
+    assert canvas.overlay.hidden == before
+    assert palette.tree.topLevelItem(13).checkState(1) == Qt.CheckState.Unchecked

@@ -192,7 +192,8 @@ class MainWindow(QMainWindow):
         for name in (*TOOL_ACTIONS, None, "brush_smaller", "brush_larger"):
             tools_menu.addSeparator() if name is None else tools_menu.addAction(a[name])
         view_menu = menu.addMenu("&View")
-        for name in ("zoom_fit", "zoom_actual", None, "toggle_overlay", "toggle_outline", "toggle_prediction"):
+        for name in ("zoom_fit", "zoom_actual", None, "toggle_overlay", "toggle_outline", "toggle_prediction",
+                     "solo_class"):
             view_menu.addSeparator() if name is None else view_menu.addAction(a[name])
         view_menu.addSeparator()
         self.view_menu = view_menu
@@ -236,6 +237,7 @@ class MainWindow(QMainWindow):
         a["zoom_actual"].triggered.connect(lambda: self.ws and self.ws.canvas.actual_pixels())
         a["toggle_outline"].toggled.connect(self._outline_toggled)
         a["toggle_overlay"].toggled.connect(lambda on: self.ws and self.ws.canvas.set_overlay_visible(on))
+        a["solo_class"].toggled.connect(lambda on: self.ws and self.ws.palette.set_solo(on))
         a["toggle_prediction"].toggled.connect(self._show_prediction)
         a["previous_image"].triggered.connect(lambda: self.step_image(-1))
         a["next_image"].triggered.connect(lambda: self.step_image(1))
@@ -347,6 +349,7 @@ class MainWindow(QMainWindow):
         ws.canvas.set_opacity(self.opacity_slider.value() / 100)
         ws.canvas.set_outline(self.actions["toggle_outline"].isChecked())
         ws.canvas.set_overlay_visible(self.actions["toggle_overlay"].isChecked())
+        ws.palette.set_solo(self.actions["solo_class"].isChecked())
         checked_tool = next((t for n, t in TOOL_ACTIONS.items() if self.actions[n].isChecked()), "brush")
         ws.canvas.set_tool(checked_tool)
         ws.canvas.brush_size_changed.connect(self.brush_spin.setValue)

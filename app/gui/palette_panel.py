@@ -3,7 +3,8 @@
 Clicking a row (or pressing its number) selects the class the brush paints. "Show" hides a class from the overlay;
 "Over" is the paint-only-over set: unticking a class protects it from every tool. Number keys select classes 0-9,
 and two digits typed quickly select classes 10 and up, so large schemas stay reachable from the keyboard. Under the
-list, the selected class is said in words (`neck_l` is a necklace), and each row's tooltip says it too.
+list, the selected class is said in words (`neck_l` is a necklace), and each row's tooltip says it too. "Show only
+the selected class" (solo) hides every other class, for colours too close to tell apart.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class PalettePanel(QWidget):
         self.current = 1 if schema.num_classes > 1 else 0
         self._describe(self.current)
         self._last_digit: tuple[int, float] | None = None
+        self._hidden_before_solo: set[int] | None = None
         self.tree.setCurrentItem(self.tree.topLevelItem(self.current))
         self.tree.currentItemChanged.connect(self._current_changed)
         self.tree.itemChanged.connect(self._item_changed)
@@ -108,7 +110,24 @@ class PalettePanel(QWidget):
         if item is not None:
             self.current = int(item.data(0, Qt.ItemDataRole.UserRole))
             self._describe(self.current)
+            if self.solo:
+                self.set_hidden(set(range(self.schema.num_classes)) - {self.current})
             self.class_selected.emit(self.current)
+
+    @property
+    def solo(self) -> bool:
+        return self._hidden_before_solo is not None
+
+    def set_solo(self, on: bool) -> None:
+        """Show only the selected class, following the selection; off brings back the classes shown before."""
+        if on == self.solo:
+            return
+        if on:
+            self._hidden_before_solo = self.hidden()
+            self.set_hidden(set(range(self.schema.num_classes)) - {self.current})
+        else:
+            hidden, self._hidden_before_solo = self._hidden_before_solo, None
+            self.set_hidden(hidden)
 
     def _describe(self, index: int) -> None:
         words = self.schema.describe(index)
@@ -132,9 +151,15 @@ class PalettePanel(QWidget):
             self.tree.topLevelItem(i).setCheckState(OVER_COLUMN, state)
 
     def set_hidden(self, classes: set[int]) -> None:
-        for i in range(self.tree.topLevelItemCount()):
-            state = Qt.CheckState.Unchecked if i in classes else Qt.CheckState.Checked
-            self.tree.topLevelItem(i).setCheckState(SHOW_COLUMN, state)
+        """Tick the Show boxes of all but `classes`; the overlay hears of it once, not once per box."""
+        blocked = self.tree.blockSignals(True)
+        try:
+            for i in range(self.tree.topLevelItemCount()):
+                state = Qt.CheckState.Unchecked if i in classes else Qt.CheckState.Checked
+                self.tree.topLevelItem(i).setCheckState(SHOW_COLUMN, state)
+        finally:
+            self.tree.blockSignals(blocked)
+        self.hidden_changed.emit(self.hidden())
 
     def _item_changed(self, _item: QTreeWidgetItem, column: int) -> None:
         if column == SHOW_COLUMN:
