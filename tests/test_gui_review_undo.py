@@ -76,3 +76,23 @@ def test_r_on_an_image_reviewed_before_adds_no_step_that_could_unreview_it(qtbot
     session.writer.wait()
     assert not window.actions["undo"].isEnabled()
     assert _stored(folder, first)[0] == "reviewed"
+
+
+def test_shift_r_reviews_and_opens_the_next_image_not_reviewed_but_a_refused_review_stays(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=3, size=64)
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    session, canvas = ws.session, ws.canvas
+    ids = [ws.image_list.model.record(r).id for r in range(3)]
+    QTest.keyClick(canvas, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: session.image_id == ids[1])
+    session.writer.wait()
+    assert _stored(folder, ids[0])[0] == "reviewed"
+
+    QTest.keyClick(canvas, Qt.Key.Key_T)
+    assert canvas.showing_prediction
+    QTest.keyClick(canvas, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)
+    session.writer.wait()
+    assert session.image_id == ids[1]
+    assert _stored(folder, ids[1])[0] == "predicted"
+    assert "press T" in window.statusBar().currentMessage()

@@ -63,6 +63,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Use the model's mask as the corrected mask"),
     ActionSpec("mark_reviewed", "Mark &Reviewed", ("R",), "fa5s.check-double",
                "Save and mark this image as reviewed (Undo takes it back)"),
+    ActionSpec("review_and_next", "Mark Reviewed and &Go On", ("Shift+R",), "fa5s.step-forward",
+               "Mark this image reviewed, then open the next one not reviewed yet"),
     ActionSpec("prelabel_image", "Pre-label This &Image", ("Ctrl+L",), "fa5s.magic"),
     ActionSpec("prelabel_all", "Pre-label &All Images", ("Ctrl+Shift+L",), "fa5s.layer-group"),
     ActionSpec("retrain", "&Retrain Model", ("Ctrl+T",), "fa5s.sync-alt",

@@ -186,7 +186,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(a["quit"])
         edit_menu = menu.addMenu("&Edit")
-        for name in ("undo", "redo", None, "accept_prediction", "mark_reviewed"):
+        for name in ("undo", "redo", None, "accept_prediction", "mark_reviewed", "review_and_next"):
             edit_menu.addSeparator() if name is None else edit_menu.addAction(a[name])
         tools_menu = menu.addMenu("&Tools")
         for name in (*TOOL_ACTIONS, None, "brush_smaller", "brush_larger"):
@@ -244,6 +244,7 @@ class MainWindow(QMainWindow):
         a["next_unreviewed"].triggered.connect(self.next_unreviewed)
         a["accept_prediction"].triggered.connect(lambda: self.ws and self.ws.session.accept_prediction())
         a["mark_reviewed"].triggered.connect(self.mark_reviewed)
+        a["review_and_next"].triggered.connect(self.review_and_next)
         a["prelabel_image"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_image(
             self.ws.session.image_id))
         a["prelabel_all"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_all())
@@ -707,6 +708,21 @@ class MainWindow(QMainWindow):
             return
         self._review_asked = self.ws.session.record.id
         self.ws.session.mark_reviewed()
+
+    def review_and_next(self) -> None:
+        """Shift+R: R, then N, for going through a folder of good predictions one key per image. A refused review
+        stays on the image, so its reason is read where it applies."""
+        ws = self.ws
+        if ws is None or ws.session.record is None:
+            return
+        errors: list[str] = []
+        ws.session.error.connect(errors.append)
+        try:
+            self.mark_reviewed()
+        finally:
+            ws.session.error.disconnect(errors.append)
+        if not errors:
+            self.next_unreviewed()
 
     def _say_reviewed(self, record) -> None:
         """R is confirmed once the status is written, not when the key is pressed: a refused or failed review
