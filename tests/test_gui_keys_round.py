@@ -59,3 +59,16 @@ def test_the_picker_picks_a_class_and_hands_back_to_the_tool_painted_with_last(q
     assert ws.palette.current == label
     assert canvas.tool.name == "eraser" and window.actions["tool_eraser"].isChecked()
     assert window.statusBar().currentMessage().endswith("back to the eraser")
+
+
+def test_a_picker_click_beside_the_image_picks_nothing_and_keeps_the_picker(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=1, size=64), tmp_path)
+    ws = window.ws
+    canvas = ws.canvas
+    window.actions["tool_picker"].trigger()
+    before = ws.palette.current
+    beside = next(p for p in (viewport_point(canvas, x, y) for x, y in ((-3.5, 32.5), (67.5, 32.5), (32.5, -3.5)))
+                  if canvas.viewport().rect().contains(p))
+    QTest.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, beside)
+    assert ws.palette.current == before and canvas.tool.name == "picker"
+    assert not window.statusBar().currentMessage().startswith("picked")

@@ -96,3 +96,72 @@ def test_shift_r_reviews_and_opens_the_next_image_not_reviewed_but_a_refused_rev
     assert session.image_id == ids[1]
     assert _stored(folder, ids[1])[0] == "predicted"
     assert "press T" in window.statusBar().currentMessage()
+
+
+def _settle(qtbot, session):
+    session.writer.wait()
+    qtbot.wait(200)
+    session.writer.wait()
+
+
+def test_a_stroke_undone_after_r_is_undone_on_disk_too(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
+    session, canvas = window.ws.session, window.ws.canvas
+    image_id = session.image_id
+    QTest.keyClick(canvas, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: session.record.status == "reviewed")
+    QTest.keyClick(canvas, Qt.Key.Key_2)
+    drag(canvas, [viewport_point(canvas, 5.5, 5.5), viewport_point(canvas, 30.5, 5.5)])
+    _settle(qtbot, session)
+    QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL)
+    _settle(qtbot, session)
+    assert not session.modified
+    with ProjectStore.open(folder) as store:
+        assert store.get(image_id).status == "reviewed"
+        assert np.array_equal(store.corrected_mask(image_id), session.editor.mask)
+
+
+def test_r_twice_in_a_row_is_one_step_and_r_again_right_after_undoing_it_is_a_step_again(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
+    session = window.ws.session
+    image_id = session.image_id
+    session.mark_reviewed()
+    session.mark_reviewed()
+    assert session.undo_stack.count() == 1
+    _settle(qtbot, session)
+    session.undo()
+    session.mark_reviewed()
+    _settle(qtbot, session)
+    assert _stored(folder, image_id)[0] == "reviewed"
+    assert session.can_undo()
+    session.undo()
+    _settle(qtbot, session)
+    assert _stored(folder, image_id) == ("predicted", False)
+
+
+def test_a_review_whose_status_could_not_be_written_leaves_no_step_to_take_back(qtbot, tmp_path, monkeypatch):
+    from faceparse.core.store import ProjectError
+
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    window = open_window(qtbot, folder, tmp_path)
+    session, canvas = window.ws.session, window.ws.canvas
+    QTest.keyClick(canvas, Qt.Key.Key_2)
+    drag(canvas, [viewport_point(canvas, 5.5, 5.5), viewport_point(canvas, 30.5, 5.5)])
+    real = session.store.set_status
+
+    def refuse_review(image_id, status):
+        if status == "reviewed":
+            raise ProjectError("database is locked")
+        return real(image_id, status)
+
+    monkeypatch.setattr(session.store, "set_status", refuse_review)
+    messages = []
+    session.message.connect(messages.append)
+    session.mark_reviewed()
+    _settle(qtbot, session)
+    assert session.record.status == "corrected"
+    session.undo()
+    assert "no longer marked reviewed" not in messages
+    assert np.array_equal(session.editor.mask, session.prediction)

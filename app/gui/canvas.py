@@ -371,7 +371,7 @@ class Canvas(QGraphicsView):
             pos = self.image_pos(event.position())
             self.tool.release(pos.x(), pos.y())
             self.sketch_changed.emit()
-            if isinstance(self.tool, TOOLS["picker"]):
+            if isinstance(self.tool, TOOLS["picker"]) and self.tool.picked:
                 self.pick_finished.emit()
             return
         super().mouseReleaseEvent(event)

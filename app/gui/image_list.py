@@ -206,18 +206,6 @@ class ImageListModel(QAbstractListModel):
             self.fetchMore()
         return row < len(self._rows)
 
-    def first_matching(self, predicate, skip: ImageRecord | None = None) -> bool:
-        """Select the first row from the top whose record satisfies `predicate`, other than `skip` (the open
-        image), stopping at the current row: what N wraps around to when nothing after it is waiting."""
-        end = self.view.currentIndex().row()
-        row = 0
-        while (end < 0 or row < end) and self.model.ensure_row(row):
-            record = self.model.record(row)
-            if record is not None and predicate(record) and (skip is None or record.id != skip.id):
-                return self.select_row(row)
-            row += 1
-        return False
-
     def update_record(self, record: ImageRecord) -> None:
         row = self._row_of.get(record.id)
         if row is None:

@@ -50,6 +50,8 @@ class AnnotationSession(QObject):
         self.editor: LabelEditor | None = None
         self.prediction: np.ndarray | None = None
         self._untouched: np.ndarray | None = None
+        self._reviewed = False
+        """Whether the open image is reviewed, as R and its undo leave it (the record hears later, from the writer)."""
         self.paint_over: set[int] | None = None
         self._closed = False
         self.prefetch: PrefetchCache | None = None
@@ -126,6 +128,7 @@ class AnnotationSession(QObject):
         if failed_save is not None:
             self.undo_stack.resetClean()
         self.record, self.editor, self.prediction = record, editor, prediction
+        self._reviewed = record.status == "reviewed"
         self._untouched = mask.copy() if bundle.corrected is None and failed_save is None else None
         self.canvas.set_image(bundle.photo, editor, prediction)
         self.loaded.emit(record)
@@ -216,7 +219,7 @@ class AnnotationSession(QObject):
             return False
         self.undo_stack.setClean()
         snapshot = self.editor.mask.copy()
-        keep = force or approving or self.undo_stack.accepted()
+        keep = force or approving or self._reviewed or self.undo_stack.accepted()
         if not keep and self._untouched is not None and np.array_equal(snapshot, self._untouched):
             self._queue_discard(self.record.id, snapshot)
         else:
@@ -331,15 +334,18 @@ class AnnotationSession(QObject):
             self.error.emit("nothing to mark reviewed: this image has no prediction and nothing painted on it; "
                             "paint the face first, or pre-label it (Ctrl+L)")
             return
-        already_reviewed = self.record.status == "reviewed"
-        self._approve(image_id)
-        if not already_reviewed:
-            self.undo_stack.push(ReviewCommand(lambda: self._approve(image_id),
-                                               lambda: self._withdraw_review(image_id)))
-            self.undo_stack.setClean()
+        if self._reviewed:  # reviewed already: approve the mask as it is now, with no new step to undo
+            self._approve(image_id, None)
+            return
+        step = ReviewCommand(lambda command: self._approve(image_id, command), lambda: self._withdraw_review(image_id))
+        self._approve(image_id, step)
+        self.undo_stack.push(step)
+        self.undo_stack.setClean()
 
-    def _approve(self, image_id: int) -> None:
-        """Save the working mask and then write the reviewed status, both on the writer, in that order."""
+    def _approve(self, image_id: int, step: ReviewCommand | None) -> None:
+        """Save the working mask and then write the reviewed status, both on the writer, in that order. If the
+        status cannot be written, the image is not reviewed and its undo step holds nothing."""
+        self._reviewed = True
         self.save(force=not self._has_mask_on_disk(image_id), approving=True)
 
         def write() -> ImageRecord | None:
@@ -350,11 +356,21 @@ class AnnotationSession(QObject):
             self.store.set_status(image_id, "reviewed")
             return self.store.get(image_id)
 
-        self.writer.submit(write, self._written, lambda msg: None if self._closed else self.error.emit(msg))
+        def failed(message: str) -> None:
+            if step is not None:
+                step.failed = True
+            if self.image_id == image_id:
+                self._reviewed = self.record.status == "reviewed"
+            if not self._closed:
+                self.error.emit(message)
+
+        self.writer.submit(write, self._written, failed)
 
     def _withdraw_review(self, image_id: int) -> None:
         """Undo of R: the image goes back to being a correction. The next save then settles what it is: a visit
         that changed nothing takes the correction back too (see `save`), so the image is as it was before R."""
+        self._reviewed = False
+
         def write() -> ImageRecord | None:
             record = self.store.get(image_id)
             if record is not None and record.status == "reviewed":
@@ -413,6 +429,7 @@ class AnnotationSession(QObject):
 
     def _clear(self, notice: str = "") -> None:
         self.record = self.editor = self.prediction = self._untouched = None
+        self._reviewed = False
         self.undo_stack.clear()
         self.canvas.clear(notice)
 

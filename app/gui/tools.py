@@ -138,10 +138,13 @@ class FillTool(Tool):
 
 class PickerTool(Tool):
     name = "picker"
+    picked = False
+    """Whether the last click found a class (a click off the image finds none)."""
 
     def press(self, x: float, y: float) -> None:
         editor = self.host.editor
         label = None if editor is None else editor.pick(x, y)
+        self.picked = label is not None
         if label is not None:
             self.host.pick_class(label)
 

@@ -51,25 +51,32 @@ class ReviewCommand(QUndoCommand):
     """Marking the image reviewed. The status is already written when the command is pushed, so the first redo()
     does nothing; undo() hands the image back as a correction and a later redo() approves it again."""
 
-    def __init__(self, approve: Callable[[], None], withdraw: Callable[[], None]):
+    def __init__(self, approve: Callable[[ReviewCommand], None], withdraw: Callable[[], None]):
         super().__init__("mark reviewed")
         self._approve = approve
         self._withdraw = withdraw
         self._applied = True
+        self.failed = False
+        """Set when the status could not be written: the step then holds nothing to take back."""
 
     def redo(self) -> None:
         if self._applied:
             self._applied = False
             return
-        self._approve()
+        self.failed = False
+        self._approve(self)
 
     def undo(self) -> None:
-        self._withdraw()
+        if not self.failed:
+            self._withdraw()
 
 
 def _holds_a_step(command) -> bool:
-    """Whether undoing `command` changes anything: an edit whose pixels were released for memory does not."""
-    return not isinstance(command, EditCommand) or command.edit is not None
+    """Whether undoing `command` changes anything: an edit whose pixels were released for memory does not, nor
+    does a review whose status was never written."""
+    if isinstance(command, EditCommand):
+        return command.edit is not None
+    return not (isinstance(command, ReviewCommand) and command.failed)
 
 
 class BoundedUndoStack(QUndoStack):
@@ -79,6 +86,10 @@ class BoundedUndoStack(QUndoStack):
 
     def _commands(self) -> list[EditCommand]:
         return [c for c in (self.command(i) for i in range(self.count())) if isinstance(c, EditCommand)]
+
+    def _in_effect(self) -> list[QUndoCommand]:
+        """The steps not undone, oldest first, of every kind."""
+        return [self.command(i) for i in range(self.index())]
 
     @property
     def nbytes(self) -> int:
@@ -90,17 +101,17 @@ class BoundedUndoStack(QUndoStack):
         if edit is None:
             return
         self.push(EditCommand(edit, apply, revert, accepts))
-        live = [c for c in self._commands()[: self.index()] if c.edit is not None]
+        live = [c for c in self._in_effect() if isinstance(c, EditCommand) and c.edit is not None]
         keep = history_steps_within([c.nbytes for c in live], self.max_bytes)
         for command in live[: len(live) - keep]:
             command.release()
 
     def accepted(self) -> bool:
         """Whether an acceptance of the prediction is among the steps in effect (not undone)."""
-        return any(c.accepts for c in self._commands()[: self.index()])
+        return any(isinstance(c, EditCommand) and c.accepts for c in self._in_effect())
 
     def can_undo_edit(self) -> bool:
-        return any(_holds_a_step(self.command(i)) for i in range(self.index()))
+        return any(_holds_a_step(c) for c in self._in_effect())
 
     def top_is_review(self) -> bool:
         """Whether the newest step in effect is a review (after a redo: the mask it approved is the saved one)."""
