@@ -9,7 +9,8 @@ Schema JSON:
      "classes": ["background", ...],            # index order; background first
      "colors": [[r, g, b], ...],                # one per class
      "flip_pairs": [[i, j], ...],               # classes that swap under a horizontal flip (left/right parts)
-     "mappings": {"other-schema": TABLE}}       # optional conversions to other schemas
+     "mappings": {"other-schema": TABLE},       # optional conversions to other schemas
+     "descriptions": {"class": "in words"}}     # optional: what a terse class name means (neck_l: necklace)
 
 A mapping TABLE is a list with the target index for every class, an object {source class: target class or index},
 or {"table": <either form>, "notes": "..."}. Class names in a table are resolved against the target schema, which
