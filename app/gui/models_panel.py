@@ -236,6 +236,8 @@ class ModelsPanel(QWidget):
         for size in sorted({*INPUT_SIZES, self.recipe.input_size}):
             self.input_size.addItem(f"{size} px", size)
         self.input_size.setCurrentIndex(0)
+        shrinkable(self.input_size)
+        self.input_size.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.retrain_button = QPushButton(qta.icon("fa5s.sync-alt"), "Retrain", box)
         self.retrain_button.setObjectName("retrainButton")
         self.retrain_cancel = QPushButton(qta.icon("fa5s.stop"), "Cancel", box)
@@ -250,7 +252,7 @@ class ModelsPanel(QWidget):
         self.retrain_result.setObjectName("retrainResult")
         self.retrain_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         options = QFormLayout()
-        options.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        options.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         options.addRow("Epochs", self.epochs)
         options.addRow("Input size", self.input_size)
         layout = QVBoxLayout(box)
