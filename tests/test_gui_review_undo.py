@@ -38,6 +38,7 @@ def test_undoing_r_on_an_untouched_prediction_leaves_it_predicted_and_redo_revie
     session.writer.wait()
     assert _stored(folder, image_id) == ("reviewed", True)
     assert not session.modified
+    assert window.statusBar().currentMessage() == f"{session.record.name} marked reviewed"
 
 
 def test_undoing_r_after_painting_keeps_the_painted_correction(qtbot, tmp_path):

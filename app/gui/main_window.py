@@ -226,7 +226,7 @@ class MainWindow(QMainWindow):
         a["import_labels"].triggered.connect(self.show_import)
         a["save"].triggered.connect(lambda: self.ws and self.ws.session.save())
         a["undo"].triggered.connect(lambda: self.ws and self.ws.session.undo())
-        a["redo"].triggered.connect(lambda: self.ws and self.ws.session.redo())
+        a["redo"].triggered.connect(self.redo)
         for name, tool in TOOL_ACTIONS.items():
             a[name].triggered.connect(lambda _checked=False, t=tool: self._set_tool(t))
         a["brush_smaller"].triggered.connect(lambda: self.brush_spin.setValue(max(1, min(self.brush_spin.value() - 1,
@@ -702,6 +702,15 @@ class MainWindow(QMainWindow):
         if not ws.image_list.step(delta, ws.session.record) or ws.image_list.view.currentIndex().row() == before:
             self.statusBar().showMessage("this is the last image in the list" if delta > 0
                                          else "this is the first image in the list", 3000)
+
+    def redo(self) -> None:
+        """Redo; a review redone is confirmed in the status bar once written, as R is."""
+        session = self.ws.session if self.ws is not None else None
+        if session is None:
+            return
+        session.redo()
+        if session.undo_stack.top_is_review() and session.record is not None:
+            self._review_asked = session.record.id
 
     def mark_reviewed(self) -> None:
         if self.ws is None or self.ws.session.record is None:
