@@ -14,7 +14,8 @@ Every format shares the same plumbing, kept here so a format module only writes 
   renamed into place only when complete. A failure or a cancel removes the temporary folder and leaves the
   destination as it was; what a crash leaves there is removed by the next export to that destination;
 - replacing (overwrite): only an earlier export's folder, and only while it holds nothing but what that export
-  wrote at its top (dataset.json records it), so files put there since are never deleted unasked.
+  wrote, at its top and in its subfolders (dataset.json records the names at the top, and how many files there
+  were and the newest time one was written), so files put there or edited since are never deleted unasked.
 
 Progress is reported as `progress(done, total)` after each image; setting the `cancel` event stops the export
 between two images.
@@ -288,6 +289,7 @@ def _check_destination_folder(out_dir: Path, overwrite: bool) -> None:
                           "program (an nnU-Net dataset?); only an export's own folder is replaced. Choose a new or "
                           "empty folder")
     _refuse_added_entries(out_dir, card_file)
+    _refuse_changed_contents(out_dir, card_file)
 
 
 def _refuse_added_entries(out_dir: Path, card_file: Path) -> None:
@@ -301,6 +303,51 @@ def _refuse_added_entries(out_dir: Path, card_file: Path) -> None:
     entries = f"{len(added)} entries" if len(added) > 1 else "an entry"
     raise ExportError(f"{out_dir} holds {entries} the earlier export did not write: {_listed(added)}. Replacing "
                       f"the export would delete {it}; move {it} out of the folder first, or export to a new folder")
+
+
+CONTENTS_KEY = "contents"
+"""The card's record of what the export wrote below its top: {"files": count, "newest_ns": newest write time}."""
+
+
+def _contents(folder: Path) -> tuple[int, int, list[str]]:
+    """(files, newest write time in ns, their paths relative to `folder`) of every file in the folder's tree but
+    its card data file and what file managers leave behind."""
+    count, newest, paths = 0, 0, []
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(root, name)
+            relative = path.relative_to(folder).as_posix()
+            if relative == CARD_DATA_FILE or name in FILE_MANAGER_NAMES:
+                continue
+            count += 1
+            newest = max(newest, path.lstat().st_mtime_ns)
+            paths.append(relative)
+    return count, newest, paths
+
+
+def _record_contents(card_file: Path) -> None:
+    """Add to the card what the export holds below its top, once everything else is written."""
+    count, newest, _ = _contents(card_file.parent)
+    data = _read_card(card_file) or {}
+    data[CONTENTS_KEY] = {"files": count, "newest_ns": newest}
+    card_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _refuse_changed_contents(out_dir: Path, card_file: Path) -> None:
+    """Files added to an earlier export's subfolders, or edited there, since it was written: a replace would delete
+    them, so it is refused and what can be named is."""
+    recorded = (_read_card(card_file) or {}).get(CONTENTS_KEY)
+    if not (isinstance(recorded, dict) and isinstance(recorded.get("files"), int)
+            and isinstance(recorded.get("newest_ns"), int)):
+        return  # an export from before the record: only its top was checked
+    count, _, paths = _contents(out_dir)
+    newer = sorted((p for p in paths if (out_dir / p).lstat().st_mtime_ns > recorded["newest_ns"]), key=str.casefold)
+    if not newer and count <= recorded["files"]:
+        return
+    what = f"{len(newer)} file{'s' if len(newer) != 1 else ''} added or changed since: {_listed(newer)}" if newer \
+        else f"{count - recorded['files']} more file{'s' if count - recorded['files'] != 1 else ''} than it wrote"
+    raise ExportError(f"{out_dir} holds {what}. Replacing the export would delete them; move them out of the folder "
+                      "first, or export to a new folder")
 
 
 def _earlier_export_names(card_file: Path) -> frozenset[str]:
@@ -723,6 +770,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
             known_models=store.model_versions(), skipped=tally.skipped,
             created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), top_level=written))
         (tmp / PARTIAL_MARKER).unlink()
+        _record_contents(tmp / CARD_DATA_FILE)
         _flush(tmp)
         _move_into_place(tmp, out_dir, overwrite)
     except BaseException as e:

@@ -132,6 +132,7 @@ def test_overwrite_replaces_an_export_made_before_the_generator_entry(store, tmp
     export_dataset(store, out, "coco", split=(1, 0, 0))
     card = json.loads((out / "dataset.json").read_text())
     card.pop("generator", None)
+    card.pop("contents", None)  # recorded only by exports that name their generator
     (out / "dataset.json").write_text(json.dumps(card))
     export_dataset(store, out, "index-png", split=(1, 0, 0), overwrite=True)
     assert exported_masks(out) == ["face0.png", "face1.png"] and not (out / "annotations").exists()

@@ -1,5 +1,6 @@
 """Replacing an earlier export never deletes what someone put in its folder afterwards: the export records what it
-wrote at the top of its folder, and anything else there refuses the replace, named, with nothing changed."""
+wrote at the top of its folder and how many files its subfolders hold, and anything else there (or a file edited
+since) refuses the replace, named where it can be, with nothing changed."""
 
 import json
 
@@ -42,8 +43,10 @@ def hidden(folder):
 
 
 def forget_the_record(out):
+    """The card as exports wrote it before they recorded what they wrote."""
     card = json.loads((out / "dataset.json").read_text())
     del card["top_level"]
+    card.pop("contents", None)
     (out / "dataset.json").write_text(json.dumps(card))
 
 
@@ -134,3 +137,34 @@ def test_the_command_refuses_and_says_why(store, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "did not write: runs" in err and "move it out" in err
     assert (out / "runs").is_dir()
+
+
+def test_files_added_or_edited_inside_the_exports_subfolders_refuse_the_replace(store, tmp_path):
+    import os
+
+    out = tmp_path / "out"
+    export_dataset(store, out, "yolo", split=(1, 0, 0))
+    label = next((out / "labels" / "train").iterdir())
+    old = label.stat().st_mtime_ns
+    (out / "images" / "train" / "my_extra_photo.jpg").write_bytes(b"a photo of my own")
+    before = snapshot(out)
+    with pytest.raises(ExportError, match="1 file added or changed since: images/train/my_extra_photo.jpg"):
+        export_dataset(store, out, "yolo", split=(1, 0, 0), overwrite=True)
+    assert snapshot(out) == before
+
+    (out / "images" / "train" / "my_extra_photo.jpg").unlink()
+    label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(ExportError, match=f"added or changed since: labels/train/{label.name}"):
+        export_dataset(store, out, "yolo", split=(1, 0, 0), overwrite=True)
+
+    os.utime(label, ns=(old, old))  # edited, then its time put back: the count still matches, so nothing to refuse
+    shutil_copy = out / "labels" / "train" / "copied_with_its_time.txt"
+    shutil_copy.write_text("kept")
+    os.utime(shutil_copy, ns=(old, old))
+    with pytest.raises(ExportError, match="1 more file than it wrote"):
+        export_dataset(store, out, "yolo", split=(1, 0, 0), overwrite=True)
+    assert shutil_copy.read_text() == "kept"
+
+    shutil_copy.unlink()
+    export_dataset(store, out, "yolo", split=(1, 0, 0), overwrite=True)
+    assert not (out / "images" / "train" / "my_extra_photo.jpg").exists()
