@@ -96,3 +96,12 @@ def test_eval_on_a_faces_mode_project_scores_it_as_it_pre_labels(tmp_path, capsy
     assert code == 0 and "Scored as this project pre-labels" not in out
     code, out, _ = run(capsys, "eval", "--model", model, tmp_path / "faces", "--split", "all", "--json")
     assert json.loads(out)["framing"] == "whole_image"
+
+
+@pytest.mark.parametrize("model", [["--model", "mask"], ["--model", "starter", "--task", "mask"]])
+def test_eval_of_the_mask_model_on_a_project_without_face_masks_is_a_one_line_error(tmp_path, capsys, model):
+    store, _ = make_project(tmp_path / "faces", count=2, corrected=2, schema="celebamask-hq")
+    store.close()
+    code, _, err = run(capsys, "eval", str(tmp_path / "faces"), *model)
+    assert code == 2 and "Traceback" not in err
+    assert "has no 'face_mask' class, so its masks cannot score the face-mask segmenter" in err

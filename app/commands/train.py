@@ -483,6 +483,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
+    from faceparse.core.datasets import MASK_CLASS, DatasetError
     from faceparse.core.evaluate import ONNX_NAME, EvaluationError, open_predictor, starter_scorer
     from faceparse.core.versions import STARTER, resolve_version
 
@@ -509,6 +510,12 @@ def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
                                "(faceparse models FOLDER activate VERSION), or leave out --onnx")
         return open_predictor(path, prefer)
     except EvaluationError as e:
+        raise CommandError(str(e)) from None
+    except DatasetError as e:
+        if store is not None and MASK_CLASS not in store.schema.classes:
+            raise CommandError(f"the project's schema {store.schema.name!r} has no {MASK_CLASS!r} class, so its "
+                               "masks cannot score the face-mask segmenter; evaluate the parser (--model parser), "
+                               "or a project made with the face-mask or masked-faces schema") from None
         raise CommandError(str(e)) from None
 
 
