@@ -388,7 +388,12 @@ def load_schema_json(path: str | os.PathLike) -> LabelSchema:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise SchemaError(f"schema file {path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
-    return _from_dict(data, f"schema file {path}", _builtin_target_classes)
+    schema = _from_dict(data, f"schema file {path}", _builtin_target_classes)
+    builtin = _builtins().get(schema.name)
+    if builtin is not None and builtin.classes != schema.classes:
+        raise SchemaError(f"schema file {path} is named {schema.name!r}, the name of a built-in schema with other "
+                          "classes; models and mappings find schemas by name, so give yours a name of its own")
+    return schema
 
 
 def resolve_schema(spec: str | os.PathLike | LabelSchema) -> LabelSchema:

@@ -180,6 +180,7 @@ BASE = {"name": "x", "classes": ["background", "a", "b"], "colors": [[0, 0, 0], 
     ({"descriptions": {"c": "a class that is not there"}}, "'c', which is not one of its classes"),
     ({"descriptions": {"a": 3}}, "must be text"),
     ({"descriptions": ["a"]}, "must be an object"),
+    ({"name": "celebamask-hq"}, "the name of a built-in schema with other classes"),
 ])
 def test_invalid_custom_schemas_name_the_problem_and_file(tmp_path, change, message):
     p = _write(tmp_path, {**BASE, **change})
@@ -197,3 +198,8 @@ def test_missing_key_and_broken_json(tmp_path):
         load_schema_json(bad)
     with pytest.raises(SchemaError, match="cannot read schema file"):
         load_schema_json(tmp_path / "absent.json")
+
+
+def test_a_copy_of_a_builtin_schema_file_keeps_its_name(tmp_path):
+    p = _write(tmp_path, get_schema("lapa").to_dict())
+    assert load_schema_json(p) == get_schema("lapa")
