@@ -405,6 +405,7 @@ def test_coco_box_only_annotations_are_left_out_with_a_note(celeb_project, tmp_p
         data["annotations"] += [{"id": 1000 + image_id * 10 + k, "image_id": image_id, "category_id": 1,
                                  "segmentation": [], "area": 20.0, "bbox": [1, 1, 4, 5], "iscrowd": 0}
                                 for k in range(count)]
+    del data["annotations"][-1]["segmentation"]  # detection files often leave the key out altogether
     path.write_text(json.dumps(data))
 
     with fresh_copy(celeb_project, tmp_path / "copy") as target:
@@ -412,7 +413,8 @@ def test_coco_box_only_annotations_are_left_out_with_a_note(celeb_project, tmp_p
         assert report.imported == 1
         assert np.array_equal(target.corrected_mask(target.find("ring.png").id), MASKS["ring.png"])
         assert target.find("skin.png").status == "new"
-    assert report.notes == [f"{path}: 3 box-only COCO annotations left out (an empty segmentation: no pixels)",
+    assert report.notes == [f"{path}: 3 box-only COCO annotations left out (no segmentation, or an empty one: no "
+                            "pixels)",
                             f"{path}: 1 image with only box-only annotations left out rather than imported as all "
                             "background: skin.png"]
     assert "Notes (2):\n  - " + report.notes[0] in report_text(report)

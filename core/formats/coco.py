@@ -318,8 +318,8 @@ def _box_only_notes(path: Path, count: int, only_boxed: list[str]) -> list[str]:
     all background would claim its face has no parts."""
     notes = []
     if count:
-        notes.append(f"{path}: {count} box-only COCO annotation{'s' if count != 1 else ''} left out (an empty "
-                     "segmentation: no pixels)")
+        notes.append(f"{path}: {count} box-only COCO annotation{'s' if count != 1 else ''} left out (no "
+                     "segmentation, or an empty one: no pixels)")
     if only_boxed:
         examples = ", ".join(only_boxed[:3]) + (", ..." if len(only_boxed) > 3 else "")
         notes.append(f"{path}: {len(only_boxed)} image{'s' if len(only_boxed) != 1 else ''} with only box-only "
@@ -411,9 +411,9 @@ def _annotations_by_image(path: Path, annotations: list, images: dict[int, dict]
     boxed: set[int] = set()
     box_only = 0
     for ann in annotations:
-        if not isinstance(ann, dict) or "segmentation" not in ann:
+        if not isinstance(ann, dict) or ("segmentation" not in ann and "bbox" not in ann):
             problems.append(f"{path}: annotation {str(ann)[:120]} has no segmentation")
-        elif _is_box_only(ann["segmentation"]):
+        elif "segmentation" not in ann or _is_box_only(ann["segmentation"]):
             box_only += 1
             if _is_int(ann.get("image_id")):
                 boxed.add(ann["image_id"])
