@@ -42,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 PROJECT_MODEL_HELP = ("an .onnx file, a model folder, a project model version (v0003), starter, active, or a task "
                       "(parser, mask); default: the project's active model, else the starter model")
-FILE_MODEL_HELP = "an .onnx file, a model folder, starter, or a task (parser, mask); default: the starter model"
+FILE_MODEL_HELP = ("an .onnx file, a model folder, starter, or a task (parser, mask); default: the starter model, or "
+                   "when the one input is a project's folder, that project's active model (and its versions, "
+                   "v0003, can be named)")
 
 
 def _model_options(p: argparse.ArgumentParser, tta_help: str, model_help: str) -> None:
