@@ -217,6 +217,25 @@ class _Planned:
     scale_masks: bool = False
 
 
+def _schema_notes(source: Path, fmt: DatasetFormat, dataset: LabelSchema | None, project: LabelSchema,
+                  mapper: ClassMapper) -> list[str]:
+    """What the user should know about the classes before trusting the masks: values read in the project's schema
+    for want of the dataset's own, and the project's classes a mapped dataset can never contain."""
+    notes = []
+    if dataset is None and not fmt.names_classes:
+        notes.append(f"{source} has no {SCHEMA_FILE}: its mask values were read as the project's schema "
+                     f"{project.name!r}; name the dataset's own with --source-schema if it has another")
+    if mapper.via is not None:
+        schema, lut = mapper.via
+        reached = {int(lut[i]) for i in range(len(schema.classes))}
+        never = [c for i, c in enumerate(project.classes) if i and i not in reached]
+        if never:
+            notes.append(f"{schema.name} has no class for {', '.join(never)}: the imported masks never contain "
+                         f"them ({schema.mapping_notes.get(project.name) or 'see the schema mapping'}); import "
+                         "with --as predicted to keep them out of training until corrected")
+    return notes
+
+
 def _dataset_schema(source: Path, fmt: DatasetFormat, given: str | LabelSchema | None,
                     problems: list[str]) -> LabelSchema | None:
     if given is not None:
@@ -308,6 +327,7 @@ def import_dataset(store: ProjectStore, source: str | os.PathLike, format: str, 
     plan = _check(checker, found.items, fmt, progress, cancel, 1 if dry_run else 2)
     if report.problems:
         raise ImportRefused(report)
+    report.notes.extend(_schema_notes(source, fmt, dataset_schema, store.schema, checker.mapper))
     if progress is not None:
         progress(report.labels, report.labels + (0 if dry_run else len(plan)))
     if dry_run:

@@ -289,3 +289,26 @@ def test_yolo_names_as_a_flow_mapping_and_bad_quoting(dataset):
         refused(target, source, "yolo", "data.yaml", "not a valid quoted text")
         data_file.write_text("\n".join([*header, "names: skin nose"]))
         refused(target, source, "yolo", "cannot read names: skin nose")
+
+
+def test_a_mapped_import_names_the_classes_it_can_never_bring(exports, tmp_path):
+    base, _ = exports
+    with ProjectStore.open(base / "faces") as store:
+        export_dataset(store, tmp_path / "lapa", "lapa", only="corrected", split=(1, 0, 0))
+    with copy_images(base / "faces", tmp_path / "target") as target:
+        report = import_dataset(target, tmp_path / "lapa", "lapa", dry_run=True)
+    note = next(n for n in report.notes if n.startswith("lapa has no class for"))
+    assert "eye_g, l_ear, r_ear, hat, ear_r, neck_l, neck, cloth: the imported masks never contain them" in note
+    assert "--as predicted" in note and "need drawing by hand" in note
+
+
+def test_index_masks_without_a_schema_file_say_which_schema_they_were_read_in(dataset):
+    source, target = dataset("index-png")
+    (source / "schema.json").unlink()
+    with target:
+        report = import_dataset(target, source, "index-png", dry_run=True)
+    assert f"{source} has no schema.json: its mask values were read as the project's schema 'celebamask-hq'" \
+        in " ".join(report.notes)
+    with ProjectStore.open(target.root) as again:
+        report = import_dataset(again, source, "index-png", dry_run=True, source_schema="celebamask-hq")
+    assert not any("has no schema.json" in n for n in report.notes)

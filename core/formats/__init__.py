@@ -31,15 +31,19 @@ class DatasetFormat:
     schema's classes (LaPa's 0-10); None: the project's own."""
     reads_file: bool = False
     """Whether import also takes a single label file (a COCO JSON) instead of a dataset folder."""
+    names_classes: bool = True
+    """Whether the labels name their classes (COCO categories, LabelMe labels, YOLO's names) rather than leaving
+    bare index values to a schema."""
 
 
 FORMATS: dict[str, DatasetFormat] = {f.name: f for f in (
     DatasetFormat("celebamask-hq", "CelebAMask-HQ (per-class masks)", celebamask.CelebAMaskExporter,
-                  celebamask.read_labels, exact=True, default_schema="celebamask-hq"),
+                  celebamask.read_labels, exact=True, default_schema="celebamask-hq",
+                  names_classes=False),
     DatasetFormat("lapa", "LaPa (images/ and labels/ per split)", lapa.LapaExporter, lapa.read_labels, exact=True,
-                  default_schema="lapa", export_schema="lapa"),
+                  default_schema="lapa", export_schema="lapa", names_classes=False),
     DatasetFormat("index-png", "Index PNG masks with colour previews", index_png.IndexPngExporter,
-                  index_png.read_labels, exact=True),
+                  index_png.read_labels, exact=True, names_classes=False),
     DatasetFormat("coco", "COCO JSON (RLE masks)", coco.CocoExporter, coco.read_labels, exact=True, reads_file=True),
     DatasetFormat("coco-polygons", "COCO JSON (polygons)", coco.CocoPolygonExporter, coco.read_labels, exact=True,
                   reads_file=True),
