@@ -141,6 +141,8 @@ class PrelabelResult:
     skipped_imported: int = 0
     skipped_checked: int = 0
     skipped_unreadable: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    """The photos skipped because an earlier read of them failed, with why (relative path, reason)."""
     whole_image_fallbacks: int = 0
     seconds: float = 0.0
     pipeline: PipelineStats = field(default_factory=PipelineStats)
@@ -460,6 +462,8 @@ class PrelabelJob:
                 continue
             if result is not None:
                 setattr(result, skip, getattr(result, skip) + 1)
+                if skip == "skipped_unreadable":
+                    result.unreadable.append((rec.relpath, rec.error))
         return todo
 
     # -- running --------------------------------------------------------------------------------------------------

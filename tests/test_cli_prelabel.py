@@ -96,6 +96,14 @@ def test_prelabel_reports_bad_images_and_labels_the_rest(capsys, folder, model):
     assert "Predicted 3 of 4 images" in out and "Could not pre-label 1 image:" in out and "bad.png" in out
 
 
+def test_a_second_prelabel_still_names_the_bad_image_and_exits_1(capsys, folder, model):
+    (folder / "bad.png").write_text("not a picture")
+    run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image")
+    code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image")
+    assert code == 1
+    assert "Could not read 1 image (as when the folder was scanned):" in out and "bad.png" in out
+
+
 def test_prelabel_without_a_model_is_a_clear_error(capsys, folder, monkeypatch, tmp_path):
     from faceparse.core import model_resolver
 

@@ -143,8 +143,8 @@ def _open_project(folder: str, model: str | None) -> ProjectStore:
 
 
 def run_prelabel(args: argparse.Namespace) -> int:
-    """Exit status 0 when every image that needed a mask got one, 1 when some could not be pre-labeled or the run
-    was stopped, as `predict` does; a project busy with another run is refused (2) before the scan."""
+    """Exit status 0 when every image that needed a mask got one, 1 when some could not be pre-labeled (unreadable
+    ones included, whether this run or an earlier scan found them) or the run was stopped, as `predict` does; a project busy with another run is refused (2) before the scan."""
     from faceparse.core.prelabel import SUGGESTED_MODE, PrelabelJob
 
     with _open_project(args.folder, args.model) as store:
@@ -161,7 +161,7 @@ def run_prelabel(args: argparse.Namespace) -> int:
         done = result.predicted + len(result.failed)
         print(f"Stopped after {done:,} of {result.total:,} images; run the command again to continue")
         return 1
-    return 1 if result.failed else 0
+    return 1 if result.failed or result.unreadable else 0
 
 
 def _run_job(job: PrelabelJob) -> PrelabelResult:
@@ -214,6 +214,13 @@ def _print_summary(result: PrelabelResult) -> None:
             print(f"  {relpath}: {reason}")
         if len(result.failed) > 20:
             print(f"  … and {len(result.failed) - 20:,} more (see the job log)")
+    if result.unreadable:
+        count = len(result.unreadable)
+        print(f"Could not read {count:,} image{'' if count == 1 else 's'} (as when the folder was scanned):")
+        for relpath, reason in result.unreadable[:20]:
+            print(f"  {relpath}: {reason}")
+        if count > 20:
+            print(f"  … and {count - 20:,} more (faceparse info names them)")
 
 
 # --- predict ---------------------------------------------------------------------------------------------------------
