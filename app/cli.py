@@ -65,7 +65,8 @@ def version() -> str:
 def print_scan_notes(result) -> None:
     """What a folder scan found besides the counts: photos found again under a new name, and entries it left out."""
     if result.renamed:
-        print(f"Found {counted(result.renamed, 'renamed or moved photo')} again; they keep their masks")
+        keep = "it keeps its masks" if result.renamed == 1 else "they keep their masks"
+        print(f"Found {counted(result.renamed, 'renamed or moved photo')} again; {keep}")
     inside = list(result.projects_inside)
     if inside:
         names = ", ".join(inside[:5]) + (f" and {len(inside) - 5} more" if len(inside) > 5 else "")

@@ -65,7 +65,7 @@ class ImportReport:
 
     def summary(self) -> str:
         verb, count = ("would import", self.planned) if self.dry_run else ("imported", self.imported)
-        text = f"{verb} {count} {self.kind} masks from {self.source} ({self.format})"
+        text = f"{verb} {count} {self.kind} mask{'' if count == 1 else 's'} from {self.source} ({self.format})"
         if self.unchanged:
             text += f"; {self.unchanged} already identical"
         if self.skipped:

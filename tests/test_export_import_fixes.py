@@ -110,7 +110,7 @@ def test_import_with_overwrite_replaces_a_damaged_corrected_mask(tmp_path, capsy
     assert code == 2 and "unreadable" in err and "--overwrite" in err
     code, out, err = run(capsys, "import", tmp_path / "faces", tmp_path / "ds", "-f", "index-png", "--overwrite")
     assert code == 0, err
-    assert out.startswith("Imported 1 corrected masks") and "1 already identical" in out
+    assert out.startswith("Imported 1 corrected mask from") and "1 already identical" in out
     with ProjectStore.open(tmp_path / "faces") as store:
         assert np.array_equal(store.corrected_mask(victim.id), truth["b.png"])
 

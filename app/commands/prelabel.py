@@ -153,7 +153,8 @@ def run_prelabel(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, threads=args.threads, redo=args.redo)
         with job.exclusive():
             scan = store.scan()
-            print(f"Scanned {scan.total:,} images ({scan.added:,} new, {scan.changed:,} changed)")
+            print(f"Scanned {scan.total:,} image{'' if scan.total == 1 else 's'} ({scan.added:,} new, "
+                  f"{scan.changed:,} changed)")
             print_scan_notes(scan)
             result = _run_job(job)
     _print_summary(result)

@@ -226,7 +226,7 @@ def print_result(outcome: Any, result: dict[str, Any] | None) -> None:
     if not result or not result.get("metrics"):
         return
     m = result["metrics"]
-    print(f"Validation ({m.get('images', 0)} faces): {result['metric']} {_pct(result['score']).strip()}"
+    print(f"Validation ({counted(m.get('images', 0), 'face')}): {result['metric']} {_pct(result['score']).strip()}"
           + (f" (active model before: {_pct(result['baseline_score']).strip()})"
              if result.get("baseline_score") is not None else "")
           + (f", before training: {_pct(result['initial_score']).strip()}"

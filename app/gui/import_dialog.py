@@ -227,10 +227,12 @@ class ImportDialog(TaskDialog):
             self.status.setText(f"Refused: {count}, listed below. Nothing was imported." if not self.checking
                                 else f"The check found {count}, listed below; an import would be refused.")
         elif self.checking:
-            self.status.setText(f"Check passed: Import would write {report.planned:,} {report.kind} masks.")
+            self.status.setText(f"Check passed: Import would write {report.planned:,} {report.kind} "
+                                f"mask{'' if report.planned == 1 else 's'}.")
         else:
             late = " (the masks were already being written when Cancel was pressed)" if cancelled else ""
-            self.status.setText(f"Imported {report.imported:,} {report.kind} masks{late}.")
+            masks = f"mask{'' if report.imported == 1 else 's'}"
+            self.status.setText(f"Imported {report.imported:,} {report.kind} {masks}{late}.")
             self.labels_changed.emit()
 
     def _failed(self, message: str) -> None:
