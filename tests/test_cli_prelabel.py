@@ -136,6 +136,18 @@ def test_predict_a_folder_and_several_images(capsys, folder, model, tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["p1.png", "p2.png"]
 
 
+def test_predict_out_ending_in_a_slash_is_a_folder_and_a_png_name_is_refused_for_several(capsys, folder, model,
+                                                                                          tmp_path):
+    code, _, err = run(capsys, "predict", folder / "p0.jpg", "--out", f"{tmp_path / 'new'}/", "--model", model,
+                       "--whole-image")
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["p0.png"]
+    code, _, err = run(capsys, "predict", folder / "p1.jpg", folder / "p2.jpg", "--out", tmp_path / "two.png",
+                       "--model", model, "--whole-image")
+    assert code == 2 and "names a PNG file, but 2 images need an output folder" in err
+    assert not (tmp_path / "two.png").exists()
+
+
 def test_predict_mistakes(capsys, folder, model, tmp_path):
     Image.new("RGB", (SIZE, SIZE)).save(folder / "p0.png")
     code, _, err = run(capsys, "predict", folder, "--out", tmp_path / "m", "--model", model)

@@ -8,6 +8,7 @@ it first if needed, with a progress bar; Ctrl-C stops it after the current batch
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -233,7 +234,8 @@ def register_predict(subparsers: argparse._SubParsersAction) -> None:
                     "to write (or a folder). Several images or a folder in: --out is a folder that receives "
                     "<image stem>.png index masks.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER")
-    p.add_argument("--out", required=True, metavar="PATH", help="output PNG (one image) or folder")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="output PNG (one image) or folder (several images, or a name ending in /)")
     _model_options(p, PREDICT_TTA_HELP, FILE_MODEL_HELP)
     p.add_argument("--whole-image", action="store_true",
                    help="the images are aligned face crops: parse each whole, without face detection")
@@ -260,14 +262,19 @@ def _collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
     return files, folder_given or len(files) > 1
 
 
-def _outputs(files: list[Path], out: Path, to_folder: bool) -> list[Path]:
-    if not to_folder and not out.is_dir():
+def _outputs(files: list[Path], out: Path, to_folder: bool, folder_meant: bool = False) -> list[Path]:
+    """Where each mask goes: `out` itself for one image, else a PNG per image in the folder `out` (a name ending
+    in a slash is a folder, made if needed)."""
+    if not to_folder and not out.is_dir() and not folder_meant:
         if out.suffix.lower() != ".png":
-            raise CommandError(f"--out {out} must be a .png file (or a folder) for a single image")
+            raise CommandError(f"--out {out} must be a .png file (or a folder, written with a / at the end) for a "
+                               "single image")
         targets = [out]
     else:
         if out.exists() and not out.is_dir():
             raise CommandError(f"--out {out} is a file; several images need an output folder")
+        if not out.exists() and out.suffix.lower() == ".png" and not folder_meant:
+            raise CommandError(f"--out {out} names a PNG file, but {len(files):,} images need an output folder")
         targets = [out / f"{f.stem}.png" for f in files]
         seen: dict[Path, Path] = {}
         for source, target in zip(files, targets, strict=True):
@@ -311,7 +318,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from faceparse.core.prelabel import PrelabelProgress
 
     files, to_folder = _collect_inputs(args.inputs)
-    targets = _outputs(files, Path(args.out).expanduser(), to_folder)
+    targets = _outputs(files, Path(args.out).expanduser(), to_folder,
+                       folder_meant=args.out.endswith(("/", os.sep)))
     store = _project_of(args.inputs)
     try:
         resolved = find_model(store, args.model, "parser" if store is None else task_for_schema(store.schema))
