@@ -144,6 +144,11 @@ class _Tally:
             self.versions[rec.model_version] += 1
 
 
+SPLIT_SUM_SLACK = 0.005
+"""How far from 1 the fractions may add up (thirds written as 0.333) before they are taken for a mistake; within it
+they are scaled to add up to 1 exactly."""
+
+
 def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
     """Train/val/test fractions from "0.8,0.1,0.1" (or two values, test then 0); they must add up to 1."""
     if isinstance(text, str):
@@ -161,8 +166,11 @@ def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
         raise ValueError(f"split fractions must be finite numbers like 0.8,0.1,0.1, got {text!r}")
     if any(v < 0 for v in values):
         raise ValueError("split fractions must not be negative")
-    if abs(sum(values) - 1.0) > 1e-6:
+    if abs(sum(values) - 1.0) > SPLIT_SUM_SLACK:
         raise ValueError(f"split fractions must add up to 1, got {sum(values):g}")
+    total = sum(values)
+    if total != 1.0:
+        values = [v / total for v in values]
     return values[0], values[1], values[2]
 
 

@@ -50,7 +50,9 @@ def test_selection_by_status(project, tmp_path, only):
 def test_parse_split():
     assert parse_split("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
     assert parse_split("0.7, 0.3") == (0.7, 0.3, 0.0)
-    for bad in ("0.8,0.1", "a,b,c", "0.5,0.6,-0.1", "1,2,3,4"):
+    thirds = parse_split("0.333,0.333,0.333")
+    assert thirds == pytest.approx((1 / 3, 1 / 3, 1 / 3)) and sum(thirds) == pytest.approx(1.0, abs=1e-12)
+    for bad in ("0.8,0.1", "a,b,c", "0.5,0.6,-0.1", "1,2,3,4", "0.33,0.33,0.33"):
         with pytest.raises(ValueError):
             parse_split(bad)
 
