@@ -645,9 +645,10 @@ def print_metrics(metrics: dict[str, Any], meta: dict[str, Any]) -> None:
 
 def register_jobs(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("jobs", help="list a project's jobs, show a job's log, cancel a job",
-                              description="List the project's training jobs (id, kind, state, progress and its last "
-                                          "message), print one job's log, or ask a running job to stop; the active "
-                                          "model stays as it was. Finished jobs beyond the newest "
+                              description="List the project's jobs, training and pre-labelling (id, kind, state, "
+                                          "progress and its last message), print one job's log, or ask a running "
+                                          "job to stop (a stopped training leaves the active model as it was). "
+                                          "Finished jobs beyond the newest "
                                           f"{JOBS_KEPT} are deleted as new ones start; --prune deletes more.")
     p.add_argument("folder", metavar="FOLDER")
     group = p.add_mutually_exclusive_group()
