@@ -105,3 +105,11 @@ def test_eval_of_the_mask_model_on_a_project_without_face_masks_is_a_one_line_er
     code, _, err = run(capsys, "eval", str(tmp_path / "faces"), *model)
     assert code == 2 and "Traceback" not in err
     assert "has no 'face_mask' class, so its masks cannot score the face-mask segmenter" in err
+
+
+@pytest.mark.parametrize("action", ["list", "prune"])
+def test_models_list_or_prune_with_a_version_says_it_takes_none(tmp_path, capsys, action):
+    store, _ = make_project(tmp_path / "faces", count=1, corrected=1, schema="celebamask-hq")
+    store.close()
+    code, _, err = run(capsys, "models", tmp_path / "faces", action, "v0001")
+    assert code == 2 and f"models {action} takes no VERSION (got 'v0001')" in err

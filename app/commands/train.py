@@ -354,6 +354,9 @@ def run_models(args: argparse.Namespace) -> int:
 
     if args.action != "prune" and (args.keep is not None or args.dry_run):
         raise CommandError("--keep and --dry-run go with models prune")
+    if args.action in ("list", "prune") and args.version:
+        raise CommandError(f"models {args.action} takes no VERSION (got {args.version!r}); it goes with activate, "
+                           "rollback and delete")
     with ProjectStore.open(args.folder) as store:
         task = args.task or _default_task(store)
         if args.action == "delete":
