@@ -436,11 +436,12 @@ def _checked_mask(mask: np.ndarray, schema: LabelSchema, mask_path: Path) -> np.
 
 
 def folder_samples(folder: str | Path, masks: str | Path | None = None, schema: str | LabelSchema | None = None,
-                   task: str = "parser", model_schema: Mapping[str, Any] | None = None
-                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+                   task: str = "parser", model_schema: Mapping[str, Any] | None = None,
+                   framing: Framing | None = None) -> list[tuple[np.ndarray, np.ndarray]] | list[FramedPhoto]:
     """Images of `folder` (or `folder/images`) paired by file stem with index PNGs in `masks` (default
     `folder/masks`). With `schema`, masks are in that schema and converted to the task's classes, and for a parser
-    to the classes of `model_schema` (`mask_lut`); without, they are taken to be in the model's classes."""
+    to the classes of `model_schema` (`mask_lut`); without, they are taken to be in the model's classes. With a
+    face-by-face `framing`, the photos are scored as pre-labelling with it would frame them (`FramedPhoto`)."""
     folder = Path(folder)
     image_dir = folder / "images" if (folder / "images").is_dir() else folder
     mask_dir = Path(masks) if masks is not None else folder / "masks"
@@ -462,7 +463,7 @@ def folder_samples(folder: str | Path, masks: str | Path | None = None, schema: 
                                   f"{image.shape[1]}x{image.shape[0]}")
         if mask_schema is not None:
             mask = lut[_checked_mask(mask, mask_schema, mask_path)]
-        samples.append((image, mask))
+        samples.append((image, mask) if framing is None else FramedPhoto(path, mask, framing))
     if not samples:
         raise EvaluationError(f"no image in {image_dir} has a mask of the same name in {mask_dir}")
     return samples

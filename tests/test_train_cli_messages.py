@@ -113,3 +113,30 @@ def test_models_list_or_prune_with_a_version_says_it_takes_none(tmp_path, capsys
     store.close()
     code, _, err = run(capsys, "models", tmp_path / "faces", action, "v0001")
     assert code == 2 and f"models {action} takes no VERSION (got 'v0001')" in err
+
+
+def test_eval_on_a_plain_folder_can_find_the_faces_as_pre_labelling_does(tmp_path, capsys, monkeypatch):
+    from drawn_projects import draw_scenes, haar_reports
+    from faceparse.core.imageio import save_mask
+    from faceparse.core.schemas import get_schema
+    from PIL import Image
+
+    scenes = draw_scenes([2, 1])
+    known = haar_reports(scenes, monkeypatch)
+    (tmp_path / "data" / "masks").mkdir(parents=True)
+    for name, (picture, mask, _) in scenes.items():
+        Image.fromarray(picture).save(tmp_path / "data" / name)
+        save_mask(tmp_path / "data" / "masks" / name, mask, get_schema("lapa"))
+    model = starter_model_path("parser")
+    base = ("eval", "--model", model, tmp_path / "data", "--schema", "lapa", "--json")
+    code, out, err = run(capsys, *base, "--mode", "faces")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["framing"] == "faces" and metrics["faces_found"] == 3 and known.calls >= 2
+    code, out, _ = run(capsys, *base)
+    assert json.loads(out)["framing"] == "whole_image"
+
+    store, _ = make_project(tmp_path / "project", count=1, corrected=1, schema="celebamask-hq")
+    store.close()
+    code, _, err = run(capsys, "eval", "--model", model, tmp_path / "project", "--mode", "faces")
+    assert code == 2 and "--mode (for a plain folder) does not apply" in err

@@ -477,6 +477,10 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
                    help="the masks' schema, when it is not the model's: scores are over the coarser of the two "
                         "schemas, through whichever declares a mapping to the other (refused when neither does)")
     p.add_argument("--split", choices=("val", "train", "all"), default="val", help="project faces to use")
+    p.add_argument("--mode", choices=("whole-image", "faces"), default=None,
+                   help="a plain folder's framing: whole-image (default) parses each image whole, as aligned face "
+                        "crops are; faces finds the faces and scores the masks pasted back into each photo, as "
+                        "pre-labelling in faces mode makes them (a project is always scored in its own mode)")
     p.add_argument("--task", choices=TASK_CHOICES,
                    help="for version names and starter: which task's model (default: the project's; the parser "
                         "for a plain folder)")
@@ -575,15 +579,21 @@ def _measured_in_masks_schema(predictor: Any, args: argparse.Namespace, store: P
 def _eval_samples(args: argparse.Namespace, data: Path, store: ProjectStore | None, meta: dict[str, Any]) -> list:
     from faceparse.core.datasets import DatasetError
     from faceparse.core.evaluate import EvaluationError, folder_samples, project_samples
+    from faceparse.core.faces import FACES
+    from faceparse.core.framing import Framing
 
     task = meta["task"]
+    if store is not None and args.mode is not None:
+        raise CommandError(f"{data} is a project; it is scored in its own pre-labelling mode, so --mode (for a plain "
+                           "folder) does not apply")
     if store is not None and args.schema and args.schema != store.schema.name:
         raise CommandError(f"{data} is a project; its masks are in its own schema {store.schema.name!r}, so "
                            "--schema (the schema of a mask folder) does not apply")
     try:
         if store is not None:
             return project_samples(store, task, args.split, model_schema=meta["schema"])
-        return folder_samples(data, args.masks, args.schema, task, model_schema=meta["schema"])
+        framing = Framing(mode=FACES) if args.mode == "faces" else None
+        return folder_samples(data, args.masks, args.schema, task, model_schema=meta["schema"], framing=framing)
     except (DatasetError, EvaluationError) as e:
         raise CommandError(str(e)) from None
 
