@@ -10,15 +10,25 @@ CTRL = Qt.KeyboardModifier.ControlModifier
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
 
 
+def _opened(qtbot, tmp_path):
+    """Two predicted faces, the first open, saved 50 ms after an edit."""
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
+    return folder, window, window.ws.session, window.ws.canvas
+
+
+def _paint_a_stroke(canvas):
+    QTest.keyClick(canvas, Qt.Key.Key_2)
+    drag(canvas, [viewport_point(canvas, 5.5, 5.5), viewport_point(canvas, 30.5, 5.5)])
+
+
 def _stored(folder, image_id):
     with ProjectStore.open(folder) as store:
         return store.get(image_id).status, store.mask_path("corrected", image_id).exists()
 
 
 def test_undoing_r_on_an_untouched_prediction_leaves_it_predicted_and_redo_reviews_it_again(qtbot, tmp_path):
-    folder = make_project(tmp_path / "faces", count=2, size=64)
-    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
-    session, canvas = window.ws.session, window.ws.canvas
+    folder, window, session, canvas = _opened(qtbot, tmp_path)
     image_id = session.image_id
     assert _stored(folder, image_id) == ("predicted", False)
 
@@ -42,12 +52,9 @@ def test_undoing_r_on_an_untouched_prediction_leaves_it_predicted_and_redo_revie
 
 
 def test_undoing_r_after_painting_keeps_the_painted_correction(qtbot, tmp_path):
-    folder = make_project(tmp_path / "faces", count=2, size=64)
-    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
-    session, canvas = window.ws.session, window.ws.canvas
+    folder, window, session, canvas = _opened(qtbot, tmp_path)
     image_id = session.image_id
-    QTest.keyClick(canvas, Qt.Key.Key_2)
-    drag(canvas, [viewport_point(canvas, 5.5, 5.5), viewport_point(canvas, 30.5, 5.5)])
+    _paint_a_stroke(canvas)
     painted = session.editor.mask.copy()
 
     QTest.keyClick(canvas, Qt.Key.Key_R)
@@ -106,14 +113,11 @@ def _settle(qtbot, session):
 
 
 def test_a_stroke_undone_after_r_is_undone_on_disk_too(qtbot, tmp_path):
-    folder = make_project(tmp_path / "faces", count=2, size=64)
-    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
-    session, canvas = window.ws.session, window.ws.canvas
+    folder, window, session, canvas = _opened(qtbot, tmp_path)
     image_id = session.image_id
     QTest.keyClick(canvas, Qt.Key.Key_R)
     qtbot.waitUntil(lambda: session.record.status == "reviewed")
-    QTest.keyClick(canvas, Qt.Key.Key_2)
-    drag(canvas, [viewport_point(canvas, 5.5, 5.5), viewport_point(canvas, 30.5, 5.5)])
+    _paint_a_stroke(canvas)
     _settle(qtbot, session)
     QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL)
     _settle(qtbot, session)
@@ -148,8 +152,7 @@ def test_a_review_whose_status_could_not_be_written_leaves_no_step_to_take_back(
     folder = make_project(tmp_path / "faces", count=2, size=64)
     window = open_window(qtbot, folder, tmp_path)
     session, canvas = window.ws.session, window.ws.canvas
-    QTest.keyClick(canvas, Qt.Key.Key_2)
-    drag(canvas, [viewport_point(canvas, 5.5, 5.5), viewport_point(canvas, 30.5, 5.5)])
+    _paint_a_stroke(canvas)
     real = session.store.set_status
 
     def refuse_review(image_id, status):
