@@ -317,27 +317,24 @@ CONTENTS_KEY = "contents"
 """The card's record of what the export wrote below its top: {"files": count, "newest_ns": newest write time}."""
 
 
-def _contents(folder: Path) -> tuple[int, int, list[str]]:
-    """(files, newest write time in ns, their paths relative to `folder`) of every file in the folder's tree but
-    its card data file and what file managers leave behind."""
-    count, newest, paths = 0, 0, []
+def _contents(folder: Path) -> dict[str, int]:
+    """Every file in the folder's tree but its card data file and what file managers leave behind: its path
+    relative to `folder` and the time it was last written (ns)."""
+    found = {}
     for root, _dirs, files in os.walk(folder):
         for name in files:
             path = Path(root, name)
             relative = path.relative_to(folder).as_posix()
-            if relative == CARD_DATA_FILE or name in FILE_MANAGER_NAMES:
-                continue
-            count += 1
-            newest = max(newest, path.lstat().st_mtime_ns)
-            paths.append(relative)
-    return count, newest, paths
+            if relative != CARD_DATA_FILE and name not in FILE_MANAGER_NAMES:
+                found[relative] = path.lstat().st_mtime_ns
+    return found
 
 
 def _record_contents(card_file: Path) -> None:
     """Add to the card what the export holds below its top, once everything else is written."""
-    count, newest, _ = _contents(card_file.parent)
+    written = _contents(card_file.parent)
     data = _read_card(card_file) or {}
-    data[CONTENTS_KEY] = {"files": count, "newest_ns": newest}
+    data[CONTENTS_KEY] = {"files": len(written), "newest_ns": max(written.values(), default=0)}
     card_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
@@ -348,12 +345,13 @@ def _refuse_changed_contents(out_dir: Path, card_file: Path) -> None:
     if not (isinstance(recorded, dict) and isinstance(recorded.get("files"), int)
             and isinstance(recorded.get("newest_ns"), int)):
         return  # an export from before the record: only its top was checked
-    count, _, paths = _contents(out_dir)
-    newer = sorted((p for p in paths if (out_dir / p).lstat().st_mtime_ns > recorded["newest_ns"]), key=str.casefold)
-    if not newer and count <= recorded["files"]:
+    now = _contents(out_dir)
+    newer = sorted((p for p, written in now.items() if written > recorded["newest_ns"]), key=str.casefold)
+    extra = len(now) - recorded["files"]
+    if not newer and extra <= 0:
         return
     what = f"{len(newer)} file{'s' if len(newer) != 1 else ''} added or changed since: {_listed(newer)}" if newer \
-        else f"{count - recorded['files']} more file{'s' if count - recorded['files'] != 1 else ''} than it wrote"
+        else f"{extra} more file{'s' if extra != 1 else ''} than it wrote"
     raise ExportError(f"{out_dir} holds {what}. Replacing the export would delete them; move them out of the folder "
                       "first, or export to a new folder")
 

@@ -111,7 +111,7 @@ class PalettePanel(QWidget):
             self.current = int(item.data(0, Qt.ItemDataRole.UserRole))
             self._describe(self.current)
             if self.solo:
-                self.set_hidden(set(range(self.schema.num_classes)) - {self.current})
+                self._show_only_current()
             self.class_selected.emit(self.current)
 
     @property
@@ -124,10 +124,13 @@ class PalettePanel(QWidget):
             return
         if on:
             self._hidden_before_solo = self.hidden()
-            self.set_hidden(set(range(self.schema.num_classes)) - {self.current})
+            self._show_only_current()
         else:
             hidden, self._hidden_before_solo = self._hidden_before_solo, None
             self.set_hidden(hidden)
+
+    def _show_only_current(self) -> None:
+        self.set_hidden(set(range(self.schema.num_classes)) - {self.current})
 
     def _describe(self, index: int) -> None:
         words = self.schema.describe(index)
