@@ -760,13 +760,15 @@ class ProjectStore:
     def _fill_rows(self, todo: list[tuple], progress: Callable[[int, int], bool | None] | None = None,
                    batch: int = 200) -> tuple[int, list[int]]:
         """`fill_details` for the rows (id, relpath, size, mtime) given: (examined, ids of the missing photos
-        found again under new names)."""
+        found again under new names). A decode failure recorded meanwhile (a thumbnail or the studio found the data
+        cut short) stays: reading the header and the bytes does not prove the photo decodes."""
         total = len(todo)
         done, adopted = 0, []
         for start in range(0, total, batch):
             results = [self._details(*row) for row in todo[start:start + batch]]
             with self._write() as c:
-                c.executemany("UPDATE images SET width = ?1, height = ?2, content_hash = ?3, error = ?4, updated = ?5, "
+                c.executemany("UPDATE images SET width = ?1, height = ?2, content_hash = ?3, error = COALESCE(?4, error), "
+                              "updated = ?5, "
                               "labeled_hash = CASE WHEN labeled_hash IS NULL AND status IN ('corrected', 'reviewed') "
                               "THEN ?3 ELSE labeled_hash END, "
                               "model_version = CASE WHEN hash_before IS NOT NULL AND status IN ('new', 'predicted') "

@@ -68,6 +68,26 @@ def test_note_load_error_records_lasting_failures_once(tmp_path):
         store.close()
 
 
+def test_the_details_pass_keeps_a_decode_error_found_while_it_read_the_file(tmp_path):
+    store = _project(tmp_path / "f")
+    try:
+        record = _by_name(store, "b_cut.jpg")
+        details = store._details
+
+        def a_thumbnail_fails_meanwhile(image_id, *rest):
+            out = details(image_id, *rest)
+            if image_id == record.id:
+                store.note_load_error(image_id, ImageLoadError("x", "the file is truncated"))
+            return out
+
+        store._details = a_thumbnail_fails_meanwhile
+        store.fill_details()
+        after = store.get(record.id)
+        assert after.error == "the file is truncated" and after.width == 96
+    finally:
+        store.close()
+
+
 def test_thumbnail_loader_records_the_error_and_says_which_record_broke(qtbot, tmp_path):
     store = _project(tmp_path / "f")
     loader = ThumbnailLoader(ThumbnailCache(store), 32)
