@@ -18,3 +18,14 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = f"whole number >= {minimum}"
     return parse
+
+
+def path_text(text: str) -> str:
+    """A file or folder argument: an empty one (an unset shell variable, say) is refused rather than read as the
+    current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a file or folder")
+    return text
+
+
+path_text.__name__ = "path"

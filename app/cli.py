@@ -20,6 +20,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from faceparse.app.argtypes import path_text
+
 if TYPE_CHECKING:
     from faceparse.core.store import ProjectStore
 
@@ -129,7 +131,7 @@ def register_scan(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("scan", help="create or update the project of an image folder",
                               description="Index the images in FOLDER (creating the project on first use) and "
                                           "print how many images are in each status.")
-    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("folder", metavar="FOLDER", type=path_text)
     p.add_argument("--schema", metavar="NAME|FILE.json",
                    help="label schema for a new project: a built-in name (celebamask-hq, lapa, face-mask, "
                         "masked-faces) or a schema JSON file; for an existing project it must be the project's "
@@ -181,7 +183,7 @@ def _print_changed_photos(changed: list) -> None:
 def register_info(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("info", help="show a project's schema, counts and models",
                               description="Describe the project in FOLDER without changing it.")
-    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("folder", metavar="FOLDER", type=path_text)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(handler=run_info)
 
@@ -334,8 +336,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parse_and_run(argv: list[str] | None) -> int:
     parser = build_parser()
+    argv = _attach_negative_values(sys.argv[1:] if argv is None else list(argv))
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:  # --help, --version and usage errors (argparse exits 2 for those)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else USER_ERROR_EXIT)
     reported = user_errors()
@@ -349,6 +354,31 @@ def _parse_and_run(argv: list[str] | None) -> int:
         raise
     except SYSTEM_ERRORS as e:
         return _report(args.command, _system_error_text(e))
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """`--split -0.1,0.6,0.5` as `--split=-0.1,0.6,0.5`: argparse takes a value that starts with a minus sign for
+    an option unless it is one plain number, and then says only "expected one argument"; joined, the value reaches
+    its own check, whose message says what is wrong with it."""
+    out: list[str] = []
+    for token in argv:
+        if (out and out[-1].startswith("--") and "=" not in out[-1] and len(token) > 1 and token[0] == "-"
+                and (token[1].isdigit() or token[1] == ".")):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command that was run, so a stray argument is refused with that command's usage,
+    not the top-level one's."""
+    while True:
+        action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(args, action.dest, None) if action is not None else None
+        if chosen not in (action.choices if action is not None else {}):
+            return parser
+        parser = action.choices[chosen]
 
 
 def _flush_stdout() -> None:

@@ -161,7 +161,8 @@ def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
     if len(values) == 2:
         values.append(0.0)
     if len(values) != 3:
-        raise ValueError(f"split needs train,val,test fractions, got {len(values)} values")
+        raise ValueError(f"split needs two or three fractions (train,val[,test]) like 0.8,0.1,0.1, got "
+                         f"{len(values)} value{'' if len(values) == 1 else 's'}")
     if not all(np.isfinite(v) for v in values):
         raise ValueError(f"split fractions must be finite numbers like 0.8,0.1,0.1, got {text!r}")
     if any(v < 0 for v in values):

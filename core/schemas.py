@@ -405,4 +405,7 @@ def resolve_schema(spec: str | os.PathLike | LabelSchema) -> LabelSchema:
         return _builtins()[text]
     if text.lower().endswith(".json") or os.path.sep in text or Path(text).is_file():
         return load_schema_json(text)
+    folded = {name.lower(): schema for name, schema in _builtins().items()}
+    if text.lower() in folded:
+        return folded[text.lower()]
     return get_schema(text)

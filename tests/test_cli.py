@@ -116,6 +116,42 @@ def test_usage_errors_exit_2(capsys):
     assert code == 2 and "invalid choice" in err
 
 
+def test_a_stray_argument_is_refused_with_the_usage_of_the_command_it_follows(capsys, folder):
+    run(capsys, "scan", folder)
+    code, _, err = run(capsys, "info", folder, "extra")
+    assert code == 2 and "usage: faceparse info" in err and "faceparse info: error: unrecognized arguments: extra" in err
+    code, _, err = run(capsys, "models", folder, "list", "v1", "more")
+    assert code == 2 and "usage: faceparse models" in err and "unrecognized arguments: more" in err
+
+
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(capsys, folder, monkeypatch):
+    monkeypatch.chdir(folder)
+    code, _, err = run(capsys, "scan", "")
+    assert code == 2 and "argument FOLDER: is empty" in err
+    assert not (folder / ".faceparse").exists()
+    run(capsys, "scan", folder)
+    code, _, err = run(capsys, "export", folder, "--format", "coco", "--out", "")
+    assert code == 2 and "argument --out/-o: is empty" in err
+
+
+def test_format_and_schema_names_ignore_case(capsys, tmp_path, folder):
+    code, out, err = run(capsys, "scan", folder, "--schema", "LaPa")
+    assert code == 0, err
+    with ProjectStore.open(folder) as store:
+        assert store.schema.name == "lapa"
+    code, _, err = run(capsys, "export", folder, "--format", "COCO", "--out", tmp_path / "x", "--only", "all")
+    assert "invalid choice" not in err
+
+
+def test_a_split_that_starts_with_a_minus_sign_gets_its_own_message(capsys, tmp_path, folder):
+    run(capsys, "scan", folder)
+    out = tmp_path / "x"
+    code, _, err = run(capsys, "export", folder, "--format", "coco", "--out", out, "--split", "-0.1,0.6,0.5")
+    assert code == 2 and "must not be negative" in err and "expected one argument" not in err
+    code, _, err = run(capsys, "export", folder, "--format", "coco", "--out", out, "--split", "-1")
+    assert code == 2 and "got 1 value" in err and "values" not in err
+
+
 def test_scan_and_info_name_photos_changed_since_their_masks_were_checked(capsys, folder):
     import os
 

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from faceparse.app.argtypes import int_at_least
+from faceparse.app.argtypes import int_at_least, path_text
 from faceparse.app.cli import CommandError
 from faceparse.core.export import (
     DEFAULT_SPLIT,
@@ -68,10 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Export images and masks of the project in FOLDER as a dataset in one "
                                           "of the common layouts, with a train/val/test split and a dataset card. "
                                           "The dataset appears at DIR only when it is complete.")
-    p.add_argument("folder", metavar="FOLDER")
-    p.add_argument("--format", "-f", required=True, choices=formats, metavar="FORMAT",
+    p.add_argument("folder", metavar="FOLDER", type=path_text)
+    p.add_argument("--format", "-f", required=True, choices=formats, type=str.lower, metavar="FORMAT",
                    help=f"layout: {', '.join(formats)}")
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="destination folder (must not exist or be empty)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", type=path_text, help="destination folder (must not exist or be empty)")
     p.add_argument("--split", default=",".join(f"{f:g}" for f in DEFAULT_SPLIT), metavar="TRAIN,VAL,TEST",
                    help="fractions of the images in each split (default %(default)s)")
     p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the split (default %(default)s)")
@@ -90,9 +90,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Import the labels of the dataset in SOURCE into the project in FOLDER. "
                                           "Every label is checked first; any problem imports nothing and lists "
                                           "all problems.")
-    p.add_argument("folder", metavar="FOLDER")
-    p.add_argument("source", metavar="SOURCE", help="the dataset folder (or, for COCO, a JSON file)")
-    p.add_argument("--format", "-f", required=True, choices=formats, metavar="FORMAT",
+    p.add_argument("folder", metavar="FOLDER", type=path_text)
+    p.add_argument("source", metavar="SOURCE", type=path_text, help="the dataset folder (or, for COCO, a JSON file)")
+    p.add_argument("--format", "-f", required=True, choices=formats, type=str.lower, metavar="FORMAT",
                    help=f"layout: {', '.join(formats)}")
     p.add_argument("--as", dest="kind", choices=KINDS, default="corrected",
                    help="store the masks as corrections (default) or as predictions")

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from faceparse.app.argtypes import int_at_least
+from faceparse.app.argtypes import int_at_least, path_text
 from faceparse.app.cli import CommandError, print_scan_notes, progress_bar
 from faceparse.core.faces import FACES, WHOLE_IMAGE
 from faceparse.core.imageio import IMAGE_EXTENSIONS, save_mask
@@ -110,7 +110,7 @@ def register_prelabel(subparsers: argparse._SubParsersAction) -> None:
         epilog="Exit status: 0 when every image that needed a mask got one; 1 when some could not be pre-labeled "
                "(they are listed) or the run was stopped; 2 for a mistake in the command, or while another "
                "pre-labeling run is going on in the project (one run at a time; 'faceparse jobs FOLDER' shows it).")
-    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("folder", metavar="FOLDER", type=path_text)
     _model_options(p, PRELABEL_TTA_HELP, PROJECT_MODEL_HELP)
     p.add_argument("--mode", choices=("auto", *MODE_CHOICES),
                    help="faces: detect and parse each face; whole-image: the images are aligned face crops; "
@@ -233,8 +233,8 @@ def register_predict(subparsers: argparse._SubParsersAction) -> None:
         description="Predict a mask for each IMAGE (or each image in a FOLDER). One image in: --out is the PNG "
                     "to write (or a folder). Several images or a folder in: --out is a folder that receives "
                     "<image stem>.png index masks.")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER")
-    p.add_argument("--out", required=True, metavar="PATH",
+    p.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", type=path_text)
+    p.add_argument("--out", required=True, metavar="PATH", type=path_text,
                    help="output PNG (one image) or folder (several images, or a name ending in /)")
     _model_options(p, PREDICT_TTA_HELP, FILE_MODEL_HELP)
     p.add_argument("--whole-image", action="store_true",

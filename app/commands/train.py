@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from faceparse.app.argtypes import int_at_least
+from faceparse.app.argtypes import int_at_least, path_text
 from faceparse.app.cli import CommandError, counted, progress_bar
 from faceparse.core.store import JOBS_KEPT, ProjectStore
 from faceparse.core.versions import KEEP_VERSIONS
@@ -47,7 +47,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         description="Fine-tune the project's model on its corrected and reviewed faces, measure it on the fixed "
                     "validation faces, save it as a new version and activate it only if it beats the active "
                     "model. Ctrl-C cancels; the active model stays.")
-    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("folder", metavar="FOLDER", type=path_text)
     p.add_argument("--task", choices=TASK_CHOICES, help="parser or mask (default: what the project's schema calls for)")
     p.add_argument("--epochs", type=int, metavar="N")
     p.add_argument("--from", dest="init", metavar="VERSION",
@@ -331,7 +331,7 @@ def register_models(subparsers: argparse._SubParsersAction) -> None:
                                           "removes VERSION for good (never the active one); prune deletes every "
                                           "version but the active one and the --keep newest others (of every task "
                                           "unless --task is given).")
-    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("folder", metavar="FOLDER", type=path_text)
     p.add_argument("action", nargs="?", choices=("list", "activate", "rollback", "delete", "prune"), default="list")
     p.add_argument("version", nargs="?", metavar="VERSION")
     p.add_argument("--task", choices=TASK_CHOICES)
@@ -471,8 +471,8 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
                    help="a checkpoint folder, an .onnx file, a version of the DATA project (v0003, active), or "
                         "starter (also parser or mask: that task's starter model, or on a project its active "
                         "model); on a project the starter model is measured as it pre-labels the project")
-    p.add_argument("data", metavar="DATA")
-    p.add_argument("--masks", metavar="DIR", help="mask folder for a plain image folder (default DATA/masks)")
+    p.add_argument("data", metavar="DATA", type=path_text)
+    p.add_argument("--masks", metavar="DIR", type=path_text, help="mask folder for a plain image folder (default DATA/masks)")
     p.add_argument("--schema", metavar="NAME|FILE.json",
                    help="the masks' schema, when it is not the model's: scores are over the coarser of the two "
                         "schemas, through whichever declares a mapping to the other (refused when neither does)")
@@ -663,7 +663,7 @@ def register_jobs(subparsers: argparse._SubParsersAction) -> None:
                                           "job to stop (a stopped training leaves the active model as it was). "
                                           "Finished jobs beyond the newest "
                                           f"{JOBS_KEPT} are deleted as new ones start; --prune deletes more.")
-    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("folder", metavar="FOLDER", type=path_text)
     group = p.add_mutually_exclusive_group()
     group.add_argument("--log", type=int, metavar="ID", help="print the log of job ID")
     group.add_argument("--cancel", type=int, metavar="ID", help="ask job ID to stop")
