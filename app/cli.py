@@ -84,11 +84,13 @@ def print_scan_notes(result) -> None:
 
 def progress_bar(total: int, stream=None, **options):
     """A tqdm bar on stderr (or `stream`). Into a pipe or a log file it is drawn every 30 s instead of several times
-    a second, so a log of a long run stays readable; its last state is drawn when it closes."""
+    a second, so a log of a long run stays readable; its last state is drawn when it closes. A bar over no work
+    is not drawn at all."""
     from tqdm import tqdm
 
     stream = stream if stream is not None else sys.stderr
     interactive = stream.isatty()
+    options.setdefault("disable", total == 0)
     return tqdm(total=total, file=stream, dynamic_ncols=interactive, mininterval=0.2 if interactive else 30,
                 **options)
 

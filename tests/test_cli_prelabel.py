@@ -43,8 +43,9 @@ def test_prelabel_creates_the_project_and_labels_it(capsys, folder, model):
         for rec in store.images():
             assert store.predicted_mask(rec.id).shape == (SIZE, SIZE)
 
-    code, out, _ = run(capsys, "prelabel", folder, "--model", model)
-    assert code == 0 and "Predicted 0 of 0 images" in out and "3 already current" in out
+    code, out, err = run(capsys, "prelabel", folder, "--model", model)
+    assert code == 0 and "Nothing to predict" in out and "3 already current" in out
+    assert "0img" not in err and "Predicted" not in out
 
 
 def test_changed_settings_predict_again_and_redo_forces_it(capsys, folder, model):
@@ -67,7 +68,7 @@ def test_changed_settings_predict_again_and_redo_forces_it(capsys, folder, model
         assert {rec.predicted_with for rec in store.images() if rec.id != corrected.id} == {"whole image, flip TTA"}
 
     code, out, _ = run(capsys, "prelabel", folder, "--model", model)  # the project remembers --tta
-    assert code == 0 and "flip TTA" in out and "Predicted 0 of 0 images" in out and "add --redo" in out
+    assert code == 0 and "flip TTA" in out and "Nothing to predict" in out and "add --redo" in out
     assert mask_times() == with_tta
 
     code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--tta", "--redo")

@@ -193,8 +193,11 @@ def _print_summary(result: PrelabelResult) -> None:
     where = "GPU (CUDA)" if result.provider == "CUDAExecutionProvider" else "CPU"
     tta = ", flip TTA" if result.tta else ""
     print(f"Model {result.model_id} ({result.model_path}) on {where}, mode {result.mode.replace('_', ' ')}{tta}")
-    print(f"Predicted {result.predicted:,} of {result.total:,} images in {result.seconds:.1f} s "
-          f"({result.images_per_second:.1f} images/s)")
+    if result.total:
+        print(f"Predicted {result.predicted:,} of {result.total:,} images in {result.seconds:.1f} s "
+              f"({result.images_per_second:.1f} images/s)")
+    else:
+        print("Nothing to predict")
     kept = [f"{result.skipped_current:,} already current", f"{result.skipped_checked:,} corrected/reviewed kept"]
     if result.skipped_imported:
         kept.append(f"{result.skipped_imported:,} imported kept")
