@@ -106,6 +106,8 @@ class ExportResult:
     approved_as_predicted: int = 0
     """Masks a person checked (accepted or reviewed) and left exactly as the model made them; not in
     `corrected_by_hand`."""
+    imported: int = 0
+    """Masks brought in from another dataset and not edited here since; not in `corrected_by_hand`."""
 
     def schema_summary(self) -> str:
         """Which schema the masks are written in, and why when the format chose it."""
@@ -124,6 +126,7 @@ class _Tally:
     pixels: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
     by_hand: int = 0
     approved: int = 0
+    imported: int = 0
     versions: Counter = field(default_factory=Counter)
     statuses: Counter = field(default_factory=Counter)
     splits: Counter = field(default_factory=Counter)
@@ -137,8 +140,10 @@ class _Tally:
         self.pixels += np.bincount(mask.ravel(), minlength=256)
         self.splits[split] += 1
         self.statuses[rec.status] += 1
-        unchanged = corrected and rec.effort == 0
-        self.by_hand += corrected and not unchanged
+        imported = corrected and rec.mask_source == "imported"
+        unchanged = corrected and not imported and rec.effort == 0
+        self.imported += imported
+        self.by_hand += corrected and not unchanged and not imported
         self.approved += unchanged
         if rec.model_version:
             self.versions[rec.model_version] += 1
@@ -248,7 +253,7 @@ _CARD_KEYS_BEFORE_GENERATOR = frozenset({
     "project", "created", "format", "selection", "count", "statuses", "corrected_by_hand", "split", "schema",
     "schema_file", "source_schema", "class_pixels", "class_ratios_percent", "model_versions", "skipped"})
 """The entries of dataset.json as exports wrote it before it named its generator."""
-_CARD_KEYS_ADDED_LATER = frozenset({"approved_as_predicted", card.CARD_TOP_LEVEL_KEY})
+_CARD_KEYS_ADDED_LATER = frozenset({"approved_as_predicted", "imported", card.CARD_TOP_LEVEL_KEY})
 
 _CARD_TOP_LEVEL = (CARD_FILE, CARD_DATA_FILE, SCHEMA_FILE)
 FILE_MANAGER_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
@@ -765,7 +770,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
                               {s: tally.splits[s] for s in SPLIT_NAMES},
                               {c: int(tally.pixels[i]) for i, c in enumerate(target.classes)}, tally.by_hand,
                               dict(tally.versions), 0.0, tally.skipped, store.schema,
-                              target_schema is None and target is not store.schema, tally.approved)
+                              target_schema is None and target is not store.schema, tally.approved, tally.imported)
         write_schema(tmp, target)
         written = sorted({*os.listdir(tmp), CARD_FILE, CARD_DATA_FILE} - {PARTIAL_MARKER}, key=str.casefold)
         card.write_card(tmp, card.CardFacts(
@@ -773,6 +778,7 @@ def export_dataset(store: ProjectStore, out_dir: str | os.PathLike, format: str,
             layout=exporter.layout, selection=SELECTION_TITLES[only], statuses=dict(tally.statuses), seed=seed,
             fractions=fractions, splits=result.splits, schema=target, source_schema=store.schema,
             class_pixels=result.class_pixels, corrected_by_hand=tally.by_hand, approved_as_predicted=tally.approved,
+            imported=tally.imported,
             model_versions=result.model_versions,
             known_models=store.model_versions(), skipped=tally.skipped,
             created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), top_level=written))

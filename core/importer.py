@@ -505,7 +505,7 @@ def _write_one(store: ProjectStore, planned: _Planned, report: ImportReport, mod
         mask = planned.mask if planned.mask is not None else \
             planned.lut[_load_label(planned.item, planned.size, planned.scale_masks)]
         if report.kind == "corrected":
-            store.save_corrected(planned.rec.id, mask, keep_reviewed=False)  # nobody has reviewed the import
+            store.save_corrected(planned.rec.id, mask, keep_reviewed=False, imported=True)  # nobody reviewed it here
         else:
             store.save_predicted(planned.rec.id, mask, model_version)
     except (OSError, ProjectError, LabelFormatError) as e:

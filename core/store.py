@@ -98,6 +98,7 @@ class ImageRecord:
     predicted_with: str | None = None  # the framing and test-time settings of the stored prediction
     labeled_hash: str | None = None  # content hash of the photo the human mask was saved or reviewed on
     hash_before: str | None = None  # content hash before a scan saw only the file's time change; see `scan`
+    mask_source: str | None = None  # "imported" while the human mask is another dataset's, not edited here
 
     @property
     def name(self) -> str:
@@ -166,7 +167,8 @@ CREATE TABLE IF NOT EXISTS images(
     updated REAL,
     predicted_with TEXT,
     labeled_hash TEXT,
-    hash_before TEXT
+    hash_before TEXT,
+    mask_source TEXT
 );
 CREATE INDEX IF NOT EXISTS images_by_name ON images(missing, sort_key);
 CREATE INDEX IF NOT EXISTS images_by_hash ON images(content_hash) WHERE content_hash IS NOT NULL;
@@ -218,7 +220,7 @@ few): enough for a folder reorganised by hand, and a bounded cost when many same
 
 
 _ADDED_COLUMNS = (("images", "predicted_with"), ("images", "labeled_hash"), ("jobs", "host"),
-                  ("images", "hash_before"))
+                  ("images", "hash_before"), ("images", "mask_source"))
 _ADDED_TABLES = {"face_boxes": _FACE_BOXES_SQL}
 
 
@@ -1034,10 +1036,12 @@ class ProjectStore:
                  digest, rec.id)).rowcount
         self._check_still_there(updated, rec)
 
-    def save_corrected(self, image_id: int, mask: np.ndarray, keep_reviewed: bool = True) -> None:
+    def save_corrected(self, image_id: int, mask: np.ndarray, keep_reviewed: bool = True,
+                       imported: bool = False) -> None:
         """Store the human's mask; fixes the image's train/val split the first time and scores the effort. A
         reviewed image stays reviewed (the annotator edits what they approved) unless `keep_reviewed` is False
-        (an imported mask nobody has looked at here).
+        (an imported mask nobody has looked at here). `imported` marks the mask as another dataset's labels, so
+        a dataset card does not count it as corrected by hand; a later save from the editor clears the mark.
 
         effort = fraction of pixels that differ from the predicted mask (None when there is no prediction): how
         much work the model left, a per-image signal for choosing what to label next.
@@ -1058,8 +1062,10 @@ class ProjectStore:
             updated = c.execute(
                 "UPDATE images SET effort = ?, split = COALESCE(split, ?), "
                 "content_hash = COALESCE(?, content_hash), labeled_hash = COALESCE(?, content_hash), updated = ?, "
-                "status = CASE WHEN status = 'reviewed' AND ? THEN 'reviewed' ELSE 'corrected' END WHERE id = ?",
-                (effort, split, digest, digest, time.time(), int(keep_reviewed), rec.id)).rowcount
+                "status = CASE WHEN status = 'reviewed' AND ? THEN 'reviewed' ELSE 'corrected' END, "
+                "mask_source = ? WHERE id = ?",
+                (effort, split, digest, digest, time.time(), int(keep_reviewed), "imported" if imported else None,
+                 rec.id)).rowcount
         self._check_still_there(updated, rec)
 
     def discard_correction(self, image_id: int) -> bool:
@@ -1070,8 +1076,8 @@ class ProjectStore:
         rec = self._require(image_id)
         status = "predicted" if self.mask_path("predicted", rec.id).exists() else "new"
         with self._write() as c:
-            changed = c.execute("UPDATE images SET status = ?, effort = NULL, labeled_hash = NULL, updated = ? "
-                                "WHERE id = ? AND status = 'corrected'", (status, time.time(), rec.id)).rowcount
+            changed = c.execute("UPDATE images SET status = ?, effort = NULL, labeled_hash = NULL, mask_source = NULL, "
+                                "updated = ? WHERE id = ? AND status = 'corrected'", (status, time.time(), rec.id)).rowcount
         if changed:
             with contextlib.suppress(FileNotFoundError):
                 self.mask_path("corrected", rec.id).unlink()
@@ -1120,7 +1126,7 @@ class ProjectStore:
             return False
         save_mask(self.mask_path("corrected", rec.id), approved, self.schema)
         with self._write() as c:
-            c.execute("UPDATE images SET effort = 0 WHERE id = ?", (rec.id,))
+            c.execute("UPDATE images SET effort = 0, mask_source = NULL WHERE id = ?", (rec.id,))
         return True
 
     def set_status(self, image_id: int, status: str) -> None:

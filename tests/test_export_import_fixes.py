@@ -215,3 +215,39 @@ def test_nothing_to_export_is_said_in_plain_words(tmp_path, only, noun):
         with pytest.raises(ExportError) as caught:
             export_dataset(store, tmp_path / "out", "index-png", only=only)
     assert str(caught.value) == f"no images to export: the project has no {noun}"
+
+
+def test_imported_masks_are_not_counted_as_corrected_by_hand_until_edited_here(tmp_path, capsys):
+    names = ["a.png", "b.png", "c.png"]
+    truth = project(tmp_path / "faces", names)
+    export_dataset(ProjectStore.open(tmp_path / "faces"), tmp_path / "ds", "index-png", split=(1, 0, 0))
+    with fresh_copy(tmp_path / "copy", names) as store:
+        assert import_dataset(store, tmp_path / "ds", "index-png").imported == 3
+        assert {r.mask_source for r in store.images()} == {"imported"}
+        edited = store.find("a.png")
+        mask = truth["a.png"].copy()
+        mask[0, 0] = 7
+        store.save_corrected(edited.id, mask)
+        assert store.get(edited.id).mask_source is None
+        result = export_dataset(store, tmp_path / "out", "index-png", split=(1, 0, 0))
+    assert (result.corrected_by_hand, result.imported) == (1, 2)
+    data = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert (data["corrected_by_hand"], data["imported"]) == (1, 2)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| corrected by hand | 1 of 3 |" in card and "| imported from another dataset, not edited here | 2 of 3 |" in card
+    code, out, err = run(capsys, "export", tmp_path / "copy", "-f", "lapa", "-o", tmp_path / "out2")
+    assert code == 0, err
+    assert "1 corrected by hand" in out and "2 imported and not edited here" in out
+
+
+def test_a_project_from_before_the_mask_source_column_gains_it_on_open(tmp_path):
+    import sqlite3
+
+    project(tmp_path / "faces", ["a.png"])
+    db = tmp_path / "faces" / ".faceparse" / "project.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE images DROP COLUMN mask_source")
+    conn.close()
+    with ProjectStore.open(tmp_path / "faces") as store:
+        rec = store.find("a.png")
+        assert rec.status == "corrected" and rec.mask_source is None

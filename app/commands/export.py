@@ -126,7 +126,8 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"Exported {result.count:,} images ({splits}) as {result.format} to {result.out_dir} "
           f"in {result.seconds:.1f} s")
     approved = f", {result.approved_as_predicted:,} checked and left as predicted" if result.approved_as_predicted else ""
-    print(f"{_schema_line(result)}; {result.corrected_by_hand:,} corrected by hand{approved}")
+    imported = f", {result.imported:,} imported and not edited here" if result.imported else ""
+    print(f"{_schema_line(result)}; {result.corrected_by_hand:,} corrected by hand{approved}{imported}")
     for line in result.skipped:
         print(f"  left out {line}")
     return 0

@@ -34,6 +34,7 @@ class CardFacts:
     corrected_by_hand: int
     model_versions: dict[str, int]
     approved_as_predicted: int = 0
+    imported: int = 0
     known_models: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     created: str = ""
@@ -87,6 +88,8 @@ def render_markdown(facts: CardFacts) -> str:
         f"| by status | {', '.join(f'{k} {v}' for k, v in sorted(facts.statuses.items())) or 'none'} |",
         f"| corrected by hand | {facts.corrected_by_hand} of {facts.count} |",
         f"| checked and left as predicted | {facts.approved_as_predicted} of {facts.count} |",
+        *([f"| imported from another dataset, not edited here | {facts.imported} of {facts.count} |"]
+          if facts.imported else []),
         f"| split | {split_text} (fractions {fractions}, seed {facts.seed}) |",
         f"| schema | `{schema.name}`, {schema.num_classes} classes{mapped} |",
         "",
@@ -130,6 +133,7 @@ def card_data(facts: CardFacts) -> dict[str, Any]:
         "statuses": facts.statuses,
         "corrected_by_hand": facts.corrected_by_hand,
         "approved_as_predicted": facts.approved_as_predicted,
+        "imported": facts.imported,
         "split": {"fractions": list(facts.fractions), "seed": facts.seed, "counts": facts.splits},
         "schema": facts.schema.name,
         "schema_file": SCHEMA_FILE,
