@@ -149,6 +149,28 @@ def test_predict_out_ending_in_a_slash_is_a_folder_and_a_png_name_is_refused_for
     assert not (tmp_path / "two.png").exists()
 
 
+def test_predict_recursive_keeps_the_subfolders_and_skips_hidden_ones_and_its_own_output(capsys, folder, model):
+    for sub in ("2024/a", ".hidden"):
+        (folder / sub).mkdir(parents=True)
+    Image.open(folder / "p1.jpg").save(folder / "2024" / "a" / "p1.jpg")
+    Image.open(folder / "p2.jpg").save(folder / ".hidden" / "p2.jpg")
+    out = folder / "masks"
+    code, _, err = run(capsys, "predict", folder, "--out", out, "--model", model, "--whole-image", "-r")
+    assert code == 0, err
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["2024/a/p1.png", "p0.png", "p1.png", "p2.png"]
+    code, _, err = run(capsys, "predict", folder, "--out", out, "--model", model, "--whole-image", "-r")
+    assert code == 0, err
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == written
+
+
+def test_predict_a_folder_with_images_only_in_subfolders_suggests_recursive(capsys, tmp_path, folder, model):
+    (tmp_path / "top" / "sub").mkdir(parents=True)
+    Image.open(folder / "p0.jpg").save(tmp_path / "top" / "sub" / "p0.jpg")
+    code, _, err = run(capsys, "predict", tmp_path / "top", "--out", tmp_path / "m", "--model", model)
+    assert code == 2 and "add --recursive" in err
+
+
 def test_predict_mistakes(capsys, folder, model, tmp_path):
     Image.new("RGB", (SIZE, SIZE)).save(folder / "p0.png")
     code, _, err = run(capsys, "predict", folder, "--out", tmp_path / "m", "--model", model)

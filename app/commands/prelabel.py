@@ -235,39 +235,62 @@ def register_predict(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="predict index masks for images, without a project",
         description="Predict a mask for each IMAGE (or each image in a FOLDER). One image in: --out is the PNG "
                     "to write (or a folder). Several images or a folder in: --out is a folder that receives "
-                    "<image stem>.png index masks.")
+                    "<image stem>.png index masks; with --recursive, in the same subfolders as the images.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", type=path_text)
     p.add_argument("--out", required=True, metavar="PATH", type=path_text,
                    help="output PNG (one image) or folder (several images, or a name ending in /)")
     _model_options(p, PREDICT_TTA_HELP, FILE_MODEL_HELP)
     p.add_argument("--whole-image", action="store_true",
                    help="the images are aligned face crops: parse each whole, without face detection")
+    p.add_argument("--recursive", "-r", action="store_true",
+                   help="also the images in a FOLDER's subfolders (hidden ones skipped); the masks keep the layout")
     p.set_defaults(handler=run_predict)
 
 
-def _collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
-    """The image files to predict, and whether the output is a folder."""
+def _images_in(folder: Path, recursive: bool, skip: Path | None = None) -> list[Path]:
+    """The image files of a folder in natural name order; with `recursive`, of its subfolders too (hidden files
+    and folders, such as a project's own, are skipped, links to folders are not followed, and neither is `skip`,
+    the output folder, whose masks of an earlier run are not photos)."""
+    found: list[Path] = []
+    for entry in sorted(folder.iterdir(), key=lambda p: natural_sort_key(p.name)):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
+            found.append(entry)
+        elif recursive and entry.is_dir() and not entry.is_symlink() and (skip is None or entry.resolve() != skip):
+            found.extend(_images_in(entry, recursive, skip))
+    return found
+
+
+def _collect_inputs(inputs: list[str], recursive: bool = False, out: Path | None = None
+                    ) -> tuple[list[Path], list[Path], bool]:
+    """The image files to predict, the name of each one's mask relative to an output folder, and whether the
+    output is a folder."""
     files: list[Path] = []
+    names: list[Path] = []
     folder_given = False
     for text in inputs:
         path = Path(text).expanduser()
         if path.is_dir():
             folder_given = True
-            found = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                            and p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: natural_sort_key(p.name))
+            found = _images_in(path, recursive, out.resolve() if out is not None else None)
             if not found:
-                raise CommandError(f"no images in {path} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+                hint = "" if recursive or not _images_in(path, True) else "; its subfolders hold some: add --recursive"
+                raise CommandError(f"no images in {path} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}){hint}")
             files.extend(found)
+            names.extend(f.relative_to(path).with_suffix(".png") for f in found)
         elif path.is_file():
             files.append(path)
+            names.append(Path(f"{path.stem}.png"))
         else:
             raise CommandError(f"no such image or folder: {path}")
-    return files, folder_given or len(files) > 1
+    return files, names, folder_given or len(files) > 1
 
 
-def _outputs(files: list[Path], out: Path, to_folder: bool, folder_meant: bool = False) -> list[Path]:
+def _outputs(files: list[Path], out: Path, to_folder: bool, folder_meant: bool = False,
+             names: list[Path] | None = None) -> list[Path]:
     """Where each mask goes: `out` itself for one image, else a PNG per image in the folder `out` (a name ending
-    in a slash is a folder, made if needed)."""
+    in a slash is a folder, made if needed), at `names` (relative; the image's stem by default)."""
     if not to_folder and not out.is_dir() and not folder_meant:
         if out.suffix.lower() != ".png":
             raise CommandError(f"--out {out} must be a .png file (or a folder, written with a / at the end) for a "
@@ -278,7 +301,7 @@ def _outputs(files: list[Path], out: Path, to_folder: bool, folder_meant: bool =
             raise CommandError(f"--out {out} is a file; several images need an output folder")
         if not out.exists() and out.suffix.lower() == ".png" and not folder_meant:
             raise CommandError(f"--out {out} names a PNG file, but {len(files):,} images need an output folder")
-        targets = [out / f"{f.stem}.png" for f in files]
+        targets = [out / name for name in (names or [Path(f"{f.stem}.png") for f in files])]
         seen: dict[Path, Path] = {}
         for source, target in zip(files, targets, strict=True):
             if target in seen:
@@ -320,9 +343,9 @@ def run_predict(args: argparse.Namespace) -> int:
     from faceparse.core.prediction_pipeline import PredictionPipeline
     from faceparse.core.prelabel import PrelabelProgress
 
-    files, to_folder = _collect_inputs(args.inputs)
+    files, names, to_folder = _collect_inputs(args.inputs, args.recursive, Path(args.out).expanduser())
     targets = _outputs(files, Path(args.out).expanduser(), to_folder,
-                       folder_meant=args.out.endswith(("/", os.sep)))
+                       folder_meant=args.out.endswith(("/", os.sep)), names=names)
     store = _project_of(args.inputs)
     try:
         resolved = find_model(store, args.model, "parser" if store is None else task_for_schema(store.schema))
@@ -344,7 +367,8 @@ def run_predict(args: argparse.Namespace) -> int:
         palette = None
     framing = Framing(WHOLE_IMAGE if args.whole_image else FACES)
     if to_folder:
-        _make_folder(Path(args.out).expanduser())
+        for folder in sorted({target.parent for target in targets}):
+            _make_folder(folder)
     failed: list[tuple[Path, str]] = []
     written = [0]
 
