@@ -228,7 +228,7 @@ def project_summary(store: ProjectStore) -> dict:
 def run_info(args: argparse.Namespace) -> int:
     from faceparse.core.store import ProjectStore
 
-    with ProjectStore.open(args.folder) as store:
+    with ProjectStore.open_for_reading(args.folder) as store:
         summary = project_summary(store)
     if args.json:
         print(json.dumps(summary, indent=2))

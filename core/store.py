@@ -346,6 +346,8 @@ class ProjectStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self.read_only = False
+        """Opened with `open_for_reading` on a project that cannot be written: every write is refused."""
         self.schema: LabelSchema
 
     # --- opening -----------------------------------------------------------------------------------------------
@@ -377,12 +379,17 @@ class ProjectStore:
     def _check_writable(root: Path) -> None:
         """SQLite in WAL mode writes beside its database even to read it, so a project on read-only media or
         without write permission cannot be opened; say so rather than pass on SQLite's "unable to open"."""
-        project_dir = root / PROJECT_DIR_NAME
-        for path in (project_dir, project_dir / DB_NAME):
-            if not os.access(path, os.W_OK):
-                raise ProjectError(f"the project in {root} is read-only ({path} cannot be written). FaceParse "
+        if not ProjectStore._writable(root):
+            path = root / PROJECT_DIR_NAME
+            path = path if not os.access(path, os.W_OK) else path / DB_NAME
+            raise ProjectError(f"the project in {root} is read-only ({path} cannot be written). FaceParse "
                                    "Studio keeps its index there and writes to it even to open the project: make "
                                    "the folder writable, or copy it somewhere writable and open the copy")
+
+    @staticmethod
+    def _writable(root: Path) -> bool:
+        project_dir = root / PROJECT_DIR_NAME
+        return all(os.access(path, os.W_OK) for path in (project_dir, project_dir / DB_NAME))
 
     @classmethod
     def _is_complete(cls, root: Path) -> bool:
@@ -447,7 +454,21 @@ class ProjectStore:
         return store
 
     @classmethod
-    def open(cls, folder: str | os.PathLike) -> ProjectStore:
+    def open_for_reading(cls, folder: str | os.PathLike) -> ProjectStore:
+        """Open a project to look at it or export it: as `open` does where the project can be written, and
+        read-only where it cannot (read-only media, an archive, another user's folder), with every write refused
+        and nothing written beside the index, not even SQLite's own files. A project another program is writing
+        to at the same moment would be read as of some moment: read-only projects are taken as finished ones."""
+        try:
+            return cls.open(folder)
+        except ProjectError:
+            root = cls._image_folder(folder)
+            if not cls.is_project(root) or cls._writable(root):
+                raise
+        return cls.open(folder, read_only=True)
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike, read_only: bool = False) -> ProjectStore:
         root = cls._image_folder(folder)
         if not cls.is_project(root):
             outer = cls.enclosing_project(root) if root.is_dir() else None
@@ -455,13 +476,16 @@ class ProjectStore:
                 raise ProjectError(f"{root} is inside the project {outer}; use {outer} instead")
             raise ProjectError(f"{root} is not a FaceParse project (no {PROJECT_DIR_NAME}/{DB_NAME}); "
                                "scan it first to create one")
-        cls._check_writable(root)
+        if not read_only:
+            cls._check_writable(root)
         store = cls(root, _CONSTRUCT)
+        store.read_only = read_only
         try:
             store._load_meta()
             store._add_missing_columns()
             store._add_missing_tables()
-            store._remove_stale_temp_files()
+            if not read_only:
+                store._remove_stale_temp_files()
         except sqlite3.DatabaseError as e:
             store.close()
             raise ProjectError(f"cannot open the project database {store.db_path}: {e}") from None
@@ -517,7 +541,10 @@ class ProjectStore:
                     for row in self._conn().execute(f"PRAGMA table_info({table})")}
             return [column for column in _ADDED_COLUMNS if column not in have]
 
-        for table, name in missing():
+        todo = missing()
+        if todo and self.read_only:
+            self._refuse_old_read_only()
+        for table, name in todo:
             try:
                 with self._write() as c:
                     c.execute(f"ALTER TABLE {table} ADD COLUMN {name} TEXT")
@@ -536,11 +563,18 @@ class ProjectStore:
         for name, sql in _ADDED_TABLES.items():
             if name in have:
                 continue
+            if self.read_only:
+                self._refuse_old_read_only()
             try:
                 with self._write() as c:
                     c.execute(sql)
             except sqlite3.OperationalError as error:
                 raise ProjectError(f"cannot bring the project database {self.db_path} up to date: {error}") from None
+
+    def _refuse_old_read_only(self) -> None:
+        raise ProjectError(f"the project in {self.root} was written by an earlier version of FaceParse Studio and "
+                           "is read-only here, so its index cannot be brought up to date: open it once where it can "
+                           "be written, or copy it somewhere writable")
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files left by a killed writer; young ones may belong to a writer in another process."""
@@ -561,12 +595,16 @@ class ProjectStore:
         if conn is None:
             if self._closed:
                 raise ProjectError(f"the project {self.root} has been closed")
-            conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            if self.read_only:  # immutable: no lock files or WAL index beside a database that cannot be written
+                conn = sqlite3.connect(f"{self.db_path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                                       isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA cache_size=-65536")
             self._local.conn = conn
@@ -577,6 +615,9 @@ class ProjectStore:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the database lock at the start (no deadlock on upgrade)."""
+        if self.read_only:
+            raise ProjectError(f"the project in {self.root} is read-only here, so it can be looked at and exported "
+                               "but not changed: make the folder writable, or copy it somewhere writable")
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")

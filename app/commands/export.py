@@ -113,7 +113,7 @@ def run_export(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CommandError(str(e)) from None
     progress = _ProgressLine("Exporting")
-    with ProjectStore.open(args.folder) as store:
+    with ProjectStore.open_for_reading(args.folder) as store:
         try:
             result = export_dataset(store, args.out, args.format, only=args.only, split=split, seed=args.seed,
                                     target_schema=args.schema, overwrite=args.overwrite,

@@ -334,7 +334,7 @@ def _make_folder(folder: Path) -> None:
 def _project_of(inputs: list[str]) -> ProjectStore | None:
     """A single project folder given as input lends its active model."""
     if len(inputs) == 1 and Path(inputs[0]).is_dir() and ProjectStore.is_project(inputs[0]):
-        return ProjectStore.open(inputs[0])
+        return ProjectStore.open_for_reading(inputs[0])
     return None
 
 

@@ -614,7 +614,7 @@ def run_eval(args: argparse.Namespace) -> int:
     data = Path(args.data).expanduser()
     if not data.exists():
         raise CommandError(f"folder does not exist: {data}")
-    store = ProjectStore.open(data) if ProjectStore.is_project(data) else None
+    store = ProjectStore.open_for_reading(data) if ProjectStore.is_project(data) else None
     try:
         predictor = _measured_in_masks_schema(_predictor_for(args, store), args, store)
         samples = _eval_samples(args, data, store, predictor.meta)

@@ -1,0 +1,80 @@
+"""A project on read-only media (an archive, a share, another user's folder) can be looked at and exported, with
+nothing written beside it; every change is refused with a message that says why."""
+
+import os
+import sqlite3
+
+import numpy as np
+import pytest
+from faceparse.app.cli import main
+from faceparse.core import store as store_module
+from faceparse.core.store import ProjectError, ProjectStore
+from PIL import Image
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def read_only(tmp_path, monkeypatch):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((12, 10, 3), 40 * i, np.uint8)).save(folder / f"f{i}.png")
+    with ProjectStore.create(folder) as store:
+        store.scan()
+        for rec in store.images()[:2]:
+            mask = np.zeros((12, 10), np.uint8)
+            mask[2:8, 2:6] = 1 + rec.id
+            store.save_corrected(rec.id, mask)
+    project_dir = str(folder.resolve() / ".faceparse")
+    real_access = os.access
+    monkeypatch.setattr(store_module.os, "access",
+                        lambda path, mode: (False if mode == os.W_OK and str(path).startswith(project_dir)
+                                            else real_access(path, mode)))
+    return folder
+
+
+def test_it_opens_for_reading_with_every_write_refused_and_nothing_written(read_only):
+    before = _files(read_only)
+    with pytest.raises(ProjectError, match="read-only"):
+        ProjectStore.open(read_only)
+    with ProjectStore.open_for_reading(read_only) as store:
+        assert store.read_only
+        assert store.counts()["corrected"] == 2 and len(store.images()) == 3
+        first = store.images()[0]
+        assert store.corrected_mask(first.id).max() == 1 + first.id
+        with pytest.raises(ProjectError, match="read-only here, so it can be looked at and exported"):
+            store.set_status(first.id, "reviewed")
+        with pytest.raises(ProjectError, match="read-only"):
+            store.scan()
+    assert _files(read_only) == before
+
+
+def test_info_and_export_work_on_it(read_only, tmp_path, capsys):
+    before = _files(read_only)
+    assert main(["info", str(read_only)]) == 0
+    assert "corrected" in capsys.readouterr().out
+    code = main(["export", str(read_only), "--format", "index-png", "--out", str(tmp_path / "out"), "--split", "1,0"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Exported 2 images" in out and len(list((tmp_path / "out" / "masks").rglob("*.png"))) == 2
+    assert _files(read_only) == before
+    code = main(["prelabel", str(read_only)])
+    assert code == 2 and "read-only" in capsys.readouterr().err
+
+
+def test_a_read_only_project_of_an_earlier_version_says_it_cannot_be_updated(read_only):
+    db = read_only / ".faceparse" / "project.db"
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE images DROP COLUMN mask_source")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ProjectError, match="earlier version .* open it once where it can be written"):
+        ProjectStore.open_for_reading(read_only)
+
+
+def test_a_folder_that_is_no_project_is_still_refused_as_such(tmp_path):
+    with pytest.raises(ProjectError, match="not a FaceParse project"):
+        ProjectStore.open_for_reading(tmp_path)
