@@ -140,6 +140,10 @@ def register_scan(subparsers: argparse._SubParsersAction) -> None:
                         "own (a project's schema never changes)")
     p.add_argument("--details", action="store_true",
                    help="also read image sizes and content hashes now (otherwise filled in lazily)")
+    p.add_argument("--accept-changed", action="store_true",
+                   help="keep the checked masks of photos changed since (retouched or re-encoded, the same picture) "
+                        "as they are, instead of reviewing each again in the studio; a photo whose size changed "
+                        "is named and left as it is")
     p.set_defaults(handler=run_scan)
 
 
@@ -166,16 +170,30 @@ def run_scan(args: argparse.Namespace) -> int:
             print(f"Read details of {_n(checked)} images; {_n(store.count_errors())} unreadable")
             for rec in [r for r in store.images() if r.error][:10]:
                 print(f"  {rec.relpath}: {rec.error}")
+        if args.accept_changed:
+            _accept_changed(store)
         _print_changed_photos(store.changed_photos())
         _print_counts(store)
     return 0
+
+
+def _accept_changed(store: ProjectStore) -> None:
+    accepted, refused = store.accept_changed_photos()
+    if not accepted and not refused:
+        print("No photo changed since its mask was checked")
+        return
+    if accepted:
+        print(f"Kept the masks of {counted(len(accepted), 'changed photo')} as checked")
+    for rec, reason in refused:
+        print(f"  not {rec.relpath}: {reason}")
 
 
 def _print_changed_photos(changed: list) -> None:
     if not changed:
         return
     print(f"{counted(len(changed), 'photo')} changed since their masks were checked; export and training skip them "
-          "until each mask is checked and saved or reviewed again in the studio:")
+          "until each mask is checked and saved or reviewed again in the studio (or, when the pictures are the "
+          "same, kept with scan --accept-changed):")
     for rec in changed[:10]:
         print(f"  {rec.relpath}")
 

@@ -982,6 +982,30 @@ class ProjectStore:
             "ORDER BY sort_key, id").fetchall()
         return [self._record(row) for row in rows]
 
+    def accept_changed_photos(self) -> tuple[list[ImageRecord], list[tuple[ImageRecord, str]]]:
+        """Take each checked mask as still right for its photo that changed since (retouched, re-encoded, its
+        metadata rewritten: the picture itself is still the one the mask was made on), as reviewing it again in
+        the studio would, one photo at a time. A photo whose size is no longer its mask's cannot be: it is
+        returned with the reason. Returns (accepted records, refused records with reasons)."""
+        accepted: list[ImageRecord] = []
+        refused: list[tuple[ImageRecord, str]] = []
+        for rec in self.changed_photos():
+            try:
+                photo = read_size(self.root / rec.relpath)
+                mask = read_size(self.mask_path("corrected", rec.id))
+                digest = content_hash(self.root / rec.relpath)
+            except (ImageLoadError, OSError) as e:
+                refused.append((rec, str(getattr(e, "reason", None) or e)))
+                continue
+            if photo != mask:
+                refused.append((rec, f"the photo is now {photo[0]}x{photo[1]} but its mask is {mask[0]}x{mask[1]}"))
+                continue
+            with self._write() as c:
+                c.execute("UPDATE images SET content_hash = ?, labeled_hash = ?, updated = ? WHERE id = ?",
+                          (digest, digest, time.time(), rec.id))
+            accepted.append(self.get(rec.id) or rec)
+        return accepted, refused
+
     def count_missing(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM images WHERE missing = 1").fetchone()[0]
 

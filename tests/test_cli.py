@@ -170,6 +170,32 @@ def test_scan_and_info_name_photos_changed_since_their_masks_were_checked(capsys
     assert json.loads(out)["photos_changed"] == ["f1.jpg"]
 
 
+def test_scan_accept_changed_keeps_the_masks_of_retouched_photos_and_names_resized_ones(capsys, folder):
+    import os
+
+    run(capsys, "scan", folder, "--details")
+    with ProjectStore.open(folder) as store:
+        retouched, resized = store.find("f1.jpg"), store.find("f2.jpg")
+        for rec in (retouched, resized):
+            store.save_corrected(rec.id, np.ones((8, 10), np.uint8))
+    Image.new("RGB", (10, 8), (0, 200, 0)).save(folder / "f1.jpg")
+    Image.new("RGB", (20, 16), (0, 200, 0)).save(folder / "f2.jpg")
+    for name, rec in (("f1.jpg", retouched), ("f2.jpg", resized)):
+        os.utime(folder / name, ns=(rec.mtime_ns + 3_000_000_000,) * 2)
+    code, out, _ = run(capsys, "scan", folder)
+    assert "2 photos changed since their masks were checked" in out and "--accept-changed" in out
+    code, out, _ = run(capsys, "scan", folder, "--accept-changed")
+    assert code == 0
+    assert "Kept the masks of 1 changed photo as checked" in out
+    assert "not f2.jpg: the photo is now 20x16 but its mask is 10x8" in out
+    assert "1 photo changed since their masks were checked" in out
+    with ProjectStore.open(folder) as store:
+        assert not store.find("f1.jpg").photo_changed and store.find("f2.jpg").photo_changed
+        assert [r.relpath for r in store.changed_photos()] == ["f2.jpg"]
+    code, out, _ = run(capsys, "scan", folder, "--accept-changed")
+    assert "Kept the masks" not in out and "not f2.jpg" in out
+
+
 def test_a_moved_photo_is_found_again_and_a_deleted_one_is_named(capsys, folder, tmp_path):
     run(capsys, "scan", folder)
     with ProjectStore.open(folder) as store:

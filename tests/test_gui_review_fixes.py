@@ -145,3 +145,46 @@ def test_a_photo_replaced_by_one_of_the_same_size_is_flagged_until_reviewed_agai
     QTest.keyClick(ws.canvas, Qt.Key.Key_R)
     qtbot.waitUntil(lambda: not ws.store.get(first.id).photo_changed, timeout=10_000)
     qtbot.waitUntil(lambda: badge() == "reviewed", timeout=10_000)
+
+
+def test_keep_masks_of_changed_photos_clears_every_warning_that_fits_after_asking(qtbot, tmp_path, monkeypatch):
+    import os
+
+    from faceparse.app.gui import main_window as main_window_module
+    from faceparse.app.gui.image_list import RECORD_ROLE, badge_for
+    from PIL import Image
+    from PySide6.QtWidgets import QMessageBox
+
+    folder = make_project(tmp_path / "faces", count=3)
+    with ProjectStore.open(folder) as store:
+        records = store.images()
+        for rec in records:
+            store.set_status(rec.id, "reviewed")
+    for rec, size in zip(records, (None, None, (30, 20)), strict=True):
+        path = folder / rec.relpath
+        with Image.open(path) as photo:
+            photo = photo.convert("RGB")
+            (photo.resize(size) if size else photo.point(lambda v: 255 - v)).save(path)
+        os.utime(path, ns=(rec.mtime_ns + 3_000_000_000,) * 2)
+
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    model = ws.image_list.model
+
+    def badges():
+        return [badge_for(model.index(row).data(RECORD_ROLE))[0] for row in range(model.rowCount())]
+
+    qtbot.waitUntil(lambda: badges() == ["photo changed"] * 3, timeout=10_000)
+    asked = []
+    answer = [QMessageBox.StandardButton.No]
+    monkeypatch.setattr(main_window_module.QMessageBox, "question",
+                        staticmethod(lambda *args, **kwargs: asked.append(args[2]) or answer[0]))
+    window.actions["keep_changed_masks"].trigger()
+    assert "3 photo(s) changed" in asked[0] and len(ws.store.changed_photos()) == 3
+    answer[0] = QMessageBox.StandardButton.Yes
+    window.actions["keep_changed_masks"].trigger()
+    assert [r.id for r in ws.store.changed_photos()] == [records[2].id]
+    assert badges() == ["reviewed", "reviewed", "photo changed"]
+    assert not ws.session.record.photo_changed
+    message = window.statusBar().currentMessage()
+    assert "Kept the masks of 2 changed photo(s)" in message and "1 not, their size changed" in message

@@ -200,8 +200,8 @@ class MainWindow(QMainWindow):
         for dock in (self.list_dock, self.palette_dock, self.models_dock):
             view_menu.addAction(dock.toggleViewAction())
         image_menu = menu.addMenu("&Image")
-        for name in ("previous_image", "next_image", "next_unreviewed"):
-            image_menu.addAction(a[name])
+        for name in ("previous_image", "next_image", "next_unreviewed", None, "keep_changed_masks"):
+            image_menu.addSeparator() if name is None else image_menu.addAction(a[name])
         self.models_menu = menu.addMenu("&Models")
         for name in ("prelabel_image", "prelabel_all", "retrain", None, "prelabel_on_open"):
             self.models_menu.addSeparator() if name is None else self.models_menu.addAction(a[name])
@@ -249,6 +249,7 @@ class MainWindow(QMainWindow):
             self.ws.session.image_id))
         a["prelabel_all"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_all())
         a["retrain"].triggered.connect(self.retrain)
+        a["keep_changed_masks"].triggered.connect(self.keep_changed_masks)
         a["shortcuts"].triggered.connect(self.show_shortcuts)
         a["prelabel_on_open"].toggled.connect(lambda on: self.settings.set(PRELABEL_ON_OPEN, on))
         for digit in range(10):
@@ -732,6 +733,40 @@ class MainWindow(QMainWindow):
             ws.session.error.disconnect(errors.append)
         if not errors:
             self.next_unreviewed()
+
+    def keep_changed_masks(self) -> None:
+        """Take the checked masks of photos changed since (retouched, re-encoded) as still right, after asking:
+        the studio's way to `scan --accept-changed`, for a folder whose photos were all edited at once."""
+        ws = self.ws
+        if ws is None:
+            return
+        changed = ws.store.changed_photos()
+        if not changed:
+            self.statusBar().showMessage("No photo changed since its mask was checked", 5000)
+            return
+        names = ", ".join(r.name for r in changed[:3]) + (" …" if len(changed) > 3 else "")
+        answer = QMessageBox.question(
+            self, APP_TITLE,
+            f"{len(changed)} photo(s) changed after their masks were checked ({names}).\n\nKeep every mask that "
+            "still fits its photo's size as checked? Do this only when the pictures are the same ones (retouched "
+            "or saved again); a photo of another size keeps its warning.")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        ws.session.flush()
+        try:
+            kept, refused = ws.store.accept_changed_photos()
+        except ProjectError as e:
+            self._error(str(e))
+            return
+        for record in kept:
+            ws.image_list.update_record(record)
+            if record.id == ws.session.image_id:
+                ws.session.record = record
+                ws.session.record_updated.emit(record)
+        text = f"Kept the masks of {len(kept)} changed photo(s) as checked"
+        if refused:
+            text += f"; {len(refused)} not, their size changed ({', '.join(r.name for r, _ in refused[:3])})"
+        self.statusBar().showMessage(text, 15000)
 
     def _say_reviewed(self, record) -> None:
         """R is confirmed once the status is written, not when the key is pressed: a refused or failed review
