@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parse_and_run(argv: list[str] | None) -> int:
     parser = build_parser()
-    argv = _attach_negative_values(sys.argv[1:] if argv is None else list(argv))
+    argv = _attach_negative_values(parser, sys.argv[1:] if argv is None else list(argv))
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:
@@ -376,13 +376,20 @@ def _parse_and_run(argv: list[str] | None) -> int:
         return _report(args.command, _system_error_text(e))
 
 
-def _attach_negative_values(argv: list[str]) -> list[str]:
+def _attach_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """`--split -0.1,0.6,0.5` as `--split=-0.1,0.6,0.5`: argparse takes a value that starts with a minus sign for
     an option unless it is one plain number, and then says only "expected one argument"; joined, the value reaches
-    its own check, whose message says what is wrong with it."""
+    its own check, whose message says what is wrong with it. Only after an option of the command given that takes
+    a value, and never past a bare `--`."""
+    commands = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+    command = next((commands[token] for token in argv if token in commands), None)
+    takes_value = {option for action in (command or parser)._actions if action.nargs != 0
+                   for option in action.option_strings if option.startswith("--")}
     out: list[str] = []
-    for token in argv:
-        if (out and out[-1].startswith("--") and "=" not in out[-1] and len(token) > 1 and token[0] == "-"
+    for i, token in enumerate(argv):
+        if token == "--":
+            return out + argv[i:]
+        if (out and out[-1] in takes_value and len(token) > 1 and token[0] == "-"
                 and (token[1].isdigit() or token[1] == ".")):
             out[-1] = f"{out[-1]}={token}"
         else:

@@ -457,8 +457,7 @@ class ProjectStore:
     def open_for_reading(cls, folder: str | os.PathLike) -> ProjectStore:
         """Open a project to look at it or export it: as `open` does where the project can be written, and
         read-only where it cannot (read-only media, an archive, another user's folder), with every write refused
-        and nothing written beside the index, not even SQLite's own files. A project another program is writing
-        to at the same moment would be read as of some moment: read-only projects are taken as finished ones."""
+        and nothing written beside the index, not even SQLite's own files (see `_read_only_connection`)."""
         try:
             return cls.open(folder)
         except ProjectError:
@@ -541,10 +540,9 @@ class ProjectStore:
                     for row in self._conn().execute(f"PRAGMA table_info({table})")}
             return [column for column in _ADDED_COLUMNS if column not in have]
 
-        todo = missing()
-        if todo and self.read_only:
-            self._refuse_old_read_only()
-        for table, name in todo:
+        if self.read_only:
+            return  # stood in for by `_stand_in_for_later_schema`
+        for table, name in missing():
             try:
                 with self._write() as c:
                     c.execute(f"ALTER TABLE {table} ADD COLUMN {name} TEXT")
@@ -561,20 +559,13 @@ class ProjectStore:
         leaves them alone); another process may make the same table at the same moment."""
         have = {row[0] for row in self._conn().execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for name, sql in _ADDED_TABLES.items():
-            if name in have:
+            if name in have or self.read_only:
                 continue
-            if self.read_only:
-                self._refuse_old_read_only()
             try:
                 with self._write() as c:
                     c.execute(sql)
             except sqlite3.OperationalError as error:
                 raise ProjectError(f"cannot bring the project database {self.db_path} up to date: {error}") from None
-
-    def _refuse_old_read_only(self) -> None:
-        raise ProjectError(f"the project in {self.root} was written by an earlier version of FaceParse Studio and "
-                           "is read-only here, so its index cannot be brought up to date: open it once where it can "
-                           "be written, or copy it somewhere writable")
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files left by a killed writer; young ones may belong to a writer in another process."""
@@ -595,9 +586,8 @@ class ProjectStore:
         if conn is None:
             if self._closed:
                 raise ProjectError(f"the project {self.root} has been closed")
-            if self.read_only:  # immutable: no lock files or WAL index beside a database that cannot be written
-                conn = sqlite3.connect(f"{self.db_path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
-                                       isolation_level=None, check_same_thread=False)
+            if self.read_only:
+                conn = self._read_only_connection()
             else:
                 conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                        check_same_thread=False)
@@ -611,6 +601,44 @@ class ProjectStore:
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+    def _read_only_connection(self) -> sqlite3.Connection:
+        """A connection that writes nothing beside the database. Without a write-ahead log to read, the file is
+        opened immutable (no lock or index files at all); a log left by a program that has the project open, or
+        that was closed before it could fold the log in, holds committed work, so it is read through SQLite's
+        read-only WAL mode, and refused with the reason when that mode cannot read it here. The columns and
+        tables of later versions that an older project lacks are stood in for by empty temporary ones, which
+        live in memory: an old project reads as one with nothing in them."""
+        wal = self.db_path.with_name(self.db_path.name + "-wal")
+        has_log = wal.exists() and wal.stat().st_size > 0
+        uri = f"{self.db_path.resolve().as_uri()}?mode=ro" + ("" if has_log else "&immutable=1")
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("SELECT COUNT(*) FROM meta").fetchone()
+        except sqlite3.Error as error:
+            conn.close()
+            raise ProjectError(f"the project in {self.root} is read-only here and its database log "
+                               f"({wal.name}) cannot be read without writing beside it ({error}): the program that "
+                               "has it open must close it first, or open the project once where it can be "
+                               "written") from None
+        self._stand_in_for_later_schema(conn)
+        return conn
+
+    @staticmethod
+    def _stand_in_for_later_schema(conn: sqlite3.Connection) -> None:
+        """Temporary views and tables shadow the main database's for the columns and tables it lacks (SQLite
+        looks in the temporary schema first), so a read-only project of an earlier version reads like a new one."""
+        tables = {row[0] for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
+        for table in sorted({t for t, _ in _ADDED_COLUMNS} & tables):
+            have = {row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")}
+            lacking = [name for t, name in _ADDED_COLUMNS if t == table and name not in have]
+            if lacking:
+                extra = ", ".join(f"NULL AS {name}" for name in lacking)
+                conn.execute(f"CREATE TEMP VIEW {table} AS SELECT *, {extra} FROM main.{table}")
+        for name, sql in _ADDED_TABLES.items():
+            if name not in tables:
+                conn.execute(sql.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE", 1)
+                             .replace(" REFERENCES images(id) ON DELETE CASCADE", ""))
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -792,7 +820,7 @@ class ProjectStore:
         False stops early. Returns how many images were examined. Safe to run while others read or write.
         """
         conn = self._conn()
-        query = ("SELECT id, relpath, size_bytes, mtime_ns FROM images WHERE missing = 0 AND error IS NULL "
+        query = ("SELECT id, relpath, size_bytes, mtime_ns, error FROM images WHERE missing = 0 AND error IS NULL "
                  "AND (width IS NULL OR content_hash IS NULL) ORDER BY sort_key, id")
         params: tuple = ()
         if limit is not None:
@@ -802,15 +830,17 @@ class ProjectStore:
 
     def _fill_rows(self, todo: list[tuple], progress: Callable[[int, int], bool | None] | None = None,
                    batch: int = 200) -> tuple[int, list[int]]:
-        """`fill_details` for the rows (id, relpath, size, mtime) given: (examined, ids of the missing photos
-        found again under new names). A decode failure recorded meanwhile (a thumbnail or the studio found the data
-        cut short) stays: reading the header and the bytes does not prove the photo decodes."""
+        """`fill_details` for the rows (id, relpath, size, mtime, error as read) given: (examined, ids of the
+        missing photos found again under new names). The error read with a row is decided again by this pass, as
+        the file is now; one recorded meanwhile (a thumbnail or the studio found the data cut short while the pass
+        read the file) stays: reading the header and the bytes does not prove the photo decodes."""
         total = len(todo)
         done, adopted = 0, []
         for start in range(0, total, batch):
-            results = [self._details(*row) for row in todo[start:start + batch]]
+            results = [(*self._details(*row[:4]), row[4]) for row in todo[start:start + batch]]
             with self._write() as c:
-                c.executemany("UPDATE images SET width = ?1, height = ?2, content_hash = ?3, error = COALESCE(?4, error), "
+                c.executemany("UPDATE images SET width = ?1, height = ?2, content_hash = ?3, "
+                              "error = CASE WHEN ?4 IS NOT NULL THEN ?4 WHEN error IS ?9 THEN NULL ELSE error END, "
                               "updated = ?5, "
                               "labeled_hash = CASE WHEN labeled_hash IS NULL AND status IN ('corrected', 'reviewed') "
                               "THEN ?3 ELSE labeled_hash END, "
@@ -829,7 +859,7 @@ class ProjectStore:
         """Hash the files whose time alone changed since their last hash (see `scan`): a prediction stays current
         when the bytes are the same and is forgotten when they differ. Pre-labeling calls this before it decides
         what to predict; reading a file is far cheaper than predicting it. Returns how many files were hashed."""
-        rows = self._conn().execute("SELECT id, relpath, size_bytes, mtime_ns FROM images WHERE missing = 0 "
+        rows = self._conn().execute("SELECT id, relpath, size_bytes, mtime_ns, error FROM images WHERE missing = 0 "
                                     "AND hash_before IS NOT NULL ORDER BY sort_key, id").fetchall()
         return self._fill_rows([tuple(row) for row in rows], progress)[0] if rows else 0
 
@@ -840,7 +870,7 @@ class ProjectStore:
         if not changed_ids:
             return
         marks = ",".join("?" * len(changed_ids))
-        rows = self._conn().execute(f"SELECT id, relpath, size_bytes, mtime_ns FROM images WHERE id IN ({marks}) "
+        rows = self._conn().execute(f"SELECT id, relpath, size_bytes, mtime_ns, error FROM images WHERE id IN ({marks}) "
                                     "AND labeled_hash IS NOT NULL AND status IN ('corrected', 'reviewed')",
                                     sorted(changed_ids)).fetchall()
         if rows:
@@ -855,7 +885,7 @@ class ProjectStore:
         missing = dict(conn.execute("SELECT size_bytes, COUNT(*) FROM images WHERE missing = 1 "
                                     "AND content_hash IS NOT NULL GROUP BY size_bytes").fetchall())
         candidates: dict[int, list[tuple]] = {}
-        for row in conn.execute("SELECT id, relpath, size_bytes, mtime_ns FROM images WHERE missing = 0 "
+        for row in conn.execute("SELECT id, relpath, size_bytes, mtime_ns, error FROM images WHERE missing = 0 "
                                 "AND error IS NULL AND content_hash IS NULL AND status = 'new' "
                                 "ORDER BY sort_key, id"):
             if row[2] in missing and row[1] in inserted:
@@ -990,20 +1020,37 @@ class ProjectStore:
         accepted: list[ImageRecord] = []
         refused: list[tuple[ImageRecord, str]] = []
         for rec in self.changed_photos():
+            path = self.root / rec.relpath
             try:
-                photo = read_size(self.root / rec.relpath)
+                st = path.stat()
+                if (st.st_size, st.st_mtime_ns) != (rec.size_bytes, rec.mtime_ns):
+                    refused.append((rec, "the photo changed again since the last scan; scan the folder first"))
+                    continue
+                photo = read_size(path)
+                digest = content_hash(path)
+            except ImageLoadError as e:
+                refused.append((rec, e.reason))
+                continue
+            except OSError as e:
+                refused.append((rec, f"the photo cannot be read: {e.strerror or e}"))
+                continue
+            try:
                 mask = read_size(self.mask_path("corrected", rec.id))
-                digest = content_hash(self.root / rec.relpath)
-            except (ImageLoadError, OSError) as e:
-                refused.append((rec, str(getattr(e, "reason", None) or e)))
+            except (ImageLoadError, OSError):
+                refused.append((rec, "its checked mask cannot be read"))
                 continue
             if photo != mask:
                 refused.append((rec, f"the photo is now {photo[0]}x{photo[1]} but its mask is {mask[0]}x{mask[1]}"))
                 continue
             with self._write() as c:
-                c.execute("UPDATE images SET content_hash = ?, labeled_hash = ?, updated = ? WHERE id = ?",
-                          (digest, digest, time.time(), rec.id))
-            accepted.append(self.get(rec.id) or rec)
+                kept = c.execute("UPDATE images SET content_hash = ?, labeled_hash = ?, updated = ? WHERE id = ? "
+                                 "AND size_bytes = ? AND mtime_ns = ? AND content_hash IS ? AND missing = 0",
+                                 (digest, digest, time.time(), rec.id, rec.size_bytes, rec.mtime_ns,
+                                  rec.content_hash)).rowcount
+            if kept:
+                accepted.append(self.get(rec.id) or rec)
+            else:
+                refused.append((rec, "the project changed it meanwhile; try again"))
         return accepted, refused
 
     def count_missing(self) -> int:

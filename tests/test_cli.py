@@ -139,8 +139,20 @@ def test_format_and_schema_names_ignore_case(capsys, tmp_path, folder):
     assert code == 0, err
     with ProjectStore.open(folder) as store:
         assert store.schema.name == "lapa"
-    code, _, err = run(capsys, "export", folder, "--format", "COCO", "--out", tmp_path / "x", "--only", "all")
-    assert "invalid choice" not in err
+        store.save_corrected(store.images()[0].id, np.ones((8, 10), np.uint8))
+    code, out, err = run(capsys, "export", folder, "--format", "COCO", "--out", tmp_path / "x", "--split", "1,0")
+    assert code == 0, err
+    assert "as coco" in out and (tmp_path / "x" / "dataset.json").exists()
+
+
+def test_a_minus_value_is_joined_only_to_an_option_that_takes_one_and_never_past_a_double_dash():
+    parser = cli.build_parser()
+    joined = cli._attach_negative_values
+    assert joined(parser, ["export", "F", "--split", "-0.1,1,0.1"]) == ["export", "F", "--split=-0.1,1,0.1"]
+    assert joined(parser, ["predict", "--whole-image", "-1", "--out", "m.png"]) == \
+        ["predict", "--whole-image", "-1", "--out", "m.png"]
+    assert joined(parser, ["predict", "--out", "m.png", "--", "-1.jpg"]) == ["predict", "--out", "m.png", "--", "-1.jpg"]
+    assert joined(parser, ["export", "F", "--", "--split", "-1"]) == ["export", "F", "--", "--split", "-1"]
 
 
 def test_a_split_that_starts_with_a_minus_sign_gets_its_own_message(capsys, tmp_path, folder):

@@ -183,8 +183,10 @@ def test_keep_masks_of_changed_photos_clears_every_warning_that_fits_after_askin
     assert "3 photo(s) changed" in asked[0] and len(ws.store.changed_photos()) == 3
     answer[0] = QMessageBox.StandardButton.Yes
     window.actions["keep_changed_masks"].trigger()
+    qtbot.waitUntil(lambda: "Kept the masks" in window.statusBar().currentMessage(), timeout=10_000)
     assert [r.id for r in ws.store.changed_photos()] == [records[2].id]
     assert badges() == ["reviewed", "reviewed", "photo changed"]
     assert not ws.session.record.photo_changed
     message = window.statusBar().currentMessage()
-    assert "Kept the masks of 2 changed photo(s)" in message and "1 not, their size changed" in message
+    assert "Kept the masks of 2 changed photo(s)" in message and "1 not kept" in message
+    assert f"{records[2].name}: the photo is now 30x20 but its mask is" in message

@@ -88,6 +88,28 @@ def test_the_details_pass_keeps_a_decode_error_found_while_it_read_the_file(tmp_
         store.close()
 
 
+def test_a_recorded_decode_error_goes_when_the_photo_is_copied_again_whole(tmp_path):
+    import os
+
+    store = _project(tmp_path / "f")
+    try:
+        record = _by_name(store, "b_cut.jpg")
+        path = tmp_path / "f" / "b_cut.jpg"
+        store.fill_details()  # hashed: a later change of its time alone is settled by hashing it again
+        store.note_load_error(record.id, ImageLoadError("x", "the file is truncated"))
+        size = len(path.read_bytes())
+        whole = io.BytesIO()
+        Image.new("RGB", (96, 96), (90, 120, 150)).save(whole, "JPEG")
+        assert len(whole.getvalue()) < size
+        path.write_bytes(whole.getvalue().ljust(size, b"\0"))  # copied again whole, into the same-sized file
+        os.utime(path, ns=(record.mtime_ns + 5_000_000_000,) * 2)
+        store.scan()
+        store.settle_touched()
+        assert store.get(record.id).error is None
+    finally:
+        store.close()
+
+
 def test_thumbnail_loader_records_the_error_and_says_which_record_broke(qtbot, tmp_path):
     store = _project(tmp_path / "f")
     loader = ThumbnailLoader(ThumbnailCache(store), 32)

@@ -65,14 +65,45 @@ def test_info_and_export_work_on_it(read_only, tmp_path, capsys):
     assert code == 2 and "read-only" in capsys.readouterr().err
 
 
-def test_a_read_only_project_of_an_earlier_version_says_it_cannot_be_updated(read_only):
+def test_a_read_only_project_of_an_earlier_version_reads_as_one_with_nothing_in_the_new_parts(read_only):
     db = read_only / ".faceparse" / "project.db"
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE images DROP COLUMN mask_source")
+    conn.execute("DROP TABLE face_boxes")
     conn.commit()
     conn.close()
-    with pytest.raises(ProjectError, match="earlier version .* open it once where it can be written"):
-        ProjectStore.open_for_reading(read_only)
+    before = _files(read_only)
+    with ProjectStore.open_for_reading(read_only) as store:
+        assert store.counts()["corrected"] == 2
+        assert {r.mask_source for r in store.images()} == {None}
+        assert store._conn().execute("SELECT COUNT(*) FROM face_boxes").fetchone()[0] == 0
+    assert _files(read_only) == before
+    conn = sqlite3.connect(db)
+    assert "mask_source" not in {row[1] for row in conn.execute("PRAGMA table_info(images)")}
+    conn.close()
+
+
+def test_work_still_in_the_database_log_of_a_program_that_has_it_open_is_read(tmp_path, monkeypatch):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((12, 10, 3), 40 * i, np.uint8)).save(folder / f"f{i}.png")
+    with ProjectStore.create(folder) as store:
+        store.scan()
+    writer = ProjectStore.open(folder)  # someone's studio, still open: its saves are in the log, not the database
+    try:
+        for rec in writer.images()[:2]:
+            writer.save_corrected(rec.id, np.ones((12, 10), np.uint8))
+        assert (folder / ".faceparse" / "project.db-wal").stat().st_size > 0
+        project_dir = str(folder.resolve() / ".faceparse")
+        real_access = os.access
+        monkeypatch.setattr(store_module.os, "access",
+                            lambda path, mode: (False if mode == os.W_OK and str(path).startswith(project_dir)
+                                                else real_access(path, mode)))
+        with ProjectStore.open_for_reading(folder) as reader:
+            assert reader.read_only and reader.counts()["corrected"] == 2
+    finally:
+        writer.close()
 
 
 def test_a_folder_that_is_no_project_is_still_refused_as_such(tmp_path):

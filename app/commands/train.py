@@ -586,7 +586,7 @@ def _eval_samples(args: argparse.Namespace, data: Path, store: ProjectStore | No
     if store is not None and args.mode is not None:
         raise CommandError(f"{data} is a project; it is scored in its own pre-labelling mode, so --mode (for a plain "
                            "folder) does not apply")
-    if store is not None and args.schema and args.schema != store.schema.name:
+    if store is not None and args.schema and args.schema.lower() != store.schema.name.lower():
         raise CommandError(f"{data} is a project; its masks are in its own schema {store.schema.name!r}, so "
                            "--schema (the schema of a mask folder) does not apply")
     try:

@@ -753,10 +753,12 @@ class MainWindow(QMainWindow):
         if answer != QMessageBox.StandardButton.Yes:
             return
         ws.session.flush()
-        try:
-            kept, refused = ws.store.accept_changed_photos()
-        except ProjectError as e:
-            self._error(str(e))
+        self.statusBar().showMessage(f"Checking {len(changed)} changed photo(s)…")
+        self.jobs.start(lambda _report, _cancel: ws.store.accept_changed_photos(),
+                        lambda result: self._changed_masks_kept(ws, *result), self._error)
+
+    def _changed_masks_kept(self, ws: Workspace, kept: list, refused: list) -> None:
+        if ws is not self.ws:
             return
         for record in kept:
             ws.image_list.update_record(record)
@@ -765,8 +767,9 @@ class MainWindow(QMainWindow):
                 ws.session.record_updated.emit(record)
         text = f"Kept the masks of {len(kept)} changed photo(s) as checked"
         if refused:
-            text += f"; {len(refused)} not, their size changed ({', '.join(r.name for r, _ in refused[:3])})"
-        self.statusBar().showMessage(text, 15000)
+            reasons = "; ".join(f"{record.name}: {reason}" for record, reason in refused[:3])
+            text += f"; {len(refused)} not kept ({reasons}{' …' if len(refused) > 3 else ''})"
+        self.statusBar().showMessage(text, 20000)
 
     def _say_reviewed(self, record) -> None:
         """R is confirmed once the status is written, not when the key is pressed: a refused or failed review
