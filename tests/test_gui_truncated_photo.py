@@ -69,8 +69,7 @@ def test_note_load_error_records_lasting_failures_once(tmp_path):
 
 
 def test_the_details_pass_keeps_a_decode_error_found_while_it_read_the_file(tmp_path):
-    store = _project(tmp_path / "f")
-    try:
+    with _project(tmp_path / "f") as store:
         record = _by_name(store, "b_cut.jpg")
         details = store._details
 
@@ -83,18 +82,15 @@ def test_the_details_pass_keeps_a_decode_error_found_while_it_read_the_file(tmp_
         store._details = a_thumbnail_fails_meanwhile
         store.fill_details()
         after = store.get(record.id)
-        assert after.error == "the file is truncated" and after.width == 96
-    finally:
-        store.close()
+    assert after.error == "the file is truncated" and after.width == 96
 
 
 def test_a_recorded_decode_error_goes_when_the_photo_is_copied_again_whole(tmp_path):
     import os
 
-    store = _project(tmp_path / "f")
-    try:
+    path = tmp_path / "f" / "b_cut.jpg"
+    with _project(tmp_path / "f") as store:
         record = _by_name(store, "b_cut.jpg")
-        path = tmp_path / "f" / "b_cut.jpg"
         store.fill_details()  # hashed: a later change of its time alone is settled by hashing it again
         store.note_load_error(record.id, ImageLoadError("x", "the file is truncated"))
         size = len(path.read_bytes())
@@ -106,8 +102,6 @@ def test_a_recorded_decode_error_goes_when_the_photo_is_copied_again_whole(tmp_p
         store.scan()
         store.settle_touched()
         assert store.get(record.id).error is None
-    finally:
-        store.close()
 
 
 def test_thumbnail_loader_records_the_error_and_says_which_record_broke(qtbot, tmp_path):

@@ -16,23 +16,34 @@ def _files(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def read_only(tmp_path, monkeypatch):
-    folder = tmp_path / "faces"
+def _project(folder):
+    """Three photos, scanned; the store stays open for the caller."""
     folder.mkdir()
     for i in range(3):
         Image.fromarray(np.full((12, 10, 3), 40 * i, np.uint8)).save(folder / f"f{i}.png")
-    with ProjectStore.create(folder) as store:
-        store.scan()
-        for rec in store.images()[:2]:
-            mask = np.zeros((12, 10), np.uint8)
-            mask[2:8, 2:6] = 1 + rec.id
-            store.save_corrected(rec.id, mask)
+    store = ProjectStore.create(folder)
+    store.scan()
+    return store
+
+
+def _make_read_only(folder, monkeypatch):
+    """As if the project folder could not be written (root can write anything, so permissions cannot show it)."""
     project_dir = str(folder.resolve() / ".faceparse")
     real_access = os.access
     monkeypatch.setattr(store_module.os, "access",
                         lambda path, mode: (False if mode == os.W_OK and str(path).startswith(project_dir)
                                             else real_access(path, mode)))
+
+
+@pytest.fixture
+def read_only(tmp_path, monkeypatch):
+    folder = tmp_path / "faces"
+    with _project(folder) as store:
+        for rec in store.images()[:2]:
+            mask = np.zeros((12, 10), np.uint8)
+            mask[2:8, 2:6] = 1 + rec.id
+            store.save_corrected(rec.id, mask)
+    _make_read_only(folder, monkeypatch)
     return folder
 
 
@@ -85,21 +96,12 @@ def test_a_read_only_project_of_an_earlier_version_reads_as_one_with_nothing_in_
 
 def test_work_still_in_the_database_log_of_a_program_that_has_it_open_is_read(tmp_path, monkeypatch):
     folder = tmp_path / "shared"
-    folder.mkdir()
-    for i in range(3):
-        Image.fromarray(np.full((12, 10, 3), 40 * i, np.uint8)).save(folder / f"f{i}.png")
-    with ProjectStore.create(folder) as store:
-        store.scan()
-    writer = ProjectStore.open(folder)  # someone's studio, still open: its saves are in the log, not the database
+    writer = _project(folder)  # someone's studio, still open: its saves are in the log, not the database
     try:
         for rec in writer.images()[:2]:
             writer.save_corrected(rec.id, np.ones((12, 10), np.uint8))
         assert (folder / ".faceparse" / "project.db-wal").stat().st_size > 0
-        project_dir = str(folder.resolve() / ".faceparse")
-        real_access = os.access
-        monkeypatch.setattr(store_module.os, "access",
-                            lambda path, mode: (False if mode == os.W_OK and str(path).startswith(project_dir)
-                                                else real_access(path, mode)))
+        _make_read_only(folder, monkeypatch)
         with ProjectStore.open_for_reading(folder) as reader:
             assert reader.read_only and reader.counts()["corrected"] == 2
     finally:
