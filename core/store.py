@@ -1001,6 +1001,13 @@ class ProjectStore:
             out[status] = n
         return out
 
+    def count_awaiting_prediction(self) -> int:
+        """Images a pre-labeling run will predict whatever its model: readable ones no model has labeled, and
+        predicted ones whose photo changed since (a scan forgets which model made their mask)."""
+        return self._conn().execute(
+            "SELECT COUNT(*) FROM images WHERE missing = 0 AND error IS NULL AND (status = 'new' OR "
+            "(status = 'predicted' AND model_version IS NULL))").fetchone()[0]
+
     def count_errors(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM images WHERE missing = 0 AND error IS NOT NULL").fetchone()[0]
 

@@ -45,3 +45,37 @@ def test_a_fully_predicted_project_starts_nothing(qtbot, tmp_path):
     window = open_window(qtbot, folder, tmp_path, prelabel_on_open=True)
     qtbot.wait(200)
     assert window.ws.models.prelabel_task is None
+
+
+def test_a_photo_that_cannot_be_read_does_not_start_a_run_that_would_do_nothing(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=True)
+    (folder / "zz_broken.jpg").write_text("not a photo")
+    with ProjectStore.open(folder) as store:
+        store.scan()
+        store.fill_details()
+        assert store.find("zz_broken.jpg").error and store.count_awaiting_prediction() == 0
+    window = open_window(qtbot, folder, tmp_path, prelabel_on_open=True)
+    qtbot.wait(200)
+    assert window.ws.models.prelabel_task is None
+    assert "Pre-labeling" not in window.statusBar().currentMessage()
+
+
+def test_a_predicted_photo_changed_since_is_predicted_again_on_opening(qtbot, tmp_path):
+    import os
+
+    from PIL import Image
+
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=True)
+    install_model(folder)
+    with ProjectStore.open(folder) as store:
+        record = store.images()[1]
+    path = folder / record.relpath
+    with Image.open(path) as photo:
+        photo.convert("RGB").resize((48, 48)).save(path)
+    os.utime(path, ns=(record.mtime_ns + 3_000_000_000,) * 2)
+    window = open_window(qtbot, folder, tmp_path, prelabel_on_open=True)
+    assert window.statusBar().currentMessage().startswith("Pre-labeling 1 new image with v0001")
+    qtbot.waitUntil(lambda: window.ws.models.prelabel_task is None, timeout=60_000)
+    with ProjectStore.open(folder) as store:
+        again = store.get(record.id)
+        assert again.model_version == "v0001" and store.predicted_mask(record.id).shape == (48, 48)

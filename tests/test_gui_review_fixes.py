@@ -190,3 +190,22 @@ def test_keep_masks_of_changed_photos_clears_every_warning_that_fits_after_askin
     message = window.statusBar().currentMessage()
     assert "Kept the masks of 2 changed photo(s)" in message and "1 not kept" in message
     assert f"{records[2].name}: the photo is now 30x20 but its mask is" in message
+
+
+def test_a_prediction_made_before_the_photo_changed_size_is_set_aside_and_the_photo_opens(qtbot, tmp_path):
+    from PIL import Image
+
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    with ProjectStore.open(folder) as store:
+        second = store.images()[1]
+    with Image.open(folder / second.relpath) as photo:
+        photo.convert("RGB").resize((40, 40)).save(folder / second.relpath)
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    QTest.keyClick(ws.canvas, Qt.Key.Key_D)
+    assert ws.session.record is not None and ws.session.record.id == second.id
+    assert ws.session.editor.mask.shape == (40, 40) and not ws.session.editor.mask.any()
+    assert ws.session.prediction is None
+    assert "old prediction was set aside" in window.statusBar().currentMessage()
+    with ProjectStore.open(folder) as store:
+        assert store.predicted_mask(second.id).shape == (64, 64)  # nothing deleted: a pre-label run replaces it

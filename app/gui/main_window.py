@@ -49,7 +49,7 @@ PRELABEL_ON_OPEN = "prelabel_on_open"
 TOOL_ACTIONS = {"tool_brush": "brush", "tool_eraser": "eraser", "tool_fill": "fill", "tool_polygon": "polygon",
                 "tool_picker": "picker"}
 REMEMBERED_TOOLS = ("brush", "eraser", "fill", "polygon")  # the picker is a moment's tool, not a habit
-PROJECT_ACTIONS = ("export", "import_labels", "prelabel_all", "retrain")
+PROJECT_ACTIONS = ("export", "import_labels", "prelabel_all", "retrain", "keep_changed_masks")
 BACKGROUND_THREADS = 4
 """The pool shared by the details read, pre-labeling, export, import and model activation: room for an export or
 an import to start at once while a long pre-label run and the details read of a big project are going."""
@@ -407,8 +407,9 @@ class MainWindow(QMainWindow):
 
     def _prelabel_new_images(self, ws: Workspace) -> None:
         """Opening a folder of photos gives them masks to correct: images no model has labeled yet are pre-labeled
-        at once (Models > Pre-label New Images on Opening turns this off), and the status bar says so."""
-        waiting = ws.store.counts()["new"]
+        at once (Models > Pre-label New Images on Opening turns this off), and the status bar says so. A photo
+        changed since its prediction counts as new; one that cannot be read does not (nothing would come of it)."""
+        waiting = ws.store.count_awaiting_prediction()
         if not waiting or not self.actions["prelabel_on_open"].isChecked():
             return
         try:

@@ -109,6 +109,9 @@ class AnnotationSession(QObject):
         except ProjectError as e:
             return self._open_failed(str(e))
         record, shape, prediction = bundle.record, bundle.shape, bundle.predicted
+        stale_prediction = prediction is not None and prediction.shape != shape
+        if stale_prediction:  # made on an earlier photo of another size: only a model's guess, nothing to keep
+            prediction = None
         failed_save = self._unsaved_snapshot(image_id, shape)
         mask = bundle.corrected if bundle.corrected is not None else prediction
         if failed_save is not None:
@@ -120,8 +123,6 @@ class AnnotationSession(QObject):
                        f"{shape[1]}x{shape[0]}; it was not opened so the mask is not overwritten")
             self.mask_unreadable.emit(image_id, problem)
             return self._open_failed(problem)
-        if prediction is not None and prediction.shape != shape:
-            prediction = None
         editor = LabelEditor(mask, self.store.schema.num_classes)
         editor.set_paint_over(self.paint_over)
         self.undo_stack.clear()
@@ -132,6 +133,9 @@ class AnnotationSession(QObject):
         self._untouched = mask.copy() if bundle.corrected is None and failed_save is None else None
         self.canvas.set_image(bundle.photo, editor, prediction)
         self.loaded.emit(record)
+        if stale_prediction and bundle.corrected is None:
+            self.message.emit(f"{record.name} changed size since it was pre-labeled, so its old prediction was set "
+                              "aside: pre-label it again (Ctrl+L) or paint it")
         return True
 
     def _unsaved_snapshot(self, image_id: int, shape: tuple[int, int]) -> np.ndarray | None:
