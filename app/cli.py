@@ -141,9 +141,9 @@ def register_scan(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--details", action="store_true",
                    help="also read image sizes and content hashes now (otherwise filled in lazily)")
     p.add_argument("--accept-changed", action="store_true",
-                   help="keep the checked masks of photos changed since (retouched or re-encoded, the same picture) "
-                        "as they are, instead of reviewing each again in the studio; a photo whose size changed "
-                        "is named and left as it is")
+                   help="keep the checked masks of photos changed since (retouched, re-encoded or scaled: the same "
+                        "picture) instead of reviewing each again in the studio; a scaled photo's mask is scaled "
+                        "with it, and a photo of another shape is named and left as it is")
     p.set_defaults(handler=run_scan)
 
 
@@ -178,13 +178,16 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 def _accept_changed(store: ProjectStore) -> None:
-    accepted, refused = store.accept_changed_photos()
-    if not accepted and not refused:
+    from faceparse.core.changed_photos import keep_changed_masks
+
+    result = keep_changed_masks(store)
+    if not result.kept and not result.refused:
         print("No photo changed since its mask was checked")
         return
-    if accepted:
-        print(f"Kept the masks of {counted(len(accepted), 'changed photo')} as checked")
-    for rec, reason in refused:
+    if result.kept:
+        scaled = f" ({_n(len(result.scaled))} scaled to the photo's new size)" if result.scaled else ""
+        print(f"Kept the masks of {counted(len(result.kept), 'changed photo')} as checked{scaled}")
+    for rec, reason in result.refused:
         print(f"  not {rec.relpath}: {reason}")
 
 

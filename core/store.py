@@ -1019,46 +1019,16 @@ class ProjectStore:
             "ORDER BY sort_key, id").fetchall()
         return [self._record(row) for row in rows]
 
-    def accept_changed_photos(self) -> tuple[list[ImageRecord], list[tuple[ImageRecord, str]]]:
-        """Take each checked mask as still right for its photo that changed since (retouched, re-encoded, its
-        metadata rewritten: the picture itself is still the one the mask was made on), as reviewing it again in
-        the studio would, one photo at a time. A photo whose size is no longer its mask's cannot be: it is
-        returned with the reason. Returns (accepted records, refused records with reasons)."""
-        accepted: list[ImageRecord] = []
-        refused: list[tuple[ImageRecord, str]] = []
-        for rec in self.changed_photos():
-            path = self.root / rec.relpath
-            try:
-                st = path.stat()
-                if (st.st_size, st.st_mtime_ns) != (rec.size_bytes, rec.mtime_ns):
-                    refused.append((rec, "the photo changed again since the last scan; scan the folder first"))
-                    continue
-                photo = read_size(path)
-                digest = content_hash(path)
-            except ImageLoadError as e:
-                refused.append((rec, e.reason))
-                continue
-            except OSError as e:
-                refused.append((rec, f"the photo cannot be read: {e.strerror or e}"))
-                continue
-            try:
-                mask = read_size(self.mask_path("corrected", rec.id))
-            except (ImageLoadError, OSError):
-                refused.append((rec, "its checked mask cannot be read"))
-                continue
-            if photo != mask:
-                refused.append((rec, f"the photo is now {photo[0]}x{photo[1]} but its mask is {mask[0]}x{mask[1]}"))
-                continue
-            with self._write() as c:
-                kept = c.execute("UPDATE images SET content_hash = ?, labeled_hash = ?, updated = ? WHERE id = ? "
-                                 "AND size_bytes = ? AND mtime_ns = ? AND content_hash IS ? AND missing = 0",
-                                 (digest, digest, time.time(), rec.id, rec.size_bytes, rec.mtime_ns,
-                                  rec.content_hash)).rowcount
-            if kept:
-                accepted.append(self.get(rec.id) or rec)
-            else:
-                refused.append((rec, "the project changed it meanwhile; try again"))
-        return accepted, refused
+    def accept_photo(self, rec: ImageRecord, digest: str) -> ImageRecord | None:
+        """Take the human mask of `rec` as checked on the photo whose content hash is `digest` (see
+        `changed_photos`); the updated record, or None when the row changed since `rec` was read (a scan saw the
+        photo change again), so nothing newer is hidden."""
+        with self._write() as c:
+            kept = c.execute("UPDATE images SET content_hash = ?, labeled_hash = ?, updated = ? WHERE id = ? "
+                             "AND size_bytes = ? AND mtime_ns = ? AND content_hash IS ? AND missing = 0",
+                             (digest, digest, time.time(), rec.id, rec.size_bytes, rec.mtime_ns,
+                              rec.content_hash)).rowcount
+        return self.get(rec.id) if kept else None
 
     def count_missing(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM images WHERE missing = 1").fetchone()[0]
@@ -1306,7 +1276,7 @@ class ProjectStore:
         rec = self.get(image_id)
         photo = rec.relpath if rec is not None else f"image {image_id}"
         if kind == "predicted":
-            with contextlib.suppress(sqlite3.Error), self._write() as c:
+            with contextlib.suppress(sqlite3.Error, ProjectError), self._write() as c:
                 c.execute("UPDATE images SET model_version = NULL WHERE id = ?", (image_id,))
             hint = "pre-label all images again to replace it"
         else:

@@ -182,30 +182,37 @@ def test_scan_and_info_name_photos_changed_since_their_masks_were_checked(capsys
     assert json.loads(out)["photos_changed"] == ["f1.jpg"]
 
 
-def test_scan_accept_changed_keeps_the_masks_of_retouched_photos_and_names_resized_ones(capsys, folder):
+def test_scan_accept_changed_keeps_retouched_and_scaled_photos_masks_and_names_reshaped_ones(capsys, folder):
     import os
 
+    from faceparse.core.imageio import load_mask
+
     run(capsys, "scan", folder, "--details")
+    mask = np.zeros((8, 10), np.uint8)
+    mask[2:6, 4:8] = 3
     with ProjectStore.open(folder) as store:
-        retouched, resized = store.find("f1.jpg"), store.find("f2.jpg")
-        for rec in (retouched, resized):
-            store.save_corrected(rec.id, np.ones((8, 10), np.uint8))
-    Image.new("RGB", (10, 8), (0, 200, 0)).save(folder / "f1.jpg")
-    Image.new("RGB", (20, 16), (0, 200, 0)).save(folder / "f2.jpg")
-    for name, rec in (("f1.jpg", retouched), ("f2.jpg", resized)):
-        os.utime(folder / name, ns=(rec.mtime_ns + 3_000_000_000,) * 2)
+        records = [store.find(name) for name in ("f0.jpg", "f1.jpg", "f2.jpg")]
+        for rec in records:
+            store.save_corrected(rec.id, mask)
+        store.set_status(records[2].id, "reviewed")
+    for rec, size in zip(records, ((12, 12), (10, 8), (20, 16)), strict=True):
+        Image.new("RGB", size, (0, 200, 0)).save(folder / rec.relpath)
+        os.utime(folder / rec.relpath, ns=(rec.mtime_ns + 3_000_000_000,) * 2)
     code, out, _ = run(capsys, "scan", folder)
-    assert "2 photos changed since their masks were checked" in out and "--accept-changed" in out
+    assert "3 photos changed since their masks were checked" in out and "--accept-changed" in out
     code, out, _ = run(capsys, "scan", folder, "--accept-changed")
     assert code == 0
-    assert "Kept the masks of 1 changed photo as checked" in out
-    assert "not f2.jpg: the photo is now 20x16 but its mask is 10x8" in out
+    assert "Kept the masks of 2 changed photos as checked (1 scaled to the photo's new size)" in out
+    assert "not f0.jpg: the photo is now 12x12 but its mask is 10x8, another shape" in out
     assert "1 photo changed since their masks were checked" in out
     with ProjectStore.open(folder) as store:
-        assert not store.find("f1.jpg").photo_changed and store.find("f2.jpg").photo_changed
-        assert [r.relpath for r in store.changed_photos()] == ["f2.jpg"]
+        assert [r.relpath for r in store.changed_photos()] == ["f0.jpg"]
+        scaled = store.find("f2.jpg")
+        assert scaled.status == "reviewed" and not scaled.photo_changed
+        assert np.array_equal(load_mask(store.mask_path("corrected", scaled.id)), np.kron(mask, np.ones((2, 2), np.uint8)))
+        assert np.array_equal(store.corrected_mask(store.find("f1.jpg").id), mask)
     code, out, _ = run(capsys, "scan", folder, "--accept-changed")
-    assert "Kept the masks" not in out and "not f2.jpg" in out
+    assert "Kept the masks" not in out and "not f0.jpg" in out
 
 
 def test_a_moved_photo_is_found_again_and_a_deleted_one_is_named(capsys, folder, tmp_path):

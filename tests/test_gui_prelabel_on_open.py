@@ -79,3 +79,23 @@ def test_a_predicted_photo_changed_since_is_predicted_again_on_opening(qtbot, tm
     with ProjectStore.open(folder) as store:
         again = store.get(record.id)
         assert again.model_version == "v0001" and store.predicted_mask(record.id).shape == (48, 48)
+
+
+def test_an_image_that_could_not_open_opens_once_all_images_predicted_it_again(qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=True)
+    install_model(folder)
+    with ProjectStore.open(folder) as store:
+        second = store.images()[1]
+        path = store.mask_path("predicted", second.id)
+    path.write_bytes(path.read_bytes()[:30])  # a damaged prediction
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    QTest.keyClick(ws.canvas, Qt.Key.Key_D)
+    assert ws.session.record is None and ws.image_list.current_id() == second.id
+    window.actions["prelabel_all"].trigger()
+    qtbot.waitUntil(lambda: ws.models.prelabel_task is None, timeout=60_000)
+    qtbot.waitUntil(lambda: ws.session.record is not None, timeout=10_000)
+    assert ws.session.record.id == second.id and ws.session.prediction is not None

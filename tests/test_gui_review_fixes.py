@@ -160,7 +160,7 @@ def test_keep_masks_of_changed_photos_clears_every_warning_that_fits_after_askin
         records = store.images()
         for rec in records:
             store.set_status(rec.id, "reviewed")
-    for rec, size in zip(records, (None, None, (30, 20)), strict=True):
+    for rec, size in zip(records, (None, (64, 64), (30, 20)), strict=True):
         path = folder / rec.relpath
         with Image.open(path) as photo:
             photo = photo.convert("RGB")
@@ -175,6 +175,8 @@ def test_keep_masks_of_changed_photos_clears_every_warning_that_fits_after_askin
         return [badge_for(model.index(row).data(RECORD_ROLE))[0] for row in range(model.rowCount())]
 
     qtbot.waitUntil(lambda: badges() == ["photo changed"] * 3, timeout=10_000)
+    QTest.keyClick(ws.canvas, Qt.Key.Key_D)  # the resized photo: its mask is the old size, so it cannot open
+    assert ws.session.record is None and "128x128 but the image is 64x64" in ws.canvas.notice
     asked = []
     answer = [QMessageBox.StandardButton.No]
     monkeypatch.setattr(main_window_module.QMessageBox, "question",
@@ -186,10 +188,12 @@ def test_keep_masks_of_changed_photos_clears_every_warning_that_fits_after_askin
     qtbot.waitUntil(lambda: "Kept the masks" in window.statusBar().currentMessage(), timeout=10_000)
     assert [r.id for r in ws.store.changed_photos()] == [records[2].id]
     assert badges() == ["reviewed", "reviewed", "photo changed"]
-    assert not ws.session.record.photo_changed
     message = window.statusBar().currentMessage()
-    assert "Kept the masks of 2 changed photo(s)" in message and "1 not kept" in message
-    assert f"{records[2].name}: the photo is now 30x20 but its mask is" in message
+    assert "Kept the masks of 2 changed photo(s) as checked (1 scaled to the photo's new size)" in message
+    assert f"1 not kept ({records[2].name}: the photo is now 30x20 but its mask is 128x128, another shape" in message
+    assert ws.store.corrected_mask(records[1].id).shape == (64, 64)
+    assert ws.session.record.id == records[1].id and ws.session.editor.mask.shape == (64, 64)  # opened now
+    assert not ws.session.record.photo_changed and ws.canvas.notice == ""
 
 
 def test_a_prediction_made_before_the_photo_changed_size_is_set_aside_and_the_photo_opens(qtbot, tmp_path):

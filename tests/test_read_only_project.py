@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from faceparse.app.cli import main
 from faceparse.core import store as store_module
-from faceparse.core.store import ProjectError, ProjectStore
+from faceparse.core.store import MaskError, ProjectError, ProjectStore
 from PIL import Image
 
 
@@ -43,6 +43,7 @@ def read_only(tmp_path, monkeypatch):
             mask = np.zeros((12, 10), np.uint8)
             mask[2:8, 2:6] = 1 + rec.id
             store.save_corrected(rec.id, mask)
+        store.save_predicted(store.images()[2].id, np.ones((12, 10), np.uint8), "v1")
     _make_read_only(folder, monkeypatch)
     return folder
 
@@ -60,6 +61,12 @@ def test_it_opens_for_reading_with_every_write_refused_and_nothing_written(read_
             store.set_status(first.id, "reviewed")
         with pytest.raises(ProjectError, match="read-only"):
             store.scan()
+    predicted = next((read_only / ".faceparse" / "masks" / "predicted").iterdir())
+    predicted.write_bytes(predicted.read_bytes()[:20])
+    before = _files(read_only)
+    with ProjectStore.open_for_reading(read_only) as store:
+        with pytest.raises(MaskError, match="predicted mask of f2.png .* is unreadable"):
+            store.predicted_mask(store.images()[2].id)
     assert _files(read_only) == before
 
 

@@ -66,8 +66,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("review_and_next", "Mark Reviewed and &Go On", ("Shift+R",), "fa5s.step-forward",
                "Mark this image reviewed, then open the next one not reviewed yet"),
     ActionSpec("keep_changed_masks", "&Keep Masks of Changed Photos…", (), "fa5s.link",
-               "Photos retouched or re-encoded since their masks were checked: keep every mask that still fits its "
-               "photo's size, without reviewing each again"),
+               "Photos retouched, re-encoded or resized since their masks were checked: keep their masks (scaled "
+               "with a resized photo) without reviewing each again"),
     ActionSpec("prelabel_image", "Pre-label This &Image", ("Ctrl+L",), "fa5s.magic"),
     ActionSpec("prelabel_all", "Pre-label &All Images", ("Ctrl+Shift+L",), "fa5s.layer-group"),
     ActionSpec("retrain", "&Retrain Model", ("Ctrl+T",), "fa5s.sync-alt",

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import shiboken6
+from faceparse.core.changed_photos import KeptMasks, keep_changed_masks
 from faceparse.core.imageio import is_image_file
 from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_for_schema
 from faceparse.core.schemas import builtin_schema_names
@@ -749,27 +750,36 @@ class MainWindow(QMainWindow):
         answer = QMessageBox.question(
             self, APP_TITLE,
             f"{len(changed)} photo(s) changed after their masks were checked ({names}).\n\nKeep every mask that "
-            "still fits its photo's size as checked? Do this only when the pictures are the same ones (retouched "
-            "or saved again); a photo of another size keeps its warning.")
+            "still fits its photo as checked, scaling those whose photo was scaled? Do this only when the pictures "
+            "are the same ones (retouched, saved again or resized); a photo of another shape keeps its warning.")
         if answer != QMessageBox.StandardButton.Yes:
             return
         ws.session.flush()
         self.statusBar().showMessage(f"Checking {len(changed)} changed photo(s)…")
-        self.jobs.start(lambda _report, _cancel: ws.store.accept_changed_photos(),
-                        lambda result: self._changed_masks_kept(ws, *result), self._error)
+        self.jobs.start(lambda _report, _cancel: keep_changed_masks(ws.store),
+                        lambda result: self._changed_masks_kept(ws, result), self._error)
 
-    def _changed_masks_kept(self, ws: Workspace, kept: list, refused: list) -> None:
+    def _changed_masks_kept(self, ws: Workspace, result: KeptMasks) -> None:
         if ws is not self.ws:
             return
-        for record in kept:
+        for record in result.kept:
             ws.image_list.update_record(record)
-            if record.id == ws.session.image_id:
-                ws.session.record = record
-                ws.session.record_updated.emit(record)
-        text = f"Kept the masks of {len(kept)} changed photo(s) as checked"
-        if refused:
-            reasons = "; ".join(f"{record.name}: {reason}" for record, reason in refused[:3])
-            text += f"; {len(refused)} not kept ({reasons}{' …' if len(refused) > 3 else ''})"
+        scaled = {record.id for record in result.scaled}
+        for image_id in scaled:
+            ws.image_list.set_unreadable(image_id, None)
+        if ws.session.image_id in scaled:
+            ws.session.reload()  # the mask on screen was the old size
+        elif ws.session.record is None:
+            ws.retry_chosen(scaled)  # it could not open with the mask of the old size
+        elif ws.session.image_id in {record.id for record in result.kept}:
+            ws.session.record = ws.store.get(ws.session.image_id) or ws.session.record
+            ws.session.record_updated.emit(ws.session.record)
+        text = f"Kept the masks of {len(result.kept)} changed photo(s) as checked"
+        if result.scaled:
+            text += f" ({len(result.scaled)} scaled to the photo's new size)"
+        if result.refused:
+            reasons = "; ".join(f"{record.name}: {reason}" for record, reason in result.refused[:3])
+            text += f"; {len(result.refused)} not kept ({reasons}{' …' if len(result.refused) > 3 else ''})"
         self.statusBar().showMessage(text, 20000)
 
     def _say_reviewed(self, record) -> None:

@@ -55,6 +55,7 @@ class Workspace(QObject):
             return
         self.image_list.reload()
         self.session.reload_prediction()
+        self.retry_chosen()
 
     def _image_predicted(self, record) -> None:
         if self._closed:
@@ -62,6 +63,18 @@ class Workspace(QObject):
         self.image_list.update_record(record)
         if record.id == self.session.image_id:
             self.session.reload_prediction()
+        elif record.id == self.image_list.current_id():
+            self.retry_chosen()
+
+    def retry_chosen(self, among: set[int] | None = None) -> None:
+        """Open the image chosen in the list that could not be opened (its list entry says why), now that its
+        masks changed: a new prediction or a rescaled mask may fit where the old one did not. `among`: only when
+        it is one of these."""
+        chosen = self.image_list.current_id()
+        if self.session.record is not None or chosen is None or (among is not None and chosen not in among):
+            return
+        self.image_list.set_unreadable(chosen, None)
+        self.session.load(chosen)
 
     def _photo_broken(self, record) -> None:
         if not self._closed:

@@ -1,0 +1,83 @@
+"""Keeping the checked masks of photos that changed after they were checked, all at once.
+
+A folder retouched, re-encoded or downscaled as a whole flags every checked mask in it ("photo changed"), and
+reviewing each again is the slow way to say "the pictures are the same". A mask whose photo has its size is kept
+as it is; one whose photo was scaled (the same shape, another size) is scaled with it, label by label; a photo
+cropped or turned to another shape keeps its flag, since its mask no longer lines up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from faceparse.core.imageio import ImageLoadError, read_size
+from faceparse.core.store import MaskError, ProjectError, ProjectStore, content_hash
+from PIL import Image
+
+
+@dataclass
+class KeptMasks:
+    kept: list = field(default_factory=list)
+    """The records whose masks were kept, scaled ones included."""
+    scaled: list = field(default_factory=list)
+    """The records among `kept` whose masks were scaled to their photo's new size."""
+    refused: list = field(default_factory=list)
+    """(record, reason) for each photo whose flag stays."""
+
+
+def same_shape(photo: tuple[int, int], mask: tuple[int, int]) -> bool:
+    """Whether (width, height) `photo` is `mask` scaled, within the pixel a rounded size can differ by."""
+    (pw, ph), (mw, mh) = photo, mask
+    return abs(pw * mh - ph * mw) <= max(pw, ph, mw, mh)
+
+
+def scaled_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An index mask at (width, height) `size`, each pixel the label of the nearest one (no label is invented)."""
+    return np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
+
+
+def keep_changed_masks(store: ProjectStore) -> KeptMasks:
+    out = KeptMasks()
+    for rec in store.changed_photos():
+        path = store.root / rec.relpath
+        try:
+            st = path.stat()
+            if (st.st_size, st.st_mtime_ns) != (rec.size_bytes, rec.mtime_ns):
+                out.refused.append((rec, "the photo changed again since the last scan; scan the folder first"))
+                continue
+            photo = read_size(path)
+            digest = content_hash(path)
+        except ImageLoadError as e:
+            out.refused.append((rec, e.reason))
+            continue
+        except OSError as e:
+            out.refused.append((rec, f"the photo cannot be read: {e.strerror or e}"))
+            continue
+        try:
+            mask = store.corrected_mask(rec.id)
+        except MaskError:
+            mask = None
+        if mask is None:
+            out.refused.append((rec, "its checked mask cannot be read"))
+            continue
+        size = (mask.shape[1], mask.shape[0])
+        if photo == size:
+            kept = store.accept_photo(rec, digest)
+            if kept is None:
+                out.refused.append((rec, "the project changed it meanwhile; try again"))
+            else:
+                out.kept.append(kept)
+        elif same_shape(photo, size):
+            try:
+                store.save_corrected(rec.id, scaled_mask(mask, photo), imported=rec.mask_source == "imported")
+            except (MaskError, ProjectError) as e:
+                out.refused.append((rec, str(e)))
+                continue
+            updated = store.get(rec.id) or rec
+            out.kept.append(updated)
+            out.scaled.append(updated)
+        else:
+            out.refused.append((rec, f"the photo is now {photo[0]}x{photo[1]} but its mask is {size[0]}x{size[1]}, "
+                                     "another shape: check it in the studio"))
+    return out
