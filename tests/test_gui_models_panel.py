@@ -98,6 +98,17 @@ def test_pre_labeling_one_image_cannot_be_cancelled_half_way(qtbot, tmp_path):
     assert panel.prelabel_all_button.isEnabled()
 
 
+def test_ctrl_l_says_in_the_status_bar_what_became_of_it_as_the_models_tab_may_be_hidden(qtbot, tmp_path):
+    folder, window, panel = _window_with_a_model(qtbot, tmp_path)
+    name = window.ws.session.record.name
+    QTest.keyClick(window.ws.canvas, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert window.statusBar().currentMessage() == "Pre-labelling this image…"
+    QTest.keyClick(window.ws.canvas, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert "A pre-labelling job is running" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert window.statusBar().currentMessage().startswith(f"{name} predicted by v0001")
+
+
 def test_pre_label_all_notices_a_photo_replaced_while_the_project_is_open(qtbot, tmp_path):
     import os
 

@@ -213,3 +213,25 @@ def test_a_prediction_made_before_the_photo_changed_size_is_set_aside_and_the_ph
     assert "old prediction was set aside" in window.statusBar().currentMessage()
     with ProjectStore.open(folder) as store:
         assert store.predicted_mask(second.id).shape == (64, 64)  # nothing deleted: a pre-label run replaces it
+
+
+def test_u_takes_back_a_review_made_by_shift_r_after_the_studio_moved_on(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=3, size=64)
+    window = open_window(qtbot, folder, tmp_path)
+    ws = window.ws
+    first = ws.session.record.id
+    QTest.keyClick(ws.canvas, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: ws.store.get(first).status == "reviewed", timeout=10_000)
+    assert ws.session.record.id != first
+    QTest.keyClick(ws.canvas, Qt.Key.Key_U)
+    assert "is not marked reviewed" in window.statusBar().currentMessage()
+    QTest.keyClick(ws.canvas, Qt.Key.Key_A)
+    assert ws.session.record.id == first and not ws.session.undo_stack.canUndo()
+    QTest.keyClick(ws.canvas, Qt.Key.Key_U)
+    qtbot.waitUntil(lambda: ws.store.get(first).status == "corrected", timeout=10_000)
+    assert "no longer marked reviewed" in window.statusBar().currentMessage()
+    QTest.keyClick(ws.canvas, Qt.Key.Key_R)  # R and U in one visit: U is R's undo step
+    qtbot.waitUntil(lambda: ws.store.get(first).status == "reviewed", timeout=10_000)
+    QTest.keyClick(ws.canvas, Qt.Key.Key_U)
+    qtbot.waitUntil(lambda: ws.store.get(first).status == "corrected", timeout=10_000)
+    assert not ws.session.undo_stack.top_is_review() and ws.session.undo_stack.canRedo()

@@ -187,7 +187,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(a["quit"])
         edit_menu = menu.addMenu("&Edit")
-        for name in ("undo", "redo", None, "accept_prediction", "mark_reviewed", "review_and_next"):
+        for name in ("undo", "redo", None, "accept_prediction", "mark_reviewed", "review_and_next", "unmark_reviewed"):
             edit_menu.addSeparator() if name is None else edit_menu.addAction(a[name])
         tools_menu = menu.addMenu("&Tools")
         for name in (*TOOL_ACTIONS, None, "brush_smaller", "brush_larger"):
@@ -246,6 +246,7 @@ class MainWindow(QMainWindow):
         a["accept_prediction"].triggered.connect(lambda: self.ws and self.ws.session.accept_prediction())
         a["mark_reviewed"].triggered.connect(self.mark_reviewed)
         a["review_and_next"].triggered.connect(self.review_and_next)
+        a["unmark_reviewed"].triggered.connect(lambda: self.ws and self.ws.session.unmark_reviewed())
         a["prelabel_image"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_image(
             self.ws.session.image_id))
         a["prelabel_all"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_all())
@@ -368,6 +369,7 @@ class MainWindow(QMainWindow):
         ws.session.record_updated.connect(lambda _r: self._update_title())
         ws.session.record_updated.connect(self._say_reviewed)
         ws.session.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        ws.models.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
         ws.session.error.connect(self._error)
         ws.session.undo_stack.indexChanged.connect(self._update_history_actions)
         ws.session.undo_stack.cleanChanged.connect(self._update_history_actions)

@@ -141,6 +141,7 @@ would otherwise hand its focus to the epochs box, and Space would toggle a check
 class ModelsPanel(QWidget):
     predictions_changed = Signal()  # masks were predicted (re-read the list and the open image)
     image_predicted = Signal(object)  # ImageRecord of a single pre-labelled image
+    notice = Signal(str)  # what became of "pre-label this image", for the status bar: the panel may be hidden
     versions_changed = Signal()
 
     def __init__(self, store: ProjectStore, runner: TaskRunner, parent: QWidget | None = None):
@@ -343,6 +344,8 @@ class ModelsPanel(QWidget):
 
     def start_prelabel_image(self, image_id: int | None) -> None:
         if self.prelabel_task is not None:
+            self.notice.emit("A pre-labelling job is running (see the Models panel); pre-label this image when it "
+                             "has finished")
             return
         if image_id is None:
             self.prelabel_status.setText("No image is open. An image whose mask cannot be read is predicted again "
@@ -352,6 +355,7 @@ class ModelsPanel(QWidget):
         self._prelabel_running(True, cancellable=False)  # one image: over in moments, nothing to stop
         self.prelabel_progress.setRange(0, 0)
         self.prelabel_status.setText("Pre-labelling this image…")
+        self.notice.emit(self.prelabel_status.text())
         self.prelabel_task = self.runner.start(lambda _r, _c: prelabel_image(store, image_id, device, cache),
                                                self._image_done, self._prelabel_failed)
 
@@ -365,6 +369,7 @@ class ModelsPanel(QWidget):
         uncertainty = "" if record.uncertainty is None else f", uncertainty {record.uncertainty:.3f}"
         settings = f" ({record.predicted_with})" if record.predicted_with else ""
         self.prelabel_status.setText(f"{record.name} predicted by {record.model_version}{settings}{uncertainty}")
+        self.notice.emit(self.prelabel_status.text())
         self.show_framing()
         self.image_predicted.emit(record)
 
@@ -411,6 +416,7 @@ class ModelsPanel(QWidget):
         self.prelabel_progress.setRange(0, 1)
         self.prelabel_progress.setValue(0)
         self.prelabel_status.setText(f"Pre-labelling failed: {message}")
+        self.notice.emit(self.prelabel_status.text())
         self.show_framing()
 
     def cancel_prelabel(self) -> None:

@@ -346,6 +346,20 @@ class AnnotationSession(QObject):
         self.undo_stack.push(step)
         self.undo_stack.setClean()
 
+    def unmark_reviewed(self) -> None:
+        """U: take back a review however long ago it was made (R's own undo step ends when the image is left, so
+        Shift+R, which moves on at once, leaves none): the image goes back to being a correction."""
+        if self.record is None:
+            return
+        if not self._reviewed:
+            self.message.emit(f"{self.record.name} is not marked reviewed")
+            return
+        self.canvas.tool.commit_held()
+        if self.undo_stack.top_is_review():
+            self.undo_stack.undo()
+        else:
+            self._withdraw_review(self.record.id)
+
     def _approve(self, image_id: int, step: ReviewCommand | None) -> None:
         """Save the working mask and then write the reviewed status, both on the writer, in that order. If the
         status cannot be written, the image is not reviewed and its undo step holds nothing."""
