@@ -109,6 +109,25 @@ def test_ctrl_l_says_in_the_status_bar_what_became_of_it_as_the_models_tab_may_b
     assert window.statusBar().currentMessage().startswith(f"{name} predicted by v0001")
 
 
+def test_the_all_images_summary_says_what_was_left_alone_and_names_the_failures():
+    from pathlib import Path
+
+    from faceparse.app.gui.models_panel import run_summary
+    from faceparse.core.prelabel import PrelabelResult
+
+    result = PrelabelResult("done", 1, "v0002", Path("m.onnx"), "CPUExecutionProvider", "faces", predicted=2,
+                            failed=[(f"bad{i}.jpg", "not a recognised image") for i in range(4)], skipped_current=3,
+                            skipped_imported=10, seconds=1.5, notices=["note: tiny"])
+    text = run_summary(result)
+    assert text.startswith("2 predicted, 4 failed, in 1.5 s with v0002\n")
+    assert "Left alone: 3 already current, 10 imported predictions kept (faceparse prelabel --redo" in text
+    assert "corrected or reviewed" not in text and "unreadable" not in text
+    assert "bad0.jpg: not a recognised image" in text and "bad3.jpg" not in text and "… and 1 more" in text
+    assert text.endswith("note: tiny")
+    quiet = run_summary(PrelabelResult("cancelled", 1, "v1", Path("m"), "CPU", "faces", predicted=1))
+    assert quiet == "Cancelled: 1 predicted, 0 failed, in 0.0 s with v1"
+
+
 def test_pre_label_all_notices_a_photo_replaced_while_the_project_is_open(qtbot, tmp_path):
     import os
 

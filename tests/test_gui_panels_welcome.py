@@ -105,3 +105,17 @@ def test_export_dialog_offers_lapa_classes_or_the_project_own_for_the_lapa_layou
     assert dialog.result.schema.name == "celebamask-hq"
     assert "masks in schema celebamask-hq (19 classes)" in dialog.status.text()
     dialog.close()
+
+
+def test_the_export_dialog_names_each_image_it_left_out_and_why(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=3, size=64, corrected=True)
+    with ProjectStore.open(folder) as store:
+        gone = store.images()[2]
+    window = open_window(qtbot, folder, tmp_path)
+    (folder / gone.relpath).unlink()  # deleted while the project is open, after the scan
+    dialog = window.show_export()
+    dialog.format.setCurrentIndex(dialog.format.findData("lapa"))
+    _export(qtbot, dialog, tmp_path / "out")
+    text = dialog.status.text()
+    assert "Exported 2 images" in text and "Left out 1:" in text and f"{gone.relpath}:" in text
+    dialog.close()

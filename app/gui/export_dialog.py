@@ -175,9 +175,13 @@ class ExportDialog(TaskDialog):
         self._set_running(False)
         self.progress.setVisible(False)
         splits = ", ".join(f"{k} {v:,}" for k, v in result.splits.items() if v)
-        skipped = f"; skipped {len(result.skipped)}" if result.skipped else ""
+        left_out = ""
+        if result.skipped:
+            more = f"\n… and {len(result.skipped) - 5:,} more (all are listed in the folder's README.md)" \
+                if len(result.skipped) > 5 else ""
+            left_out = f"\n\nLeft out {len(result.skipped):,}:\n" + "\n".join(result.skipped[:5]) + more
         self.status.setText(f"Exported {result.count:,} images ({splits}) in {result.seconds:.1f} s "
-                            f"to {result.out_dir}, {result.schema_summary()}{skipped}")
+                            f"to {result.out_dir}, {result.schema_summary()}{left_out}")
 
     def _failed(self, message: str) -> None:
         cancelled = self.task is not None and self.task.cancelled

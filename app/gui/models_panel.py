@@ -138,6 +138,23 @@ CLICK_KEEPS_CANVAS_FOCUS = Qt.FocusPolicy.TabFocus
 would otherwise hand its focus to the epochs box, and Space would toggle a checkbox); Tab still reaches them."""
 
 
+def run_summary(result: PrelabelResult) -> str:
+    """What an All-images run did, with what it left alone and why, and the first photos it could not predict."""
+    state = "Cancelled: " if result.state == "cancelled" else ""
+    lines = [f"{state}{result.predicted:,} predicted, {len(result.failed):,} failed, in {result.seconds:.1f} s "
+             f"with {result.model_id}"]
+    kept = [(result.skipped_current, "already current"), (result.skipped_checked, "corrected or reviewed"),
+            (result.skipped_imported, "imported predictions kept (faceparse prelabel --redo replaces them)"),
+            (result.skipped_unreadable, "unreadable photos")]
+    if any(n for n, _ in kept):
+        lines.append("Left alone: " + ", ".join(f"{n:,} {what}" for n, what in kept if n))
+    for relpath, reason in result.failed[:3]:
+        lines.append(f"{relpath}: {reason}")
+    if len(result.failed) > 3:
+        lines.append(f"… and {len(result.failed) - 3:,} more")
+    return "\n".join(lines + list(result.notices))
+
+
 class ModelsPanel(QWidget):
     predictions_changed = Signal()  # masks were predicted (re-read the list and the open image)
     image_predicted = Signal(object)  # ImageRecord of a single pre-labelled image
@@ -399,12 +416,7 @@ class ModelsPanel(QWidget):
         self._prelabel_running(False)
         where = "GPU (CUDA)" if result.provider.startswith("CUDA") else "CPU"
         self._show_device(f"{where} (last run: {result.provider})")
-        skipped = (result.skipped_checked + result.skipped_current + result.skipped_unreadable
-                   + result.skipped_imported)
-        state = "Cancelled: " if result.state == "cancelled" else ""
-        notes = "".join(f"\n{n}" for n in result.notices)
-        self.prelabel_status.setText(f"{state}{result.predicted:,} predicted, {len(result.failed):,} failed, "
-                                     f"{skipped:,} skipped, in {result.seconds:.1f} s with {result.model_id}{notes}")
+        self.prelabel_status.setText(run_summary(result))
         self.show_framing()
         self.predictions_changed.emit()
 
