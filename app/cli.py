@@ -66,20 +66,8 @@ def version() -> str:
 
 def print_scan_notes(result) -> None:
     """What a folder scan found besides the counts: photos found again under a new name, and entries it left out."""
-    if result.renamed:
-        keep = "it keeps its masks" if result.renamed == 1 else "they keep their masks"
-        print(f"Found {counted(result.renamed, 'renamed or moved photo')} again; {keep}")
-    inside = list(result.projects_inside)
-    if inside:
-        names = ", ".join(inside[:5]) + (f" and {len(inside) - 5} more" if len(inside) > 5 else "")
-        whose = "its photos belong to that project" if len(inside) == 1 else "their photos belong to those projects"
-        print(f"Skipped {counted(len(inside), 'subfolder')} holding a project of its own ({names}): {whose}, "
-              "not this one")
-    other = result.skipped - len(inside)
-    if other:
-        entries = "entry that could not be read or is a folder link" if other == 1 else \
-            "entries that could not be read or are folder links"
-        print(f"Skipped {_n(other)} {entries} (not followed)")
+    for note in result.notes():
+        print(note)
 
 
 def progress_bar(total: int, stream=None, **options):

@@ -134,6 +134,29 @@ class ScanResult:
         """Images present in the folder after the scan."""
         return self.added + self.changed + self.unchanged + self.renamed
 
+    def notes(self) -> list[str]:
+        """What the scan found besides the counts, one sentence each: photos found again under a new name, and the
+        entries it left out (the command line prints them, the studio's status bar shows them)."""
+        notes = []
+        if self.renamed:
+            many = self.renamed != 1
+            notes.append(f"Found {self.renamed:,} renamed or moved photo{'s' if many else ''} again; "
+                         f"{'they keep their masks' if many else 'it keeps its masks'}")
+        inside = list(self.projects_inside)
+        if inside:
+            names = ", ".join(inside[:5]) + (f" and {len(inside) - 5} more" if len(inside) > 5 else "")
+            many = len(inside) != 1
+            notes.append(f"Skipped {len(inside):,} subfolder{'s' if many else ''} holding a project of "
+                         f"{'their' if many else 'its'} own ({names}): "
+                         f"{'their photos belong to those projects' if many else 'its photos belong to that project'}"
+                         ", not this one")
+        other = self.skipped - len(inside)
+        if other:
+            entries = "entry that could not be read or is a folder link" if other == 1 else \
+                "entries that could not be read or are folder links"
+            notes.append(f"Skipped {other:,} {entries} (not followed)")
+        return notes
+
 
 _FACE_BOXES_SQL = """
 CREATE TABLE IF NOT EXISTS face_boxes(

@@ -80,7 +80,7 @@ def test_prelabel_keeps_imported_predictions_and_says_so_until_redo(imported, mo
     assert {version for version, _ in before.values()} == {"import:index-png"}
     code, out, err = run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image")
     assert code == 0, err
-    assert "Predicted 0 of 0 images" in out and "3 imported predictions kept; --redo replaces them" in out
+    assert "Nothing to predict" in out and "3 imported predictions kept; --redo replaces them" in out
     after = predictions(folder)
     for relpath, (version, mask) in after.items():
         assert version == "import:index-png" and np.array_equal(mask, masks[relpath[:-4]])

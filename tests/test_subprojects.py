@@ -95,3 +95,19 @@ def test_project_inside_names_the_subfolder_holding_a_project(tmp_path):
         assert store.project_inside("x/y/z.png") == "x"
         assert store.project_inside("top.png") is None
         assert store.project_inside("other/top.png") is None
+
+
+def test_the_studio_says_which_subfolder_it_left_to_its_own_project(qtbot, tmp_path):
+    from test_gui_helpers import open_window
+
+    outer = tmp_path / "P"
+    put_photo(outer / "a.png", 1)
+    put_photo(outer / "sub" / "s1.png", 2)
+    with ProjectStore.create(outer / "sub") as inner:
+        inner.scan()
+    ProjectStore.create(outer).close()
+    window = open_window(qtbot, outer, tmp_path)
+    qtbot.waitUntil(lambda: "Skipped" in window.statusBar().currentMessage(), timeout=10_000)
+    message = window.statusBar().currentMessage()
+    assert message.startswith("1 image (1 new, 0 removed). Skipped")
+    assert "Skipped 1 subfolder holding a project of its own (sub): its photos belong to that project" in message

@@ -382,9 +382,10 @@ class MainWindow(QMainWindow):
         if ws is not self.ws:
             return
         ws.image_list.model.reload()
-        found = f", {result.renamed:,} found again under a new name" if result.renamed else ""
-        self.statusBar().showMessage(f"{result.total:,} images ({result.added:,} new, {result.removed:,} removed"
-                                     f"{found})", 5000)
+        notes = "".join(f". {note}" for note in result.notes())
+        self.statusBar().showMessage(f"{result.total:,} image{'' if result.total == 1 else 's'} ({result.added:,} new, "
+                                     f"{result.removed:,} removed)"
+                                     f"{notes}", 15000 if notes else 5000)
         already_open = ws.session.record
         if already_open is not None:
             target = already_open  # chosen while the scan ran: keep it, its row may have moved
