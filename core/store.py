@@ -58,6 +58,11 @@ PROJECT_DIR_NAME = ".faceparse"
 DB_NAME = "project.db"
 FORMAT_VERSION = 1
 STATUSES = ("new", "predicted", "corrected", "reviewed")
+NEEDS_ATTENTION = "attention"
+"""A filter beside the statuses for `images` and `count`: the photos that cannot be read and the checked masks
+whose photo changed since, the images a list badge marks "error" or "photo changed"."""
+_NEEDS_ATTENTION_SQL = ("(error IS NOT NULL OR (status IN ('corrected', 'reviewed') AND labeled_hash IS NOT NULL "
+                        "AND content_hash IS NOT NULL AND content_hash != labeled_hash))")
 SPLITS = ("train", "val")
 VAL_FRACTION = 0.2
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -988,6 +993,8 @@ class ProjectStore:
     def _status_filter(self, status: str | Iterable[str] | None) -> tuple[str, list[Any]]:
         if status is None:
             return "", []
+        if status == NEEDS_ATTENTION:
+            return f" AND {_NEEDS_ATTENTION_SQL}", []
         wanted = [status] if isinstance(status, str) else list(status)
         for s in wanted:
             if s not in STATUSES:

@@ -119,3 +119,16 @@ def test_the_export_dialog_names_each_image_it_left_out_and_why(qtbot, tmp_path)
     text = dialog.status.text()
     assert "Exported 2 images" in text and "Left out 1:" in text and f"{gone.relpath}:" in text
     dialog.close()
+
+
+def test_an_empty_project_says_it_has_no_photos_and_shows_nothing_of_the_last_one(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    window = open_window(qtbot, folder, tmp_path)
+    assert window.zoom_label.text() and window.position_label.text() == "1 / 2"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ProjectStore.create(empty).close()
+    assert window.open_folder(empty)
+    qtbot.waitUntil(lambda: "No photos in" in window.ws.canvas.notice, timeout=10_000)
+    assert window.zoom_label.text() == "" and window.position_label.text() == ""
+    assert window.ws.session.record is None

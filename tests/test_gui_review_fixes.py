@@ -175,6 +175,10 @@ def test_keep_masks_of_changed_photos_clears_every_warning_that_fits_after_askin
         return [badge_for(model.index(row).data(RECORD_ROLE))[0] for row in range(model.rowCount())]
 
     qtbot.waitUntil(lambda: badges() == ["photo changed"] * 3, timeout=10_000)
+    panel = ws.image_list
+    panel.status_filter.setCurrentIndex(panel.status_filter.findData("attention"))
+    assert model.rowCount() == 3
+    panel.status_filter.setCurrentIndex(panel.status_filter.findData(None))
     QTest.keyClick(ws.canvas, Qt.Key.Key_D)  # the resized photo: its mask is the old size, so it cannot open
     assert ws.session.record is None and "128x128 but the image is 64x64" in ws.canvas.notice
     asked = []
@@ -192,6 +196,9 @@ def test_keep_masks_of_changed_photos_clears_every_warning_that_fits_after_askin
     assert "Kept the masks of 2 changed photo(s) as checked (1 scaled to the photo's new size)" in message
     assert f"1 not kept ({records[2].name}: the photo is now 30x20 but its mask is 128x128, another shape" in message
     assert ws.store.corrected_mask(records[1].id).shape == (64, 64)
+    panel.status_filter.setCurrentIndex(panel.status_filter.findData("attention"))
+    assert model.rowCount() == 1 and model.record(0).id == records[2].id
+    panel.status_filter.setCurrentIndex(panel.status_filter.findData(None))
     assert ws.session.record.id == records[1].id and ws.session.editor.mask.shape == (64, 64)  # opened now
     assert not ws.session.record.photo_changed and ws.canvas.notice == ""
 

@@ -55,6 +55,17 @@ def test_the_header_reads_so_only_decoding_finds_the_damage(tmp_path):
         store.close()
 
 
+def test_a_photo_that_does_not_decode_needs_attention(tmp_path):
+    from faceparse.core.store import NEEDS_ATTENTION
+
+    with _project(tmp_path / "f") as store:
+        assert store.count(NEEDS_ATTENTION) == 0
+        record = _by_name(store, "b_cut.jpg")
+        store.note_load_error(record.id, ImageLoadError("x", "the file is truncated"))
+        assert store.count(NEEDS_ATTENTION) == 1
+        assert [r.id for r in store.images(NEEDS_ATTENTION)] == [record.id]
+
+
 def test_note_load_error_records_lasting_failures_once(tmp_path):
     store = _project(tmp_path / "f")
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from faceparse.core.store import ORDERINGS, STATUSES, ImageRecord, ProjectStore
+from faceparse.core.store import NEEDS_ATTENTION, ORDERINGS, STATUSES, ImageRecord, ProjectStore
 from PySide6.QtCore import (
     QAbstractListModel,
     QModelIndex,
@@ -74,7 +74,7 @@ class ImageListModel(QAbstractListModel):
         self.reload()
 
     def set_query(self, status: str | None, order_by: str) -> None:
-        if status is not None and status not in STATUSES:
+        if status is not None and status not in (*STATUSES, NEEDS_ATTENTION):
             raise ValueError(f"unknown status {status!r}")
         if order_by not in ORDERINGS:
             raise ValueError(f"unknown ordering {order_by!r}")
@@ -193,7 +193,7 @@ class ImageListModel(QAbstractListModel):
         if row is not None:
             return row
         record = self.store.get(image_id)
-        if record is None or (self.status is not None and record.status != self.status):
+        if record is None or (self.status in STATUSES and record.status != self.status):
             return None
         while row is None and self.canFetchMore():
             self.fetchMore()
@@ -301,6 +301,9 @@ class ImageListPanel(QWidget):
         self.status_filter.addItem("All images", None)
         for status in STATUSES:
             self.status_filter.addItem(status.capitalize(), status)
+        self.status_filter.addItem("Needs attention", NEEDS_ATTENTION)
+        self.status_filter.setItemData(self.status_filter.count() - 1, "Photos that cannot be read, and checked masks "
+                                       "whose photo changed since", Qt.ItemDataRole.ToolTipRole)
         self.order = QComboBox(self)
         for key in ORDERINGS:
             self.order.addItem(ORDER_TITLES.get(key, key), key)

@@ -339,6 +339,8 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Horizontal)
 
     def _attach(self, ws: Workspace) -> None:
+        for label in (self.zoom_label, self.position_label, self.cursor_label):
+            label.setText("")  # the last project's, until this one opens an image
         self.stack.addWidget(ws.canvas)
         self.stack.setCurrentWidget(ws.canvas)
         self._show_panels()
@@ -359,7 +361,8 @@ class MainWindow(QMainWindow):
         ws.canvas.brush_size_changed.connect(self.brush_spin.setValue)
         ws.canvas.hovered.connect(self._hovered)
         ws.canvas.pick_finished.connect(self._back_from_picker)
-        ws.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
+        ws.canvas.zoom_changed.connect(
+            lambda z: self.zoom_label.setText(f"{z:.0%}" if ws.session.record is not None else ""))
         ws.canvas.prediction_shown.connect(self._prediction_shown)
         ws.canvas.edit_committed.connect(self._end_digits)
         ws.session.modified_changed.connect(lambda _m: self._update_title())
@@ -401,6 +404,10 @@ class MainWindow(QMainWindow):
             selected = row is not None and ws.image_list.select_row(row)
         if not selected and already_open is None:
             ws.image_list.select_row(0)
+        if result.total == 0:
+            ws.canvas.clear(f"No photos in {ws.store.root}.\n\nThe studio takes the JPEG, PNG, BMP, TIFF and WebP "
+                            "photos of a folder and its subfolders: put some there and open the folder again, or "
+                            "open another one (Ctrl+O).")
         self._update_enabled()
         if already_open is None:
             ws.canvas.setFocus()
@@ -438,7 +445,8 @@ class MainWindow(QMainWindow):
             return
         names = ", ".join(r.name for r in changed[:3]) + (" …" if len(changed) > 3 else "")
         self.statusBar().showMessage(f"{len(changed)} photo(s) changed after their masks were checked ({names}): "
-                                     "check each mask, then edit it or press R to keep it", 20000)
+                                     "check each mask, then edit it or press R to keep it (Image > Keep Masks of "
+                                     "Changed Photos keeps all that still fit)", 20000)
 
     @staticmethod
     def _find_row(ws: Workspace, image_id: int, max_pages: int = 20) -> int | None:
@@ -804,7 +812,8 @@ class MainWindow(QMainWindow):
         else:  # a photo that cannot be opened is still the one chosen in the list
             row = _chosen_row(ws)
         where = "–" if row is None else f"{row + 1:,}"
-        self.position_label.setText(f"{where} / {ws.image_list.model.total:,}")
+        total = ws.image_list.model.total
+        self.position_label.setText(f"{where} / {total:,}" if total else "")
 
     def _image_loaded(self, record) -> None:
         ws = self.ws
