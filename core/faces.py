@@ -314,8 +314,9 @@ def suggest_mode(images: Iterable[np.ndarray], detector: FaceDetector) -> tuple[
         elif len(faces) == 1 and is_centred_portrait(faces[0], (image.shape[1], image.shape[0])):
             centred += 1
         else:
-            found = "1 face" if len(faces) == 1 else f"{len(faces)} faces"
-            return FACES, f"image {seen} of the sample has {found}, not one centred portrait; parsing face by face"
+            what = "a face off-centre or small in the picture" if len(faces) == 1 else f"{len(faces)} faces"
+            return FACES, (f"image {seen} of the sample has {what}, not one face filling the frame as an aligned crop "
+                           "does; parsing face by face")
     if seen == 0:
         return FACES, "no readable images to judge by; parsing face by face"
     return WHOLE_IMAGE, (f"{seen} sampled images show one centred face ({centred}) or none found ({faceless}); "

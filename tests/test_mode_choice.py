@@ -39,7 +39,7 @@ def test_portraits_at_the_end_of_a_small_folder_are_looked_at(tmp_path):
     detector = ByShape()
     mode, notice = choose_mode(store, detector=detector)
     assert mode == FACES and store.get_setting(MODE_SETTING) == FACES
-    assert (64, 96) in detector.shapes and "has 2 faces, not one centred portrait" in notice
+    assert (64, 96) in detector.shapes and "has 2 faces, not one face filling the frame" in notice
     store.close()
 
 
