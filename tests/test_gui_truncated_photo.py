@@ -166,7 +166,7 @@ def test_opening_it_in_the_studio_shows_why_and_turns_its_badge_to_error(qtbot, 
     qtbot.waitUntil(lambda: "truncated" in (ws.store.get(image_id).error or ""), timeout=10_000)
     QTest.keyClick(window, Qt.Key.Key_D)
     assert ws.session.record is not None and ws.session.record.name == "c.png"
-    assert ws.canvas.notice == ""
+    assert ws.canvas.notice == "" and "truncated" not in window.statusBar().currentMessage()
     assert "Traceback" not in capfd.readouterr().err
 
 

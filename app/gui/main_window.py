@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         self._details_task = None
         self._asking_about_unsaved = False
         self._open_failed = False
+        self._opening_error: str | None = None
         self._review_asked: int | None = None
         self._warning_box: QMessageBox | None = None
         self._warning_repeats = 0
@@ -824,6 +825,9 @@ class MainWindow(QMainWindow):
         self._update_position()
         self._update_title()
         self._update_enabled()
+        if self._opening_error is not None and self.statusBar().currentMessage() == self._opening_error:
+            self.statusBar().clearMessage()  # why the image before could not open: not about this one
+        self._opening_error = None
         if record.photo_changed:
             self.statusBar().showMessage(f"{record.name}: {PHOTO_CHANGED_HINT}", 15000)
 
@@ -897,6 +901,7 @@ class MainWindow(QMainWindow):
 
     def _error(self, message: str) -> None:
         opening, self._open_failed = self._open_failed, False
+        self._opening_error = message if opening else None
         self.statusBar().showMessage(message, 20000 if opening else 10000)
         if self.isVisible() and not opening and not self._asking_about_unsaved:
             self._show_warning(message)
