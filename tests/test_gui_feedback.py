@@ -29,6 +29,15 @@ def test_a_and_d_at_the_ends_of_the_list_say_so(qtbot, tmp_path):
     assert ws.image_list.view.currentIndex().row() == 1
 
 
+def test_d_in_a_filter_that_matches_nothing_says_so(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2, size=64), tmp_path)
+    panel = window.ws.image_list
+    panel.status_filter.setCurrentIndex(panel.status_filter.findData("reviewed"))
+    assert panel.model.total == 0
+    QTest.keyClick(window.ws.canvas, Qt.Key.Key_D)
+    assert window.statusBar().currentMessage() == 'no image in the list: the filter "Reviewed" matches none'
+
+
 def test_the_class_under_a_resting_pointer_follows_t_and_edits(qtbot, tmp_path):
     from test_gui_helpers import drag, viewport_point
 

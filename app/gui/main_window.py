@@ -714,7 +714,11 @@ class MainWindow(QMainWindow):
         if ws is None:
             return
         before = ws.image_list.view.currentIndex().row()
-        if not ws.image_list.step(delta, ws.session.record) or ws.image_list.view.currentIndex().row() == before:
+        if ws.image_list.model.total == 0:
+            shown = ws.image_list.status_filter.currentText()
+            self.statusBar().showMessage(f"no image in the list: the filter \"{shown}\" matches none" if
+                                         ws.image_list.model.status is not None else "no image in the list", 5000)
+        elif not ws.image_list.step(delta, ws.session.record) or ws.image_list.view.currentIndex().row() == before:
             self.statusBar().showMessage("this is the last image in the list" if delta > 0
                                          else "this is the first image in the list", 3000)
 
