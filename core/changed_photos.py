@@ -37,47 +37,59 @@ def scaled_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
 
 
+def _unchanged_since(path, rec) -> bool:
+    """Whether the photo is still the file the last scan saw (its hash is the one the index holds)."""
+    st = path.stat()
+    return (st.st_size, st.st_mtime_ns) == (rec.size_bytes, rec.mtime_ns)
+
+
 def keep_changed_masks(store: ProjectStore) -> KeptMasks:
+    if store.read_only:
+        raise ProjectError(f"the project in {store.root} is read-only here, so its masks cannot be kept for changed "
+                           "photos: make the folder writable, or copy it somewhere writable")
     out = KeptMasks()
     for rec in store.changed_photos():
-        path = store.root / rec.relpath
         try:
-            st = path.stat()
-            if (st.st_size, st.st_mtime_ns) != (rec.size_bytes, rec.mtime_ns):
-                out.refused.append((rec, "the photo changed again since the last scan; scan the folder first"))
-                continue
-            photo = read_size(path)
-            digest = content_hash(path)
+            reason = _keep_one(store, rec, out)
         except ImageLoadError as e:
-            out.refused.append((rec, e.reason))
-            continue
+            reason = e.reason
+        except ProjectError as e:
+            reason = str(e)
         except OSError as e:
-            out.refused.append((rec, f"the photo cannot be read: {e.strerror or e}"))
-            continue
-        try:
-            mask = store.corrected_mask(rec.id)
-        except MaskError:
-            mask = None
-        if mask is None:
-            out.refused.append((rec, "its checked mask cannot be read"))
-            continue
-        size = (mask.shape[1], mask.shape[0])
-        if photo == size:
-            kept = store.accept_photo(rec, digest)
-            if kept is None:
-                out.refused.append((rec, "the project changed it meanwhile; try again"))
-            else:
-                out.kept.append(kept)
-        elif same_shape(photo, size):
-            try:
-                store.save_corrected(rec.id, scaled_mask(mask, photo), imported=rec.mask_source == "imported")
-            except (MaskError, ProjectError) as e:
-                out.refused.append((rec, str(e)))
-                continue
-            updated = store.get(rec.id) or rec
-            out.kept.append(updated)
-            out.scaled.append(updated)
-        else:
-            out.refused.append((rec, f"the photo is now {photo[0]}x{photo[1]} but its mask is {size[0]}x{size[1]}, "
-                                     "another shape: check it in the studio"))
+            reason = f"the photo cannot be read: {e.strerror or e}"
+        if reason is not None:
+            out.refused.append((rec, reason))
     return out
+
+
+def _keep_one(store: ProjectStore, rec, out: KeptMasks) -> str | None:
+    """Keep one photo's mask (adding it to `out`); the reason when it cannot be kept."""
+    path = store.root / rec.relpath
+    if not _unchanged_since(path, rec):
+        return "the photo changed again since the last scan; scan the folder first"
+    photo = read_size(path)
+    digest = content_hash(path)
+    try:
+        mask = store.corrected_mask(rec.id)
+    except MaskError:
+        mask = None
+    if mask is None:
+        return "its checked mask cannot be read"
+    size = (mask.shape[1], mask.shape[0])
+    if photo == size:
+        kept = store.accept_photo(rec, digest)
+        if kept is None:
+            return "the project changed it meanwhile; try again"
+        out.kept.append(kept)
+        return None
+    if not same_shape(photo, size):
+        return f"the photo is now {photo[0]}x{photo[1]} but its mask is {size[0]}x{size[1]}, another shape: check it in " \
+               "the studio"
+    scaled = scaled_mask(mask, photo)
+    if not _unchanged_since(path, rec):
+        return "the photo changed again since the last scan; scan the folder first"
+    store.save_corrected(rec.id, scaled, imported=rec.mask_source == "imported", keep_effort=True)
+    updated = store.get(rec.id) or rec
+    out.kept.append(updated)
+    out.scaled.append(updated)
+    return None

@@ -668,12 +668,16 @@ class ProjectStore:
                 conn.execute(sql.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE", 1)
                              .replace(" REFERENCES images(id) ON DELETE CASCADE", ""))
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the database lock at the start (no deadlock on upgrade)."""
+    def _refuse_if_read_only(self) -> None:
+        """Called before anything is written, mask files included, so a refused change leaves nothing behind."""
         if self.read_only:
             raise ProjectError(f"the project in {self.root} is read-only here, so it can be looked at and exported "
                                "but not changed: make the folder writable, or copy it somewhere writable")
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the database lock at the start (no deadlock on upgrade)."""
+        self._refuse_if_read_only()
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -1140,6 +1144,7 @@ class ProjectStore:
 
         predicted_with: how the model was run (framing, test-time augmentation), so a later run with other
         settings knows this prediction is not what it would produce."""
+        self._refuse_if_read_only()
         rec = self._require(image_id)
         arr = self._checked_mask(rec, mask)
         if rec.status == "reviewed":
@@ -1156,15 +1161,17 @@ class ProjectStore:
         self._check_still_there(updated, rec)
 
     def save_corrected(self, image_id: int, mask: np.ndarray, keep_reviewed: bool = True,
-                       imported: bool = False) -> None:
+                       imported: bool = False, keep_effort: bool = False) -> None:
         """Store the human's mask; fixes the image's train/val split the first time and scores the effort. A
         reviewed image stays reviewed (the annotator edits what they approved) unless `keep_reviewed` is False
         (an imported mask nobody has looked at here). `imported` marks the mask as another dataset's labels, so
         a dataset card does not count it as corrected by hand; a later save from the editor clears the mark.
+        `keep_effort` leaves the stored effort as it is (the same mask scaled to its photo's new size).
 
         effort = fraction of pixels that differ from the predicted mask (None when there is no prediction): how
         much work the model left, a per-image signal for choosing what to label next.
         """
+        self._refuse_if_read_only()
         rec = self._require(image_id)
         arr = self._checked_mask(rec, mask)
         digest = self._hash_now(rec)
@@ -1179,13 +1186,31 @@ class ProjectStore:
         with self._write() as c:
             split = rec.split or self._new_split(c, digest, rec.id)
             updated = c.execute(
-                "UPDATE images SET effort = ?, split = COALESCE(split, ?), "
+                "UPDATE images SET effort = CASE WHEN ? THEN effort ELSE ? END, split = COALESCE(split, ?), "
                 "content_hash = COALESCE(?, content_hash), labeled_hash = COALESCE(?, content_hash), updated = ?, "
                 "status = CASE WHEN status = 'reviewed' AND ? THEN 'reviewed' ELSE 'corrected' END, "
                 "mask_source = ? WHERE id = ?",
-                (effort, split, digest, digest, time.time(), int(keep_reviewed), "imported" if imported else None,
-                 rec.id)).rowcount
+                (int(keep_effort), effort, split, digest, digest, time.time(), int(keep_reviewed),
+                 "imported" if imported else None, rec.id)).rowcount
         self._check_still_there(updated, rec)
+
+    def withdraw_review(self, image_id: int, keep_as_correction: bool = False) -> None:
+        """Take back a review: the image is a correction again, or, when its mask is the model's prediction as it
+        was (never edited, effort 0, not imported), predicted again, so an approval taken back does not leave a
+        model's guess among the masks training and export take for a person's. `keep_as_correction`: the person
+        accepted the prediction as their mask before reviewing it (it stays a correction)."""
+        rec = self._require(image_id)
+        if rec.status != "reviewed":
+            return
+        self.set_status(image_id, "corrected")
+        if keep_as_correction or rec.effort != 0 or rec.mask_source is not None:
+            return
+        try:
+            predicted, corrected = self.predicted_mask(image_id), self.corrected_mask(image_id)
+        except MaskError:
+            return
+        if predicted is not None and corrected is not None and np.array_equal(predicted, corrected):
+            self.discard_correction(image_id)
 
     def discard_correction(self, image_id: int) -> bool:
         """Take back a correction whose edits were all undone: the image is predicted again (or new) and its
@@ -1253,6 +1278,7 @@ class ProjectStore:
         Reviewing a prediction nobody corrected stores it as the corrected mask (see `_keep_approved_prediction`)."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; statuses: {', '.join(STATUSES)}")
+        self._refuse_if_read_only()
         rec = self._require(image_id)
         has_pred = self.mask_path("predicted", rec.id).exists()
         has_corr = self.mask_path("corrected", rec.id).exists()

@@ -18,7 +18,7 @@ def test_new_images_are_prelabeled_when_the_project_opens(qtbot, tmp_path):
     window = open_window(qtbot, folder, tmp_path, prelabel_on_open=True)
     panel = window.ws.models
     assert window.actions["prelabel_on_open"].isChecked()
-    assert window.statusBar().currentMessage().startswith("Pre-labeling 3 new images with v0001")
+    assert window.statusBar().currentMessage().startswith("Pre-labeling 3 images with v0001")
     qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
     assert statuses(folder) == ["predicted"] * 3
     assert window.ws.session.prediction is not None
@@ -74,7 +74,7 @@ def test_a_predicted_photo_changed_since_is_predicted_again_on_opening(qtbot, tm
         photo.convert("RGB").resize((48, 48)).save(path)
     os.utime(path, ns=(record.mtime_ns + 3_000_000_000,) * 2)
     window = open_window(qtbot, folder, tmp_path, prelabel_on_open=True)
-    assert window.statusBar().currentMessage().startswith("Pre-labeling 1 new image with v0001")
+    assert window.statusBar().currentMessage().startswith("Pre-labeling 1 image with v0001")
     qtbot.waitUntil(lambda: window.ws.models.prelabel_task is None, timeout=60_000)
     with ProjectStore.open(folder) as store:
         again = store.get(record.id)

@@ -196,6 +196,7 @@ def test_keep_masks_of_changed_photos_clears_every_warning_that_fits_after_askin
     assert "Kept the masks of 2 changed photo(s) as checked (1 scaled to the photo's new size)" in message
     assert f"1 not kept ({records[2].name}: the photo is now 30x20 but its mask is 128x128, another shape" in message
     assert ws.store.corrected_mask(records[1].id).shape == (64, 64)
+    assert ws.store.get(records[1].id).effort == 0  # still the prediction approved as it was, only smaller
     panel.status_filter.setCurrentIndex(panel.status_filter.findData("attention"))
     assert model.rowCount() == 1 and model.record(0).id == records[2].id
     panel.status_filter.setCurrentIndex(panel.status_filter.findData(None))
@@ -228,16 +229,18 @@ def test_u_takes_back_a_review_made_by_shift_r_after_the_studio_moved_on(qtbot, 
     ws = window.ws
     first = ws.session.record.id
     QTest.keyClick(ws.canvas, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)
-    qtbot.waitUntil(lambda: ws.store.get(first).status == "reviewed", timeout=10_000)
-    assert ws.session.record.id != first
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().endswith(" marked reviewed"), timeout=10_000)
+    assert ws.store.get(first).status == "reviewed" and ws.session.record.id != first
     QTest.keyClick(ws.canvas, Qt.Key.Key_U)
     assert "is not marked reviewed" in window.statusBar().currentMessage()
     QTest.keyClick(ws.canvas, Qt.Key.Key_A)
     assert ws.session.record.id == first and not ws.session.undo_stack.canUndo()
-    QTest.keyClick(ws.canvas, Qt.Key.Key_U)
-    qtbot.waitUntil(lambda: ws.store.get(first).status == "corrected", timeout=10_000)
+    QTest.keyClick(ws.canvas, Qt.Key.Key_U)  # the approval of an untouched prediction taken back: predicted again
+    qtbot.waitUntil(lambda: ws.store.get(first).status == "predicted", timeout=10_000)
     assert "no longer marked reviewed" in window.statusBar().currentMessage()
-    QTest.keyClick(ws.canvas, Qt.Key.Key_R)  # R and U in one visit: U is R's undo step
+    assert not ws.store.mask_path("corrected", first).exists()
+    drag(ws.canvas, [viewport_point(ws.canvas, 5.5, 5.5), viewport_point(ws.canvas, 30.5, 5.5)])
+    QTest.keyClick(ws.canvas, Qt.Key.Key_R)  # R and U in one visit, after an edit: U is R's undo step
     qtbot.waitUntil(lambda: ws.store.get(first).status == "reviewed", timeout=10_000)
     QTest.keyClick(ws.canvas, Qt.Key.Key_U)
     qtbot.waitUntil(lambda: ws.store.get(first).status == "corrected", timeout=10_000)

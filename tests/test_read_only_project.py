@@ -118,3 +118,17 @@ def test_work_still_in_the_database_log_of_a_program_that_has_it_open_is_read(tm
 def test_a_folder_that_is_no_project_is_still_refused_as_such(tmp_path):
     with pytest.raises(ProjectError, match="not a FaceParse project"):
         ProjectStore.open_for_reading(tmp_path)
+
+
+def test_keeping_changed_masks_is_refused_up_front_in_a_read_only_project(read_only):
+    from faceparse.core.changed_photos import keep_changed_masks
+
+    before = _files(read_only)
+    with ProjectStore.open_for_reading(read_only) as store:
+        with pytest.raises(ProjectError, match="read-only here, so its masks cannot be kept"):
+            keep_changed_masks(store)
+        with pytest.raises(ProjectError, match="read-only"):
+            store.save_corrected(store.images()[0].id, np.zeros((12, 10), np.uint8))
+        with pytest.raises(ProjectError, match="read-only"):
+            store.set_status(store.images()[2].id, "reviewed")
+    assert _files(read_only) == before

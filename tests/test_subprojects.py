@@ -111,3 +111,19 @@ def test_the_studio_says_which_subfolder_it_left_to_its_own_project(qtbot, tmp_p
     message = window.statusBar().currentMessage()
     assert message.startswith("1 image (1 new, 0 removed). Skipped")
     assert "Skipped 1 subfolder holding a project of its own (sub): its photos belong to that project" in message
+
+
+def test_the_notes_of_the_scan_stay_in_the_message_that_pre_labeling_on_opening_shows(qtbot, tmp_path):
+    from test_gui_helpers import install_model, open_window
+
+    outer = tmp_path / "P"
+    put_photo(outer / "a.png", 1)
+    put_photo(outer / "sub" / "s1.png", 2)
+    with ProjectStore.create(outer / "sub") as inner:
+        inner.scan()
+    ProjectStore.create(outer).close()
+    install_model(outer)
+    window = open_window(qtbot, outer, tmp_path, prelabel_on_open=True)
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Pre-labeling 1 image with") and "Skipped 1 subfolder holding a project" in message
+    qtbot.waitUntil(lambda: window.ws.models.prelabel_task is None, timeout=60_000)

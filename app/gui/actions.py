@@ -65,7 +65,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Save and mark this image as reviewed (Undo takes it back)"),
     ActionSpec("review_and_next", "Mark Reviewed and &Go On", ("Shift+R",), "fa5s.step-forward",
                "Mark this image reviewed, then open the next one not reviewed yet"),
-    ActionSpec("unmark_reviewed", "&Unmark Reviewed", ("U",), "fa5s.times",
+    ActionSpec("unmark_reviewed", "Unmar&k Reviewed", ("U",), "fa5s.times",
                "Take back this image's review, however long ago it was made: it becomes a correction again"),
     ActionSpec("keep_changed_masks", "&Keep Masks of Changed Photos…", (), "fa5s.link",
                "Photos retouched, re-encoded or resized since their masks were checked: keep their masks (scaled "

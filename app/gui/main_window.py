@@ -247,7 +247,7 @@ class MainWindow(QMainWindow):
         a["accept_prediction"].triggered.connect(lambda: self.ws and self.ws.session.accept_prediction())
         a["mark_reviewed"].triggered.connect(self.mark_reviewed)
         a["review_and_next"].triggered.connect(self.review_and_next)
-        a["unmark_reviewed"].triggered.connect(lambda: self.ws and self.ws.session.unmark_reviewed())
+        a["unmark_reviewed"].triggered.connect(self.unmark_reviewed)
         a["prelabel_image"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_image(
             self.ws.session.image_id))
         a["prelabel_all"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_all())
@@ -406,18 +406,19 @@ class MainWindow(QMainWindow):
         if not selected and already_open is None:
             ws.image_list.select_row(0)
         if result.total == 0:
-            ws.canvas.clear(f"No photos in {ws.store.root}.\n\nThe studio takes the JPEG, PNG, BMP, TIFF and WebP "
-                            "photos of a folder and its subfolders: put some there and open the folder again, or "
-                            "open another one (Ctrl+O).")
+            where = f"No photos in {ws.store.root}." if not result.projects_inside else \
+                f"No photos of this project in {ws.store.root}: its subfolders with photos hold projects of their own."
+            ws.canvas.clear(f"{where}\n\nThe studio takes the JPEG, PNG, BMP, TIFF and WebP photos of a folder and "
+                            "its subfolders: put some there and open the folder again, or open another one (Ctrl+O).")
         self._update_enabled()
         if already_open is None:
             ws.canvas.setFocus()
         self._details_task = self.jobs.start(
             lambda _report, cancel, store=ws.store: _fill_details(store, cancel),
             on_done=lambda new_errors, ws=ws: self._details_filled(ws, new_errors))
-        self._prelabel_new_images(ws)
+        self._prelabel_new_images(ws, notes)
 
-    def _prelabel_new_images(self, ws: Workspace) -> None:
+    def _prelabel_new_images(self, ws: Workspace, notes: str = "") -> None:
         """Opening a folder of photos gives them masks to correct: images no model has labeled yet are pre-labeled
         at once (Models > Pre-label New Images on Opening turns this off), and the status bar says so. A photo
         changed since its prediction counts as new; one that cannot be read does not (nothing would come of it)."""
@@ -427,12 +428,12 @@ class MainWindow(QMainWindow):
         try:
             model = find_model(ws.store, None, task_for_schema(ws.store.schema))
         except (ModelNotFoundError, ProjectError) as e:
-            self.statusBar().showMessage(f"{waiting:,} images are not pre-labeled: {e}", 10_000)
+            self.statusBar().showMessage(f"{waiting:,} images are not pre-labeled: {e}{notes}", 15_000)
             return
         ws.models.start_prelabel_all()
         which = "the starter model" if model.source == "starter" else model.model_id
-        self.statusBar().showMessage(f"Pre-labeling {waiting:,} new image{'s' if waiting != 1 else ''} with {which} "
-                                     "(progress and cancel in the Models panel)", 10_000)
+        self.statusBar().showMessage(f"Pre-labeling {waiting:,} image{'s' if waiting != 1 else ''} with {which} "
+                                     f"(progress and cancel in the Models panel){notes}", 15_000 if notes else 10_000)
 
     def _details_filled(self, ws: Workspace, new_errors: bool = False) -> None:
         """Reading every file may reveal broken photos (their list badges turn to "error") and photos replaced
@@ -737,6 +738,12 @@ class MainWindow(QMainWindow):
         self._review_asked = self.ws.session.record.id
         self.ws.session.mark_reviewed()
 
+    def unmark_reviewed(self) -> None:
+        if self.ws is None:
+            return
+        self._review_asked = None  # a review still being written is not to be announced after it is taken back
+        self.ws.session.unmark_reviewed()
+
     def review_and_next(self) -> None:
         """Shift+R: R, then N, for going through a folder of good predictions one key per image. A refused review
         stays on the image, so its reason is read where it applies."""
@@ -773,7 +780,8 @@ class MainWindow(QMainWindow):
         ws.session.flush()
         self.statusBar().showMessage(f"Checking {len(changed)} changed photo(s)…")
         self.jobs.start(lambda _report, _cancel: keep_changed_masks(ws.store),
-                        lambda result: self._changed_masks_kept(ws, result), self._error)
+                        lambda result: self._changed_masks_kept(ws, result),
+                        lambda message: self._error(message) if ws is self.ws else None)
 
     def _changed_masks_kept(self, ws: Workspace, result: KeptMasks) -> None:
         if ws is not self.ws:

@@ -385,14 +385,14 @@ class AnnotationSession(QObject):
         self.writer.submit(write, self._written, failed)
 
     def _withdraw_review(self, image_id: int) -> None:
-        """Undo of R: the image goes back to being a correction. The next save then settles what it is: a visit
+        """Undo of R, and U: the image goes back to being a correction, or to predicted when its mask is the
+        model's, untouched (see `ProjectStore.withdraw_review`). The next save then settles what it is: a visit
         that changed nothing takes the correction back too (see `save`), so the image is as it was before R."""
         self._reviewed = False
+        accepted = self.undo_stack.accepted()
 
         def write() -> ImageRecord | None:
-            record = self.store.get(image_id)
-            if record is not None and record.status == "reviewed":
-                self.store.set_status(image_id, "corrected")
+            self.store.withdraw_review(image_id, keep_as_correction=accepted)
             return self.store.get(image_id)
 
         self.writer.submit(write, self._written, lambda msg: None if self._closed else self.error.emit(msg))
