@@ -289,7 +289,7 @@ def _pasted_back(predictor: Predictor, photo: FramedPhoto, batch_size: int, bina
     from faceparse.core.predictor import FacePrediction
 
     try:
-        prepared = prepare_file(photo.image_id, photo.path, photo.framing,
+        prepared = prepare_file(photo.image_id, photo.path, photo.framing.for_model(predictor.meta["schema"]["classes"]),
                                 tuple(int(v) for v in predictor.meta["input_size"]))
     except ImageLoadError as e:
         raise EvaluationError(str(e)) from None

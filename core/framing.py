@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,17 @@ from faceparse.core.uncertainty import FaceUncertainty, face_uncertainty, image_
 CONTEXT_MARGIN = 1.0
 """Margin of the wider view around each face (three times the face's side): hair, neck and clothes run past the
 face crop, and a mask cut off at the crop's edge would leave a straight line to repaint on nearly every portrait."""
+BODY_MARGIN = 2.0
+"""Margin of the widest view (five times the face's side), for the body only: broad shoulders, bulky clothes and
+long hair run past the wider view's sides. At this scale the face is small and the parser mistakes parts of the
+clothes for face parts, so only its `BODY_CLASSES` are taken, and only where no closer view reaches."""
+BODY_CLASSES = ("hair", "cloth")
+
+
+def body_labels(classes: tuple[str, ...] | list[str]) -> frozenset[int]:
+    """The indices of `BODY_CLASSES` among a model's classes (none for a model without them, such as a face-mask
+    segmenter, which then gets no widest view)."""
+    return frozenset(i for i, name in enumerate(classes) if name in BODY_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,13 @@ class Framing:
     detector: FaceDetector | None = None
     margin: float = DEFAULT_MARGIN
     context: bool = True
+    body: frozenset[int] = frozenset()
+    """The model's labels of the body (see `body_labels`): with them and `context`, a face whose wider view leaves
+    part of the picture out is also seen in the widest view, which adds those labels beyond the wider view."""
+
+    def for_model(self, classes: tuple[str, ...] | list[str]) -> Framing:
+        """This framing with the body labels of a model with these classes."""
+        return replace(self, body=body_labels(classes))
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -66,7 +84,10 @@ class PreparedImage:
     crops: np.ndarray  # K×H×W×3 uint8 at the model's input size
     whole_image: bool
     context: int = 0
-    """How many of the last boxes and crops are wider views around faces (see `Framing`)."""
+    """How many of the last boxes and crops are wider and widest views around faces (see `Framing`)."""
+    widest: int = 0
+    """How many of those (the last ones) are the widest views, whose masks give only the `body` labels."""
+    body: frozenset[int] = frozenset()
 
     @property
     def faces(self) -> int:
@@ -100,12 +121,18 @@ def prepare_array(key: Any, image: np.ndarray, framing: Framing, input_size: tup
         return _whole(key, image, size, input_size)
     aspect = input_size[1] / input_size[0]
     boxes = [face_crop_box(face, framing.margin, aspect) for face in faces]
-    wider = []
+    wider: list[CropBox] = []
+    widest: list[CropBox] = []
     if framing.context:
         wider = [face_crop_box(face, max(CONTEXT_MARGIN, framing.margin), aspect)
                  for face, box in zip(faces, boxes, strict=True) if box.covered_pixels(size) != (0, 0, *size)]
-    crops = np.stack([crop(image, box, input_size) for box in boxes + wider])
-    return PreparedImage(key, size, boxes + wider, crops, False, len(wider))
+        if framing.body:
+            widest = [face_crop_box(face, max(BODY_MARGIN, framing.margin), aspect)
+                      for face in faces if face_crop_box(face, max(CONTEXT_MARGIN, framing.margin), aspect)
+                      .covered_pixels(size) != (0, 0, *size)]
+    crops = np.stack([crop(image, box, input_size) for box in boxes + wider + widest])
+    return PreparedImage(key, size, boxes + wider + widest, crops, False, len(wider) + len(widest), len(widest),
+                         framing.body)
 
 
 def prepare_file(key: Any, path: str | os.PathLike, framing: Framing, input_size: tuple[int, int]) -> PreparedImage:
@@ -144,31 +171,53 @@ def finish_image(prepared: PreparedImage, faces: list[FacePrediction], method: s
 
 def _fill_outside(prepared: PreparedImage, indices: list[np.ndarray], confidences: list[np.ndarray] | None,
                   mask: np.ndarray, conf: np.ndarray | None) -> None:
-    """Paint the wider views' masks where no face crop reaches; inside the face crops, their closer views stand."""
-    wide, wide_conf = paste_masks(prepared.size, prepared.boxes[prepared.faces:], indices, confidences)
-    outside = ~_covered(prepared.size, prepared.boxes[:prepared.faces])
+    """Paint the wider views' masks where no face crop reaches (inside the face crops, their closer views stand),
+    then the widest views' body labels where no wider view reaches either."""
+    n, k = prepared.faces, prepared.widest
+    near = len(indices) - k
+    boxes = prepared.boxes[n:n + near]
+    wide, wide_conf = paste_masks(prepared.size, boxes, indices[:near], confidences[:near] if confidences else None)
+    outside = ~_covered(prepared.size, prepared.boxes[:n])
     mask[outside] = wide[outside]
     if conf is not None and wide_conf is not None:
         conf[outside] = wide_conf[outside]
+    if k:
+        far, far_conf = paste_masks(prepared.size, prepared.boxes[n + near:], indices[near:],
+                                    confidences[near:] if confidences else None)
+        beyond = ~_covered(prepared.size, prepared.boxes[:n + near]) & np.isin(far, list(prepared.body))
+        mask[beyond] = far[beyond]
+        if conf is not None and far_conf is not None:
+            conf[beyond] = far_conf[beyond]
     _continue_downward(prepared, mask, conf)
 
 
 def _continue_downward(prepared: PreparedImage, mask: np.ndarray, conf: np.ndarray | None) -> None:
-    """Carry what the wider views see at their bottom edge on down, by one more view's height at most.
+    """Carry what the wider views see at their bottom edge on down, by one more view's height at most; then the
+    body labels at the bottom edge of the widest views, by one more of their heights.
 
-    Below a face the body goes on: clothes (and long hair) cut off by the edge of the widest view would leave a
-    straight line across every portrait taller than three faces. A column stops at the first pixel another view
-    covers (that person's own view decides there); each painted pixel takes the label and confidence of the edge
-    pixel above it.
+    Below a face the body goes on: clothes (and long hair) cut off by the edge of a view would leave a straight
+    line across every portrait taller than the view. A column stops at the first pixel another view covers (that
+    person's own view decides there); each painted pixel takes the label and confidence of the edge pixel above
+    it. The widest views do not stop the wider views' columns: they add body labels only.
     """
+    views = prepared.boxes[:len(prepared.boxes) - prepared.widest]
+    _carry_down(prepared, views[prepared.faces:], _covered(prepared.size, views), mask, conf)
+    if prepared.widest:
+        _carry_down(prepared, prepared.boxes[len(views):], _covered(prepared.size, prepared.boxes), mask, conf,
+                    prepared.body)
+
+
+def _carry_down(prepared: PreparedImage, boxes: list[CropBox], covered: np.ndarray, mask: np.ndarray,
+                conf: np.ndarray | None, only: frozenset[int] | None = None) -> None:
     width, height = prepared.size
-    covered = _covered(prepared.size, prepared.boxes)
-    for box in prepared.boxes[prepared.faces:]:
+    for box in boxes:
         x0, y0, x1, y1 = box.covered_pixels(prepared.size)
         if y1 >= height or x1 <= x0 or y1 <= y0:
             continue
         below = slice(y1, min(height, y1 + (y1 - y0)))
         edge = _without_narrow_runs(mask[y1 - 1, x0:x1], max(3, (x1 - x0) // 32))
+        if only is not None:
+            edge = np.where(np.isin(edge, list(only)), edge, 0).astype(edge.dtype)
         reached = ~np.logical_or.accumulate(covered[below, x0:x1], axis=0)
         fill = reached & (mask[below, x0:x1] == 0) & (edge != 0)
         np.copyto(mask[below, x0:x1], np.broadcast_to(edge, fill.shape), where=fill)
@@ -201,5 +250,5 @@ def predict_image(image: np.ndarray, predictor: Predictor, framing: Framing | No
                   method: str = "entropy", key: Any = None) -> ImagePrediction:
     """The full-picture mask of one in-memory RGB picture (synchronous: for one image, not a folder); `key` is the
     project's image id of the picture, for a framing that remembers faces (see `prepare_array`)."""
-    prepared = prepare_array(key, image, framing or Framing(), predictor.input_size)
+    prepared = prepare_array(key, image, (framing or Framing()).for_model(predictor.info.classes), predictor.input_size)
     return finish_image(prepared, predictor.predict(prepared.crops), method)

@@ -110,7 +110,8 @@ class PredictionPipeline:
         if uncertainty not in METHODS:
             raise ValueError(f"uncertainty must be one of {', '.join(METHODS)}, got {uncertainty!r}")
         self.predictor = predictor
-        self.framing = framing
+        info = getattr(predictor, "info", None)
+        self.framing = framing.for_model(info.classes) if info is not None else framing
         self.readers = max(1, int(readers))
         self.prefetch = int(prefetch) if prefetch else max(4, 2 * predictor.batch_size)
         self.uncertainty = uncertainty

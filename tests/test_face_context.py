@@ -119,3 +119,60 @@ def test_narrow_runs_are_dropped_from_the_edge():
     row = np.array([0, 0, 5, 5, 5, 5, 3, 3, 0, 1, 1, 1, 255], np.uint8)
     assert _without_narrow_runs(row, 3).tolist() == [0, 0, 5, 5, 5, 5, 0, 0, 0, 1, 1, 1, 0]
     assert _without_narrow_runs(row, 1).tolist() == row.tolist()
+
+
+def wide_body() -> np.ndarray:
+    """A figure whose shoulders run past the wider view's sides, down to the bottom edge."""
+    picture = np.zeros((240, 400, 3), np.uint8)
+    picture[55:110, 125:175] = 200
+    picture[110:, 10:390] = 180
+    return picture
+
+
+WIDE_FACE = (130, 60, 170, 100)
+
+
+def test_the_widest_view_adds_the_body_beyond_the_wider_views_sides(tmp_path):
+    from faceparse.core.framing import BODY_MARGIN
+
+    cloth = Predictor(foreground_model(tmp_path / "cloth.onnx", face_class=18, threshold=0.05), device="cpu")
+    picture = wide_body()
+    size = (400, 240)
+    wider = face_crop_box(WIDE_FACE, CONTEXT_MARGIN).covered_pixels(size)
+    widest = face_crop_box(WIDE_FACE, BODY_MARGIN).covered_pixels(size)
+    assert widest[0] < wider[0] - 20 and widest[2] > wider[2] + 20
+    opened = predict_image(picture, cloth, Framing(FACES, KnownFaces([WIDE_FACE])))
+    beside = opened.mask[120:wider[3], widest[0] + 2:wider[0] - 2]
+    assert (beside == 18).mean() > 0.95  # the shoulders beside the wider view: clothes
+    assert not opened.mask[:100, :widest[0]].any() and not opened.mask[:50].any()
+    no_body = Framing(FACES, KnownFaces([WIDE_FACE]))
+    prepared = prepare_array(None, picture, no_body.for_model(cloth.info.classes), (64, 64))
+    assert prepared.faces == 1 and prepared.context == 2 and prepared.widest == 1
+
+
+def test_the_widest_view_gives_no_face_parts_and_a_model_without_body_classes_gets_none(tmp_path):
+    skin = Predictor(foreground_model(tmp_path / "skin.onnx", face_class=1, threshold=0.05), device="cpu")
+    picture = wide_body()
+    wider = face_crop_box(WIDE_FACE, CONTEXT_MARGIN).covered_pixels((400, 240))
+    opened = predict_image(picture, skin, Framing(FACES, KnownFaces([WIDE_FACE])))
+    assert not opened.mask[:wider[3], :wider[0]].any() and not opened.mask[:wider[3], wider[2]:].any()
+    mask_model = Predictor(foreground_model(tmp_path / "mask.onnx", schema_name="face-mask"), device="cpu")
+    prepared = prepare_array(None, picture, Framing(FACES, KnownFaces([WIDE_FACE])).for_model(mask_model.info.classes),
+                             (64, 64))
+    assert prepared.context == 1 and prepared.widest == 0
+
+
+def test_the_body_beyond_the_wider_view_goes_on_below_the_widest_one(tmp_path):
+    from faceparse.core.framing import BODY_MARGIN
+
+    cloth = Predictor(foreground_model(tmp_path / "cloth.onnx", face_class=18, threshold=0.05), device="cpu")
+    picture = np.zeros((640, 400, 3), np.uint8)
+    picture[55:110, 125:175] = 200
+    picture[110:, 10:390] = 180
+    wider = face_crop_box(WIDE_FACE, CONTEXT_MARGIN).covered_pixels((400, 640))
+    widest = face_crop_box(WIDE_FACE, BODY_MARGIN).covered_pixels((400, 640))
+    reach = widest[3] + (widest[3] - widest[1])
+    assert reach < 620
+    opened = predict_image(picture, cloth, Framing(FACES, KnownFaces([WIDE_FACE])))
+    assert (opened.mask[widest[3]:reach, widest[0] + 2:wider[0] - 2] == 18).mean() > 0.95
+    assert not opened.mask[reach:, :wider[0]].any()  # by one view's height at most, as below the wider view
