@@ -97,16 +97,21 @@ def test_project_inside_names_the_subfolder_holding_a_project(tmp_path):
         assert store.project_inside("other/top.png") is None
 
 
-def test_the_studio_says_which_subfolder_it_left_to_its_own_project(qtbot, tmp_path):
-    from test_gui_helpers import open_window
-
+def _project_around_a_project(tmp_path):
+    """A project P with one photo of its own and a subfolder `sub` that holds a project of its own."""
     outer = tmp_path / "P"
     put_photo(outer / "a.png", 1)
     put_photo(outer / "sub" / "s1.png", 2)
     with ProjectStore.create(outer / "sub") as inner:
         inner.scan()
     ProjectStore.create(outer).close()
-    window = open_window(qtbot, outer, tmp_path)
+    return outer
+
+
+def test_the_studio_says_which_subfolder_it_left_to_its_own_project(qtbot, tmp_path):
+    from test_gui_helpers import open_window
+
+    window = open_window(qtbot, _project_around_a_project(tmp_path), tmp_path)
     qtbot.waitUntil(lambda: "Skipped" in window.statusBar().currentMessage(), timeout=10_000)
     message = window.statusBar().currentMessage()
     assert message.startswith("1 image (1 new, 0 removed). Skipped")
@@ -116,12 +121,7 @@ def test_the_studio_says_which_subfolder_it_left_to_its_own_project(qtbot, tmp_p
 def test_the_notes_of_the_scan_stay_in_the_message_that_pre_labeling_on_opening_shows(qtbot, tmp_path):
     from test_gui_helpers import install_model, open_window
 
-    outer = tmp_path / "P"
-    put_photo(outer / "a.png", 1)
-    put_photo(outer / "sub" / "s1.png", 2)
-    with ProjectStore.create(outer / "sub") as inner:
-        inner.scan()
-    ProjectStore.create(outer).close()
+    outer = _project_around_a_project(tmp_path)
     install_model(outer)
     window = open_window(qtbot, outer, tmp_path, prelabel_on_open=True)
     message = window.statusBar().currentMessage()
