@@ -123,13 +123,14 @@ def prepare_array(key: Any, image: np.ndarray, framing: Framing, input_size: tup
     boxes = [face_crop_box(face, framing.margin, aspect) for face in faces]
     wider: list[CropBox] = []
     widest: list[CropBox] = []
+    whole = (0, 0, *size)
     if framing.context:
-        wider = [face_crop_box(face, max(CONTEXT_MARGIN, framing.margin), aspect)
-                 for face, box in zip(faces, boxes, strict=True) if box.covered_pixels(size) != (0, 0, *size)]
+        around = [(face, face_crop_box(face, max(CONTEXT_MARGIN, framing.margin), aspect))
+                  for face, box in zip(faces, boxes, strict=True) if box.covered_pixels(size) != whole]
+        wider = [box for _, box in around]
         if framing.body:
             widest = [face_crop_box(face, max(BODY_MARGIN, framing.margin), aspect)
-                      for face in faces if face_crop_box(face, max(CONTEXT_MARGIN, framing.margin), aspect)
-                      .covered_pixels(size) != (0, 0, *size)]
+                      for face, box in around if box.covered_pixels(size) != whole]
     crops = np.stack([crop(image, box, input_size) for box in boxes + wider + widest])
     return PreparedImage(key, size, boxes + wider + widest, crops, False, len(wider) + len(widest), len(widest),
                          framing.body)
@@ -209,7 +210,7 @@ def _continue_downward(prepared: PreparedImage, mask: np.ndarray, conf: np.ndarr
 
 def _carry_down(prepared: PreparedImage, boxes: list[CropBox], covered: np.ndarray, mask: np.ndarray,
                 conf: np.ndarray | None, only: frozenset[int] | None = None) -> None:
-    width, height = prepared.size
+    height = prepared.size[1]
     for box in boxes:
         x0, y0, x1, y1 = box.covered_pixels(prepared.size)
         if y1 >= height or x1 <= x0 or y1 <= y0:

@@ -61,8 +61,10 @@ STATUSES = ("new", "predicted", "corrected", "reviewed")
 NEEDS_ATTENTION = "attention"
 """A filter beside the statuses for `images` and `count`: the photos that cannot be read and the checked masks
 whose photo changed since, the images a list badge marks "error" or "photo changed"."""
-_NEEDS_ATTENTION_SQL = ("(error IS NOT NULL OR (status IN ('corrected', 'reviewed') AND labeled_hash IS NOT NULL "
-                        "AND content_hash IS NOT NULL AND content_hash != labeled_hash))")
+_PHOTO_CHANGED_SQL = ("(status IN ('corrected', 'reviewed') AND labeled_hash IS NOT NULL AND content_hash IS NOT NULL "
+                      "AND content_hash != labeled_hash)")
+"""A human mask whose photo, as last hashed, differs from the one it was checked on (`changed_photos`)."""
+_NEEDS_ATTENTION_SQL = f"(error IS NOT NULL OR {_PHOTO_CHANGED_SQL})"
 SPLITS = ("train", "val")
 VAL_FRACTION = 0.2
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -1048,8 +1050,7 @@ class ProjectStore:
     def changed_photos(self) -> list[ImageRecord]:
         """Images whose photo, as last hashed, differs from the one their human mask was checked on."""
         rows = self._conn().execute(
-            f"SELECT {_RECORD_COLUMNS} FROM images WHERE missing = 0 AND status IN ('corrected', 'reviewed') "
-            "AND labeled_hash IS NOT NULL AND content_hash IS NOT NULL AND content_hash != labeled_hash "
+            f"SELECT {_RECORD_COLUMNS} FROM images WHERE missing = 0 AND {_PHOTO_CHANGED_SQL} "
             "ORDER BY sort_key, id").fetchall()
         return [self._record(row) for row in rows]
 
