@@ -1196,10 +1196,12 @@ class ProjectStore:
         self._check_still_there(updated, rec)
 
     def withdraw_review(self, image_id: int, keep_as_correction: bool = False) -> None:
-        """Take back a review: the image is a correction again, or, when its mask is the model's prediction as it
-        was (never edited, effort 0, not imported), predicted again, so an approval taken back does not leave a
-        model's guess among the masks training and export take for a person's. `keep_as_correction`: the person
-        accepted the prediction as their mask before reviewing it (it stays a correction)."""
+        """Take back a review: the image is a correction again, or, when its mask is a model's prediction nobody
+        edited (effort 0, not imported), predicted again, so an approval taken back does not leave a model's guess
+        among the masks training and export take for a person's. That holds too when the image was predicted again
+        after the review: the approved guess was kept aside only because it was approved, and the newer prediction
+        is what the image goes back to. `keep_as_correction`: the person accepted the prediction as their mask
+        before reviewing it (it stays a correction)."""
         rec = self._require(image_id)
         if rec.status != "reviewed":
             return
@@ -1210,7 +1212,7 @@ class ProjectStore:
             predicted, corrected = self.predicted_mask(image_id), self.corrected_mask(image_id)
         except MaskError:
             return
-        if predicted is not None and corrected is not None and np.array_equal(predicted, corrected):
+        if predicted is not None and corrected is not None and predicted.shape == corrected.shape:
             self.discard_correction(image_id)
 
     def discard_correction(self, image_id: int) -> bool:

@@ -4,7 +4,7 @@ import numpy as np
 from faceparse.core.store import ProjectStore
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from test_gui_helpers import drag, make_project, open_window, viewport_point
+from test_gui_helpers import drag, install_model, make_project, open_window, viewport_point
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
@@ -169,3 +169,37 @@ def test_a_review_whose_status_could_not_be_written_leaves_no_step_to_take_back(
     session.undo()
     assert "no longer marked reviewed" not in messages
     assert np.array_equal(session.editor.mask, session.prediction)
+
+
+def test_undoing_r_after_a_new_prediction_hands_back_the_new_prediction_not_the_old_approval(qtbot, tmp_path):
+    """R approves the untouched prediction, Ctrl+L predicts the image again (the approval is kept aside as the
+    reviewed mask), and Ctrl+Z takes the review back: nobody ever corrected the image, so it is predicted again,
+    showing the new prediction, with no corrected mask left behind; Ctrl+Shift+Z approves what is then shown."""
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    install_model(folder)
+    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
+    session, canvas, models = window.ws.session, window.ws.canvas, window.ws.models
+    image_id = session.image_id
+    approved = session.editor.mask.copy()
+
+    QTest.keyClick(canvas, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: session.record.status == "reviewed")
+    QTest.keyClick(canvas, Qt.Key.Key_L, CTRL)
+    qtbot.waitUntil(lambda: models.prelabel_task is None, timeout=60_000)
+    with ProjectStore.open(folder) as store:
+        new_prediction = store.predicted_mask(image_id)
+    assert not np.array_equal(new_prediction, approved)
+
+    QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL)
+    qtbot.waitUntil(lambda: session.record.status == "predicted", timeout=5000)
+    qtbot.wait(200)  # past the autosave that follows taking a review back
+    session.writer.wait()
+    assert _stored(folder, image_id) == ("predicted", False)
+    assert np.array_equal(session.editor.mask, new_prediction)
+    assert not session.modified
+
+    QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL_SHIFT)
+    qtbot.waitUntil(lambda: session.record.status == "reviewed", timeout=5000)
+    session.writer.wait()
+    with ProjectStore.open(folder) as store:
+        assert np.array_equal(store.current_mask(image_id), new_prediction)

@@ -671,6 +671,33 @@ def test_an_approved_prediction_is_kept_when_the_image_is_predicted_again(store)
     assert np.array_equal(store.predicted_mask(i), np.full((6, 8), 2))
 
 
+def test_taking_back_the_review_of_an_approved_prediction_predicted_again_leaves_the_new_prediction(store):
+    """The approval was kept aside only because it was approved: withdrawn, the image is predicted by the newer
+    model, while an edited mask, one accepted as a correction, or an imported one stays a correction."""
+    ids = ids_by_name(store)
+    approved, newer = np.zeros((6, 8), np.uint8), np.full((6, 8), 2, np.uint8)
+    for name in ("img0.png", "img1.png"):
+        store.save_predicted(ids[name], approved, "v1")
+        store.set_status(ids[name], "reviewed")
+        store.save_predicted(ids[name], newer, "v2")
+    store.withdraw_review(ids["img0.png"])
+    assert store.get(ids["img0.png"]).status == "predicted"
+    assert store.corrected_mask(ids["img0.png"]) is None
+    assert np.array_equal(store.current_mask(ids["img0.png"]), newer)
+    store.withdraw_review(ids["img1.png"], keep_as_correction=True)
+    assert store.get(ids["img1.png"]).status == "corrected"
+    assert np.array_equal(store.current_mask(ids["img1.png"]), approved)
+
+    edited = ids["img2.png"]
+    store.save_predicted(edited, approved, "v1")
+    store.save_corrected(edited, np.ones((6, 8), np.uint8))
+    store.set_status(edited, "reviewed")
+    store.save_predicted(edited, newer, "v2")
+    store.withdraw_review(edited)
+    assert store.get(edited).status == "corrected"
+    assert np.array_equal(store.current_mask(edited), np.ones((6, 8)))
+
+
 def test_a_reviewed_prediction_from_an_older_version_is_kept_too(store):
     """Reviewing used to leave the approved prediction as the only mask; predicting again keeps it."""
     i = ids_by_name(store)["img0.png"]

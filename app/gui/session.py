@@ -395,9 +395,26 @@ class AnnotationSession(QObject):
             self.store.withdraw_review(image_id, keep_as_correction=accepted)
             return self.store.get(image_id)
 
-        self.writer.submit(write, self._written, lambda msg: None if self._closed else self.error.emit(msg))
+        def written(record: ImageRecord | None) -> None:
+            self._written(record)
+            if record is not None and record.status == "predicted" and self.image_id == record.id:
+                self._follow_prediction()
+
+        self.writer.submit(write, written, lambda msg: None if self._closed else self.error.emit(msg))
         self.message.emit("no longer marked reviewed")
         self._autosave.start()
+
+    def _follow_prediction(self) -> None:
+        """The review taken back left the image predicted: show the model's newest mask if the approved one on
+        screen is older (the image was predicted again after R). Only while nothing is being edited; the steps
+        left in the history hold no pixels of their own (an edit saved after R would have kept the correction)."""
+        if (self.editor is None or self.prediction is None or self.modified or self.sketch_in_progress()
+                or self.prediction.shape != self.editor.mask.shape
+                or np.array_equal(self.editor.mask, self.prediction)):
+            return
+        self.editor.mask[...] = self.prediction
+        self._untouched = self.prediction.copy()
+        self.canvas.show_prediction(self.canvas.showing_prediction, cancel_tool=False)
 
     def _nothing_to_approve(self) -> bool:
         """An image with no prediction that nobody painted holds only background: reviewing it by a slip would put
@@ -412,7 +429,8 @@ class AnnotationSession(QObject):
         return any(self.store.mask_path(kind, image_id).exists() for kind in ("corrected", "predicted"))
 
     def reload_prediction(self) -> None:
-        """Pick up a new prediction written by a pre-label job; the working mask follows it if it had no edits."""
+        """Pick up a new prediction written by a pre-label job; the working mask follows it if it had no edits.
+        A mask approved as the model left it stays on screen but is still nobody's correction (see `save`)."""
         if self.record is None or self.editor is None:
             return
         try:
@@ -431,7 +449,8 @@ class AnnotationSession(QObject):
             self.editor.mask[...] = prediction
             self._untouched = prediction.copy()
             self.undo_stack.clear()
-        else:
+        elif (self.modified or saving or self.canvas.tool_in_progress() or self._untouched is None
+              or not np.array_equal(self.editor.mask, self._untouched)):
             self._untouched = None
         self.canvas.show_prediction(self.canvas.showing_prediction, cancel_tool=False)
         self.record = self.store.get(self.record.id) or self.record
