@@ -120,7 +120,7 @@ def test_the_all_images_summary_says_what_was_left_alone_and_names_the_failures(
                             skipped_imported=10, seconds=1.5, notices=["note: tiny"])
     text = run_summary(result)
     assert text.startswith("2 predicted, 4 failed, in 1.5 s with v0002\n")
-    assert "Left alone: 3 already current, 10 imported predictions kept (faceparse prelabel --redo" in text
+    assert "Left alone: 3 already current, 10 imported predictions kept (Pre-label All Images Again" in text
     assert "corrected or reviewed" not in text and "unreadable" not in text
     assert "bad0.jpg: not a recognised image" in text and "bad3.jpg" not in text and "… and 1 more" in text
     assert text.endswith("note: tiny")

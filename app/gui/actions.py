@@ -72,6 +72,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "with a resized photo) without reviewing each again"),
     ActionSpec("prelabel_image", "Pre-label This &Image", ("Ctrl+L",), "fa5s.magic"),
     ActionSpec("prelabel_all", "Pre-label &All Images", ("Ctrl+Shift+L",), "fa5s.layer-group"),
+    ActionSpec("prelabel_all_again", "Pre-label All Images A&gain…", (), "fa5s.redo",
+               "Predict again every image nobody has corrected or reviewed, including predictions that are "
+               "current and those imported from another dataset"),
     ActionSpec("retrain", "&Retrain Model", ("Ctrl+T",), "fa5s.sync-alt",
                "Fine-tune on the corrected images in the background"),
     ActionSpec("prelabel_on_open", "Pre-label New Images on &Opening", (), None,

@@ -14,6 +14,7 @@ import shiboken6
 from faceparse.core.changed_photos import KeptMasks, keep_changed_masks
 from faceparse.core.imageio import is_image_file
 from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_for_schema
+from faceparse.core.prelabel import is_imported
 from faceparse.core.schemas import builtin_schema_names
 from faceparse.core.store import DB_NAME, PROJECT_DIR_NAME, ProjectError, ProjectStore
 from PySide6.QtCore import QEvent, Qt, QTimer
@@ -50,7 +51,8 @@ PRELABEL_ON_OPEN = "prelabel_on_open"
 TOOL_ACTIONS = {"tool_brush": "brush", "tool_eraser": "eraser", "tool_fill": "fill", "tool_polygon": "polygon",
                 "tool_picker": "picker"}
 REMEMBERED_TOOLS = ("brush", "eraser", "fill", "polygon")  # the picker is a moment's tool, not a habit
-PROJECT_ACTIONS = ("export", "import_labels", "prelabel_all", "retrain", "keep_changed_masks")
+PROJECT_ACTIONS = ("export", "import_labels", "prelabel_all", "prelabel_all_again", "retrain",
+                   "keep_changed_masks")
 BACKGROUND_THREADS = 4
 """The pool shared by the details read, pre-labeling, export, import and model activation: room for an export or
 an import to start at once while a long pre-label run and the details read of a big project are going."""
@@ -205,7 +207,7 @@ class MainWindow(QMainWindow):
         for name in ("previous_image", "next_image", "next_unreviewed", None, "keep_changed_masks"):
             image_menu.addSeparator() if name is None else image_menu.addAction(a[name])
         self.models_menu = menu.addMenu("&Models")
-        for name in ("prelabel_image", "prelabel_all", "retrain", None, "prelabel_on_open"):
+        for name in ("prelabel_image", "prelabel_all", "prelabel_all_again", "retrain", None, "prelabel_on_open"):
             self.models_menu.addSeparator() if name is None else self.models_menu.addAction(a[name])
         a["prelabel_on_open"].setChecked(self.settings.get(PRELABEL_ON_OPEN, True, bool))
         menu.addMenu("&Help").addAction(a["shortcuts"])
@@ -251,6 +253,7 @@ class MainWindow(QMainWindow):
         a["prelabel_image"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_image(
             self.ws.session.image_id))
         a["prelabel_all"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_all())
+        a["prelabel_all_again"].triggered.connect(self.prelabel_all_again)
         a["retrain"].triggered.connect(self.retrain)
         a["keep_changed_masks"].triggered.connect(self.keep_changed_masks)
         a["shortcuts"].triggered.connect(self.show_shortcuts)
@@ -758,6 +761,24 @@ class MainWindow(QMainWindow):
             ws.session.error.disconnect(errors.append)
         if not errors:
             self.next_unreviewed()
+
+    def prelabel_all_again(self) -> None:
+        """`prelabel --redo` after asking: a new model or new settings make every prediction worth redoing, and an
+        imported prediction (labels from another dataset) is replaced only when the user says so."""
+        ws = self.ws
+        if ws is None or ws.models.prelabel_task is not None:
+            return
+        predicted = [r for r in ws.store.images() if r.status == "predicted"]
+        if predicted:
+            imported = sum(is_imported(r) for r in predicted)
+            replaced = (f", replacing the {imported:,} imported from another dataset" if imported else "")
+            answer = QMessageBox.question(
+                self, APP_TITLE,
+                f"Predict all {len(predicted):,} predicted image(s) again with the active model{replaced}?\n\n"
+                "Images that were corrected or reviewed are never changed.")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        ws.models.start_prelabel_all(redo=True)
 
     def keep_changed_masks(self) -> None:
         """Take the checked masks of photos changed since (retouched, re-encoded) as still right, after asking:

@@ -81,10 +81,12 @@ def prelabel_image(store: ProjectStore, image_id: int, device: str, cache: Predi
     return store.get(image_id)  # type: ignore[return-value]
 
 
-def prelabel_all(store: ProjectStore, device: str, report, cancel: threading.Event) -> PrelabelResult:
-    """Scan first, as the command line does: a photo replaced since the project was opened is predicted again."""
+def prelabel_all(store: ProjectStore, device: str, report, cancel: threading.Event, redo: bool = False
+                 ) -> PrelabelResult:
+    """Scan first, as the command line does: a photo replaced since the project was opened is predicted again.
+    `redo` predicts again the current and imported predictions too (`prelabel --redo`)."""
     store.scan()
-    return PrelabelJob(store, device=device).run(report, cancel)
+    return PrelabelJob(store, device=device, redo=redo).run(report, cancel)
 
 
 class RetrainBridge(QObject):

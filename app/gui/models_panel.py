@@ -144,7 +144,7 @@ def run_summary(result: PrelabelResult) -> str:
     lines = [f"{state}{result.predicted:,} predicted, {len(result.failed):,} failed, in {result.seconds:.1f} s "
              f"with {result.model_id}"]
     kept = [(result.skipped_current, "already current"), (result.skipped_checked, "corrected or reviewed"),
-            (result.skipped_imported, "imported predictions kept (faceparse prelabel --redo replaces them)"),
+            (result.skipped_imported, "imported predictions kept (Pre-label All Images Again replaces them)"),
             (result.skipped_unreadable, "unreadable photos")]
     if any(n for n, _ in kept):
         lines.append("Left alone: " + ", ".join(f"{n:,} {what}" for n, what in kept if n))
@@ -390,14 +390,16 @@ class ModelsPanel(QWidget):
         self.show_framing()
         self.image_predicted.emit(record)
 
-    def start_prelabel_all(self) -> None:
+    def start_prelabel_all(self, redo: bool = False) -> None:
+        """Predict the images that need it; with `redo`, every image not checked by a person (see
+        `PrelabelJob`)."""
         if self.prelabel_task is not None:
             return
         store, device = self.store, self.device_choice
         self._prelabel_running(True)
         self.prelabel_progress.setRange(0, 0)
         self.prelabel_status.setText("Loading the model…")
-        self.prelabel_task = self.runner.start(lambda report, cancel: prelabel_all(store, device, report, cancel),
+        self.prelabel_task = self.runner.start(lambda report, cancel: prelabel_all(store, device, report, cancel, redo),
                                                self._all_done, self._prelabel_failed, self._prelabel_progress)
 
     def _prelabel_progress(self, progress: PrelabelProgress) -> None:
