@@ -12,7 +12,7 @@ def start_a_long_prelabel(qtbot, tmp_path, monkeypatch):
     """The studio with an All-images run that reports progress and then waits until it is cancelled."""
     stopped = threading.Event()
 
-    def endless(store, device, report, cancel):
+    def endless(store, device, report, cancel, redo=False):
         report(PrelabelProgress(done=3, total=40, failed=0, images_per_second=1.5, eta_seconds=25.0, elapsed=2.0))
         cancel.wait(60)
         stopped.set()

@@ -225,6 +225,9 @@ def test_a_prediction_made_before_the_photo_changed_size_is_set_aside_and_the_ph
 
 def test_u_takes_back_a_review_made_by_shift_r_after_the_studio_moved_on(qtbot, tmp_path):
     folder = make_project(tmp_path / "faces", count=3, size=64)
+    with ProjectStore.open(folder) as store:
+        last = store.images()[2].id
+        store.set_status(last, "reviewed")  # reviewed when the project was open before: no step in any history
     window = open_window(qtbot, folder, tmp_path)
     ws = window.ws
     first = ws.session.record.id
@@ -234,7 +237,7 @@ def test_u_takes_back_a_review_made_by_shift_r_after_the_studio_moved_on(qtbot, 
     QTest.keyClick(ws.canvas, Qt.Key.Key_U)
     assert "is not marked reviewed" in window.statusBar().currentMessage()
     QTest.keyClick(ws.canvas, Qt.Key.Key_A)
-    assert ws.session.record.id == first and not ws.session.undo_stack.canUndo()
+    assert ws.session.record.id == first and ws.session.undo_stack.top_is_review()  # it came back with the image
     QTest.keyClick(ws.canvas, Qt.Key.Key_U)  # the approval of an untouched prediction taken back: predicted again
     qtbot.waitUntil(lambda: ws.store.get(first).status == "predicted", timeout=10_000)
     assert "no longer marked reviewed" in window.statusBar().currentMessage()
@@ -245,3 +248,11 @@ def test_u_takes_back_a_review_made_by_shift_r_after_the_studio_moved_on(qtbot, 
     QTest.keyClick(ws.canvas, Qt.Key.Key_U)
     qtbot.waitUntil(lambda: ws.store.get(first).status == "corrected", timeout=10_000)
     assert not ws.session.undo_stack.top_is_review() and ws.session.undo_stack.canRedo()
+
+    QTest.keyClick(ws.canvas, Qt.Key.Key_D)
+    QTest.keyClick(ws.canvas, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: ws.session.image_id == last, timeout=10_000)
+    assert not ws.session.undo_stack.canUndo()
+    QTest.keyClick(ws.canvas, Qt.Key.Key_U)
+    qtbot.waitUntil(lambda: ws.store.get(last).status == "predicted", timeout=10_000)
+    assert not ws.store.mask_path("corrected", last).exists()

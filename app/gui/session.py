@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from .canvas import Canvas
 from .image_cache import PrefetchCache, read_bundle
+from .image_histories import ImageHistories
 from .undo import BoundedUndoStack, ReviewCommand
 from .workers import SerialWriter
 
@@ -44,8 +45,8 @@ class AnnotationSession(QObject):
         self.store = store
         self.canvas = canvas
         self.writer = writer
-        self.undo_stack = BoundedUndoStack(history_bytes, self)
-        self.undo_stack.cleanChanged.connect(lambda clean: self.modified_changed.emit(not clean))
+        self.histories = ImageHistories(history_bytes, parent=self)
+        self.histories.group.cleanChanged.connect(lambda clean: self.modified_changed.emit(not clean))
         self.record: ImageRecord | None = None
         self.editor: LabelEditor | None = None
         self.prediction: np.ndarray | None = None
@@ -64,6 +65,11 @@ class AnnotationSession(QObject):
         self._autosave.timeout.connect(self.save)
         canvas.edit_committed.connect(self._on_edit)
         canvas.message.connect(self.message)
+
+    @property
+    def undo_stack(self) -> BoundedUndoStack:
+        """The open image's undo history (see `ImageHistories`)."""
+        return self.histories.active
 
     @property
     def image_id(self) -> int | None:
@@ -90,6 +96,8 @@ class AnnotationSession(QObject):
             return True
         self.canvas.tool.commit_held()
         self.save()
+        if self.record is not None and self.editor is not None:
+            self.histories.park(self.record.id, self.editor.mask, self._untouched)
         with self._pending_lock:
             unsaved = self._pending_writes[image_id] > 0
         if unsaved:
@@ -125,12 +133,15 @@ class AnnotationSession(QObject):
             return self._open_failed(problem)
         editor = LabelEditor(mask, self.store.schema.num_classes)
         editor.set_paint_over(self.paint_over)
-        self.undo_stack.clear()
+        resumed = self.histories.resume(image_id, mask)
         if failed_save is not None:
             self.undo_stack.resetClean()
         self.record, self.editor, self.prediction = record, editor, prediction
         self._reviewed = record.status == "reviewed"
-        self._untouched = mask.copy() if bundle.corrected is None and failed_save is None else None
+        if resumed is not None:
+            self._untouched = resumed.untouched
+        else:
+            self._untouched = mask.copy() if bundle.corrected is None and failed_save is None else None
         self.canvas.set_image(bundle.photo, editor, prediction)
         self.loaded.emit(record)
         if stale_prediction and bundle.corrected is None:
@@ -347,8 +358,9 @@ class AnnotationSession(QObject):
         self.undo_stack.setClean()
 
     def unmark_reviewed(self) -> None:
-        """U: take back a review however long ago it was made (R's own undo step ends when the image is left, so
-        Shift+R, which moves on at once, leaves none): the image goes back to being a correction."""
+        """U: take back a review however long ago it was made (R's own undo step lasts only as long as the image's
+        history: not past a reopened project or the last few images visited): the image goes back to being a
+        correction."""
         if self.record is None:
             return
         if not self._reviewed:
@@ -475,3 +487,4 @@ class AnnotationSession(QObject):
         self._closed = True
         self._autosave.stop()
         self._clear()
+        self.histories.forget()

@@ -101,8 +101,12 @@ class BoundedUndoStack(QUndoStack):
         if edit is None:
             return
         self.push(EditCommand(edit, apply, revert, accepts))
+        self.trim(self.max_bytes)
+
+    def trim(self, max_bytes: int) -> None:
+        """Release the pixels of the oldest steps in effect until the rest fit in `max_bytes`."""
         live = [c for c in self._in_effect() if isinstance(c, EditCommand) and c.edit is not None]
-        keep = history_steps_within([c.nbytes for c in live], self.max_bytes)
+        keep = history_steps_within([c.nbytes for c in live], max_bytes)
         for command in live[: len(live) - keep]:
             command.release()
 
