@@ -53,6 +53,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("toggle_prediction", "Show &Prediction", ("T",), "fa5s.robot",
                "Show the model's prediction instead of the corrected mask (read-only)", True),
     ActionSpec("toggle_overlay", "Show &Mask", ("M",), "fa5s.layer-group", "Show or hide the mask overlay", True),
+    ActionSpec("canvas_only", "Canvas &Only", ("F11",), "fa5s.expand",
+               "Hide the panels so the picture has the whole window; again to bring them back", True),
     ActionSpec("solo_class", "Show Only the Selected &Class", ("H",), "fa5s.eye",
                "Hide every class but the one selected (it follows the selection); off shows the others again", True),
     ActionSpec("previous_image", "&Previous Image", ("A", "PgUp"), "fa5s.arrow-left"),

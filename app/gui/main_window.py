@@ -51,7 +51,7 @@ PRELABEL_ON_OPEN = "prelabel_on_open"
 TOOL_ACTIONS = {"tool_brush": "brush", "tool_eraser": "eraser", "tool_fill": "fill", "tool_polygon": "polygon",
                 "tool_picker": "picker"}
 REMEMBERED_TOOLS = ("brush", "eraser", "fill", "polygon")  # the picker is a moment's tool, not a habit
-PROJECT_ACTIONS = ("export", "import_labels", "prelabel_all", "prelabel_all_again", "retrain",
+PROJECT_ACTIONS = ("export", "import_labels", "prelabel_all", "prelabel_all_again", "retrain", "canvas_only",
                    "keep_changed_masks")
 BACKGROUND_THREADS = 4
 """The pool shared by the details read, pre-labeling, export, import and model activation: room for an export or
@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
         self._fresh_layout = not self.settings.has_window_state()
         self.settings.restore_window(self)
         self._panel_layout = None
+        self._canvas_only_layout = None
         self._hide_panels()
         self._refresh_recent()
         self._update_enabled()
@@ -197,12 +198,12 @@ class MainWindow(QMainWindow):
             tools_menu.addSeparator() if name is None else tools_menu.addAction(a[name])
         view_menu = menu.addMenu("&View")
         for name in ("zoom_fit", "zoom_actual", None, "toggle_overlay", "toggle_outline", "toggle_prediction",
-                     "solo_class"):
+                     "solo_class", None, "canvas_only"):
             view_menu.addSeparator() if name is None else view_menu.addAction(a[name])
-        view_menu.addSeparator()
         self.view_menu = view_menu
         for dock in (self.list_dock, self.palette_dock, self.models_dock):
             view_menu.addAction(dock.toggleViewAction())
+            dock.toggleViewAction().triggered.connect(self._leave_canvas_only)
         image_menu = menu.addMenu("&Image")
         for name in ("previous_image", "next_image", "next_unreviewed", None, "keep_changed_masks"):
             image_menu.addSeparator() if name is None else image_menu.addAction(a[name])
@@ -242,6 +243,7 @@ class MainWindow(QMainWindow):
         a["toggle_outline"].toggled.connect(self._outline_toggled)
         a["toggle_overlay"].toggled.connect(lambda on: self.ws and self.ws.canvas.set_overlay_visible(on))
         a["solo_class"].toggled.connect(lambda on: self.ws and self.ws.palette.set_solo(on))
+        a["canvas_only"].toggled.connect(self._set_canvas_only)
         a["toggle_prediction"].toggled.connect(self._show_prediction)
         a["previous_image"].triggered.connect(lambda: self.step_image(-1))
         a["next_image"].triggered.connect(lambda: self.step_image(1))
@@ -315,10 +317,33 @@ class MainWindow(QMainWindow):
                         on_error=self._error)
         return True
 
+    def _set_canvas_only(self, on: bool) -> None:
+        """F11: the panels go and the picture takes the window (a small screen, a detailed edge); F11 again brings
+        them back as they were."""
+        if on:
+            self._canvas_only_layout = self.saveState()
+            for dock in (self.list_dock, self.palette_dock, self.models_dock):
+                dock.hide()
+        elif self._canvas_only_layout is not None:
+            self.restoreState(self._canvas_only_layout)
+            self._canvas_only_layout = None
+        if self.ws is not None:
+            self.ws.canvas.setFocus()
+
+    def _leave_canvas_only(self) -> None:
+        """A panel shown from the View menu ends canvas-only mode where the user left it (nothing is restored)."""
+        self._canvas_only_layout = None
+        action = self.actions["canvas_only"]
+        action.blockSignals(True)
+        action.setChecked(False)
+        action.blockSignals(False)
+
     def _hide_panels(self) -> None:
-        """The panels have nothing to show without a project; their layout is kept to come back with the next one."""
+        """The panels have nothing to show without a project; their layout is kept to come back with the next one
+        (as it was before canvas-only mode, if that was on)."""
         if self._panel_layout is None:
-            self._panel_layout = self.saveState()
+            self._panel_layout = self._canvas_only_layout or self.saveState()
+        self._leave_canvas_only()
         for dock in (self.list_dock, self.palette_dock, self.models_dock):
             dock.hide()
             dock.toggleViewAction().setEnabled(False)
