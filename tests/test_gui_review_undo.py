@@ -1,6 +1,7 @@
 """R is a step in the image's undo history: Ctrl+Z takes a slip of R back, Ctrl+Shift+Z reviews again."""
 
 import numpy as np
+import pytest
 from faceparse.core.store import ProjectStore
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -171,13 +172,15 @@ def test_a_review_whose_status_could_not_be_written_leaves_no_step_to_take_back(
     assert np.array_equal(session.editor.mask, session.prediction)
 
 
-def test_undoing_r_after_a_new_prediction_hands_back_the_new_prediction_not_the_old_approval(qtbot, tmp_path):
+@pytest.mark.parametrize("autosave_ms", [50, 60_000])
+def test_undoing_r_after_a_new_prediction_hands_back_the_new_prediction_not_the_old_approval(qtbot, tmp_path,
+                                                                                             autosave_ms):
     """R approves the untouched prediction, Ctrl+L predicts the image again (the approval is kept aside as the
     reviewed mask), and Ctrl+Z takes the review back: nobody ever corrected the image, so it is predicted again,
     showing the new prediction, with no corrected mask left behind; Ctrl+Shift+Z approves what is then shown."""
     folder = make_project(tmp_path / "faces", count=2, size=64)
     install_model(folder)
-    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
+    window = open_window(qtbot, folder, tmp_path, autosave_ms=autosave_ms)
     session, canvas, models = window.ws.session, window.ws.canvas, window.ws.models
     image_id = session.image_id
     approved = session.editor.mask.copy()
@@ -203,3 +206,58 @@ def test_undoing_r_after_a_new_prediction_hands_back_the_new_prediction_not_the_
     session.writer.wait()
     with ProjectStore.open(folder) as store:
         assert np.array_equal(store.current_mask(image_id), new_prediction)
+
+
+def test_undoing_every_stroke_after_a_new_prediction_leaves_the_image_predicted_showing_it(qtbot, tmp_path):
+    """A stroke (saved), Ctrl+L, Ctrl+Z: no edit of anyone's is left, so the image is the model's again, and the
+    screen shows the model's newest mask rather than the older one the stroke was undone back to."""
+    folder = make_project(tmp_path / "faces", count=2, size=64)
+    install_model(folder)
+    window = open_window(qtbot, folder, tmp_path, autosave_ms=50)
+    session, canvas, models = window.ws.session, window.ws.canvas, window.ws.models
+    image_id = session.image_id
+    _paint_a_stroke(canvas)
+    qtbot.waitUntil(lambda: session.record.status == "corrected" and not session.modified, timeout=5000)
+    QTest.keyClick(canvas, Qt.Key.Key_L, CTRL)
+    qtbot.waitUntil(lambda: models.prelabel_task is None, timeout=60_000)
+    with ProjectStore.open(folder) as store:
+        new_prediction = store.predicted_mask(image_id)
+
+    QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL)
+    qtbot.waitUntil(lambda: session.record.status == "predicted", timeout=5000)
+    qtbot.waitUntil(lambda: np.array_equal(session.editor.mask, new_prediction), timeout=5000)
+    session.writer.wait()
+    assert _stored(folder, image_id) == ("predicted", False)
+    assert not session.modified and not window.actions["undo"].isEnabled()
+
+
+def test_u_after_an_edit_is_a_step_of_the_history_that_undo_and_redo_follow(qtbot, tmp_path):
+    """R, a stroke, U: Ctrl+Z approves the image again (it does not take the review back a second time), the next
+    Ctrl+Z takes the stroke back with the image still reviewed, and redoing all three ends where U left it."""
+    folder, window, session, canvas = _opened(qtbot, tmp_path)
+    image_id = session.image_id
+    QTest.keyClick(canvas, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: session.record.status == "reviewed")
+    _paint_a_stroke(canvas)
+    painted = session.editor.mask.copy()
+    QTest.keyClick(canvas, Qt.Key.Key_U)
+    qtbot.waitUntil(lambda: session.record.status == "corrected", timeout=5000)
+
+    QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL)
+    qtbot.waitUntil(lambda: session.record.status == "reviewed", timeout=5000)
+    assert window.statusBar().currentMessage() == f"{session.record.name} marked reviewed"
+    QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL)
+    assert not np.array_equal(session.editor.mask, painted)
+    qtbot.wait(200)
+    session.writer.wait()
+    assert session.record.status == "reviewed"
+    assert _stored(folder, image_id)[0] == "reviewed"
+
+    for _ in range(2):
+        QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL_SHIFT)
+    assert np.array_equal(session.editor.mask, painted)
+    qtbot.waitUntil(lambda: session.record.status == "corrected", timeout=5000)
+    session.writer.wait()
+    assert _stored(folder, image_id) == ("corrected", True)
+    with ProjectStore.open(folder) as store:
+        assert np.array_equal(store.corrected_mask(image_id), painted)

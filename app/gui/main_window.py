@@ -230,7 +230,7 @@ class MainWindow(QMainWindow):
         a["export"].triggered.connect(self.show_export)
         a["import_labels"].triggered.connect(self.show_import)
         a["save"].triggered.connect(lambda: self.ws and self.ws.session.save())
-        a["undo"].triggered.connect(lambda: self.ws and self.ws.session.undo())
+        a["undo"].triggered.connect(self.undo)
         a["redo"].triggered.connect(self.redo)
         for name, tool in TOOL_ACTIONS.items():
             a[name].triggered.connect(lambda _checked=False, t=tool: self._set_tool(t))
@@ -751,6 +751,16 @@ class MainWindow(QMainWindow):
         elif not ws.image_list.step(delta, ws.session.record) or ws.image_list.view.currentIndex().row() == before:
             self.statusBar().showMessage("this is the last image in the list" if delta > 0
                                          else "this is the first image in the list", 3000)
+
+    def undo(self) -> None:
+        """Undo; a review given back by undoing U is confirmed in the status bar once written, as R is."""
+        session = self.ws.session if self.ws is not None else None
+        if session is None:
+            return
+        approves = session.undo_stack.top_is_unreview() and not session.sketch_in_progress()
+        session.undo()
+        if approves and session.record is not None:
+            self._review_asked = session.record.id
 
     def redo(self) -> None:
         """Redo; a review redone is confirmed in the status bar once written, as R is."""

@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from .canvas import Canvas
 from .image_cache import PrefetchCache, read_bundle
 from .image_histories import ImageHistories
-from .undo import BoundedUndoStack, ReviewCommand
+from .undo import BoundedUndoStack, ReviewCommand, UnreviewCommand
 from .workers import SerialWriter
 
 AUTOSAVE_MS = 1500
@@ -245,10 +245,11 @@ class AnnotationSession(QObject):
         self._queue(image_id, snapshot, lambda: self.store.save_corrected(image_id, snapshot))
 
     def _queue_discard(self, image_id: int, snapshot: np.ndarray) -> None:
-        """Take back this visit's correction of an image that opened uncorrected."""
-        self._queue(image_id, snapshot, lambda: self.store.discard_correction(image_id))
+        """Take back this visit's correction of an image that opened uncorrected; once it is the model's again, the
+        editor shows the model's newest mask (see `_follow_prediction`)."""
+        self._queue(image_id, snapshot, lambda: self.store.discard_correction(image_id), self._follow_if_predicted)
 
-    def _queue(self, image_id: int, snapshot: np.ndarray, store_call) -> None:
+    def _queue(self, image_id: int, snapshot: np.ndarray, store_call, then=None) -> None:
         """Run `store_call` on the writer. A failure keeps `snapshot` (see `unsaved`) until a later write of
         that image succeeds."""
         with self._pending_lock:
@@ -269,7 +270,12 @@ class AnnotationSession(QObject):
                     self._pending_writes[image_id] -= 1
             return self.store.get(image_id)
 
-        self.writer.submit(write, self._written, lambda msg: self._save_failed(image_id, msg))
+        def written(record: ImageRecord | None) -> None:
+            self._written(record)
+            if then is not None:
+                then(record)
+
+        self.writer.submit(write, written, lambda msg: self._save_failed(image_id, msg))
 
     def unsaved(self) -> dict[int, str]:
         """Images whose last write failed, with the reason; their masks are kept for `retry_unsaved`."""
@@ -360,7 +366,7 @@ class AnnotationSession(QObject):
     def unmark_reviewed(self) -> None:
         """U: take back a review however long ago it was made (R's own undo step lasts only as long as the image's
         history: not past a reopened project or the last few images visited): the image goes back to being a
-        correction."""
+        correction. U is a step of the history too, so Ctrl+Z approves the image again."""
         if self.record is None:
             return
         if not self._reviewed:
@@ -369,8 +375,13 @@ class AnnotationSession(QObject):
         self.canvas.tool.commit_held()
         if self.undo_stack.top_is_review():
             self.undo_stack.undo()
-        else:
-            self._withdraw_review(self.record.id)
+            return
+        image_id = self.record.id
+        self.save()  # the edits made since R are saved as part of the reviewed mask first, then it is taken back
+        self._withdraw_review(image_id)
+        self.undo_stack.push(UnreviewCommand(lambda: self._withdraw_review(image_id),
+                                             lambda: self._approve(image_id, None)))
+        self.undo_stack.setClean()
 
     def _approve(self, image_id: int, step: ReviewCommand | None) -> None:
         """Save the working mask and then write the reviewed status, both on the writer, in that order. If the
@@ -409,23 +420,33 @@ class AnnotationSession(QObject):
 
         def written(record: ImageRecord | None) -> None:
             self._written(record)
-            if record is not None and record.status == "predicted" and self.image_id == record.id:
-                self._follow_prediction()
+            self._follow_if_predicted(record)
 
         self.writer.submit(write, written, lambda msg: None if self._closed else self.error.emit(msg))
         self.message.emit("no longer marked reviewed")
         self._autosave.start()
 
+    def _follow_if_predicted(self, record: ImageRecord | None) -> None:
+        if (not self._closed and record is not None and record.id == self.image_id
+                and record.status in ("predicted", "new")):
+            self._follow_prediction()
+
     def _follow_prediction(self) -> None:
-        """The review taken back left the image predicted: show the model's newest mask if the approved one on
-        screen is older (the image was predicted again after R). Only while nothing is being edited; the steps
-        left in the history hold no pixels of their own (an edit saved after R would have kept the correction)."""
-        if (self.editor is None or self.prediction is None or self.modified or self.sketch_in_progress()
+        """The open image is the model's again (its correction or review was taken back) while a newer prediction
+        arrived after it opened: show that prediction, which is what the project now holds, instead of the older
+        model mask on screen. Only when the screen holds no edit of anyone's (the mask it opened with); the pixel
+        steps of the history were made on the older mask, so they go, while review steps stay (redoing R approves
+        what is then on screen)."""
+        if (self.editor is None or self.prediction is None or self._untouched is None or self.sketch_in_progress()
                 or self.prediction.shape != self.editor.mask.shape
+                or not np.array_equal(self.editor.mask, self._untouched)
                 or np.array_equal(self.editor.mask, self.prediction)):
             return
+        if self.undo_stack.holds_edits():
+            self.undo_stack.clear()
         self.editor.mask[...] = self.prediction
         self._untouched = self.prediction.copy()
+        self.undo_stack.setClean()
         self.canvas.show_prediction(self.canvas.showing_prediction, cancel_tool=False)
 
     def _nothing_to_approve(self) -> bool:
@@ -442,7 +463,8 @@ class AnnotationSession(QObject):
 
     def reload_prediction(self) -> None:
         """Pick up a new prediction written by a pre-label job; the working mask follows it if it had no edits.
-        A mask approved as the model left it stays on screen but is still nobody's correction (see `save`)."""
+        Otherwise the mask the image opened with is still the one that counts as untouched: undoing every edit back
+        to it takes the correction back (see `save`) and then shows the new prediction (`_follow_prediction`)."""
         if self.record is None or self.editor is None:
             return
         try:
@@ -461,9 +483,6 @@ class AnnotationSession(QObject):
             self.editor.mask[...] = prediction
             self._untouched = prediction.copy()
             self.undo_stack.clear()
-        elif (self.modified or saving or self.canvas.tool_in_progress() or self._untouched is None
-              or not np.array_equal(self.editor.mask, self._untouched)):
-            self._untouched = None
         self.canvas.show_prediction(self.canvas.showing_prediction, cancel_tool=False)
         self.record = self.store.get(self.record.id) or self.record
         self.record_updated.emit(self.record)

@@ -7,7 +7,8 @@ total passes the cap and marks them obsolete; Qt drops an obsolete step when und
 
 A step may be an acceptance of the model's prediction (`accepts`): it counts as the annotator's decision even when
 it changed no pixel, so while it is in effect the mask is a correction, and undoing it takes that back. A
-`ReviewCommand` is a step with no pixels at all: marking the image reviewed, which undo takes back like a stroke.
+`ReviewCommand` is a step with no pixels at all: marking the image reviewed, which undo takes back like a stroke;
+an `UnreviewCommand` is its opposite, U.
 """
 
 from __future__ import annotations
@@ -71,6 +72,26 @@ class ReviewCommand(QUndoCommand):
             self._withdraw()
 
 
+class UnreviewCommand(QUndoCommand):
+    """Taking a review back (U) when it is not the newest step. Already done when pushed, so the first redo() does
+    nothing; undo() approves the image again, and a later redo() takes the review back again."""
+
+    def __init__(self, withdraw: Callable[[], None], approve: Callable[[], None]):
+        super().__init__("unmark reviewed")
+        self._withdraw = withdraw
+        self._approve = approve
+        self._applied = True
+
+    def redo(self) -> None:
+        if self._applied:
+            self._applied = False
+            return
+        self._withdraw()
+
+    def undo(self) -> None:
+        self._approve()
+
+
 def _holds_a_step(command) -> bool:
     """Whether undoing `command` changes anything: an edit whose pixels were released for memory does not, nor
     does a review whose status was never written."""
@@ -114,12 +135,20 @@ class BoundedUndoStack(QUndoStack):
         """Whether an acceptance of the prediction is among the steps in effect (not undone)."""
         return any(isinstance(c, EditCommand) and c.accepts for c in self._in_effect())
 
+    def holds_edits(self) -> bool:
+        """Whether any step, done or undone, holds pixels (not only reviews)."""
+        return any(isinstance(self.command(i), EditCommand) for i in range(self.count()))
+
     def can_undo_edit(self) -> bool:
         return any(_holds_a_step(c) for c in self._in_effect())
 
     def top_is_review(self) -> bool:
         """Whether the newest step in effect is a review (after a redo: the mask it approved is the saved one)."""
         return self.index() > 0 and isinstance(self.command(self.index() - 1), ReviewCommand)
+
+    def top_is_unreview(self) -> bool:
+        """Whether the newest step in effect is U (undoing it approves the image again)."""
+        return self.index() > 0 and isinstance(self.command(self.index() - 1), UnreviewCommand)
 
     def undo_edit(self) -> None:
         """Undo one step that still has its pixels, dropping released steps on the way.
