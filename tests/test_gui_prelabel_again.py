@@ -4,7 +4,7 @@ imported from another dataset; corrected images are never touched."""
 import numpy as np
 from faceparse.app.gui import main_window as main_window_module
 from faceparse.core.store import ProjectStore
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QTabBar
 from test_gui_helpers import install_model, make_project, open_window
 
 
@@ -20,6 +20,12 @@ def _project(tmp_path):
     return folder, [r.id for r in records], imported
 
 
+def _front_tab(window):
+    """The panel in front of the two that share the right-hand tabs."""
+    bar = next(bar for bar in window.findChildren(QTabBar) if bar.count() == 2 and bar.isVisible())
+    return bar.tabText(bar.currentIndex())
+
+
 def _answering(monkeypatch, answer):
     asked = []
     monkeypatch.setattr(main_window_module.QMessageBox, "question",
@@ -31,8 +37,11 @@ def test_all_images_keeps_the_imported_prediction_and_names_the_action_that_repl
     folder, ids, imported = _project(tmp_path)
     window = open_window(qtbot, folder, tmp_path)
     models = window.ws.models
+    assert _front_tab(window) == "Classes"
     window.actions["prelabel_all"].trigger()
+    assert _front_tab(window) == "Models"  # where the progress shows
     qtbot.waitUntil(lambda: models.prelabel_task is None, timeout=60_000)
+    assert window.statusBar().currentMessage().startswith("Pre-labelling: 0 predicted, 0 failed")
     assert "1 imported predictions kept (Pre-label All Images Again replaces them)" in models.prelabel_status.text()
     assert np.array_equal(window.ws.store.predicted_mask(ids[0]), imported)
 
@@ -54,6 +63,8 @@ def test_pre_label_all_again_asks_then_replaces_every_prediction_but_never_a_cor
     _answering(monkeypatch, QMessageBox.StandardButton.Yes)
     window.actions["prelabel_all_again"].trigger()
     assert models.prelabel_task is not None
+    window.actions["prelabel_all_again"].trigger()  # a second run is refused in words, not in silence
+    assert "A pre-labelling job is running" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: models.prelabel_task is None, timeout=60_000)
     assert models.prelabel_status.text().startswith("3 predicted, 0 failed")
     for i in ids[:3]:

@@ -254,7 +254,7 @@ class MainWindow(QMainWindow):
         a["unmark_reviewed"].triggered.connect(self.unmark_reviewed)
         a["prelabel_image"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_image(
             self.ws.session.image_id))
-        a["prelabel_all"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_all())
+        a["prelabel_all"].triggered.connect(lambda: self.prelabel_all())
         a["prelabel_all_again"].triggered.connect(self.prelabel_all_again)
         a["retrain"].triggered.connect(self.retrain)
         a["keep_changed_masks"].triggered.connect(self.keep_changed_masks)
@@ -798,11 +798,23 @@ class MainWindow(QMainWindow):
         if not errors:
             self.next_unreviewed()
 
+    def prelabel_all(self, redo: bool = False) -> None:
+        """Pre-label All from the menu or its key: the Models panel comes to the front, where the progress and the
+        summary show (the status bar says when it ends)."""
+        if self.ws is None:
+            return
+        self.models_dock.show()
+        self.models_dock.raise_()
+        self.ws.models.start_prelabel_all(redo)
+
     def prelabel_all_again(self) -> None:
         """`prelabel --redo` after asking: a new model or new settings make every prediction worth redoing, and an
         imported prediction (labels from another dataset) is replaced only when the user says so."""
         ws = self.ws
-        if ws is None or ws.models.prelabel_task is not None:
+        if ws is None:
+            return
+        if ws.models.prelabel_task is not None:
+            ws.models.start_prelabel_all()  # says that a job is running
             return
         predicted = [r for r in ws.store.images() if r.status == "predicted"]
         if predicted:
@@ -814,7 +826,7 @@ class MainWindow(QMainWindow):
                 "Images that were corrected or reviewed are never changed.")
             if answer != QMessageBox.StandardButton.Yes:
                 return
-        ws.models.start_prelabel_all(redo=True)
+        self.prelabel_all(redo=True)
 
     def keep_changed_masks(self) -> None:
         """Take the checked masks of photos changed since (retouched, re-encoded) as still right, after asking:

@@ -394,6 +394,8 @@ class ModelsPanel(QWidget):
         """Predict the images that need it; with `redo`, every image not checked by a person (see
         `PrelabelJob`)."""
         if self.prelabel_task is not None:
+            self.notice.emit("A pre-labelling job is running (see the Models panel); start again when it has "
+                             "finished")
             return
         store, device = self.store, self.device_choice
         self._prelabel_running(True)
@@ -419,6 +421,7 @@ class ModelsPanel(QWidget):
         where = "GPU (CUDA)" if result.provider.startswith("CUDA") else "CPU"
         self._show_device(f"{where} (last run: {result.provider})")
         self.prelabel_status.setText(run_summary(result))
+        self.notice.emit(f"Pre-labelling: {self.prelabel_status.text().splitlines()[0]}")
         self.show_framing()
         self.predictions_changed.emit()
 
