@@ -425,7 +425,14 @@ class ImageListPanel(QWidget):
         return False
 
     def update_record(self, record: ImageRecord) -> None:
+        """Show a record's new state. The open image joins a status filter it now matches (it was hidden while it
+        did not), so what was just reviewed shows among the reviewed; rows are not dropped when they stop
+        matching, so the list does not move under the annotator."""
         self.model.update_record(record)
+        if (record.id == self._open_id and self.model.status in STATUSES and record.status == self.model.status
+                and self.model.row_of(record.id) is None):
+            self.reload()
+            return
         self._update_summary()
 
     def set_unreadable(self, image_id: int, problem: str | None) -> None:
