@@ -83,11 +83,13 @@ def test_r_refuses_an_image_with_nothing_on_it_but_reviews_one_erased_on_purpose
     session, canvas = window.ws.session, window.ws.canvas
     image_id = session.image_id
     errors: list[str] = []
-    session.error.connect(errors.append)
+    session.refused.connect(errors.append)
 
     QTest.keyClick(canvas, Qt.Key.Key_R)
     session.writer.wait()
     assert errors and "nothing to mark reviewed" in errors[-1]
+    assert "nothing to mark reviewed" in window.statusBar().currentMessage()
+    assert window._warning_box is None  # a slip is said in the status bar; no box covers the face
     assert _saved(folder, image_id) == ("new", False)
 
     QTest.keyClick(canvas, Qt.Key.Key_4)

@@ -103,7 +103,8 @@ def test_r_while_the_prediction_is_shown_approves_nothing_unseen(qtbot, tmp_path
     assert canvas.showing_prediction
     QTest.keyClick(canvas, Qt.Key.Key_R)
     session.writer.wait()
-    assert errors and "press T to see the working mask first" in errors[0]
+    assert "press T to see the working mask first" in window.statusBar().currentMessage()
+    assert errors == [] and window._warning_box is None  # a slip, said in the status bar only
     with ProjectStore.open(folder) as store:
         assert store.get(image_id).status != "reviewed"
 

@@ -403,6 +403,7 @@ class MainWindow(QMainWindow):
         ws.session.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         ws.models.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
         ws.session.error.connect(self._error)
+        ws.session.refused.connect(lambda text: self.statusBar().showMessage(text, 10000))
         ws.session.histories.group.indexChanged.connect(self._update_history_actions)
         ws.session.histories.group.cleanChanged.connect(self._update_history_actions)
         ws.session.histories.group.activeStackChanged.connect(self._update_history_actions)
@@ -791,10 +792,12 @@ class MainWindow(QMainWindow):
             return
         errors: list[str] = []
         ws.session.error.connect(errors.append)
+        ws.session.refused.connect(errors.append)
         try:
             self.mark_reviewed()
         finally:
             ws.session.error.disconnect(errors.append)
+            ws.session.refused.disconnect(errors.append)
         if not errors:
             self.next_unreviewed()
 

@@ -36,6 +36,7 @@ class AnnotationSession(QObject):
     record_updated = Signal(object)  # ImageRecord, after a write landed
     mask_unreadable = Signal(int, str)  # image id, why its mask could not be opened
     message = Signal(str)
+    refused = Signal(str)  # a key that cannot apply here (a slip): said in words, nothing is wrong
     error = Signal(str)
 
     def __init__(self, store: ProjectStore, canvas: Canvas, writer: SerialWriter,
@@ -318,7 +319,7 @@ class AnnotationSession(QObject):
         if self.editor is None:
             return
         if self.prediction is None:
-            self.error.emit("this image has no prediction to accept; pre-label it first")
+            self.refused.emit("this image has no prediction to accept; pre-label it first")
             return
         self.canvas.tool.commit_held()
         self.canvas.show_prediction(False)
@@ -346,13 +347,13 @@ class AnnotationSession(QObject):
         if self.record is None:
             return
         if self.canvas.showing_prediction:
-            self.error.emit("the prediction is shown, but R marks the working mask reviewed: press T to see the "
+            self.refused.emit("the prediction is shown, but R marks the working mask reviewed: press T to see the "
                             "working mask first, or Ctrl+Enter to accept the prediction")
             return
         image_id = self.record.id
         self.canvas.tool.commit_held()
         if self._nothing_to_approve():
-            self.error.emit("nothing to mark reviewed: this image has no prediction and nothing painted on it; "
+            self.refused.emit("nothing to mark reviewed: this image has no prediction and nothing painted on it; "
                             "paint the face first, or pre-label it (Ctrl+L)")
             return
         if self._reviewed:  # reviewed already: approve the mask as it is now, with no new step to undo
