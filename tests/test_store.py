@@ -638,6 +638,10 @@ def test_first_two_checked_images_give_one_training_and_one_validation_face(tmp_
         assert s.get(ids["z_copy.png"]).split == "val"  # joins its copy, whatever its own hash says
         assert s.split_counts() == {"train": 1 + sum(s.get(ids[f"p{i}.png"]).split == "train" for i in range(2, 6)),
                                     "val": 2 + sum(s.get(ids[f"p{i}.png"]).split == "val" for i in range(2, 6))}
+        before = s.split_counts()
+        s.discard_correction(ids["p0.png"])  # every edit taken back: kept aside for later, not counted
+        assert s.get(ids["p0.png"]).split == "train"
+        assert s.split_counts() == {**before, "train": before["train"] - 1}
 
 
 def test_split_is_deterministic_and_about_a_fifth_val():
