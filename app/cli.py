@@ -322,7 +322,8 @@ BUILTIN_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (re
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceparse",
-                                     description="FaceParse Studio: build face-parsing datasets from the command line.")
+                                     description="FaceParse Studio: build face-parsing datasets from the command line.",
+                                     epilog="The studio (the desktop app) starts with: faceparse-studio [FOLDER]")
     parser.add_argument("--version", action="version", version=f"faceparse {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in BUILTIN_COMMANDS:

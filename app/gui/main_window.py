@@ -974,6 +974,10 @@ class MainWindow(QMainWindow):
         session = self.ws.session if self.ws is not None else None
         self.actions["undo"].setEnabled(session is not None and session.can_undo())
         self.actions["redo"].setEnabled(session is not None and session.can_redo())
+        stack = None if session is None or session.sketch_in_progress() else session.undo_stack
+        for name, label, step in (("undo", "&Undo", stack and stack.undoText()),
+                                  ("redo", "&Redo", stack and stack.redoText())):
+            self.actions[name].setText(f"{label} {step}" if step and self.actions[name].isEnabled() else label)
 
     def _refresh_recent(self) -> None:
         recent = self.settings.recent_projects()

@@ -386,7 +386,8 @@ class ModelsPanel(QWidget):
         uncertainty = "" if record.uncertainty is None else f", uncertainty {record.uncertainty:.3f}"
         settings = f" ({record.predicted_with})" if record.predicted_with else ""
         self.prelabel_status.setText(f"{record.name} predicted by {record.model_version}{settings}{uncertainty}")
-        self.notice.emit(self.prelabel_status.text())
+        kept = "; your mask is kept (T shows the new prediction)" if record.status in ("corrected", "reviewed") else ""
+        self.notice.emit(self.prelabel_status.text() + kept)
         self.show_framing()
         self.image_predicted.emit(record)
 

@@ -96,6 +96,9 @@ class AnnotationSession(QObject):
         if image_id == self.image_id:
             return True
         self.canvas.tool.commit_held()
+        if getattr(self.canvas.tool, "points", None) and self.record is not None:
+            self.message.emit(f"the polygon left open on {self.record.name} was not filled: close a polygon "
+                              "(Enter) before moving on")
         self.save()
         if self.record is not None and self.editor is not None:
             self.histories.park(self.record.id, self.editor.mask, self._untouched)
