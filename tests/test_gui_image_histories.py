@@ -80,6 +80,7 @@ def test_a_mask_changed_while_the_annotator_was_away_starts_a_new_history(qtbot,
     _go(qtbot, window, -1)
     assert np.array_equal(session.editor.mask, elsewhere)
     assert not window.actions["undo"].isEnabled()
+    assert window.statusBar().currentMessage().endswith("starts again: its mask was changed meanwhile")
     QTest.keyClick(canvas, Qt.Key.Key_Z, CTRL)
     assert np.array_equal(session.editor.mask, elsewhere)
 
@@ -102,6 +103,7 @@ def test_only_the_last_images_keep_a_history_each_trimmed_to_the_parked_cap(qtbo
     assert histories.parked() == [2, 3]  # the first image's history went to make room
 
     assert histories.resume(1, mask) is None and histories.active.count() == 0
+    assert histories.dropped_because == "only the last 2 images visited keep theirs"
     resumed = histories.resume(3, mask)
     assert resumed is not None and histories.active.count() == 3
     assert histories.active.nbytes == 128  # the two oldest steps gave up their pixels to fit the parked cap
@@ -109,6 +111,8 @@ def test_only_the_last_images_keep_a_history_each_trimmed_to_the_parked_cap(qtbo
 
     histories.park(3, mask, None)
     assert histories.resume(3, np.ones((8, 8), np.uint8)) is None  # another mask: the old steps do not fit it
+    assert histories.dropped_because == "its mask was changed meanwhile"
+    assert histories.resume(5, mask) is None and histories.dropped_because is None  # never had one
     assert histories.parked() == [2]
     histories.park(4, mask, None)  # an image left with no history parks nothing
     assert histories.parked() == [2]

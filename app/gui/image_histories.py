@@ -47,6 +47,9 @@ class ImageHistories(QObject):
         self.parked_bytes = parked_bytes
         self.group = QUndoGroup(self)
         self._parked: OrderedDict[int, ParkedHistory] = OrderedDict()
+        self._evicted: set[int] = set()
+        self.dropped_because: str | None = None
+        """Why the last `resume` found no history for an image that had one (None when it had none)."""
         self.active = self._new_stack()
         self.group.setActiveStack(self.active)
 
@@ -76,17 +79,24 @@ class ImageHistories(QObject):
             self._drop(old.stack)
         self._parked[image_id] = ParkedHistory(stack, mask_fingerprint(mask),
                                                None if untouched is None else untouched.copy())
+        self._evicted.discard(image_id)
         while len(self._parked) > self.parked_images:
-            _, evicted = self._parked.popitem(last=False)
+            evicted_id, evicted = self._parked.popitem(last=False)
             self._drop(evicted.stack)
+            self._evicted.add(evicted_id)
 
     def resume(self, image_id: int, mask: np.ndarray) -> ParkedHistory | None:
         """Make `image_id`'s parked history the active one if `mask` is the mask it was left with; otherwise the
         active history is emptied (and any parked one forgotten). Returns what was resumed, or None."""
         parked = self._parked.pop(image_id, None)
+        self.dropped_because = None
+        if image_id in self._evicted:
+            self._evicted.discard(image_id)
+            self.dropped_because = f"only the last {self.parked_images} images visited keep theirs"
         if parked is None or parked.fingerprint != mask_fingerprint(mask):
             if parked is not None:
                 self._drop(parked.stack)
+                self.dropped_because = "its mask was changed meanwhile"
             self.active.clear()
             return None
         previous = self.active
@@ -103,4 +113,5 @@ class ImageHistories(QObject):
         for parked in self._parked.values():
             self._drop(parked.stack)
         self._parked.clear()
+        self._evicted.clear()
         self.active.clear()

@@ -148,6 +148,9 @@ class AnnotationSession(QObject):
             self._untouched = mask.copy() if bundle.corrected is None and failed_save is None else None
         self.canvas.set_image(bundle.photo, editor, prediction)
         self.loaded.emit(record)
+        if self.histories.dropped_because:
+            self.message.emit(f"the undo history of {record.name} starts again: "
+                              f"{self.histories.dropped_because}")
         if stale_prediction and bundle.corrected is None:
             self.message.emit(f"{record.name} changed size since it was pre-labeled, so its old prediction was set "
                               "aside: pre-label it again (Ctrl+L) or paint it")
