@@ -57,3 +57,13 @@ def test_closing_the_project_in_canvas_only_mode_keeps_the_panels_for_the_next_o
     assert window.open_folder(folder)
     qtbot.waitUntil(lambda: window.ws is not None and window.ws.session.record is not None, timeout=10_000)
     qtbot.waitUntil(lambda: _shown(window) == before)
+
+
+def test_the_toolbar_button_for_the_tools_a_narrow_window_hides_is_plain_to_see(qtbot, tmp_path):
+    from PySide6.QtWidgets import QToolButton
+
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=2, size=64), tmp_path)
+    window.resize(700, 500)
+    more = window.toolbar.findChild(QToolButton, "qt_toolbar_ext_button")
+    qtbot.waitUntil(lambda: more.isVisible())
+    assert not more.icon().isNull() and more.toolTip().startswith("More tools")

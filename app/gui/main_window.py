@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import qtawesome as qta
 import shiboken6
 from faceparse.core.changed_photos import KeptMasks, keep_changed_masks
 from faceparse.core.imageio import is_image_file
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QStackedWidget,
     QToolBar,
+    QToolButton,
 )
 
 from .actions import build_actions, keep_page_keys
@@ -176,6 +178,11 @@ class MainWindow(QMainWindow):
         remembered = self.settings.get("tool", "brush", str)
         a[next((n for n, t in TOOL_ACTIONS.items() if t == remembered and t in REMEMBERED_TOOLS), "tool_brush")
           ].setChecked(True)
+        more = bar.findChild(QToolButton, "qt_toolbar_ext_button")
+        if more is not None:  # in a narrow window the rest of the toolbar hides behind it: make it plain to see
+            more.setIcon(qta.icon("fa5s.angle-double-right"))
+            more.setToolTip("More tools: the window is too narrow to show them all")
+        self.toolbar = bar
         self.brush_spin.installEventFilter(self)
         keep_page_keys(self.brush_spin)
         self.brush_spin.lineEdit().returnPressed.connect(self._focus_canvas)
