@@ -48,48 +48,58 @@ class EditCommand(QUndoCommand):
         self.setObsolete(True)
 
 
-class ReviewCommand(QUndoCommand):
-    """Marking the image reviewed. The status is already written when the command is pushed, so the first redo()
-    does nothing; undo() hands the image back as a correction and a later redo() approves it again."""
+class _StatusStep(QUndoCommand):
+    """A step that changes the image's review status, already written when the step is pushed: the first redo()
+    does nothing, later ones `again()`; undo() calls `back()`."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._applied = True
+
+    def redo(self) -> None:
+        if self._applied:
+            self._applied = False
+            return
+        self.again()
+
+    def again(self) -> None:
+        raise NotImplementedError
+
+    def back(self) -> None:
+        raise NotImplementedError
+
+    def undo(self) -> None:
+        self.back()
+
+
+class ReviewCommand(_StatusStep):
+    """Marking the image reviewed: undo() hands the image back as a correction and a later redo() approves it
+    again."""
 
     def __init__(self, approve: Callable[[ReviewCommand], None], withdraw: Callable[[], None]):
         super().__init__("mark reviewed")
         self._approve = approve
         self._withdraw = withdraw
-        self._applied = True
         self.failed = False
         """Set when the status could not be written: the step then holds nothing to take back."""
 
-    def redo(self) -> None:
-        if self._applied:
-            self._applied = False
-            return
+    def again(self) -> None:
         self.failed = False
         self._approve(self)
 
-    def undo(self) -> None:
+    def back(self) -> None:
         if not self.failed:
             self._withdraw()
 
 
-class UnreviewCommand(QUndoCommand):
-    """Taking a review back (U) when it is not the newest step. Already done when pushed, so the first redo() does
-    nothing; undo() approves the image again, and a later redo() takes the review back again."""
+class UnreviewCommand(_StatusStep):
+    """Taking a review back (U) when it is not the newest step: undo() approves the image again, and a later redo()
+    takes the review back again."""
 
     def __init__(self, withdraw: Callable[[], None], approve: Callable[[], None]):
         super().__init__("unmark reviewed")
-        self._withdraw = withdraw
-        self._approve = approve
-        self._applied = True
-
-    def redo(self) -> None:
-        if self._applied:
-            self._applied = False
-            return
-        self._withdraw()
-
-    def undo(self) -> None:
-        self._approve()
+        self.again = withdraw
+        self.back = approve
 
 
 def _holds_a_step(command) -> bool:
