@@ -40,13 +40,13 @@ from faceparse.core.augment import AugmentConfig, augment_pair, to_tensor_array
 from faceparse.core.faces import FACES, WHOLE_IMAGE, CropBox, HaarFaceDetector, whole_image_box
 from faceparse.core.imageio import ImageLoadError, load_rgb
 from faceparse.core.schemas import LabelSchema
-from faceparse.core.store import ImageRecord, MaskError, ProjectStore, split_for
+from faceparse.core.store import HUMAN_STATUSES, ImageRecord, MaskError, ProjectStore, split_for
 
 if TYPE_CHECKING:
     from faceparse.core.framing import Framing
 
 TASKS = ("parser", "mask")
-TRAINABLE_STATUSES = ("corrected", "reviewed")
+TRAINABLE_STATUSES = HUMAN_STATUSES
 MASK_CLASS = "face_mask"
 IGNORE_INDEX = 255
 SNAPSHOT_INDEX = "snapshot.json"

@@ -53,7 +53,14 @@ from faceparse.core.formats.base import (
 )
 from faceparse.core.imageio import ImageLoadError, read_size
 from faceparse.core.schemas import LabelSchema, builtin_schema_names, get_schema, resolve_schema
-from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore, content_hash
+from faceparse.core.store import (
+    HUMAN_STATUSES,
+    ImageRecord,
+    MaskError,
+    ProjectError,
+    ProjectStore,
+    content_hash,
+)
 
 try:
     import fcntl
@@ -595,13 +602,19 @@ def _why_missing(store: ProjectStore, rec: ImageRecord) -> str:
 
 def _mask_of(store: ProjectStore, rec: ImageRecord) -> tuple[np.ndarray | None, bool, str | None]:
     """(mask, whether it is the correction, why the image is left out). A damaged mask file leaves its image out,
-    as training does, and is not replaced by the prediction: the person's correction superseded that."""
-    try:
-        corrected = store.corrected_mask(rec.id)
-    except MaskError as e:
-        return None, True, str(e)
-    if corrected is not None:
-        return corrected, True, None
+    as training does, and is not replaced by the prediction: the person's correction superseded that. Only an image
+    a person checked is read from its corrected mask file (a file left behind for a predicted image is no one's
+    correction), and a corrected image whose file is gone is left out rather than passing the model's guess off
+    as a person's."""
+    if rec.status in HUMAN_STATUSES:
+        try:
+            corrected = store.corrected_mask(rec.id)
+        except MaskError as e:
+            return None, True, str(e)
+        if corrected is not None:
+            return corrected, True, None
+        if rec.status == "corrected":
+            return None, True, f"{rec.relpath}: status corrected but its corrected mask file is missing"
     try:
         predicted = store.predicted_mask(rec.id)
     except MaskError as e:

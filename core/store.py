@@ -58,6 +58,9 @@ PROJECT_DIR_NAME = ".faceparse"
 DB_NAME = "project.db"
 FORMAT_VERSION = 1
 STATUSES = ("new", "predicted", "corrected", "reviewed")
+HUMAN_STATUSES = ("corrected", "reviewed")
+"""The statuses of images a person checked: only theirs is a corrected mask file a correction (one left behind by
+an interrupted discard belongs to no one)."""
 NEEDS_ATTENTION = "attention"
 """A filter beside the statuses for `images` and `count`: the photos that cannot be read and the checked masks
 whose photo changed since, the images a list badge marks "error" or "photo changed"."""
@@ -1353,9 +1356,12 @@ class ProjectStore:
         return self._read_mask("corrected", image_id)
 
     def current_mask(self, image_id: int) -> np.ndarray | None:
-        """What the annotator should see: the correction if there is one, else the prediction."""
-        mask = self.corrected_mask(image_id)
-        return mask if mask is not None else self.predicted_mask(image_id)
+        """What the annotator should see: the correction of an image a person checked, else the prediction."""
+        if self._require(image_id).status in HUMAN_STATUSES:
+            mask = self.corrected_mask(image_id)
+            if mask is not None:
+                return mask
+        return self.predicted_mask(image_id)
 
     # --- faces found in the photos ------------------------------------------------------------------------------
 
