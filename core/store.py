@@ -426,17 +426,34 @@ class ProjectStore:
 
     @classmethod
     def _is_complete(cls, root: Path) -> bool:
-        """False for a database left empty by a creation that was interrupted; creating again finishes it."""
+        """False for a database left empty by a creation that was interrupted; creating again finishes it. An
+        empty database beside masks or models is no such thing: a new project there would tie the old masks to
+        whichever photos got their ids, so it is refused (`ProjectError`)."""
         try:
             conn = sqlite3.connect(root / PROJECT_DIR_NAME / DB_NAME, timeout=BUSY_TIMEOUT_S)
             try:
-                return conn.execute("SELECT 1 FROM meta WHERE key = 'schema'").fetchone() is not None
+                complete = conn.execute("SELECT 1 FROM meta WHERE key = 'schema'").fetchone() is not None
             finally:
                 conn.close()
         except sqlite3.OperationalError as e:
-            return "no such table" not in str(e)
+            complete = "no such table" not in str(e)
         except sqlite3.DatabaseError:
             return True
+        if not complete:
+            cls._refuse_lost_database(root)
+        return complete
+
+    @classmethod
+    def _refuse_lost_database(cls, root: Path) -> None:
+        """Raise when a project whose database lost its tables still holds masks or models."""
+        project_dir = root / PROJECT_DIR_NAME
+        kept = sum(1 for sub in ("masks", "models") if (project_dir / sub).is_dir()
+                   for path in (project_dir / sub).rglob("*") if path.is_file())
+        if kept:
+            raise ProjectError(
+                f"the project database {project_dir / DB_NAME} is empty or damaged, and {kept} mask and model "
+                f"files are still kept in {project_dir}; restore {DB_NAME} from a backup, or move {project_dir} "
+                "aside to start a new project (masks cannot be matched to their photos without the database)")
 
     @classmethod
     def create(cls, folder: str | os.PathLike, schema: LabelSchema | str = "celebamask-hq") -> ProjectStore:
@@ -520,6 +537,10 @@ class ProjectStore:
                 store._remove_stale_temp_files()
         except sqlite3.DatabaseError as e:
             store.close()
+            if "no such table" in str(e):
+                cls._refuse_lost_database(root)
+                raise ProjectError(f"the project database {store.db_path} is empty (a creation that was "
+                                   "interrupted); scan the folder to create the project again") from None
             raise ProjectError(f"cannot open the project database {store.db_path}: {e}") from None
         except BaseException:
             store.close()
