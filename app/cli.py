@@ -415,6 +415,8 @@ def _system_error_text(error: BaseException) -> str:
     """`path: reason` for a file error (the errno number means nothing to a user), else the error's own text."""
     if isinstance(error, OSError) and error.strerror and error.filename:
         return f"{os.fsdecode(error.filename)}: {error.strerror}"
+    if type(error).__module__ == "sqlite3" and "disk is full" in str(error):
+        return "the disk holding the project is full: free some space and run the command again"
     return str(error) or type(error).__name__
 
 

@@ -17,7 +17,9 @@ schema, that mapping is used instead, so a CelebAMask-HQ dataset can come into a
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 import threading
 import unicodedata
 from collections import defaultdict
@@ -30,6 +32,7 @@ import numpy as np
 from faceparse.core.formats import DatasetFormat, get_format
 from faceparse.core.formats.base import SCHEMA_FILE, LabelFormatError, LabelItem
 from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, read_size
+from faceparse.core.mask_rollback import MaskRollback
 from faceparse.core.schemas import LabelSchema, SchemaError, get_schema, load_schema_json, resolve_schema
 from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
 
@@ -484,23 +487,47 @@ def _start_writing(report: ImportReport, cancel: threading.Event | None, writing
 
 def _write(store: ProjectStore, plan: list[_Planned], report: ImportReport, model_version: str,
            progress: Progress | None, stop: threading.Event | None) -> None:
-    """Save every planned mask; a stop or a KeyboardInterrupt becomes ImportStopped saying how far it got."""
+    """Save every planned mask. A stop or a KeyboardInterrupt becomes ImportStopped saying how far it got (what was
+    imported stays); a failed save puts every image this import wrote back as it was, so a failure imports
+    nothing, as a problem found in the check does."""
+    rollback = MaskRollback(store)
     try:
         for planned in plan:
             if stop is not None and stop.is_set():
                 raise ImportStopped(f"import from {report.source} stopped: imported {report.imported} of "
                                     f"{len(plan)} {report.kind} masks; importing it again brings in the rest")
-            _write_one(store, planned, report, model_version, len(plan))
+            try:
+                rollback.keep(planned.rec.id)
+                _write_one(store, planned, report, model_version)
+            except (ImportFailed, OSError, sqlite3.Error, ProjectError) as e:
+                failure = e if isinstance(e, ImportFailed) else ImportFailed(f"{planned.rec.relpath}: {_reason(e)}")
+                raise _taken_back(rollback, report, len(plan), failure) from e
             if progress is not None:
                 progress(report.labels + report.imported, report.labels + len(plan))
     except KeyboardInterrupt:
         raise ImportStopped(f"import from {report.source} interrupted: imported {report.imported} of {len(plan)} "
                             f"{report.kind} masks (the one being saved may be incomplete); importing it again "
                             "brings in the rest") from None
+    finally:
+        rollback.discard()
 
 
-def _write_one(store: ProjectStore, planned: _Planned, report: ImportReport, model_version: str, planned_count: int
-               ) -> None:
+def _taken_back(rollback: MaskRollback, report: ImportReport, planned_count: int, failure: ImportFailed
+                ) -> ImportFailed:
+    """The failure, after the images written so far were put back (or, if even that failed, saying so)."""
+    written = report.imported
+    try:
+        rollback.restore()
+    except (OSError, sqlite3.Error, ProjectError) as e:
+        return ImportFailed(f"importing from {report.source} failed at mask {written + 1} of {planned_count}: "
+                            f"{failure}; putting back the {written} masks written before it failed too "
+                            f"({_reason(e)}): those images now have the imported masks")
+    report.imported = 0
+    return ImportFailed(f"importing from {report.source} failed at mask {written + 1} of {planned_count}: "
+                        f"{failure}; nothing was imported (the {written} masks written before it were taken back)")
+
+
+def _write_one(store: ProjectStore, planned: _Planned, report: ImportReport, model_version: str) -> None:
     try:
         mask = planned.mask if planned.mask is not None else \
             planned.lut[_load_label(planned.item, planned.size, planned.scale_masks)]
@@ -508,7 +535,20 @@ def _write_one(store: ProjectStore, planned: _Planned, report: ImportReport, mod
             store.save_corrected(planned.rec.id, mask, keep_reviewed=False, imported=True)  # nobody reviewed it here
         else:
             store.save_predicted(planned.rec.id, mask, model_version)
-    except (OSError, ProjectError, LabelFormatError) as e:
-        raise ImportFailed(f"imported {report.imported} of {planned_count} masks from {report.source}, then "
-                           f"{planned.rec.relpath} failed: {e}") from e
+    except (OSError, sqlite3.Error, ProjectError, LabelFormatError) as e:
+        raise ImportFailed(f"{planned.rec.relpath}: {_reason(e)}") from e
     report.imported += 1
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong in words a person reads: the system's reason and the file it concerns (never a temporary
+    file's name), or that the disk is full."""
+    if isinstance(error, sqlite3.Error):
+        text = str(error)
+        return "the disk is full" if "full" in text else f"the project database: {text}"
+    if isinstance(error, OSError) and error.strerror:
+        if error.errno == errno.ENOSPC:
+            return "the disk is full"
+        name = error.filename2 if error.filename2 is not None else error.filename
+        return f"{error.strerror} ({name})" if name else error.strerror
+    return str(error)

@@ -1242,6 +1242,23 @@ class ProjectStore:
         if predicted is not None and corrected is not None and predicted.shape == corrected.shape:
             self.discard_correction(image_id)
 
+    def image_row(self, image_id: int) -> dict[str, Any]:
+        """The image's index row as it is stored, every column (for `restore_image_rows`)."""
+        cursor = self._conn().execute("SELECT * FROM images WHERE id = ?", (int(image_id),))
+        row = cursor.fetchone()
+        if row is None:
+            raise ProjectError(f"no image with id {image_id} in {self.root}")
+        return {d[0]: value for d, value in zip(cursor.description, row, strict=True)}
+
+    def restore_image_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Write rows taken with `image_row` back, in one transaction (a batch of saves that failed part-way)."""
+        self._refuse_if_read_only()
+        with self._write() as c:
+            for row in rows:
+                columns = [name for name in row if name != "id"]
+                assignments = ", ".join(f'"{name}" = ?' for name in columns)
+                c.execute(f"UPDATE images SET {assignments} WHERE id = ?", [row[name] for name in columns] + [row["id"]])
+
     def discard_correction(self, image_id: int) -> bool:
         """Take back a correction whose edits were all undone: the image is predicted again (or new) and its
         corrected mask file goes. Only a "corrected" image is touched (a reviewed one was approved); False if
