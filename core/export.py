@@ -23,6 +23,7 @@ between two images.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -296,6 +297,7 @@ def _check_destination_folder(out_dir: Path, overwrite: bool) -> None:
                           "link, not the folder it points to. Export to that folder itself or choose another name")
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir} exists and is not a folder")
+    _refuse_unwritable(out_dir)
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return
     if not overwrite:
@@ -311,6 +313,16 @@ def _check_destination_folder(out_dir: Path, overwrite: bool) -> None:
                           "empty folder")
     _refuse_added_entries(out_dir, card_file)
     _refuse_changed_contents(out_dir, card_file)
+
+
+def _refuse_unwritable(out_dir: Path) -> None:
+    """Refuse, before any work, a destination folder (or, when it does not exist yet, the folder it would be made
+    in) this user may not write: a folder made read-only is not filled anyway."""
+    folder = out_dir
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot export to {out_dir}: {folder} cannot be written (permission denied)")
 
 
 def _refuse_added_entries(out_dir: Path, card_file: Path) -> None:
@@ -567,11 +579,17 @@ def _flush(folder: Path) -> None:
 
 
 def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
-    """Rename the finished export into place; a folder it replaces lends it its mode, so sharing settings stay."""
+    """Rename the finished export into place. An empty folder the user made is kept (its owner, group, mode and
+    access lists are theirs) and the export's entries move into it, the dataset card last, so a reader never takes
+    a half-moved folder for a dataset. An earlier export it replaces lends the new folder its mode and, where this
+    process may set them, its owner and group, so sharing settings stay."""
     _check_destination(out_dir, overwrite)
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        _move_entries_into(tmp, out_dir)
+        return
     old = None
     if out_dir.is_dir():
-        os.chmod(tmp, stat.S_IMODE(out_dir.stat().st_mode))
+        _lend_ownership(out_dir, tmp)
         old = _make_hidden(out_dir, "old")
         old.rmdir()
         os.replace(out_dir, old)
@@ -585,6 +603,34 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
     if os.name == "posix":
         _fsync(out_dir.parent)
+
+
+def _move_entries_into(tmp: Path, out_dir: Path) -> None:
+    """Move the export's top-level entries into an empty folder, the card data last; on a failure the entries
+    already moved go back, leaving the folder empty as it was."""
+    entries = sorted(tmp.iterdir(), key=lambda entry: entry.name == CARD_DATA_FILE)
+    moved: list[Path] = []
+    try:
+        for entry in entries:
+            os.replace(entry, out_dir / entry.name)
+            moved.append(entry)
+    except OSError:
+        for entry in reversed(moved):
+            with contextlib.suppress(OSError):
+                os.replace(out_dir / entry.name, entry)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    if os.name == "posix":
+        _fsync(out_dir)
+
+
+def _lend_ownership(folder: Path, to: Path) -> None:
+    """Give `to` the mode of `folder` and, where allowed, its owner and group."""
+    info = folder.stat()
+    os.chmod(to, stat.S_IMODE(info.st_mode))
+    if hasattr(os, "chown"):
+        with contextlib.suppress(OSError):
+            os.chown(to, info.st_uid, info.st_gid)
 
 
 GONE = "the photo is gone from the folder (its mask is kept and comes back when a scan finds the photo, under any name)"
