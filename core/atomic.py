@@ -66,3 +66,22 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes, durable: bool = T
 
 def atomic_write_text(target: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def folder_write_problem(folder: Path, what: str = "folder") -> str | None:
+    """Why files cannot be written in `folder` (made if it is missing), or None when they can: asked before a run
+    loads its model, so that it is not the first save that finds out. The words name `what` the folder is for, its
+    path and the system's reason."""
+    if folder.exists() and not folder.is_dir():
+        return f"the {what} {folder} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"cannot create the {what} {folder}: {error.strerror or error}"
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-check.", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        return f"cannot write in the {what} {folder}: {error.strerror or error}"
+    return None

@@ -33,7 +33,15 @@ import numpy as np
 import torch
 from faceparse.core.augment import to_tensor_array
 from faceparse.core.checkpoint import META_NAME, WEIGHTS_NAME, load_checkpoint, validate_meta
-from faceparse.core.datasets import IGNORE_INDEX, DatasetError, project_framing, snapshot_project, task_target
+from faceparse.core.datasets import (
+    IGNORE_INDEX,
+    TRAINABLE_STATUSES,
+    DatasetError,
+    image_split,
+    project_framing,
+    snapshot_project,
+    task_target,
+)
 from faceparse.core.faces import FACES
 from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, load_mask, load_rgb
 from faceparse.core.metrics import BinaryScores, confusion_matrix, scores_from_confusion
@@ -400,22 +408,33 @@ def mask_lut(schema: LabelSchema, task: str, model_schema: Mapping[str, Any] | N
 
 
 def project_samples(store: ProjectStore, task: str, split: str = "val", max_side: int | None = 1024,
-                    model_schema: Mapping[str, Any] | None = None
+                    model_schema: Mapping[str, Any] | None = None, left_out: list[str] | None = None
                     ) -> list[tuple[np.ndarray, np.ndarray]] | list[FramedPhoto]:
     """The human-checked faces of a project for `task`: its fixed validation split, "train" or "all"; with
     `model_schema`, their masks in the model's classes (`mask_lut`). A project that pre-labels face by face
-    gives `FramedPhoto`s, scored as pre-labelling frames them; any other, (image, target) pairs."""
+    gives `FramedPhoto`s, scored as pre-labelling frames them; any other, (image, target) pairs. The images of
+    the split that cannot be scored (an unreadable photo, a damaged or missing mask) are added to `left_out` as
+    "relpath: reason", so that a score over fewer faces than expected says why."""
     lut = None if task != "parser" or model_schema is None else mask_lut(store.schema, task, model_schema)
     snapshot = snapshot_project(store, task, max_side=max_side)
     chosen = {"val": snapshot.val, "train": snapshot.train, "all": snapshot.train + snapshot.val}.get(split)
     if chosen is None:
         raise EvaluationError(f"split must be val, train or all, got {split!r}")
+    if left_out is not None:
+        left_out.extend(_skipped_in_split(store, snapshot.skipped, split))
     targets = [s.mask if lut is None else lut[s.mask] for s in chosen]
     framing = project_framing(store)
     if framing is not None:
         return [FramedPhoto(store.root / s.relpath, target, framing, s.image_id)
                 for s, target in zip(chosen, targets, strict=True)]
     return [(s.image, target) for s, target in zip(chosen, targets, strict=True)]
+
+
+def _skipped_in_split(store: ProjectStore, skipped: list[tuple[str, str]], split: str) -> list[str]:
+    """The images a snapshot skipped that belong to `split`, as "relpath: reason"."""
+    split_of = {rec.relpath: image_split(rec) for rec in store.images(status=TRAINABLE_STATUSES)}
+    return [f"{relpath}: {reason}" for relpath, reason in skipped
+            if split == "all" or (split_of.get(relpath) or "train") == split]
 
 
 def _masks_schema(schema: str | LabelSchema) -> LabelSchema:
@@ -437,12 +456,16 @@ def _checked_mask(mask: np.ndarray, schema: LabelSchema, mask_path: Path) -> np.
 
 def folder_samples(folder: str | Path, masks: str | Path | None = None, schema: str | LabelSchema | None = None,
                    task: str = "parser", model_schema: Mapping[str, Any] | None = None,
-                   framing: Framing | None = None) -> list[tuple[np.ndarray, np.ndarray]] | list[FramedPhoto]:
+                   framing: Framing | None = None, left_out: list[str] | None = None
+                   ) -> list[tuple[np.ndarray, np.ndarray]] | list[FramedPhoto]:
     """Images of `folder` (or `folder/images`) paired by file stem with index PNGs in `masks` (default
     `folder/masks`). With `schema`, masks are in that schema and converted to the task's classes, and for a parser
     to the classes of `model_schema` (`mask_lut`); without, they are taken to be in the model's classes. With a
-    face-by-face `framing`, the photos are scored as pre-labelling with it would frame them (`FramedPhoto`)."""
+    face-by-face `framing`, the photos are scored as pre-labelling with it would frame them (`FramedPhoto`).
+    Images without a mask are added to `left_out` as "name: reason", so that they are not left out unsaid."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise EvaluationError(f"{folder} is not a folder" if folder.exists() else f"folder does not exist: {folder}")
     image_dir = folder / "images" if (folder / "images").is_dir() else folder
     mask_dir = Path(masks) if masks is not None else folder / "masks"
     if not mask_dir.is_dir():
@@ -453,6 +476,8 @@ def folder_samples(folder: str | Path, masks: str | Path | None = None, schema: 
     for path in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()):
         mask_path = mask_dir / f"{path.stem}.png"
         if not mask_path.is_file():
+            if left_out is not None:
+                left_out.append(f"{path.name}: no mask {mask_path.name} in {mask_dir}")
             continue
         try:
             image, mask = load_rgb(path), load_mask(mask_path)

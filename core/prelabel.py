@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from faceparse.core.atomic import folder_write_problem
 from faceparse.core.face_and_mask import FaceAndMaskPredictor, wants_face_and_mask
 from faceparse.core.face_cache import CachedFaceDetector
 from faceparse.core.faces import DEFAULT_MARGIN, FACES, MODES, FaceDetector, HaarFaceDetector, suggest_mode
@@ -67,6 +68,14 @@ def prediction_settings(mode: str, tta: bool, margin: float = DEFAULT_MARGIN) ->
     """How a prediction was made, in words stored with it: a run with other settings predicts it again."""
     framing = f"faces, margin {margin:g}" if mode == FACES else mode.replace("_", " ")
     return f"{framing}, flip TTA" if tta else framing
+
+
+def save_failure_reason(error: Exception, target: Path) -> str:
+    """Why a mask was not saved, naming the file it was meant for (never the temporary one it was written to
+    first) and the system's reason without its error number."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"cannot save its mask {target}: {error.strerror}"
+    return str(error)
 
 
 def spread_sample(items: list, count: int) -> list:
@@ -301,13 +310,14 @@ class _Run:
 
     def on_save_failure(self, image_id: int, error: Exception) -> None:
         """Counted against this run, not the photo; stops the run when saving keeps failing."""
-        self.on_error(image_id, str(error), lasting=False)
+        reason = save_failure_reason(error, self.store.mask_path("predicted", image_id))
+        self.on_error(image_id, reason, lasting=False)
         with self.lock:
             self.save_failures_in_a_row += 1
             failing = self.save_failures_in_a_row >= SAVE_FAILURES_TO_STOP
         if failing:
             raise PrelabelStopped(f"stopped: {SAVE_FAILURES_TO_STOP} masks in a row could not be saved "
-                                  f"(last: {error})", self.result)
+                                  f"(last: {reason})", self.result)
 
     def on_error(self, image_id: int, reason: str, lasting: bool = True) -> None:
         """Count and log a failure; only one that lies in the file itself is remembered against the image
@@ -531,6 +541,11 @@ class PrelabelJob:
             store.set_setting(TTA_SETTING, tta)
         return predictor, resolved, lut, tta
 
+    def _refuse_unwritable_masks_folder(self) -> None:
+        problem = folder_write_problem(self.store.masks_dir / "predicted", "masks folder")
+        if problem is not None:
+            raise ProjectError(f"{problem}; nothing was pre-labeled")
+
     def _new_result(self, job_id: int, predictor: Any, resolved: ResolvedModel, tta: bool) -> PrelabelResult:
         """The result the run fills in, once the mode is chosen; its notices and the model used go to the job's
         log, where a user looking at a past run finds them."""
@@ -548,6 +563,7 @@ class PrelabelJob:
     def _run_job(self, job_id: int, progress_callback: Callable[[PrelabelProgress], None] | None,
                  cancel_event: threading.Event | None) -> PrelabelResult:
         store = self.store
+        self._refuse_unwritable_masks_folder()
         predictor, resolved, lut, tta = self._load_predictor()
         result = self._new_result(job_id, predictor, resolved, tta)
         settings = prediction_settings(result.mode, tta, self.margin)

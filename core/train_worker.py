@@ -707,6 +707,20 @@ def result_of(ctx: RetrainContext) -> dict[str, Any]:
     }
 
 
+def models_folder_problem(store: ProjectStore, task: str) -> str | None:
+    """Why a new version of `task` could not be saved in the project's models folder, or None when it can: found
+    out before training, not after the time it took."""
+    from faceparse.core.atomic import folder_write_problem
+
+    return folder_write_problem(store.models_dir / task, "models folder")
+
+
+def _refuse_unwritable_models_folder(store: ProjectStore, task: str) -> None:
+    problem = models_folder_problem(store, task)
+    if problem is not None:
+        raise ProjectError(f"{problem}; a new version could not be saved there, so nothing was trained")
+
+
 def run_retrain(store: ProjectStore, config: Any, reporter: Any, work_dir: Path, dist: Any = None,
                 phases: list[tuple[str, Callable[[RetrainContext], None]]] | None = None) -> dict[str, Any]:
     """Run the retrain phases in this process; returns the job's result (see `result_of`)."""
@@ -724,6 +738,8 @@ def run_retrain(store: ProjectStore, config: Any, reporter: Any, work_dir: Path,
     device = resolve_device(config, local_rank)
     dist = dist or Distributed(device)
     ctx = RetrainContext(store, config, reporter, dist, work_dir, device)
+    if ctx.is_main:
+        _refuse_unwritable_models_folder(store, config.task)
     settle_start(ctx)
     together = True
     for name, phase in phases or RETRAIN_PHASES:

@@ -159,7 +159,7 @@ def test_predict_recursive_keeps_the_subfolders_and_skips_hidden_ones_and_its_ow
     assert code == 0, err
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert written == ["2024/a/p1.png", "p0.png", "p1.png", "p2.png"]
-    code, _, err = run(capsys, "predict", folder, "--out", out, "--model", model, "--whole-image", "-r")
+    code, _, err = run(capsys, "predict", folder, "--out", out, "--model", model, "--whole-image", "-r", "--overwrite")
     assert code == 0, err
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == written
 

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from faceparse.app.argtypes import int_at_least, path_text
 from faceparse.app.cli import CommandError
@@ -26,6 +27,7 @@ from faceparse.core.importer import (
     ImportCancelled,
     ImportFailed,
     ImportRefused,
+    ImportReport,
     ImportStopped,
     import_dataset,
 )
@@ -176,6 +178,20 @@ def _import_interrupts(progress: _ProgressLine, cancel: threading.Event, writing
         signal.signal(signal.SIGINT, previous)
 
 
+def _nothing_matched(report: ImportReport) -> bool:
+    """Every label skipped for want of its image: the wrong project or the wrong source, most likely, which a
+    script must not take for a successful import."""
+    return bool(report.skipped) and not (report.planned or report.unchanged or report.imported)
+
+
+def _nothing_matched_message(report: ImportReport, project: Path) -> str:
+    shown = "\n".join(f"  - {line}" for line in report.skipped[:3])
+    more = f"\n  ... and {len(report.skipped) - 3:,} more" if len(report.skipped) > 3 else ""
+    return (f"none of the {len(report.skipped):,} labels in {report.source} matches an image of the project "
+            f"{project}, so nothing was imported; check that they belong together (--ignore-unmatched skips "
+            f"only the labels that do not match when others do):\n{shown}{more}")
+
+
 def run_import(args: argparse.Namespace) -> int:
     progress = _ProgressLine("Checking" if args.dry_run else "Importing")
     cancel, writing, stop = threading.Event(), threading.Event(), threading.Event()
@@ -194,6 +210,8 @@ def run_import(args: argparse.Namespace) -> int:
             raise CommandError(str(e)) from None
         finally:
             progress.end_line()
+        if _nothing_matched(report):
+            raise CommandError(_nothing_matched_message(report, store.root))
     summary = report.summary()
     print(summary[0].upper() + summary[1:])
     for source_name, project_name in sorted(report.class_map.items()):

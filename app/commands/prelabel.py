@@ -244,6 +244,9 @@ def register_predict(subparsers: argparse._SubParsersAction) -> None:
                    help="the images are aligned face crops: parse each whole, without face detection")
     p.add_argument("--recursive", "-r", action="store_true",
                    help="also the images in a FOLDER's subfolders (hidden ones skipped); the masks keep the layout")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of the same names already in the --out folder (without it, predict refuses "
+                        "to write over them and names them)")
     p.set_defaults(handler=run_predict)
 
 
@@ -288,15 +291,18 @@ def _collect_inputs(inputs: list[str], recursive: bool = False, out: Path | None
 
 
 def _outputs(files: list[Path], out: Path, to_folder: bool, folder_meant: bool = False,
-             names: list[Path] | None = None) -> list[Path]:
+             names: list[Path] | None = None, overwrite: bool = False) -> list[Path]:
     """Where each mask goes: `out` itself for one image, else a PNG per image in the folder `out` (a name ending
-    in a slash is a folder, made if needed), at `names` (relative; the image's stem by default)."""
+    in a slash is a folder, made if needed), at `names` (relative; the image's stem by default). Files already in
+    the folder are refused unless `overwrite`: their names come from the images, not from the user."""
     if not to_folder and not out.is_dir() and not folder_meant:
         if out.suffix.lower() != ".png":
             raise CommandError(f"--out {out} must be a .png file (or a folder, written with a / at the end) for a "
                                "single image")
         targets = [out]
+        into_folder = False
     else:
+        into_folder = True
         if out.exists() and not out.is_dir():
             raise CommandError(f"--out {out} is a file; several images need an output folder")
         if not out.exists() and out.suffix.lower() == ".png" and not folder_meant:
@@ -313,6 +319,8 @@ def _outputs(files: list[Path], out: Path, to_folder: bool, folder_meant: bool =
         if target.resolve() in sources:
             raise CommandError(f"refusing to overwrite the input image {target} with its mask; choose another --out")
     _refuse_project_folder(out, targets[0].parent)
+    if into_folder and not overwrite:
+        _refuse_existing(out, targets)
     return targets
 
 
@@ -324,11 +332,38 @@ def _refuse_project_folder(out: Path, folder: Path) -> None:
                                "for new photos. Choose a folder outside it")
 
 
-def _make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CommandError(f"cannot create the output folder {folder}: {error.strerror or error}") from None
+EXISTING_NAMED = 5
+"""How many of the files already in the output folder a refusal names before it counts the rest."""
+
+
+def _refuse_existing(out: Path, targets: list[Path]) -> None:
+    """Files in the output folder that the masks would replace, a photo kept there among them perhaps."""
+    existing = [target for target in targets if target.exists() or target.is_symlink()]
+    if not existing:
+        return
+    named = ", ".join(str(target) for target in existing[:EXISTING_NAMED])
+    more = f" and {len(existing) - EXISTING_NAMED:,} more" if len(existing) > EXISTING_NAMED else ""
+    raise CommandError(f"--out {out} already holds {named}{more}; choose another folder, or add --overwrite to "
+                       "replace them")
+
+
+def _check_writable(targets: list[Path]) -> None:
+    """Make the output folders and make sure masks can be written in them, before the model loads and runs."""
+    from faceparse.core.atomic import folder_write_problem
+
+    for folder in sorted({target.parent for target in targets}):
+        problem = folder_write_problem(folder, "output folder")
+        if problem is not None:
+            raise CommandError(problem)
+
+
+def _write_failure(error: OSError, target: Path, written: int) -> str:
+    """A failed mask write in words: the file it was meant for (not the temporary one it was written to first),
+    the system's reason, and what was written before it."""
+    reason = f"cannot write the mask {target}: {error.strerror or error}"
+    if written == 0:
+        return reason
+    return f"{reason}; the {written:,} written before it {'is' if written == 1 else 'are'} kept"
 
 
 def _project_of(inputs: list[str]) -> ProjectStore | None:
@@ -345,7 +380,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     files, names, to_folder = _collect_inputs(args.inputs, args.recursive, Path(args.out).expanduser())
     targets = _outputs(files, Path(args.out).expanduser(), to_folder,
-                       folder_meant=args.out.endswith(("/", os.sep)), names=names)
+                       folder_meant=args.out.endswith(("/", os.sep)), names=names, overwrite=args.overwrite)
+    _check_writable(targets)
     store = _project_of(args.inputs)
     try:
         resolved = find_model(store, args.model, "parser" if store is None else task_for_schema(store.schema))
@@ -366,14 +402,14 @@ def run_predict(args: argparse.Namespace) -> int:
     except KeyError:
         palette = None
     framing = Framing(WHOLE_IMAGE if args.whole_image else FACES)
-    if to_folder:
-        for folder in sorted({target.parent for target in targets}):
-            _make_folder(folder)
     failed: list[tuple[Path, str]] = []
     written = [0]
 
     def on_result(i: int, prediction) -> None:
-        save_mask(targets[i], prediction.mask, palette)
+        try:
+            save_mask(targets[i], prediction.mask, palette)
+        except OSError as error:
+            raise CommandError(_write_failure(error, targets[i], written[0])) from None
         written[0] += 1
 
     def on_error(i: int, reason: str, lasting: bool = True) -> None:
@@ -394,8 +430,6 @@ def run_predict(args: argparse.Namespace) -> int:
         with _interrupt_sets(cancel):
             pipeline.run(enumerate(files), on_result, on_error, cancel.is_set, report)
         report()
-    except OSError as error:
-        raise CommandError(f"cannot write a mask: {error}") from None
     finally:
         if bar is not None:
             bar.close()

@@ -118,7 +118,20 @@ def train_config(args: argparse.Namespace, store: ProjectStore) -> Any:
     try:
         return TrainConfig.from_dict({**options, **{k: v for k, v in flags.items() if v is not None}, "task": task})
     except ConfigError as e:
-        raise CommandError(str(e)) from None
+        raise CommandError(_in_flag_words(str(e), flags)) from None
+
+
+FLAG_OF_KEY = {"input_size": "--size", "batch_size": "--batch", "epochs": "--epochs", "lr": "--lr",
+               "patience": "--patience", "max_steps": "--max-steps", "threads": "--threads"}
+
+
+def _in_flag_words(message: str, flags: dict[str, Any]) -> str:
+    """A refusal that starts with a config key names the flag instead when the value came from that flag, the
+    words the user typed."""
+    key = message.split(" ", 1)[0]
+    if key in FLAG_OF_KEY and flags.get(key) is not None:
+        return FLAG_OF_KEY[key] + message[len(key):]
+    return message
 
 
 class ProgressView:
@@ -250,6 +263,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise CommandError(f"{store.root} has no corrected or reviewed faces yet; correct some predictions "
                                "first, then train")
         _check_start(store, config)
+        _check_models_folder(store, config)
         _check_pretrain(store, config)
         _warn_without_validation(store, config)
         runner = JobRunner(store)
@@ -307,6 +321,15 @@ def _check_start(store: ProjectStore, config: Any) -> None:
         resolve_version(store, config.task, config.init)
     except ProjectError as e:
         raise CommandError(f"--from {config.init}: {e}; give a version, or starter, imagenet or scratch") from None
+
+
+def _check_models_folder(store: ProjectStore, config: Any) -> None:
+    """Refuse a project whose models folder cannot take the new version before training, not after it."""
+    from faceparse.core.train_worker import models_folder_problem
+
+    problem = models_folder_problem(store, config.task)
+    if problem is not None:
+        raise CommandError(f"{problem}; a trained model could not be saved there, so training did not start")
 
 
 def _check_pretrain(store: ProjectStore, config: Any) -> None:
@@ -476,7 +499,8 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--schema", metavar="NAME|FILE.json",
                    help="the masks' schema, when it is not the model's: scores are over the coarser of the two "
                         "schemas, through whichever declares a mapping to the other (refused when neither does)")
-    p.add_argument("--split", choices=("val", "train", "all"), default="val", help="project faces to use")
+    p.add_argument("--split", choices=("val", "train", "all"),
+                   help="a project's faces to use (default val, its fixed validation faces)")
     p.add_argument("--mode", choices=("whole-image", "faces"), default=None,
                    help="a plain folder's framing: whole-image (default) parses each image whole, as aligned face "
                         "crops are; faces finds the faces and scores the masks pasted back into each photo, as "
@@ -583,19 +607,50 @@ def _eval_samples(args: argparse.Namespace, data: Path, store: ProjectStore | No
     from faceparse.core.framing import Framing
 
     task = meta["task"]
+    left_out: list[str] = []
+    try:
+        if store is not None:
+            samples = project_samples(store, task, args.split or "val", model_schema=meta["schema"],
+                                      left_out=left_out)
+        else:
+            framing = Framing(mode=FACES) if args.mode == "faces" else None
+            samples = folder_samples(data, args.masks, args.schema, task, model_schema=meta["schema"],
+                                     framing=framing, left_out=left_out)
+    except (DatasetError, EvaluationError) as e:
+        raise CommandError(str(e)) from None
+    _say_left_out(left_out)
+    return samples
+
+
+def _refuse_options_that_do_not_apply(args: argparse.Namespace, data: Path, store: ProjectStore | None) -> None:
+    """An option meant for the other kind of DATA would be ignored, and the score taken for what was asked."""
     if store is not None and args.mode is not None:
         raise CommandError(f"{data} is a project; it is scored in its own pre-labelling mode, so --mode (for a plain "
                            "folder) does not apply")
     if store is not None and args.schema and args.schema.lower() != store.schema.name.lower():
         raise CommandError(f"{data} is a project; its masks are in its own schema {store.schema.name!r}, so "
                            "--schema (the schema of a mask folder) does not apply")
-    try:
-        if store is not None:
-            return project_samples(store, task, args.split, model_schema=meta["schema"])
-        framing = Framing(mode=FACES) if args.mode == "faces" else None
-        return folder_samples(data, args.masks, args.schema, task, model_schema=meta["schema"], framing=framing)
-    except (DatasetError, EvaluationError) as e:
-        raise CommandError(str(e)) from None
+    if store is not None and args.masks is not None:
+        raise CommandError(f"{data} is a project; its own human-checked masks are scored, so --masks (the mask "
+                           "folder of a plain image folder) does not apply")
+    if store is None and args.split is not None:
+        raise CommandError(f"{data} is not a project; every image with a mask is scored, so --split (which of a "
+                           "project's faces) does not apply")
+
+
+LEFT_OUT_SHOWN = 20
+
+
+def _say_left_out(left_out: list[str]) -> None:
+    """Name the images that were not scored and why, so that a score over fewer faces is not taken for all."""
+    if not left_out:
+        return
+    count = len(left_out)
+    print(f"note: left out {count:,} image{'' if count == 1 else 's'} that cannot be scored:", file=sys.stderr)
+    for line in left_out[:LEFT_OUT_SHOWN]:
+        print(f"  {line}", file=sys.stderr)
+    if count > LEFT_OUT_SHOWN:
+        print(f"  … and {count - LEFT_OUT_SHOWN:,} more", file=sys.stderr)
 
 
 def _measure(predictor: Any, samples: list, task: str) -> dict[str, Any]:
@@ -614,12 +669,15 @@ def run_eval(args: argparse.Namespace) -> int:
     data = Path(args.data).expanduser()
     if not data.exists():
         raise CommandError(f"folder does not exist: {data}")
+    if not data.is_dir():
+        raise CommandError(f"{data} is not a folder; DATA is a project or a folder of images with same-named masks")
     store = ProjectStore.open_for_reading(data) if ProjectStore.is_project(data) else None
     try:
+        _refuse_options_that_do_not_apply(args, data, store)
         predictor = _measured_in_masks_schema(_predictor_for(args, store), args, store)
         samples = _eval_samples(args, data, store, predictor.meta)
         if not samples:
-            raise CommandError(f"no labelled faces in the {args.split} split of {data}")
+            raise CommandError(f"no labelled faces in the {args.split or 'val'} split of {data}")
         metrics = _measure(predictor, samples, predictor.meta["task"])
     finally:
         if store is not None:
