@@ -307,7 +307,7 @@ def _check_destination_folder(out_dir: Path, overwrite: bool) -> None:
     if not card_file.is_file():
         raise ExportError(f"{out_dir} is not an earlier export (it has no {CARD_DATA_FILE}); only an export's own "
                           "folder is replaced. Choose a new or empty folder")
-    if not _written_by_this_exporter(card_file):
+    if not written_by_this_exporter(card_file):
         raise ExportError(f"{out_dir} is not an earlier export: its {CARD_DATA_FILE} was written by another "
                           "program (an nnU-Net dataset?); only an export's own folder is replaced. Choose a new or "
                           "empty folder")
@@ -403,7 +403,7 @@ def _read_card(card_file: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _written_by_this_exporter(card_file: Path) -> bool:
+def written_by_this_exporter(card_file: Path) -> bool:
     """Whether a dataset.json is this exporter's card: it names this program as its generator or, from before that
     entry, has the entries those exports wrote (and at most the ones added since). Other tools' dataset.json
     (nnU-Net's) has neither."""
@@ -461,7 +461,7 @@ def _is_leftover(path: Path, out_dir: Path) -> bool:
     dated backup `.dataset.20240101.old`) holds neither and is kept."""
     if not _has_leftover_name(path.name, out_dir) or path.is_symlink() or not path.is_dir():
         return False
-    return (path / PARTIAL_MARKER).is_file() or _written_by_this_exporter(path / CARD_DATA_FILE)
+    return (path / PARTIAL_MARKER).is_file() or written_by_this_exporter(path / CARD_DATA_FILE)
 
 
 def _remove_leftovers(out_dir: Path) -> None:

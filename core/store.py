@@ -45,7 +45,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,11 @@ class ScanResult:
     """Subfolders (relative paths) that hold a project of their own: their photos belong to that project, so this
     one does not index them (two projects would keep separate masks of one photo). Counted in `skipped`; photos of
     theirs indexed before are treated as removed, so their masks are kept."""
+    exports_inside: tuple[str, ...] = ()
+    """Subfolders holding a dataset this program exported: copies of some project's photos and their masks, left
+    out for the same reason. Counted in `skipped`."""
+    unreadable: tuple[str, ...] = ()
+    """Entries the scan could not read, and folder links it does not follow. Counted in `skipped`."""
 
     @property
     def total(self) -> int:
@@ -154,18 +159,30 @@ class ScanResult:
                          f"{'they keep their masks' if many else 'it keeps its masks'}")
         inside = list(self.projects_inside)
         if inside:
-            names = ", ".join(inside[:5]) + (f" and {len(inside) - 5} more" if len(inside) > 5 else "")
             many = len(inside) != 1
             notes.append(f"Skipped {len(inside):,} subfolder{'s' if many else ''} holding a project of "
-                         f"{'their' if many else 'its'} own ({names}): "
+                         f"{'their' if many else 'its'} own ({_some(inside)}): "
                          f"{'their photos belong to those projects' if many else 'its photos belong to that project'}"
                          ", not this one")
-        other = self.skipped - len(inside)
+        exports = list(self.exports_inside)
+        if exports:
+            many = len(exports) != 1
+            notes.append(f"Skipped {len(exports):,} subfolder{'s' if many else ''} holding an exported dataset "
+                         f"({_some(exports)}): {'their' if many else 'its'} images are copies, and masks are not "
+                         "photos")
+        unreadable = list(self.unreadable)
+        other = self.skipped - len(inside) - len(exports)
         if other:
             entries = "entry that could not be read or is a folder link" if other == 1 else \
                 "entries that could not be read or are folder links"
-            notes.append(f"Skipped {other:,} {entries} (not followed)")
+            named = f": {_some(unreadable)}" if unreadable else ""
+            notes.append(f"Skipped {other:,} {entries} (not followed){named}")
         return notes
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    """The first few names, then how many more."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
 
 
 _FACE_BOXES_SQL = """
@@ -310,18 +327,45 @@ def _holds_project(folder: str) -> bool:
     return os.path.isfile(os.path.join(folder, PROJECT_DIR_NAME, DB_NAME))
 
 
-def _walk_images(root: Path) -> tuple[list[tuple[str, int, int]], int, list[str]]:
-    """(relpath, size, mtime_ns) of every image under root, the number of entries that could not be indexed, and
-    the subfolders that hold a project of their own.
+EXPORT_CARD_NAME = "dataset.json"
+"""The name of the card an export writes at its top (`formats.base.CARD_DATA_FILE`): a folder holding one of this
+program's is a dataset made from some project's photos, not photos to index."""
+
+
+def _holds_export(folder: str) -> bool:
+    card_file = os.path.join(folder, EXPORT_CARD_NAME)
+    if not os.path.isfile(card_file):
+        return False
+    from faceparse.core.export import written_by_this_exporter
+
+    return written_by_this_exporter(Path(card_file))
+
+
+@dataclass
+class _Walk:
+    """What `_walk_images` found: the images, and the entries it did not index, by relative path."""
+
+    found: list[tuple[str, int, int]] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    projects: list[str] = field(default_factory=list)
+    exports: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.unreadable) + len(self.projects) + len(self.exports)
+
+
+def _walk_images(root: Path) -> _Walk:
+    """(relpath, size, mtime_ns) of every image under root, the entries that could not be indexed, and the
+    subfolders that hold a project of their own or an export of this program (its photos are copies of some
+    project's; indexing them would label the same faces twice, and its masks would pass for photos).
 
     Hidden entries (names starting with a dot, including .faceparse) are passed over; directory symlinks are not
     followed (they can loop) and are counted as not indexed, so a scan's summary shows them; file symlinks are
     followed. A subfolder with its own project is not entered either: its photos are that project's, and indexing
     them here too would give one photo two sets of masks. It is counted as not indexed and named.
     """
-    found: list[tuple[str, int, int]] = []
-    projects: list[str] = []
-    skipped = 0
+    walk = _Walk()
     exts = IMAGE_EXTENSIONS
     stack: list[tuple[str, str]] = [(os.fspath(root), "")]
     while stack:
@@ -329,7 +373,7 @@ def _walk_images(root: Path) -> tuple[list[tuple[str, int, int]], int, list[str]
         try:
             it = os.scandir(directory)
         except OSError:
-            skipped += 1
+            walk.unreadable.append(prefix or ".")
             continue
         with it:
             for entry in it:
@@ -339,20 +383,21 @@ def _walk_images(root: Path) -> tuple[list[tuple[str, int, int]], int, list[str]
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         if _holds_project(entry.path):
-                            projects.append(prefix + name)
-                            skipped += 1
+                            walk.projects.append(prefix + name)
+                        elif _holds_export(entry.path):
+                            walk.exports.append(prefix + name)
                         else:
                             stack.append((entry.path, f"{prefix}{name}/"))
                         continue
                     if entry.is_symlink() and entry.is_dir():
-                        skipped += 1
+                        walk.unreadable.append(prefix + name)
                         continue
                     dot = name.rfind(".")
                     if dot <= 0 or name[dot:].lower() not in exts:
                         continue
                     st = entry.stat()
                 except OSError:
-                    skipped += 1
+                    walk.unreadable.append(prefix + name)
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     continue
@@ -360,10 +405,12 @@ def _walk_images(root: Path) -> tuple[list[tuple[str, int, int]], int, list[str]
                 try:
                     rel.encode("utf-8")
                 except UnicodeEncodeError:
-                    skipped += 1
+                    walk.unreadable.append(rel.encode("utf-8", "replace").decode("utf-8"))
                     continue
-                found.append((rel, st.st_size, st.st_mtime_ns))
-    return found, skipped, sorted(projects, key=natural_sort_key)
+                walk.found.append((rel, st.st_size, st.st_mtime_ns))
+    for names in (walk.unreadable, walk.projects, walk.exports):
+        names.sort(key=natural_sort_key)
+    return walk
 
 
 class ProjectStore:
@@ -789,7 +836,8 @@ class ProjectStore:
         started = time.perf_counter()
         if not self.root.is_dir():
             raise ProjectError(f"the image folder {self.root} is not available")
-        entries, skipped, projects_inside = _walk_images(self.root)
+        walk = _walk_images(self.root)
+        entries = walk.found
         added = changed = unchanged = 0
         now = time.time()
         with self._write() as c:
@@ -843,8 +891,9 @@ class ProjectStore:
         self._hash_changed_checked({image_id for *_, image_id in updates} |
                                    {image_id for _, _, was_changed, _, image_id in revived if was_changed})
         gone_now = sum(1 for i in found if i in {image_id for image_id, _ in gone})
-        return ScanResult(added - len(found), len(gone) - gone_now, changed, unchanged, skipped,
-                          time.perf_counter() - started, len(found), tuple(projects_inside))
+        return ScanResult(added - len(found), len(gone) - gone_now, changed, unchanged, walk.skipped,
+                          time.perf_counter() - started, len(found), tuple(walk.projects), tuple(walk.exports),
+                          tuple(walk.unreadable))
 
     def project_inside(self, relpath: str) -> str | None:
         """The subfolder (relative path) holding a project of its own that `relpath` lies in, or None: such a
