@@ -195,6 +195,16 @@ class ClassMapper:
             return 0
         return self._folded.get(name.casefold())
 
+    def reached(self) -> set[int]:
+        """The project's classes the labels read so far can hold: through the class names they used (a format
+        that names its classes may use the project's own names whatever schema was given), or, before any label
+        was read, through the dataset schema's mapping."""
+        if not self._tables:
+            if self.via is None:
+                return set(range(len(self.project.classes)))
+            return {int(v) for v in self.via[1][:len(self.via[0].classes)]}
+        return {t for classes in self._tables for name in classes if (t := self.target(name)) is not None}
+
     def table(self, classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         """(lookup table source index -> project index, which source indices have no project class)."""
         if classes not in self._tables:
@@ -229,9 +239,9 @@ def _schema_notes(source: Path, fmt: DatasetFormat, dataset: LabelSchema | None,
         notes.append(f"{source} has no {SCHEMA_FILE}: its mask values were read as the project's schema "
                      f"{project.name!r}; name the dataset's own with --source-schema if it has another")
     if mapper.via is not None:
-        schema, lut = mapper.via
-        reached = {int(lut[i]) for i in range(len(schema.classes))}
+        reached = mapper.reached()
         never = [c for i, c in enumerate(project.classes) if i and i not in reached]
+        schema = mapper.via[0]
         if never:
             notes.append(f"{schema.name} has no class for {', '.join(never)}: the imported masks never contain "
                          f"them ({schema.mapping_notes.get(project.name) or 'see the schema mapping'}); import "
@@ -241,20 +251,30 @@ def _schema_notes(source: Path, fmt: DatasetFormat, dataset: LabelSchema | None,
 
 def _dataset_schema(source: Path, fmt: DatasetFormat, given: str | LabelSchema | None,
                     problems: list[str]) -> LabelSchema | None:
-    if given is not None:
-        try:
-            return resolve_schema(given)
-        except (KeyError, SchemaError) as e:
-            problems.append(str(e.args[0]) if e.args else str(e))
-            return None
+    """The schema the dataset's labels are read in: `given` (--source-schema), else the dataset's own schema.json,
+    else the format's default. A `given` that contradicts the dataset's own schema.json is a problem: one of them is
+    wrong, and reading the masks in the wrong one would import every class under another's name."""
+    own = None
     card = source / SCHEMA_FILE
     if source.is_dir() and card.is_file():
         try:
-            return load_schema_json(card)
+            own = load_schema_json(card)
         except SchemaError as e:
             problems.append(str(e))
             return None
-    return get_schema(fmt.default_schema) if fmt.default_schema else None
+    if given is None:
+        return own if own is not None else (get_schema(fmt.default_schema) if fmt.default_schema else None)
+    try:
+        chosen = resolve_schema(given)
+    except (KeyError, SchemaError) as e:
+        problems.append(str(e.args[0]) if e.args else str(e))
+        return None
+    if own is not None and own.classes != chosen.classes:
+        problems.append(f"--source-schema {chosen.name} ({chosen.num_classes} classes) contradicts the dataset's own "
+                        f"{card} ({own.name}, {own.num_classes} classes); leave --source-schema out to read the "
+                        "masks in the dataset's own schema")
+        return None
+    return chosen
 
 
 def _image_size(store: ProjectStore, rec: ImageRecord) -> tuple[int, int]:
