@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from faceparse.app.argtypes import path_text
 
 if TYPE_CHECKING:
-    from faceparse.core.store import ProjectStore
+    from faceparse.core.store import ImageRecord, ProjectStore
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
@@ -152,6 +152,7 @@ def run_scan(args: argparse.Namespace) -> int:
         print(f"Schema {store.schema.name} ({store.schema.num_classes} classes)")
         print(f"Scanned {counted(result.total, 'image')} in {result.seconds:.2f} s: {_n(result.added)} added, "
               f"{_n(result.removed)} removed, {_n(result.changed)} changed, {_n(result.unchanged)} unchanged")
+        _print_changed_files(store, result.changed_paths)
         print_scan_notes(result)
         if args.details:
             checked = store.fill_details(progress=_progress_printer("Reading details"))
@@ -163,6 +164,20 @@ def run_scan(args: argparse.Namespace) -> int:
         _print_changed_photos(store.changed_photos())
         _print_counts(store)
     return 0
+
+
+def _print_changed_files(store: ProjectStore, changed: tuple[str, ...], most: int = 10) -> None:
+    """Name the photos counted as changed, so the count can be checked; one of those shown that cannot be read
+    says why."""
+    if changed:
+        print("Changed photos:")
+        shown = [_with_error(store, relpath) for relpath in changed[:most]]
+        _print_names(shown + list(changed[most:]), most, more_hint="")
+
+
+def _with_error(store: ProjectStore, relpath: str) -> str:
+    rec = store.find(relpath)
+    return f"{relpath}: {rec.error}" if rec is not None and rec.error else relpath
 
 
 def _accept_changed(store: ProjectStore) -> None:
@@ -223,6 +238,8 @@ def project_summary(store: ProjectStore) -> dict:
         "total": sum(counts.values()),
         "splits": store.split_counts(),
         "unreadable": store.count_errors(),
+        "unreadable_images": [{"relpath": rec.relpath, "error": rec.error} for rec in _unreadable_photos(store)],
+        "checked_mask_problems": _checked_mask_problems(store),
         "photos_changed": [rec.relpath for rec in store.changed_photos()],
         "photos_missing": [{"relpath": rec.relpath, "status": rec.status} for rec in store.missing_photos()],
         "details_pending": store.count_pending_details(),
@@ -254,6 +271,11 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"Details pending for {_n(summary['details_pending'])} images")
     if summary["unreadable"]:
         print(f"Unreadable images: {_n(summary['unreadable'])}")
+        _print_names([f"{u['relpath']}: {u['error']}" for u in summary["unreadable_images"]])
+    if summary["checked_mask_problems"]:
+        print(f"Checked images whose mask file is missing or empty: {_n(len(summary['checked_mask_problems']))} "
+              "(skipped by export and training)")
+        _print_names([f"{m['relpath']} ({m['status']}): {m['problem']}" for m in summary["checked_mask_problems"]])
     if summary["photos_changed"]:
         print(f"Photos changed since their masks were checked: {_n(len(summary['photos_changed']))} "
               "(skipped by export and training until checked again in the studio)")
@@ -279,6 +301,40 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unreadable_photos(store: ProjectStore) -> list[ImageRecord]:
+    from faceparse.core.store import NEEDS_ATTENTION
+
+    return [rec for rec in store.images(NEEDS_ATTENTION) if rec.error]
+
+
+def _checked_mask_problems(store: ProjectStore) -> list[dict[str, str]]:
+    """Checked images whose mask file is gone or empty, found from the files' sizes alone: decoding every mask of
+    a large project would make `info` slow, so a file damaged inside is found only when it is read."""
+    from faceparse.core.store import HUMAN_STATUSES
+
+    problems = []
+    for rec in store.images(HUMAN_STATUSES):
+        problem = _checked_mask_problem(store, rec)
+        if problem:
+            problems.append({"relpath": rec.relpath, "status": rec.status, "problem": problem})
+    return problems
+
+
+def _checked_mask_problem(store: ProjectStore, rec: ImageRecord) -> str | None:
+    """What is wrong with the file holding the person's mask of `rec`, or None. It is the corrected mask; a
+    reviewed image saved before approvals were copied there has only the prediction it approved."""
+    kinds = ("corrected",) if rec.status == "corrected" else ("corrected", "predicted")
+    for kind in kinds:
+        try:
+            size = store.mask_path(kind, rec.id).stat().st_size
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            return f"its mask file cannot be read ({error.strerror})"
+        return None if size else "its mask file is empty"
+    return "its mask file is missing"
+
+
 def _starter_in_use(store: ProjectStore) -> str | None:
     """The starter model(s) that pre-label the project while it has no active version, in words; None when the
     starter model cannot label its schema (see `_starter_problem`)."""
@@ -295,11 +351,11 @@ def _starter_problem(store: ProjectStore) -> str | None:
     return starter_problem(store.schema, task_for_schema(store.schema))
 
 
-def _print_names(names: list[str], most: int = 10) -> None:
+def _print_names(names: list[str], most: int = 10, more_hint: str = " (all of them in --json)") -> None:
     for name in names[:most]:
         print(f"  {name}")
     if len(names) > most:
-        print(f"  … and {_n(len(names) - most)} more (all of them in --json)")
+        print(f"  … and {_n(len(names) - most)} more{more_hint}")
 
 
 def _active_models(store: ProjectStore, starter: str | None) -> dict[str, str]:

@@ -129,8 +129,12 @@ def _model_info(meta: dict[str, Any], path: Path) -> ModelInfo:
 
 
 def _load_proto(path: Path) -> onnx.ModelProto:
+    """The model's graph and metadata; an empty file is named as such, since ONNX reads it as a valid model with
+    nothing in it."""
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path}: the model file is empty (0 bytes); copy or export the model again")
     try:
         return onnx.load(str(path))
     except Exception as error:

@@ -143,6 +143,8 @@ class ScanResult:
     out for the same reason. Counted in `skipped`."""
     unreadable: tuple[str, ...] = ()
     """Entries the scan could not read, and folder links it does not follow. Counted in `skipped`."""
+    changed_paths: tuple[str, ...] = ()
+    """The photos counted in `changed`, by relative path."""
 
     @property
     def total(self) -> int:
@@ -838,7 +840,8 @@ class ProjectStore:
             raise ProjectError(f"the image folder {self.root} is not available")
         walk = _walk_images(self.root)
         entries = walk.found
-        added = changed = unchanged = 0
+        added = unchanged = 0
+        changed_paths: list[str] = []
         now = time.time()
         with self._write() as c:
             known = {row[0]: row[1:] for row in c.execute(
@@ -863,10 +866,10 @@ class ProjectStore:
                     unchanged += 1
                 elif old_size == size and old_hash is not None and status in ("new", "predicted"):
                     touched.append((mtime, old_hash, now, image_id))
-                    changed += 1
+                    changed_paths.append(rel)
                 else:
                     updates.append((size, mtime, now, image_id))
-                    changed += 1
+                    changed_paths.append(rel)
             c.executemany("INSERT INTO images(relpath, sort_key, size_bytes, mtime_ns, updated) VALUES (?, ?, ?, ?, ?)",
                           inserts)
             c.executemany("UPDATE images SET size_bytes = ?, mtime_ns = ?, width = NULL, height = NULL, "
@@ -891,9 +894,9 @@ class ProjectStore:
         self._hash_changed_checked({image_id for *_, image_id in updates} |
                                    {image_id for _, _, was_changed, _, image_id in revived if was_changed})
         gone_now = sum(1 for i in found if i in {image_id for image_id, _ in gone})
-        return ScanResult(added - len(found), len(gone) - gone_now, changed, unchanged, walk.skipped,
+        return ScanResult(added - len(found), len(gone) - gone_now, len(changed_paths), unchanged, walk.skipped,
                           time.perf_counter() - started, len(found), tuple(walk.projects), tuple(walk.exports),
-                          tuple(walk.unreadable))
+                          tuple(walk.unreadable), tuple(sorted(changed_paths, key=natural_sort_key)))
 
     def project_inside(self, relpath: str) -> str | None:
         """The subfolder (relative path) holding a project of its own that `relpath` lies in, or None: such a

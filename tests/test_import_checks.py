@@ -146,7 +146,7 @@ def test_image_file_gone_since_the_scan(dataset):
 @pytest.mark.parametrize(("line", "message"), [
     ("25 0.1 0.1 0.2 0.1 0.2 0.2", "class 25 is not one of the 18 classes"),
     ("0 0.1 0.1 0.2 1.5 0.2 0.2", "coordinates must be between 0 and 1"),
-    ("0 0.1 0.1 0.2 0.1 0.2", "at least three x, y pairs"),
+    ("0 0.1 0.1 0.2 0.1 0.2", "5 coordinates after the class, an odd number"),
     ("skin 0.1 0.1 0.2 0.1 0.2 0.2", "expected '<class> x1 y1 x2 y2 ...'"),
 ])
 def test_malformed_yolo_lines(dataset, line, message):

@@ -380,7 +380,7 @@ def run_models(args: argparse.Namespace) -> int:
     if args.action in ("list", "prune") and args.version:
         raise CommandError(f"models {args.action} takes no VERSION (got {args.version!r}); it goes with activate, "
                            "rollback and delete")
-    with ProjectStore.open(args.folder) as store:
+    with _open_project(args.folder, only_reading=args.action == "list") as store:
         task = args.task or _default_task(store)
         if args.action == "delete":
             return _delete_version(store, task, args.version)
@@ -420,6 +420,12 @@ def run_models(args: argparse.Namespace) -> int:
     if starter_note:
         print(starter_note)
     return 0
+
+
+def _open_project(folder: str, only_reading: bool) -> ProjectStore:
+    """A command that only lists opens the project as `info` does, so it works where the project cannot be
+    written too (read-only media, another user's folder)."""
+    return ProjectStore.open_for_reading(folder) if only_reading else ProjectStore.open(folder)
 
 
 def _megabytes(size_bytes: int) -> str:
@@ -735,7 +741,7 @@ def register_jobs(subparsers: argparse._SubParsersAction) -> None:
 def run_jobs(args: argparse.Namespace) -> int:
     from faceparse.core.jobs import reap_stale_jobs
 
-    with ProjectStore.open(args.folder) as store:
+    with _open_project(args.folder, only_reading=args.cancel is None and args.prune is None) as store:
         if args.log is not None:
             if store.job(args.log) is None:
                 raise CommandError(f"no job {args.log} in {store.root}")
@@ -756,7 +762,8 @@ def run_jobs(args: argparse.Namespace) -> int:
             reap_stale_jobs(store)
             print(f"deleted {counted(store.prune_jobs(args.prune), 'finished job')}")
             return 0
-        reap_stale_jobs(store)
+        if not store.read_only:  # a read-only project keeps the states its jobs last recorded
+            reap_stale_jobs(store)
         jobs = store.jobs()
     if args.json:
         print(json.dumps(jobs, indent=2))

@@ -18,16 +18,16 @@ so this layout is exact too.
 Import reads every JSON under `annotations/` (or a JSON file given directly). It accepts compressed and
 uncompressed RLE and polygon segmentations, checked before decoding (RLE runs must cover the image exactly, polygon
 coordinates be finite and near the image); categories are matched to the project's classes by name; where
-annotations overlap the later one wins; an image listed without annotations is all background; an image id listed
-twice is a problem. Box-only annotations (an empty segmentation, as detection tools write them) hold no pixels:
-they are left out and reported, and so is an image that has only such annotations.
+annotations overlap the later one wins; an image listed without annotations is all background; an image or
+annotation id listed twice is a problem. Box-only annotations (an empty segmentation, as detection tools write them)
+hold no pixels: they are left out and reported, and so is an image that has only such annotations.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -335,8 +335,10 @@ def _read_file(path: Path, found: LabelSet) -> None:
     position = _category_positions(path, data["categories"], found.problems)
     if position is None:
         return
-    images = _image_entries(path, data["images"], found.problems)
-    by_image, boxed, box_only = _annotations_by_image(path, data["annotations"], images, position, found.problems)
+    images, refused = _image_entries(path, data["images"], found.problems)
+    _check_annotation_ids(path, data["annotations"], found.problems)
+    by_image, boxed, box_only = _annotations_by_image(path, data["annotations"], images, refused, position,
+                                                      found.problems)
     if len(found.problems) > problems:
         return
     only_boxed = [image_id for image_id in images if image_id in boxed and image_id not in by_image]
@@ -355,8 +357,11 @@ def _coco_json(path: Path, problems: list[str]) -> dict | None:
     """The file's JSON if it has COCO's three lists; otherwise None, with the reason in `problems`."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        problems.append(f"{path}: cannot read ({e})")
+    except UnicodeDecodeError:
+        problems.append(f"{path}: not a JSON text file (COCO annotations are JSON text in UTF-8)")
+        return None
+    except OSError as e:
+        problems.append(f"{path}: cannot read ({e.strerror or e})")
         return None
     except json.JSONDecodeError as e:
         problems.append(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})")
@@ -388,31 +393,82 @@ def _category_positions(path: Path, categories: list, problems: list[str]) -> di
     return {cat["id"]: k for k, cat in enumerate(named, start=1)}
 
 
-def _image_entries(path: Path, entries: list, problems: list[str]) -> dict[int, dict]:
+def _image_entries(path: Path, entries: list, problems: list[str]) -> tuple[dict[int, dict], set[int]]:
+    """The usable image entries by id, and the ids of entries refused for a bad field: their annotations are left
+    unread, since the problem is the entry, not them."""
     images: dict[int, dict] = {}
-    for image in entries:
-        if (not isinstance(image, dict) or not _is_int(image.get("id")) or not isinstance(image.get("file_name"), str)
-                or not all(_is_int(image.get(k)) and image[k] > 0 for k in ("width", "height"))):
-            problems.append(f"{path}: image entry {str(image)[:120]} needs 'id', 'file_name', 'width' and 'height'")
+    refused: set[int] = set()
+    for position, image in enumerate(entries):
+        fault = _image_entry_fault(image)
+        if fault is not None:
+            problems.append(f"{path}: {_image_entry_name(image, position)} {fault}")
+            if isinstance(image, dict) and _is_int(image.get("id")):
+                refused.add(image["id"])
             continue
         if image["id"] in images:
             problems.append(f"{path}: image id {image['id']} is used by both {images[image['id']]['file_name']}"
                             f" and {image['file_name']}; every image needs its own id")
             continue
         images[image["id"]] = image
-    return images
+    return images, refused - images.keys()
 
 
-def _annotations_by_image(path: Path, annotations: list, images: dict[int, dict], position: dict[int, int],
-                          problems: list[str]) -> tuple[dict[int, list[dict]], set[int], int]:
+def _image_entry_name(image: Any, position: int) -> str:
+    """"image 7 (entry 3 of 'images')", counting entries from 1, or the entry alone when it has no usable id."""
+    entry = f"entry {position + 1} of 'images'"
+    if isinstance(image, dict) and _is_int(image.get("id")):
+        return f"image {image['id']} ({entry})"
+    return entry
+
+
+def _image_entry_fault(image: Any) -> str | None:
+    """What is wrong with an image entry, in words, or None when it is usable."""
+    if not isinstance(image, dict):
+        return f"is {_shown(image)}, not an object with 'id', 'file_name', 'width' and 'height'"
+    if not _is_int(image.get("id")):
+        return f"has {_field(image, 'id')}; it needs a whole-number 'id'"
+    if not isinstance(image.get("file_name"), str):
+        return f"has {_field(image, 'file_name')}; it needs the photo's path as text"
+    for key in ("width", "height"):
+        if not (_is_int(image.get(key)) and image[key] > 0):
+            return f"has {_field(image, key)}; it needs a whole number of pixels above 0"
+    return None
+
+
+def _field(entry: dict, key: str) -> str:
+    return f"{key!r} {_shown(entry[key])}" if key in entry else f"no {key!r}"
+
+
+def _shown(value: Any) -> str:
+    """A value as it reads in the JSON file, cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_annotation_ids(path: Path, annotations: list, problems: list[str]) -> None:
+    """An annotation id used twice is a problem: tools that look annotations up by id see only one of them."""
+    uses = Counter(ann["id"] for ann in annotations if isinstance(ann, dict) and _is_int(ann.get("id")))
+    repeated = [ann_id for ann_id, count in uses.items() if count > 1]
+    if repeated:
+        ids = ", ".join(map(str, repeated[:5])) + (f" and {len(repeated) - 5} more" if len(repeated) > 5 else "")
+        problems.append(f"{path}: annotation id{'s' if len(repeated) != 1 else ''} {ids} "
+                        f"{'are' if len(repeated) != 1 else 'is'} used more than once; every annotation needs its "
+                        "own id")
+
+
+def _annotations_by_image(path: Path, annotations: list, images: dict[int, dict], refused: set[int],
+                          position: dict[int, int], problems: list[str]) -> tuple[dict[int, list[dict]], set[int], int]:
     """The usable annotations per image id, the ids of images with box-only annotations, and how many of those
-    there are (a box is no mask: they are counted and left out)."""
+    there are (a box is no mask: they are counted and left out). Annotations of the `refused` image entries are
+    passed over: their entry is already reported."""
     by_image: dict[int, list[dict]] = defaultdict(list)
     boxed: set[int] = set()
     box_only = 0
-    for ann in annotations:
+    for number, ann in enumerate(annotations, start=1):
+        if isinstance(ann, dict) and _is_int(ann.get("image_id")) and ann["image_id"] in refused:
+            continue
         if not isinstance(ann, dict) or ("segmentation" not in ann and "bbox" not in ann):
-            problems.append(f"{path}: annotation {str(ann)[:120]} has no segmentation")
+            problems.append(f"{path}: {_annotation_name(ann, number)} has no segmentation")
         elif "segmentation" not in ann or _is_box_only(ann["segmentation"]):
             box_only += 1
             if _is_int(ann.get("image_id")):
@@ -426,6 +482,13 @@ def _annotations_by_image(path: Path, annotations: list, images: dict[int, dict]
         else:
             by_image[ann["image_id"]].append(ann)
     return by_image, boxed, box_only
+
+
+def _annotation_name(ann: Any, number: int) -> str:
+    """"annotation 12", or "entry 3 of 'annotations'" for one without a usable id."""
+    if isinstance(ann, dict) and _is_int(ann.get("id")):
+        return f"annotation {ann['id']}"
+    return f"entry {number} of 'annotations'"
 
 
 def read_labels(source: Path, schema: LabelSchema) -> LabelSet:

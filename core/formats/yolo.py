@@ -252,7 +252,10 @@ def parse_lines(path: Path, class_count: int) -> list[tuple[int, np.ndarray]]:
             cx, cy, w, h = values
             values = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy - h / 2, cx + w / 2, cy + h / 2,
                                cx - w / 2, cy + h / 2])
-        elif len(values) < 6 or len(values) % 2:
+        elif len(values) % 2:
+            raise LabelFormatError(path, f"line {line_no}: {len(values)} coordinates after the class, an odd number; "
+                                         "each point needs an x and a y")
+        elif len(values) < 6:
             raise LabelFormatError(path, f"line {line_no}: a polygon needs at least three x, y pairs")
         shapes.append((k, values.reshape(-1, 2)))
     return shapes
