@@ -540,7 +540,11 @@ class ProjectStore:
             if e.errno == errno.EROFS:
                 raise ProjectError(f"cannot create a project in {root}: the folder is on read-only media; copy "
                                    "the photos somewhere writable and scan the copy") from None
-            raise ProjectError(f"cannot create a project in {root}: {e}") from None
+            if store.dir.exists() and not store.dir.is_dir():
+                raise ProjectError(f"cannot create a project in {root}: {store.dir} is a file, where the project "
+                                   "keeps its index and masks; move it aside and scan again") from None
+            reason = f"{e.strerror} ({e.filename})" if e.strerror and e.filename else (e.strerror or str(e))
+            raise ProjectError(f"cannot create a project in {root}: {reason}") from None
         except sqlite3.Error as e:
             store.close()
             raise ProjectError(f"cannot create a project in {root}: {e}") from None

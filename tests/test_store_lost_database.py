@@ -52,3 +52,12 @@ def test_an_empty_database_without_masks_says_to_scan_again(tmp_path):
     (folder / ".faceparse" / "project.db").write_bytes(b"")
     with pytest.raises(ProjectError, match="is empty .*scan the folder to create the project again"):
         ProjectStore.open(folder)
+
+
+def test_a_file_where_the_project_folder_goes_is_named(tmp_path, capsys):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    (folder / ".faceparse").write_text("not a folder")
+    assert main(["scan", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / '.faceparse'} is a file" in err and "Errno" not in err
