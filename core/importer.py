@@ -17,7 +17,6 @@ schema, that mapping is used instead, so a CelebAMask-HQ dataset can come into a
 
 from __future__ import annotations
 
-import errno
 import os
 import sqlite3
 import threading
@@ -34,7 +33,7 @@ from faceparse.core.formats.base import SCHEMA_FILE, LabelFormatError, LabelItem
 from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, read_size
 from faceparse.core.mask_rollback import MaskRollback
 from faceparse.core.schemas import LabelSchema, SchemaError, get_schema, load_schema_json, resolve_schema
-from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
+from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore, write_failure_text
 
 KINDS = ("corrected", "predicted")
 BACKGROUND_ALIASES = frozenset({"background", "_background_", "__background__"})
@@ -520,7 +519,7 @@ def _write(store: ProjectStore, plan: list[_Planned], report: ImportReport, mode
                 rollback.keep(planned.rec.id)
                 _write_one(store, planned, report, model_version)
             except (ImportFailed, OSError, sqlite3.Error, ProjectError) as e:
-                failure = e if isinstance(e, ImportFailed) else ImportFailed(f"{planned.rec.relpath}: {_reason(e)}")
+                failure = e if isinstance(e, ImportFailed) else ImportFailed(f"{planned.rec.relpath}: {write_failure_text(e)}")
                 raise _taken_back(rollback, report, len(plan), failure) from e
             if progress is not None:
                 progress(report.labels + report.imported, report.labels + len(plan))
@@ -541,7 +540,7 @@ def _taken_back(rollback: MaskRollback, report: ImportReport, planned_count: int
     except (OSError, sqlite3.Error, ProjectError) as e:
         return ImportFailed(f"importing from {report.source} failed at mask {written + 1} of {planned_count}: "
                             f"{failure}; putting back the {written} masks written before it failed too "
-                            f"({_reason(e)}): those images now have the imported masks")
+                            f"({write_failure_text(e)}): those images now have the imported masks")
     report.imported = 0
     return ImportFailed(f"importing from {report.source} failed at mask {written + 1} of {planned_count}: "
                         f"{failure}; nothing was imported (the {written} masks written before it were taken back)")
@@ -556,19 +555,5 @@ def _write_one(store: ProjectStore, planned: _Planned, report: ImportReport, mod
         else:
             store.save_predicted(planned.rec.id, mask, model_version)
     except (OSError, sqlite3.Error, ProjectError, LabelFormatError) as e:
-        raise ImportFailed(f"{planned.rec.relpath}: {_reason(e)}") from e
+        raise ImportFailed(f"{planned.rec.relpath}: {write_failure_text(e)}") from e
     report.imported += 1
-
-
-def _reason(error: BaseException) -> str:
-    """What went wrong in words a person reads: the system's reason and the file it concerns (never a temporary
-    file's name), or that the disk is full."""
-    if isinstance(error, sqlite3.Error):
-        text = str(error)
-        return "the disk is full" if "full" in text else f"the project database: {text}"
-    if isinstance(error, OSError) and error.strerror:
-        if error.errno == errno.ENOSPC:
-            return "the disk is full"
-        name = error.filename2 if error.filename2 is not None else error.filename
-        return f"{error.strerror} ({name})" if name else error.strerror
-    return str(error)

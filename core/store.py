@@ -415,6 +415,25 @@ def _walk_images(root: Path) -> _Walk:
     return walk
 
 
+def write_failure_text(error: BaseException, root: Path | None = None) -> str:
+    """What stopped a write, in words a person reads: that the project folder (`root`) is gone, that the disk is
+    full, or the system's reason with the file it concerns (a temporary file's folder, never its passing name)."""
+    if root is not None and not (root / PROJECT_DIR_NAME).is_dir():
+        return f"the project folder {root} is no longer there: put it back, then save again"
+    if isinstance(error, sqlite3.Error):
+        text = str(error)
+        return "the disk is full" if "full" in text else f"the project database cannot be written ({text})"
+    if isinstance(error, OSError) and error.strerror:
+        if error.errno == errno.ENOSPC:
+            return "the disk is full"
+        name = error.filename2 if error.filename2 is not None else error.filename
+        if name is None:
+            return error.strerror
+        path = Path(os.fsdecode(name))
+        return f"{error.strerror} ({path.parent if '.tmp' in path.name else path})"
+    return str(error) or type(error).__name__
+
+
 class ProjectStore:
     """One project: its image index, masks, settings, model versions and jobs. See the module docstring."""
 

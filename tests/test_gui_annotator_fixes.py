@@ -230,7 +230,7 @@ def test_a_save_that_keeps_failing_shows_one_warning_that_counts(qtbot, tmp_path
         qtbot.wait(20)
     boxes = [b for b in QApplication.topLevelWidgets() if isinstance(b, QMessageBox) and b.isVisible()]
     assert len(boxes) == 1
-    assert "No space left" in boxes[0].text() and "4 times" in boxes[0].text()
+    assert "the disk is full" in boxes[0].text() and "4 times" in boxes[0].text()
     boxes[0].close()
     monkeypatch.undo()
     assert session.flush() == {}

@@ -47,7 +47,7 @@ def test_failed_final_save_keeps_the_window_open_and_retry_saves_the_mask(qtbot,
     folder, window, image_id, painted, repair = paint_and_break_saving(qtbot, tmp_path, monkeypatch)
     seen = answer_unsaved(QMessageBox.StandardButton.Cancel)
     window.close()
-    assert seen and "No space left on device" in seen[0]
+    assert seen and "the disk is full" in seen[0]
     assert window.isVisible() and window.ws is not None
     assert np.array_equal(window.ws.session.editor.mask, painted)
     QApplication.processEvents()

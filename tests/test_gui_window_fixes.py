@@ -89,7 +89,7 @@ def test_ctrl_t_says_why_it_does_not_train_when_the_correction_cannot_be_saved(q
         QTest.keyClick(ws.canvas, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
     assert not started
     assert "could not be saved" in ws.models.retrain_phase.text()
-    assert "No space left on device" in ws.models.retrain_phase.text()
+    assert "the disk is full" in ws.models.retrain_phase.text()
     qtbot.waitUntil(lambda: _on_screen(ws.models))
 
 
@@ -224,7 +224,7 @@ def test_export_asks_when_a_correction_could_not_be_saved(qtbot, tmp_path):
         dialog.reject()
     if refused is not None:
         refused.reject()
-    assert refused is None and cancelled and "No space left on device" in cancelled[0]
+    assert refused is None and cancelled and "the disk is full" in cancelled[0]
     assert dialog is not None and exported_anyway
 
 

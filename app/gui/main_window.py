@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
         a["quit"].triggered.connect(self.close)
         a["export"].triggered.connect(self.show_export)
         a["import_labels"].triggered.connect(self.show_import)
-        a["save"].triggered.connect(lambda: self.ws and self.ws.session.save())
+        a["save"].triggered.connect(lambda: self.ws and self.ws.session.save_all())
         a["undo"].triggered.connect(self.undo)
         a["redo"].triggered.connect(self.redo)
         for name, tool in TOOL_ACTIONS.items():
@@ -583,12 +583,14 @@ class MainWindow(QMainWindow):
                      go_on_text: str | None = None) -> QMessageBox.StandardButton:
         """Retry, go on without the failed masks (`go_on`), or cancel; the save errors are all in this dialog, so
         no separate boxes open over it."""
-        names = [(rec.name if (rec := store.get(image_id)) else f"image {image_id}") for image_id in failed]
+        names = [self.ws.session.unsaved_name(image_id) if self.ws is not None else f"image {image_id}"
+                 for image_id in failed]
         reasons = sorted(set(failed.values()))
         box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE,
                           f"The corrected mask{'s' if len(names) > 1 else ''} of {', '.join(names[:5])}"
                           f"{', …' if len(names) > 5 else ''} could not be saved: {'; '.join(reasons[:3])}.\n\n"
-                          f"Retry once the cause is fixed (disk space, permissions), or {choices}.",
+                          f"Retry once the cause is fixed (disk space, permissions, the project folder put "
+                          f"back), or {choices}.",
                           QMessageBox.StandardButton.Retry | go_on | QMessageBox.StandardButton.Cancel, self)
         box.setObjectName("unsaved_masks")
         box.setDefaultButton(QMessageBox.StandardButton.Retry)

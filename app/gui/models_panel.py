@@ -177,6 +177,7 @@ class ModelsPanel(QWidget):
         self.extra_options: dict[str, Any] = {}
         self._train_steps = 0
         self.save_edits: Callable[[], dict[int, str]] = dict  # the window's: saves open edits, returns failures
+        self.unsaved_name: Callable[[int], str] = lambda image_id: f"image {image_id}"
         self._closed = False
         self._activating = False
         contents = QWidget(self)
@@ -482,8 +483,10 @@ class ModelsPanel(QWidget):
         failed = self.save_edits()
         if failed:
             reasons = "; ".join(sorted(set(failed.values()))[:3])
-            self.retrain_phase.setText(f"Not retrained: {len(failed)} corrected mask(s) could not be saved "
-                                       f"({reasons}). Fix the cause, then retrain.")
+            names = ", ".join(self.unsaved_name(image_id) for image_id in list(failed)[:3])
+            more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+            self.retrain_phase.setText(f"Not retrained: the corrected mask of {names}{more} could not be saved "
+                                       f"({reasons}). Fix the cause, then retrain: the masks are saved again first.")
         return not failed
 
     def _retrain_event(self, event: JobEvent) -> None:

@@ -11,13 +11,14 @@ is never silently overwritten.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import Counter
 
 import numpy as np
 from faceparse.core.imageio import ImageLoadError
 from faceparse.core.label_editor import DEFAULT_HISTORY_BYTES, Box, Edit, LabelEditor
-from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore
+from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore, write_failure_text
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from .canvas import Canvas
@@ -59,7 +60,8 @@ class AnnotationSession(QObject):
         self.prefetch: PrefetchCache | None = None
         self._pending_writes: Counter[int] = Counter()
         self._pending_lock = threading.Lock()
-        self._unsaved: dict[int, tuple[np.ndarray, str]] = {}
+        self._unsaved: dict[int, tuple[np.ndarray, str, str]] = {}
+        """Images whose last write failed: (their mask, why, their name)."""
         self._autosave = QTimer(self)
         self._autosave.setSingleShot(True)
         self._autosave.setInterval(autosave_ms)
@@ -248,6 +250,11 @@ class AnnotationSession(QObject):
             self._queue_write(self.record.id, snapshot)
         return True
 
+    def save_all(self) -> None:
+        """Save the open image and try every earlier write that failed again (Ctrl+S after freeing space)."""
+        self.retry_unsaved()
+        self.save()
+
     def _queue_write(self, image_id: int, snapshot: np.ndarray) -> None:
         self._queue(image_id, snapshot, lambda: self.store.save_corrected(image_id, snapshot))
 
@@ -262,12 +269,19 @@ class AnnotationSession(QObject):
         with self._pending_lock:
             self._pending_writes[image_id] += 1
 
+        name = self.unsaved_name(image_id)
+
         def write() -> ImageRecord | None:
             try:
                 store_call()
+            except (OSError, sqlite3.Error) as e:  # the disk's or the folder's trouble: said in words, no traceback
+                reason = write_failure_text(e, self.store.root)
+                with self._pending_lock:
+                    self._unsaved[image_id] = (snapshot, reason, name)
+                raise ProjectError(reason) from e
             except Exception as e:
                 with self._pending_lock:
-                    self._unsaved[image_id] = (snapshot, str(e) or type(e).__name__)
+                    self._unsaved[image_id] = (snapshot, str(e) or type(e).__name__, name)
                 raise
             else:
                 with self._pending_lock:
@@ -282,16 +296,19 @@ class AnnotationSession(QObject):
             if then is not None:
                 then(record)
 
-        self.writer.submit(write, written, lambda msg: self._save_failed(image_id, msg))
+        self.writer.submit(write, written, lambda msg: self._save_failed(image_id, name, msg))
 
     def unsaved(self) -> dict[int, str]:
         """Images whose last write failed, with the reason; their masks are kept for `retry_unsaved`."""
         with self._pending_lock:
-            return {image_id: message for image_id, (_, message) in self._unsaved.items()}
+            return {image_id: message for image_id, (_, message, _) in self._unsaved.items()}
 
     def retry_unsaved(self) -> None:
+        """Write again the masks whose last write failed; an image with a write still queued is left to that write,
+        which came later and holds its newer mask."""
         with self._pending_lock:
-            failed = [(image_id, snapshot) for image_id, (snapshot, _) in self._unsaved.items()]
+            failed = [(image_id, snapshot) for image_id, (snapshot, _, _) in self._unsaved.items()
+                      if not self._pending_writes[image_id]]
         for image_id, snapshot in failed:
             self._queue_write(image_id, snapshot)
 
@@ -306,17 +323,29 @@ class AnnotationSession(QObject):
             self.record = record
         self.record_updated.emit(record)
 
-    def _save_failed(self, image_id: int, message: str) -> None:
+    def unsaved_name(self, image_id: int) -> str:
+        """The image's name for a message about its save, taken when the save is queued (the project's index may
+        be out of reach by the time the save fails)."""
+        if self.record is not None and self.record.id == image_id:
+            return self.record.relpath
+        with self._pending_lock:
+            entry = self._unsaved.get(image_id)
+        return entry[2] if entry is not None else f"image {image_id}"
+
+    def _save_failed(self, image_id: int, name: str, message: str) -> None:
         if self._closed:
             return
         if self.record is not None and self.record.id == image_id:
             self.undo_stack.resetClean()
-        self.error.emit(f"could not save the mask: {message}")
+        self.error.emit(f"could not save the mask of {name}: {message}. The edit is kept: it is saved again when "
+                        "you save (Ctrl+S) or close the studio")
 
     def flush(self) -> dict[int, str]:
-        """Save now and wait until every queued write has ended; returns `unsaved()` (empty when all are on disk).
-        A stroke still held is committed first, so closing keeps it."""
+        """Save now, with every earlier write that failed tried again, and wait until every queued write has ended;
+        returns `unsaved()` (empty when all are on disk). A stroke still held is committed first, so closing keeps
+        it."""
         self.canvas.tool.commit_held()
+        self.retry_unsaved()
         self.save()
         self.writer.wait()
         return self.unsaved()
@@ -400,7 +429,7 @@ class AnnotationSession(QObject):
             with self._pending_lock:
                 failed = self._unsaved.get(image_id)
             if failed is not None:
-                raise ProjectError(f"not marked reviewed: its mask could not be saved ({failed[1]})")
+                raise ProjectError(f"{failed[2]} was not marked reviewed: its mask could not be saved ({failed[1]})")
             self.store.set_status(image_id, "reviewed")
             return self.store.get(image_id)
 

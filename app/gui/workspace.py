@@ -37,6 +37,7 @@ class Workspace(QObject):
         self.session.loaded.connect(self._prefetch_neighbours)
         self.models = ModelsPanel(store, jobs)
         self.models.save_edits = self.session.flush
+        self.models.unsaved_name = self.session.unsaved_name
         self._closed = False
         self.models.predictions_changed.connect(self._predictions_changed)
         self.models.image_predicted.connect(self._image_predicted)
