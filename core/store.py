@@ -59,6 +59,9 @@ DB_NAME = "project.db"
 FORMAT_VERSION = 1
 STATUSES = ("new", "predicted", "corrected", "reviewed")
 HUMAN_STATUSES = ("corrected", "reviewed")
+PHOTO_REPLACED_WHILE_OPEN = "replaced-while-open"
+"""The labeled hash of a mask drawn on a photo that was replaced on disk while it was open, by a photo the index
+never hashed: no photo has this hash, so the image counts as "photo changed"."""
 """The statuses of images a person checked: only theirs is a corrected mask file a correction (one left behind by
 an interrupted discard belongs to no one)."""
 NEEDS_ATTENTION = "attention"
@@ -1264,12 +1267,14 @@ class ProjectStore:
         self._check_still_there(updated, rec)
 
     def save_corrected(self, image_id: int, mask: np.ndarray, keep_reviewed: bool = True,
-                       imported: bool = False, keep_effort: bool = False) -> None:
+                       imported: bool = False, keep_effort: bool = False,
+                       photo_seen: tuple[int, int] | None = None) -> None:
         """Store the human's mask; fixes the image's train/val split the first time and scores the effort. A
         reviewed image stays reviewed (the annotator edits what they approved) unless `keep_reviewed` is False
         (an imported mask nobody has looked at here). `imported` marks the mask as another dataset's labels, so
         a dataset card does not count it as corrected by hand; a later save from the editor clears the mark.
         `keep_effort` leaves the stored effort as it is (the same mask scaled to its photo's new size).
+        `photo_seen`: the (byte size, time) of the photo the person drew on (see `_labeled_hash`).
 
         effort = fraction of pixels that differ from the predicted mask (None when there is no prediction): how
         much work the model left, a per-image signal for choosing what to label next.
@@ -1278,6 +1283,7 @@ class ProjectStore:
         rec = self._require(image_id)
         arr = self._checked_mask(rec, mask)
         digest = self._hash_now(rec)
+        labeled = self._labeled_hash(rec, digest, photo_seen)
         effort = None
         try:
             predicted = self.predicted_mask(rec.id)
@@ -1293,7 +1299,7 @@ class ProjectStore:
                 "content_hash = COALESCE(?, content_hash), labeled_hash = COALESCE(?, content_hash), updated = ?, "
                 "status = CASE WHEN status = 'reviewed' AND ? THEN 'reviewed' ELSE 'corrected' END, "
                 "mask_source = ? WHERE id = ?",
-                (int(keep_effort), effort, split, digest, digest, time.time(), int(keep_reviewed),
+                (int(keep_effort), effort, split, digest, labeled, time.time(), int(keep_reviewed),
                  "imported" if imported else None, rec.id)).rowcount
         self._check_still_there(updated, rec)
 
@@ -1381,6 +1387,24 @@ class ProjectStore:
         except OSError:
             return rec.content_hash
 
+    def _labeled_hash(self, rec: ImageRecord, digest: str | None, photo_seen: tuple[int, int] | None) -> str | None:
+        """The hash of the photo a person checked the mask on. That is the file on disk now (`digest`), unless it
+        changed after the editor opened it (`photo_seen`, its byte size and time then, differ from the file's now):
+        then the mask belongs to the photo the last scan saw, or, when the scan saw yet another one, to a photo no
+        longer there, so the image is flagged "photo changed" instead of passing the mask off as this photo's."""
+        if photo_seen is None:
+            return digest
+        try:
+            st = (self.root / rec.relpath).stat()
+            now = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            now = None
+        if now == tuple(photo_seen):
+            return digest
+        if tuple(photo_seen) == (rec.size_bytes, rec.mtime_ns) and rec.content_hash:
+            return rec.content_hash
+        return PHOTO_REPLACED_WHILE_OPEN
+
     def _keep_approved_prediction(self, rec: ImageRecord) -> bool:
         """A prediction approved as it was (reviewed, never corrected) becomes the human's mask: stored as the
         corrected mask, so a later prediction or a predicted import cannot replace what a person approved.
@@ -1395,7 +1419,7 @@ class ProjectStore:
             c.execute("UPDATE images SET effort = 0, mask_source = NULL WHERE id = ?", (rec.id,))
         return True
 
-    def set_status(self, image_id: int, status: str) -> None:
+    def set_status(self, image_id: int, status: str, photo_seen: tuple[int, int] | None = None) -> None:
         """Change the status; a status must be backed by the mask it implies (predicted/corrected/any for reviewed).
         Reviewing a prediction nobody corrected stores it as the corrected mask (see `_keep_approved_prediction`)."""
         if status not in STATUSES:
@@ -1409,13 +1433,14 @@ class ProjectStore:
             raise MaskError(f"{rec.relpath} cannot be {status!r}: it has no "
                             f"{'mask' if status == 'reviewed' else status + ' mask'}")
         digest = self._hash_now(rec) if status == "reviewed" else rec.content_hash
+        labeled = self._labeled_hash(rec, digest, photo_seen)
         if status == "reviewed" and not has_corr:
             self._keep_approved_prediction(rec)
         with self._write() as c:
             c.execute("UPDATE images SET status = ?, updated = ? WHERE id = ?", (status, time.time(), rec.id))
             if status == "reviewed":
                 c.execute("UPDATE images SET content_hash = COALESCE(?, content_hash), "
-                          "labeled_hash = COALESCE(?, content_hash) WHERE id = ?", (digest, digest, rec.id))
+                          "labeled_hash = COALESCE(?, content_hash) WHERE id = ?", (digest, labeled, rec.id))
             if status == "reviewed" and not has_corr:
                 c.execute("UPDATE images SET split = COALESCE(split, ?), content_hash = COALESCE(content_hash, ?) "
                           "WHERE id = ?", (rec.split or self._new_split(c, digest, rec.id), digest, rec.id))

@@ -6,22 +6,13 @@ import json
 
 import pytest
 from drawn_projects import make_project
-from faceparse.app.cli import main
 from faceparse.core.recipes import TrainConfig
 from faceparse.core.store import ProjectError, ProjectStore
 from faceparse.core.train_worker import SilentReporter, run_retrain
 from PIL import Image
 from test_cli_fixes_eval_import import parser_model
 from test_cli_train import labelled_folder
-
-TINY = ["--size", "64", "--batch", "2", "--epochs", "1", "--max-steps", "1", "--threads", "1", "--from", "scratch",
-        "--no-onnx", "--no-repredict", "--pretrain", "no", "--config", '{"patience": 0}']
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from test_train_cli_messages import TINY, run
 
 
 def models_folder_taken_by_a_file(root):

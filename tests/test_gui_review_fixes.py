@@ -97,9 +97,9 @@ def test_a_prediction_arriving_while_the_edit_is_being_saved_keeps_the_edit(qtbo
     release = threading.Event()
     real_save = ws.store.save_corrected
 
-    def slow_save(*args):
+    def slow_save(*args, **kwargs):
         release.wait(30)
-        return real_save(*args)
+        return real_save(*args, **kwargs)
 
     monkeypatch.setattr(ws.store, "save_corrected", slow_save)
     QTest.keyClick(ws.canvas, Qt.Key.Key_3)

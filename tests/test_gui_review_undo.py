@@ -156,10 +156,10 @@ def test_a_review_whose_status_could_not_be_written_leaves_no_step_to_take_back(
     _paint_a_stroke(canvas)
     real = session.store.set_status
 
-    def refuse_review(image_id, status):
+    def refuse_review(image_id, status, **kwargs):
         if status == "reviewed":
             raise ProjectError("database is locked")
-        return real(image_id, status)
+        return real(image_id, status, **kwargs)
 
     monkeypatch.setattr(session.store, "set_status", refuse_review)
     messages = []

@@ -36,7 +36,7 @@ def paint_and_break_saving(qtbot, tmp_path, monkeypatch):
     image_id = ws.session.image_id
     real_save = ws.store.save_corrected
 
-    def disk_full(*_args):
+    def disk_full(*_args, **_kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(ws.store, "save_corrected", disk_full)

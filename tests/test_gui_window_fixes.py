@@ -34,7 +34,7 @@ def _disk_full(store):
     ask about unsaved masks."""
     real = store.save_corrected
 
-    def fail(*_args):
+    def fail(*_args, **_kwargs):
         raise OSError(28, "No space left on device")
 
     store.save_corrected = fail

@@ -18,13 +18,17 @@ def every_class_mask(num_classes):
     return mask
 
 
-@pytest.fixture
-def project(tmp_path):
-    folder = tmp_path / "faces"
+def one_photo_project(folder):
     folder.mkdir()
     Image.fromarray(np.full((SIZE, SIZE, 3), 90, np.uint8)).save(folder / "a.png")
     store = ProjectStore.create(folder)
     store.scan()
+    return store
+
+
+@pytest.fixture
+def project(tmp_path):
+    store = one_photo_project(tmp_path / "faces")
     store.save_corrected(store.find("a.png").id, every_class_mask(store.schema.num_classes))
     yield store
     store.close()
@@ -33,11 +37,7 @@ def project(tmp_path):
 @pytest.fixture
 def fresh(tmp_path):
     """Another project on the same photo, with no masks."""
-    folder = tmp_path / "again"
-    folder.mkdir()
-    Image.fromarray(np.full((SIZE, SIZE, 3), 90, np.uint8)).save(folder / "a.png")
-    store = ProjectStore.create(folder)
-    store.scan()
+    store = one_photo_project(tmp_path / "again")
     yield store
     store.close()
 

@@ -32,6 +32,8 @@ class ImageBundle:
     corrected: np.ndarray | None
     predicted: np.ndarray | None
     stamps: tuple[Stamp, Stamp]
+    photo_seen: tuple[int, int] | None = None
+    """The photo file's (byte size, time) when it was read: a save tells the store which photo the mask is for."""
 
 
 def _stamp(path: os.PathLike) -> Stamp:
@@ -58,10 +60,12 @@ def read_bundle(store: ProjectStore, image_id: int) -> ImageBundle:
     if record is None:
         raise ProjectError(f"image {image_id} is no longer in the project")
     stamps = mask_stamps(store, image_id)
+    photo = _stamp(store.root / record.relpath)
     rgb = load_rgb(store.root / record.relpath)
     corrected = store.corrected_mask(image_id)
     predicted = store.predicted_mask(image_id)
-    return ImageBundle(record, photo_image(rgb), rgb.shape[:2], corrected, predicted, stamps)
+    return ImageBundle(record, photo_image(rgb), rgb.shape[:2], corrected, predicted, stamps,
+                       None if photo is None else (photo[2], photo[1]))
 
 
 @dataclass

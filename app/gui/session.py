@@ -62,6 +62,8 @@ class AnnotationSession(QObject):
         self._pending_lock = threading.Lock()
         self._unsaved: dict[int, tuple[np.ndarray, str, str]] = {}
         """Images whose last write failed: (their mask, why, their name)."""
+        self._photos_seen: dict[int, tuple[int, int] | None] = {}
+        """Each opened image's photo file as it was read (see `ImageBundle.photo_seen`)."""
         self._autosave = QTimer(self)
         self._autosave.setSingleShot(True)
         self._autosave.setInterval(autosave_ms)
@@ -123,6 +125,7 @@ class AnnotationSession(QObject):
         except ProjectError as e:
             return self._open_failed(str(e))
         record, shape, prediction = bundle.record, bundle.shape, bundle.predicted
+        self._photos_seen[image_id] = bundle.photo_seen
         stale_prediction = prediction is not None and prediction.shape != shape
         if stale_prediction:  # made on an earlier photo of another size: only a model's guess, nothing to keep
             prediction = None
@@ -256,7 +259,8 @@ class AnnotationSession(QObject):
         self.save()
 
     def _queue_write(self, image_id: int, snapshot: np.ndarray) -> None:
-        self._queue(image_id, snapshot, lambda: self.store.save_corrected(image_id, snapshot))
+        seen = self._photos_seen.get(image_id)
+        self._queue(image_id, snapshot, lambda: self.store.save_corrected(image_id, snapshot, photo_seen=seen))
 
     def _queue_discard(self, image_id: int, snapshot: np.ndarray) -> None:
         """Take back this visit's correction of an image that opened uncorrected; once it is the model's again, the
@@ -430,7 +434,7 @@ class AnnotationSession(QObject):
                 failed = self._unsaved.get(image_id)
             if failed is not None:
                 raise ProjectError(f"{failed[2]} was not marked reviewed: its mask could not be saved ({failed[1]})")
-            self.store.set_status(image_id, "reviewed")
+            self.store.set_status(image_id, "reviewed", photo_seen=self._photos_seen.get(image_id))
             return self.store.get(image_id)
 
         def failed(message: str) -> None:
