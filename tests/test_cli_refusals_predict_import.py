@@ -8,15 +8,14 @@ import types
 
 import pytest
 from drawn_projects import draw_folder, make_project
-from faceparse.app.cli import main
 from faceparse.core import atomic as atomic_module
 from faceparse.core import store as store_module
 from faceparse.core.export import export_dataset
 from faceparse.core.prelabel import PrelabelJob
 from faceparse.core.store import ProjectStore
-from faceparse.core.synthetic import draw_face
 from onnx_models import foreground_model
 from PIL import Image
+from test_cli_fixes_prelabel import photos, run
 
 SIZE = 48
 
@@ -24,19 +23,6 @@ SIZE = 48
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return foreground_model(tmp_path_factory.mktemp("refusal_models") / "face.onnx")
-
-
-def photos(root, count=3):
-    root.mkdir()
-    for i in range(count):
-        Image.fromarray(draw_face(60 + i, SIZE, background="none")[0]).save(root / f"p{i}.jpg")
-    return root
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def refuse_to_load(monkeypatch):
