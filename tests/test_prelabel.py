@@ -434,7 +434,8 @@ def test_decoding_and_writing_run_in_the_idle_class_behind_the_model(project, mo
     assert result.predicted == COUNT and result.pipeline.helper_scheduling == "idle"
     idle = (os.SCHED_IDLE, own[1])
     assert seen["model in job"] == {own}
-    assert seen["decode in reader"] == {idle} and seen["finish in writer"] == {idle}
+    helpers = {role: found for role, found in seen.items() if role in ("decode in reader", "finish in writer")}
+    assert helpers and all(found == {idle} for found in helpers.values())  # a starved helper's work is taken over
     assert all(found == {own} for role, found in seen.items() if role.endswith(" in job"))
 
 
