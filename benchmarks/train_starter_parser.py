@@ -140,6 +140,57 @@ def paste_rare(img: np.ndarray, mask: np.ndarray, donor_img: np.ndarray, donor_m
     return out, mask
 
 
+NECK_SUPPORT = [CLASSES.index(c) for c in ("neck", "cloth", "neck_l", "skin")]
+EARS = [CLASSES.index(c) for c in ("l_ear", "r_ear")]
+SKIN = CLASSES.index("skin")
+
+
+def paste_blended(img: np.ndarray, mask: np.ndarray, donor_img: np.ndarray, donor_mask: np.ndarray,
+                  classes: list[int], ear_reach: int = 24, neck_share: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """Copy-paste that keeps only the pieces that fit the face they land on, in that face's light.
+
+    Plain pasting (`paste_rare`) puts a donor's necklace over hair or a chin and its earrings far from any ear, and
+    with a donor's lighting; the network learns from such pastes that jewellery is a flat patch with a seam. Here
+    each connected piece of jewellery is kept only where it makes sense on the receiving face: an earring when
+    that face has an ear within `ear_reach` pixels of it, a necklace when at least `neck_share` of it lies on that
+    face's neck, clothes or skin. The kept pixels are scaled per channel by the ratio of the two faces' mean skin
+    colour, and blended in with a two-pixel feathered edge."""
+    import cv2
+
+    if donor_img.shape != img.shape:
+        donor_img = cv2.resize(donor_img, img.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+        donor_mask = cv2.resize(donor_mask, img.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    region = np.isin(donor_mask, classes)
+    if not region.any():
+        return img, mask
+    count, pieces = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+    ears = np.isin(mask, EARS).astype(np.uint8)
+    near_ear = cv2.dilate(ears, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ear_reach + 1,) * 2)) > 0
+    support = np.isin(mask, NECK_SUPPORT)
+    keep = np.zeros_like(region)
+    for piece in range(1, count):
+        where = pieces == piece
+        label = np.bincount(donor_mask[where], minlength=len(CLASSES)).argmax()
+        if label == CLASSES.index("neck_l"):
+            fits = support[where].mean() >= neck_share
+        else:
+            fits = near_ear[where].any()
+        if fits:
+            keep |= where
+    if not keep.any():
+        return img, mask
+    gain = np.ones(3, np.float32)
+    skin, donor_skin = mask == SKIN, donor_mask == SKIN
+    if skin.sum() > 500 and donor_skin.sum() > 500:
+        gain = np.clip(img[skin].mean(0) / np.maximum(donor_img[donor_skin].mean(0), 1.0), 0.6, 1.6)
+    lit = np.clip(donor_img.astype(np.float32) * gain, 0, 255)
+    alpha = cv2.GaussianBlur(keep.astype(np.float32), (5, 5), 0)[..., None]
+    out = (img.astype(np.float32) * (1 - alpha) + lit * alpha).round().astype(np.uint8)
+    mask = mask.copy()
+    mask[keep] = donor_mask[keep]
+    return out, mask
+
+
 def build(classes: int, pretrained: bool) -> torch.nn.Module:
     try:
         from faceparse.models.registry import build_model
@@ -256,6 +307,8 @@ def main() -> int:
     ap.add_argument("--copy-paste", default="", help="classes to copy from a donor face onto others at the same "
                     "place, e.g. neck_l,ear_r")
     ap.add_argument("--copy-paste-prob", type=float, default=0.3, help="share of training faces that get a paste")
+    ap.add_argument("--paste-blend", action="store_true", help="paste only the pieces that fit the receiving "
+                    "face (earrings near its ears, necklaces on its neck) in its light; see paste_blended")
     ap.add_argument("--extra", type=Path, action="append", default=[], help="a folder of pseudo-labelled faces "
                     "(images/, masks/ with 255 for unsure pixels, split.csv) added to the training faces once per "
                     "epoch; see pseudo_label_parser.py")
@@ -297,7 +350,7 @@ def main() -> int:
     pasted = [CLASSES.index(c) for c in args.copy_paste.split(",") if c]
     donors = [i for i, (_, _, m) in enumerate(train) if pasted and np.isin(m, pasted).any()]
     if pasted:
-        print(f"copy-paste of {args.copy_paste} from {len(donors)} donor faces onto {args.copy_paste_prob:.0%} of "
+        print(f"{'blended ' if args.paste_blend else ''}copy-paste of {args.copy_paste} from {len(donors)} donor faces onto {args.copy_paste_prob:.0%} of "
               f"the faces", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = len(epoch_items) // args.batch  # a last batch of one face would break batch norm
@@ -349,7 +402,8 @@ def main() -> int:
                 if donors and rng.random() < args.copy_paste_prob:
                     d = int(rng.choice(donors))
                     if d != i:
-                        img, m = paste_rare(img, m, train[d][1], train[d][2], pasted)
+                        paste = paste_blended if args.paste_blend else paste_rare
+                        img, m = paste(img, m, train[d][1], train[d][2], pasted)
                 img, m = augment_pair(img, m, (size, size), rng, aug, lut)
                 xs.append(to_tensor_array(img))
                 ys.append(m.astype(np.int64))
