@@ -89,3 +89,31 @@ def test_a_project_folder_that_went_away_is_named(qtbot, tmp_path):
     assert f"the project folder {folder} is no longer there: put it back, then save again" in errors[0]
     os.rename(tmp_path / "renamed", folder)
     session.discard_unsaved()
+
+
+def test_shift_r_stays_on_an_image_whose_review_could_not_be_saved(qtbot, tmp_path, monkeypatch):
+    errors: list[str] = []
+    folder, window = painted_window(qtbot, tmp_path, errors)
+    session = window.ws.session
+    failed_id, name = session.image_id, session.record.relpath
+    fill_the_disk(monkeypatch, window.ws.store)
+    window.actions["review_and_next"].trigger()  # Shift+R
+    qtbot.waitUntil(lambda: any("was not marked reviewed" in e for e in errors))
+    assert session.image_id == failed_id
+    assert any(name in e for e in errors)
+    monkeypatch.undo()
+    assert session.flush() == {}
+    with ProjectStore.open(folder) as store:
+        assert store.get(failed_id).status == "corrected"
+
+
+def test_shift_r_moves_on_once_the_review_is_saved(qtbot, tmp_path):
+    errors: list[str] = []
+    folder, window = painted_window(qtbot, tmp_path, errors)
+    session = window.ws.session
+    reviewed_id = session.image_id
+    window.actions["review_and_next"].trigger()
+    qtbot.waitUntil(lambda: session.image_id != reviewed_id)
+    assert errors == []
+    with ProjectStore.open(folder) as store:
+        assert store.get(reviewed_id).status == "reviewed"

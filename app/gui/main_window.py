@@ -795,10 +795,12 @@ class MainWindow(QMainWindow):
 
     def review_and_next(self) -> None:
         """Shift+R: R, then N, for going through a folder of good predictions one key per image. A refused review
-        stays on the image, so its reason is read where it applies."""
+        stays on the image, so its reason is read where it applies; so does one whose save fails on the writer, which
+        is waited for (a mask's write takes milliseconds) before moving on."""
         ws = self.ws
         if ws is None or ws.session.record is None:
             return
+        image_id = ws.session.record.id
         errors: list[str] = []
         ws.session.error.connect(errors.append)
         ws.session.refused.connect(errors.append)
@@ -807,8 +809,13 @@ class MainWindow(QMainWindow):
         finally:
             ws.session.error.disconnect(errors.append)
             ws.session.refused.disconnect(errors.append)
-        if not errors:
-            self.next_unreviewed()
+        if errors:
+            return
+        self.writer.wait()
+        record = ws.store.get(image_id)
+        if image_id in ws.session.unsaved() or record is None or record.status != "reviewed":
+            return
+        self.next_unreviewed()
 
     def prelabel_all(self, redo: bool = False) -> None:
         """Pre-label All from the menu or its key: the Models panel comes to the front, where the progress and the
