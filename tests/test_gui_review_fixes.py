@@ -243,11 +243,18 @@ def test_u_takes_back_a_review_made_by_shift_r_after_the_studio_moved_on(qtbot, 
     assert "no longer marked reviewed" in window.statusBar().currentMessage()
     assert not ws.store.mask_path("corrected", first).exists()
     drag(ws.canvas, [viewport_point(ws.canvas, 5.5, 5.5), viewport_point(ws.canvas, 30.5, 5.5)])
-    QTest.keyClick(ws.canvas, Qt.Key.Key_R)  # R and U in one visit, after an edit: U is R's undo step
+    QTest.keyClick(ws.canvas, Qt.Key.Key_R)  # R and U in one visit, after an edit: U is a step of its own
     qtbot.waitUntil(lambda: ws.store.get(first).status == "reviewed", timeout=10_000)
     QTest.keyClick(ws.canvas, Qt.Key.Key_U)
     qtbot.waitUntil(lambda: ws.store.get(first).status == "corrected", timeout=10_000)
-    assert not ws.session.undo_stack.top_is_review() and ws.session.undo_stack.canRedo()
+    assert ws.session.undo_stack.top_is_unreview() and not ws.session.undo_stack.canRedo()
+    stroke = ws.session.editor.mask.copy()
+    ws.session.undo()  # Ctrl+Z after U approves again and keeps the stroke
+    qtbot.waitUntil(lambda: ws.store.get(first).status == "reviewed", timeout=10_000)
+    assert np.array_equal(ws.session.editor.mask, stroke)
+    ws.session.undo()  # and once more takes the review back
+    qtbot.waitUntil(lambda: ws.store.get(first).status == "corrected", timeout=10_000)
+    assert np.array_equal(ws.session.editor.mask, stroke)
 
     QTest.keyClick(ws.canvas, Qt.Key.Key_D)
     QTest.keyClick(ws.canvas, Qt.Key.Key_D)

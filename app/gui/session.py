@@ -406,16 +406,14 @@ class AnnotationSession(QObject):
     def unmark_reviewed(self) -> None:
         """U: take back a review however long ago it was made (R's own undo step lasts only as long as the image's
         history: not past a reopened project or the last few images visited): the image goes back to being a
-        correction. U is a step of the history too, so Ctrl+Z approves the image again."""
+        correction. U is a step of the history of its own, also straight after R, so Ctrl+Z after U approves the image
+        again rather than taking back what came before R."""
         if self.record is None:
             return
         if not self._reviewed:
             self.message.emit(f"{self.record.name} is not marked reviewed")
             return
         self.canvas.tool.commit_held()
-        if self.undo_stack.top_is_review():
-            self.undo_stack.undo()
-            return
         image_id = self.record.id
         self.save()  # the edits made since R are saved as part of the reviewed mask first, then it is taken back
         self._withdraw_review(image_id)
