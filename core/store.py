@@ -360,6 +360,28 @@ class _Walk:
         return len(self.unreadable) + len(self.projects) + len(self.exports)
 
 
+def why_not_indexed(root: Path, path: Path) -> str:
+    """Why the scan of `root` leaves out the photo at `path`, in the words of the scan's rules (see
+    `_walk_images`), for a user who opened that very photo."""
+    try:
+        parts = Path(os.path.abspath(path)).relative_to(Path(os.path.abspath(root))).parts
+    except ValueError:
+        return f"it is not inside {root}"
+    for depth, part in enumerate(parts):
+        if part.startswith("."):
+            what = "its name starts" if depth == len(parts) - 1 else f"it is in the folder {part}, whose name starts"
+            return f"{what} with a dot, and the studio leaves hidden files and folders out"
+        if depth < len(parts) - 1:
+            folder = os.path.join(root, *parts[: depth + 1])
+            if _holds_project(folder):
+                return f"it belongs to the project in {folder}; open that folder to see it"
+            if _holds_export(folder):
+                return f"it is a copy in the export {folder}, which the project leaves out"
+    if not path.is_file():
+        return "it is not there any more"
+    return "it could not be read when the folder was scanned"
+
+
 def _walk_images(root: Path) -> _Walk:
     """(relpath, size, mtime_ns) of every image under root, the entries that could not be indexed, and the
     subfolders that hold a project of their own or an export of this program (its photos are copies of some

@@ -17,7 +17,7 @@ from faceparse.core.imageio import is_image_file
 from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_for_schema
 from faceparse.core.prelabel import is_imported
 from faceparse.core.schemas import builtin_schema_names
-from faceparse.core.store import DB_NAME, PROJECT_DIR_NAME, ProjectError, ProjectStore
+from faceparse.core.store import DB_NAME, PROJECT_DIR_NAME, ProjectError, ProjectStore, why_not_indexed
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
@@ -296,7 +296,8 @@ class MainWindow(QMainWindow):
         """Open (or create) the project of a folder; a named image file is shown first."""
         folder, first_image = project_folder_for(path)
         if not folder.is_dir():
-            self._error(f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist")
+            self._error(f"{folder} is neither a folder nor a photo the studio reads (JPEG, PNG, BMP, TIFF or WebP)"
+                        if folder.exists() else f"{folder} does not exist")
             self.settings.forget_recent(str(folder))
             self._refresh_recent()
             return False
@@ -424,6 +425,9 @@ class MainWindow(QMainWindow):
             return
         ws.image_list.model.reload()
         notes = "".join(f". {note}" for note in result.notes())
+        if first_image is not None and ws.session.record is None and ws.store.find(first_image) is None:
+            notes = (f". {first_image.name} is not one of this project's photos: "
+                     f"{why_not_indexed(ws.store.root, first_image)}{notes}")
         self.statusBar().showMessage(f"{result.total:,} image{'' if result.total == 1 else 's'} ({result.added:,} new, "
                                      f"{result.removed:,} removed)"
                                      f"{notes}", 15000 if notes else 5000)
