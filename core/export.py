@@ -87,7 +87,7 @@ DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 
 Progress = Callable[[int, int], object]
 
-__all__ = ["DEFAULT_SPLIT", "SELECTIONS", "ExportCancelled", "ExportError", "ExportResult", "assign_splits",
+__all__ = ["DEFAULT_SPLIT", "SELECTIONS", "DestinationNotEmpty", "ExportCancelled", "ExportError", "ExportResult", "assign_splits",
            "export_dataset", "parse_split", "select_images"]
 
 
@@ -280,6 +280,11 @@ def _refuse_enclosing_project(out_dir: Path) -> None:
                           "photos and masks for new photos. Choose a folder outside it")
 
 
+class DestinationNotEmpty(ExportError):
+    """The destination holds something and replacing was not asked for; the CLI and the studio each add how to ask
+    for it (a flag, a check box)."""
+
+
 def _check_destination(out_dir: Path, overwrite: bool) -> None:
     """Overwriting replaces the whole folder, so it is allowed only for a folder an earlier export wrote (its
     dataset.json is this exporter's) and holding nothing else at its top: a mistyped parent folder, another tool's
@@ -301,8 +306,8 @@ def _check_destination_folder(out_dir: Path, overwrite: bool) -> None:
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return
     if not overwrite:
-        raise ExportError(f"{out_dir} already exists and is not empty; choose a new folder, or replace an earlier "
-                          "export there (--overwrite, or the dialog's Replace box)")
+        raise DestinationNotEmpty(f"{out_dir} already exists and is not empty; choose a new folder, or replace an "
+                                  "earlier export there")
     card_file = out_dir / CARD_DATA_FILE
     if not card_file.is_file():
         raise ExportError(f"{out_dir} is not an earlier export (it has no {CARD_DATA_FILE}); only an export's own "

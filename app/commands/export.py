@@ -15,6 +15,7 @@ from faceparse.app.cli import CommandError
 from faceparse.core.export import (
     DEFAULT_SPLIT,
     SELECTIONS,
+    DestinationNotEmpty,
     ExportCancelled,
     ExportError,
     ExportResult,
@@ -120,6 +121,8 @@ def run_export(args: argparse.Namespace) -> int:
             result = export_dataset(store, args.out, args.format, only=args.only, split=split, seed=args.seed,
                                     target_schema=args.schema, overwrite=args.overwrite,
                                     progress=progress, cancel=threading.Event())
+        except DestinationNotEmpty as e:
+            raise CommandError(f"{e} with --overwrite") from None
         except (ExportError, ExportCancelled) as e:
             raise CommandError(str(e)) from None
         finally:

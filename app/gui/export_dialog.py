@@ -8,7 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import qtawesome as qta
-from faceparse.core.export import SELECTION_TITLES, SELECTIONS, ExportResult, export_dataset
+from faceparse.core.export import (
+    SELECTION_TITLES,
+    SELECTIONS,
+    DestinationNotEmpty,
+    ExportError,
+    ExportResult,
+    export_dataset,
+)
 from faceparse.core.formats import FORMATS
 from faceparse.core.store import ProjectStore
 from PySide6.QtCore import Qt
@@ -31,6 +38,8 @@ from PySide6.QtWidgets import (
 from .dialog_memory import beside_project, choose, recall, remember
 from .task_dialog import TaskDialog
 from .workers import Task, TaskRunner
+
+REPLACE_TEXT = "Replace the destination if it holds an earlier export"
 
 
 class ExportDialog(TaskDialog):
@@ -61,7 +70,7 @@ class ExportDialog(TaskDialog):
         self.destination = QLineEdit(str(store.root.parent / f"{store.root.name}-dataset"), self)
         browse = QPushButton(qta.icon("fa5s.folder-open"), "", self)
         browse.clicked.connect(self._browse)
-        self.overwrite = QCheckBox("Replace the destination if it holds an earlier export", self)
+        self.overwrite = QCheckBox(REPLACE_TEXT, self)
         destination_row = QHBoxLayout()
         destination_row.addWidget(self.destination, 1)
         destination_row.addWidget(browse)
@@ -152,8 +161,11 @@ class ExportDialog(TaskDialog):
                          "seed": options["seed"], "schema": options["target_schema"], "destination": str(out_dir)}
 
         def run(report, cancel):
-            return export_dataset(store, out_dir, progress=lambda done, total: report((done, total)),
-                                  cancel=cancel, **options)
+            try:
+                return export_dataset(store, out_dir, progress=lambda done, total: report((done, total)),
+                                      cancel=cancel, **options)
+            except DestinationNotEmpty as e:
+                raise ExportError(f"{e}: tick \"{REPLACE_TEXT}\"") from None
 
         self.result = None
         self.progress.setRange(0, 0)
