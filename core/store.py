@@ -791,11 +791,18 @@ class ProjectStore:
                 conn.execute(sql.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE", 1)
                              .replace(" REFERENCES images(id) ON DELETE CASCADE", ""))
 
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why nothing can be changed here, in words for the user; None where the project can be written."""
+        if not self.read_only:
+            return None
+        return (f"the project in {self.root} is read-only here, so it can be looked at and exported but not "
+                "changed: make the folder writable, or copy it somewhere writable")
+
     def _refuse_if_read_only(self) -> None:
         """Called before anything is written, mask files included, so a refused change leaves nothing behind."""
         if self.read_only:
-            raise ProjectError(f"the project in {self.root} is read-only here, so it can be looked at and exported "
-                               "but not changed: make the folder writable, or copy it somewhere writable")
+            raise ProjectError(self.read_only_reason)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

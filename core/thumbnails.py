@@ -58,6 +58,10 @@ class ThumbnailCache:
         return path
 
     def load(self, record: ImageRecord) -> np.ndarray:
+        """The thumbnail's pixels. A read-only project's thumbnails are made in memory each time, as nothing
+        can be kept beside it."""
+        if self.store.read_only and self.cached(record) is None:
+            return load_rgb(self.store.root / record.relpath, max_side=self.max_side)
         with Image.open(self.get(record)) as img:
             return np.asarray(img.convert("RGB"))
 

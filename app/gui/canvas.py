@@ -91,6 +91,8 @@ class Canvas(QGraphicsView):
         self._space_held = False
         self._fitted = True  # keep fitting the image to the window until the user zooms
         self.notice = ""
+        self.locked: str | None = None
+        """Why the mask cannot be edited (a read-only project), said when a click tries; None where it can."""
 
     # --- content -------------------------------------------------------------------------------------------------
 
@@ -102,7 +104,8 @@ class Canvas(QGraphicsView):
     def editable(self) -> bool:
         """A click edits only the working mask, and only while it is on screen: painting a hidden mask would
         change it unseen."""
-        return self.editor is not None and not self.showing_prediction and self._overlay_item.isVisible()
+        return (self.editor is not None and self.locked is None and not self.showing_prediction
+                and self._overlay_item.isVisible())
 
     def set_image(self, photo: QImage, editor: LabelEditor, prediction: np.ndarray | None) -> None:
         """Show a new photo and its working mask; the view keeps its zoom if the size did not change."""
@@ -326,6 +329,9 @@ class Canvas(QGraphicsView):
             self._panning_from = event.position()
             self._panning_button = event.button()
             self._update_cursor()
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self.locked is not None and self.editor is not None:
+            self.message.emit(self.locked)
             return
         if event.button() == Qt.MouseButton.LeftButton and self.editable:
             pos = self.image_pos(event.position())

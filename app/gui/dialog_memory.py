@@ -17,7 +17,9 @@ def recall(store: ProjectStore, dialog: str) -> dict[str, Any]:
 
 
 def remember(store: ProjectStore, dialog: str, choices: dict[str, Any]) -> None:
-    store.set_setting(f"studio.{dialog}", choices)
+    """Keep the choices that worked; a read-only project keeps nothing (its export still went through)."""
+    if not store.read_only:
+        store.set_setting(f"studio.{dialog}", choices)
 
 
 def choose(combo: QComboBox, data: Any) -> None:

@@ -59,6 +59,10 @@ BACKGROUND_THREADS = 4
 """The pool shared by the details read, pre-labeling, export, import and model activation: room for an export or
 an import to start at once while a long pre-label run and the details read of a big project are going."""
 NAVIGATION_ACTIONS = ("previous_image", "next_image", "next_unreviewed")
+WRITING_ACTIONS = ("save", "import_labels", "undo", "redo", "tool_brush", "tool_eraser", "tool_fill", "tool_polygon",
+                   "accept_prediction", "mark_reviewed", "review_and_next", "unmark_reviewed", "keep_changed_masks",
+                   "prelabel_image", "prelabel_all", "prelabel_all_again", "retrain")
+"""Off in a read-only project (an archive, a share, read-only media), which the studio opens to look and export."""
 
 
 def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
@@ -76,6 +80,21 @@ def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
         if outer is not None:
             return outer, first_image
     return folder, first_image
+
+
+def _open_read_only(folder: Path) -> ProjectStore | None:
+    """The project of `folder` opened read-only when that is why it could not be opened for work; None otherwise
+    (the first error is the one to show)."""
+    if not ProjectStore.is_project(folder):
+        return None
+    try:
+        store = ProjectStore.open_for_reading(folder)
+    except ProjectError:
+        return None
+    if not store.read_only:
+        store.close()
+        return None
+    return store
 
 
 def _chosen_row(ws: Workspace) -> int | None:
@@ -310,8 +329,10 @@ class MainWindow(QMainWindow):
         try:
             store = ProjectStore.open_or_create(folder, schema)
         except ProjectError as e:
-            self._error(str(e))
-            return False
+            store = _open_read_only(folder)
+            if store is None:
+                self._error(str(e))
+                return False
         if not self.close_project(asked=True):
             store.close()
             return False
@@ -319,6 +340,9 @@ class MainWindow(QMainWindow):
         self._attach(ws)
         self.settings.add_recent(store.root)
         self._refresh_recent()
+        if store.read_only:
+            self._opened_read_only(ws, first_image)
+            return True
         self.statusBar().showMessage(f"Scanning {store.root} …")
         self.jobs.start(lambda _report, _cancel: store.scan(),
                         on_done=lambda result, w=ws, img=first_image: self._scanned(w, result, img),
@@ -420,6 +444,26 @@ class MainWindow(QMainWindow):
         self._update_title()
         ws.canvas.setFocus()
 
+    def _opened_read_only(self, ws: Workspace, first_image: Path | None) -> None:
+        """A project that cannot be written opens as its index last left it: no scan, no details read and no
+        pre-labeling (each would write), editing and model actions off, and the reason in the status bar."""
+        reason = ws.store.read_only_reason
+        ws.canvas.locked = reason
+        ws.models.set_read_only(reason)
+        ws.image_list.model.reload()
+        target = ws.store.find(first_image) if first_image is not None else None
+        if target is None:
+            last = ws.store.get_setting("studio.last_image")
+            target = ws.store.get(last) if isinstance(last, int) else None
+        ws.image_list.model.ensure_row(0)
+        row = self._find_row(ws, target.id) if target is not None else None
+        if row is None or not ws.image_list.select_row(row):
+            ws.image_list.select_row(0)
+        self._update_enabled()
+        self._update_title()
+        ws.canvas.setFocus()
+        self.statusBar().showMessage(f"Read-only: {reason}", 30000)
+
     def _scanned(self, ws: Workspace, result, first_image: Path | None) -> None:
         if ws is not self.ws:
             return
@@ -515,7 +559,7 @@ class MainWindow(QMainWindow):
             return True
         if not asked and not self._may_stop_jobs(ws):
             return False
-        if ws.session.image_id is not None:
+        if ws.session.image_id is not None and not ws.store.read_only:
             image_id = ws.session.image_id
             self.writer.submit(lambda: ws.store.set_setting("studio.last_image", image_id))
         failed = ws.session.flush()
@@ -969,7 +1013,8 @@ class MainWindow(QMainWindow):
             row = _chosen_row(ws) if self._open_failed else None
             unopened = ws.image_list.model.record(row) if row is not None else None
             first = f"{unopened.name} (cannot be opened)[*]" if unopened is not None else None
-        parts = [first, ws.store.root.name, APP_TITLE] if first else [f"{ws.store.root.name}[*]", APP_TITLE]
+        project = f"{ws.store.root.name} (read-only)" if ws.store.read_only else ws.store.root.name
+        parts = [first, project, APP_TITLE] if first else [f"{project}[*]", APP_TITLE]
         self.setWindowTitle(" — ".join(parts))
         self.setWindowModified(ws.session.modified)
 
@@ -983,7 +1028,9 @@ class MainWindow(QMainWindow):
         for name, action in self.actions.items():
             if name in ("open_folder", "quit", "shortcuts", "prelabel_on_open"):
                 continue
-            if name in PROJECT_ACTIONS:
+            if has_project and ws.store.read_only and name in WRITING_ACTIONS:
+                action.setEnabled(False)
+            elif name in PROJECT_ACTIONS:
                 action.setEnabled(has_project)
             else:
                 action.setEnabled(has_images if name in NAVIGATION_ACTIONS else has_image)
@@ -992,8 +1039,9 @@ class MainWindow(QMainWindow):
     def _update_history_actions(self, *_args) -> None:
         """Undo and Redo are offered only when they would do something, so an empty history is seen, not guessed."""
         session = self.ws.session if self.ws is not None else None
-        self.actions["undo"].setEnabled(session is not None and session.can_undo())
-        self.actions["redo"].setEnabled(session is not None and session.can_redo())
+        writable = session is not None and not session.store.read_only
+        self.actions["undo"].setEnabled(writable and session.can_undo())
+        self.actions["redo"].setEnabled(writable and session.can_redo())
         stack = None if session is None or session.sketch_in_progress() else session.undo_stack
         for name, label, step in (("undo", "&Undo", stack and stack.undoText()),
                                   ("redo", "&Redo", stack and stack.redoText())):

@@ -180,6 +180,7 @@ class ModelsPanel(QWidget):
         self.unsaved_name: Callable[[int], str] = lambda image_id: f"image {image_id}"
         self._closed = False
         self._activating = False
+        self._read_only: str | None = None
         contents = QWidget(self)
         boxes = QVBoxLayout(contents)
         boxes.setContentsMargins(4, 4, 4, 4)
@@ -349,10 +350,22 @@ class ModelsPanel(QWidget):
             f"Framing: {self.framing.currentText().lower()}. All images predicts again the images framed the "
             "other way; corrected and reviewed masks are kept.")
 
+    def set_read_only(self, reason: str) -> None:
+        """A project that cannot be written: its models are listed, but nothing that writes (pre-labelling,
+        retraining, switching versions) is offered, and the panel says why."""
+        self._read_only = reason
+        for widget in (self.framing, self.tta, self.prelabel_one_button, self.prelabel_all_button, self.epochs,
+                       self.input_size, self.retrain_button):
+            widget.setEnabled(False)
+        self.prelabel_status.setText(f"Not available: {reason}")
+        self.retrain_phase.setText(f"Not available: {reason}")
+        self.refresh_versions()
+
     def _prelabel_running(self, running: bool, cancellable: bool = True) -> None:
-        self.framing.setEnabled(not running)
-        self.prelabel_one_button.setEnabled(not running)
-        self.prelabel_all_button.setEnabled(not running)
+        idle = not running and self._read_only is None
+        self.framing.setEnabled(idle)
+        self.prelabel_one_button.setEnabled(idle)
+        self.prelabel_all_button.setEnabled(idle)
         self.prelabel_cancel.setEnabled(running and cancellable)
 
     @property
@@ -361,6 +374,9 @@ class ModelsPanel(QWidget):
         return self.prelabel_task is not None and self.prelabel_cancel.isEnabled()
 
     def start_prelabel_image(self, image_id: int | None) -> None:
+        if self._read_only is not None:
+            self.notice.emit(self._read_only)
+            return
         if self.prelabel_task is not None:
             self.notice.emit("A pre-labelling job is running (see the Models panel); pre-label this image when it "
                              "has finished")
@@ -395,6 +411,9 @@ class ModelsPanel(QWidget):
     def start_prelabel_all(self, redo: bool = False) -> None:
         """Predict the images that need it; with `redo`, every image not checked by a person (see
         `PrelabelJob`)."""
+        if self._read_only is not None:
+            self.notice.emit(self._read_only)
+            return
         if self.prelabel_task is not None:
             self.notice.emit("A pre-labelling job is running (see the Models panel); start again when it has "
                              "finished")
@@ -450,6 +469,9 @@ class ModelsPanel(QWidget):
         return TrainConfig.for_task(self.task, **options).to_dict()
 
     def start_retrain(self) -> bool:
+        if self._read_only is not None:
+            self.retrain_phase.setText(f"Not available: {self._read_only}")
+            return False
         if self._activating:
             self.retrain_phase.setText("Wait until the model being activated is ready, then retrain: a new model "
                                        "is measured against the active one.")
@@ -510,7 +532,7 @@ class ModelsPanel(QWidget):
             self._retrain_finished(event)
 
     def _retrain_finished(self, event: JobEvent) -> None:
-        self.retrain_button.setEnabled(True)
+        self.retrain_button.setEnabled(self._read_only is None)
         self.retrain_cancel.setEnabled(False)
         self.retrain_progress.setRange(0, 1)
         self.retrain_progress.setValue(1 if event.phase == "done" else 0)
@@ -561,7 +583,7 @@ class ModelsPanel(QWidget):
         self._update_version_buttons()
         self._show_automatic_size()
         # a retrain decides its own promotion against the model active when it started, so no switching meanwhile
-        free = not self._activating and not self.retrain.running
+        free = self._read_only is None and not self._activating and not self.retrain.running
         candidates = rollback_candidates(self.store, self.task)
         self.rollback_button.setEnabled(free and bool(candidates))
         self.rollback_button.setToolTip(_rollback_hint(candidates))
@@ -626,7 +648,7 @@ class ModelsPanel(QWidget):
     def _update_activate(self) -> None:
         """Activate needs a version to switch to: a selected row, with its files, that is not already active."""
         item = self.versions.currentItem()
-        free = not self._activating and not self.retrain.running
+        free = self._read_only is None and not self._activating and not self.retrain.running
         self.activate_button.setEnabled(free and _activatable(item))
         if item is None:
             self.activate_button.setToolTip("Select a version to activate")
@@ -638,7 +660,7 @@ class ModelsPanel(QWidget):
     def _update_delete(self) -> None:
         """Delete needs a trained version that is not the active one, and waits while the active model changes."""
         item = self.versions.currentItem()
-        free = not self._activating and not self.retrain.running
+        free = self._read_only is None and not self._activating and not self.retrain.running
         self.delete_button.setEnabled(free and _removable(item))
         if item is None or item.data(0, Qt.ItemDataRole.UserRole) == STARTER:
             self.delete_button.setToolTip("Select a trained version to delete")
@@ -698,7 +720,7 @@ class ModelsPanel(QWidget):
         if self._closed:
             return
         self._activating = False
-        self.retrain_button.setEnabled(not self.retrain.running)
+        self.retrain_button.setEnabled(self._read_only is None and not self.retrain.running)
         self.retrain_phase.setText(message)
         self.refresh_versions()
 
@@ -706,7 +728,7 @@ class ModelsPanel(QWidget):
         if self._closed:
             return
         self._activating = False
-        self.retrain_button.setEnabled(not self.retrain.running)
+        self.retrain_button.setEnabled(self._read_only is None and not self.retrain.running)
         name = "The starter model" if row["version"] == STARTER else row["version"]
         self.retrain_phase.setText(f"{name} is now the active {self.task} model; pre-label to use it on the images")
         self.refresh_versions()

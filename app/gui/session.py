@@ -239,7 +239,7 @@ class AnnotationSession(QObject):
         autosaved and then undone must not leave a "corrected" image. A forced or approving save writes it, and so
         does one while an acceptance of the prediction is in effect (it is a correction whatever its pixels)."""
         self._autosave.stop()
-        if self.editor is None or self.record is None or not (force or self.modified):
+        if self.editor is None or self.record is None or not (force or self.modified) or self.store.read_only:
             return False
         if self.canvas.tool.holds_pixels():
             self._autosave.start()
@@ -354,8 +354,15 @@ class AnnotationSession(QObject):
         self.writer.wait()
         return self.unsaved()
 
+    def _refused_read_only(self) -> bool:
+        """Refuse a change of a read-only project with its reason; True when refused."""
+        reason = self.store.read_only_reason
+        if reason is not None:
+            self.refused.emit(reason)
+        return reason is not None
+
     def accept_prediction(self) -> None:
-        if self.editor is None:
+        if self.editor is None or self._refused_read_only():
             return
         if self.prediction is None:
             self.refused.emit("this image has no prediction to accept; pre-label it first")
@@ -383,7 +390,7 @@ class AnnotationSession(QObject):
         """Approve the working mask, saved before the status changes; if that save fails, the image is not
         marked reviewed. Refused while the prediction is shown: what is approved must be what is on screen.
         Marking an image reviewed is a step in its undo history, so a slip of R is taken back with Ctrl+Z."""
-        if self.record is None:
+        if self.record is None or self._refused_read_only():
             return
         if self.canvas.showing_prediction:
             self.refused.emit("the prediction is shown, but R marks the working mask reviewed: press T to see the "
@@ -408,7 +415,7 @@ class AnnotationSession(QObject):
         history: not past a reopened project or the last few images visited): the image goes back to being a
         correction. U is a step of the history of its own, also straight after R, so Ctrl+Z after U approves the image
         again rather than taking back what came before R."""
-        if self.record is None:
+        if self.record is None or self._refused_read_only():
             return
         if not self._reviewed:
             self.message.emit(f"{self.record.name} is not marked reviewed")
