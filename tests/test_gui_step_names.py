@@ -48,3 +48,18 @@ def test_pre_labeling_a_corrected_image_says_its_mask_is_kept(qtbot, tmp_path):
     QTest.keyClick(window.ws.canvas, Qt.Key.Key_L, CTRL)
     qtbot.waitUntil(lambda: models.prelabel_task is None, timeout=60_000)
     assert window.statusBar().currentMessage().endswith("; your mask is kept (T shows the new prediction)")
+
+
+def test_pre_labeling_right_after_a_first_stroke_keeps_the_stroke_and_says_so(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2, size=64, predicted=False)
+    install_model(folder)
+    window = open_window(qtbot, folder, tmp_path)  # autosave a minute away: the stroke is not saved yet
+    ws = window.ws
+    models, session = ws.models, ws.session
+    drag(ws.canvas, [viewport_point(ws.canvas, 5.5, 5.5), viewport_point(ws.canvas, 30.5, 5.5)])
+    stroke = session.editor.mask.copy()
+    QTest.keyClick(ws.canvas, Qt.Key.Key_L, CTRL)
+    qtbot.waitUntil(lambda: models.prelabel_task is None, timeout=60_000)
+    assert window.statusBar().currentMessage().endswith("; your mask is kept (T shows the new prediction)")
+    assert (session.editor.mask == stroke).all()
+    assert ws.store.get(session.image_id).status == "corrected"

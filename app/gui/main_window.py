@@ -278,8 +278,7 @@ class MainWindow(QMainWindow):
         a["mark_reviewed"].triggered.connect(self.mark_reviewed)
         a["review_and_next"].triggered.connect(self.review_and_next)
         a["unmark_reviewed"].triggered.connect(self.unmark_reviewed)
-        a["prelabel_image"].triggered.connect(lambda: self.ws and self.ws.models.start_prelabel_image(
-            self.ws.session.image_id))
+        a["prelabel_image"].triggered.connect(self.prelabel_image)
         a["prelabel_all"].triggered.connect(lambda: self.prelabel_all())
         a["prelabel_all_again"].triggered.connect(self.prelabel_all_again)
         a["retrain"].triggered.connect(self.retrain)
@@ -411,7 +410,7 @@ class MainWindow(QMainWindow):
         if self._fresh_layout:
             self._fresh_layout = False
             QTimer.singleShot(0, self._size_docks_to_fit)  # once the docks have laid out their new contents
-        ws.models.prelabel_one_button.clicked.connect(lambda: ws.models.start_prelabel_image(ws.session.image_id))
+        ws.models.prelabel_one_button.clicked.connect(self.prelabel_image)
         ws.canvas.set_brush_size(self.brush_spin.value())
         ws.canvas.set_opacity(self.opacity_slider.value() / 100)
         ws.canvas.set_outline(self.actions["toggle_outline"].isChecked())
@@ -864,6 +863,17 @@ class MainWindow(QMainWindow):
         if image_id in ws.session.unsaved() or record is None or record.status != "reviewed":
             return
         self.next_unreviewed()
+
+    def prelabel_image(self) -> None:
+        """Ctrl+L: the open image's edits are saved first (a mask's write takes milliseconds), so the prediction
+        lands on an image known to be corrected, which keeps its mask and says so."""
+        ws = self.ws
+        if ws is None:
+            return
+        if ws.session.image_id is not None and ws.models.prelabel_task is None:
+            ws.session.save()
+            self.writer.wait()
+        ws.models.start_prelabel_image(ws.session.image_id)
 
     def prelabel_all(self, redo: bool = False) -> None:
         """Pre-label All from the menu or its key: the Models panel comes to the front, where the progress and the
