@@ -101,10 +101,29 @@ def test_shift_r_stays_on_an_image_whose_review_could_not_be_saved(qtbot, tmp_pa
     qtbot.waitUntil(lambda: any("was not marked reviewed" in e for e in errors))
     assert session.image_id == failed_id
     assert any(name in e for e in errors)
+    assert any("The approval is kept with the mask" in e for e in errors)
     monkeypatch.undo()
+    assert session.flush() == {}  # the disk has room again: the mask and its approval are saved
+    qtbot.waitUntil(lambda: session.record.status == "reviewed")
+    with ProjectStore.open(folder) as store:
+        assert store.get(failed_id).status == "reviewed"
+
+
+def test_an_edit_after_a_failed_review_saves_the_mask_but_not_the_review(qtbot, tmp_path, monkeypatch):
+    errors: list[str] = []
+    folder, window = painted_window(qtbot, tmp_path, errors)
+    session, canvas = window.ws.session, window.ws.canvas
+    failed_id = session.image_id
+    fill_the_disk(monkeypatch, window.ws.store)
+    window.actions["mark_reviewed"].trigger()
+    qtbot.waitUntil(lambda: any("was not marked reviewed" in e for e in errors))
+    monkeypatch.undo()
+    drag(canvas, [viewport_point(canvas, x, 40.5) for x in (10.5, 70.5)])  # the approved mask is not this one
+    edited = session.editor.mask.copy()
     assert session.flush() == {}
     with ProjectStore.open(folder) as store:
         assert store.get(failed_id).status == "corrected"
+        assert np.array_equal(store.corrected_mask(failed_id), edited)
 
 
 def test_shift_r_moves_on_once_the_review_is_saved(qtbot, tmp_path):

@@ -62,6 +62,9 @@ class AnnotationSession(QObject):
         self._pending_lock = threading.Lock()
         self._unsaved: dict[int, tuple[np.ndarray, str, str]] = {}
         """Images whose last write failed: (their mask, why, their name)."""
+        self._reviews_unsaved: dict[int, np.ndarray] = {}
+        """Images whose review (R) failed with their mask's save, and the mask approved: a later write of that very
+        mask (Ctrl+S, closing) marks them reviewed too, so the approval is not lost with the failure."""
         self._photos_seen: dict[int, tuple[int, int] | None] = {}
         """Each opened image's photo file as it was read (see `ImageBundle.photo_seen`)."""
         self._autosave = QTimer(self)
@@ -254,17 +257,35 @@ class AnnotationSession(QObject):
         return True
 
     def save_all(self) -> None:
-        """Save the open image and try every earlier write that failed again (Ctrl+S after freeing space)."""
-        self.retry_unsaved()
+        """Save the open image and try every earlier write that failed again (Ctrl+S after freeing space); the open
+        image's save goes first, so a failed write of it is not tried again over its newer mask."""
         self.save()
+        self.retry_unsaved()
 
     def _queue_write(self, image_id: int, snapshot: np.ndarray) -> None:
         seen = self._photos_seen.get(image_id)
-        self._queue(image_id, snapshot, lambda: self.store.save_corrected(image_id, snapshot, photo_seen=seen))
+        reviewed_late: list[bool] = []
+
+        def save_and_review() -> None:
+            self.store.save_corrected(image_id, snapshot, photo_seen=seen)
+            with self._pending_lock:
+                approved = self._reviews_unsaved.pop(image_id, None)
+            if approved is not None and np.array_equal(approved, snapshot):
+                self.store.set_status(image_id, "reviewed", photo_seen=seen)
+                reviewed_late.append(True)
+
+        def then(record: ImageRecord | None) -> None:
+            if reviewed_late and record is not None and record.id == self.image_id and not self._closed:
+                self._reviewed = True
+                self.message.emit(f"{record.name} saved and marked reviewed")
+
+        self._queue(image_id, snapshot, save_and_review, then)
 
     def _queue_discard(self, image_id: int, snapshot: np.ndarray) -> None:
         """Take back this visit's correction of an image that opened uncorrected; once it is the model's again, the
         editor shows the model's newest mask (see `_follow_prediction`)."""
+        with self._pending_lock:
+            self._reviews_unsaved.pop(image_id, None)
         self._queue(image_id, snapshot, lambda: self.store.discard_correction(image_id), self._follow_if_predicted)
 
     def _queue(self, image_id: int, snapshot: np.ndarray, store_call, then=None) -> None:
@@ -319,6 +340,7 @@ class AnnotationSession(QObject):
     def discard_unsaved(self) -> None:
         with self._pending_lock:
             self._unsaved.clear()
+            self._reviews_unsaved.clear()
 
     def _written(self, record: ImageRecord | None) -> None:
         if record is None or self._closed:
@@ -349,8 +371,7 @@ class AnnotationSession(QObject):
         returns `unsaved()` (empty when all are on disk). A stroke still held is committed first, so closing keeps
         it."""
         self.canvas.tool.commit_held()
-        self.retry_unsaved()
-        self.save()
+        self.save_all()
         self.writer.wait()
         return self.unsaved()
 
@@ -438,7 +459,11 @@ class AnnotationSession(QObject):
             with self._pending_lock:
                 failed = self._unsaved.get(image_id)
             if failed is not None:
-                raise ProjectError(f"{failed[2]} was not marked reviewed: its mask could not be saved ({failed[1]})")
+                with self._pending_lock:
+                    self._reviews_unsaved[image_id] = failed[0]
+                raise ProjectError(f"{failed[2]} was not marked reviewed: its mask could not be saved ({failed[1]}). "
+                                   "The approval is kept with the mask: both are saved when you save (Ctrl+S) or "
+                                   "close the studio")
             self.store.set_status(image_id, "reviewed", photo_seen=self._photos_seen.get(image_id))
             return self.store.get(image_id)
 
