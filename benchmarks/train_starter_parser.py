@@ -117,6 +117,29 @@ def rare_crop(img: np.ndarray, mask: np.ndarray, classes: list[int], size: int,
     return img[top:top + size, left:left + size], mask[top:top + size, left:left + size]
 
 
+def donor_at_size(img: np.ndarray, donor_img: np.ndarray, donor_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The donor face and its mask at the receiving face's size."""
+    import cv2
+
+    if donor_img.shape == img.shape:
+        return donor_img, donor_mask
+    return (cv2.resize(donor_img, img.shape[1::-1], interpolation=cv2.INTER_LINEAR),
+            cv2.resize(donor_mask, img.shape[1::-1], interpolation=cv2.INTER_NEAREST))
+
+
+def feathered_paste(img: np.ndarray, mask: np.ndarray, donor_pixels: np.ndarray, donor_mask: np.ndarray,
+                    region: np.ndarray, kernel: int) -> tuple[np.ndarray, np.ndarray]:
+    """Blend the donor's pixels in over `region` with an edge softened by a `kernel`-wide blur (no hard seam for
+    the network to learn); the mask takes the donor's labels there."""
+    import cv2
+
+    alpha = cv2.GaussianBlur(region.astype(np.float32), (kernel, kernel), 0)[..., None]
+    out = (img.astype(np.float32) * (1 - alpha) + donor_pixels.astype(np.float32) * alpha).round().astype(np.uint8)
+    mask = mask.copy()
+    mask[region] = donor_mask[region]
+    return out, mask
+
+
 def paste_rare(img: np.ndarray, mask: np.ndarray, donor_img: np.ndarray, donor_mask: np.ndarray,
                classes: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Copy a donor face's pixels of `classes` (earrings, necklaces) onto another face at the same place.
@@ -125,19 +148,11 @@ def paste_rare(img: np.ndarray, mask: np.ndarray, donor_img: np.ndarray, donor_m
     near the neck. Pasted objects need not look natural to teach shape and texture (simple copy-paste, Ghiasi et
     al. 2021); what they add is many more faces holding the two rarest classes, on new backgrounds. The paste's
     edge is feathered by one pixel so the network cannot learn a hard seam."""
-    import cv2
-
-    if donor_img.shape != img.shape:
-        donor_img = cv2.resize(donor_img, img.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-        donor_mask = cv2.resize(donor_mask, img.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    donor_img, donor_mask = donor_at_size(img, donor_img, donor_mask)
     region = np.isin(donor_mask, classes)
     if not region.any():
         return img, mask
-    alpha = cv2.GaussianBlur(region.astype(np.float32), (3, 3), 0)[..., None]
-    out = (img.astype(np.float32) * (1 - alpha) + donor_img.astype(np.float32) * alpha).round().astype(np.uint8)
-    mask = mask.copy()
-    mask[region] = donor_mask[region]
-    return out, mask
+    return feathered_paste(img, mask, donor_img, donor_mask, region, 3)
 
 
 NECK_SUPPORT = [CLASSES.index(c) for c in ("neck", "cloth", "neck_l", "skin")]
@@ -155,14 +170,12 @@ def paste_blended(img: np.ndarray, mask: np.ndarray, donor_img: np.ndarray, dono
     that face has an ear within `ear_reach` pixels of it, a necklace when at least `neck_share` of it lies on that
     face's neck, clothes or skin. The kept pixels are scaled per channel by the ratio of the two faces' mean skin
     colour, and blended in with a two-pixel feathered edge."""
-    import cv2
-
-    if donor_img.shape != img.shape:
-        donor_img = cv2.resize(donor_img, img.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-        donor_mask = cv2.resize(donor_mask, img.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    donor_img, donor_mask = donor_at_size(img, donor_img, donor_mask)
     region = np.isin(donor_mask, classes)
     if not region.any():
         return img, mask
+    import cv2
+
     count, pieces = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
     ears = np.isin(mask, EARS).astype(np.uint8)
     near_ear = cv2.dilate(ears, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ear_reach + 1,) * 2)) > 0
@@ -183,12 +196,7 @@ def paste_blended(img: np.ndarray, mask: np.ndarray, donor_img: np.ndarray, dono
     skin, donor_skin = mask == SKIN, donor_mask == SKIN
     if skin.sum() > 500 and donor_skin.sum() > 500:
         gain = np.clip(img[skin].mean(0) / np.maximum(donor_img[donor_skin].mean(0), 1.0), 0.6, 1.6)
-    lit = np.clip(donor_img.astype(np.float32) * gain, 0, 255)
-    alpha = cv2.GaussianBlur(keep.astype(np.float32), (5, 5), 0)[..., None]
-    out = (img.astype(np.float32) * (1 - alpha) + lit * alpha).round().astype(np.uint8)
-    mask = mask.copy()
-    mask[keep] = donor_mask[keep]
-    return out, mask
+    return feathered_paste(img, mask, np.clip(donor_img.astype(np.float32) * gain, 0, 255), donor_mask, keep, 5)
 
 
 def build(classes: int, pretrained: bool) -> torch.nn.Module:

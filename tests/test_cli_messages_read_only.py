@@ -2,14 +2,13 @@
 still refused there."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 from faceparse.app.cli import main
-from faceparse.core import store as store_module
 from faceparse.core.store import ProjectStore
 from PIL import Image
+from read_only_helpers import make_read_only
 
 
 def _files(folder):
@@ -31,11 +30,7 @@ def read_only(tmp_path, monkeypatch):
         running = store.add_job("prelabel")
         store.update_job(running, state="running", progress=0.5, message="half way")
         store.append_job_log(done, "step 1")
-    project_dir = str(folder.resolve() / ".faceparse")
-    real_access = os.access
-    monkeypatch.setattr(store_module.os, "access",
-                        lambda path, mode: (False if mode == os.W_OK and str(path).startswith(project_dir)
-                                            else real_access(path, mode)))
+    make_read_only(folder, monkeypatch)
     return folder
 
 

@@ -2,14 +2,13 @@
 and exported: every photo and mask shows, nothing is written beside it, and each change is refused with the
 reason."""
 
-import os
 
 import numpy as np
-from faceparse.core import store as store_module
 from faceparse.core.store import ProjectStore
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
+from read_only_helpers import make_read_only
 from test_gui_helpers import drag, make_project, open_window, viewport_point
 
 
@@ -22,11 +21,7 @@ def read_only_project(tmp_path, monkeypatch):
     with ProjectStore.open(folder) as store:
         first = store.images()[0]
         store.save_corrected(first.id, store.predicted_mask(first.id))
-    project_dir = str(folder.resolve() / ".faceparse")
-    real_access = os.access
-    monkeypatch.setattr(store_module.os, "access",
-                        lambda path, mode: (False if mode == os.W_OK and str(path).startswith(project_dir)
-                                            else real_access(path, mode)))
+    make_read_only(folder, monkeypatch)
     return folder
 
 

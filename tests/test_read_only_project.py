@@ -1,15 +1,14 @@
 """A project on read-only media (an archive, a share, another user's folder) can be looked at and exported, with
 nothing written beside it; every change is refused with a message that says why."""
 
-import os
 import sqlite3
 
 import numpy as np
 import pytest
 from faceparse.app.cli import main
-from faceparse.core import store as store_module
 from faceparse.core.store import MaskError, ProjectError, ProjectStore
 from PIL import Image
+from read_only_helpers import make_read_only
 
 
 def _files(folder):
@@ -26,15 +25,6 @@ def _project(folder):
     return store
 
 
-def _make_read_only(folder, monkeypatch):
-    """As if the project folder could not be written (root can write anything, so permissions cannot show it)."""
-    project_dir = str(folder.resolve() / ".faceparse")
-    real_access = os.access
-    monkeypatch.setattr(store_module.os, "access",
-                        lambda path, mode: (False if mode == os.W_OK and str(path).startswith(project_dir)
-                                            else real_access(path, mode)))
-
-
 @pytest.fixture
 def read_only(tmp_path, monkeypatch):
     folder = tmp_path / "faces"
@@ -44,7 +34,7 @@ def read_only(tmp_path, monkeypatch):
             mask[2:8, 2:6] = 1 + rec.id
             store.save_corrected(rec.id, mask)
         store.save_predicted(store.images()[2].id, np.ones((12, 10), np.uint8), "v1")
-    _make_read_only(folder, monkeypatch)
+    make_read_only(folder, monkeypatch)
     return folder
 
 
@@ -108,7 +98,7 @@ def test_work_still_in_the_database_log_of_a_program_that_has_it_open_is_read(tm
         for rec in writer.images()[:2]:
             writer.save_corrected(rec.id, np.ones((12, 10), np.uint8))
         assert (folder / ".faceparse" / "project.db-wal").stat().st_size > 0
-        _make_read_only(folder, monkeypatch)
+        make_read_only(folder, monkeypatch)
         with ProjectStore.open_for_reading(folder) as reader:
             assert reader.read_only and reader.counts()["corrected"] == 2
     finally:

@@ -1,4 +1,5 @@
-"""The starter parser's recipe (benchmarks/train_starter_parser.py): the edge-aware loss and the rare-class crops."""
+"""The starter parser's recipe (benchmarks/train_starter_parser.py): the edge-aware loss, the rare-class crops and
+the copy-paste of jewellery."""
 import importlib.util
 from pathlib import Path
 
@@ -61,3 +62,45 @@ def test_rare_crop_of_a_face_without_the_class_is_still_a_full_size_crop():
     mask = np.ones((300, 400), np.uint8)
     img, m = recipe.rare_crop(np.zeros((300, 400, 3), np.uint8), mask, [16], 256, np.random.default_rng(1))
     assert img.shape == (256, 256, 3) and m.shape == (256, 256)
+
+
+def _face(ear_col: int | None, neck_rows: slice, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 64 px face: skin above, neck below; an ear at `ear_col` when given; flat colour `level`."""
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:40, 16:48] = recipe.CLASSES.index("skin")
+    mask[neck_rows, 24:40] = recipe.CLASSES.index("neck")
+    if ear_col is not None:
+        mask[20:30, ear_col:ear_col + 4] = recipe.CLASSES.index("l_ear")
+    return np.full((64, 64, 3), level, np.uint8), mask
+
+
+def _jewellery(donor_mask: np.ndarray) -> np.ndarray:
+    donor_mask = donor_mask.copy()
+    donor_mask[32:36, 12:15] = recipe.CLASSES.index("ear_r")  # an earring beside the face's left ear
+    donor_mask[42:50, 26:38] = recipe.CLASSES.index("neck_l")  # a necklace across the neck
+    return donor_mask
+
+
+def test_plain_paste_copies_every_jewellery_pixel():
+    img, mask = _face(12, slice(40, 56), 100)
+    donor_img, donor_mask = _face(12, slice(40, 56), 200)
+    out, pasted = recipe.paste_rare(img, mask, donor_img, _jewellery(donor_mask), [15, 16])
+    assert (pasted == 15).sum() == 12 and (pasted == 16).sum() == 96
+    assert out[46, 30].tolist() == [200, 200, 200]
+
+
+def test_blended_paste_keeps_pieces_that_fit_the_face_in_its_light():
+    img, mask = _face(12, slice(40, 56), 120)
+    donor_img, donor_mask = _face(12, slice(40, 56), 160)
+    donor_img[42:50, 26:38] = 100  # the necklace is darker than the donor's skin
+    out, pasted = recipe.paste_blended(img, mask, donor_img, _jewellery(donor_mask), [15, 16])
+    assert (pasted == 15).sum() == 12 and (pasted == 16).sum() == 96
+    assert out[46, 30].tolist() == [75, 75, 75]  # 100 scaled by the skin ratio 120 / 160
+
+
+def test_blended_paste_leaves_out_an_earring_far_from_any_ear_and_a_necklace_off_the_neck():
+    img, mask = _face(None, slice(40, 42), 80)  # no ear; the neck ends above the necklace
+    donor_img, donor_mask = _face(12, slice(40, 56), 160)
+    out, pasted = recipe.paste_blended(img, mask, donor_img, _jewellery(donor_mask), [15, 16])
+    assert not np.isin(pasted, [15, 16]).any()
+    assert np.array_equal(out, img) and np.array_equal(pasted, mask)
