@@ -461,7 +461,8 @@ class MainWindow(QMainWindow):
         self._update_enabled()
         self._update_title()
         ws.canvas.setFocus()
-        self.statusBar().showMessage(f"Read-only: {reason}", 30000)
+        self.statusBar().showMessage("Read-only project: it can be looked at and exported, not changed (its folder "
+                                     "cannot be written here)", 30000)
 
     def _scanned(self, ws: Workspace, result, first_image: Path | None) -> None:
         if ws is not self.ws:
