@@ -11,6 +11,8 @@ from PySide6.QtWidgets import QApplication
 from read_only_helpers import make_read_only
 from test_gui_helpers import drag, make_project, open_window, viewport_point
 
+CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+
 
 def files(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -38,8 +40,7 @@ def test_it_opens_shows_its_masks_and_refuses_every_change_with_the_reason(qtbot
     session = ws.session
     with ProjectStore.open_for_reading(folder) as store:
         assert np.array_equal(session.editor.mask, store.current_mask(session.image_id))
-    for name in ("tool_brush", "mark_reviewed", "accept_prediction", "prelabel_all", "retrain", "import_labels",
-                 "save"):
+    for name in ("tool_brush", "tool_fill", "import_labels", "save", "prelabel_all_again"):
         assert not window.actions[name].isEnabled(), name
     for name in ("export", "next_image", "toggle_prediction", "zoom_fit"):
         assert window.actions[name].isEnabled(), name
@@ -52,9 +53,16 @@ def test_it_opens_shows_its_masks_and_refuses_every_change_with_the_reason(qtbot
     assert "is read-only here" in window.statusBar().currentMessage()
     refusals: list[str] = []
     session.refused.connect(refusals.append)
-    session.mark_reviewed()
-    session.accept_prediction()
-    assert len(refusals) == 2 and all("can be looked at and exported but not changed" in r for r in refusals)
+    window.statusBar().clearMessage()
+    for key, modifier in ((Qt.Key.Key_R, Qt.KeyboardModifier.NoModifier), (Qt.Key.Key_R, SHIFT),
+                          (Qt.Key.Key_Return, CTRL), (Qt.Key.Key_L, CTRL)):
+        QTest.keyClick(ws.canvas, key, modifier)
+        assert "can be looked at and exported but not changed" in window.statusBar().currentMessage(), key
+        window.statusBar().clearMessage()
+    assert len(refusals) == 3  # R, Shift+R and Ctrl+Enter through the session; Ctrl+L through the Models panel
+    assert session.record.status == "corrected"  # as it was: not reviewed
+    QTest.keyClick(ws.canvas, Qt.Key.Key_T, CTRL)
+    assert "Not available: the project in" in ws.models.retrain_phase.text()
 
     first = session.image_id
     QTest.keyClick(ws.canvas, Qt.Key.Key_D)

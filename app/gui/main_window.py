@@ -60,9 +60,10 @@ BACKGROUND_THREADS = 4
 an import to start at once while a long pre-label run and the details read of a big project are going."""
 NAVIGATION_ACTIONS = ("previous_image", "next_image", "next_unreviewed")
 WRITING_ACTIONS = ("save", "import_labels", "undo", "redo", "tool_brush", "tool_eraser", "tool_fill", "tool_polygon",
-                   "accept_prediction", "mark_reviewed", "review_and_next", "unmark_reviewed", "keep_changed_masks",
-                   "prelabel_image", "prelabel_all", "prelabel_all_again", "retrain")
-"""Off in a read-only project (an archive, a share, read-only media), which the studio opens to look and export."""
+                   "keep_changed_masks", "prelabel_all_again")
+"""Off in a read-only project (an archive, a share, read-only media), which the studio opens to look and export.
+The review and model keys (R, Shift+R, U, Ctrl+Enter, Ctrl+L, Ctrl+T) stay on there, so pressing one says why it
+cannot apply instead of doing nothing."""
 
 
 def project_folder_for(path: str | os.PathLike) -> tuple[Path, Path | None]:
