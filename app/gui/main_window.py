@@ -444,6 +444,23 @@ class MainWindow(QMainWindow):
         self._update_title()
         ws.canvas.setFocus()
 
+    @staticmethod
+    def _first_to_show(ws: Workspace, first_image: Path | None):
+        """The photo named when opening, else the one open when the project was last closed (None if neither)."""
+        target = ws.store.find(first_image) if first_image is not None else None
+        if target is None:
+            last = ws.store.get_setting("studio.last_image")
+            target = ws.store.get(last) if isinstance(last, int) else None
+        return target
+
+    def _select_image(self, ws: Workspace, record) -> bool:
+        """Choose `record` in the list; False when there is none or it is not listed."""
+        if record is None:
+            return False
+        ws.image_list.model.ensure_row(0)
+        row = self._find_row(ws, record.id)
+        return row is not None and ws.image_list.select_row(row)
+
     def _opened_read_only(self, ws: Workspace, first_image: Path | None) -> None:
         """A project that cannot be written opens as its index last left it: no scan, no details read and no
         pre-labeling (each would write), editing and model actions off, and the reason in the status bar."""
@@ -451,13 +468,7 @@ class MainWindow(QMainWindow):
         ws.canvas.locked = reason
         ws.models.set_read_only(reason)
         ws.image_list.model.reload()
-        target = ws.store.find(first_image) if first_image is not None else None
-        if target is None:
-            last = ws.store.get_setting("studio.last_image")
-            target = ws.store.get(last) if isinstance(last, int) else None
-        ws.image_list.model.ensure_row(0)
-        row = self._find_row(ws, target.id) if target is not None else None
-        if row is None or not ws.image_list.select_row(row):
+        if not self._select_image(ws, self._first_to_show(ws, first_image)):
             ws.image_list.select_row(0)
         self._update_enabled()
         self._update_title()
@@ -477,18 +488,9 @@ class MainWindow(QMainWindow):
                                      f"{result.removed:,} removed)"
                                      f"{notes}", 15000 if notes else 5000)
         already_open = ws.session.record
-        if already_open is not None:
-            target = already_open  # chosen while the scan ran: keep it, its row may have moved
-        else:
-            target = ws.store.find(first_image) if first_image is not None else None
-        if target is None:
-            last = ws.store.get_setting("studio.last_image")
-            target = ws.store.get(last) if isinstance(last, int) else None
-        selected = False
-        if target is not None:
-            ws.image_list.model.ensure_row(0)
-            row = self._find_row(ws, target.id)
-            selected = row is not None and ws.image_list.select_row(row)
+        # one chosen while the scan ran is kept: its row may have moved
+        target = already_open if already_open is not None else self._first_to_show(ws, first_image)
+        selected = self._select_image(ws, target)
         if not selected and already_open is None:
             ws.image_list.select_row(0)
         if result.total == 0:
