@@ -199,11 +199,11 @@ def paste_blended(img: np.ndarray, mask: np.ndarray, donor_img: np.ndarray, dono
     return feathered_paste(img, mask, np.clip(donor_img.astype(np.float32) * gain, 0, 255), donor_mask, keep, 5)
 
 
-def build(classes: int, pretrained: bool) -> torch.nn.Module:
+def build(classes: int, pretrained: bool, architecture: str = "deeplabv3plus_mobilenetv2") -> torch.nn.Module:
     try:
         from faceparse.models.registry import build_model
 
-        return build_model("deeplabv3plus_mobilenetv2", classes=classes, pretrained=pretrained)
+        return build_model(architecture, classes=classes, pretrained=pretrained)
     except ImportError:
         import segmentation_models_pytorch as smp
 
@@ -215,6 +215,12 @@ def build(classes: int, pretrained: bool) -> torch.nn.Module:
             missing, _ = model.encoder.load_state_dict(torch.load(path, weights_only=True), strict=False)
             print(f"ImageNet encoder weights loaded ({len(missing)} encoder tensors missing)", flush=True)
         return model
+
+
+def copy_encoder(model: torch.nn.Module, state: dict) -> None:
+    """Load the `encoder.*` tensors of another parser's weights; every encoder tensor must be there."""
+    encoder = {k.removeprefix("encoder."): v.float() for k, v in state.items() if k.startswith("encoder.")}
+    model.encoder.load_state_dict(encoder, strict=True)
 
 
 def class_weights(samples, n: int) -> torch.Tensor:
@@ -294,7 +300,10 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--arch", default="deeplabv3plus_mobilenetv2", help="parser architecture (registry name)")
     ap.add_argument("--init", type=Path, help="start from these weights (safetensors) with a fresh optimiser")
+    ap.add_argument("--init-encoder", type=Path, help="copy only the encoder of these weights (safetensors), e.g. "
+                    "a trained parser of another architecture with the same encoder; the decoder starts afresh")
     ap.add_argument("--minutes", type=float, default=0, help="time budget: the cosine follows elapsed time and "
                     "training stops when it runs out")
     ap.add_argument("--canonical-sides", action="store_true", help="relabel training masks whose left/right "
@@ -337,10 +346,14 @@ def main() -> int:
         print(f"left/right classes swapped in {canonical_sides(train)} training masks", flush=True)
     print(f"train {len(train)}  test {len(test)}  schedule {stages}", flush=True)
 
-    model = build(19, pretrained=not (args.resume or args.init)).to(memory_format=torch.channels_last)
+    fresh = not (args.resume or args.init or args.init_encoder)
+    model = build(19, pretrained=fresh, architecture=args.arch).to(memory_format=torch.channels_last)
     if args.init:
         model.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
         print(f"weights from {args.init}", flush=True)
+    if args.init_encoder:
+        copy_encoder(model, load_file(args.init_encoder))
+        print(f"encoder weights from {args.init_encoder}", flush=True)
     weights = class_weights(train, 19)
     epoch_items = np.repeat(np.arange(len(train)), repeat_counts(train, args.oversample))
     for folder in args.extra:

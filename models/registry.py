@@ -2,7 +2,7 @@
 
 A checkpoint records `architecture` and `arch_args`; `build_model(architecture, **arch_args)` rebuilds the same
 network, so these names are a file format and never change meaning. Every builder accepts `classes` and `pretrained`
-(only the MobileNetV2 parser has offline ImageNet weights; the others warn and start from random init). Every model
+(only the MobileNetV2 parsers have offline ImageNet weights; the others warn and start from random init). Every model
 maps N×3×H×W to N×classes×H×W logits in eval mode, with H and W multiples of `INPUT_MULTIPLE`.
 """
 
@@ -60,6 +60,12 @@ _SPECS = (
         "parser",
         "parsers:deeplabv3plus_mobilenetv2",
         "DeepLabV3+ with a MobileNetV2 encoder; fast default, offline ImageNet init",
+    ),
+    ArchitectureSpec(
+        "unet_mobilenetv2",
+        "parser",
+        "parsers:unet_mobilenetv2",
+        "UNet with a MobileNetV2 encoder and a light decoder down to full resolution; offline ImageNet init",
     ),
     ArchitectureSpec(
         "unetplusplus_resnet50",

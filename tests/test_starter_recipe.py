@@ -104,3 +104,25 @@ def test_blended_paste_leaves_out_an_earring_far_from_any_ear_and_a_necklace_off
     out, pasted = recipe.paste_blended(img, mask, donor_img, _jewellery(donor_mask), [15, 16])
     assert not np.isin(pasted, [15, 16]).any()
     assert np.array_equal(out, img) and np.array_equal(pasted, mask)
+
+
+def test_copy_encoder_moves_a_trained_default_parsers_encoder_into_the_unet_and_leaves_its_decoder():
+    from faceparse.models import build_model
+
+    torch.manual_seed(0)
+    trained = build_model("deeplabv3plus_mobilenetv2", classes=5)
+    unet = build_model("unet_mobilenetv2", classes=5)
+    decoder_before = {k: v.clone() for k, v in unet.decoder.state_dict().items()}
+    recipe.copy_encoder(unet, {k: v.half() for k, v in trained.state_dict().items()})
+    for key, value in trained.encoder.state_dict().items():
+        assert torch.equal(unet.encoder.state_dict()[key], value.half().float()), key
+    assert all(torch.equal(unet.decoder.state_dict()[k], v) for k, v in decoder_before.items())
+
+
+def test_copy_encoder_refuses_weights_without_the_whole_encoder():
+    from faceparse.models import build_model
+
+    unet = build_model("unet_mobilenetv2", classes=5)
+    partial = {k: v for k, v in unet.state_dict().items() if k.startswith("encoder.") and "features.18" not in k}
+    with pytest.raises(RuntimeError, match="Missing key"):
+        recipe.copy_encoder(unet, partial)
