@@ -217,6 +217,16 @@ def build(classes: int, pretrained: bool, architecture: str = "deeplabv3plus_mob
         return model
 
 
+def load_init(model: torch.nn.Module, state: dict) -> list[str]:
+    """Load trained weights; only a refinement head the weights' network lacks may be missing (it starts at zero,
+    so the network's output is the trained one's). Returns the keys that kept their fresh values."""
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    stray = [k for k in missing if not k.startswith("refinement.")] + list(unexpected)
+    if stray:
+        raise RuntimeError(f"weights do not fit the network: {stray[:5]}")
+    return missing
+
+
 def copy_encoder(model: torch.nn.Module, state: dict) -> None:
     """Load the `encoder.*` tensors of another parser's weights; every encoder tensor must be there."""
     encoder = {k.removeprefix("encoder."): v.float() for k, v in state.items() if k.startswith("encoder.")}
@@ -349,8 +359,8 @@ def main() -> int:
     fresh = not (args.resume or args.init or args.init_encoder)
     model = build(19, pretrained=fresh, architecture=args.arch).to(memory_format=torch.channels_last)
     if args.init:
-        model.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
-        print(f"weights from {args.init}", flush=True)
+        added = load_init(model, load_file(args.init))
+        print(f"weights from {args.init}" + (f" ({len(added)} new tensors start afresh)" if added else ""), flush=True)
     if args.init_encoder:
         copy_encoder(model, load_file(args.init_encoder))
         print(f"encoder weights from {args.init_encoder}", flush=True)

@@ -5,6 +5,9 @@ with the same smp call load unchanged. The encoders stride down to 1/32, so heig
 32 (`INPUT_MULTIPLE`); the output is N×classes×H×W logits at the input resolution.
 
 - `deeplabv3plus_mobilenetv2`: the fast default (about 12 GFLOPs at 512²), with offline ImageNet weights.
+- `deeplabv3plus_mobilenetv2_refined`: the default plus a small refinement head at 1/2 resolution (`EdgeRefinement`)
+  that adds a correction to its logits from the encoder's first features. The correction starts at zero, so a
+  trained default parser's weights load into it and give the very same output until it is fine-tuned.
 - `unet_mobilenetv2`: the same encoder at stride 32 under a light UNet decoder whose skips reach 1/2 and full
   resolution, for thin parts (brows, eyes, ears); no slower to train than the default. Its encoder weights are the
   default's, so it can start from the ImageNet file or from a trained default parser's encoder.
@@ -113,6 +116,60 @@ def _deeplabv3plus(encoder_name: str, classes: int, modified_aspp: bool) -> smp.
 
 def deeplabv3plus_mobilenetv2(classes: int, pretrained: bool = False) -> smp.DeepLabV3Plus:
     model = _deeplabv3plus("mobilenet_v2", classes, modified_aspp=False)
+    if pretrained:
+        load_imagenet_mobilenet_v2(model.encoder)
+    return model
+
+
+class EdgeRefinement(nn.Module):
+    """A correction to full-resolution logits, computed at 1/2 resolution from the decoder's 1/4-resolution features
+    and the encoder's 1/2-resolution ones (where a brow's or an eyelid's edge still shows), then upsampled.
+
+    Its last convolution starts at zero, so before training it changes nothing.
+    """
+
+    def __init__(self, decoder_channels: int, fine_channels: int, classes: int, width: int = 24):
+        super().__init__()
+        self.reduce = nn.Sequential(
+            nn.Conv2d(decoder_channels, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        )
+        self.fuse = nn.Sequential(
+            nn.Conv2d(width + fine_channels, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+        )
+        self.correction = nn.Conv2d(width, classes, 1)
+        nn.init.zeros_(self.correction.weight)
+        nn.init.zeros_(self.correction.bias)
+
+    def forward(self, decoder_output: torch.Tensor, fine: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+        coarse = F.interpolate(self.reduce(decoder_output), size=fine.shape[-2:], mode="bilinear",
+                               align_corners=False)
+        correction = self.correction(self.fuse(torch.cat([coarse, fine], dim=1)))
+        return F.interpolate(correction, size=out_size, mode="bilinear", align_corners=False)
+
+
+class RefinedDeepLabV3Plus(smp.DeepLabV3Plus):
+    """DeepLabV3+ whose logits get an `EdgeRefinement` correction; its other weights are DeepLabV3+'s, key for key."""
+
+    def __init__(self, encoder_name: str, classes: int):
+        super().__init__(encoder_name=encoder_name, encoder_weights=None, classes=classes)
+        self.refinement = EdgeRefinement(
+            self.segmentation_head[0].in_channels, self.encoder.out_channels[1], classes
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(x)
+        decoder_output = self.decoder(features)
+        logits = self.segmentation_head(decoder_output)
+        return logits + self.refinement(decoder_output, features[1], logits.shape[-2:])
+
+
+def deeplabv3plus_mobilenetv2_refined(classes: int, pretrained: bool = False) -> RefinedDeepLabV3Plus:
+    model = RefinedDeepLabV3Plus("mobilenet_v2", classes)
     if pretrained:
         load_imagenet_mobilenet_v2(model.encoder)
     return model

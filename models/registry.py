@@ -62,6 +62,12 @@ _SPECS = (
         "DeepLabV3+ with a MobileNetV2 encoder; fast default, offline ImageNet init",
     ),
     ArchitectureSpec(
+        "deeplabv3plus_mobilenetv2_refined",
+        "parser",
+        "parsers:deeplabv3plus_mobilenetv2_refined",
+        "The default parser plus a refinement head at half resolution; starts from the default's trained weights",
+    ),
+    ArchitectureSpec(
         "unet_mobilenetv2",
         "parser",
         "parsers:unet_mobilenetv2",

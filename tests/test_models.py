@@ -19,6 +19,7 @@ from faceparse.models.pretrained import PretrainedWeightsWarning, find_mobilenet
 
 PARSERS = [
     "deeplabv3plus_mobilenetv2",
+    "deeplabv3plus_mobilenetv2_refined",
     "unet_mobilenetv2",
     "unetplusplus_resnet50",
     "deeplabv3plus_resnet50",

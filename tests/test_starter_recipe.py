@@ -126,3 +126,24 @@ def test_copy_encoder_refuses_weights_without_the_whole_encoder():
     partial = {k: v for k, v in unet.state_dict().items() if k.startswith("encoder.") and "features.18" not in k}
     with pytest.raises(RuntimeError, match="Missing key"):
         recipe.copy_encoder(unet, partial)
+
+
+def test_a_trained_default_parser_starts_the_refined_one_with_the_same_output():
+    from faceparse.models import build_model
+
+    torch.manual_seed(0)
+    trained = build_model("deeplabv3plus_mobilenetv2", classes=5).eval()
+    refined = build_model("deeplabv3plus_mobilenetv2_refined", classes=5).eval()
+    added = recipe.load_init(refined, trained.state_dict())
+    assert added and all(k.startswith("refinement.") for k in added)
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.allclose(refined(x), trained(x), atol=1e-6)
+
+
+def test_load_init_refuses_weights_of_another_network():
+    from faceparse.models import build_model
+
+    unet = build_model("unet_mobilenetv2", classes=5)
+    with pytest.raises(RuntimeError, match="do not fit"):
+        recipe.load_init(unet, build_model("deeplabv3plus_mobilenetv2", classes=5).state_dict())
