@@ -1,7 +1,7 @@
 """Face parsers: segmentation-models-pytorch networks chosen for the papers this tool comes from.
 
-Each builder returns the plain smp model, so its `state_dict` keys are exactly smp's and weights trained elsewhere
-with the same smp call load unchanged. The encoders stride down to 1/32, so height and width must be multiples of
+Each builder returns the plain smp model (the refined one adds only its `refinement.*` head), so its `state_dict`
+keys are exactly smp's and weights trained elsewhere with the same smp call load unchanged. The encoders stride down to 1/32, so height and width must be multiples of
 32 (`INPUT_MULTIPLE`); the output is N×classes×H×W logits at the input resolution.
 
 - `deeplabv3plus_mobilenetv2`: the fast default (about 12 GFLOPs at 512²), with offline ImageNet weights.
@@ -162,6 +162,8 @@ class RefinedDeepLabV3Plus(smp.DeepLabV3Plus):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            self.check_input_shape(x)
         features = self.encoder(x)
         decoder_output = self.decoder(features)
         logits = self.segmentation_head(decoder_output)

@@ -37,7 +37,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", choices=sorted(TASKS), required=True)
     ap.add_argument("--run", type=Path, required=True, help="training run folder with last.safetensors")
-    ap.add_argument("--architecture", default="", help="registry name of the run's network (default: the task's)")
+    ap.add_argument("--arch", default="", help="registry name of the run's network (default: the task's)")
     ap.add_argument("--arch-args", default="{}", help="extra architecture arguments as JSON")
     ap.add_argument("--input-size", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "resources" / "models")
@@ -45,7 +45,7 @@ def main() -> int:
     spec = TASKS[args.task]
     schema = get_schema(spec["schema"])
     arch_args = {"classes": schema.num_classes, **json.loads(args.arch_args)}
-    architecture = args.architecture or spec["architecture"]
+    architecture = args.arch or spec["architecture"]
     model = build_model(architecture, **arch_args)
     model.load_state_dict(load_file(args.run / "last.safetensors"))
     model.eval()

@@ -147,3 +147,10 @@ def test_load_init_refuses_weights_of_another_network():
     unet = build_model("unet_mobilenetv2", classes=5)
     with pytest.raises(RuntimeError, match="do not fit"):
         recipe.load_init(unet, build_model("deeplabv3plus_mobilenetv2", classes=5).state_dict())
+
+
+def test_the_refined_parser_refuses_a_size_its_encoder_cannot_divide_with_the_same_message_as_smp():
+    from faceparse.models import build_model
+
+    with pytest.raises(RuntimeError, match="Wrong input shape"):
+        build_model("deeplabv3plus_mobilenetv2_refined", classes=3).eval()(torch.randn(1, 3, 70, 64))
