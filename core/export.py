@@ -246,8 +246,9 @@ def _export_names(records: Sequence[ImageRecord], exporter: type[Exporter]) -> l
         return names
     sharing: dict[str, list[str]] = {}
     for name, rec in zip(names, records, strict=True):
-        sharing.setdefault(name.casefold(), []).append(rec.relpath)
-    clashes = [(f"{', '.join(paths[:-1])} and {paths[-1]}", f"{PurePosixPath(paths[0]).with_suffix('')}{suffix}")
+        sharing.setdefault(exporter.label_stem(name).casefold(), []).append(rec.relpath)
+    clashes = [(f"{', '.join(paths[:-1])} and {paths[-1]}",
+                f"{exporter.label_stem(str(PurePosixPath(paths[0]).with_suffix('')))}{suffix}")
                for paths in sharing.values() if len(paths) > 1]
     if len(clashes) == 1:
         raise ExportError(f"{clashes[0][0]} would get the same label file name {clashes[0][1]}; rename one of them")

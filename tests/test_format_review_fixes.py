@@ -78,11 +78,16 @@ def run(capsys, *argv):
 
 # --- LabelMe: background enclosed by a region ---------------------------------------------------------------------
 
+def class_value(label, classes):
+    """As LabelMe's converters number labels: `_background_` is 0, any other label is looked up."""
+    return 0 if label == "_background_" else classes.index(label)
+
+
 def paint_with_opencv(shapes, size, classes):
     """Every shape filled in file order, hole flags ignored."""
     mask = np.zeros(size, np.uint8)
     for shape in shapes:
-        cv2.fillPoly(mask, [np.array(shape["points"], np.int32)], classes.index(shape["label"]))
+        cv2.fillPoly(mask, [np.array(shape["points"], np.int32)], class_value(shape["label"], classes))
     return mask
 
 
@@ -91,7 +96,7 @@ def paint_with_pil(shapes, size, classes):
     image = Image.new("L", (size[1], size[0]), 0)
     draw = ImageDraw.Draw(image)
     for shape in shapes:
-        value = classes.index(shape["label"])
+        value = class_value(shape["label"], classes)
         draw.polygon([tuple(p) for p in shape["points"]], fill=value, outline=value)
     return np.array(image)
 
@@ -108,14 +113,14 @@ def test_enclosed_background_is_a_region_of_class_0_with_its_own_holes():
     mask = ring_mask()
     shapes = mask_to_shapes(mask, CELEB)
     assert [(s["label"], s["flags"]["hole"]) for s in shapes] == [
-        ("hair", False), ("hair", True), ("background", False), ("background", True), ("hat", False),
-        ("hat", True), ("background", False)]
+        ("hair", False), ("hair", True), ("_background_", False), ("_background_", True), ("hat", False),
+        ("hat", True), ("_background_", False)]
     assert shapes[2]["group_id"] == shapes[3]["group_id"] not in (None, shapes[0]["group_id"])
 
 
 def test_background_touching_the_border_gets_no_shape():
     shapes = mask_to_shapes(skin_mask(), CELEB)
-    background = [s for s in shapes if s["label"] == "background"]
+    background = [s for s in shapes if s["label"] == "_background_"]
     assert len(background) == 1 and not background[0]["flags"]["hole"]
     assert {tuple(p) for p in background[0]["points"]} == {(20, 16), (25, 16), (25, 19), (20, 19)}
 
@@ -128,7 +133,7 @@ def test_labelme_export_reads_back_exactly_by_painting_and_by_import(tmp_path):
         document = json.loads((tmp_path / "labelme" / "train" / name).with_suffix(".json").read_text())
         assert np.array_equal(paint_with_pil(document["shapes"], mask.shape, CELEB.classes), mask)
     card = (tmp_path / "labelme" / "README.md").read_text()
-    assert "background enclosed by a region is a region labelled with the class-0 name" in card
+    assert "background enclosed by a region is a region labelled `_background_`" in card
     with fresh_copy(tmp_path / "faces", tmp_path / "copy") as target:
         assert import_dataset(target, tmp_path / "labelme", "labelme").imported == len(MASKS)
         for name, mask in MASKS.items():

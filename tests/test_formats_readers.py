@@ -123,7 +123,7 @@ def paint_labelme(document, honour_holes):
     draw = ImageDraw.Draw(mask)
     for shape in document["shapes"]:
         points = [tuple(p) for p in shape["points"]]
-        value = SCHEMA.classes.index(shape["label"])
+        value = 0 if shape["label"] == "_background_" else SCHEMA.classes.index(shape["label"])
         if shape["flags"].get("hole") and honour_holes:
             draw.polygon(points, fill=0)
             draw.line(points + points[:1], fill=value)

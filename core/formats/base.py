@@ -44,7 +44,7 @@ class LabelFormatError(Exception):
 @dataclass(frozen=True)
 class ExportItem:
     number: int
-    """Position in the export, 0-based; layouts with numbered files (CelebAMask-HQ) use it as the id."""
+    """Position among the selected images, 0-based; an image left out leaves a gap."""
     name: str
     """The image's path relative to the project folder, without extension, with '/' separators."""
     split: str
@@ -69,6 +69,13 @@ class Exporter(abc.ABC):
     top_level: tuple[str, ...] = ()
     """The names the layout writes at the top of its folder, beside the card and schema.json (a replace of an
     export from before its card recorded them takes these as the export's own)."""
+
+    @classmethod
+    def label_stem(cls, name: str) -> str:
+        """The path, without suffix, of the label file written for the image `name` (its project path without
+        suffix); a layout that flattens folders changes it, and two images with one label stem are refused before
+        anything is written."""
+        return name
 
     @classmethod
     def unwritable_name(cls, relpath: str) -> str | None:

@@ -86,7 +86,7 @@ class CelebAMaskExporter(Exporter):
         self._mapping: list[str] = ["idx\tsource"]
 
     def add(self, item: ExportItem) -> None:
-        n = item.number
+        n = len(self._mapping) - 1  # numbered without gaps, as the dataset's loaders count the files
         copy_image(item.image_path, self.root / IMAGE_DIR / f"{n}{dataset_suffix(item.image_suffix)}")
         write_index_png(self.root / COMBINED_DIR / f"{n}.png", item.mask)
         folder = self.root / ANNO_DIR / str(n // FILES_PER_FOLDER)

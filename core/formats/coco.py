@@ -390,7 +390,14 @@ def _category_positions(path: Path, categories: list, problems: list[str]) -> di
     if len(named) > 255:
         problems.append(f"{path}: has {len(named)} categories; a mask holds at most 255 classes")
         return None
-    return {cat["id"]: k for k, cat in enumerate(named, start=1)}
+    positions: dict[int, int] = {}
+    for k, cat in enumerate(named, start=1):
+        if cat["id"] in positions:
+            problems.append(f"{path}: category id {cat['id']} is given twice ({named[positions[cat['id']] - 1]['name']!r}"
+                            f" and {cat['name']!r}), so its annotations could be either")
+        else:
+            positions[cat["id"]] = k
+    return positions
 
 
 def _image_entries(path: Path, entries: list, problems: list[str]) -> tuple[dict[int, dict], set[int]]:

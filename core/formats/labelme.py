@@ -7,8 +7,8 @@
 Each connected region of a class is one polygon shape (label = class name) for its outer boundary. A region with
 holes (skin around the eyes, a ring of hair) also gets one shape per hole, with the same label, `flags: {"hole":
 true}` and a `group_id` shared with its outer boundary. Background that a region encloses (every background
-component not touching the image border) is written the same way, as a region labelled with the schema's class-0
-name ("background"), with its own holes. The boundaries are pixel coordinates of the region's border pixels (x, y),
+component not touching the image border) is written the same way, as a region labelled "_background_" (the label
+LabelMe's own converters keep for class 0, whatever the schema calls it), with its own holes. The boundaries are pixel coordinates of the region's border pixels (x, y),
 as OpenCV traces them, and shapes are written largest outer area first.
 
 Reading back (this importer): the shapes of one (label, group_id) are one region, the outer shapes united and the
@@ -68,6 +68,8 @@ from PIL import Image
 
 LABELME_VERSION = "5.4.1"
 HOLE_FLAG = "hole"
+BACKGROUND_LABEL = "_background_"
+"""LabelMe's own converters keep this label, and only this one, for class 0."""
 POLYGON_SHAPES = ("polygon", "rectangle", "circle", "oriented_rectangle")
 MASK_SHAPE = "mask"
 SHAPE_TYPES = (*POLYGON_SHAPES, MASK_SHAPE)
@@ -84,7 +86,7 @@ def mask_to_shapes(mask: np.ndarray, schema: LabelSchema) -> list[dict[str, Any]
     shapes: list[dict[str, Any]] = []
     group = 0
     for region in painted_regions(mask):
-        label = schema.classes[region.class_index]
+        label = BACKGROUND_LABEL if region.class_index == 0 else schema.classes[region.class_index]
         group_id = None
         if region.holes:
             group += 1
@@ -100,7 +102,7 @@ class LabelmeExporter(Exporter):
               "- `<split>/<path>.json`: LabelMe JSON beside each photo; one polygon per connected region (label = "
               "class name), largest first; each hole of a region is a further polygon with the same label, "
               "`flags.hole = true` and the region's `group_id`; background enclosed by a region is a region "
-              "labelled with the class-0 name, so painting every shape in file order, hole flags ignored, gives "
+              "labelled `_background_`, so painting every shape in file order, hole flags ignored, gives "
               "back the mask\n"
               "- `schema.json`: class names, indices and colours")
     stem_label_suffix = ".json"

@@ -41,14 +41,20 @@ class LapaExporter(Exporter):
 
     def __init__(self, root: Path, schema: LabelSchema):
         super().__init__(root, schema)
-        self._names: dict[tuple[str, str], str] = {}
+        self._names: dict[str, str] = {}
+
+    @classmethod
+    def label_stem(cls, name: str) -> str:
+        """Folders are flattened, so `a/b.jpg` and `a__b.jpg` share a label file (in one split) or a name that
+        import cannot tell apart (in two)."""
+        return name.replace("/", FOLDER_JOIN)
 
     def add(self, item: ExportItem) -> None:
-        flat = item.name.replace("/", FOLDER_JOIN)
-        key = (item.split, flat.casefold())
+        flat = self.label_stem(item.name)
+        key = flat.casefold()
         if key in self._names:
-            raise ExportError(f"{item.name} and {self._names[key]} would both be {item.split}/labels/{flat}.png "
-                              "in the flat LaPa layout; rename one of them")
+            raise ExportError(f"{item.name} and {self._names[key]} would both be labels/{flat}.png in the flat "
+                              "LaPa layout; rename one of them")
         self._names[key] = item.name
         copy_image(item.image_path, self.root / item.split / "images" / f"{flat}{item.image_suffix}")
         write_index_png(self.root / item.split / "labels" / f"{flat}.png", item.mask)
