@@ -23,10 +23,15 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
+"""Read once, at import: reading it means setting it for a moment, and two threads doing that at once can leave
+the process with umask 0 for good."""
 
 
 @contextlib.contextmanager
@@ -46,7 +51,7 @@ def atomic_path(target: str | os.PathLike, durable: bool = True) -> Iterator[Pat
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp (and some writers that replace the file) make 0600
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp (and some writers that replace the file) make 0600
         if durable:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())

@@ -8,11 +8,12 @@ cropped or turned to another shape keeps its flag, since its mask no longer line
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 
 import numpy as np
 from faceparse.core.imageio import ImageLoadError, read_size
-from faceparse.core.store import MaskError, ProjectError, ProjectStore, content_hash
+from faceparse.core.store import MaskError, ProjectError, ProjectStore, content_hash, write_failure_text
 from PIL import Image
 
 
@@ -55,6 +56,8 @@ def keep_changed_masks(store: ProjectStore) -> KeptMasks:
             reason = e.reason
         except ProjectError as e:
             reason = str(e)
+        except sqlite3.Error as e:
+            reason = f"the project index could not record it: {write_failure_text(e, store.root)}"
         except OSError as e:
             reason = f"the photo cannot be read: {e.strerror or e}"
         if reason is not None:
@@ -88,7 +91,10 @@ def _keep_one(store: ProjectStore, rec, out: KeptMasks) -> str | None:
     scaled = scaled_mask(mask, photo)
     if not _unchanged_since(path, rec):
         return "the photo changed again since the last scan; scan the folder first"
-    store.save_corrected(rec.id, scaled, imported=rec.mask_source == "imported", keep_effort=True)
+    try:
+        store.save_corrected(rec.id, scaled, imported=rec.mask_source == "imported", keep_effort=True)
+    except (OSError, sqlite3.Error) as e:
+        return f"its scaled mask could not be saved: {write_failure_text(e, store.root)}"
     updated = store.get(rec.id) or rec
     out.kept.append(updated)
     out.scaled.append(updated)

@@ -49,6 +49,14 @@ class ImageLoadError(Exception):
         super().__init__(f"{self.path}: {reason}")
 
 
+def _passing_failure(path: Path, error: BaseException) -> ImageLoadError | None:
+    """A read the system failed (an I/O error on a network share, a cloud placeholder not fetched, a file locked):
+    it carries an errno, which the decoder's own complaints about a damaged file never do. The file may be fine."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return ImageLoadError(path, f"the file could not be read just now ({error.strerror or error})", lasting=False)
+    return None
+
+
 def _open(path: Path, max_pixels: int | None) -> Image.Image:
     if not path.exists():
         raise ImageLoadError(path, "file not found", lasting=False)
@@ -65,7 +73,7 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
     except PermissionError:
         raise ImageLoadError(path, "permission denied", lasting=False) from None
     except _DECODE_ERRORS as e:
-        raise ImageLoadError(path, f"cannot read the image header ({e})") from None
+        raise _passing_failure(path, e) or ImageLoadError(path, f"cannot read the image header ({e})") from None
     w, h = img.size
     if w <= 0 or h <= 0:
         img.close()
@@ -214,6 +222,8 @@ def load_rgb(path: str | os.PathLike, max_side: int | None = None, max_pixels: i
                 img.draft("RGB", (max_side, max_side))
             img.load()
         except _DECODE_ERRORS as e:
+            if (passing := _passing_failure(path, e)) is not None:
+                raise passing from None
             reason = str(e) or type(e).__name__
             if "truncated" in reason or isinstance(e, EOFError):
                 raise ImageLoadError(path, f"the file is truncated ({reason})") from None
@@ -242,7 +252,8 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
         try:
             img.load()
         except _DECODE_ERRORS as e:
-            raise ImageLoadError(path, f"the mask file is damaged ({e or type(e).__name__})") from None
+            raise _passing_failure(path, e) or ImageLoadError(
+                path, f"the mask file is damaged ({e or type(e).__name__})") from None
         if img.mode in ("P", "L"):
             return np.array(img, dtype=np.uint8)
         if img.mode == "1":

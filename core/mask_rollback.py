@@ -65,4 +65,5 @@ def _keep_file(path: Path) -> Path | None:
         if not path.exists():
             return None
         shutil.copy2(path, kept)
+    os.utime(kept)  # a link or copy keeps the mask's old time, which the next open would take for a dead writer's
     return kept

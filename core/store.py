@@ -1116,7 +1116,7 @@ class ProjectStore:
             return None
         try:
             self.set_error(image_id, error.reason)
-        except ProjectError:
+        except (ProjectError, sqlite3.Error):
             return None
         return self.get(image_id)
 
@@ -1244,16 +1244,31 @@ class ProjectStore:
 
     # --- masks ---------------------------------------------------------------------------------------------------
 
-    def _image_size(self, rec: ImageRecord) -> tuple[int, int]:
-        if rec.width is not None and rec.height is not None:
-            return rec.width, rec.height
+    def _image_sizes(self, rec: ImageRecord) -> list[tuple[int, int]]:
+        """The sizes a mask of this image may have: the photo's as the last scan saw it, and, when the file has
+        been replaced since, its size now (a person who opened the new photo paints a mask of its size, one who
+        opened the old photo before it changed paints the old size; neither edit may be refused)."""
+        recorded = (rec.width, rec.height) if rec.width is not None and rec.height is not None else None
+        if recorded is not None and self._unchanged_on_disk(rec):
+            return [recorded]
         try:
-            width, height = read_size(self.root / rec.relpath)
+            now = read_size(self.root / rec.relpath)
         except ImageLoadError as e:
+            if recorded is not None:
+                return [recorded]
             raise MaskError(f"cannot check a mask against {rec.relpath}: {e.reason}") from None
-        with self._write() as c:
-            c.execute("UPDATE images SET width = ?, height = ? WHERE id = ?", (width, height, rec.id))
-        return width, height
+        if recorded is None:
+            with self._write() as c:
+                c.execute("UPDATE images SET width = ?, height = ? WHERE id = ?", (*now, rec.id))
+            return [now]
+        return [now, recorded]
+
+    def _unchanged_on_disk(self, rec: ImageRecord) -> bool:
+        try:
+            st = (self.root / rec.relpath).stat()
+        except OSError:
+            return True
+        return (st.st_size, st.st_mtime_ns) == (rec.size_bytes, rec.mtime_ns)
 
     def _checked_mask(self, rec: ImageRecord, mask: np.ndarray) -> np.ndarray:
         arr = np.asarray(mask)
@@ -1261,8 +1276,9 @@ class ProjectStore:
             raise MaskError(f"mask for {rec.relpath} must be a 2-D array of class indices, got shape {arr.shape}")
         if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
             raise MaskError(f"mask for {rec.relpath} must hold integer class indices, got {arr.dtype}")
-        width, height = self._image_size(rec)
-        if arr.shape != (height, width):
+        sizes = self._image_sizes(rec)
+        if (arr.shape[1], arr.shape[0]) not in sizes:
+            width, height = sizes[0]
             raise MaskError(f"mask for {rec.relpath} is {arr.shape[1]}x{arr.shape[0]}, "
                             f"but the image is {width}x{height}")
         if arr.size:
@@ -1512,8 +1528,8 @@ class ProjectStore:
                 c.execute("UPDATE images SET model_version = NULL WHERE id = ?", (image_id,))
             hint = "pre-label all images again to replace it"
         else:
-            hint = ("import its mask with overwrite (--overwrite) to replace it, or delete the file to go back to "
-                    "the model's prediction")
+            hint = ("import its mask with overwrite (--overwrite) to replace it, or delete the file and check the "
+                    "image again in the studio, which then shows the model's prediction to correct and save")
         return MaskError(f"the {kind} mask of {photo} ({path}) is unreadable: {reason}; {hint}")
 
     def predicted_mask(self, image_id: int) -> np.ndarray | None:

@@ -221,10 +221,16 @@ class AnnotationSession(QObject):
         self.canvas.tool.cancel()
         if in_progress:
             self.canvas.sketch_changed.emit()
-        else:
-            self.undo_stack.undo_edit()
+            return
+        approves = self.undo_stack.top_is_unreview()
+        self.undo_stack.undo_edit()
+        if approves:  # undoing U approved the mask on screen, saving it first: nothing is left unsaved
+            self.undo_stack.setClean()
 
     def redo(self) -> None:
+        if self.sketch_in_progress():
+            self.refused.emit("a stroke or shape is still being drawn: finish it, or drop it (Esc), before redoing")
+            return
         self._show_working_mask()
         self.canvas.tool.cancel()
         self.undo_stack.redo()
@@ -451,9 +457,11 @@ class AnnotationSession(QObject):
 
     def _approve(self, image_id: int, step: ReviewCommand | None) -> None:
         """Save the working mask and then write the reviewed status, both on the writer, in that order. If the
-        status cannot be written, the image is not reviewed and its undo step holds nothing."""
+        status cannot be written, the image is not reviewed and its undo step holds nothing. The mask on screen is
+        written even unedited when no corrected mask exists: the prediction on disk may be a newer one a pre-label
+        run wrote since the image opened, and the person approved what they saw."""
         self._reviewed = True
-        self.save(force=not self._has_mask_on_disk(image_id), approving=True)
+        self.save(force=not self.store.mask_path("corrected", image_id).exists(), approving=True)
 
         def write() -> ImageRecord | None:
             with self._pending_lock:
@@ -526,17 +534,14 @@ class AnnotationSession(QObject):
         return (self.editor is not None and self.prediction is None and self._untouched is not None
                 and not self.undo_stack.can_undo_edit() and not self.editor.mask.any())
 
-    def _has_mask_on_disk(self, image_id: int) -> bool:
-        """A reviewed status must be backed by a mask file; an image never saved or predicted has none, so
-        reviewing it writes the mask the annotator is approving first."""
-        return any(self.store.mask_path(kind, image_id).exists() for kind in ("corrected", "predicted"))
-
     def reload_prediction(self) -> None:
         """Pick up a new prediction written by a pre-label job; the working mask follows it if it had no edits.
         Otherwise the mask the image opened with is still the one that counts as untouched: undoing every edit back
         to it takes the correction back (see `save`) and then shows the new prediction (`_follow_prediction`)."""
         if self.record is None or self.editor is None:
             return
+        with self._pending_lock:  # before the masks are read: a save landing in between must count as one
+            saving = self._pending_writes[self.record.id] > 0 or self.record.id in self._unsaved
         try:
             prediction = self.store.predicted_mask(self.record.id)
             corrected = self.store.corrected_mask(self.record.id)
@@ -547,8 +552,6 @@ class AnnotationSession(QObject):
             return
         self.prediction = prediction
         self.canvas.prediction = prediction
-        with self._pending_lock:
-            saving = self._pending_writes[self.record.id] > 0 or self.record.id in self._unsaved
         if corrected is None and not (self.modified or saving or self.canvas.tool_in_progress()):
             self.editor.mask[...] = prediction
             self._untouched = prediction.copy()
