@@ -780,10 +780,27 @@ def _init_distributed(device_hint: str) -> bool:
     return True
 
 
+def repredict_outcome(result: dict[str, Any]) -> str:
+    """What became of re-predicting the unchecked faces after a promotion, when it did not simply finish: the
+    person must not take the old model's masks for the new one's."""
+    repredict = result.get("repredict") or {}
+    state = repredict.get("state")
+    if state == "failed":
+        return f"; the faces nobody checked were not predicted again ({repredict.get('message')}): pre-label all " \
+               "images again when nothing else is running"
+    if state == "cancelled":
+        return f"; only {repredict.get('predicted')} of {repredict.get('total')} unchecked faces were predicted " \
+               "again before the cancel: pre-label all images again for the rest"
+    if state == "done" and repredict.get("failed"):
+        return f"; {repredict['failed']} of {repredict.get('total')} faces could not be predicted again"
+    return ""
+
+
 def _summary_message(result: dict[str, Any]) -> str:
     score = _fmt(result["score"])
     if result["promoted"]:
-        return f"{result['task']} {result['version']} is now active ({result['metric']} {score}): {result['reason']}"
+        return f"{result['task']} {result['version']} is now active ({result['metric']} {score}): " \
+               f"{result['reason']}{repredict_outcome(result)}"
     return f"{result['task']} {result['version']} saved but not activated ({result['metric']} {score}): " \
            f"{result['reason']}"
 

@@ -55,7 +55,8 @@ def decide_promotion(new_score: float, baseline_score: float | None, mode: str =
                      min_improvement: float = 0.0, baseline_name: str = "the active model",
                      faces: int | None = None) -> PromotionDecision:
     """Whether a new model replaces the one in use (`baseline_name`); `baseline_score` None means there is none
-    that could be measured. `faces`: how many validation faces both were measured on, for the message."""
+    that could be measured, NaN that it was measured but its score is undefined there (an IoU of a class that
+    neither the validation masks nor the model hold), where any finite score of the new model is a worse one. `faces`: how many validation faces both were measured on, for the message."""
     new_ok = new_score is not None and math.isfinite(new_score)
     shown = f"{new_score:.4f}" if new_ok else "not measurable"
     if mode == "force":
@@ -64,9 +65,14 @@ def decide_promotion(new_score: float, baseline_score: float | None, mode: str =
         return PromotionDecision(False, f"kept inactive on request (score {shown})")
     if not new_ok:
         return PromotionDecision(False, "not promoted: the validation score could not be measured "
-                                        "(no validation images yet?)")
-    if baseline_score is None or not math.isfinite(baseline_score):
+                                        "(no validation faces yet, or none that shows what it counts)")
+    if baseline_score is None:
         return PromotionDecision(True, f"promoted: first measured model (score {new_score:.4f})")
+    if not math.isfinite(baseline_score):
+        return PromotionDecision(False, f"not promoted: {baseline_name} has no measurable score on these validation "
+                                        f"faces (they show none of what the score counts, such as a face mask, and "
+                                        f"it predicts none), so {new_score:.4f} cannot be compared with it; correct "
+                                        "faces that show it, or activate the new model yourself")
     if new_score > baseline_score + min_improvement:
         return PromotionDecision(True, f"promoted: {new_score:.4f} beats {baseline_name}'s {baseline_score:.4f}")
     measured = "" if faces is None else f" on {faces} validation face{'' if faces == 1 else 's'}"

@@ -163,7 +163,8 @@ def test_promotion_rules():
     assert not decide_promotion(0.5, 0.5).promote
     assert not decide_promotion(0.55, 0.5, min_improvement=0.1).promote
     assert decide_promotion(0.1, None).promote
-    assert decide_promotion(0.1, math.nan).promote
+    refused = decide_promotion(0.0, math.nan, baseline_name="the starter model")
+    assert not refused.promote and "the starter model has no measurable score" in refused.reason
     assert not decide_promotion(math.nan, None).promote
     assert not decide_promotion(math.nan, 0.5).promote
     assert decide_promotion(0.1, 0.9, mode="force").promote

@@ -21,7 +21,7 @@ from faceparse.core.model_resolver import task_for_schema
 from faceparse.core.prelabel import MODE_SETTING, TTA_SETTING, PrelabelProgress, PrelabelResult, project_tta
 from faceparse.core.recipes import ConfigError, TrainConfig, get_recipe
 from faceparse.core.store import ProjectError, ProjectStore
-from faceparse.core.train_worker import auto_start_size
+from faceparse.core.train_worker import auto_start_size, repredict_outcome
 from faceparse.core.versions import (
     STARTER,
     activate,
@@ -564,7 +564,7 @@ class ModelsPanel(QWidget):
                 why = why[len(said):]  # the verdict already says it
                 break
         reason = f" ({why})" if why else ""
-        return f"{new}{versus}; {verdict}{reason}"
+        return f"{new}{versus}; {verdict}{reason}{repredict_outcome(result)}"
 
     # --- versions ----------------------------------------------------------------------------------------------
 
