@@ -8,6 +8,7 @@ which lets a folder scan record the problem against that one file and carry on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import warnings
@@ -161,12 +162,23 @@ def _png_exif_after_pixels(path: Path) -> bytes | None:
     return None
 
 
+def _stored_size(img: Image.Image) -> tuple[int, int]:
+    """The size as the file stores the pixels, before any orientation: newer Pillow versions report a TIFF turned
+    by its orientation tag already turned at open (and drop the tag once the pixels load), older ones do not."""
+    if img.format == "TIFF":
+        with contextlib.suppress(Exception):
+            w, h = int(img.tag_v2[256]), int(img.tag_v2[257])
+            if w > 0 and h > 0:
+                return w, h
+    return img.size
+
+
 def read_size(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[int, int]:
     """(width, height) as displayed, i.e. after EXIF orientation, as `load_rgb` will return the picture; reads
     the header only (and, for a PNG, skips over the pixel data to a later EXIF chunk)."""
     path = Path(path)
     with _open(path, max_pixels) as img:
-        w, h = img.size
+        w, h = _stored_size(img)
         orientation = _orientation(img)
         if img.format == "PNG" and not img.info.get("exif"):
             orientation = _orientation_of_exif(_png_exif_after_pixels(path))

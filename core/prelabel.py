@@ -299,7 +299,10 @@ class _Run:
         mask = prediction.mask if self.lut is None else self.lut[prediction.mask]
         try:
             self.store.save_predicted(image_id, mask, result.model_id, prediction.uncertainty, self.settings)
-        except (MaskError, ProjectError, OSError) as error:
+        except MaskError as error:  # about this photo and its mask, not the disk: no reason to stop the run
+            self.on_error(image_id, str(error), lasting=False)
+            return
+        except (ProjectError, OSError) as error:
             self.on_save_failure(image_id, error)
             return
         with self.lock:

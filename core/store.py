@@ -1244,12 +1244,15 @@ class ProjectStore:
 
     # --- masks ---------------------------------------------------------------------------------------------------
 
-    def _image_sizes(self, rec: ImageRecord) -> list[tuple[int, int]]:
+    def _image_sizes(self, rec: ImageRecord, mask_size: tuple[int, int]) -> list[tuple[int, int]]:
         """The sizes a mask of this image may have: the photo's as the last scan saw it, and, when the file has
         been replaced since, its size now (a person who opened the new photo paints a mask of its size, one who
-        opened the old photo before it changed paints the old size; neither edit may be refused)."""
+        opened the old photo before it changed paints the old size; neither edit may be refused). The header is
+        read only when the mask does not fit the index or the file changed; an index that read the size wrong
+        (a TIFF turned by its orientation tag, by an earlier version) learns it then."""
         recorded = (rec.width, rec.height) if rec.width is not None and rec.height is not None else None
-        if recorded is not None and self._unchanged_on_disk(rec):
+        unchanged = self._unchanged_on_disk(rec)
+        if recorded is not None and unchanged and mask_size == recorded:
             return [recorded]
         try:
             now = read_size(self.root / rec.relpath)
@@ -1257,11 +1260,11 @@ class ProjectStore:
             if recorded is not None:
                 return [recorded]
             raise MaskError(f"cannot check a mask against {rec.relpath}: {e.reason}") from None
-        if recorded is None:
+        if recorded is None or (unchanged and now != recorded):
             with self._write() as c:
                 c.execute("UPDATE images SET width = ?, height = ? WHERE id = ?", (*now, rec.id))
             return [now]
-        return [now, recorded]
+        return [now] if unchanged else [now, recorded]
 
     def _unchanged_on_disk(self, rec: ImageRecord) -> bool:
         try:
@@ -1276,7 +1279,7 @@ class ProjectStore:
             raise MaskError(f"mask for {rec.relpath} must be a 2-D array of class indices, got shape {arr.shape}")
         if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
             raise MaskError(f"mask for {rec.relpath} must hold integer class indices, got {arr.dtype}")
-        sizes = self._image_sizes(rec)
+        sizes = self._image_sizes(rec, (arr.shape[1], arr.shape[0]))
         if (arr.shape[1], arr.shape[0]) not in sizes:
             width, height = sizes[0]
             raise MaskError(f"mask for {rec.relpath} is {arr.shape[1]}x{arr.shape[0]}, "

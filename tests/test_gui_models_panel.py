@@ -346,3 +346,10 @@ def test_the_framing_box_shows_the_mode_a_run_chose_and_a_change_makes_all_image
     assert panel.framing.currentData() == other
     with ProjectStore.open(folder) as store:
         assert all(r.predicted_with.startswith(other.replace("_", " ")) for r in store.images())
+
+
+def test_pre_labeling_one_image_shows_where_it_really_ran(qtbot, tmp_path):
+    _, window, panel = _window_with_a_model(qtbot, tmp_path)
+    panel.start_prelabel_image(window.ws.session.image_id)
+    qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
+    assert panel.device_label.text() == "CPU (last run: CPUExecutionProvider)"

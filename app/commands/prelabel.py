@@ -163,7 +163,7 @@ def run_prelabel(args: argparse.Namespace) -> int:
         done = result.predicted + len(result.failed)
         print(f"Stopped after {done:,} of {result.total:,} images; run the command again to continue")
         return 1
-    return 1 if result.failed or result.unreadable else 0
+    return 1 if result.state == "failed" or result.failed or result.unreadable else 0
 
 
 def _run_job(job: PrelabelJob) -> PrelabelResult:
@@ -177,11 +177,11 @@ def _run_job(job: PrelabelJob) -> PrelabelResult:
             return job.run(bar, cancel)
     except (ModelNotFoundError, ModelError) as error:
         raise CommandError(str(error)) from None
-    except PrelabelStopped as stopped:
+    except PrelabelStopped as stopped:  # the run's own outcome (exit code 1), not a mistake in the command
         bar.close()
-        _print_summary(stopped.result)
-        raise CommandError(f"{stopped}; the masks saved before it are kept, and running the command again "
-                           "goes on from them") from None
+        print(f"faceparse prelabel: {stopped}; the masks saved before it are kept, and running the command again "
+              "goes on from them", file=sys.stderr)
+        return stopped.result
     finally:
         bar.close()
 

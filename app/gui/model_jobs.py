@@ -50,6 +50,9 @@ class PredictorCache:
     def __init__(self):
         self._lock = threading.Lock()
         self._predictors: OrderedDict[tuple, Predictor] = OrderedDict()
+        self.last_used: Predictor | None = None
+        """The predictor handed out last: where the last single-image prediction really ran, and why not on the
+        device asked for (its `notice`)."""
 
     def get(self, path: Path, device: str, tta: bool = False) -> Predictor:
         key = (str(path), path.stat().st_mtime_ns, device, tta)
@@ -58,6 +61,7 @@ class PredictorCache:
             if predictor is None:
                 predictor = Predictor(path, device=device, tta=tta, confidence=False, probabilities=True)
             self._predictors[key] = predictor
+            self.last_used = predictor
             while len(self._predictors) > self.KEEP:
                 self._predictors.popitem(last=False)
             return predictor

@@ -404,6 +404,11 @@ class ModelsPanel(QWidget):
         settings = f" ({record.predicted_with})" if record.predicted_with else ""
         self.prelabel_status.setText(f"{record.name} predicted by {record.model_version}{settings}{uncertainty}")
         kept = "; your mask is kept (T shows the new prediction)" if record.status in ("corrected", "reviewed") else ""
+        used = self.predictors.last_used
+        if used is not None:
+            self._show_device(("GPU (CUDA)" if used.provider.startswith("CUDA") else "CPU")
+                              + f" (last run: {used.provider})" + (f" — {used.notice}" if used.notice else ""))
+            kept += f"; {used.notice}" if used.notice else ""
         self.notice.emit(self.prelabel_status.text() + kept)
         self.show_framing()
         self.image_predicted.emit(record)
