@@ -331,9 +331,14 @@ def face_samples(sample: Sample, framing: Framing, size: int, fill: int) -> tupl
 def snapshot_project(store: ProjectStore, task: str = "parser", max_side: int | None = None,
                      progress: Callable[[int, int], None] | None = None,
                      cancelled: Callable[[], bool] | None = None, framing: Framing | None = None,
-                     input_size: int | None = None) -> DatasetSnapshot:
+                     input_size: int | None = None, val_input_size: int | None = None,
+                     val_max_side: int | None = None) -> DatasetSnapshot:
     """Read every human-checked image and mask of the project into memory (downscaled to `max_side`), or, with
     a faces `framing`, their face crops at `input_size` (see the module docstring).
+
+    The validation images may be kept larger (`val_input_size`, `val_max_side`): a model that works at a larger
+    size than the one being trained is then measured on pictures as large as pre-labelling gives it, not on
+    pictures enlarged from the smaller size, which would favour the smaller model.
 
     Images that cannot be used (unreadable, mask of another size or with classes outside the schema, photo
     changed since its mask was checked) are skipped and listed in `skipped`, never fatal. The validation images
@@ -358,11 +363,14 @@ def snapshot_project(store: ProjectStore, task: str = "parser", max_side: int | 
         image, mask = read
         split = image_split(rec)
         photo = Sample(rec.id, rec.relpath, split, image, target.convert(mask), mask_hash(mask))
+        validating = split == "val"
         if by_faces:
-            samples, whole = face_samples(photo, framing, input_size, crop_fill(task))
+            size = max(input_size, val_input_size or 0) if validating else input_size
+            samples, whole = face_samples(photo, framing, size, crop_fill(task))
             faceless += int(whole)
         else:
-            small_image, small_mask = _downscale(image, photo.mask, max_side)
+            side = max(max_side, val_max_side) if validating and max_side and val_max_side else max_side
+            small_image, small_mask = _downscale(image, photo.mask, side)
             samples = [replace(photo, image=small_image, mask=small_mask)]
         (val if split == "val" else train).extend(samples)
         if progress is not None:

@@ -194,9 +194,11 @@ def phase_snapshot(ctx: RetrainContext) -> None:
         framing = project_framing(ctx.store)
         ctx.emit("snapshot", "reading the corrected faces" if framing is None else
                  "reading the corrected faces and finding the faces in them, as pre-labelling does")
+        baseline_size = auto_start_size(ctx.store, ctx.config.task) or 0  # the model the new one must beat
         ctx.snapshot = snapshot_project(ctx.store, ctx.config.task, max_side=ctx.config.snapshot_side(),
                                         cancelled=ctx.cancelled, framing=framing,
-                                        input_size=ctx.config.input_size)
+                                        input_size=ctx.config.input_size, val_input_size=baseline_size,
+                                        val_max_side=2 * baseline_size)
         ctx.check_cancel()
         if ctx.dist.active:
             ctx.snapshot.save(shared)
