@@ -22,7 +22,9 @@ CANVAS_GESTURES: tuple[tuple[str, str], ...] = (
     ("Space + drag, middle-button drag", "Pan"),
     ("Ctrl + wheel", "Brush size"),
     ("Two digits quickly", "Classes 10 and up"),
-    ("Enter, double-click, click on the first corner", "Close the polygon"),
+    ("Enter, double-click, right-click, click on the first corner", "Close the polygon"),
+    ("Drag a polygon corner", "Move it before the polygon closes"),
+    ("Drag from nothing (polygon tool)", "Lasso: a freehand outline, filled on release"),
     ("Backspace", "Take the polygon's last corner back"),
     ("Esc", "Cancel the polygon or stroke being drawn"),
 )
