@@ -180,24 +180,31 @@ def _column(values: Sequence[float]) -> torch.Tensor:
 
 
 def starter_scorer(schema: LabelSchema, task: str, device: str | torch.device = "cpu",
-                   notes: list[str] | None = None) -> Predictor:
+                   notes: list[str] | None = None, prefer: str = "torch") -> Predictor:
     """The shipped starter model of `task` as it pre-labels a project of `schema`: through the mapping from its
     classes to the project's (the CelebAMask-HQ parser on a LaPa project), and for a masked-faces project joined
     by the starter face-mask segmenter. Raises EvaluationError when it is not installed or does not fit; a
-    segmenter that cannot be read leaves the parser alone, with a line in `notes`."""
+    segmenter that cannot be read leaves the parser alone, with a line in `notes`. `prefer="onnx"` runs the
+    shipped ONNX files, as pre-labelling does, instead of the checkpoints."""
     from faceparse.core.face_and_mask import wants_face_and_mask
+    from faceparse.core.model_resolver import starter_model_path
     from faceparse.core.predictor import ModelError
     from faceparse.core.prelabel import class_mapping
     from faceparse.core.versions import starter_checkpoint
 
-    path = starter_checkpoint(task)
-    if path is None:
+    if starter_checkpoint(task) is None:
         raise EvaluationError(f"no starter {task} model is installed")
+
+    def load(which: str) -> Predictor:
+        if prefer == "onnx":
+            return open_predictor(starter_model_path(which))
+        return TorchPredictor(*load_checkpoint(starter_checkpoint(which), device=device))
+
     try:
-        model, meta = load_checkpoint(path, device=device)
+        predictor = load(task)
     except (ValueError, OSError) as e:
         raise EvaluationError(f"the starter {task} model cannot be read ({e})") from None
-    predictor: Predictor = TorchPredictor(model, meta)
+    meta = predictor.meta
     classes = tuple(meta["schema"]["classes"])
     if task != "parser":
         if classes != tuple(task_target(schema, task).classes):
@@ -208,11 +215,10 @@ def starter_scorer(schema: LabelSchema, task: str, device: str | torch.device = 
         lut = class_mapping(classes, meta["schema"]["name"], schema)
     except ModelError as e:
         raise EvaluationError(str(e)) from None
-    if wants_face_and_mask(schema) and (mask_path := starter_checkpoint("mask")) is not None:
+    if wants_face_and_mask(schema) and starter_checkpoint("mask") is not None:
         try:
-            return FaceAndMaskScorer(predictor, TorchPredictor(*load_checkpoint(mask_path, device=device)), lut,
-                                     schema)
-        except (ValueError, OSError) as e:
+            return FaceAndMaskScorer(predictor, load("mask"), lut, schema)
+        except (ValueError, OSError, EvaluationError) as e:
             if notes is not None:
                 notes.append(f"the starter face-mask segmenter cannot be read ({e}); the parser is measured alone")
     return predictor if lut is None else MappedPredictor(predictor, lut, schema)

@@ -762,6 +762,11 @@ def _checked_request(store: ProjectStore, out_dir: str | os.PathLike, format: st
     _refuse_enclosing_project(out_dir)
     _check_destination(out_dir, overwrite)
     if not records:
+        gone = sum(rec.status in SELECTIONS[only] for rec in store.missing_photos())
+        if gone:
+            raise ExportError(f"no images to export: the photos of all {gone} {SELECTION_NOUNS[only]} are gone "
+                              "from the folder (their masks are kept; `faceparse info` names them): put the "
+                              "photos back, then scan")
         raise ExportError(f"no images to export: the project has no {SELECTION_NOUNS[only]}")
     return dataset_format, fractions, records, target, lut, out_dir
 

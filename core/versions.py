@@ -23,6 +23,7 @@ import contextlib
 import math
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -134,15 +135,21 @@ def _readable_onnx(path: Path) -> bool:
     return True
 
 
-def ensure_onnx(store: ProjectStore, task: str, version: str) -> Path:
+def ensure_onnx(store: ProjectStore, task: str, version: str, announce: Callable[[str], None] | None = None
+                ) -> Path:
     """The version's ONNX file, exported now from its checkpoint if it was saved without one or the file is
-    damaged (truncated by a full disk, say): a version is only made active with a model that pre-labels."""
+    damaged (truncated by a full disk, say): a version is only made active with a model that pre-labels. The
+    export takes a while on a CPU, so `announce` is told before it starts."""
     row = _require(store, task, version)
     directory = Path(row["path"])
     onnx_path = directory / ONNX_NAME
     if not onnx_path.is_file() or not _readable_onnx(onnx_path):
         from faceparse.core.checkpoint import CheckpointError, load_checkpoint
         from faceparse.core.onnx_export import export_onnx
+
+        if announce is not None:
+            announce(f"{task} {version} has no usable ONNX file; exporting it from its checkpoint first (this can "
+                     "take a minute)")
 
         try:
             model, meta = load_checkpoint(directory)
@@ -195,7 +202,8 @@ def use_starter(store: ProjectStore, task: str) -> dict[str, Any]:
     return {"task": task, "version": STARTER, "path": str(starter_model_path(task))}
 
 
-def activate(store: ProjectStore, task: str, version: str, export_missing_onnx: bool = True) -> dict[str, Any]:
+def activate(store: ProjectStore, task: str, version: str, export_missing_onnx: bool = True,
+             announce: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Make `version` the active model of `task` (its files must exist) and remember the order of activations;
     `STARTER` goes back to the shipped starter model.
 
@@ -205,7 +213,7 @@ def activate(store: ProjectStore, task: str, version: str, export_missing_onnx: 
         return use_starter(store, task)
     row = _require(store, task, version)
     if export_missing_onnx:
-        ensure_onnx(store, task, version)
+        ensure_onnx(store, task, version, announce)
     store.set_active_model(task, version)
     history = [v for v in activation_history(store, task) if v != version] + [version]
     store.set_setting(HISTORY_KEY.format(task=task), history[-HISTORY_LENGTH:])
@@ -213,12 +221,12 @@ def activate(store: ProjectStore, task: str, version: str, export_missing_onnx: 
 
 
 def rollback(store: ProjectStore, task: str, version: str | None = None,
-             export_missing_onnx: bool = True) -> dict[str, Any]:
+             export_missing_onnx: bool = True, announce: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Activate `version`, or without one the model that was active before the current one (else its parent,
     else the shipped starter model). A version that cannot be activated is passed over for the next one, but not
     silently for the starter model: then the reasons are the error."""
     if version is not None:
-        return activate(store, task, version, export_missing_onnx)
+        return activate(store, task, version, export_missing_onnx, announce)
     active = store.active_model(task)
     if active is None:
         raise ProjectError(f"no active {task} model to roll back from")
@@ -230,7 +238,7 @@ def rollback(store: ProjectStore, task: str, version: str | None = None,
         if candidate == STARTER:
             return use_starter(store, task)
         try:
-            row = activate(store, task, candidate, export_missing_onnx)
+            row = activate(store, task, candidate, export_missing_onnx, announce)
         except ProjectError as error:
             failures.append(str(error))
             continue

@@ -235,7 +235,9 @@ def register_predict(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="predict index masks for images, without a project",
         description="Predict a mask for each IMAGE (or each image in a FOLDER). One image in: --out is the PNG "
                     "to write (or a folder). Several images or a folder in: --out is a folder that receives "
-                    "<image stem>.png index masks; with --recursive, in the same subfolders as the images.")
+                    "<image stem>.png index masks; with --recursive, in the same subfolders as the images. The "
+                    "masks hold the model's own classes (the starter parser's 19 CelebAMask-HQ classes), not a "
+                    "project's: 'prelabel' is what maps them to a project's classes and stores them in it.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", type=path_text)
     p.add_argument("--out", required=True, metavar="PATH", type=path_text,
                    help="output PNG (one image) or folder (several images, or a name ending in /)")

@@ -372,6 +372,10 @@ def _model_name(task: str, row: dict) -> str:
     return f"the starter {task} model" if row["version"] == STARTER else f"{task} {row['version']}"
 
 
+def _say_now(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def run_models(args: argparse.Namespace) -> int:
     from faceparse.core.versions import activate, list_versions, rollback
 
@@ -389,11 +393,11 @@ def run_models(args: argparse.Namespace) -> int:
         if args.action == "activate":
             if not args.version:
                 raise CommandError("models activate needs a VERSION")
-            row = activate(store, task, args.version)
+            row = activate(store, task, args.version, announce=_say_now)
             print(f"{_model_name(task, row)} is now active")
             return 0
         if args.action == "rollback":
-            row = rollback(store, task, args.version)
+            row = rollback(store, task, args.version, announce=_say_now)
             print(f"rolled back: {_model_name(task, row)} is now active")
             return 0
         rows = list_versions(store, args.task)
@@ -537,7 +541,7 @@ def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
             row = resolve_version(store, task, spec)
             if row["version"] == STARTER:
                 notes: list[str] = []
-                scorer = starter_scorer(store.schema, task, notes=notes)
+                scorer = starter_scorer(store.schema, task, notes=notes, prefer=prefer)
                 for line in notes:
                     print(f"note: {line}", file=sys.stderr)
                 return scorer
