@@ -353,3 +353,26 @@ def test_pre_labeling_one_image_shows_where_it_really_ran(qtbot, tmp_path):
     panel.start_prelabel_image(window.ws.session.image_id)
     qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
     assert panel.device_label.text() == "CPU (last run: CPUExecutionProvider)"
+
+
+def test_activating_a_version_that_must_be_exported_first_says_so_while_it_waits(qtbot, tmp_path, monkeypatch):
+    from faceparse.core import versions
+
+    folder, window, panel = _window_with_a_model(qtbot, tmp_path)
+    with ProjectStore.open(folder) as store:
+        _add_version(store, "v0002", {"miou_no_bg": 0.3}, parent="v0001")
+        (store.models_dir / "parser" / "v0002" / "model.onnx").unlink()
+    release = threading.Event()
+
+    def slow_export(store, task, version, announce=None):
+        announce(f"{task} {version} has no usable ONNX file; exporting it from its checkpoint first")
+        assert release.wait(30)
+        foreground_model(store.models_dir / task / version / "model.onnx")
+    monkeypatch.setattr(versions, "ensure_onnx", slow_export)
+    panel.refresh_versions()
+    panel.versions.setCurrentItem(panel.versions.topLevelItem(0))
+    panel.activate_selected()
+    qtbot.waitUntil(lambda: "exporting it from its checkpoint first" in panel.retrain_phase.text(), timeout=10_000)
+    assert panel.retrain_phase.text().startswith("Parser v0002 has no usable ONNX file")
+    release.set()
+    qtbot.waitUntil(lambda: "v0002 is now the active parser model" in panel.retrain_phase.text(), timeout=10_000)

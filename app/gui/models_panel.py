@@ -705,11 +705,11 @@ class ModelsPanel(QWidget):
             return
         version = item.data(0, Qt.ItemDataRole.UserRole)
         store, task = self.store, self.task
-        self._change_active(lambda: activate(store, task, version))
+        self._change_active(lambda announce: activate(store, task, version, announce=announce))
 
     def roll_back(self) -> None:
         store, task = self.store, self.task
-        self._change_active(lambda: rollback(store, task))
+        self._change_active(lambda announce: rollback(store, task, announce=announce))
 
     def _change_active(self, change) -> None:
         """Activation may first export a version to ONNX, so it runs off the GUI thread; the buttons stay off
@@ -719,7 +719,13 @@ class ModelsPanel(QWidget):
         self.delete_button.setEnabled(False)
         self.rollback_button.setEnabled(False)
         self.retrain_button.setEnabled(False)
-        self.runner.start(lambda _r, _c: change(), self._activated, self._activation_failed)
+        self.runner.start(lambda report, _c: change(report), self._activated, self._activation_failed,
+                          self._activation_progress)
+
+    def _activation_progress(self, text: str) -> None:
+        """Said before a version is exported to ONNX on the way, the one part of activating that takes long."""
+        if not self._closed:
+            self.retrain_phase.setText(text[:1].upper() + text[1:])
 
     def _activation_failed(self, message: str) -> None:
         if self._closed:
