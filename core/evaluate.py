@@ -359,7 +359,7 @@ def evaluate(predictor: Predictor, samples: Sequence[tuple[np.ndarray, np.ndarra
         cm += confusion_matrix(target, labels, n, IGNORE_INDEX)
         if binary is not None:
             valid = target != IGNORE_INDEX
-            binary.add(np.where(valid, foreground, 0.0), np.where(valid, target == 1, False))
+            binary.add(foreground, target == 1, valid=valid)
         if progress is not None:
             progress(done, len(samples))
     metrics = scores_from_confusion(cm, classes)

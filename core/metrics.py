@@ -149,19 +149,34 @@ class BinaryScores:
     fbeta: list[float] = field(default_factory=list)
     smeasure: list[float] = field(default_factory=list)
     cm: np.ndarray = field(default_factory=lambda: np.zeros((2, 2), dtype=np.int64))
+    fbeta_empty: int = 0
+    smeasure_skipped: int = 0
 
-    def add(self, prob: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> None:
+    def add(self, prob: np.ndarray, gt: np.ndarray, threshold: float = 0.5, valid: np.ndarray | None = None) -> None:
+        """One image. `valid` marks the labelled pixels (ignored ones count nowhere); the S-measure needs the whole
+        map, so an image with ignored pixels is left out of it (`smeasure_skipped`). An image without a mask in its
+        truth has no Fβ (its precision and recall are undefined): it is left out of that mean (`fbeta_empty`)."""
         prob = np.clip(np.asarray(prob, dtype=np.float64), 0, 1)
         gt = np.asarray(gt).astype(bool)
+        valid = np.ones(gt.shape, bool) if valid is None else np.asarray(valid, bool)
+        if not valid.any():
+            return
         pred = prob >= threshold
-        self.cm += confusion_matrix(gt.astype(np.uint8), pred.astype(np.uint8), 2)
-        self.mae.append(float(np.abs(prob - gt).mean()))
-        tp = float((pred & gt).sum())
-        precision = tp / pred.sum() if pred.sum() else (1.0 if not gt.any() else 0.0)
-        recall = tp / gt.sum() if gt.sum() else 1.0
-        denom = self.beta2 * precision + recall
-        self.fbeta.append((1 + self.beta2) * precision * recall / denom if denom else 0.0)
-        self.smeasure.append(s_measure(prob, gt))
+        self.cm += confusion_matrix(np.where(valid, gt, 255).astype(np.uint8), pred.astype(np.uint8), 2, 255)
+        self.mae.append(float(np.abs(prob - gt)[valid].mean()))
+        pred_v, gt_v = pred & valid, gt & valid
+        if gt_v.any():
+            tp = float((pred_v & gt_v).sum())
+            precision = tp / pred_v.sum() if pred_v.sum() else 0.0
+            recall = tp / gt_v.sum()
+            denom = self.beta2 * precision + recall
+            self.fbeta.append((1 + self.beta2) * precision * recall / denom if denom else 0.0)
+        else:
+            self.fbeta_empty += 1
+        if valid.all():
+            self.smeasure.append(s_measure(prob, gt))
+        else:
+            self.smeasure_skipped += 1
 
     def summary(self) -> dict:
         tn, fp, fn, tp = self.cm.ravel().astype(np.float64)
@@ -177,4 +192,6 @@ class BinaryScores:
             "fbeta": float(np.mean(self.fbeta)) if self.fbeta else float("nan"),
             "smeasure": float(np.mean(self.smeasure)) if self.smeasure else float("nan"),
             "images": len(self.mae),
+            "fbeta_images_without_mask": self.fbeta_empty,
+            "smeasure_images_skipped": self.smeasure_skipped,
         }

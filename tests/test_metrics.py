@@ -210,9 +210,10 @@ def test_binary_scores_match_direct_counts():
         a, b, c, d = (pred & gt).sum(), (pred & ~gt).sum(), (~pred & gt).sum(), (~pred & ~gt).sum()
         tp, fp, fn, tn = tp + a, fp + b, fn + c, tn + d
         mae.append(np.abs(prob - gt).mean())
-        precision = a / (a + b) if a + b else (1.0 if not gt.any() else 0.0)
-        recall = a / (a + c) if a + c else 1.0
-        fbeta.append(1.3 * precision * recall / (0.3 * precision + recall) if precision + recall else 0.0)
+        if gt.any():  # a face without a mask has no F-beta
+            precision = a / (a + b) if a + b else 0.0
+            recall = a / (a + c)
+            fbeta.append(1.3 * precision * recall / (0.3 * precision + recall) if precision + recall else 0.0)
         sm.append(ref_s_measure(prob, gt))
     s = scores.summary()
     assert s["iou"] == pytest.approx(tp / (tp + fp + fn))
