@@ -428,11 +428,33 @@ class ImageListPanel(QWidget):
         """Show a record's new state. The open image joins a status filter it now matches (it was hidden while it
         did not), so what was just reviewed shows among the reviewed; rows are not dropped when they stop
         matching, so the list does not move under the annotator."""
-        self.model.update_record(record)
-        if (record.id == self._open_id and self.model.status in STATUSES and record.status == self.model.status
-                and self.model.row_of(record.id) is None):
+        self.update_records([record])
+
+    def update_records(self, records: list[ImageRecord]) -> None:
+        """`update_record` for many at once, with the counts read once (a whole table's count per row would
+        freeze the window for a folder of thousands)."""
+        for record in records:
+            self.model.update_record(record)
+        if any(record.id == self._open_id and self.model.status in STATUSES and record.status == self.model.status
+               and self.model.row_of(record.id) is None for record in records):
             self.reload()
             return
+        self._update_summary()
+
+    def refresh_visible_rows(self) -> None:
+        """Read the rows on screen again (a background job is changing images one by one); the rows keep their
+        places, and the counts are read once."""
+        view = self.view
+        first = view.indexAt(view.viewport().rect().topLeft()).row()
+        last = view.indexAt(view.viewport().rect().bottomLeft()).row()
+        if first < 0:
+            return
+        last = self.model.rowCount() - 1 if last < 0 else last
+        for row in range(first, last + 1):
+            record = self.model.record(row)
+            fresh = self.model.store.get(record.id) if record is not None else None
+            if fresh is not None and fresh != record:
+                self.model.update_record(fresh)
         self._update_summary()
 
     def set_unreadable(self, image_id: int, problem: str | None) -> None:

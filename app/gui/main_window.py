@@ -18,6 +18,7 @@ from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_f
 from faceparse.core.prelabel import is_imported
 from faceparse.core.schemas import builtin_schema_names
 from faceparse.core.store import DB_NAME, PROJECT_DIR_NAME, ProjectError, ProjectStore, why_not_indexed
+from faceparse.core.thumbnails import ThumbnailCache
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
@@ -105,9 +106,12 @@ def _chosen_row(ws: Workspace) -> int | None:
 
 def _fill_details(store: ProjectStore, cancel) -> bool:
     """Read sizes and hashes; True when some photo turned out broken or a renamed one was found again with its
-    masks, so the list must be drawn again."""
+    masks, so the list must be drawn again. Then the thumbnails of photos that were replaced, renamed or removed
+    go, so the thumbnail folder does not grow with every retouch."""
     before = store.count_errors(), store.count_missing()
     store.fill_details(progress=lambda *_: not cancel.is_set())
+    if not cancel.is_set() and not store.read_only:
+        ThumbnailCache(store).prune()
     return (store.count_errors(), store.count_missing()) != before
 
 
@@ -936,8 +940,7 @@ class MainWindow(QMainWindow):
     def _changed_masks_kept(self, ws: Workspace, result: KeptMasks) -> None:
         if ws is not self.ws:
             return
-        for record in result.kept:
-            ws.image_list.update_record(record)
+        ws.image_list.update_records(result.kept)
         scaled = {record.id for record in result.scaled}
         for image_id in scaled:
             ws.image_list.set_unreadable(image_id, None)

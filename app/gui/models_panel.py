@@ -9,6 +9,7 @@ be activated, rolled back or deleted here; the previous model stays active until
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +70,8 @@ from .workers import Task, TaskRunner
 
 INPUT_SIZES = (64, 128, 256, 384, 512)
 METRIC_TITLES = {"miou_no_bg": "val. mIoU", "miou": "val. mIoU", "iou": "val. IoU"}
+ARRIVALS_EVERY_S = 2.0
+"""How often a running pre-label job has the list's rows on screen and the open image read again."""
 VERSION_COLUMN, SCORE_COLUMN, CREATED_COLUMN, STATE_COLUMN = range(4)
 FRAMINGS = (("Automatic", None), ("Each face", FACES), ("Whole image", WHOLE_IMAGE))
 """The framing modes a project can be pre-labelled in, as the panel names them (None: chosen by the first run)."""
@@ -157,6 +160,7 @@ def run_summary(result: PrelabelResult) -> str:
 
 class ModelsPanel(QWidget):
     predictions_changed = Signal()  # masks were predicted (re-read the list and the open image)
+    predictions_arriving = Signal()  # a pre-label run is saving masks (every few seconds: refresh what is on screen)
     image_predicted = Signal(object)  # ImageRecord of a single pre-labelled image
     notice = Signal(str)  # what became of "pre-label this image", for the status bar: the panel may be hidden
     versions_changed = Signal()
@@ -166,6 +170,7 @@ class ModelsPanel(QWidget):
         self.setObjectName("modelsPanel")
         self.store = store
         self.runner = runner
+        self._last_arrival = 0.0
         self.task = task_for_schema(store.schema)
         self.recipe = get_recipe(self.task)
         self.predictors = PredictorCache()
@@ -438,6 +443,10 @@ class ModelsPanel(QWidget):
         eta = "" if progress.eta_seconds is None else f", {progress.eta_seconds:.0f} s left"
         self.prelabel_status.setText(f"{progress.done:,} of {progress.total:,} images, "
                                      f"{progress.images_per_second:.1f}/s{eta}")
+        now = time.monotonic()
+        if progress.done and now - self._last_arrival >= ARRIVALS_EVERY_S:
+            self._last_arrival = now
+            self.predictions_arriving.emit()
 
     def _all_done(self, result: PrelabelResult) -> None:
         if self._closed:
@@ -461,6 +470,7 @@ class ModelsPanel(QWidget):
         self.prelabel_status.setText(f"Pre-labelling failed: {message}")
         self.notice.emit(self.prelabel_status.text())
         self.show_framing()
+        self.predictions_changed.emit()  # a run stopped part way has saved masks before it
 
     def cancel_prelabel(self) -> None:
         if self.prelabel_task is not None:

@@ -29,6 +29,10 @@ def _to_qimage(rgb: np.ndarray, side: int) -> QImage:
     return image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
 
 
+def _photo_key(record: ImageRecord) -> tuple:
+    return record.id, record.relpath, record.size_bytes, record.mtime_ns
+
+
 class _Drain(QRunnable):
     def __init__(self, loader: ThumbnailLoader):
         super().__init__()
@@ -52,16 +56,18 @@ class ThumbnailLoader(QObject):
         self.pool.setMaxThreadCount(1)
         self._lock = threading.Lock()
         self._pending: OrderedDict[int, ImageRecord] = OrderedDict()
-        self._images: OrderedDict[int, QImage] = OrderedDict()
+        self._images: OrderedDict[tuple, QImage] = OrderedDict()
+        """By the photo as its record describes it, so a photo replaced on disk (rescanned) is drawn anew."""
         self._running = False
         self._stopped = False
 
     def get(self, record: ImageRecord) -> QImage | None:
         """The thumbnail if it is ready (a null QImage for a file that cannot be read), else None and a request."""
+        key = _photo_key(record)
         with self._lock:
-            image = self._images.get(record.id)
+            image = self._images.get(key)
             if image is not None:
-                self._images.move_to_end(record.id)
+                self._images.move_to_end(key)
                 return image
             if self._stopped:
                 return None
@@ -76,7 +82,8 @@ class ThumbnailLoader(QObject):
 
     def forget(self, image_id: int) -> None:
         with self._lock:
-            self._images.pop(image_id, None)
+            for key in [key for key in self._images if key[0] == image_id]:
+                del self._images[key]
 
     def _drain(self) -> None:
         while True:
@@ -95,7 +102,7 @@ class ThumbnailLoader(QObject):
             except OSError:
                 image = FAILED
             with self._lock:
-                self._images[image_id] = image
+                self._images[_photo_key(record)] = image
                 while len(self._images) > MAX_CACHED:
                     self._images.popitem(last=False)
             self.ready.emit(image_id)

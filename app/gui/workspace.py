@@ -49,7 +49,20 @@ class Workspace(QObject):
         self.image_list.image_chosen.connect(self.session.load)
         self.session.record_updated.connect(self.image_list.update_record)
         self.session.mask_unreadable.connect(self.image_list.set_unreadable)
-        self.session.loaded.connect(lambda record: self.image_list.set_unreadable(record.id, None))
+        self.session.loaded.connect(self._image_loaded)
+        self.models.predictions_arriving.connect(self._predictions_arriving)
+
+    def _image_loaded(self, record) -> None:
+        """The open image's row shows what the editor found (a background job may have predicted it since the list
+        was read)."""
+        self.image_list.set_unreadable(record.id, None)
+        self.image_list.model.update_record(record)
+
+    def _predictions_arriving(self) -> None:
+        if self._closed:
+            return
+        self.image_list.refresh_visible_rows()
+        self.session.reload_prediction()
 
     def _predictions_changed(self) -> None:
         if self._closed:
