@@ -120,3 +120,22 @@ def test_keeping_many_changed_photos_masks_reads_the_counts_once(qtbot, tmp_path
     monkeypatch.setattr(panel.model.store, "counts", lambda *a, **k: calls.append(1) or real(*a, **k))
     panel.update_records([panel.model.record(row) for row in range(3)])
     assert len(calls) == 1
+
+
+def test_a_background_reload_leaves_the_list_scrolled_where_it_was(qtbot, tmp_path):
+    from PySide6.QtWidgets import QAbstractItemView
+
+    folder = make_project(tmp_path / "faces", count=40, size=32, predicted=False)
+    window = open_window(qtbot, folder, tmp_path)
+    panel = window.ws.image_list
+    view = panel.view
+    open_id = window.ws.session.image_id
+    def top_record():
+        return panel.model.record(view.indexAt(view.viewport().rect().topLeft()).row())
+
+    view.scrollTo(panel.model.index(25), QAbstractItemView.ScrollHint.PositionAtTop)
+    top = top_record()
+    assert top is not None and top.id != open_id
+    panel.reload()
+    assert top_record().id == top.id
+    assert panel.model.record(view.currentIndex().row()).id == open_id  # still highlighted, just not scrolled to

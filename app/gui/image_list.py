@@ -334,13 +334,13 @@ class ImageListPanel(QWidget):
         self.model.set_query(self.status_filter.currentData(), self.order.currentData())
         self._reselect_open_image()
 
-    def _reselect_open_image(self) -> None:
+    def _reselect_open_image(self, scroll: bool = True) -> None:
         """A reset of the model drops the highlight. The open image is highlighted again wherever it now stands,
         pages loaded down to it, so the list keeps showing where the user is even after a filter that hid it is
         lifted or a new order moves it past the first page."""
         row = None if self._open_id is None else self.model.load_until(self._open_id)
         if row is not None:
-            self.select_row(row, emit=False)
+            self.select_row(row, emit=False, scroll=scroll)
         self.listing_changed.emit()
 
     def _update_summary(self) -> None:
@@ -368,14 +368,15 @@ class ImageListPanel(QWidget):
         record = self.model.record(self.view.currentIndex().row())
         return None if record is None else record.id
 
-    def select_row(self, row: int, emit: bool = True) -> bool:
+    def select_row(self, row: int, emit: bool = True, scroll: bool = True) -> bool:
         if row < 0 or not self.model.ensure_row(row):
             return False
         self._quiet = not emit
         try:
             index = self.model.index(row)
             self.view.setCurrentIndex(index)
-            self.view.scrollTo(index)
+            if scroll:
+                self.view.scrollTo(index)
         finally:
             self._quiet = False
         return True
@@ -461,7 +462,18 @@ class ImageListPanel(QWidget):
         self.model.set_unreadable(image_id, problem)
 
     def reload(self) -> None:
-        """Re-read the index (after a job changed many images), keeping the open image selected."""
+        """Re-read the index (after a job changed many images), keeping the open image selected and the list
+        scrolled where the user left it: the row that was at the top stays at the top when it is still listed."""
+        top = self._top_record_id()
         self.model.reload()
         self._update_summary()
-        self._reselect_open_image()
+        self._reselect_open_image(scroll=top is None)
+        row = None if top is None else self.model.load_until(top)
+        if row is not None:
+            self.view.scrollTo(self.model.index(row), QAbstractItemView.ScrollHint.PositionAtTop)
+        elif top is not None and self.view.currentIndex().isValid():
+            self.view.scrollTo(self.view.currentIndex())
+
+    def _top_record_id(self) -> int | None:
+        record = self.model.record(self.view.indexAt(self.view.viewport().rect().topLeft()).row())
+        return None if record is None else record.id
