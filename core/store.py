@@ -277,6 +277,14 @@ few): enough for a folder reorganised by hand, and a bounded cost when many same
 _ADDED_COLUMNS = (("images", "predicted_with"), ("images", "labeled_hash"), ("jobs", "host"),
                   ("images", "hash_before"), ("images", "mask_source"))
 _ADDED_TABLES = {"face_boxes": _FACE_BOXES_SQL}
+_ADDED_INDEXES = {
+    "images_by_uncertainty": "CREATE INDEX IF NOT EXISTS images_by_uncertainty ON images(missing, "
+                             f"{', '.join(_ORDER_KEYS['uncertainty'])})",
+    "images_by_effort": f"CREATE INDEX IF NOT EXISTS images_by_effort ON images(missing, {', '.join(_ORDER_KEYS['effort'])})",
+    "images_by_status": "CREATE INDEX IF NOT EXISTS images_by_status ON images(missing, status)",
+}
+"""Indexes that keep the list's other orders and its counts fast in a folder of 100,000 photos; made when a project
+is opened, since projects made before them lack them."""
 
 
 def _order_key_values(record: ImageRecord, order_by: str) -> list[Any]:
@@ -570,7 +578,7 @@ class ProjectStore:
             for sub in ("masks/predicted", "masks/corrected", "models"):
                 (store.dir / sub).mkdir(parents=True, exist_ok=True)
             with store._write() as c:
-                for statement in _SCHEMA_SQL.split(";"):
+                for statement in [*_SCHEMA_SQL.split(";"), *_ADDED_INDEXES.values()]:
                     if statement.strip():
                         c.execute(statement)
                 meta = {"format_version": str(FORMAT_VERSION), "schema": label_schema.to_json(),
@@ -706,10 +714,11 @@ class ProjectStore:
                                        f"{error}") from None
 
     def _add_missing_tables(self) -> None:
-        """Tables added after a project was created, made when it is opened (an older version of the application
-        leaves them alone); another process may make the same table at the same moment."""
-        have = {row[0] for row in self._conn().execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        for name, sql in _ADDED_TABLES.items():
+        """Tables and indexes added after a project was created, made when it is opened (an older version of the
+        application leaves them alone); another process may make the same table at the same moment."""
+        have = {row[0] for row in self._conn().execute("SELECT name FROM sqlite_master WHERE type IN ('table', "
+                                                       "'index')")}
+        for name, sql in {**_ADDED_TABLES, **_ADDED_INDEXES}.items():
             if name in have or self.read_only:
                 continue
             try:
