@@ -255,12 +255,14 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def near_edges(target: torch.Tensor, radius: int) -> torch.Tensor:
-    """Pixels within `radius` of a change of label: where thin parts (brows, eyes, lips, ears) are won or lost."""
+    """Labelled pixels within `radius` of a change of label: where thin parts (brows, eyes, lips, ears) are won or
+    lost. The ignored fill that augmentation leaves at the border is no label, so its edge is not one."""
+    valid = (target != IGNORE).unsqueeze(1)
     y = target.float().unsqueeze(1)
     k = 2 * radius + 1
-    high = F.max_pool2d(y, k, stride=1, padding=radius)
-    low = -F.max_pool2d(-y, k, stride=1, padding=radius)
-    return (high != low).squeeze(1)
+    high = F.max_pool2d(torch.where(valid, y, -math.inf), k, stride=1, padding=radius)
+    low = -F.max_pool2d(torch.where(valid, -y, -math.inf), k, stride=1, padding=radius)
+    return (valid & (high != low)).squeeze(1)
 
 
 def edge_weighted_ce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, edge_weight: float,

@@ -22,6 +22,16 @@ def test_near_edges_marks_a_band_on_both_sides_of_a_label_change():
     assert band.all(dim=1).equal(band.any(dim=1))
 
 
+def test_the_ignored_fill_at_the_border_is_not_a_label_edge():
+    target = torch.full((1, 8, 12), 3, dtype=torch.long)
+    target[0, :, :2] = recipe.IGNORE  # what a shift leaves at the border
+    assert not recipe.near_edges(target, radius=2).any()
+    target[0, :, 8:] = 5
+    band = recipe.near_edges(target, radius=2)
+    assert band[0, 0].tolist() == [False] * 6 + [True] * 4 + [False] * 2
+    assert not band[0, :, :2].any()
+
+
 def test_without_edge_weight_the_loss_is_the_class_weighted_cross_entropy():
     torch.manual_seed(0)
     logits = torch.randn(2, 5, 16, 16)
