@@ -171,6 +171,11 @@ def _ambiguous(records) -> str:
     return f"matches several project images ({', '.join(paths[:4])}{more})"
 
 
+def _folded_name(name: str) -> str:
+    """A class name as a person may have typed it in another tool: any case, spaces around it or doubled."""
+    return " ".join(name.split()).casefold()
+
+
 class ClassMapper:
     """Index tables from a dataset's class names to the project's class indices, cached per class list."""
 
@@ -180,7 +185,7 @@ class ClassMapper:
         if (dataset_schema is not None and dataset_schema.name != project.name
                 and project.name in dataset_schema.mappings):
             self.via = (dataset_schema, dataset_schema.mapping_lut(project.name))
-        self._folded = {c.casefold(): i for i, c in enumerate(project.classes)}
+        self._folded = {_folded_name(c): i for i, c in enumerate(project.classes)}
         self._tables: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     def target(self, name: str) -> int | None:
@@ -190,9 +195,9 @@ class ClassMapper:
                 return int(lut[schema.classes.index(name)])
         if name in self.project.classes:
             return self.project.classes.index(name)
-        if name.casefold() in BACKGROUND_ALIASES:
+        if _folded_name(name) in BACKGROUND_ALIASES:
             return 0
-        return self._folded.get(name.casefold())
+        return self._folded.get(_folded_name(name))
 
     def reached(self) -> set[int]:
         """The project's classes the labels read so far can hold: through the class names they used (a format

@@ -121,6 +121,17 @@ class LabelSet:
     """What was left out without refusing it (box-only annotations, landmark points), so the user learns of it."""
 
 
+def empty_label_notes(source: Path, names: Sequence[str], why: str) -> list[str]:
+    """Images a dataset lists with no label at all come in as all background (an export of a face-free mask reads
+    so), which a tool that lists every frame, labelled or not, did not mean: the report names them."""
+    if not names:
+        return []
+    examples = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    count = len(names)
+    return [f"{source}: {count} image{'s' if count != 1 else ''} with {why} come{'s' if count == 1 else ''} in as "
+            f"all background; take {'them' if count != 1 else 'it'} out of the dataset first if {'they were' if count != 1 else 'it was'} never labelled: {examples}"]
+
+
 def strip_split(parts: Sequence[str]) -> list[str]:
     """Path parts without a leading train/val/test folder: labels are matched to images by the rest."""
     parts = list(parts)

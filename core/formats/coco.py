@@ -42,6 +42,7 @@ from faceparse.core.formats.base import (
     LabelItem,
     LabelSet,
     copy_image,
+    empty_label_notes,
     visible_files,
 )
 from faceparse.core.formats.polygons import bridged, mask_regions, padded
@@ -344,6 +345,9 @@ def _read_file(path: Path, found: LabelSet) -> None:
     only_boxed = [image_id for image_id in images if image_id in boxed and image_id not in by_image]
     found.notes += _box_only_notes(path, box_only, [images[i]["file_name"] for i in only_boxed])
     classes = ("background", *(cat["name"] for cat in _named_categories(data["categories"])))
+    bare = [image["file_name"] for image_id, image in images.items() if image_id not in by_image
+            and image_id not in only_boxed]
+    found.notes += empty_label_notes(path, bare, "no annotations")
     for image_id, image in images.items():
         if image_id in only_boxed:
             continue

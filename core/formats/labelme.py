@@ -11,8 +11,9 @@ component not touching the image border) is written the same way, as a region la
 LabelMe's own converters keep for class 0, whatever the schema calls it), with its own holes. The boundaries are pixel coordinates of the region's border pixels (x, y),
 as OpenCV traces them, and shapes are written largest outer area first.
 
-Reading back (this importer): the shapes of one (label, group_id) are one region, the outer shapes united and the
-hole interiors removed; regions are painted in file order, which gives back the mask exactly. Readers that ignore
+Reading back (this importer): the shapes of one (label, group_id) that holds a hole shape are one region, the outer
+shapes united and the hole interiors removed; every other shape is a region of its own, as LabelMe paints it;
+regions are painted in file order, which gives back the mask exactly. Readers that ignore
 the hole flag and paint every shape in file order (LabelMe's own label export, cv2.fillPoly or PIL's polygon fill
 of each shape) get the mask back too: a hole shape repaints its hole with the region's class, but whatever lies in
 the hole, background included, is a smaller region and is painted after it. The exception is two regions of
@@ -233,6 +234,16 @@ def _group_key(shape: dict, path: Path, number: int) -> tuple:
     return (shape["label"], group_id) if group_id is not None else ("", number)
 
 
+def _groups_with_holes(shapes: list) -> set[tuple]:
+    """The groups that hold a hole shape: only those are one region with holes, painted where the group starts.
+    LabelMe itself uses group_id for parts of one object and paints every shape in file order, so the shapes of
+    any other group keep their own places."""
+    return {(shape["label"], shape["group_id"]) for shape in shapes
+            if isinstance(shape, dict) and shape.get("group_id") is not None and isinstance(shape.get("label"), str)
+            and isinstance(shape.get("flags"), dict) and shape["flags"].get(HOLE_FLAG)
+            and isinstance(shape["group_id"], int | str) and not isinstance(shape["group_id"], bool)}
+
+
 def _is_hole(shape: dict, path: Path, number: int) -> bool:
     flags = shape.get("flags") or {}
     is_hole = isinstance(flags, dict) and bool(flags.get(HOLE_FLAG))
@@ -247,6 +258,7 @@ def _parse(path: Path) -> tuple[dict, list[_Region], Counter]:
     document = _read_document(path)
     groups: dict[tuple, _Region] = {}
     left_out: Counter = Counter()
+    with_holes = _groups_with_holes(document["shapes"])
     for number, shape in enumerate(document["shapes"]):
         if not isinstance(shape, dict) or not isinstance(shape.get("label"), str) or not shape["label"]:
             raise LabelFormatError(path, f"shape {number} has no label")
@@ -257,7 +269,8 @@ def _parse(path: Path) -> tuple[dict, list[_Region], Counter]:
         if kind not in SHAPE_TYPES:
             raise LabelFormatError(path, f"shape {number} ({shape['label']!r}) is a {kind!r}; only "
                                          f"{', '.join(SHAPE_TYPES)} shapes describe areas")
-        region = groups.setdefault(_group_key(shape, path, number), _Region(shape["label"]))
+        key = _group_key(shape, path, number)
+        region = groups.setdefault(key if key in with_holes else ("", number), _Region(shape["label"]))
         if kind == MASK_SHAPE:
             region.patches.append(_patch(shape, path, number))
         elif _is_hole(shape, path, number):

@@ -40,6 +40,7 @@ from faceparse.core.formats.base import (
     LabelItem,
     LabelSet,
     copy_image,
+    empty_label_notes,
     relative_name,
     visible_files,
 )
@@ -261,12 +262,21 @@ def parse_lines(path: Path, class_count: int) -> list[tuple[int, np.ndarray]]:
     return shapes
 
 
+def _polygon_area(points: np.ndarray) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
 def _loader(path: Path, class_count: int):
+    """Shapes are painted largest first, as Ultralytics overlaps a label file's masks, so an eye listed before the
+    face around it stays on top of it (ties keep the file's order, so this project's own exports, written largest
+    first, come back as written)."""
     def load(size: tuple[int, int]) -> np.ndarray:
         height, width = size
         mask = np.zeros(size, np.uint8)
-        for k, points in parse_lines(path, class_count):
-            fill_polygons(mask, [points * (width, height)], k + 1)
+        shapes = [(k, points * (width, height)) for k, points in parse_lines(path, class_count)]
+        for k, points in sorted(shapes, key=lambda shape: -_polygon_area(shape[1])):
+            fill_polygons(mask, [points], k + 1)
         return mask
     return load
 
@@ -293,12 +303,15 @@ def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
         found.problems.append(f"no YOLO label files found in {source} (expected labels/<split>/<name>.txt, or "
                               "<split>/labels/<name>.txt as Roboflow writes them)")
     classes = ("background", *names)
+    empty = []
     for path, folder in files:
         try:
-            parse_lines(path, len(names))
+            if not parse_lines(path, len(names)):
+                empty.append(path.relative_to(source).as_posix())
         except LabelFormatError as e:
             found.problems.append(str(e))
             continue
         found.items.append(LabelItem(project_name(relative_name(path, folder)), str(path), classes,
                                      _loader(path, len(names))))
+    found.notes += empty_label_notes(source, empty, "an empty label file")
     return found
