@@ -232,6 +232,9 @@ class _Planned:
     lut: np.ndarray
     mask: np.ndarray | None
     scale_masks: bool = False
+    corrected_seen: tuple[int, int] | None = None
+    """The corrected mask file as the check saw it ((time, size), None when there was none)."""
+    overwrite: bool = False
 
 
 def _schema_notes(source: Path, fmt: DatasetFormat, dataset: LabelSchema | None, project: LabelSchema,
@@ -419,7 +422,7 @@ class _Checker:
         keep = self.cached + mask.nbytes <= CACHE_BYTES
         self.cached += mask.nbytes if keep else 0
         return _Planned(rec, item, size, self.mapper.table(item.classes)[0], mask if keep else None,
-                        self.scale_masks)
+                        self.scale_masks, _file_seen(self.store.mask_path("corrected", rec.id)), self.overwrite)
 
     def _mapped(self, item: LabelItem, raw: np.ndarray) -> np.ndarray | None:
         present = np.flatnonzero(np.bincount(raw.ravel(), minlength=256))
@@ -551,7 +554,29 @@ def _taken_back(rollback: MaskRollback, report: ImportReport, planned_count: int
                         f"{failure}; nothing was imported (the {written} masks written before it were taken back)")
 
 
+def _file_seen(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _checked_meanwhile(store: ProjectStore, planned: _Planned) -> bool:
+    """Whether someone corrected or reviewed the image (in the studio, or another program) after the check let this
+    import replace its mask: that newer work is not replaced without `overwrite` either."""
+    now = store.get(planned.rec.id)
+    if now is None:
+        return False
+    newly_checked = now.status in ("corrected", "reviewed") and now.status != planned.rec.status
+    return newly_checked or _file_seen(store.mask_path("corrected", now.id)) != planned.corrected_seen
+
+
 def _write_one(store: ProjectStore, planned: _Planned, report: ImportReport, model_version: str) -> None:
+    if report.kind == "corrected" and not planned.overwrite and _checked_meanwhile(store, planned):
+        report.notes.append(f"{planned.rec.relpath} left out: it was corrected or reviewed while the import ran; "
+                            "import again with --overwrite to replace it")
+        return
     try:
         mask = planned.mask if planned.mask is not None else \
             planned.lut[_load_label(planned.item, planned.size, planned.scale_masks)]

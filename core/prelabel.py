@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -279,8 +280,10 @@ class _Run:
 
     def __init__(self, store: ProjectStore, job_id: int, result: PrelabelResult, lut: np.ndarray | None,
                  settings: str, relpaths: dict[int, str],
-                 progress_callback: Callable[[PrelabelProgress], None] | None, cancel_event: threading.Event | None):
+                 progress_callback: Callable[[PrelabelProgress], None] | None, cancel_event: threading.Event | None,
+                 keep_imported: bool = True):
         self.store = store
+        self.keep_imported = keep_imported
         self.job_id = job_id
         self.result = result
         self.lut = lut
@@ -297,6 +300,10 @@ class _Run:
     def on_result(self, image_id: int, prediction: ImagePrediction) -> None:
         result = self.result
         mask = prediction.mask if self.lut is None else self.lut[prediction.mask]
+        if self.keep_imported and self._imported_meanwhile(image_id):
+            with self.lock:
+                result.skipped_imported += 1
+            return
         try:
             self.store.save_predicted(image_id, mask, result.model_id, prediction.uncertainty, self.settings)
         except MaskError as error:  # about this photo and its mask, not the disk: no reason to stop the run
@@ -310,6 +317,15 @@ class _Run:
             result.predicted += 1
             if prediction.whole_image and result.mode == FACES:
                 result.whole_image_fallbacks += 1
+
+    def _imported_meanwhile(self, image_id: int) -> bool:
+        """A prediction another process imported after this run made its plan is kept, as the plan would have
+        kept it (a person's mask is kept by `save_predicted` itself)."""
+        try:
+            rec = self.store.get(image_id)
+        except (ProjectError, sqlite3.Error):
+            return False
+        return rec is not None and is_imported(rec) and self.store.mask_path("predicted", image_id).is_file()
 
     def on_save_failure(self, image_id: int, error: Exception) -> None:
         """Counted against this run, not the photo; stops the run when saving keeps failing."""
@@ -574,7 +590,7 @@ class PrelabelJob:
         todo = self.plan(resolved.model_id, result, settings)
         result.total = len(todo)
         run = _Run(store, job_id, result, lut, settings, {rec.id: rec.relpath for rec in todo}, progress_callback,
-                   cancel_event)
+                   cancel_event, keep_imported=not self.redo)
         pipeline = PredictionPipeline(predictor, self._framing(result.mode), readers=self.readers,
                                       uncertainty=self.uncertainty)
         run.report(force=True)
