@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,8 @@ class MaskRollback:
 
 
 def _keep_file(path: Path) -> Path | None:
-    kept = path.with_name(f".{path.stem}.kept.tmp{path.suffix}")
-    kept.unlink(missing_ok=True)
+    """A name of its own (two imports into one project each keep their own copy, and neither removes the other's)."""
+    kept = path.with_name(f".{path.stem}.kept-{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
     try:
         os.link(path, kept)
     except FileNotFoundError:

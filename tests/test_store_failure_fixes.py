@@ -51,6 +51,23 @@ def test_an_imports_kept_mask_survives_a_clean_up_by_another_open(tmp_path):
         assert np.array_equal(store.corrected_mask(image_id), original)
 
 
+def test_two_imports_keeping_one_image_each_restore_their_own_mask(tmp_path):
+    folder = make_project(tmp_path / "faces")
+    with ProjectStore.open(folder) as store:
+        image_id = store.images()[0].id
+        first_seen = mask_of((40, 30), 1)
+        store.save_corrected(image_id, first_seen)
+        first = MaskRollback(store)
+        first.keep(image_id)
+        store.save_corrected(image_id, mask_of((40, 30), 2))
+        second = MaskRollback(store)  # a second import started meanwhile, in a terminal
+        second.keep(image_id)
+        second.discard()  # its saves went through: it forgets its own copy, and only that
+        first.restore()
+        assert np.array_equal(store.corrected_mask(image_id), first_seen)
+        assert not [p for p in store.mask_path("corrected", image_id).parent.iterdir() if ".kept" in p.name]
+
+
 def replace_photo(path, size):
     Image.fromarray(np.full((size[1], size[0], 3), 90, np.uint8)).save(path)
     stamp = time.time() + 5
