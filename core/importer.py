@@ -104,7 +104,9 @@ class ImportStopped(ImportFailed):
 
 class ImageIndex:
     """Finds the project image a label belongs to: by its exact relative path, then by relative path without
-    extension, by a flat layout's `folder__name`, case-insensitively, and last by a unique file stem.
+    extension, by a flat layout's `folder__name`, case-insensitively, and last by the longest run of trailing
+    folders and file stem that names one image: another tool's `data/images/sub/x.jpg` (or `C:\\data\\sub\\x.jpg`,
+    written on Windows) is the project's `sub/x.jpg`, even beside an `other/x.jpg`.
 
     Two project images that one label could name (`x.jpg` and `x.png` for a mask `x.png` of an index-mask layout)
     make the label ambiguous: it is refused with both names rather than given to whichever came last. A name is
@@ -115,7 +117,7 @@ class ImageIndex:
         self.by_relpath: dict[str, ImageRecord] = {}
         self.by_path: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_folded: dict[str, list[ImageRecord]] = defaultdict(list)
-        self.by_stem: dict[str, list[ImageRecord]] = defaultdict(list)
+        self.by_tail: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_flat: dict[str, list[ImageRecord]] = defaultdict(list)
         for rec in records:
             relpath = _nfc(rec.relpath)
@@ -123,7 +125,8 @@ class ImageIndex:
             self.by_relpath[relpath] = rec
             self.by_path[stripped].append(rec)
             self.by_folded[stripped.casefold()].append(rec)
-            self.by_stem[PurePosixPath(stripped).name].append(rec)
+            for tail in _tails(stripped):
+                self.by_tail[tail].append(rec)
             self.by_flat[stripped.replace("/", "__")].append(rec)
 
     def match(self, name: str) -> tuple[ImageRecord | None, str]:
@@ -131,6 +134,12 @@ class ImageIndex:
         taken as given first (a photo may be called `IMG_1.jpg.png`), and only when that finds nothing without its
         image extension."""
         name = _nfc(name)
+        rec, why = self._match_named(name)
+        if rec is None and why == _NO_IMAGE and "\\" in name:  # a path written on Windows
+            return self._match_named(name.replace("\\", "/"))
+        return rec, why
+
+    def _match_named(self, name: str) -> tuple[ImageRecord | None, str]:
         if name in self.by_relpath:
             return self.by_relpath[name], ""
         rec, why = self._match_stripped(name)
@@ -150,15 +159,22 @@ class ImageIndex:
                 if len(found) > 1:
                     return None, _ambiguous(found)
         for candidate in candidates:
-            same_stem = self.by_stem.get(PurePosixPath(candidate).name, [])
-            if len(same_stem) == 1:
-                return same_stem[0], ""
-            if len(same_stem) > 1:
-                return None, _ambiguous(same_stem) + "; give it their folder"
+            for tail in _tails(candidate):
+                same_tail = self.by_tail.get(tail, [])
+                if len(same_tail) == 1:
+                    return same_tail[0], ""
+                if len(same_tail) > 1:
+                    return None, _ambiguous(same_tail) + "; give it their folder"
         return None, _NO_IMAGE
 
 
 _NO_IMAGE = "no image in the project has this path or name"
+
+
+def _tails(path: str) -> list[str]:
+    """`a/b/c`, `b/c`, `c`: the path without its leading folders, longest first."""
+    parts = [p for p in PurePosixPath(path).parts if p not in ("/", ".", "..")]
+    return ["/".join(parts[i:]) for i in range(len(parts))]
 
 
 def _nfc(name: str) -> str:

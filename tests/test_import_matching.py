@@ -64,6 +64,22 @@ def test_a_flat_name_that_is_also_a_top_level_name_is_taken_as_written():
     assert ImageIndex(records(["a/b.png"])).match("a__b")[0].relpath == "a/b.png"
 
 
+def test_another_tools_longer_path_matches_by_the_trailing_folders_that_name_one_photo():
+    index = ImageIndex(records(["sub/x.jpg", "other/x.jpg", "p/deep/y.png", "q/flat/y.png"]))
+    assert index.match("dataset/images/sub/x.jpg")[0].relpath == "sub/x.jpg"
+    assert index.match("/home/ann/data/other/x.jpg")[0].relpath == "other/x.jpg"
+    assert index.match("deep/y")[0].relpath == "p/deep/y.png"
+    rec, why = index.match("images/x.jpg")
+    assert rec is None and "sub/x.jpg" in why and "other/x.jpg" in why and "give it their folder" in why
+
+
+def test_a_path_written_on_windows_matches_its_photo():
+    index = ImageIndex(records(["sub/x.jpg", "other/x.jpg"]))
+    assert index.match("C:\\data\\images\\sub\\x.jpg")[0].relpath == "sub/x.jpg"
+    assert index.match("other\\x.jpg")[0].relpath == "other/x.jpg"
+    assert ImageIndex(records(["a\\b.png"])).match("a\\b.png")[0].relpath == "a\\b.png"  # a Linux name with a backslash
+
+
 def test_names_match_across_unicode_normal_forms():
     decomposed = unicodedata.normalize("NFD", "café.png")
     index = ImageIndex(records([decomposed]))
