@@ -22,7 +22,7 @@ from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectSt
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from .canvas import Canvas
-from .image_cache import PrefetchCache, read_bundle
+from .image_cache import PrefetchCache, Stamp, mask_stamps, read_bundle
 from .image_histories import ImageHistories
 from .undo import BoundedUndoStack, ReviewCommand, UnreviewCommand
 from .workers import SerialWriter
@@ -67,6 +67,9 @@ class AnnotationSession(QObject):
         mask (Ctrl+S, closing) marks them reviewed too, so the approval is not lost with the failure."""
         self._photos_seen: dict[int, tuple[int, int] | None] = {}
         """Each opened image's photo file as it was read (see `ImageBundle.photo_seen`)."""
+        self._corrected_seen: dict[int, Stamp] = {}
+        """Each opened image's corrected mask file as last read or written here (None: there was none), to tell
+        a mask another program wrote since then."""
         self._autosave = QTimer(self)
         self._autosave.setSingleShot(True)
         self._autosave.setInterval(autosave_ms)
@@ -129,10 +132,13 @@ class AnnotationSession(QObject):
             return self._open_failed(str(e))
         record, shape, prediction = bundle.record, bundle.shape, bundle.predicted
         self._photos_seen[image_id] = bundle.photo_seen
+        failed_save = self._unsaved_snapshot(image_id, bundle.shape)
+        with self._pending_lock:
+            if failed_save is None or image_id not in self._corrected_seen:  # else still unsaved over the other's
+                self._corrected_seen[image_id] = bundle.stamps[0]
         stale_prediction = prediction is not None and prediction.shape != shape
         if stale_prediction:  # made on an earlier photo of another size: only a model's guess, nothing to keep
             prediction = None
-        failed_save = self._unsaved_snapshot(image_id, shape)
         mask = bundle.corrected if bundle.corrected is not None else prediction
         if failed_save is not None:
             mask = failed_save
@@ -239,14 +245,15 @@ class AnnotationSession(QObject):
 
     # --- saving ------------------------------------------------------------------------------------------------
 
-    def save(self, force: bool = False, approving: bool = False) -> bool:
+    def save(self, force: bool = False, approving: bool = False, over_changes: bool = False) -> bool:
         """Queue a snapshot of the working mask for writing; True if one was queued.
 
         A stroke whose button is still held is not an edit yet: the save waits for it (the autosave is started
         again), so what is written is always a state of the undo history. Edits undone back to the mask the image
         opened with (before anyone corrected it) take the correction back instead of saving it: a slip that was
         autosaved and then undone must not leave a "corrected" image. A forced or approving save writes it, and so
-        does one while an acceptance of the prediction is in effect (it is a correction whatever its pixels)."""
+        does one while an acceptance of the prediction is in effect (it is a correction whatever its pixels).
+        `over_changes`: a save the person asked for, which writes over a mask another program saved meanwhile."""
         self._autosave.stop()
         if self.editor is None or self.record is None or not (force or self.modified) or self.store.read_only:
             return False
@@ -259,21 +266,28 @@ class AnnotationSession(QObject):
         if not keep and self._untouched is not None and np.array_equal(snapshot, self._untouched):
             self._queue_discard(self.record.id, snapshot)
         else:
-            self._queue_write(self.record.id, snapshot)
+            self._queue_write(self.record.id, snapshot, over_changes)
         return True
 
     def save_all(self) -> None:
         """Save the open image and try every earlier write that failed again (Ctrl+S after freeing space); the open
-        image's save goes first, so a failed write of it is not tried again over its newer mask."""
-        self.save()
+        image's save goes first, so a failed write of it is not tried again over its newer mask. Asked for, it
+        writes over masks another program saved meanwhile (the person was told, see `_refuse_if_changed_elsewhere`)."""
+        self.save(over_changes=True)
         self.retry_unsaved()
 
-    def _queue_write(self, image_id: int, snapshot: np.ndarray) -> None:
+    def _queue_write(self, image_id: int, snapshot: np.ndarray, over_changes: bool = False) -> None:
+        """`over_changes`: write even over a mask another program saved since the image opened (Ctrl+S after
+        being told so)."""
         seen = self._photos_seen.get(image_id)
         reviewed_late: list[bool] = []
+        name = self.unsaved_name(image_id)
 
         def save_and_review() -> None:
+            if not over_changes:
+                self._refuse_if_changed_elsewhere(image_id, name)
             self.store.save_corrected(image_id, snapshot, photo_seen=seen)
+            self._note_own_write(image_id)
             with self._pending_lock:
                 approved = self._reviews_unsaved.pop(image_id, None)
             if approved is not None and np.array_equal(approved, snapshot):
@@ -292,7 +306,14 @@ class AnnotationSession(QObject):
         editor shows the model's newest mask (see `_follow_prediction`)."""
         with self._pending_lock:
             self._reviews_unsaved.pop(image_id, None)
-        self._queue(image_id, snapshot, lambda: self.store.discard_correction(image_id), self._follow_if_predicted)
+        name = self.unsaved_name(image_id)
+
+        def discard() -> None:
+            self._refuse_if_changed_elsewhere(image_id, name)
+            self.store.discard_correction(image_id)
+            self._note_own_write(image_id)
+
+        self._queue(image_id, snapshot, discard, self._follow_if_predicted)
 
     def _queue(self, image_id: int, snapshot: np.ndarray, store_call, then=None) -> None:
         """Run `store_call` on the writer. A failure keeps `snapshot` (see `unsaved`) until a later write of
@@ -329,6 +350,21 @@ class AnnotationSession(QObject):
 
         self.writer.submit(write, written, lambda msg: self._save_failed(image_id, name, msg))
 
+    def _refuse_if_changed_elsewhere(self, image_id: int, name: str) -> None:
+        """Another program (an import, a second studio) wrote this image's mask since it was opened here: saving
+        would replace that work without a word, so the edit is kept unsaved and the person decides."""
+        with self._pending_lock:
+            if image_id not in self._corrected_seen:
+                return
+            seen = self._corrected_seen[image_id]
+        if mask_stamps(self.store, image_id)[0] != seen:
+            raise ProjectError(f"{name} was changed by another program while it was open here, so your edit was "
+                               "not saved over it by itself")
+
+    def _note_own_write(self, image_id: int) -> None:
+        with self._pending_lock:
+            self._corrected_seen[image_id] = mask_stamps(self.store, image_id)[0]
+
     def unsaved(self) -> dict[int, str]:
         """Images whose last write failed, with the reason; their masks are kept for `retry_unsaved`."""
         with self._pending_lock:
@@ -341,7 +377,7 @@ class AnnotationSession(QObject):
             failed = [(image_id, snapshot) for image_id, (snapshot, _, _) in self._unsaved.items()
                       if not self._pending_writes[image_id]]
         for image_id, snapshot in failed:
-            self._queue_write(image_id, snapshot)
+            self._queue_write(image_id, snapshot, over_changes=True)
 
     def discard_unsaved(self) -> None:
         with self._pending_lock:
@@ -473,6 +509,7 @@ class AnnotationSession(QObject):
                                    "The approval is kept with the mask: both are saved when you save (Ctrl+S) or "
                                    "close the studio")
             self.store.set_status(image_id, "reviewed", photo_seen=self._photos_seen.get(image_id))
+            self._note_own_write(image_id)
             return self.store.get(image_id)
 
         def failed(message: str) -> None:
@@ -494,6 +531,7 @@ class AnnotationSession(QObject):
 
         def write() -> ImageRecord | None:
             self.store.withdraw_review(image_id, keep_as_correction=accepted)
+            self._note_own_write(image_id)
             return self.store.get(image_id)
 
         def written(record: ImageRecord | None) -> None:
