@@ -40,8 +40,7 @@ def scaled_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _unchanged_since(path, rec) -> bool:
     """Whether the photo is still the file the last scan saw (its hash is the one the index holds)."""
-    st = path.stat()
-    return (st.st_size, st.st_mtime_ns) == (rec.size_bytes, rec.mtime_ns)
+    return rec.scanned(path.stat())
 
 
 def keep_changed_masks(store: ProjectStore) -> KeptMasks:

@@ -708,7 +708,7 @@ def _prediction_is_stale(store: ProjectStore, rec: ImageRecord) -> bool:
     path = store.root / rec.relpath
     try:
         st = path.stat()
-        if (st.st_size, st.st_mtime_ns) != (rec.size_bytes, rec.mtime_ns):
+        if not rec.scanned(st):
             return True
         return rec.hash_before is not None and content_hash(path) != rec.hash_before
     except OSError:

@@ -117,6 +117,10 @@ class ImageRecord:
     def name(self) -> str:
         return self.relpath.rsplit("/", 1)[-1]
 
+    def scanned(self, st: os.stat_result) -> bool:
+        """Whether a file with this stat is the photo the last scan saw (same byte size and time)."""
+        return (st.st_size, st.st_mtime_ns) == (self.size_bytes, self.mtime_ns)
+
     @property
     def photo_changed(self) -> bool:
         """The file's content differs from the photo the human mask was checked on: the mask may no longer fit,
@@ -1280,7 +1284,7 @@ class ProjectStore:
             st = (self.root / rec.relpath).stat()
         except OSError:
             return True
-        return (st.st_size, st.st_mtime_ns) == (rec.size_bytes, rec.mtime_ns)
+        return rec.scanned(st)
 
     def _checked_mask(self, rec: ImageRecord, mask: np.ndarray) -> np.ndarray:
         arr = np.asarray(mask)
@@ -1425,7 +1429,7 @@ class ProjectStore:
         path = self.root / rec.relpath
         try:
             st = path.stat()
-            if (st.st_size, st.st_mtime_ns) != (rec.size_bytes, rec.mtime_ns):
+            if not rec.scanned(st):
                 return None
             return content_hash(path)
         except OSError:
@@ -1438,7 +1442,7 @@ class ProjectStore:
         path = self.root / rec.relpath
         try:
             st = path.stat()
-            if rec.content_hash is not None and (st.st_size, st.st_mtime_ns) == (rec.size_bytes, rec.mtime_ns):
+            if rec.content_hash is not None and rec.scanned(st):
                 return rec.content_hash
             return content_hash(path)
         except OSError:
