@@ -192,14 +192,19 @@ class _Best:
 
     def offer(self, score: float, epoch: int, metrics: dict[str, Any] | None, net: nn.Module, min_delta: float,
               dist: Distributed) -> None:
-        """Keep a score that beats the best by more than `min_delta` (a NaN never does), else count one more
-        validation without improvement."""
-        if math.isfinite(score) and score > self.score + min_delta:
+        """Keep a score that beats the best by more than `min_delta`, else count one more validation without
+        improvement. A NaN is a validation with nothing to count in which the model found nothing either (the
+        faces wear no mask and it paints none): nothing scores higher, as in `decide_promotion`."""
+        if _rank(score) > _rank(self.score) + min_delta:
             self.score, self.epoch, self.metrics, self.since = score, epoch, metrics, 0
             if dist.is_main:
                 self.state = _cpu_state(net)
         else:
             self.since += 1
+
+
+def _rank(score: float) -> float:
+    return math.inf if math.isnan(score) else score
 
 
 def _stop_requests(cancelled: Callable[[], bool] | None, config: FitConfig, started: float,

@@ -88,12 +88,23 @@ def test_fit_restores_the_best_epoch_and_stops_early():
     assert not torch.equal(model.weight, states[-1]["weight"])
 
 
-def test_nan_scores_never_count_as_improvement():
+def test_a_nan_score_nothing_to_count_and_nothing_found_outranks_every_number():
+    """Validation faces without a face mask: an epoch that paints a false mask scores 0, one that paints none NaN
+    (an IoU of nothing). The NaN epoch is the better one, kept and restored, as promotion also ranks it."""
     x, y = colour_task()
-    result = fit(nn.Conv2d(3, 2, 1), nn.CrossEntropyLoss(), batches_of(x, y), lambda m: (math.nan, None),
-                 FitConfig(epochs=3, steps_per_epoch=4, lr=0.1, patience=2))
-    assert result.best_epoch is None and math.isnan(result.best_score)
-    assert result.stop_reason == "early_stopping"
+    model = nn.Conv2d(3, 2, 1)
+    scores = iter([0.0, math.nan, math.nan, math.nan, 0.5, 0.6])
+    states = []
+
+    def val(m):
+        states.append({k: v.clone() for k, v in m.state_dict().items()})
+        return next(scores), None
+
+    result = fit(model, nn.CrossEntropyLoss(), batches_of(x, y), val,
+                 FitConfig(epochs=6, steps_per_epoch=4, lr=0.1, patience=2))
+    assert result.stop_reason == "early_stopping" and result.epochs == 4
+    assert result.best_epoch == 2 and math.isnan(result.best_score)
+    assert all(torch.equal(model.state_dict()[k], states[1][k]) for k in states[1])
 
 
 def test_cancel_is_checked_before_every_step():
