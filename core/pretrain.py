@@ -156,17 +156,35 @@ def min_images(config, asked: bool) -> int:
 def pretrain_records(store, max_images: int = DEFAULT_MAX_IMAGES, exclude_ids=()) -> list:
     """The images masked pre-training learns from (labels are not used): every image of the project, corrected or
     not, except the validation split's, which decide whether the new model is promoted and so must stay unseen,
-    `exclude_ids` (a job's validation images) and those the scan found unreadable."""
-    from faceparse.core.datasets import image_split
-
+    `exclude_ids` (a job's validation images) and those the scan found unreadable. An image nobody has checked yet
+    has no split, but its photo already decides the one it will get (`split_for`): those bound for validation are
+    left out too, so a later retrain is not measured on faces an earlier model learnt from."""
     excluded = set(exclude_ids)
     out = []
     for record in store.images():
         if len(out) >= max_images:
             break
-        if not record.error and record.id not in excluded and image_split(record) != "val":
+        if not record.error and record.id not in excluded and future_split(store, record) != "val":
             out.append(record)
     return out
+
+
+def future_split(store, record) -> str:
+    """The split an image has, or, nobody having checked it yet, the one its photo will give it (its content hash
+    decides; a scan does not hash photos, so it is taken here where the index has none)."""
+    from faceparse.core.datasets import image_split
+    from faceparse.core.store import content_hash, split_for
+
+    split = image_split(record)
+    if split:
+        return split
+    digest = record.content_hash
+    if digest is None:
+        try:
+            digest = content_hash(store.image_path(record.id))
+        except OSError:
+            digest = f"id:{record.id}"
+    return split_for(digest)
 
 
 def _load_images(store, records, max_side: int) -> list[np.ndarray]:

@@ -43,3 +43,14 @@ def _closing_stops_pre_labelling(request, monkeypatch):
 
     monkeypatch.setattr(MainWindow, "_ask_stop_prelabel", lambda self, progress: True)
     yield
+
+
+@pytest.fixture
+def unchecked_photos_train(monkeypatch):
+    """Every photo nobody has checked yet is taken as bound for training, so masked pre-training learns from all of
+    them: tests that count what pre-training sees do not depend on which of their few photos' hashes fall in the
+    validation share. `test_pretrain_split` checks the real rule."""
+    from faceparse.core import pretrain
+    from faceparse.core.datasets import image_split
+
+    monkeypatch.setattr(pretrain, "future_split", lambda store, record: image_split(record) or "train")

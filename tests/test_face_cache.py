@@ -20,6 +20,8 @@ from faceparse.core.store import ProjectStore
 from onnx_models import foreground_model
 from PIL import Image
 
+pytestmark = pytest.mark.usefixtures("unchecked_photos_train")
+
 SIZE = 64
 FACES_PER_PHOTO = (3, 2, 1, 0)  # the last photo: a scene whose faces the detector does not find
 

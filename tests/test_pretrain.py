@@ -6,6 +6,8 @@ import torch
 from faceparse.core.pretrain import PretrainConfig, central_patch_mask, masked_batch, masked_pretrain
 from faceparse.core.synthetic import draw_face
 
+pytestmark = pytest.mark.usefixtures("unchecked_photos_train")
+
 
 def test_patches_stay_inside_the_central_region():
     rng = np.random.default_rng(3)

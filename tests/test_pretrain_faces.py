@@ -12,6 +12,8 @@ from faceparse.core.framing import Framing, prepare_file
 from faceparse.core.imageio import load_rgb
 from faceparse.core.pretrain import pretrain_images, pretrain_records
 
+pytestmark = pytest.mark.usefixtures("unchecked_photos_train")
+
 SIZE = 64
 SCENE = (160, 120)
 FACES_PER_PHOTO = (3, 2, 1, 0)  # the last photo: a scene whose faces the detector does not find
