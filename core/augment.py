@@ -110,7 +110,7 @@ def resize_pair(image: np.ndarray, mask: np.ndarray | None, out_size: tuple[int,
                 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Deterministic resize for validation."""
     img = cv2.resize(image, out_size, interpolation=cv2.INTER_AREA if out_size[0] < image.shape[1] else cv2.INTER_LINEAR)
-    msk = None if mask is None else cv2.resize(mask, out_size, interpolation=cv2.INTER_NEAREST)
+    msk = None if mask is None else cv2.resize(mask, out_size, interpolation=cv2.INTER_NEAREST_EXACT)
     return img, msk
 
 

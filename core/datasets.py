@@ -232,7 +232,7 @@ def _downscale(image: np.ndarray, mask: np.ndarray, max_side: int | None) -> tup
     scale = max_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return (cv2.resize(image, size, interpolation=cv2.INTER_AREA),
-            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST))
+            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST_EXACT))
 
 
 def _human_mask(store: ProjectStore, image_id: int, status: str) -> np.ndarray | None:

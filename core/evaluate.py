@@ -293,7 +293,7 @@ def _at_size(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     downscales masks)."""
     if values.shape[:2] == tuple(shape[:2]):
         return values
-    return cv2.resize(values, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(values, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def _pasted_back(predictor: Predictor, photo: FramedPhoto, batch_size: int, binary: bool) -> ImagePrediction:

@@ -64,7 +64,7 @@ class FaceAndMaskPredictor:
 
     def _combine(self, face: FacePrediction, mask: FacePrediction) -> FacePrediction:
         h, w = face.index.shape
-        covered = cv2.resize(mask.index, (w, h), interpolation=cv2.INTER_NEAREST) == 1
+        covered = cv2.resize(mask.index, (w, h), interpolation=cv2.INTER_NEAREST_EXACT) == 1
         index = np.where(covered, np.uint8(self.mask_index), self.lut[face.index])
         confidence = None
         if face.confidence is not None and mask.confidence is not None:

@@ -323,7 +323,7 @@ def _load_label(item: LabelItem, size: tuple[int, int], scale_masks: bool) -> np
     scaled = scale_masks and declared != size and _same_aspect(declared, size)
     raw = item.load(declared if scaled else size)
     if raw.shape != size and scale_masks and _same_aspect(raw.shape, size):
-        raw = cv2.resize(raw, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        raw = cv2.resize(raw, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
     return raw
 
 
