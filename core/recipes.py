@@ -81,6 +81,26 @@ def _describe(hint: Any) -> str:
     return " or ".join(words.get(typing.get_origin(o) or o, str(o)) for o in _options(hint))
 
 
+EXTRA_OPTIONS = {
+    "pretrain_steps": "masked pre-training steps, 300 by default",
+    "pretrain_images": "the most photos masked pre-training reads",
+    "pretrain_min_images": "the fewest photos masked pre-training runs on",
+}
+"""Options of the masked pre-training phase: given in `extra`, or at the top level of a job's options."""
+
+
+def _extra_options_moved(data: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """`{"pretrain_steps": 50}` as `{"extra": {"pretrain_steps": 50}}`, the form the job keeps."""
+    moved = {k: v for k, v in data.items() if k in EXTRA_OPTIONS and k not in known}
+    if not moved:
+        return data
+    rest = {k: v for k, v in data.items() if k not in moved}
+    extra = rest.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise ConfigError(f"extra must be an object of options, got {extra!r}")
+    return {**rest, "extra": {**extra, **moved}}
+
+
 @dataclass
 class TrainConfig:
     task: str = "parser"
@@ -119,9 +139,11 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Options not given take the task's defaults (then the dataclass defaults)."""
         known = {f.name for f in dataclasses.fields(cls)}
+        data = _extra_options_moved(data, known)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(sorted(known | set(EXTRA_OPTIONS)))}")
         task = data.get("task", "parser")
         config = cls(**{**get_recipe(task).defaults, **data})
         config.validate()
@@ -190,6 +212,13 @@ class TrainConfig:
             raise ConfigError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
         if self.pretrain not in (True, False, "auto"):
             raise ConfigError(f"pretrain must be true, false or \"auto\", got {self.pretrain!r}")
+        unknown = sorted(set(self.extra) - set(EXTRA_OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)} in extra; known: {', '.join(EXTRA_OPTIONS)}")
+        for name, value in self.extra.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a whole number of at least 1 ({EXTRA_OPTIONS[name]}), "
+                                  f"got {value!r}")
 
     def _check_start_and_device(self) -> None:
         """What the network is built with, starts from and runs on (its classes and weights are the job's)."""

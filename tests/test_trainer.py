@@ -285,6 +285,19 @@ def test_config_values_of_the_wrong_type_are_refused_by_name(bad, match):
     assert TrainConfig.from_dict({"lr": 1, "time_limit_s": 60, "threads": None}).lr == 1
 
 
+def test_pretraining_options_are_taken_as_the_help_gives_them_and_checked():
+    assert TrainConfig.from_dict({"pretrain_steps": 40}).extra == {"pretrain_steps": 40}
+    both = TrainConfig.from_dict({"pretrain_steps": 40, "extra": {"pretrain_images": 500}})
+    assert both.extra == {"pretrain_images": 500, "pretrain_steps": 40}
+    assert TrainConfig.from_dict(both.to_dict()) == both
+    for bad, match in [({"extra": {"pretrain_stpes": 40}}, "unknown option.*pretrain_stpes.*pretrain_steps"),
+                       ({"pretrain_steps": "ten"}, "pretrain_steps must be a whole number"),
+                       ({"extra": {"pretrain_min_images": 0}}, "pretrain_min_images must be a whole number"),
+                       ({"pretrain_stpes": 40}, "unknown training option.*known:.*pretrain_steps")]:
+        with pytest.raises(ConfigError, match=match):
+            TrainConfig.from_dict(bad)
+
+
 def test_recipes_use_the_papers_losses(tmp_path):
     store, _ = make_project(tmp_path / "p", count=4, corrected=4)
     snap = snapshot_project(store, "parser")
