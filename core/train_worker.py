@@ -302,12 +302,21 @@ def _measure(ctx: RetrainContext, model: Any, meta: dict[str, Any]) -> dict[str,
     return _measure_predictor(ctx, TorchPredictor(model, meta))
 
 
+def _cancel_check(ctx: RetrainContext):
+    """A progress callback that ends a validation pass (minutes on a CPU) at the next face when the job is
+    cancelled. Only a lone process: where several train, the others wait on rank 0's validation and must stop
+    with it at a step (see `fit`)."""
+    if ctx.dist.world != 1:
+        return None
+    return lambda done, total: ctx.check_cancel()
+
+
 def _measure_predictor(ctx: RetrainContext, predictor: Any) -> dict[str, Any]:
     from faceparse.core.evaluate import evaluate
 
     if not ctx.snapshot.val:
         return {"metrics": None, "score": math.nan}
-    metrics = evaluate(predictor, ctx.val_pairs(), ctx.config.task)
+    metrics = evaluate(predictor, ctx.val_pairs(), ctx.config.task, progress=_cancel_check(ctx))
     return {"metrics": metrics, "score": ctx.recipe.score(metrics), "input_size": list(predictor.meta["input_size"])}
 
 
@@ -547,7 +556,7 @@ def phase_train(ctx: RetrainContext) -> None:
                                  flip_lut, dist.rank, dist.world)
 
     def validate(net: Any) -> tuple[float, dict[str, Any]]:
-        metrics = evaluate(TorchPredictor(net, meta), ctx.val_pairs(), config.task)
+        metrics = evaluate(TorchPredictor(net, meta), ctx.val_pairs(), config.task, progress=_cancel_check(ctx))
         return recipe.score(metrics), metrics
 
     loss = recipe.loss(config, snap).to(ctx.device)
