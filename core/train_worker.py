@@ -367,7 +367,7 @@ def _checked_start(ctx: RetrainContext, start: StartPoint, path: Path | None
     """The start point, its weights' folder, the network options and the size the start model works at. Without
     an architecture asked for, training carries on with the start model's network (a retrain fine-tunes the
     active model, whatever network it is); a start model of another network than the one asked for gives way to
-    ImageNet weights."""
+    ImageNet weights, unless the network asked for holds it whole (`grows_from`: the refined parser)."""
     from faceparse.core.checkpoint import CheckpointError, read_checkpoint_meta
 
     options = dict(ctx.recipe.arch_args)
@@ -382,6 +382,10 @@ def _checked_start(ctx: RetrainContext, start: StartPoint, path: Path | None
         if meta["architecture"] == ctx.config.network:
             options = {k: v for k, v in meta["arch_args"].items() if k not in ("classes", "pretrained")}
             start_size = _working_size(meta)
+        elif meta["architecture"] in _grows_from(ctx.config.network):
+            start_size = _working_size(meta)
+            ctx.note(f"{ctx.config.network} starts from the trained weights of {start.describe()} (a "
+                     f"{meta['architecture']}); its added layers start from scratch")
         else:
             ctx.note(f"{start.describe()} is a {meta['architecture']}, not a {ctx.config.network}; "
                      "starting from ImageNet-initialised weights instead")
@@ -389,6 +393,12 @@ def _checked_start(ctx: RetrainContext, start: StartPoint, path: Path | None
     if ctx.config.arch_args is not None:
         options = dict(ctx.config.arch_args)
     return start, path, options, start_size
+
+
+def _grows_from(network: str) -> tuple[str, ...]:
+    from faceparse.models.registry import get_architecture
+
+    return get_architecture(network).grows_from
 
 
 def settle_start(ctx: RetrainContext) -> None:

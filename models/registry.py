@@ -43,6 +43,7 @@ class ArchitectureSpec:
     task: str  # "parser" (multi-class face parsing) or "mask" (binary face-mask segmentation)
     target: str  # "module:callable" inside this package
     summary: str
+    grows_from: tuple[str, ...] = ()  # networks whose trained weights this one holds whole (it adds layers)
 
     @property
     def builder(self) -> Callable[..., nn.Module]:
@@ -66,6 +67,7 @@ _SPECS = (
         "parser",
         "parsers:deeplabv3plus_mobilenetv2_refined",
         "The default parser plus a refinement head at half resolution; starts from the default's trained weights",
+        grows_from=("deeplabv3plus_mobilenetv2",),
     ),
     ArchitectureSpec(
         "unet_mobilenetv2",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from drawn_projects import make_project
 from faceparse.core.checkpoint import load_checkpoint
 from faceparse.core.datasets import DatasetError, mask_hash
@@ -107,6 +108,30 @@ def test_a_model_activated_during_training_is_not_overridden(trained, tmp_path):
         assert store.active_model("parser") is None
     finally:
         activate(store, "parser", "v0001", export_missing_onnx=False)
+
+
+def test_the_refined_parser_starts_from_the_trained_default_parser(trained, tmp_path):
+    """Its network is the default's plus a head: a retrain of it from the active default loads every tensor the
+    default has, instead of starting over from ImageNet weights."""
+    store, _, first, _ = trained
+    seen = {}
+
+    class Looked(Exception):
+        pass
+
+    def look(ctx):
+        seen.update(start=ctx.start, model=ctx.model, notes=list(ctx.notes))
+        raise Looked
+
+    phases = [p for p in RETRAIN_PHASES if p[0] in ("snapshot", "prepare")] + [("look", look)]
+    with pytest.raises(Looked):
+        retrain(store, tmp_path, tiny(epochs=1, architecture="deeplabv3plus_mobilenetv2_refined"), phases=phases)
+    default, _ = load_checkpoint(store.active_model("parser")["path"], expect_classes=store.schema)
+    assert seen["start"].kind == "version" and seen["start"].version == "v0001"
+    assert seen["start"].loaded == len(default.state_dict())
+    refined = seen["model"].state_dict()
+    assert all(torch.equal(refined[k], v) for k, v in default.state_dict().items())
+    assert any("starts from the trained weights of version v0001" in line for line in seen["notes"])
 
 
 def test_the_validation_set_is_the_same_across_retrains(trained, tmp_path):
