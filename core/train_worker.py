@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,13 +243,43 @@ def _snapshot_message(snap: Any) -> str:
     return message
 
 
-def _load_matching(model: Any, state: dict[str, Any]) -> tuple[int, int]:
-    """Copy the tensors whose names and shapes match; the rest keep their initialisation (a new head)."""
+def _load_matching(model: Any, state: dict[str, Any], class_rows: Callable[[], set[str]] | None = None,
+                   classes_from: Sequence[str] | None = None, classes_to: Sequence[str] | None = None
+                   ) -> tuple[int, int]:
+    """Copy the tensors whose names and shapes match; the rest keep their initialisation (a new head). When the
+    start model predicts other classes (`classes_from`) than the new one (`classes_to`), the tensors with a row
+    per class (`class_rows`, their names) are copied by class name: a class both have keeps what it learnt,
+    wherever it stands in the list, and a class the start model lacks starts fresh, instead of inheriting
+    whatever class held its index."""
     own = model.state_dict()
-    taken = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    renamed = class_rows is not None and list(classes_from or ()) != list(classes_to or ())
+    per_class = class_rows() if renamed else set()
+    taken = {}
+    for name, value in state.items():
+        if name not in own:
+            continue
+        mine = own[name]
+        if name in per_class and value.shape[0] == len(classes_from) and value.shape[1:] == mine.shape[1:]:
+            rows = mine.clone()
+            for i, cls in enumerate(classes_to):
+                if cls in classes_from:
+                    rows[i] = value[list(classes_from).index(cls)]
+            taken[name] = rows
+        elif name not in per_class and tuple(value.shape) == tuple(mine.shape):
+            taken[name] = value
     own.update(taken)
     model.load_state_dict(own)
     return len(taken), len(own) - len(taken)
+
+
+def _class_rows(network: str, classes: int, arch_args: dict[str, Any]) -> set[str]:
+    """The names of the network's tensors with a row per class: those whose first size follows the class count."""
+    from faceparse.models import build_model
+
+    shapes = [{k: tuple(v.shape) for k, v in build_model(network, classes=n, pretrained=False,
+                                                         **arch_args).state_dict().items()}
+              for n in (classes, classes + 1)]
+    return {k for k, shape in shapes[0].items() if shape != shapes[1].get(k)}
 
 
 def _starter_dir(task: str, scratch: Path) -> Path | None:
@@ -472,10 +502,12 @@ def phase_prepare(ctx: RetrainContext) -> None:
             start = StartPoint("scratch")
     if path is not None and ctx.is_main:
         try:
-            source, _ = load_checkpoint(path)
+            source, source_meta = load_checkpoint(path)
         except (CheckpointError, OSError) as e:
             raise ProjectError(f"cannot start from {start.describe()}: {e}") from None
-        start.loaded, start.skipped = _load_matching(model, source.state_dict())
+        start.loaded, start.skipped = _load_matching(
+            model, source.state_dict(), lambda: _class_rows(config.network, len(ctx.snapshot.classes), ctx.arch_args),
+            source_meta["schema"]["classes"], ctx.snapshot.classes)
     ctx.start = start
     ctx.model = model.to(ctx.device)
     if config.channels_last:
