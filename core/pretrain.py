@@ -99,8 +99,9 @@ def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = Pretr
 
     `net` continues from an existing body (see `MaskedPretrainNet.from_parser`); otherwise a new one is built.
     Raises ValueError when there are too few images to be worth it, and InterruptedError when cancelled.
-    With `config.time_limit_s`, it stops early once that time has passed; the last event's step says how far
-    it got.
+    With `config.time_limit_s`, the schedule is shortened after its first steps to the count that fits at the
+    speed measured, so the learning rate has come down when the body is handed over; it stops at the limit in
+    any case, and the last event's step says how far it got.
     """
     if len(images) < config.min_images:
         raise ValueError(f"masked pre-training needs at least {config.min_images} images, got {len(images)}")
@@ -114,13 +115,19 @@ def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = Pretr
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     warmup = max(1, config.steps // 20)
+    total = config.steps
+    measured_after = max(1, min(5, config.steps // 10))
     started = time.monotonic()
-    for step in range(config.steps):
+    step = 0
+    while step < total:
         if cancel is not None and cancel.is_set():
             raise InterruptedError("masked pre-training cancelled")
-        if step and config.time_limit_s is not None and time.monotonic() - started >= config.time_limit_s:
+        elapsed = time.monotonic() - started
+        if step and config.time_limit_s is not None and elapsed >= config.time_limit_s:
             break
-        lr = config.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+        if step == measured_after and config.time_limit_s is not None:
+            total = min(total, step + max(1, int((config.time_limit_s - elapsed) / (elapsed / step) * 0.95)))
+        lr = config.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / total))
         for group in opt.param_groups:
             group["lr"] = lr
         pick = rng.integers(0, len(images), config.batch_size)
@@ -130,10 +137,11 @@ def masked_pretrain(images: Sequence[np.ndarray], config: PretrainConfig = Pretr
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        step += 1
         if on_event is not None:
             elapsed = time.monotonic() - started
-            on_event({"phase": "pretrain", "step": step + 1, "total": config.steps, "loss": float(loss.item()),
-                      "eta_s": elapsed / (step + 1) * (config.steps - step - 1), "metrics": None, "message": None})
+            on_event({"phase": "pretrain", "step": step, "total": total, "loss": float(loss.item()),
+                      "eta_s": elapsed / step * (total - step), "metrics": None, "message": None})
     net.eval()
     return net
 

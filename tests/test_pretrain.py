@@ -71,6 +71,21 @@ def test_pretraining_stops_at_its_time_limit_after_at_least_one_step():
     assert steps == [1]
 
 
+def test_a_time_limit_shortens_the_schedule_so_it_ends_as_planned(monkeypatch):
+    """The learning rate comes down within the limit: the schedule is re-planned to the steps that fit, and
+    the run ends at the end of that schedule, not cut off at its peak."""
+    from faceparse.core import pretrain
+
+    clock = iter(range(10_000))
+    monkeypatch.setattr(pretrain.time, "monotonic", lambda: float(next(clock)))
+    images = [draw_face(i, 64)[0] for i in range(8)]
+    events = []
+    masked_pretrain(images, PretrainConfig(input_size=64, imagenet_init=False, batch_size=2, steps=100,
+                                           min_images=4, time_limit_s=60.0), on_event=events.append)
+    assert events[0]["total"] == 100 and events[-1]["total"] < 40
+    assert events[-1]["step"] == events[-1]["total"]
+
+
 def test_a_retrain_time_limit_covers_pretraining_too(tmp_path):
     from faceparse.core.jobs import JobReporter
     from faceparse.core.recipes import TrainConfig
