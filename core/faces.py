@@ -164,31 +164,42 @@ def paste_masks(image_size: tuple[int, int], boxes: Sequence[CropBox], indices: 
                 confidences: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """One H×W mask from per-crop masks (and, if given, one confidence map).
 
-    Crops are painted smallest first, so a larger face wins where faces overlap; a crop's background never erases
-    another face. Pixels no crop covers are background with confidence 1.
+    Where crops overlap, a pixel takes the label of the crop it lies most centrally in (its distance from the
+    crop's centre over the crop's size): each face keeps its own features against a neighbour's crop, which
+    reaches over it with the neighbour's hair or collar, and a face inside a bigger one's crop keeps its own. A
+    crop's background never erases another face. Pixels no crop covers are background with confidence 1.
     """
     w, h = image_size
     mask = np.zeros((h, w), np.uint8)
     conf = None if confidences is None else np.ones((h, w), np.float32)
-    order = sorted(range(len(boxes)), key=lambda i: boxes[i].area)
-    painted = False
-    for i in order:
-        box, index = boxes[i], indices[i]
+    labelled_at = np.full((h, w), np.inf, np.float32)  # centrality of the crop each label came from
+    seen_at = np.full((h, w), np.inf, np.float32)  # of the most central crop covering the pixel at all
+    for i, (box, index) in enumerate(zip(boxes, indices, strict=True)):
         x0, y0, x1, y1 = box.covered_pixels(image_size)
         if x1 <= x0 or y1 <= y0:
             continue
         part = _resample(index, box, image_size, (x0, y0, x1, y1), cv2.INTER_NEAREST)
-        target = mask[y0:y1, x0:x1]
+        here = _centrality(box, (x0, y0, x1, y1))
+        label_d, seen_d = labelled_at[y0:y1, x0:x1], seen_at[y0:y1, x0:x1]
+        takes = (part != 0) & (here < label_d)
         if conf is not None and confidences is not None:
             part_conf = _resample(confidences[i].astype(np.float32, copy=False), box, image_size, (x0, y0, x1, y1),
                                   cv2.INTER_LINEAR)
-            np.copyto(conf[y0:y1, x0:x1], part_conf, where=(part != 0) | (target == 0))
-        if painted:
-            np.copyto(target, part, where=part != 0)
-        else:
-            target[...] = part  # nothing painted yet: its background overwrites only background
-            painted = True
+            np.copyto(conf[y0:y1, x0:x1], part_conf, where=takes | (np.isinf(label_d) & (part == 0) & (here < seen_d)))
+        np.copyto(mask[y0:y1, x0:x1], part, where=takes)
+        np.copyto(label_d, here, where=takes)
+        np.minimum(seen_d, here, out=seen_d)
     return mask, conf
+
+
+def _centrality(box: CropBox, region: tuple[int, int, int, int]) -> np.ndarray:
+    """For the image pixels of `region`: how far each lies from the crop's centre, in halves of the crop's side
+    (0 at the centre, 1 on its edge), the larger of the two axes."""
+    x0, y0, x1, y1 = region
+    cx, cy = (box.x0 + box.x1) / 2.0, (box.y0 + box.y1) / 2.0
+    dx = np.abs(np.arange(x0, x1, dtype=np.float32) + 0.5 - cx) / max(box.width / 2.0, 1e-6)
+    dy = np.abs(np.arange(y0, y1, dtype=np.float32) + 0.5 - cy) / max(box.height / 2.0, 1e-6)
+    return np.maximum(dy[:, None], dx[None, :])
 
 
 # --- detection -------------------------------------------------------------------------------------------------

@@ -102,18 +102,30 @@ def test_paste_inverts_crop():
         assert shifted.mean() < agree.mean() - 0.005
 
 
-def test_larger_face_wins_and_background_never_erases():
+def test_overlapping_crops_give_each_pixel_to_the_crop_it_is_most_central_in_and_background_never_erases():
     small_box, large_box = CropBox(0, 0, 20, 20), CropBox(10, 10, 50, 50)
     small = np.full((20, 20), 2, np.uint8)
     large = np.zeros((20, 20), np.uint8)
     large[:5, :5] = 7  # covers image pixels 10..19, where the small face also is
     mask, conf = paste_masks((60, 60), [large_box, small_box], [large, small],
                              [np.full((20, 20), 0.9, np.float32), np.full((20, 20), 0.6, np.float32)])
-    assert (mask[10:20, 10:20] == 7).all()  # overlap: the larger face
+    assert mask[12, 12] == 2 and conf[12, 12] == pytest.approx(0.6)  # nearer the small crop's centre
+    assert mask[19, 19] == 7 and conf[19, 19] == pytest.approx(0.9)  # nearer the large crop's
     assert (mask[:10, :20] == 2).all() and (mask[10:20, :10] == 2).all()  # its background did not erase the small one
     assert (mask[20:50, 20:50] == 0).all()
-    assert conf[15, 15] == pytest.approx(0.9) and conf[5, 5] == pytest.approx(0.6)
     assert conf[30, 30] == pytest.approx(0.9) and conf[55, 55] == 1.0
+
+
+def test_a_neighbours_crop_does_not_take_a_face_from_itself():
+    """Two people side by side, the right one a little bigger: its crop reaches over the left face, where it sees
+    the edge of its own picture (hair, say). The left face keeps its own skin."""
+    faces = [(40, 50, 140, 150), (170, 45, 280, 155)]
+    boxes = [face_crop_box(face) for face in faces]
+    own_face_and_hair = np.full((64, 64), 13, np.uint8)
+    own_face_and_hair[16:48, 16:48] = 1
+    mask, _ = paste_masks((400, 200), boxes, [own_face_and_hair, own_face_and_hair])
+    for x0, y0, x1, y1 in faces:
+        assert (mask[y0 + 5:y1 - 5, x0 + 5:x1 - 5] == 1).all()
 
 
 def test_box_rows_and_columns_inside_the_picture():
