@@ -454,6 +454,11 @@ class Predictor:
             raise ValueError(f"crops must be N×H×W×3 uint8 RGB, got shape {batch.shape}")
         values = self.session.run(self._outputs, {IMAGE_INPUT: batch})
         out = dict(zip(self._outputs, values, strict=True))
+        for name, value in out.items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise ModelError(f"{self.info.path.name} gives {name} that are not numbers (NaN or infinite), so "
+                                 "its masks would be noise: the model is broken (a training run that diverged, or "
+                                 "a damaged file); activate another version")
         if self.tail is not None:
             scores = out.pop(self.tail.scores)
             faces = [self._from_scores(s) for s in scores]

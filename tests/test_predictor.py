@@ -288,3 +288,20 @@ def test_a_model_exported_from_pytorch(tmp_path):
         assert (face.index == want).mean() > 0.999
         assert tta_face.index.shape == want.shape
     assert predictor_module.read_model_info(path).input_size == (SIZE, SIZE)
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_a_model_giving_nan_is_refused_rather_than_saving_noise(tmp_path, tta):
+    """A retrain that diverged can leave weights that give NaN: its masks would be arbitrary classes and its
+    uncertainty NaN, so prediction stops with what is wrong instead."""
+    path = foreground_model(tmp_path / "diverged.onnx", seed=1)
+    graph = onnx.load(path)
+    for tensor in graph.graph.initializer:
+        if tensor.name == "b":
+            bias = numpy_helper.to_array(tensor).copy()
+            bias[3] = np.nan
+            tensor.CopyFrom(numpy_helper.from_array(bias, "b"))
+    onnx.save(graph, path)
+    predictor = Predictor(path, device="cpu", threads=1, tta=tta, confidence=False)
+    with pytest.raises(ModelError, match="not numbers"):
+        predictor.predict(np.full((2, SIZE, SIZE, 3), 200, np.uint8))
