@@ -214,7 +214,12 @@ class _PipelineRun:
         if isinstance(item, _Failed):
             self.on_error(item.key, item.reason, item.lasting)
             return
-        result = finish_image(item.prepared, item.results, self.pipeline.uncertainty)
+        try:
+            result = finish_image(item.prepared, item.results, self.pipeline.uncertainty)
+        except MemoryError as error:  # the photo-sized maps of one huge photo: that photo fails, not the run
+            self.on_error(item.prepared.key, f"cannot paste the prediction back ({type(error).__name__}: {error})",
+                          False)
+            return
         self.on_result(item.prepared.key, result)
         with self.stats_lock:
             self.stats.images += 1

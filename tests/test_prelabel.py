@@ -624,3 +624,21 @@ def test_job_runs_in_a_worker_thread(project, models):
     assert results and results[0].predicted == COUNT
     assert threads == {worker.ident}
     assert os.getpid() == store.job(results[0].job_id)["pid"]
+
+
+def test_running_out_of_memory_pasting_one_photo_back_fails_that_photo_not_the_run(project, models, monkeypatch):
+    from faceparse.core import prediction_pipeline as pipeline_module
+
+    store, _ = project
+    real_finish = pipeline_module.finish_image
+    first = store.images()[0]
+
+    def finish(prepared, *args, **kwargs):
+        if str(prepared.key) == str(first.id):
+            raise MemoryError("the photo-sized maps do not fit")
+        return real_finish(prepared, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "finish_image", finish)
+    result = PrelabelJob(store, models["face"], batch_size=2).run()
+    assert result.predicted == COUNT - 1
+    assert [(name, "MemoryError" in reason) for name, reason in result.failed] == [(first.relpath, True)]
