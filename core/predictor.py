@@ -110,6 +110,10 @@ def _model_info(meta: dict[str, Any], path: Path) -> ModelInfo:
         if (not isinstance(pair, (list, tuple)) or len(pair) != 2
                 or not all(isinstance(i, int) and 0 <= i < len(classes) for i in pair)):
             raise bad(f"has an invalid flip pair {pair!r}")
+        taken = {i for earlier in pairs for i in earlier}
+        if pair[0] == pair[1] or pair[0] in taken or pair[1] in taken:
+            raise bad(f"has the flip pair {pair!r}, whose classes are already paired (or the same class): a left "
+                      "class has one right class")
         pairs.append((int(pair[0]), int(pair[1])))
     size = meta.get("input_size")
     if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):

@@ -234,6 +234,20 @@ def test_metadata_is_checked(tmp_path):
         read_model_info(path)
 
 
+@pytest.mark.parametrize("pairs", [[[1, 2], [2, 3]], [[4, 4]]])
+def test_flip_pairs_that_share_a_class_are_refused(tmp_path, pairs):
+    """A class in two pairs would make the mirrored prediction's channel order no permutation, and test-time
+    flipping would quietly drop a class."""
+    path = foreground_model(tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    meta = json.loads(proto.metadata_props[0].value)
+    meta["schema"]["flip_pairs"] = pairs
+    proto.metadata_props[0].value = json.dumps(meta)
+    onnx.save(proto, str(path))
+    with pytest.raises(ModelError, match="already paired"):
+        read_model_info(path)
+
+
 # --- uncertainty ------------------------------------------------------------------------------------------------
 
 def test_pixel_uncertainty_bounds():
