@@ -166,20 +166,41 @@ def pretrain_records(store, max_images: int = DEFAULT_MAX_IMAGES, exclude_ids=()
     not, except the validation split's, which decide whether the new model is promoted and so must stay unseen,
     `exclude_ids` (a job's validation images) and those the scan found unreadable. An image nobody has checked yet
     has no split, but its photo already decides the one it will get (`split_for`): those bound for validation are
-    left out too, so a later retrain is not measured on faces an earlier model learnt from."""
+    left out too, so a later retrain is not measured on faces an earlier model learnt from. The photos hashed for
+    this keep their hashes in the project (`hash_photos`), so the next retrain does not read them again."""
     excluded = set(exclude_ids)
-    out = []
-    for record in store.images():
+    candidates = [r for r in store.images() if not r.error and r.id not in excluded]
+    out: list = []
+    for start in range(0, len(candidates), HASH_BATCH):
         if len(out) >= max_images:
             break
-        if not record.error and record.id not in excluded and future_split(store, record) != "val":
-            out.append(record)
+        batch = candidates[start:start + HASH_BATCH]
+        unhashed = [r.id for r in batch if _needs_hash(r)]
+        if unhashed and store.hash_photos(unhashed):
+            fresh = {r.id: r for r in (store.get(i) for i in unhashed) if r is not None}
+            batch = [fresh.get(r.id, r) for r in batch]
+        for record in batch:
+            if len(out) >= max_images:
+                break
+            if not record.error and future_split(store, record) != "val":
+                out.append(record)
     return out
 
 
+HASH_BATCH = 256
+"""How many images `pretrain_records` looks at, and hashes where needed, at a time: it stops once it has enough."""
+
+
+def _needs_hash(record) -> bool:
+    from faceparse.core.datasets import image_split
+
+    return record.content_hash is None and image_split(record) is None
+
+
 def future_split(store, record) -> str:
-    """The split an image has, or, nobody having checked it yet, the one its photo will give it (its content hash
-    decides; a scan does not hash photos, so it is taken here where the index has none)."""
+    """The split an image has, or, nobody having checked it yet, the one its photo will give it: that of a copy
+    of it already split, else the one its content hash gives (a scan does not hash photos, so it is taken here
+    where the index has none)."""
     from faceparse.core.datasets import image_split
     from faceparse.core.store import content_hash, split_for
 
@@ -192,7 +213,7 @@ def future_split(store, record) -> str:
             digest = content_hash(store.image_path(record.id))
         except OSError:
             digest = f"id:{record.id}"
-    return split_for(digest)
+    return store.split_of_copy(digest, record.id) or split_for(digest)
 
 
 def _load_images(store, records, max_side: int) -> list[np.ndarray]:

@@ -321,6 +321,14 @@ def content_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _split_of_copy(c: sqlite3.Connection, digest: str | None, image_id: int) -> str | None:
+    if not digest:
+        return None
+    row = c.execute("SELECT split FROM images WHERE content_hash = ? AND split IS NOT NULL AND id != ? LIMIT 1",
+                    (digest, image_id)).fetchone()
+    return row[0] if row is not None else None
+
+
 def split_for(key: str) -> str:
     """The fixed train/val assignment: a pure function of the key, so it never reshuffles."""
     value = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
@@ -1041,6 +1049,20 @@ class ProjectStore:
                                     "AND hash_before IS NOT NULL ORDER BY sort_key, id").fetchall()
         return self._fill_rows([tuple(row) for row in rows], progress)[0] if rows else 0
 
+    def hash_photos(self, image_ids: Iterable[int]) -> int:
+        """Fill in the details and content hash of these images now, where the background pass has not yet, and
+        keep them: a caller that needs the hashes (the split a photo will get) then reads them once, not again at
+        each use. Already hashed, missing or unreadable images are left as they are. Returns how many were read."""
+        ids = sorted({int(i) for i in image_ids})
+        rows: list[tuple] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows += [tuple(row) for row in self._conn().execute(
+                f"SELECT id, relpath, size_bytes, mtime_ns, error FROM images WHERE id IN ({marks}) AND missing = 0 "
+                "AND error IS NULL AND content_hash IS NULL ORDER BY sort_key, id", chunk)]
+        return self._fill_rows(rows)[0] if rows else 0
+
     def _hash_changed_checked(self, changed_ids: set[int]) -> None:
         """Hash at once the changed files whose masks a person checked (few, and the ones that matter): whether
         the photo itself differs from the one labeled is then known to `info`, export and the studio right after
@@ -1511,11 +1533,9 @@ class ProjectStore:
         """The split an image gets when it is first checked. A copy of an already split photo joins its split;
         the first checked image trains and the next one validates, so a first retrain can be measured; after
         that the content hash decides."""
-        if digest:
-            row = c.execute("SELECT split FROM images WHERE content_hash = ? AND split IS NOT NULL AND id != ? "
-                            "LIMIT 1", (digest, image_id)).fetchone()
-            if row is not None:
-                return row[0]
+        copy = _split_of_copy(c, digest, image_id)
+        if copy is not None:
+            return copy
         counts = dict(c.execute("SELECT split, COUNT(*) FROM images WHERE missing = 0 AND split IS NOT NULL "
                                 "GROUP BY split").fetchall())
         if not counts.get("train"):
@@ -1523,6 +1543,11 @@ class ProjectStore:
         if not counts.get("val"):
             return "val"
         return split_for(digest if digest else f"id:{image_id}")
+
+    def split_of_copy(self, digest: str | None, image_id: int) -> str | None:
+        """The split of another image with this photo content, which a copy joins when it is checked; None when
+        there is none."""
+        return _split_of_copy(self._conn(), digest, image_id)
 
     def _read_mask(self, kind: str, image_id: int) -> np.ndarray | None:
         path = self.mask_path(kind, image_id)
