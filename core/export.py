@@ -718,10 +718,13 @@ def _prediction_is_stale(store: ProjectStore, rec: ImageRecord) -> bool:
 def _target_schema(project: LabelSchema, dataset_format: DatasetFormat,
                    given: str | LabelSchema | None) -> LabelSchema:
     """The schema the masks are written in: the one given (the project's own by its name, even when it is not a
-    built-in), else the format's own when its readers take label values as that schema's classes, else the
-    project's. Writing the project's indices into such a layout would give every reader other classes, silently."""
+    built-in), else the format's own when its readers take label values as that schema's classes (or its
+    preferred one, when the project's schema maps to it), else the project's. Writing the project's indices into such a layout would give every reader other classes, silently."""
     if given is not None:
         return project if given == project.name else resolve_schema(given)
+    preferred = dataset_format.preferred_schema
+    if preferred is not None and preferred != project.name and preferred in project.mappings:
+        return get_schema(preferred)
     native = dataset_format.export_schema
     if native is None or native == project.name:
         return project
@@ -752,6 +755,12 @@ def _checked_request(store: ProjectStore, out_dir: str | os.PathLike, format: st
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ExportError(f"the split's seed must be a whole number of 0 or more, got {seed!r}")
     target, lut = _checked_mapping(store.schema, dataset_format, target_schema)
+    unwritable = [f"{name!r}: {why}" for name in target.classes[1:]
+                  if (why := dataset_format.exporter.unwritable_class(name))]
+    if unwritable:
+        raise ExportError(f"the {dataset_format.name} layout names a file after each class, and cannot hold "
+                          f"{'these classes' if len(unwritable) > 1 else 'this class'}: {'; '.join(unwritable)}. "
+                          "Rename the class in the project's schema, or export in another format")
     out_dir = Path(out_dir).expanduser().absolute()
     if out_dir.resolve().is_relative_to(store.root.resolve()):
         raise ExportError(f"{out_dir} is inside the project's image folder; the exported photos would be "

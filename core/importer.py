@@ -129,17 +129,22 @@ class ImageIndex:
                 self.by_tail[tail].append(rec)
             self.by_flat[stripped.replace("/", "__")].append(rec)
 
-    def match(self, name: str) -> tuple[ImageRecord | None, str]:
+    def match(self, name: str, stem_named: bool = False) -> tuple[ImageRecord | None, str]:
         """(record, "") or (None, why not). `name` may carry the photo's extension (COCO, LabelMe) or not; it is
         taken as given first (a photo may be called `IMG_1.jpg.png`), and only when that finds nothing without its
-        image extension."""
+        image extension. A `stem_named` label (an index mask named after the photo without its extension) is
+        first read as such, so the mask `x.jpg.png` of the photo `x.jpg.png` does not land on a photo `x.jpg`."""
         name = _nfc(name)
-        rec, why = self._match_named(name)
+        rec, why = self._match_named(name, stem_named)
         if rec is None and why == _NO_IMAGE and "\\" in name:  # a path written on Windows
-            return self._match_named(name.replace("\\", "/"))
+            return self._match_named(name.replace("\\", "/"), stem_named)
         return rec, why
 
-    def _match_named(self, name: str) -> tuple[ImageRecord | None, str]:
+    def _match_named(self, name: str, stem_named: bool = False) -> tuple[ImageRecord | None, str]:
+        if stem_named:
+            rec, why = self._match_stripped(name)
+            if rec is not None or why != _NO_IMAGE:
+                return rec, why
         if name in self.by_relpath:
             return self.by_relpath[name], ""
         rec, why = self._match_stripped(name)
@@ -401,7 +406,7 @@ class _Checker:
 
     def check(self, item: LabelItem) -> _Planned | None:
         report = self.report
-        rec, why = self.index.match(item.name)
+        rec, why = self.index.match(item.name, item.stem_named)
         if rec is None:
             (report.skipped if self.ignore_unmatched else report.problems).append(
                 f"{item.origin}: {why} ({item.name!r})")

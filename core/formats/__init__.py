@@ -29,6 +29,9 @@ class DatasetFormat:
     export_schema: str | None = None
     """The schema an export writes unless told otherwise, when the layout's readers take the label values as that
     schema's classes (LaPa's 0-10); None: the project's own."""
+    preferred_schema: str | None = None
+    """The schema an export writes unless told otherwise when the project's schema maps to it (CelebAMask-HQ's
+    readers take its class names and values); a project whose schema does not map to it writes its own."""
     reads_file: bool = False
     """Whether import also takes a single label file (a COCO JSON) instead of a dataset folder."""
     names_classes: bool = True
@@ -39,7 +42,7 @@ class DatasetFormat:
 FORMATS: dict[str, DatasetFormat] = {f.name: f for f in (
     DatasetFormat("celebamask-hq", "CelebAMask-HQ (per-class masks)", celebamask.CelebAMaskExporter,
                   celebamask.read_labels, exact=True, default_schema="celebamask-hq",
-                  names_classes=False),
+                  preferred_schema="celebamask-hq", names_classes=False),
     DatasetFormat("lapa", "LaPa (images/ and labels/ per split)", lapa.LapaExporter, lapa.read_labels, exact=True,
                   default_schema="lapa", export_schema="lapa", names_classes=False),
     DatasetFormat("index-png", "Index PNG masks with colour previews", index_png.IndexPngExporter,

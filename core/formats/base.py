@@ -83,6 +83,11 @@ class Exporter(abc.ABC):
         written, so a name the layout cannot hold refuses the export at once instead of part-way."""
         return None
 
+    @classmethod
+    def unwritable_class(cls, name: str) -> str | None:
+        """Why this layout cannot hold a class of this name, or None; checked before anything is written."""
+        return None
+
     def __init__(self, root: Path, schema: LabelSchema):
         self.root = root
         self.schema = schema
@@ -110,6 +115,9 @@ class LabelItem:
     """Given the (height, width) of the project image, the mask as indices into `classes`."""
     size: tuple[int, int] | None = None
     """(height, width) the label file declares, when it declares one."""
+    stem_named: bool = False
+    """The label file is named after the photo without the photo's extension (index-mask layouts): its name
+    `x.jpg` is first the photo `x.jpg.png`, not the photo `x.jpg`."""
 
 
 @dataclass

@@ -80,6 +80,14 @@ class CelebAMaskExporter(Exporter):
                    "cannot hold"
         return None
 
+    @classmethod
+    def unwritable_class(cls, name: str) -> str | None:
+        """Each class is a file name here (`<n>_<class>.png`), on every system the dataset may be read on."""
+        bad = sorted({c for c in name if c in '/\\:*?"<>|' or ord(c) < 32})
+        if bad or name in (".", ".."):
+            return f"it cannot be part of a file name ({' '.join(map(repr, bad)) or 'a dot name'})"
+        return None
+
     def __init__(self, root: Path, schema: LabelSchema):
         super().__init__(root, schema)
         self._splits: dict[str, list[int]] = defaultdict(list)

@@ -78,5 +78,6 @@ def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
     if not files:
         found.problems.append(f"no index PNG masks found in {source} (expected masks/<split>/<name>.png)")
     for path in files:
-        found.items.append(LabelItem(relative_name(path, base), str(path), schema.classes, index_mask_loader(path)))
+        found.items.append(LabelItem(relative_name(path, base), str(path), schema.classes, index_mask_loader(path),
+                                     stem_named=True))
     return found

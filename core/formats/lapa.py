@@ -69,5 +69,5 @@ def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
     for path in files:
         folder = next(f for f in folders if path.is_relative_to(f))
         name = path.relative_to(folder).with_suffix("").as_posix()
-        found.items.append(LabelItem(name, str(path), schema.classes, index_mask_loader(path)))
+        found.items.append(LabelItem(name, str(path), schema.classes, index_mask_loader(path), stem_named=True))
     return found

@@ -178,10 +178,28 @@ def _continues_block(line: str) -> bool:
     return not line or line[0].isspace() or _UNINDENTED_ENTRY.match(line) is not None
 
 
+def _without_comment(line: str) -> str:
+    """The line without a YAML comment: a `#` after a space, outside a quoted name (a class may be called
+    "eye #1"); a quote inside a plain name (`it's`) opens nothing."""
+    quote, escaped = None, False
+    for i, char in enumerate(line):
+        if escaped:
+            escaped = False
+        elif quote:
+            escaped = char == "\\" if quote == '"' else line[i:i + 2] == "''"
+            if char == quote and not escaped:
+                quote = None
+        elif char in "'\"" and line[:i].rstrip()[-1:] in ("", ":", "-", "[", "{", ","):
+            quote = char
+        elif char == "#" and i and line[i - 1].isspace():
+            return line[:i].rstrip()
+    return line.rstrip()
+
+
 def parse_names(text: str, path: Path) -> list[str]:
     """Class names from the `names:` entry of a YOLO data file: a flow list, a block list or a block mapping."""
     text = text.removeprefix("\ufeff")
-    lines = [line.split(" #")[0].rstrip() for line in text.splitlines() if not line.lstrip().startswith("#")]
+    lines = [_without_comment(line) for line in text.splitlines() if not line.lstrip().startswith("#")]
     for i, line in enumerate(lines):
         if not line.startswith("names:"):
             continue
@@ -312,6 +330,6 @@ def read_labels(source: Path, schema: LabelSchema) -> LabelSet:
             found.problems.append(str(e))
             continue
         found.items.append(LabelItem(project_name(relative_name(path, folder)), str(path), classes,
-                                     _loader(path, len(names))))
+                                     _loader(path, len(names)), stem_named=True))
     found.notes += empty_label_notes(source, empty, "an empty label file")
     return found
