@@ -1367,6 +1367,7 @@ class ProjectStore:
         arr = self._checked_mask(rec, mask)
         digest = self._hash_now(rec)
         labeled = self._labeled_hash(rec, digest, photo_seen)
+        indexed = self._index_hash(rec, digest)
         effort = None
         try:
             predicted = self.predicted_mask(rec.id)
@@ -1382,7 +1383,7 @@ class ProjectStore:
                 "content_hash = COALESCE(?, content_hash), labeled_hash = COALESCE(?, content_hash), updated = ?, "
                 "status = CASE WHEN status = 'reviewed' AND ? THEN 'reviewed' ELSE 'corrected' END, "
                 "mask_source = ? WHERE id = ?",
-                (int(keep_effort), effort, split, digest, labeled, time.time(), int(keep_reviewed),
+                (int(keep_effort), effort, split, indexed, labeled, time.time(), int(keep_reviewed),
                  "imported" if imported else None, rec.id)).rowcount
         self._check_still_there(updated, rec)
 
@@ -1470,6 +1471,16 @@ class ProjectStore:
         except OSError:
             return rec.content_hash
 
+    def _index_hash(self, rec: ImageRecord, digest: str | None) -> str | None:
+        """The hash to keep in the index beside the scan's byte size and time: `digest` when the file on disk is
+        still the one the scan saw, else None (the index keeps what it had until a scan sees the new file). A hash
+        of a newer file stored beside the old file's size and time would pass the new photo off as the scanned one,
+        and a review right after a save would then take it for the photo the mask was drawn on."""
+        try:
+            return digest if rec.scanned((self.root / rec.relpath).stat()) else None
+        except OSError:
+            return None
+
     def _labeled_hash(self, rec: ImageRecord, digest: str | None, photo_seen: tuple[int, int] | None) -> str | None:
         """The hash of the photo a person checked the mask on. That is the file on disk now (`digest`), unless it
         changed after the editor opened it (`photo_seen`, its byte size and time then, differ from the file's now):
@@ -1517,16 +1528,17 @@ class ProjectStore:
                             f"{'mask' if status == 'reviewed' else status + ' mask'}")
         digest = self._hash_now(rec) if status == "reviewed" else rec.content_hash
         labeled = self._labeled_hash(rec, digest, photo_seen)
+        indexed = self._index_hash(rec, digest)
         if status == "reviewed" and not has_corr:
             self._keep_approved_prediction(rec)
         with self._write() as c:
             c.execute("UPDATE images SET status = ?, updated = ? WHERE id = ?", (status, time.time(), rec.id))
             if status == "reviewed":
                 c.execute("UPDATE images SET content_hash = COALESCE(?, content_hash), "
-                          "labeled_hash = COALESCE(?, content_hash) WHERE id = ?", (digest, labeled, rec.id))
+                          "labeled_hash = COALESCE(?, content_hash) WHERE id = ?", (indexed, labeled, rec.id))
             if status == "reviewed" and not has_corr:
                 c.execute("UPDATE images SET split = COALESCE(split, ?), content_hash = COALESCE(content_hash, ?) "
-                          "WHERE id = ?", (rec.split or self._new_split(c, digest, rec.id), digest, rec.id))
+                          "WHERE id = ?", (rec.split or self._new_split(c, digest, rec.id), indexed, rec.id))
 
     @staticmethod
     def _new_split(c: sqlite3.Connection, digest: str | None, image_id: int) -> str:
