@@ -119,8 +119,9 @@ def _near_path(points: np.ndarray, radius: float, shape: tuple[int, int]) -> np.
 
 def _outline_spans(points: np.ndarray, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where each pixel row crosses the closed outline, paired into inside spans (rows, left x, right x) by the
-    even-odd rule. An edge counts for the rows in [its low y, its high y), so a vertex between two edges is counted
-    once and every row has an even number of crossings."""
+    nonzero winding rule: what the outline goes round, once or twice (a lasso that overshoots its start, a star),
+    is inside. An edge counts for the rows in [its low y, its high y), so a vertex between two edges is counted
+    once and the crossings of every row wind back to zero."""
     a, b = points, np.roll(points, -1, axis=0)
     sloped = a[:, 1] != b[:, 1]
     a, b = a[sloped], b[sloped]
@@ -131,11 +132,13 @@ def _outline_spans(points: np.ndarray, height: int) -> tuple[np.ndarray, np.ndar
     rows = np.repeat(first, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     ax, ay, bx, by = a[edge, 0], a[edge, 1], b[edge, 0], b[edge, 1]
     xs = ax + (rows - ay) * (bx - ax) / (by - ay)
+    turns = np.where(by > ay, 1, -1)
     keep = (rows >= 0) & (rows < height)
-    rows, xs = rows[keep], xs[keep]
+    rows, xs, turns = rows[keep], xs[keep], turns[keep]
     order = np.lexsort((xs, rows))
-    rows, xs = rows[order], xs[order]
-    return rows[0::2], xs[0::2], xs[1::2]
+    rows, xs, turns = rows[order], xs[order], turns[order]
+    inside = np.flatnonzero(np.cumsum(turns)[:-1] != 0)
+    return rows[inside], xs[inside], xs[inside + 1]
 
 
 def _on_outline_spans(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -231,6 +231,9 @@ class Canvas(QGraphicsView):
     def pick_class(self, label: int) -> None:
         self.class_picked.emit(label)
 
+    def tell(self, text: str) -> None:
+        self.message.emit(text)
+
     def show_outline_preview(self, points: list[tuple[float, float]] | None) -> None:
         path = QPainterPath()
         if points:

@@ -2,8 +2,8 @@
 
 Decoding a large JPEG and two PNG masks is most of the cost of switching images. While the annotator works on one
 image, the neighbours in the list are read on a background thread into a small cache. A cached mask is used only if
-its file is still the one that was read (same inode, mtime and size), so a save, a prediction or an edit made elsewhere is
-never hidden by a stale copy.
+its file is still the one that was read (same inode, mtime and size), and likewise the photo, so a save, a prediction,
+an edit or a retouched photo made elsewhere is never hidden by a stale copy.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class ImageBundle:
     stamps: tuple[Stamp, Stamp]
     photo_seen: tuple[int, int] | None = None
     """The photo file's (byte size, time) when it was read: a save tells the store which photo the mask is for."""
+    photo_stamp: Stamp = None
+    """The photo file's stamp when it was read: a photo retouched since is read again, not shown as it was."""
 
 
 def _stamp(path: os.PathLike) -> Stamp:
@@ -65,7 +67,7 @@ def read_bundle(store: ProjectStore, image_id: int) -> ImageBundle:
     corrected = store.corrected_mask(image_id)
     predicted = store.predicted_mask(image_id)
     return ImageBundle(record, photo_image(rgb), rgb.shape[:2], corrected, predicted, stamps,
-                       None if photo is None else (photo[2], photo[1]))
+                       None if photo is None else (photo[2], photo[1]), photo)
 
 
 @dataclass
@@ -116,7 +118,7 @@ class PrefetchCache:
             self._bundles.popitem(last=False)
 
     def take(self, image_id: int) -> ImageBundle | None:
-        """The cached bundle if its masks are still the files on disk; it leaves the cache either way.
+        """The cached bundle if its photo and masks are still the files on disk; it leaves the cache either way.
 
         The record is read again (before the stamps, as a save writes its file before its record): a status change
         such as a review touches no mask file, so the stamps cannot see it."""
@@ -124,7 +126,8 @@ class PrefetchCache:
         if bundle is None:
             return None
         record = self.store.get(image_id)
-        if record is None or bundle.stamps != mask_stamps(self.store, image_id):
+        if (record is None or bundle.stamps != mask_stamps(self.store, image_id)
+                or bundle.photo_stamp != _stamp(self.store.root / record.relpath)):
             return None
         return replace(bundle, record=record)
 

@@ -127,6 +127,8 @@ class MainWindow(QMainWindow):
         self._details_task = None
         self._asking_about_unsaved = False
         self._open_failed = False
+        self._unopened_chosen = False
+        """The image chosen in the list could not be opened: the title names it until another one opens."""
         self._opening_error: str | None = None
         self._review_asked: int | None = None
         self._warning_box: QMessageBox | None = None
@@ -341,6 +343,7 @@ class MainWindow(QMainWindow):
             store.close()
             return False
         self.ws = ws = Workspace(store, self.writer, self.jobs, self.autosave_ms, self)
+        self._unopened_chosen = False
         self._attach(ws)
         self.settings.add_recent(store.root)
         self._refresh_recent()
@@ -583,6 +586,7 @@ class MainWindow(QMainWindow):
         if ws.models.retrain.running:
             self._stop_retrain(ws)
         self.ws = None
+        self._unopened_chosen = False
         if self._details_task is not None:
             self._details_task.cancel()
         self.jobs.cancel_all()
@@ -985,6 +989,7 @@ class MainWindow(QMainWindow):
         ws = self.ws
         if ws is None:
             return
+        self._unopened_chosen = False
         if self.actions["toggle_prediction"].isChecked():
             self.actions["toggle_prediction"].setChecked(ws.canvas.showing_prediction)
         self._update_position()
@@ -999,7 +1004,7 @@ class MainWindow(QMainWindow):
     def _image_unloaded(self) -> None:
         """The chosen photo cannot be opened: its reason, which follows, goes to the status bar only, so no box
         takes the keys and D/A move on past it."""
-        self._open_failed = True
+        self._open_failed = self._unopened_chosen = True
         self._update_title()
         self._update_enabled()
         self._update_position()
@@ -1027,7 +1032,7 @@ class MainWindow(QMainWindow):
         if record is not None:
             first = f"{record.name} ({record.status})[*]"
         else:
-            row = _chosen_row(ws) if self._open_failed else None
+            row = _chosen_row(ws) if self._unopened_chosen else None
             unopened = ws.image_list.model.record(row) if row is not None else None
             first = f"{unopened.name} (cannot be opened)[*]" if unopened is not None else None
         project = f"{ws.store.root.name} (read-only)" if ws.store.read_only else ws.store.root.name

@@ -28,6 +28,7 @@ class ToolHost(Protocol):
     def commit(self, edit: Edit | None) -> None: ...
     def pick_class(self, label: int) -> None: ...
     def show_outline_preview(self, points: list[tuple[float, float]] | None) -> None: ...
+    def tell(self, text: str) -> None: ...
 
 
 def _center(x: float, y: float) -> tuple[float, float]:
@@ -229,10 +230,19 @@ class PolygonTool(Tool):
         self.host.show_outline_preview(self.points or None)
 
     def finish(self) -> None:
+        """Fill the outline. With fewer than three corners there is nothing to fill: the corners stay, and the
+        status bar says why, so a slip of Enter does not throw them away unseen."""
+        editor = self.host.editor
+        if editor is not None and 0 < len(self.points) < 3:
+            self._grabbed = None
+            self.host.show_outline_preview(self.points)
+            count = len(self.points)
+            self.host.tell(f"a polygon needs at least 3 corners ({count} so far): click more, or press Esc to drop "
+                           f"{'it' if count == 1 else 'them'}")
+            return
         points, self.points = self.points, []
         self._grabbed = None
         self.host.show_outline_preview(None)
-        editor = self.host.editor
         if editor is None or len(points) < 3:
             return
         edit = editor.fill_polygon([_center(px, py) for px, py in points], self.host.label,
