@@ -165,8 +165,14 @@ they are scaled to add up to 1 exactly."""
 def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
     """Train/val/test fractions from "0.8,0.1,0.1" (or two values, test then 0); they must add up to 1."""
     if isinstance(text, str):
+        fields = text.replace(" ", "").split(",")
+        if len(fields) > 1 and fields[-1] == "":
+            fields.pop()  # "0.8,0.2,": a trailing comma
+        if "" in fields:
+            raise ValueError(f"split field {fields.index('') + 1} is empty in {text!r}; write every fraction, "
+                             "like 0.5,0,0.5")
         try:
-            values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+            values = [float(v) for v in fields]
         except ValueError:
             raise ValueError(f"split must be numbers like 0.8,0.1,0.1, got {text!r}") from None
     else:
@@ -345,27 +351,41 @@ def _refuse_added_entries(out_dir: Path, card_file: Path) -> None:
 
 
 CONTENTS_KEY = "contents"
-"""The card's record of what the export wrote below its top: {"files": count, "newest_ns": newest write time}."""
+"""The card's record of what the export wrote below its top: {"files": count, "newest_ns": newest write time,
+"listing": a digest of every file's path, size and time}."""
 
 
-def _contents(folder: Path) -> dict[str, int]:
+def _contents(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file in the folder's tree but its card data file and what file managers leave behind: its path
-    relative to `folder` and the time it was last written (ns)."""
+    relative to `folder`, and the time it was last written (ns) and its size."""
     found = {}
     for root, _dirs, files in os.walk(folder):
         for name in files:
             path = Path(root, name)
             relative = path.relative_to(folder).as_posix()
             if relative != CARD_DATA_FILE and name not in FILE_MANAGER_NAMES:
-                found[relative] = path.lstat().st_mtime_ns
+                st = path.lstat()
+                found[relative] = (st.st_mtime_ns, st.st_size)
     return found
+
+
+def _listing(contents: dict[str, tuple[int, int]]) -> str:
+    """A digest of the files' paths, times and sizes: a file swapped in for one deleted, with an old time (a move,
+    an unzip), changes neither the count nor the newest time, but it changes this. (Files only deleted since are
+    no reason to refuse a replace, and with as many swapped in as were deleted the count does not tell them apart.)"""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(contents):
+        written, size = contents[path]
+        digest.update(f"{path}\0{written}\0{size}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def _record_contents(card_file: Path) -> None:
     """Add to the card what the export holds below its top, once everything else is written."""
     written = _contents(card_file.parent)
     data = _read_card(card_file) or {}
-    data[CONTENTS_KEY] = {"files": len(written), "newest_ns": max(written.values(), default=0)}
+    data[CONTENTS_KEY] = {"files": len(written), "newest_ns": max((t for t, _ in written.values()), default=0),
+                          "listing": _listing(written)}
     card_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
@@ -377,12 +397,18 @@ def _refuse_changed_contents(out_dir: Path, card_file: Path) -> None:
             and isinstance(recorded.get("newest_ns"), int)):
         return  # an export from before the record: only its top was checked
     now = _contents(out_dir)
-    newer = sorted((p for p, written in now.items() if written > recorded["newest_ns"]), key=str.casefold)
+    newer = sorted((p for p, (written, _) in now.items() if written > recorded["newest_ns"]), key=str.casefold)
     extra = len(now) - recorded["files"]
-    if not newer and extra <= 0:
+    listing = recorded.get("listing")
+    swapped = isinstance(listing, str) and extra == 0 and listing != _listing(now)
+    if not newer and extra <= 0 and not swapped:
         return
-    what = f"{len(newer)} file{'s' if len(newer) != 1 else ''} added or changed since: {_listed(newer)}" if newer \
-        else f"{extra} more file{'s' if extra != 1 else ''} than it wrote"
+    if newer:
+        what = f"{len(newer)} file{'s' if len(newer) != 1 else ''} added or changed since: {_listed(newer)}"
+    elif extra > 0:
+        what = f"{extra} more file{'s' if extra != 1 else ''} than it wrote"
+    else:
+        what = "files other than the ones it wrote (some were added, replaced or moved in since)"
     raise ExportError(f"{out_dir} holds {what}. Replacing the export would delete them; move them out of the folder "
                       "first, or export to a new folder")
 

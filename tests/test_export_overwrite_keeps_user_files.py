@@ -153,11 +153,17 @@ def test_files_added_or_edited_inside_the_exports_subfolders_refuse_the_replace(
     assert snapshot(out) == before
 
     (out / "images" / "train" / "my_extra_photo.jpg").unlink()
-    label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")
+    original = label.read_text()
+    label.write_text(original + "0 0.5 0.5 0.1 0.1\n")
     with pytest.raises(ExportError, match=f"added or changed since: labels/train/{label.name}"):
         export_dataset(store, out, "yolo", split=(1, 0, 0), overwrite=True)
 
-    os.utime(label, ns=(old, old))  # edited, then its time put back: the count still matches, so nothing to refuse
+    os.utime(label, ns=(old, old))  # edited, then its time put back: its size still tells
+    with pytest.raises(ExportError, match="other than the ones it wrote"):
+        export_dataset(store, out, "yolo", split=(1, 0, 0), overwrite=True)
+
+    label.write_text(original)
+    os.utime(label, ns=(old, old))
     shutil_copy = out / "labels" / "train" / "copied_with_its_time.txt"
     shutil_copy.write_text("kept")
     os.utime(shutil_copy, ns=(old, old))

@@ -83,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "all: also images with only a prediction")
     p.add_argument("--schema", metavar="NAME|FILE.json",
                    help="target schema, when the project's schema declares a mapping to it (e.g. lapa); by default "
-                        "the project's, except for lapa, which is written in LaPa's own classes")
+                        "the project's, except for lapa, which is written in LaPa's own classes, and celebamask-hq, which "
+                        "is written in CelebAMask-HQ's classes when the project's schema maps to them")
     p.add_argument("--overwrite", action="store_true",
                    help="replace DIR if it holds an earlier export (a folder without its dataset.json is never "
                         "replaced, nor one holding files or folders the export did not write)")

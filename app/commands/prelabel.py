@@ -8,6 +8,7 @@ it first if needed, with a progress bar; Ctrl-C stops it after the current batch
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -296,8 +297,10 @@ def _outputs(files: list[Path], out: Path, to_folder: bool, folder_meant: bool =
              names: list[Path] | None = None, overwrite: bool = False) -> list[Path]:
     """Where each mask goes: `out` itself for one image, else a PNG per image in the folder `out` (a name ending
     in a slash is a folder, made if needed), at `names` (relative; the image's stem by default). Files already in
-    the folder are refused unless `overwrite`: their names come from the images, not from the user."""
-    if not to_folder and not out.is_dir() and not folder_meant:
+    the folder are refused unless `overwrite`: their names come from the images, not from the user. A folder
+    input that holds one image may name its mask as a .png file."""
+    one_file = len(files) == 1 and out.suffix.lower() == ".png"  # a folder holding one photo, to a named mask
+    if (not to_folder or one_file) and not out.is_dir() and not folder_meant:
         if out.suffix.lower() != ".png":
             raise CommandError(f"--out {out} must be a .png file (or a folder, written with a / at the end) for a "
                                "single image")
@@ -349,14 +352,29 @@ def _refuse_existing(out: Path, targets: list[Path]) -> None:
                        "replace them")
 
 
-def _check_writable(targets: list[Path]) -> None:
-    """Make the output folders and make sure masks can be written in them, before the model loads and runs."""
+def _check_writable(targets: list[Path]) -> list[Path]:
+    """Make the output folders and make sure masks can be written in them, before the model loads and runs.
+    Returns the folders made, deepest first, so a run that stops before writing can take them back."""
     from faceparse.core.atomic import folder_write_problem
 
-    for folder in sorted({target.parent for target in targets}):
-        problem = folder_write_problem(folder, "output folder")
-        if problem is not None:
-            raise CommandError(problem)
+    made: list[Path] = []
+    try:
+        for folder in sorted({target.parent for target in targets}):
+            made += [p for p in (folder, *folder.parents) if not p.exists() and p not in made]
+            problem = folder_write_problem(folder, "output folder")
+            if problem is not None:
+                raise CommandError(problem)
+    except CommandError:
+        _remove_empty(made)
+        raise
+    return sorted(made, key=lambda p: len(p.parts), reverse=True)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Take back output folders a run made and left empty."""
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _write_failure(error: OSError, target: Path, written: int) -> str:
@@ -383,13 +401,14 @@ def run_predict(args: argparse.Namespace) -> int:
     files, names, to_folder = _collect_inputs(args.inputs, args.recursive, Path(args.out).expanduser())
     targets = _outputs(files, Path(args.out).expanduser(), to_folder,
                        folder_meant=args.out.endswith(("/", os.sep)), names=names, overwrite=args.overwrite)
-    _check_writable(targets)
+    made = _check_writable(targets)
     store = _project_of(args.inputs)
     try:
         resolved = find_model(store, args.model, "parser" if store is None else task_for_schema(store.schema))
         predictor = Predictor(resolved.path, device=args.device, threads=args.threads, batch_size=args.batch_size,
                               tta=bool(args.tta), confidence=False, probabilities=False)
     except (ModelNotFoundError, ModelError) as error:
+        _remove_empty(made)
         raise CommandError(str(error)) from None
     finally:
         if store is not None:

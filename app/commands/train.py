@@ -524,7 +524,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
-    from faceparse.core.datasets import MASK_CLASS, DatasetError
+    from faceparse.core.datasets import DatasetError
     from faceparse.core.evaluate import ONNX_NAME, EvaluationError, open_predictor, starter_scorer
     from faceparse.core.versions import STARTER, resolve_version
 
@@ -553,11 +553,20 @@ def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
     except EvaluationError as e:
         raise CommandError(str(e)) from None
     except DatasetError as e:
-        if store is not None and MASK_CLASS not in store.schema.classes:
-            raise CommandError(f"the project's schema {store.schema.name!r} has no {MASK_CLASS!r} class, so its "
-                               "masks cannot score the face-mask segmenter; evaluate the parser (--model parser), "
-                               "or a project made with the face-mask or masked-faces schema") from None
-        raise CommandError(str(e)) from None
+        raise _eval_dataset_error(e, store) from None
+
+
+def _eval_dataset_error(error: Exception, store: ProjectStore | None, task: str | None = None) -> CommandError:
+    """What `eval` says when the project's masks cannot score a face-mask model (`task` "mask", or None when not
+    yet known): the training wording (use --task ...) would send the user to an option that does not change which
+    model is scored."""
+    from faceparse.core.datasets import MASK_CLASS
+
+    if store is not None and task in (None, "mask") and MASK_CLASS not in store.schema.classes:
+        return CommandError(f"the project's schema {store.schema.name!r} has no {MASK_CLASS!r} class, so its "
+                            "masks cannot score the face-mask segmenter; evaluate the parser (--model parser), "
+                            "or a project made with the face-mask or masked-faces schema")
+    return CommandError(str(error))
 
 
 def _starter_without_project(args: argparse.Namespace) -> Path:
@@ -626,7 +635,9 @@ def _eval_samples(args: argparse.Namespace, data: Path, store: ProjectStore | No
             framing = Framing(mode=FACES) if args.mode == "faces" else None
             samples = folder_samples(data, args.masks, args.schema, task, model_schema=meta["schema"],
                                      framing=framing, left_out=left_out)
-    except (DatasetError, EvaluationError) as e:
+    except DatasetError as e:
+        raise _eval_dataset_error(e, store, task) from None
+    except EvaluationError as e:
         raise CommandError(str(e)) from None
     _say_left_out(left_out)
     return samples
