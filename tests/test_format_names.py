@@ -100,3 +100,19 @@ def test_a_lapa_project_exports_celebamask_hq_classes_to_that_layout(tmp_path):
     parts = sorted(p.name for p in (tmp_path / "out").rglob("00000_*.png"))
     assert parts and all(p[len("00000_"):-4] in celeb.classes for p in parts)
     assert json.loads((tmp_path / "out" / "schema.json").read_text())["name"] == "celebamask-hq"
+
+
+def test_yolo_writes_jpeg_photos_as_jpg_and_imports_them_back(tmp_path):
+    _folders(tmp_path, ["a.jfif", "b.jpe"])
+    mask = np.zeros((32, 32), np.uint8)
+    mask[6:26, 6:26] = 1
+    with ProjectStore.create(tmp_path / "src") as store:
+        store.scan()
+        for rec in store.images():
+            store.save_corrected(rec.id, mask)
+        export_dataset(store, tmp_path / "out", "yolo", split=(1, 0, 0))
+    assert sorted(p.name for p in (tmp_path / "out" / "images" / "train").iterdir()) == ["a.jpg", "b.jpg"]
+    with ProjectStore.create(tmp_path / "dst") as store:
+        store.scan()
+        import_dataset(store, tmp_path / "out", "yolo")
+        assert all(store.corrected_mask(rec.id) is not None for rec in store.images())

@@ -161,6 +161,15 @@ def visible_files(root: Path, pattern: str) -> list[Path]:
                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif"})
+
+
+def jpeg_as_jpg(suffix: str) -> str:
+    """A JPEG photo's suffix as the readers of datasets expect it: some list only `.jpg` and `.jpeg` and pass over
+    a `.jpe` or `.jfif` photo without a word."""
+    return ".jpg" if suffix.lower() in JPEG_SUFFIXES else suffix
+
+
 def copy_image(src: Path, dst: Path) -> None:
     """Copy a photo unchanged, unless an EXIF tag rotates it: masks are stored upright, so the copy must be too,
     or readers that ignore EXIF (most training code) would pair a rotated picture with an upright mask."""

@@ -35,6 +35,7 @@ from faceparse.core.formats.base import (
     LabelItem,
     LabelSet,
     copy_image,
+    jpeg_as_jpg,
     read_binary_png,
     visible_files,
     write_index_png,
@@ -53,13 +54,6 @@ DRAW_ORDER = ("skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_
               "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth")
 """The order in which CelebAMask-HQ's own combiner (Data_preprocessing/g_mask.py) paints the parts, later wins."""
 _PART_NAME = re.compile(r"^(\d+)_(.+)$")
-JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif"})
-
-
-def dataset_suffix(suffix: str) -> str:
-    return ".jpg" if suffix.lower() in JPEG_SUFFIXES else suffix
-
-
 class CelebAMaskExporter(Exporter):
     layout = (f"- `{IMAGE_DIR}/<n>`: the photos, unchanged, numbered from 0 (JPEG photos as `<n>.jpg`)\n"
               f"- `{ANNO_DIR}/<n // {FILES_PER_FOLDER}>/<n:05d>_<class>.png`: one black/white mask per class "
@@ -95,7 +89,7 @@ class CelebAMaskExporter(Exporter):
 
     def add(self, item: ExportItem) -> None:
         n = len(self._mapping) - 1  # numbered without gaps, as the dataset's loaders count the files
-        copy_image(item.image_path, self.root / IMAGE_DIR / f"{n}{dataset_suffix(item.image_suffix)}")
+        copy_image(item.image_path, self.root / IMAGE_DIR / f"{n}{jpeg_as_jpg(item.image_suffix)}")
         write_index_png(self.root / COMBINED_DIR / f"{n}.png", item.mask)
         folder = self.root / ANNO_DIR / str(n // FILES_PER_FOLDER)
         folder.mkdir(parents=True, exist_ok=True)

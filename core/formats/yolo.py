@@ -41,6 +41,7 @@ from faceparse.core.formats.base import (
     LabelSet,
     copy_image,
     empty_label_notes,
+    jpeg_as_jpg,
     relative_name,
     visible_files,
 )
@@ -90,7 +91,8 @@ def _split_folder(split: str, present: set[str]) -> tuple[str, str]:
 
 class YoloExporter(Exporter):
     layout = ("- `images/<split>/<path>`: the photos, unchanged (a folder `images` inside <path> is written as "
-              "`images_`, so that trainers find the labels)\n"
+              "`images_`, so that trainers find the labels; JPEG photos as `.jpg`, which trainers read where they may pass "
+              "over `.jpe` and `.jfif`)\n"
               "- `labels/<split>/<path>.txt`: `<class> x1 y1 x2 y2 ...` per connected region, coordinates "
               "relative to the image size; YOLO class k = schema class k + 1 (no background class); holes "
               "joined to the boundary by a zero-width cut; largest regions first\n"
@@ -106,7 +108,7 @@ class YoloExporter(Exporter):
 
     def add(self, item: ExportItem) -> None:
         name = exported_name(item.name)
-        copy_image(item.image_path, self.root / "images" / item.split / f"{name}{item.image_suffix}")
+        copy_image(item.image_path, self.root / "images" / item.split / f"{name}{jpeg_as_jpg(item.image_suffix)}")
         label = self.root / "labels" / item.split / f"{name}.txt"
         label.parent.mkdir(parents=True, exist_ok=True)
         lines = mask_to_lines(item.mask)
