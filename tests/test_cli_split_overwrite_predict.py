@@ -85,3 +85,27 @@ def test_predict_a_folder_of_one_photo_to_a_named_png(capsys, tmp_path):
                        "--whole-image")
     assert code == 0, err
     assert np.asarray(Image.open(tmp_path / "m.png")).shape == (32, 32)
+
+
+def test_a_second_train_names_the_command_that_lists_and_cancels_the_first(capsys, store, monkeypatch):
+    from faceparse.core import jobs
+
+    def busy(self, config):
+        raise jobs.JobConflict(f"a training job is already running on {store.root} (job 7, running); "
+                               "wait for it or cancel it first")
+
+    monkeypatch.setattr(jobs.JobRunner, "start_retrain", busy)
+    code, _, err = run(capsys, "train", store.root, "--epochs", "1")
+    assert code == 2
+    assert "job 7" in err and f"faceparse jobs {store.root}" in err and "--cancel ID" in err
+
+
+def test_prelabel_speaks_of_one_image_in_the_singular(capsys, tmp_path):
+    model = foreground_model(tmp_path / "face.onnx")
+    folder = tmp_path / "one"
+    folder.mkdir()
+    Image.fromarray(draw_face(3, 32)[0]).save(folder / "p.png")
+    assert run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image")[0] == 0
+    code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image")
+    assert code == 0
+    assert "The image this model already predicted with these settings kept its mask" in out

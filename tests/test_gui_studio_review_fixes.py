@@ -95,3 +95,18 @@ def test_closing_a_two_corner_polygon_keeps_the_corners_and_says_why(qtbot, tmp_
     QTest.keyClick(canvas, Qt.Key.Key_Return)
     assert canvas.tool.points == []
     assert window.ws.session.editor.mask[30, 15] == canvas.label
+
+
+def test_the_picker_reads_the_class_from_the_prediction_on_screen(qtbot, tmp_path):
+    folder = make_project(tmp_path / "faces", count=2)
+    window = open_window(qtbot, folder, tmp_path)
+    canvas, session = window.ws.canvas, window.ws.session
+    window.actions["toggle_prediction"].trigger()
+    assert canvas.showing_prediction
+    prediction = session.prediction
+    y, x = np.argwhere(prediction == prediction.max())[0]
+    window.actions["tool_picker"].trigger()
+    before = session.editor.mask.copy()
+    QTest.mouseClick(canvas.viewport(), LEFT, NONE, viewport_point(canvas, x + 0.5, y + 0.5))
+    assert canvas.label == int(prediction.max())
+    assert np.array_equal(session.editor.mask, before)

@@ -195,7 +195,8 @@ def _print_summary(result: PrelabelResult) -> None:
     tta = ", flip TTA" if result.tta else ""
     print(f"Model {result.model_id} ({result.model_path}) on {where}, mode {result.mode.replace('_', ' ')}{tta}")
     if result.total:
-        print(f"Predicted {result.predicted:,} of {result.total:,} images in {result.seconds:.1f} s "
+        print(f"Predicted {result.predicted:,} of {result.total:,} image{'' if result.total == 1 else 's'} in "
+              f"{result.seconds:.1f} s "
               f"({result.images_per_second:.1f} images/s)")
     else:
         print("Nothing to predict")
@@ -206,8 +207,10 @@ def _print_summary(result: PrelabelResult) -> None:
         kept.append(f"{result.skipped_unreadable:,} unreadable skipped")
     print("Skipped " + ", ".join(kept))
     if result.skipped_current:
-        print(f"The {result.skipped_current:,} images this model already predicted with these settings kept "
-              "their masks; add --redo to predict them again")
+        one = result.skipped_current == 1
+        print(f"{'The image' if one else f'The {result.skipped_current:,} images'} this model already predicted "
+              f"with these settings kept {'its mask' if one else 'their masks'}; add --redo to predict "
+              f"{'it' if one else 'them'} again")
     if result.skipped_imported:
         one = result.skipped_imported == 1
         print(f"{result.skipped_imported:,} imported prediction{'' if one else 's'} kept; --redo replaces "
@@ -457,8 +460,9 @@ def run_predict(args: argparse.Namespace) -> int:
     for path, reason in failed:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     where = targets[0] if not to_folder else Path(args.out)
-    print(f"Wrote {written[0]:,} mask{'s' if written[0] != 1 else ''} to {where} "
-          f"(model {resolved.model_id}, {predictor.describe()})")
+    wrote = f"Wrote {written[0]:,} mask{'s' if written[0] != 1 else ''} to {where}" if written[0] else \
+        f"No mask was written to {where}"
+    print(f"{wrote} (model {resolved.model_id}, {predictor.describe()})")
     if cancel.is_set() and written[0] + len(failed) < len(files):
         print(f"Stopped after {written[0] + len(failed):,} of {len(files):,} images", file=sys.stderr)
         return 1

@@ -250,7 +250,7 @@ def print_result(outcome: Any, result: dict[str, Any] | None) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from faceparse.core.datasets import DatasetError, task_target
-    from faceparse.core.jobs import JobRunner
+    from faceparse.core.jobs import JobConflict, JobRunner
 
     store = ProjectStore.open(args.folder)
     try:
@@ -267,7 +267,10 @@ def run_train(args: argparse.Namespace) -> int:
         _check_pretrain(store, config)
         _warn_without_validation(store, config)
         runner = JobRunner(store)
-        handle = runner.start_retrain(config)
+        try:
+            handle = runner.start_retrain(config)
+        except JobConflict as e:
+            raise CommandError(f"{e} (faceparse jobs {args.folder} lists it; --cancel ID cancels it)") from None
         print(f"Started {config.task} training job {handle.job_id} on {store.root}", file=sys.stderr, flush=True)
         outcome, interrupted = follow(handle, ProgressView())
         if args.json:

@@ -342,6 +342,14 @@ class Canvas(QGraphicsView):
             self.tool.press(pos.x(), pos.y())
             self.sketch_changed.emit()
             return
+        if (event.button() == Qt.MouseButton.LeftButton and self.showing_prediction and self.prediction is not None
+                and isinstance(self.tool, TOOLS["picker"])):
+            pos = self.image_pos(event.position())
+            x, y = int(np.floor(pos.x())), int(np.floor(pos.y()))
+            if 0 <= y < self.prediction.shape[0] and 0 <= x < self.prediction.shape[1]:
+                self.pick_class(int(self.prediction[y, x]))  # picking reads the prediction and changes nothing
+                self.pick_finished.emit()
+            return
         if event.button() == Qt.MouseButton.LeftButton and self.showing_prediction and self.editor is not None:
             self.message.emit("the prediction is read-only: press T to edit the working mask, or Ctrl+Enter to "
                               "accept the prediction")
