@@ -337,16 +337,22 @@ def pretrain_problem(store, config) -> str | None:
 
 
 def pretrain_phase(ctx) -> None:
-    """Masked pre-training of the start network's body on the project's images, inside a retrain job."""
+    """Masked pre-training of the start network's body on the project's images, inside a retrain job. Reading
+    the photos and finding their faces counts against its share of the job's time limit, as the steps do."""
     extra = ctx.config.extra
     size = ctx.config.input_size
-    pictures = _job_images(ctx)
+    started = time.monotonic()
+    try:
+        pictures = _job_images(ctx)
+    finally:
+        ctx.pretrain_seconds = time.monotonic() - started
     images = pictures.images
     budget = ctx.config.time_limit_s
+    share = None if budget is None else max(0.0, budget * PRETRAIN_SHARE_OF_TIME_LIMIT - ctx.pretrain_seconds)
     config = PretrainConfig(architecture=ctx.config.network, input_size=size,
                             steps=int(extra.get("pretrain_steps", 300)), batch_size=ctx.config.batch_size,
                             seed=ctx.config.seed, min_images=min_images(ctx.config, asked=True),
-                            time_limit_s=None if budget is None else budget * PRETRAIN_SHARE_OF_TIME_LIMIT)
+                            time_limit_s=share)
     net = MaskedPretrainNet.from_parser(ctx.model, ctx.config.network, **ctx.arch_args)
     done = [0]
 
@@ -357,7 +363,6 @@ def pretrain_phase(ctx) -> None:
         if ctx.cancelled():
             ctx.cancel_event.set()
 
-    started = time.monotonic()
     try:
         masked_pretrain(images, config, on_event=on_event, cancel=ctx.cancel_event, net=net, device=ctx.device)
     except InterruptedError:

@@ -86,3 +86,29 @@ def test_a_copy_of_a_validation_photo_is_not_pretrained_on(tmp_path):
         assert copy.id not in {r.id for r in pretrain_records(store)}
         store.save_corrected(copy.id, np.zeros((16, 16), np.uint8))
         assert store.get(copy.id).split == "val"
+
+
+def test_finding_the_faces_counts_against_pretrainings_share_of_the_time_limit(monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    from faceparse.core import pretrain
+    from faceparse.core.recipes import TrainConfig
+
+    def slow_images(ctx):
+        time.sleep(0.4)
+        return pretrain.PretrainImages([np.zeros((8, 8, 3), np.uint8)] * 4, 4)
+
+    limits = []
+    monkeypatch.setattr(pretrain, "_job_images", slow_images)
+    monkeypatch.setattr(pretrain, "masked_pretrain", lambda images, config, **kw: limits.append(config.time_limit_s))
+    monkeypatch.setattr(pretrain.MaskedPretrainNet, "from_parser", staticmethod(lambda *a, **k: None))
+    monkeypatch.setattr(pretrain, "transfer_pretrained_body", lambda net, model: None)
+    config = TrainConfig.for_task("parser", time_limit_s=2.0)
+    ctx = SimpleNamespace(config=config, model=None, arch_args={}, device="cpu", cancel_event=None,
+                          cancelled=lambda: False, emit=lambda *a, **k: None, note=lambda *a: None,
+                          check_cancel=lambda: None, pretrain_seconds=0.0)
+    pretrain.pretrain_phase(ctx)
+    share = 2.0 * pretrain.PRETRAIN_SHARE_OF_TIME_LIMIT
+    assert ctx.pretrain_seconds >= 0.4
+    assert limits and limits[0] <= share - 0.4 + 1e-6
