@@ -128,6 +128,15 @@ class Distributed:
         self._dist.all_reduce(tensor)
         return float(tensor.item()) / self.world
 
+    def everywhere(self, flag: bool) -> bool:
+        """Whether `flag` holds on every process: one process's bad step stops them all at the same step, where
+        it alone stopping would leave the others waiting for it in the gradient exchange."""
+        if not self.active:
+            return flag
+        tensor = torch.tensor([float(flag)], dtype=torch.float64, device=self.device)
+        self._dist.all_reduce(tensor, op=self._dist.ReduceOp.MIN)
+        return bool(tensor.item())
+
     def barrier(self) -> None:
         if self.active:
             self._dist.barrier()
@@ -232,11 +241,14 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def _train_step(model: nn.Module, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
                 optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, step: int,
-                config: FitConfig) -> torch.Tensor:
-    """One weight update; a loss that is no longer a number stops the job before it reaches the weights."""
+                config: FitConfig, dist: Distributed | None = None) -> torch.Tensor:
+    """One weight update; a loss that is no longer a number, on any process, stops the job before it reaches the
+    weights."""
     loss = loss_fn(model(x), y)
-    if not torch.isfinite(loss):
-        raise TrainingDiverged(f"the loss became {loss.item()} at step {step + 1}; "
+    finite = bool(torch.isfinite(loss))
+    if not (finite if dist is None else dist.everywhere(finite)):
+        where = f"{loss.item()}" if not finite else "not a number on another process"
+        raise TrainingDiverged(f"the loss became {where} at step {step + 1}; "
                                f"try a lower learning rate than {config.lr:g}")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -311,7 +323,7 @@ def fit(model: nn.Module, loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
                 break
             x, y = _batch_tensors(images, targets, device, config.channels_last)
             _set_lr(optimizer, schedule(step))
-            loss = _train_step(model, loss_fn, optimizer, x, y, step, config)
+            loss = _train_step(model, loss_fn, optimizer, x, y, step, config, dist)
             step += 1
             value = dist.mean(float(loss.item()))
             epoch_losses.append(value)
