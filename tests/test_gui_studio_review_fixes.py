@@ -110,3 +110,12 @@ def test_the_picker_reads_the_class_from_the_prediction_on_screen(qtbot, tmp_pat
     QTest.mouseClick(canvas.viewport(), LEFT, NONE, viewport_point(canvas, x + 0.5, y + 0.5))
     assert canvas.label == int(prediction.max())
     assert np.array_equal(session.editor.mask, before)
+
+
+def test_a_built_in_cuda_provider_is_not_named_as_running_before_a_run(monkeypatch):
+    from faceparse.app.gui import model_jobs
+
+    monkeypatch.setattr(model_jobs, "choose_providers", lambda device: (["CUDAExecutionProvider", "CPU"], None))
+    assert model_jobs.device_description("auto").startswith("GPU (CUDA), once a run confirms it")
+    monkeypatch.setattr(model_jobs, "choose_providers", lambda device: (["CPUExecutionProvider"], None))
+    assert model_jobs.device_description("auto") == "CPU"

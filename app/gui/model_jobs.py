@@ -35,9 +35,11 @@ DEVICES = {"auto": "Auto (GPU if available)", "cpu": "CPU", "cuda": "GPU (CUDA)"
 
 
 def device_description(device: str) -> str:
-    """Where inference will run for a device choice, as ONNX Runtime reports it on this machine."""
+    """Where inference will run for a device choice, as ONNX Runtime reports it on this machine. A CUDA provider
+    that is built in may still fail to start (a missing library): until a run has shown it working, it is named
+    as what is asked for, and the first run replaces this with the provider that ran."""
     providers, notice = choose_providers(device)
-    where = "GPU (CUDA)" if providers[0].startswith("CUDA") else "CPU"
+    where = "GPU (CUDA), once a run confirms it" if providers[0].startswith("CUDA") else "CPU"
     return where + (f" — {notice}" if notice else "")
 
 
