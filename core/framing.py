@@ -236,15 +236,25 @@ def _covered(size: tuple[int, int], boxes: list[CropBox]) -> np.ndarray:
 
 
 def _without_narrow_runs(row: np.ndarray, min_width: int) -> np.ndarray:
-    """The row with every run of one label narrower than `min_width` set to background: a strand of hair or a
-    speck at the edge would otherwise become a thin stripe down the picture."""
-    row = row.copy()
+    """The row with every run of one label narrower than `min_width` given the label of the runs around it (the
+    wider one's, when they differ): a strand of hair or a speck at the edge would otherwise become a thin stripe
+    down the picture, and a gap left in its place (or a narrow gap of background between labels) a thin
+    unlabelled line through the clothes."""
+    out = row.copy()
     starts = np.flatnonzero(np.diff(row, prepend=np.int64(row[0]) + 1) != 0)
     ends = np.append(starts[1:], len(row))
-    for start, end in zip(starts, ends, strict=True):
-        if end - start < min_width:
-            row[start:end] = 0
-    return row
+    widths = ends - starts
+    labels = row[starts]
+    for i in np.flatnonzero(widths < min_width):
+        before = i - 1 if i > 0 else None
+        after = i + 1 if i + 1 < len(starts) else None
+        if (before is None or after is None) and labels[i] == 0:
+            continue  # background at the row's end is no gap
+
+        if before is None or (after is not None and widths[after] > widths[before]):
+            before = after
+        out[starts[i]:ends[i]] = labels[before]
+    return out
 
 
 def predict_image(image: np.ndarray, predictor: Predictor, framing: Framing | None = None,

@@ -113,12 +113,15 @@ def test_a_strand_at_the_edge_of_the_view_is_not_drawn_down_the_picture(predicto
     assert not opened.mask[wide[3]:, 110:].any()
 
 
-def test_narrow_runs_are_dropped_from_the_edge():
+def test_narrow_runs_take_the_label_around_them_and_leave_no_gap():
     from faceparse.core.framing import _without_narrow_runs
 
     row = np.array([0, 0, 5, 5, 5, 5, 3, 3, 0, 1, 1, 1, 255], np.uint8)
-    assert _without_narrow_runs(row, 3).tolist() == [0, 0, 5, 5, 5, 5, 0, 0, 0, 1, 1, 1, 0]
+    assert _without_narrow_runs(row, 3).tolist() == [0, 0, 5, 5, 5, 5, 5, 5, 1, 1, 1, 1, 1]
     assert _without_narrow_runs(row, 1).tolist() == row.tolist()
+    cloth = np.array([18] * 8 + [17] + [18] * 8 + [0] + [18] * 8, np.uint8)
+    assert (_without_narrow_runs(cloth, 3) == 18).all()
+    assert _without_narrow_runs(np.array([0, 7, 7, 7, 7], np.uint8), 3).tolist() == [0, 7, 7, 7, 7]
 
 
 def wide_body() -> np.ndarray:
