@@ -254,3 +254,21 @@ def test_a_face_in_a_panorama_wider_than_32767_pixels_can_be_cropped():
     panorama = np.full((60, 33000, 3), 90, np.uint8)
     out = crop(panorama, CropBox(20000.0, 5.0, 20050.0, 55.0), (64, 64))
     assert out.shape == (64, 64, 3) and (out == 90).all()
+
+
+def test_a_small_false_find_beside_the_face_does_not_choose_faces_for_a_folder_of_crops():
+    crop = np.zeros((200, 200, 3), np.uint8)
+    centred = (50, 50, 150, 150)
+
+    class PerPicture:
+        def __init__(self, found):
+            self.found = list(found)
+
+        def detect(self, image):
+            return self.found.pop(0)
+
+    with_speck = [[centred, (170, 10, 200, 40)]] + [[centred]] * 7
+    assert suggest_mode([crop] * 8, PerPicture(with_speck))[0] == WHOLE_IMAGE
+    group = [[centred]] * 7 + [[centred, (0, 0, 40, 40)]]
+    mode, reason = suggest_mode([crop] * 8, PerPicture(group))
+    assert mode == FACES and "image 8 of the sample has 2 faces" in reason
