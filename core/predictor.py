@@ -448,7 +448,7 @@ class Predictor:
         return self.info.input_size
 
     def describe(self) -> str:
-        where = "GPU (CUDA)" if self.device == "cuda" else f"CPU, {self.threads} threads"
+        where = "GPU (CUDA)" if self.device == "cuda" else f"CPU, {self.threads} thread{'' if self.threads == 1 else 's'}"
         return f"{self.info.path.name} on {where}" + (", flip TTA" if self.tta else "")
 
     def run(self, crops: np.ndarray) -> dict[str, np.ndarray]:

@@ -529,6 +529,11 @@ class PrelabelJob:
         store.update_job(job_id, state="running", pid=os.getpid(), message="starting")
         try:
             return self._run_job(job_id, progress_callback, cancel_event)
+        except KeyboardInterrupt:
+            with contextlib.suppress(Exception):
+                store.update_job(job_id, state="cancelled",
+                                 message="stopped at once (interrupted); the masks saved before it are kept")
+            raise
         except BaseException as error:
             expected = isinstance(error, ModelError | ModelNotFoundError | ProjectError)
             message = str(error) if expected else f"{type(error).__name__}: {error}"
