@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from faceparse.core.checkpoint_layout import has_checkpoint
 from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, load_mask, read_size, save_mask
 from faceparse.core.schemas import LabelSchema, SchemaError, resolve_schema
 
@@ -1724,10 +1725,17 @@ class ProjectStore:
         return 0 if row is None else int(json.loads(row[0]))
 
     def next_version_name(self, task: str) -> str:
-        """One past the highest version number ever given out, deleted versions included."""
+        """One past the highest version number ever given out, deleted versions included, and past every version
+        folder on disk: a database restored from a backup may not know the newest ones, and a new version must
+        never take the name (and the folder) of one whose predictions are stored under it. A folder without a whole
+        checkpoint (left by a crash before its row was written) holds no model, and its number is free."""
         c = self._conn()
         numbers = [n for (v,) in c.execute("SELECT version FROM model_versions WHERE task = ?", (task,))
                    if (n := _version_number(v)) is not None]
+        folder = self.models_dir / task
+        with contextlib.suppress(OSError):
+            numbers += [n for entry in folder.iterdir() if ".partial-" not in entry.name and has_checkpoint(entry)
+                        and (n := _version_number(entry.name.lstrip(".").split(".")[0])) is not None]
         return f"v{max(numbers + [self._highest_deleted(c, task)]) + 1:04d}"
 
     # --- jobs ----------------------------------------------------------------------------------------------------

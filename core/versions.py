@@ -115,8 +115,10 @@ def create_version(store: ProjectStore, task: str, model: nn.Module, meta: dict[
             from faceparse.core.onnx_export import export_onnx as export
 
             export(model, full_meta, staging / ONNX_NAME)
-        if final.exists():  # left by a crash after the rename but before the row was written
+        if final.exists() and not has_checkpoint(final):  # left by a crash after the rename, before the row
             shutil.rmtree(final)
+        elif final.exists():  # a model no row names, whose number another process took meanwhile: keep it
+            final.rename(final.with_name(f".{version}.unregistered-{os.getpid()}"))
         os.replace(staging, final)
         _fsync_dir(final.parent)
     except BaseException:
@@ -214,8 +216,11 @@ def activate(store: ProjectStore, task: str, version: str, export_missing_onnx: 
     row = _require(store, task, version)
     if export_missing_onnx:
         ensure_onnx(store, task, version, announce)
+    history = activation_history(store, task)
+    if store.active_model(task) is None and _starter_available(task):  # moving off the starter: remember it
+        history = [v for v in history if v != STARTER] + [STARTER]
     store.set_active_model(task, version)
-    history = [v for v in activation_history(store, task) if v != version] + [version]
+    history = [v for v in history if v != version] + [version]
     store.set_setting(HISTORY_KEY.format(task=task), history[-HISTORY_LENGTH:])
     return row
 
@@ -250,21 +255,23 @@ def rollback(store: ProjectStore, task: str, version: str | None = None,
 
 
 def rollback_candidates(store: ProjectStore, task: str) -> list[str]:
-    """The versions a rollback would try, in order: those active before the current one, newest first, then its
-    parent, then `STARTER` when the application ships a starter model; only those whose files are there, so it is
-    empty when there is nothing to roll back to."""
+    """The versions a rollback would try, in order: those active before the current one, newest first (the starter
+    model among them, where it was in use before), then its parent, then `STARTER` when the application ships a
+    starter model; only those whose files are there, so it is empty when there is nothing to roll back to."""
     active = store.active_model(task)
     if active is None:
         return []
     history = [v for v in activation_history(store, task) if v != active["version"]]
-    candidates = list(reversed(history)) + ([active["parent"]] if active["parent"] else [])
+    candidates = list(reversed(history)) + ([active["parent"]] if active["parent"] else []) + [STARTER]
     usable = []
     for version in dict.fromkeys(candidates):
+        if version == STARTER:
+            if _starter_available(task):
+                usable.append(version)
+            continue
         with contextlib.suppress(ProjectError):
             _require(store, task, version)
             usable.append(version)
-    if _starter_available(task):
-        usable.append(STARTER)
     return usable
 
 
@@ -359,10 +366,19 @@ def versions_to_prune(store: ProjectStore, task: str, keep: int = KEEP_VERSIONS)
 
 def prune_versions(store: ProjectStore, task: str, keep: int = KEEP_VERSIONS, dry_run: bool = False) -> PruneResult:
     """Delete the versions `versions_to_prune` names (with `dry_run`, only say which and how big they are); one
-    that cannot be deleted is reported in `refused` and the others still go."""
+    that cannot be deleted is reported in `refused` and the others still go. A dry run refuses what the real run
+    would refuse before deleting anything (the version a running training job starts from)."""
     doomed = versions_to_prune(store, task, keep)
     if dry_run:
-        return PruneResult(task, tuple(_described(store, row) for row in doomed), dry_run=True)
+        described, refused_now = [], []
+        for row in doomed:
+            try:
+                _deletable(store, task, row["version"])
+            except ProjectError as error:
+                refused_now.append((row["version"], str(error)))
+                continue
+            described.append(_described(store, row))
+        return PruneResult(task, tuple(described), tuple(refused_now), dry_run=True)
     deleted, refused = [], []
     for row in doomed:
         try:

@@ -222,7 +222,7 @@ def test_activate_and_roll_back(tmp_path):
         rollback(store, "parser")
     for version in (v1, v3, v2):
         activate(store, "parser", version, export_missing_onnx=False)
-    assert activation_history(store, "parser") == [v1, v3, v2]
+    assert activation_history(store, "parser") == [STARTER, v1, v3, v2]
     assert rollback(store, "parser", export_missing_onnx=False)["version"] == v3
     assert store.active_model("parser")["version"] == v3
     assert rollback(store, "parser", export_missing_onnx=False)["version"] == v1
@@ -354,3 +354,25 @@ def test_the_last_rollback_returns_to_the_starter_model_and_keeps_every_version(
     with pytest.raises(ProjectError, match="no starter parser model"):
         activate(store, "parser", STARTER)
     store.close()
+
+
+def test_rolling_back_from_the_first_version_activated_returns_to_the_starter_not_its_parent(tmp_path):
+    store, _ = make_project(tmp_path / "faces", count=2, corrected=0)
+    v1 = fake_version(store)["version"]
+    v2 = fake_version(store, parent=v1)["version"]
+    activate(store, "parser", v2, export_missing_onnx=False)
+    assert rollback_candidates(store, "parser")[0] == STARTER
+    assert rollback(store, "parser", export_missing_onnx=False)["version"] == STARTER
+    assert store.active_model("parser") is None
+
+
+def test_a_version_folder_the_database_does_not_know_is_never_replaced(tmp_path):
+    store, _ = make_project(tmp_path / "faces", count=2, corrected=0)
+    fake_version(store)
+    second = fake_version(store)
+    weights = (Path(second["path"]) / "model.safetensors").read_bytes()
+    with store._write() as c:  # a database restored from a backup made before the second version
+        c.execute("DELETE FROM model_versions WHERE version = ?", (second["version"],))
+    third = fake_version(store)
+    assert third["version"] == "v0003"
+    assert (Path(second["path"]) / "model.safetensors").read_bytes() == weights

@@ -11,6 +11,7 @@ from faceparse.app.cli import main
 from faceparse.core import store as store_module
 from faceparse.core.store import ProjectError
 from faceparse.core.versions import (
+    STARTER,
     activate,
     activation_history,
     delete_version,
@@ -119,7 +120,7 @@ def test_rollback_never_returns_to_a_deleted_version(store):
     for version in (v1, v2, v3):
         activate(store, "parser", version, export_missing_onnx=False)
     delete_version(store, "parser", v2)
-    assert activation_history(store, "parser") == [v1, v3]
+    assert activation_history(store, "parser") == [STARTER, v1, v3]
     assert rollback_candidates(store, "parser")[0] == v1
     assert rollback(store, "parser", export_missing_onnx=False)["version"] == v1
     with pytest.raises(ProjectError, match="no model version 'v0002'"):
@@ -341,7 +342,7 @@ def test_a_refused_deletion_keeps_the_activation_history(store, monkeypatch):
     monkeypatch.setattr(store, "delete_model_version", activated_meanwhile)
     with pytest.raises(ProjectError):
         delete_version(store, "parser", v1)
-    assert activation_history(store, "parser") == [v1, v2]
+    assert activation_history(store, "parser") == [STARTER, v1, v2]
     assert on_disk(store) == [v1, v2]
 
 
@@ -363,3 +364,18 @@ def test_a_deletion_still_running_in_another_process_is_left_alone(store):
     os.replace(version_dir(store, "parser", v1), hidden)
     list_versions(store, "parser")
     assert hidden.exists() and not version_dir(store, "parser", v1).exists()
+
+
+def test_a_dry_run_refuses_what_the_real_prune_refuses(store, monkeypatch):
+    from faceparse.core import versions
+
+    v1, v2, v3 = made(store, 3)
+    activate(store, "parser", v3, export_missing_onnx=False)
+    monkeypatch.setattr(versions, "_training_job_starting_from",
+                        lambda store, task, version: {"id": 9} if version == v1 else None)
+    dry = prune_versions(store, "parser", keep=0, dry_run=True)
+    assert [d.version for d in dry.deleted] == [v2]
+    assert [version for version, _ in dry.refused] == [v1] and "training job 9" in dry.refused[0][1]
+    real = prune_versions(store, "parser", keep=0)
+    assert [d.version for d in real.deleted] == [d.version for d in dry.deleted]
+    assert real.refused == dry.refused

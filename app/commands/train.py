@@ -467,7 +467,7 @@ def _prune_versions(store: ProjectStore, args: argparse.Namespace) -> int:
         for gone in result.deleted:
             print(f"{verb} {gone.task} {gone.version} ({_megabytes(gone.size_bytes)})")
         for version, reason in result.refused:
-            print(f"kept {result.task} {version}: {reason}", file=sys.stderr)
+            print(f"{'would keep' if args.dry_run else 'kept'} {result.task} {version}: {reason}", file=sys.stderr)
     count = sum(len(result.deleted) for result in results)
     freed = _megabytes(sum(result.bytes_freed for result in results))
     if args.dry_run:

@@ -26,6 +26,7 @@ from faceparse.core.train_worker import auto_start_size, repredict_outcome
 from faceparse.core.versions import (
     STARTER,
     activate,
+    activation_history,
     delete_version,
     list_versions,
     rollback,
@@ -601,7 +602,7 @@ class ModelsPanel(QWidget):
         free = self._read_only is None and not self._activating and not self.retrain.running
         candidates = rollback_candidates(self.store, self.task)
         self.rollback_button.setEnabled(free and bool(candidates))
-        self.rollback_button.setToolTip(_rollback_hint(candidates))
+        self.rollback_button.setToolTip(_rollback_hint(candidates, activation_history(self.store, self.task)))
 
     def _show_automatic_size(self) -> None:
         """The automatic size is the one the model a retrain starts from works at (a model fine-tuned at another
@@ -785,9 +786,11 @@ def shrinkable(combo: QComboBox, characters: int = 8) -> None:
     combo.setMinimumContentsLength(characters)
 
 
-def _rollback_hint(candidates: list[str]) -> str:
+def _rollback_hint(candidates: list[str], history: list[str]) -> str:
     if not candidates:
         return "Nothing to roll back to"
     if candidates[0] == STARTER:
         return "Go back to the starter model shipped with the studio (every version is kept)"
-    return f"Activate {candidates[0]} again, the model that was active before"
+    if candidates[0] in history:
+        return f"Activate {candidates[0]} again, the model that was active before"
+    return f"Activate {candidates[0]}, the model the active one was trained from"
