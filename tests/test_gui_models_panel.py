@@ -376,3 +376,26 @@ def test_activating_a_version_that_must_be_exported_first_says_so_while_it_waits
     assert panel.retrain_phase.text().startswith("Parser v0002 has no usable ONNX file")
     release.set()
     qtbot.waitUntil(lambda: "v0002 is now the active parser model" in panel.retrain_phase.text(), timeout=10_000)
+
+
+def test_versions_changed_by_another_program_show_in_the_panel(qtbot, tmp_path):
+    folder, window, panel = _window_with_a_model(qtbot, tmp_path)
+    assert panel._versions_watch.isActive()
+    changed = []
+    panel.versions_changed.connect(lambda: changed.append(True))
+    panel.follow_outside_changes()
+    assert not changed
+    with ProjectStore.open(folder) as store:  # as the command line would, while the studio is open
+        _add_version(store, "v0002", {"miou_no_bg": 0.2}, parent="v0001")
+        store.set_active_model("parser", "v0002")
+    panel.follow_outside_changes()
+    rows = {panel.versions.topLevelItem(i).text(0): panel.versions.topLevelItem(i).text(3)
+            for i in range(panel.versions.topLevelItemCount())}
+    assert rows["v0002"] == "active" and rows["v0001"] == "" and changed == [True]
+
+
+def test_an_active_version_whose_files_are_gone_says_both(qtbot, tmp_path):
+    folder, window, panel = _window_with_a_model(qtbot, tmp_path)
+    (window.ws.store.models_dir / "parser" / "v0001" / "model.safetensors").unlink()
+    panel.refresh_versions()
+    assert panel.versions.topLevelItem(0).text(3) == "active, files missing"

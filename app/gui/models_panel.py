@@ -33,7 +33,7 @@ from faceparse.core.versions import (
     rollback_candidates,
     starter_checkpoint,
 )
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -129,6 +129,8 @@ def version_score(metrics: dict[str, Any] | None, recipe) -> float | None:
     return recipe.score(metrics.get("val") or metrics)
 
 
+VERSIONS_WATCH_MS = 3000
+"""How often the panel looks for versions changed by another program."""
 USABLE_ROLE = Qt.ItemDataRole.UserRole + 1
 ACTIVE_ROLE = Qt.ItemDataRole.UserRole + 2
 
@@ -201,7 +203,12 @@ class ModelsPanel(QWidget):
                        self.prelabel_cancel, self.retrain_button, self.retrain_cancel, self.activate_button,
                        self.delete_button, self.rollback_button):
             widget.setFocusPolicy(CLICK_KEEPS_CANVAS_FOCUS)
+        self._versions_seen: tuple | None = None
         self.refresh_versions()
+        self._versions_watch = QTimer(self)
+        self._versions_watch.setInterval(VERSIONS_WATCH_MS)
+        self._versions_watch.timeout.connect(self.follow_outside_changes)
+        self._versions_watch.start()
 
     # --- construction ------------------------------------------------------------------------------------------
 
@@ -584,9 +591,29 @@ class ModelsPanel(QWidget):
 
     # --- versions ----------------------------------------------------------------------------------------------
 
+    def _versions_signature(self) -> tuple:
+        """What the list of versions shows, read cheaply from the project: the active version and every row."""
+        try:
+            active = self.store.active_model(self.task)
+            rows = self.store.model_versions(self.task)
+        except Exception:  # a project database busy or gone for a moment: look again at the next tick
+            return self._versions_seen
+        return (active and active["version"], tuple((row["version"], row["path"]) for row in rows))
+
+    def follow_outside_changes(self) -> None:
+        """Show versions trained, activated or deleted by another program (the command line, a second studio)
+        while this one is open: pre-labelling uses what the project says, so the panel must say it too."""
+        if self._closed:
+            return
+        seen = self._versions_signature()
+        if seen != self._versions_seen:
+            self.refresh_versions()
+            self.versions_changed.emit()
+
     def refresh_versions(self) -> None:
         """The trained versions, newest first, then the shipped starter model (active while no version is). A
         version whose files are gone says so and cannot be activated."""
+        self._versions_seen = self._versions_signature()
         chosen = self._chosen_version()
         self.versions.clear()
         rows = list(reversed(list_versions(self.store, self.task)))
@@ -614,7 +641,7 @@ class ModelsPanel(QWidget):
     def _version_item(self, row: dict[str, Any]) -> QTreeWidgetItem:
         score = version_score(row.get("metrics"), self.recipe)
         usable = row["version"] == STARTER or has_checkpoint(row.get("path") or None)
-        state = "active" if row["active"] else ("" if usable else "files missing")
+        state = ", ".join((["active"] if row["active"] else []) + ([] if usable else ["files missing"]))
         created = (row.get("created") or "").replace("T", " ")[:16]
         item = QTreeWidgetItem([row["version"], _score(score) if row["version"] != STARTER else "", created, state])
         item.setData(0, Qt.ItemDataRole.UserRole, row["version"])
@@ -761,6 +788,7 @@ class ModelsPanel(QWidget):
         self.cancel_prelabel()
         self.retrain.close()
         self._closed = True
+        self._versions_watch.stop()
 
 
 def _activatable(item: QTreeWidgetItem | None) -> bool:
