@@ -256,3 +256,13 @@ def test_a_save_stop_after_some_masks_reports_what_was_saved(capsys, monkeypatch
     assert f"Predicted 3 of {count} images" in out
     with ProjectStore.open(folder) as store:
         assert sum(store.mask_path("predicted", i).is_file() for i in saved) == 3
+
+
+def test_a_stopped_redo_run_says_that_redo_starts_over(capsys, monkeypatch, tmp_path, model):
+    from faceparse.core.prelabel import SAVE_FAILURES_TO_STOP
+
+    many = photos(tmp_path / "many", count=SAVE_FAILURES_TO_STOP + 4)
+    failing_saves(monkeypatch, ProjectStore, lambda image_id: True)
+    code, _, err = run(capsys, "prelabel", many, "--model", model, "--mode", "whole-image", "--redo")
+    assert code == 1
+    assert "running it again without --redo goes on from them" in err

@@ -109,3 +109,15 @@ def test_prelabel_speaks_of_one_image_in_the_singular(capsys, tmp_path):
     code, out, _ = run(capsys, "prelabel", folder, "--model", model, "--mode", "whole-image")
     assert code == 0
     assert "The image this model already predicted with these settings kept its mask" in out
+
+
+def test_jobs_answers_in_json_when_asked_whatever_it_does(capsys, store):
+    import json
+
+    job = store.add_job("prelabel", {})
+    store.append_job_log(job, "a line")
+    store.update_job(job, state="done", message="ok")
+    code, out, _ = run(capsys, "jobs", store.root, "--log", job, "--json")
+    assert code == 0 and json.loads(out) == {"job": job, "log": ["a line"]}
+    code, out, _ = run(capsys, "jobs", store.root, "--prune", 0, "--json")
+    assert code == 0 and json.loads(out) == {"deleted": 1}

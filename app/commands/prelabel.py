@@ -162,7 +162,10 @@ def run_prelabel(args: argparse.Namespace) -> int:
     _print_summary(result)
     if result.state == "cancelled":
         done = result.predicted + len(result.failed)
-        print(f"Stopped after {done:,} of {result.total:,} images; run the command again to continue")
+        again = ("run it again without --redo to go on only with the images this model has not predicted with these "
+                 "settings, or with --redo to predict every image again") if args.redo else \
+            "run the command again to continue"
+        print(f"Stopped after {done:,} of {result.total:,} images; {again}")
         return 1
     return 1 if result.state == "failed" or result.failed or result.unreadable else 0
 
@@ -180,8 +183,9 @@ def _run_job(job: PrelabelJob) -> PrelabelResult:
         raise CommandError(str(error)) from None
     except PrelabelStopped as stopped:  # the run's own outcome (exit code 1), not a mistake in the command
         bar.close()
-        print(f"faceparse prelabel: {stopped}; the masks saved before it are kept, and running the command again "
-              "goes on from them", file=sys.stderr)
+        again = "running it again without --redo goes on from them" if job.redo else \
+            "running the command again goes on from them"
+        print(f"faceparse prelabel: {stopped}; the masks saved before it are kept, and {again}", file=sys.stderr)
         return stopped.result
     finally:
         bar.close()

@@ -763,6 +763,9 @@ def run_jobs(args: argparse.Namespace) -> int:
         if args.log is not None:
             if store.job(args.log) is None:
                 raise CommandError(f"no job {args.log} in {store.root}")
+            if args.json:
+                print(json.dumps({"job": args.log, "log": store.job_log(args.log)}, indent=2))
+                return 0
             for line in store.job_log(args.log):
                 print(line)
             return 0
@@ -774,11 +777,13 @@ def run_jobs(args: argparse.Namespace) -> int:
             if job["state"] not in ("queued", "running"):
                 raise CommandError(f"job {args.cancel} has already ended ({job['state']})")
             store.request_cancel(args.cancel)
-            print(f"asked job {args.cancel} to stop")
+            print(json.dumps({"job": args.cancel, "cancel_requested": True}) if args.json else
+                  f"asked job {args.cancel} to stop")
             return 0
         if args.prune is not None:
             reap_stale_jobs(store)
-            print(f"deleted {counted(store.prune_jobs(args.prune), 'finished job')}")
+            deleted = store.prune_jobs(args.prune)
+            print(json.dumps({"deleted": deleted}) if args.json else f"deleted {counted(deleted, 'finished job')}")
             return 0
         if not store.read_only:  # a read-only project keeps the states its jobs last recorded
             reap_stale_jobs(store)
