@@ -237,7 +237,7 @@ class HaarFaceDetector:
 
     FRONTAL = "haarcascade_frontalface_alt2.xml"
     PROFILE = "haarcascade_profileface.xml"
-    DETECTION_VERSION = 1
+    DETECTION_VERSION = 2
     """Raise it with any change to what `detect` does with the cascades' hits (merging, equalising, the mirrored
     profile pass): projects remember faces under the `signature`, and the old ones must not be served."""
 
@@ -283,9 +283,19 @@ class HaarFaceDetector:
         return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
 
     def detect(self, image: np.ndarray) -> list[Box]:
+        """The faces, largest first. A large photo where none is found at `max_side` is searched again at twice
+        that size: a face a few percent of a big photo's width is below the cascade's smallest window once the
+        photo is shrunk, and a photo without faces is parsed whole, as if it were one."""
         h, w = image.shape[:2]
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
         factor = min(1.0, self.max_side / max(h, w))
+        found = self._detect_at(gray, factor)
+        if not found and factor < 1.0:
+            found = self._detect_at(gray, min(1.0, 2 * factor))
+        return found
+
+    def _detect_at(self, gray: np.ndarray, factor: float) -> list[Box]:
+        h, w = gray.shape[:2]
         if factor < 1.0:
             gray = cv2.resize(gray, (max(1, round(w * factor)), max(1, round(h * factor))),
                               interpolation=cv2.INTER_AREA)

@@ -272,3 +272,13 @@ def test_a_small_false_find_beside_the_face_does_not_choose_faces_for_a_folder_o
     group = [[centred]] * 7 + [[centred, (0, 0, 40, 40)]]
     mode, reason = suggest_mode([crop] * 8, PerPicture(group))
     assert mode == FACES and "image 8 of the sample has 2 faces" in reason
+
+
+def test_a_small_face_in_a_large_photo_is_found_on_a_second_look(haar):
+    face = load_rgb(SAMPLES / "grace_hopper.jpg")
+    photo = np.full((2400, 3600, 3), 120, np.uint8)
+    small = cv2.resize(face, (200, 234), interpolation=cv2.INTER_AREA)
+    photo[1000:1234, 1700:1900] = small
+    (box,) = haar.detect(photo)
+    assert 1700 <= box[0] < box[2] <= 1900 and 1000 <= box[1] < box[3] <= 1234
+    assert haar.detect(np.full((2400, 3600, 3), 120, np.uint8)) == []
