@@ -88,6 +88,9 @@ class PreparedImage:
     widest: int = 0
     """How many of those (the last ones) are the widest views, whose masks give only the `body` labels."""
     body: frozenset[int] = frozenset()
+    faceless: bool = False
+    """Framed face by face, but no face was found: parsed whole, as one face, which is most likely wrong. Such a
+    photo scores the highest uncertainty, so a queue by uncertainty shows it first."""
 
     @property
     def faces(self) -> int:
@@ -118,7 +121,7 @@ def prepare_array(key: Any, image: np.ndarray, framing: Framing, input_size: tup
     assert detector is not None
     faces = detector.detect_for(key, image) if isinstance(detector, CachedFaceDetector) else detector.detect(image)
     if not faces:
-        return _whole(key, image, size, input_size)
+        return replace(_whole(key, image, size, input_size), faceless=True)
     aspect = input_size[1] / input_size[0]
     boxes = [face_crop_box(face, framing.margin, aspect) for face in faces]
     wider: list[CropBox] = []
@@ -147,6 +150,10 @@ def prepare_file(key: Any, path: str | os.PathLike, framing: Framing, input_size
     return _whole(key, load_rgb(path, max_side=max_side), (width, height), input_size)
 
 
+FACELESS_UNCERTAINTY = 1.0
+"""The uncertainty of a photo framed face by face in which no face was found (the top of the 0-1 scale)."""
+
+
 def finish_image(prepared: PreparedImage, faces: list[FacePrediction], method: str = "entropy") -> ImagePrediction:
     """Paste the faces' masks into one picture-sized mask and score the picture's uncertainty."""
     indices = [face.index for face in faces]
@@ -167,7 +174,8 @@ def finish_image(prepared: PreparedImage, faces: list[FacePrediction], method: s
         sx, sy = box.scale(out_size)
         area = UNCERTAINTY_STRIDE * UNCERTAINTY_STRIDE / (sx * sy)
         scores.append(face_uncertainty(face.probs, labels, rows[:, None] & cols[None, :], area, method))
-    return ImagePrediction(mask, image_uncertainty(scores), list(boxes), prepared.whole_image, conf)
+    uncertainty = FACELESS_UNCERTAINTY if prepared.faceless and scores else image_uncertainty(scores)
+    return ImagePrediction(mask, uncertainty, list(boxes), prepared.whole_image, conf)
 
 
 def _fill_outside(prepared: PreparedImage, indices: list[np.ndarray], confidences: list[np.ndarray] | None,

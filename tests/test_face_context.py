@@ -179,3 +179,24 @@ def test_the_body_beyond_the_wider_view_goes_on_below_the_widest_one(tmp_path):
     opened = predict_image(picture, cloth, Framing(FACES, KnownFaces([WIDE_FACE])))
     assert (opened.mask[widest[3]:reach, widest[0] + 2:wider[0] - 2] == 18).mean() > 0.95
     assert not opened.mask[reach:, :wider[0]].any()  # by one view's height at most, as below the wider view
+
+
+def test_a_photo_without_a_face_in_faces_mode_is_the_most_uncertain():
+    from faceparse.core.faces import FACES, WHOLE_IMAGE
+    from faceparse.core.framing import FACELESS_UNCERTAINTY, Framing, finish_image, prepare_array
+    from faceparse.core.predictor import UNCERTAINTY_STRIDE, FacePrediction
+
+    class NoFaces:
+        def detect(self, image):
+            return []
+
+    picture = np.zeros((40, 60, 3), np.uint8)
+    prepared = prepare_array(None, picture, Framing(FACES, NoFaces()), (32, 32))
+    assert prepared.faceless and prepared.whole_image
+    side = len(range(0, 32, UNCERTAINTY_STRIDE))
+    probs = np.zeros((2, side, side), np.float32)
+    probs[0] = 1.0
+    face = FacePrediction(index=np.zeros((32, 32), np.uint8), confidence=None, probs=probs)
+    assert finish_image(prepared, [face]).uncertainty == FACELESS_UNCERTAINTY
+    whole = prepare_array(None, picture, Framing(WHOLE_IMAGE), (32, 32))
+    assert not whole.faceless and finish_image(whole, [face]).uncertainty == 0.0
