@@ -234,8 +234,16 @@ def project_predictor(store: ProjectStore, resolved: ResolvedModel, task: str,
 
     A masked-faces project on the starter parser gets the starter face-mask segmenter beside it (see
     `face_and_mask`); the pair's id names both files, so a prediction by the parser alone is not current.
-    `open_model(path)` loads one ONNX file (the caller chooses device, threads and TTA, or reuses a loaded one)."""
-    parser = open_model(resolved.path)
+    `open_model(path)` loads one ONNX file (the caller chooses device, threads and TTA, or reuses a loaded one).
+    A project version's ONNX file that cannot be read is named with the way out: activating the version again
+    exports it anew from its checkpoint."""
+    try:
+        parser = open_model(resolved.path)
+    except ModelError as error:
+        if resolved.source != "project":
+            raise
+        raise ModelError(f"{error}; activating the version again exports it anew from its checkpoint "
+                         f"(faceparse models {store.root} activate {resolved.model_id})") from None
     lut = class_mapping(parser.info.classes, parser.info.schema_name, store.schema)
     if not (resolved.source == "starter" and task == "parser" and wants_face_and_mask(store.schema)):
         return parser, resolved, lut

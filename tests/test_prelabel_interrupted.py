@@ -34,3 +34,20 @@ def test_one_thread_is_said_in_the_singular(tmp_path):
 
     predictor = Predictor(foreground_model(tmp_path / "m.onnx"), device="cpu", threads=1)
     assert predictor.describe().endswith("on CPU, 1 thread")
+
+
+def test_a_damaged_onnx_file_of_the_active_version_names_the_way_out(tmp_path):
+    from faceparse.core.predictor import ModelError
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / "a.png")
+    with ProjectStore.create(folder) as store:
+        store.scan()
+        path = store.models_dir / "parser" / "v0001"
+        path.mkdir(parents=True)
+        (path / "model.onnx").write_bytes(b"cut short by a full disk")
+        store.add_model_version("parser", "v0001", path, {})
+        store.set_active_model("parser", "v0001")
+        with pytest.raises(ModelError, match="not a readable ONNX model.*activate v0001"):
+            PrelabelJob(store, None, mode=WHOLE_IMAGE).run()
