@@ -7,12 +7,18 @@ from faceparse.core.store import ProjectStore
 from PIL import Image
 
 
-def test_photos_bound_for_validation_are_never_pretrained_on(tmp_path):
-    rng = np.random.default_rng(3)
+def noise_photos(tmp_path, count, seed, side=16):
+    """A folder of `count` random photos of `side` px."""
+    rng = np.random.default_rng(seed)
     folder = tmp_path / "faces"
     folder.mkdir()
-    for i in range(30):
-        Image.fromarray(rng.integers(0, 255, (16, 16, 3), np.uint8)).save(folder / f"face{i:02d}.png")
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 255, (side, side, 3), np.uint8)).save(folder / f"face{i:02d}.png")
+    return folder
+
+
+def test_photos_bound_for_validation_are_never_pretrained_on(tmp_path):
+    folder = noise_photos(tmp_path, 30, seed=3)
     with ProjectStore.create(folder) as store:
         store.scan()
         pretrained = {r.id for r in pretrain_records(store)}
@@ -30,11 +36,7 @@ def test_photos_bound_for_validation_are_never_pretrained_on(tmp_path):
 def test_photos_hashed_for_the_split_keep_their_hashes(tmp_path, monkeypatch):
     from faceparse.core import store as store_module
 
-    rng = np.random.default_rng(4)
-    folder = tmp_path / "faces"
-    folder.mkdir()
-    for i in range(12):
-        Image.fromarray(rng.integers(0, 255, (16, 16, 3), np.uint8)).save(folder / f"face{i:02d}.png")
+    folder = noise_photos(tmp_path, 12, seed=4)
     reads = []
     real_hash = store_module.content_hash
     monkeypatch.setattr(store_module, "content_hash", lambda path: reads.append(path) or real_hash(path))
@@ -51,11 +53,7 @@ def test_photos_hashed_for_the_split_keep_their_hashes(tmp_path, monkeypatch):
 def test_pretraining_stops_hashing_once_it_has_enough_photos(tmp_path, monkeypatch):
     from faceparse.core import pretrain
 
-    rng = np.random.default_rng(5)
-    folder = tmp_path / "faces"
-    folder.mkdir()
-    for i in range(40):
-        Image.fromarray(rng.integers(0, 255, (8, 8, 3), np.uint8)).save(folder / f"face{i:02d}.png")
+    folder = noise_photos(tmp_path, 40, seed=5, side=8)
     monkeypatch.setattr(pretrain, "HASH_BATCH", 10)
     with ProjectStore.create(folder) as store:
         store.scan()
