@@ -1053,7 +1053,10 @@ class ProjectStore:
     def hash_photos(self, image_ids: Iterable[int]) -> int:
         """Fill in the details and content hash of these images now, where the background pass has not yet, and
         keep them: a caller that needs the hashes (the split a photo will get) then reads them once, not again at
-        each use. Already hashed, missing or unreadable images are left as they are. Returns how many were read."""
+        each use. Already hashed, missing or unreadable images are left as they are, and a project opened read-only
+        keeps nothing (its callers hash for themselves). Returns how many were read."""
+        if self.read_only:
+            return 0
         ids = sorted({int(i) for i in image_ids})
         rows: list[tuple] = []
         for start in range(0, len(ids), 500):

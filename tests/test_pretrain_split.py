@@ -110,3 +110,12 @@ def test_finding_the_faces_counts_against_pretrainings_share_of_the_time_limit(m
     share = 2.0 * pretrain.PRETRAIN_SHARE_OF_TIME_LIMIT
     assert ctx.pretrain_seconds >= 0.4
     assert limits and limits[0] <= share - 0.4 + 1e-6
+
+
+def test_a_project_opened_for_reading_is_not_written_to_for_the_split(tmp_path):
+    folder = noise_photos(tmp_path, 10, seed=7)
+    with ProjectStore.create(folder) as store:
+        store.scan()
+    with ProjectStore.open(folder, read_only=True) as store:
+        assert len(pretrain_records(store)) > 0
+        assert all(r.content_hash is None for r in store.images())
