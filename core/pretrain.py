@@ -383,8 +383,10 @@ def _job_images(ctx) -> PretrainImages:
     framing = project_framing(ctx.store)
     if framing is not None:
         ctx.emit("pretrain", "finding the faces in the photos for masked pre-training, as pre-labelling does")
-    pictures = pretrain_images(ctx.store, _job_records(ctx), ctx.config.input_size, framing, ctx.cancelled)
+    records = _job_records(ctx)
+    pictures = pretrain_images(ctx.store, records, ctx.config.input_size, framing, ctx.cancelled)
     ctx.check_cancel()
+    ctx.store.note_pretrained_on(record.id for record in records)
     ctx.emit("pretrain", f"masked pre-training on {pictures.describe()}; {pictures.framing_words()}",
              **pictures.summary())
     return pictures

@@ -322,6 +322,15 @@ def content_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+PRETRAINED_ON_SETTING = "pretrained_on"
+"""The ids of the photos masked pre-training has learnt from (see `note_pretrained_on`)."""
+
+
+def _pretrained_on(c: sqlite3.Connection) -> set[int]:
+    row = c.execute("SELECT value FROM settings WHERE key = ?", (PRETRAINED_ON_SETTING,)).fetchone()
+    return set(json.loads(row[0])) if row else set()
+
+
 def _split_of_copy(c: sqlite3.Connection, digest: str | None, image_id: int) -> str | None:
     if not digest:
         return None
@@ -1547,8 +1556,9 @@ class ProjectStore:
     @staticmethod
     def _new_split(c: sqlite3.Connection, digest: str | None, image_id: int) -> str:
         """The split an image gets when it is first checked. A copy of an already split photo joins its split;
-        the first checked image trains and the next one validates, so a first retrain can be measured; after
-        that the content hash decides."""
+        the first checked image trains and the next one validates, so a first retrain can be measured (unless
+        masked pre-training has learnt from its photo: then the next such image does); after that the content
+        hash decides."""
         copy = _split_of_copy(c, digest, image_id)
         if copy is not None:
             return copy
@@ -1556,9 +1566,18 @@ class ProjectStore:
                                 "GROUP BY split").fetchall())
         if not counts.get("train"):
             return "train"
-        if not counts.get("val"):
+        if not counts.get("val") and image_id not in _pretrained_on(c):
             return "val"
         return split_for(digest if digest else f"id:{image_id}")
+
+    def note_pretrained_on(self, image_ids: Iterable[int]) -> None:
+        """Remember the photos masked pre-training learnt from: none of them is made the first validation image
+        when it is checked (its own content decides its split, as for the others), so no retrain is measured on a
+        face its model has already seen."""
+        with self._write() as c:
+            ids = sorted(_pretrained_on(c) | {int(i) for i in image_ids})
+            c.execute("INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
+                      "excluded.value", (PRETRAINED_ON_SETTING, json.dumps(ids)))
 
     def split_of_copy(self, digest: str | None, image_id: int) -> str | None:
         """The split of another image with this photo content, which a copy joins when it is checked; None when

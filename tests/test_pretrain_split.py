@@ -3,7 +3,7 @@ already have the split their content gives them, and those bound for validation 
 
 import numpy as np
 from faceparse.core.pretrain import pretrain_records
-from faceparse.core.store import ProjectStore
+from faceparse.core.store import ProjectStore, split_for
 from PIL import Image
 
 
@@ -119,3 +119,26 @@ def test_a_project_opened_for_reading_is_not_written_to_for_the_split(tmp_path):
     with ProjectStore.open(folder, read_only=True) as store:
         assert len(pretrain_records(store)) > 0
         assert all(r.content_hash is None for r in store.images())
+
+
+def test_a_photo_pretrained_on_is_never_made_the_first_validation_image(tmp_path):
+    from faceparse.core.store import content_hash
+
+    rng = np.random.default_rng(8)
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for name in ("a_first", "c_third"):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), np.uint8)).save(folder / f"{name}.png")
+    while True:  # a photo whose content would send it to training
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), np.uint8)).save(folder / "b_second.png")
+        if split_for(content_hash(folder / "b_second.png")) == "train":
+            break
+    with ProjectStore.create(folder) as store:
+        store.scan()
+        first, second, third = store.images()
+        store.save_corrected(first.id, np.zeros((16, 16), np.uint8))
+        store.note_pretrained_on([second.id])
+        store.save_corrected(second.id, np.zeros((16, 16), np.uint8))
+        assert store.get(second.id).split == "train"
+        store.save_corrected(third.id, np.zeros((16, 16), np.uint8))
+        assert store.get(third.id).split == "val"

@@ -10,7 +10,7 @@ from faceparse.app.cli import main
 from faceparse.core.datasets import snapshot_project
 from faceparse.core.jobs import JobReporter
 from faceparse.core.recipes import TrainConfig
-from faceparse.core.store import ProjectStore
+from faceparse.core.store import PRETRAINED_ON_SETTING, ProjectStore
 from faceparse.core.train_worker import run_retrain
 from PIL import Image
 
@@ -112,6 +112,8 @@ def test_masked_pretraining_never_sees_the_validation_images(tmp_path, monkeypat
     usable = store.count() - len(val)
     assert len(read) == usable and not set(read) & {str(store.image_path(i)) for i in val}
     assert f"on {usable} images" in "\n".join(store.job_log(job))
+    pretrained = store.get_setting(PRETRAINED_ON_SETTING)
+    assert {str(store.image_path(i)) for i in pretrained} == set(read)
 
 
 def _train(capsys, *argv):
