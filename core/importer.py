@@ -137,8 +137,22 @@ class ImageIndex:
         name = _nfc(name)
         rec, why = self._match_named(name, stem_named)
         if rec is None and why == _NO_IMAGE and "\\" in name:  # a path written on Windows
-            return self._match_named(name.replace("\\", "/"), stem_named)
+            rec, why = self._match_named(name.replace("\\", "/"), stem_named)
+        if rec is None and why == _NO_IMAGE:
+            why = self._same_name_elsewhere(name.replace("\\", "/")) or why
         return rec, why
+
+    def _same_name_elsewhere(self, name: str) -> str | None:
+        """For a label no photo matches: the photos of its name in other folders, which it was not given to."""
+        path = PurePosixPath(name)
+        stem = path.stem if path.suffix.lower() in IMAGE_EXTENSIONS else path.name
+        others = self.by_tail.get(stem, [])
+        if not others or "/" not in name:
+            return None
+        paths = sorted(r.relpath for r in others)
+        listed = " and ".join(paths) if len(paths) <= 3 else f"{', '.join(paths[:3])} and {len(paths) - 3} more"
+        return (f"no image in the project has this path; {listed} {'has' if len(others) == 1 else 'have'} its name "
+                "in another folder (a label is matched to a photo by its folders too)")
 
     def _match_named(self, name: str, stem_named: bool = False) -> tuple[ImageRecord | None, str]:
         if stem_named:
@@ -164,12 +178,17 @@ class ImageIndex:
                 if len(found) > 1:
                     return None, _ambiguous(found)
         for candidate in candidates:
-            for tail in _tails(candidate):
-                same_tail = self.by_tail.get(tail, [])
-                if len(same_tail) == 1:
-                    return same_tail[0], ""
-                if len(same_tail) > 1:
-                    return None, _ambiguous(same_tail) + "; give it their folder"
+            tails = _tails(candidate)
+            # the label's whole path ends a project path, or a project path is the label's path without some of
+            # its leading folders (another tool's `data/images/sub/x` is `sub/x`); never the other way round,
+            # where a label in `alice/` would land on the photo of the same name in `bob/`
+            for table, keys in ((self.by_tail, tails[:1]), (self.by_path, tails[1:])):
+                for tail in keys:
+                    same_tail = table.get(tail, [])
+                    if len(same_tail) == 1:
+                        return same_tail[0], ""
+                    if len(same_tail) > 1:
+                        return None, _ambiguous(same_tail) + "; give it their folder"
         return None, _NO_IMAGE
 
 

@@ -70,7 +70,16 @@ def test_another_tools_longer_path_matches_by_the_trailing_folders_that_name_one
     assert index.match("/home/ann/data/other/x.jpg")[0].relpath == "other/x.jpg"
     assert index.match("deep/y")[0].relpath == "p/deep/y.png"
     rec, why = index.match("images/x.jpg")
-    assert rec is None and "sub/x.jpg" in why and "other/x.jpg" in why and "give it their folder" in why
+    assert rec is None and "other/x.jpg and sub/x.jpg have its name in another folder" in why
+    assert index.match("x.jpg")[0] is None and "give it their folder" in index.match("x.jpg")[1]
+
+
+def test_a_label_in_one_folder_never_lands_on_the_photo_of_its_name_in_another():
+    index = ImageIndex(records(["bob/001.png", "deep/in/y.png"]))
+    rec, why = index.match("alice/001.png")
+    assert rec is None and "bob/001.png has its name in another folder" in why
+    assert index.match("in/y")[0].relpath == "deep/in/y.png"
+    assert index.match("001")[0].relpath == "bob/001.png"
 
 
 def test_a_path_written_on_windows_matches_its_photo():
