@@ -62,3 +62,19 @@ def test_jobs_and_a_job_log_are_listed_on_a_read_only_project(read_only, capsys)
     code, _, err = run(capsys, "jobs", read_only, "--prune", "0")
     assert code == 2 and "read-only" in err
     assert _files(read_only) == before
+
+
+def test_dry_runs_work_on_a_read_only_project(read_only, capsys, tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    Image.fromarray(np.ones((12, 10), np.uint8)).save(labels / "a.png")
+    before = _files(read_only)
+    code, out, err = run(capsys, "models", read_only, "prune", "--dry-run")
+    assert code == 0, err
+    assert "dry run" in out
+    code, out, err = run(capsys, "import", read_only, "--format", "index-png", labels, "--dry-run")
+    assert code == 0, err
+    assert "Would import 1 corrected mask" in out
+    code, _, err = run(capsys, "import", read_only, "--format", "index-png", labels)
+    assert code == 2 and "read-only" in err
+    assert _files(read_only) == before

@@ -121,3 +121,20 @@ def test_jobs_answers_in_json_when_asked_whatever_it_does(capsys, store):
     assert code == 0 and json.loads(out) == {"job": job, "log": ["a line"]}
     code, out, _ = run(capsys, "jobs", store.root, "--prune", 0, "--json")
     assert code == 0 and json.loads(out) == {"deleted": 1}
+
+
+@pytest.mark.parametrize("writing_already", [False, True])
+def test_a_terminated_import_stops_where_it_is_safe(writing_already):
+    import signal
+    import threading
+
+    from faceparse.app.commands.export import _import_interrupts, _ProgressLine
+
+    cancel, writing, stop = threading.Event(), threading.Event(), threading.Event()
+    if writing_already:
+        writing.set()
+    before = signal.getsignal(signal.SIGTERM)
+    with _import_interrupts(_ProgressLine("Importing"), cancel, writing, stop):
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert stop.is_set() and cancel.is_set() != writing_already
+    assert signal.getsignal(signal.SIGTERM) is before

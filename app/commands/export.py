@@ -151,7 +151,8 @@ def _import_interrupts(progress: _ProgressLine, cancel: threading.Event, writing
                        stop: threading.Event) -> Iterator[None]:
     """Ctrl-C while the labels are checked stops the check (nothing is imported). Once masks are being written,
     the first Ctrl-C only says the import will finish, so the project never holds part of one unknowingly; the
-    second stops it after the current mask (the error then says how many were imported), a third aborts."""
+    second stops it after the current mask (the error then says how many were imported), a third aborts. A
+    request to terminate stops at once where that is safe: the check, or the writing after the current mask."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -175,11 +176,22 @@ def _import_interrupts(progress: _ProgressLine, cancel: threading.Event, writing
         else:
             raise KeyboardInterrupt
 
+    def terminated(signum, frame):
+        """Asked to end (a shutdown, `kill`): no time to finish, so the check stops, or the writing stops after
+        the current mask with its record written, as a second Ctrl-C does; never in the middle of a mask."""
+        if not writing.is_set():
+            cancel.set()
+        stop.set()
+        progress.note("terminated: stopping after the current mask")
+
+    previous_term = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, terminated)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def _nothing_matched(report: ImportReport) -> bool:
@@ -199,7 +211,8 @@ def _nothing_matched_message(report: ImportReport, project: Path) -> str:
 def run_import(args: argparse.Namespace) -> int:
     progress = _ProgressLine("Checking" if args.dry_run else "Importing")
     cancel, writing, stop = threading.Event(), threading.Event(), threading.Event()
-    with ProjectStore.open(args.folder) as store:
+    opened = ProjectStore.open_for_reading(args.folder) if args.dry_run else ProjectStore.open(args.folder)
+    with opened as store:
         try:
             with _import_interrupts(progress, cancel, writing, stop):
                 report = import_dataset(store, args.source, args.format, kind=args.kind,

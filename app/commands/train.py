@@ -387,7 +387,8 @@ def run_models(args: argparse.Namespace) -> int:
     if args.action in ("list", "prune") and args.version:
         raise CommandError(f"models {args.action} takes no VERSION (got {args.version!r}); it goes with activate, "
                            "rollback and delete")
-    with _open_project(args.folder, only_reading=args.action == "list") as store:
+    looking = args.action == "list" or (args.action == "prune" and args.dry_run)
+    with _open_project(args.folder, only_reading=looking) as store:
         task = args.task or _default_task(store)
         if args.action == "delete":
             return _delete_version(store, task, args.version)
