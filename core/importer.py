@@ -325,9 +325,16 @@ def _dataset_schema(source: Path, fmt: DatasetFormat, given: str | LabelSchema |
 
 
 def _image_size(store: ProjectStore, rec: ImageRecord) -> tuple[int, int]:
+    """(height, width) of the photo as it is on disk now: the index's, unless the file changed since the scan
+    (a label is fitted to the photo it will be shown with, not to one replaced since)."""
+    path = store.root / rec.relpath
     if rec.width and rec.height:
-        return rec.height, rec.width
-    width, height = read_size(store.root / rec.relpath)
+        try:
+            if rec.scanned(path.stat()):
+                return rec.height, rec.width
+        except OSError:
+            return rec.height, rec.width
+    width, height = read_size(path)
     return height, width
 
 

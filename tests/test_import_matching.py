@@ -171,3 +171,18 @@ def test_a_label_naming_its_photo_with_the_extension_lands_on_that_photo(tmp_pat
     assert target.find("x.jpg").status == "new"
     store.close()
     target.close()
+
+
+def test_a_label_is_checked_against_the_photo_as_it_is_now_not_as_last_scanned(tmp_path):
+    from faceparse.core.importer import ImportRefused, import_dataset
+
+    store = project(tmp_path / "faces", ["a.png"])
+    store.fill_details()
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(store.root / "a.png")  # retouched, larger, since
+    old_size = index_masks(tmp_path / "old", {"a": np.ones((6, 8), np.uint8)})
+    with pytest.raises(ImportRefused, match="16x12"):
+        import_dataset(store, old_size, "index-png")
+    new_size = index_masks(tmp_path / "new", {"a": np.ones((12, 16), np.uint8)})
+    import_dataset(store, new_size, "index-png")
+    assert store.corrected_mask(store.images()[0].id).shape == (12, 16)
+    store.close()
