@@ -114,7 +114,8 @@ class ImageIndex:
     compared in Unicode NFC, since macOS writes file names decomposed."""
 
     def __init__(self, records: Sequence[ImageRecord]):
-        self.by_relpath: dict[str, ImageRecord] = {}
+        self.exact: dict[str, ImageRecord] = {}
+        self.by_relpath: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_path: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_folded: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_tail: dict[str, list[ImageRecord]] = defaultdict(list)
@@ -122,7 +123,8 @@ class ImageIndex:
         for rec in records:
             relpath = _nfc(rec.relpath)
             stripped = str(PurePosixPath(relpath).with_suffix(""))
-            self.by_relpath[relpath] = rec
+            self.exact[rec.relpath] = rec
+            self.by_relpath[relpath].append(rec)
             self.by_path[stripped].append(rec)
             self.by_folded[stripped.casefold()].append(rec)
             for tail in _tails(stripped):
@@ -134,6 +136,8 @@ class ImageIndex:
         taken as given first (a photo may be called `IMG_1.jpg.png`), and only when that finds nothing without its
         image extension. A `stem_named` label (an index mask named after the photo without its extension) is
         first read as such, so the mask `x.jpg.png` of the photo `x.jpg.png` does not land on a photo `x.jpg`."""
+        if not stem_named and name in self.exact:  # the very name, as the file system spells it
+            return self.exact[name], ""
         name = _nfc(name)
         rec, why = self._match_named(name, stem_named)
         if rec is None and why == _NO_IMAGE and "\\" in name:  # a path written on Windows
@@ -159,8 +163,11 @@ class ImageIndex:
             rec, why = self._match_stripped(name)
             if rec is not None or why != _NO_IMAGE:
                 return rec, why
-        if name in self.by_relpath:
-            return self.by_relpath[name], ""
+        same = self.by_relpath.get(name, [])
+        if len(same) == 1:
+            return same[0], ""
+        if len(same) > 1:  # one name in two Unicode forms (macOS and Linux write them differently)
+            return None, _ambiguous(same)
         rec, why = self._match_stripped(name)
         if rec is None and PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS and why == _NO_IMAGE:
             return self._match_stripped(str(PurePosixPath(name).with_suffix("")))
@@ -208,6 +215,10 @@ def _nfc(name: str) -> str:
 def _ambiguous(records) -> str:
     paths = sorted(r.relpath for r in records)
     more = f", … ({len(paths)} in all)" if len(paths) > 4 else ""
+    if len({_nfc(p) for p in paths}) < len(paths):  # names that look alike, their accents encoded two ways
+        shown = ", ".join(ascii(p) for p in paths[:4])
+        return (f"matches several project images whose names differ only in how their accents are encoded "
+                f"({shown}{more}); rename one of them")
     return f"matches several project images ({', '.join(paths[:4])}{more})"
 
 

@@ -186,3 +186,12 @@ def test_a_label_is_checked_against_the_photo_as_it_is_now_not_as_last_scanned(t
     import_dataset(store, new_size, "index-png")
     assert store.corrected_mask(store.images()[0].id).shape == (12, 16)
     store.close()
+
+
+def test_one_name_in_two_unicode_forms_is_refused_unless_spelled_exactly():
+    composed, decomposed = (unicodedata.normalize(form, "café.png") for form in ("NFC", "NFD"))
+    index = ImageIndex(records([composed, decomposed]))
+    assert index.match(decomposed)[0].relpath == decomposed
+    assert index.match(composed)[0].relpath == composed
+    rec, why = index.match(unicodedata.normalize("NFD", "café.jpg"))
+    assert rec is None and "accents" in why and "\\u0301" in why
