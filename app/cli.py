@@ -288,7 +288,7 @@ def run_info(args: argparse.Namespace) -> int:
         print("Models")
         for task, versions in sorted(summary["model_versions"].items()):
             active = summary["active_models"].get(task)
-            print(f"  {task}: {', '.join(versions)} (active {active or 'none'})")
+            print(f"  {task}: versions {', '.join(versions)}; active: {active or 'none'}")
             if summary["model_versions_missing"].get(task):
                 print(f"    files missing: {', '.join(summary['model_versions_missing'][task])}")
     else:

@@ -250,6 +250,12 @@ def image_split(rec: ImageRecord) -> str | None:
     return split_for(rec.content_hash or f"id:{rec.id}")
 
 
+def has_validation_faces(store: ProjectStore) -> bool:
+    """Whether some checked image is kept for validation: without one a retrain cannot measure its new model, so it
+    trains to its limit and never replaces the active model on its own merit."""
+    return any(image_split(rec) == "val" for rec in store.images(status=TRAINABLE_STATUSES))
+
+
 def classes_outside(mask: np.ndarray, schema: LabelSchema) -> list[int]:
     """The class indices of `mask` the schema does not have (a file edited by hand or by another tool): the
     loss would index past its last class with them."""

@@ -82,7 +82,9 @@ class ImportRefused(Exception):
         self.report = report
         shown = report.problems[:REPORT_LINES]
         more = len(report.problems) - len(shown)
-        lines = [f"nothing was imported from {report.source}: {len(report.problems)} problem"
+        refused = (f"an import from {report.source} would be refused" if report.dry_run else
+                   f"nothing was imported from {report.source}")
+        lines = [f"{refused}: {len(report.problems)} problem"
                  f"{'s' if len(report.problems) != 1 else ''}"]
         lines += [f"  - {p}" for p in shown]
         if more:

@@ -747,6 +747,7 @@ def result_of(ctx: RetrainContext) -> dict[str, Any]:
         "metric": recipe.primary_metric,
         "score": _json_number(recipe.score(ctx.metrics)),
         "baseline_version": ctx.baseline["version"] if ctx.baseline else None,
+        "baseline_source": ctx.baseline["source"] if ctx.baseline else None,
         "baseline_score": _json_number(ctx.baseline["score"]) if ctx.baseline else None,
         "initial_score": _json_number(ctx.initial["score"]) if ctx.initial else None,
         "metrics": ctx.metrics,

@@ -248,7 +248,7 @@ def test_info_text_and_json(capsys, folder):
     assert f"Project {folder.resolve()}" in out
     assert "Schema  celebamask-hq (19 classes" in out
     assert "Images  3" in out and "corrected  1" in out
-    assert "parser: v0001, v0002 (active v0002)" in out
+    assert "parser: versions v0001, v0002; active: v0002" in out
     code, out, _ = run(capsys, "info", folder, "--json")
     data = json.loads(out)
     assert data["counts"] == {"new": 2, "predicted": 0, "corrected": 1, "reviewed": 0}
@@ -256,7 +256,7 @@ def test_info_text_and_json(capsys, folder):
     with ProjectStore.open(folder) as store:
         store.set_active_model("parser", None)
     code, out, _ = run(capsys, "info", folder)
-    assert "parser: v0001, v0002 (active starter)" in out
+    assert "parser: versions v0001, v0002; active: starter" in out
     assert json.loads(run(capsys, "info", folder, "--json")[1])["active_models"] == {"parser": "starter"}
     assert data["model_versions"] == {"parser": ["v0001", "v0002"]}
     assert sum(data["splits"].values()) == 1

@@ -103,6 +103,7 @@ def test_a_refused_import_shows_its_problems_and_saves_nothing(qtbot, tmp_path, 
 
     click(qtbot, dialog, dialog.check_button)
     assert "an import would be refused" in dialog.status.text()
+    assert dialog.report_view.toPlainText().startswith("An import from")
     click(qtbot, dialog, dialog.import_button)
     assert dialog.status.text().startswith("Refused: "), dialog.status.text()
     assert "Nothing was imported" in dialog.status.text()

@@ -399,3 +399,21 @@ def test_an_active_version_whose_files_are_gone_says_both(qtbot, tmp_path):
     (window.ws.store.models_dir / "parser" / "v0001" / "model.safetensors").unlink()
     panel.refresh_versions()
     assert panel.versions.topLevelItem(0).text(3) == "active, files missing"
+
+
+def test_a_retrain_without_validation_faces_says_so_before_and_after(qtbot, tmp_path, monkeypatch):
+    from faceparse.app.gui import models_panel
+
+    text = ModelsPanel.describe_result({"version": "v0001", "metric": "miou_no_bg", "score": None,
+                                        "baseline_version": None, "baseline_score": None,
+                                        "baseline_source": "starter", "promoted": False, "data": {"val": 0}})
+    assert "no validation faces" in text and "no active model before" not in text and "val. mIoU" in text
+    folder = make_project(tmp_path / "faces", count=2, size=64, corrected=True)
+    window = open_window(qtbot, folder, tmp_path)
+    panel = window.ws.models
+    monkeypatch.setattr(panel.retrain, "start", lambda config: 42)
+    for has_val, warned in ((False, True), (True, False)):
+        monkeypatch.setattr(models_panel, "has_validation_faces", lambda store, has_val=has_val: has_val)
+        assert panel.start_retrain()
+        assert ("cannot be measured" in panel.retrain_result.text()) == warned
+        panel.retrain_button.setEnabled(True)

@@ -312,3 +312,11 @@ def test_index_masks_without_a_schema_file_say_which_schema_they_were_read_in(da
     with ProjectStore.open(target.root) as again:
         report = import_dataset(again, source, "index-png", dry_run=True, source_schema="celebamask-hq")
     assert not any("has no schema.json" in n for n in report.notes)
+
+
+def test_a_checked_refusal_says_the_import_would_be_refused():
+    from faceparse.core.importer import ImportRefused, ImportReport
+
+    report = ImportReport(source="labels", format="index-png", kind="corrected", problems=["a.png: wrong size"],
+                          dry_run=True)
+    assert str(ImportRefused(report)).startswith("an import from labels would be refused: 1 problem")

@@ -291,9 +291,9 @@ def _warn_without_validation(store: ProjectStore, config: Any) -> None:
     """Say before the job starts, not only in its log, that no corrected face is kept for validation: the new
     model then cannot be measured, trains to its epoch or time limit with nothing to stop it early, and never
     replaces the active model on its own merit."""
-    from faceparse.core.datasets import TRAINABLE_STATUSES, image_split
+    from faceparse.core.datasets import has_validation_faces
 
-    if any(image_split(rec) == "val" for rec in store.images(status=TRAINABLE_STATUSES)):
+    if has_validation_faces(store):
         return
     outcome = {"force": "it is activated anyway, as --force asks",
                "never": "it is saved without being activated, as --no-promote asks"}.get(

@@ -49,7 +49,9 @@ def report_text(report: ImportReport) -> str:
     what the format reader left out."""
     lines = []
     if report.problems:
-        lines += [f"Nothing was imported from {report.source}.", *_listed("Problems", report.problems), ""]
+        refused = (f"An import from {report.source} would be refused." if report.dry_run else
+                   f"Nothing was imported from {report.source}.")
+        lines += [refused, *_listed("Problems", report.problems), ""]
     else:
         summary = report.summary()
         lines += [summary[0].upper() + summary[1:], ""]

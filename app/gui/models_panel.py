@@ -15,7 +15,7 @@ from typing import Any
 
 import qtawesome as qta
 from faceparse.core.checkpoint_layout import has_checkpoint
-from faceparse.core.datasets import TRAINABLE_STATUSES
+from faceparse.core.datasets import TRAINABLE_STATUSES, has_validation_faces
 from faceparse.core.faces import FACES, WHOLE_IMAGE
 from faceparse.core.jobs import JobConflict, JobEvent
 from faceparse.core.model_resolver import task_for_schema
@@ -514,7 +514,10 @@ class ModelsPanel(QWidget):
         self.last_result = None
         self._train_steps = 0
         self.plot.clear_data(metric_title(self.recipe.primary_metric))
-        self.retrain_result.setText("")
+        self.retrain_result.setText("" if has_validation_faces(self.store) or config.get("promote") != "auto" else
+                                    "None of the checked images is a validation face yet (about one in five is "
+                                    "kept for validation), so the new model cannot be measured and will not replace "
+                                    "the active one. Check more images to have it measured.")
         self.retrain_phase.setText(f"Job {job_id} starting…")
         self.retrain_progress.setRange(0, 0)
         self.retrain_button.setEnabled(False)
@@ -571,12 +574,15 @@ class ModelsPanel(QWidget):
 
     @staticmethod
     def describe_result(result: dict[str, Any]) -> str:
-        metric = result.get("metric", "score")
+        metric = metric_title(result.get("metric", "score"))
         new = f"{result.get('version')}: {metric} {_score(result.get('score'))}"
         baseline = result.get("baseline_version")
-        if baseline:
+        val_faces = (result.get("data") or {}).get("val")
+        if val_faces == 0:
+            versus = " (no validation faces: neither model could be measured)"
+        elif baseline:
             versus = f" vs active {baseline} {_score(result.get('baseline_score'))}"
-        elif result.get("baseline_score") is not None:
+        elif result.get("baseline_score") is not None or result.get("baseline_source") == "starter":
             versus = f" vs the starter model {_score(result.get('baseline_score'))}"
         else:
             versus = " (no active model before)"
