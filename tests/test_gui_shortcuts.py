@@ -48,3 +48,15 @@ def test_the_reference_opens_from_the_help_menu_without_a_project(qtbot, tmp_pat
     entry.trigger()
     dialog = window.findChild(ShortcutsDialog)
     assert dialog is not None and dialog.isVisible()
+
+
+def test_the_reference_is_wide_enough_for_its_longest_lines(qtbot):
+    dialog = ShortcutsDialog()
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    screen = dialog.screen().availableGeometry().width()
+    if dialog.width() < int(screen * 0.9):  # the screen leaves room: nothing is cut short
+        assert dialog.tree.columnWidth(1) >= dialog.tree.sizeHintForColumn(1)
+    rows = [dialog.tree.topLevelItem(i) for i in range(dialog.tree.topLevelItemCount())]
+    assert all(row.toolTip(1) == row.text(1) for row in rows if row.text(1))

@@ -63,7 +63,8 @@ class ShortcutsDialog(QDialog):
             section.setFont(0, font)
             section.setFlags(Qt.ItemFlag.ItemIsEnabled)
             for keys, what in rows:
-                QTreeWidgetItem(self.tree, [keys, what])
+                item = QTreeWidgetItem(self.tree, [keys, what])
+                item.setToolTip(1, what)
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.header().setStretchLastSection(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
@@ -71,7 +72,17 @@ class ShortcutsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.tree)
         layout.addWidget(buttons)
-        self.resize(560, 640)
+        self.resize(self._fitting_width(), 640)
+
+    def _fitting_width(self) -> int:
+        """Wide enough for both columns whole (the longest gestures and commands), within the screen."""
+        for column in (0, 1):
+            self.tree.resizeColumnToContents(column)
+        scrollbar = self.tree.verticalScrollBar().sizeHint().width()
+        needed = self.tree.columnWidth(0) + self.tree.columnWidth(1) + scrollbar + 4 * self.tree.frameWidth() + 40
+        screen = self.screen()
+        limit = int(screen.availableGeometry().width() * 0.9) if screen is not None else needed
+        return max(560, min(needed, limit))
 
     def rows(self) -> list[tuple[str, str]]:
         return [(self.tree.topLevelItem(i).text(0), self.tree.topLevelItem(i).text(1))
