@@ -417,3 +417,12 @@ def test_a_retrain_without_validation_faces_says_so_before_and_after(qtbot, tmp_
         assert panel.start_retrain()
         assert ("cannot be measured" in panel.retrain_result.text()) == warned
         panel.retrain_button.setEnabled(True)
+
+
+def test_a_cancelled_retrain_says_why_once(qtbot, tmp_path):
+    from faceparse.core.jobs import JobEvent
+
+    _, window, panel = _window_with_a_model(qtbot, tmp_path)
+    panel._retrain_event(JobEvent("cancelled", message="cancelled during save; the previous model is still active"))
+    assert panel.retrain_phase.text() == "Retrain cancelled."
+    assert panel.retrain_result.text() == "Cancelled: cancelled during save; the previous model is still active"

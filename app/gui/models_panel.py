@@ -129,6 +129,7 @@ def version_score(metrics: dict[str, Any] | None, recipe) -> float | None:
     return recipe.score(metrics.get("val") or metrics)
 
 
+FINISHED_WORDS = {"done": "Retrain finished.", "cancelled": "Retrain cancelled.", "failed": "Retrain failed."}
 VERSIONS_WATCH_MS = 3000
 """How often the panel looks for versions changed by another program."""
 USABLE_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -563,6 +564,7 @@ class ModelsPanel(QWidget):
         self.retrain_progress.setRange(0, 1)
         self.retrain_progress.setValue(1 if event.phase == "done" else 0)
         self.last_result = event.result
+        self.retrain_phase.setText(FINISHED_WORDS.get(event.phase, event.phase))  # the result below says the rest
         if event.phase == "done" and event.result:
             self.retrain_result.setText(self.describe_result(event.result))
         else:
