@@ -30,7 +30,12 @@ from faceparse.core.faces import (
 )
 from faceparse.core.imageio import load_rgb, read_size
 from faceparse.core.predictor import UNCERTAINTY_STRIDE, FacePrediction, Predictor
-from faceparse.core.uncertainty import FaceUncertainty, face_uncertainty, image_uncertainty
+from faceparse.core.uncertainty import (
+    FACELESS_UNCERTAINTY,
+    FaceUncertainty,
+    face_uncertainty,
+    image_uncertainty,
+)
 
 CONTEXT_MARGIN = 1.0
 """Margin of the wider view around each face (three times the face's side): hair, neck and clothes run past the
@@ -148,10 +153,6 @@ def prepare_file(key: Any, path: str | os.PathLike, framing: Framing, input_size
     factor = max(input_size[0] / height, input_size[1] / width)
     max_side = math.ceil(max(width, height) * factor) if factor < 1.0 else None
     return _whole(key, load_rgb(path, max_side=max_side), (width, height), input_size)
-
-
-FACELESS_UNCERTAINTY = 1.0
-"""The uncertainty of a photo framed face by face in which no face was found (the top of the 0-1 scale)."""
 
 
 def finish_image(prepared: PreparedImage, faces: list[FacePrediction], method: str = "entropy") -> ImagePrediction:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 METHODS = ("entropy", "margin")
+FACELESS_UNCERTAINTY = 1.0
+"""The uncertainty of a photo framed face by face in which no face was found (the top of the 0-1 scale)."""
 _EPS = 1e-12
 
 
@@ -63,3 +65,13 @@ def image_uncertainty(faces: Iterable[FaceUncertainty]) -> float | None:
         total += face.weight
         weighted += face.weight * face.mean
     return weighted / total if total > 0 else None
+
+
+def uncertainty_words(value: float | None, predicted_with: str | None) -> str:
+    """An image's uncertainty as the studio shows it; a photo framed face by face where no face was found says so,
+    since its mask is the whole photo parsed as one face."""
+    if value is None:
+        return ""
+    if value >= FACELESS_UNCERTAINTY and (predicted_with or "").startswith("faces"):
+        return f"uncertainty {value:.3f}: no face found, the whole photo parsed as one"
+    return f"uncertainty {value:.3f}"

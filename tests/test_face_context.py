@@ -200,3 +200,13 @@ def test_a_photo_without_a_face_in_faces_mode_is_the_most_uncertain():
     assert finish_image(prepared, [face]).uncertainty == FACELESS_UNCERTAINTY
     whole = prepare_array(None, picture, Framing(WHOLE_IMAGE), (32, 32))
     assert not whole.faceless and finish_image(whole, [face]).uncertainty == 0.0
+
+
+def test_the_studio_says_when_no_face_was_found():
+    from faceparse.core.uncertainty import FACELESS_UNCERTAINTY, uncertainty_words
+
+    assert uncertainty_words(FACELESS_UNCERTAINTY, "faces, margin 0.5").endswith("no face found, the whole photo "
+                                                                                 "parsed as one")
+    assert uncertainty_words(0.25, "faces, margin 0.5") == "uncertainty 0.250"
+    assert uncertainty_words(FACELESS_UNCERTAINTY, "whole image") == "uncertainty 1.000"
+    assert uncertainty_words(None, "faces") == ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from faceparse.core.store import NEEDS_ATTENTION, ORDERINGS, STATUSES, ImageRecord, ProjectStore
+from faceparse.core.uncertainty import uncertainty_words
 from PySide6.QtCore import (
     QAbstractListModel,
     QModelIndex,
@@ -136,7 +137,7 @@ class ImageListModel(QAbstractListModel):
             if record.width:
                 lines.append(f"{record.width} x {record.height}")
             if record.uncertainty is not None:
-                lines.append(f"uncertainty: {record.uncertainty:.3f}")
+                lines.append(uncertainty_words(record.uncertainty, record.predicted_with))
             if record.effort is not None:
                 lines.append(f"correction effort: {record.effort:.1%}")
             if record.error:

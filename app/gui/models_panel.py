@@ -23,6 +23,7 @@ from faceparse.core.prelabel import MODE_SETTING, TTA_SETTING, PrelabelProgress,
 from faceparse.core.recipes import ConfigError, TrainConfig, get_recipe
 from faceparse.core.store import ProjectError, ProjectStore
 from faceparse.core.train_worker import auto_start_size, repredict_outcome
+from faceparse.core.uncertainty import uncertainty_words
 from faceparse.core.versions import (
     STARTER,
     activate,
@@ -414,7 +415,8 @@ class ModelsPanel(QWidget):
         self._prelabel_running(False)
         self.prelabel_progress.setRange(0, 1)
         self.prelabel_progress.setValue(1)
-        uncertainty = "" if record.uncertainty is None else f", uncertainty {record.uncertainty:.3f}"
+        words = uncertainty_words(record.uncertainty, record.predicted_with)
+        uncertainty = f", {words}" if words else ""
         settings = f" ({record.predicted_with})" if record.predicted_with else ""
         self.prelabel_status.setText(f"{record.name} predicted by {record.model_version}{settings}{uncertainty}")
         kept = "; your mask is kept (T shows the new prediction)" if record.status in ("corrected", "reviewed") else ""
