@@ -71,6 +71,10 @@ def _keep_one(store: ProjectStore, rec, out: KeptMasks) -> str | None:
         return "the photo changed again since the last scan; scan the folder first"
     photo = read_size(path)
     digest = content_hash(path)
+    owners = [other.relpath for other in store.checked_on(digest, rec.id)]
+    if owners:
+        return (f"the photo is now the picture the mask of {', '.join(owners[:3])} was checked on (photos renamed "
+                "or renumbered?), so its own mask belongs to another picture: check it in the studio")
     try:
         mask = store.corrected_mask(rec.id)
     except MaskError:

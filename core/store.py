@@ -1579,6 +1579,14 @@ class ProjectStore:
             c.execute("INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
                       "excluded.value", (PRETRAINED_ON_SETTING, json.dumps(ids)))
 
+    def checked_on(self, digest: str, other_than: int | None = None) -> list[ImageRecord]:
+        """The images whose checked mask was drawn on a photo of this content (`labeled_hash`): when a changed
+        photo now holds what another image's mask was checked on, the photos were renamed or renumbered, and its
+        own mask belongs to another picture."""
+        rows = self._conn().execute(f"SELECT {_RECORD_COLUMNS} FROM images WHERE labeled_hash = ? AND id != ? "
+                                    "ORDER BY sort_key, id", (digest, -1 if other_than is None else int(other_than)))
+        return [self._record(row) for row in rows]
+
     def split_of_copy(self, digest: str | None, image_id: int) -> str | None:
         """The split of another image with this photo content, which a copy joins when it is checked; None when
         there is none."""

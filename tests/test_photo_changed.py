@@ -172,3 +172,22 @@ def test_a_photo_unchanged_since_the_scan_is_not_read_again(store, monkeypatch):
     store.save_corrected(rec.id, mask(4))
     store.set_status(rec.id, "reviewed")
     assert not store.photo_changed_since_checked(store.get(rec.id))
+
+
+def test_masks_of_renumbered_photos_are_not_kept_for_the_wrong_pictures(store):
+    """face0 deleted and face1, face2 renamed one place down: each name now holds the picture another name's mask
+    was checked on, so keeping the masks 'as the photos are the same' would pair every mask with the wrong face."""
+    from faceparse.core.changed_photos import keep_changed_masks
+
+    root = store.root
+    (root / "face0.png").unlink()
+    for old, new in (("face1.png", "face0.png"), ("face2.png", "face1.png")):
+        os.replace(root / old, root / new)
+        os.utime(root / new, ns=(os.stat(root / new).st_mtime_ns + 2_000_000_000,) * 2)
+    store.scan()
+    changed = {rec.relpath for rec in store.changed_photos()}
+    assert changed == {"face0.png", "face1.png"}
+    result = keep_changed_masks(store)
+    assert not result.kept
+    assert all("checked on" in reason for _, reason in result.refused)
+    assert {rec.relpath for rec in store.changed_photos()} == changed
