@@ -946,7 +946,11 @@ class ProjectStore:
                 image_id, old_size, old_mtime, missing, status, old_hash = old
                 same = old_size == size and old_mtime == mtime
                 if missing:
-                    revived.append((size, mtime, 0 if same else 1, now, image_id))
+                    restored = not same and old_size == size and old_hash is not None and status in ("new",
+                                                                                                   "predicted")
+                    revived.append((size, mtime, 0 if same or restored else 1, now, image_id))
+                    if restored:  # back with a new time, perhaps the same bytes: hashing decides, as for a touch
+                        touched.append((mtime, old_hash, now, image_id))
                     added += 1
                 elif same:
                     unchanged += 1

@@ -164,3 +164,22 @@ def test_export_of_predictions_leaves_out_a_touched_photo_with_other_bytes(store
     result = export_dataset(store, tmp_path / "out", "index-png", only="all")
     assert result.count == COUNT - 1
     assert [s.split(":")[0] for s in result.skipped] == ["face1.bmp"]
+
+
+def test_a_photo_deleted_and_put_back_with_a_new_time_keeps_its_prediction_if_its_bytes_are_the_same(store, model):
+    first = PrelabelJob(store, model, mode=WHOLE_IMAGE).run()
+    kept, other = store.images()[:2]
+    saved = {rec.relpath: (store.root / rec.relpath).read_bytes() for rec in (kept, other)}
+    for rec in (kept, other):
+        (store.root / rec.relpath).unlink()
+    store.scan()
+    assert {r.relpath for r in store.missing_photos()} >= {kept.relpath, other.relpath}
+    for rec in (kept, other):
+        (store.root / rec.relpath).write_bytes(saved[rec.relpath])  # a new time, as a restore gives
+    same_size_other_bytes(store.root / other.relpath)
+    store.scan()
+    store.settle_touched()
+    assert store.get(kept.id).model_version == first.model_id
+    assert store.get(other.id).model_version is None
+    again = PrelabelJob(store, model, mode=WHOLE_IMAGE).run()
+    assert again.predicted == 1
