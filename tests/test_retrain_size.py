@@ -140,13 +140,16 @@ def test_the_studio_retrain_panel_defaults_to_the_active_models_size(qtbot, tmp_
         panel = ModelsPanel(store, TaskRunner())
         qtbot.addWidget(panel)
         assert panel.input_size.currentData() is None
-        assert panel.input_size.currentText() == "Automatic (the model's own, 512 px)"
+        assert panel.input_size.currentText() == "Auto: model's own, 512 px"
         assert panel.retrain_config()["input_size"] is None
         _start_version(store)
         panel.refresh_versions()
-        assert panel.input_size.currentText() == f"Automatic (the model's own, {START_SIZE} px)"
+        assert panel.input_size.currentText() == f"Auto: model's own, {START_SIZE} px"
         panel.input_size.setCurrentIndex(panel.input_size.findData(256))
         assert panel.retrain_config()["input_size"] == 256
+        assert f"works at {START_SIZE} px: at 256 px it starts from a lower score" in panel.retrain_phase.text()
+        panel.input_size.setCurrentIndex(0)
+        assert "works at" not in panel.retrain_phase.text()
         panel.close_jobs()
     finally:
         store.close()

@@ -271,6 +271,7 @@ class ModelsPanel(QWidget):
         for size in sorted({*INPUT_SIZES, self.recipe.input_size}):
             self.input_size.addItem(f"{size} px", size)
         self.input_size.setCurrentIndex(0)
+        self.input_size.currentIndexChanged.connect(self._caution_about_size)
         shrinkable(self.input_size)
         self.input_size.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.retrain_button = QPushButton(qta.icon("fa5s.sync-alt"), "Retrain", box)
@@ -641,11 +642,22 @@ class ModelsPanel(QWidget):
         self.rollback_button.setEnabled(free and bool(candidates))
         self.rollback_button.setToolTip(_rollback_hint(candidates, activation_history(self.store, self.task)))
 
+    def _caution_about_size(self) -> None:
+        """A size far from the one the start model works at costs it much of what it learned: said when chosen,
+        before the time is spent, not only in the job's log afterwards."""
+        chosen, own = self.input_size.currentData(), auto_start_size(self.store, self.task)
+        if chosen and own and chosen != own:
+            self.retrain_phase.setText(f"The model a retrain starts from works at {own} px: at {chosen} px it starts "
+                                       "from a lower score, and a short retrain may not win it back, so the new model "
+                                       "may not beat the active one.")
+        else:
+            self.retrain_phase.setText("Fine-tunes on the corrected images in a separate process.")
+
     def _show_automatic_size(self) -> None:
         """The automatic size is the one the model a retrain starts from works at (a model fine-tuned at another
         size loses much of what it learned), so the choice names it, and follows the active model."""
         size = auto_start_size(self.store, self.task)
-        text = f"Automatic (the model's own, {size} px)" if size else f"Automatic ({self.recipe.input_size} px)"
+        text = f"Auto: model's own, {size} px" if size else f"Auto: {self.recipe.input_size} px"
         self.input_size.setItemText(0, text)
 
     def _version_item(self, row: dict[str, Any]) -> QTreeWidgetItem:
