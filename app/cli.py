@@ -266,7 +266,8 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"Images  {_n(summary['total'])}")
     for status, n in summary["counts"].items():
         print(f"  {status:<10} {_n(n)}")
-    print(f"Split   train {_n(summary['splits']['train'])}, val {_n(summary['splits']['val'])}")
+    print(f"Split   train {_n(summary['splits']['train'])}, val {_n(summary['splits']['val'])} (the checked images "
+          "retraining learns from and measures on; an export deals its own split)")
     if summary["details_pending"]:
         print(f"Details pending for {_n(summary['details_pending'])} images")
     if summary["unreadable"]:
