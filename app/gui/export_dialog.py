@@ -178,7 +178,8 @@ class ExportDialog(TaskDialog):
         done, total = event
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
-        self.status.setText(f"Exporting… {done:,} of {total:,} images")
+        if self.task is None or not self.task.cancelled:  # "Cancelling…" stays until the export has stopped
+            self.status.setText(f"Exporting… {done:,} of {total:,} images")
 
     def _finished(self, result: ExportResult) -> None:
         self.task = None

@@ -465,7 +465,7 @@ class MainWindow(QMainWindow):
         if record is None:
             return False
         ws.image_list.model.ensure_row(0)
-        row = self._find_row(ws, record.id)
+        row = ws.image_list.model.load_until(record.id)  # however deep: the list pages in the rows before it
         return row is not None and ws.image_list.select_row(row)
 
     def _opened_read_only(self, ws: Workspace, first_image: Path | None) -> None:
@@ -544,16 +544,6 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{len(changed)} photo(s) changed after their masks were checked ({names}): "
                                      "check each mask, then edit it or press R to keep it (Image > Keep Masks of "
                                      "Changed Photos keeps all that still fit)", 20000)
-
-    @staticmethod
-    def _find_row(ws: Workspace, image_id: int, max_pages: int = 20) -> int | None:
-        model = ws.image_list.model
-        for _ in range(max_pages):
-            row = model.row_of(image_id)
-            if row is not None or not model.canFetchMore():
-                return row
-            model.fetchMore()
-        return model.row_of(image_id)
 
     def _may_stop_jobs(self, ws: Workspace) -> bool:
         """Whether the user lets the project's running retrain and pre-labelling stop (asked only when they run)."""
@@ -780,6 +770,7 @@ class MainWindow(QMainWindow):
             return
         ws.image_list.reload()
         ws.session.reload()
+        ws.retry_chosen()  # an imported mask may open where the one before could not
 
     def retrain(self) -> None:
         """Ctrl+T: the Models tab comes to the front, so whether the retrain started, or why not, is seen."""

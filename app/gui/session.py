@@ -98,6 +98,8 @@ class AnnotationSession(QObject):
         if self.image_id is None or self.modified:
             return False
         image_id = self.image_id
+        if self.editor is not None:  # its undo history stays if the mask read back is the one it undoes from
+            self.histories.park(image_id, self.editor.mask, self._untouched)
         self.record = None
         return self.load(image_id)
 

@@ -59,9 +59,16 @@ class Workspace(QObject):
         self.image_list.model.update_record(record)
 
     def _predictions_arriving(self) -> None:
+        """New predictions during a run: a list ordered by their scores, or filtered by status, is read again (its
+        pages were cut by the old order, so a newly scored image could fall between them and stay unlisted); a
+        list by name only redraws its visible rows."""
         if self._closed:
             return
-        self.image_list.refresh_visible_rows()
+        model = self.image_list.model
+        if model.order_by != "name" or model.status is not None:
+            self.image_list.reload()
+        else:
+            self.image_list.refresh_visible_rows()
         self.session.reload_prediction()
 
     def _predictions_changed(self) -> None:
