@@ -1384,6 +1384,8 @@ class ProjectStore:
         arr = self._checked_mask(rec, mask)
         digest = self._hash_now(rec)
         labeled = self._labeled_hash(rec, digest, photo_seen)
+        if rec.photo_changed and self._same_as_stored(rec.id, arr):
+            labeled = rec.labeled_hash  # the same mask written again (an autosave) is no new check of the photo
         indexed = self._index_hash(rec, digest)
         effort = None
         try:
@@ -1404,17 +1406,36 @@ class ProjectStore:
                  "imported" if imported else None, rec.id)).rowcount
         self._check_still_there(updated, rec)
 
-    def withdraw_review(self, image_id: int, keep_as_correction: bool = False) -> None:
+    def _same_as_stored(self, image_id: int, mask: np.ndarray) -> bool:
+        try:
+            stored = self.corrected_mask(image_id)
+        except MaskError:
+            return False
+        return stored is not None and stored.shape == mask.shape and np.array_equal(stored, mask)
+
+    def put_back_checked_on(self, image_id: int, checked_on: str) -> None:
+        """Restore the hash of the photo the mask was checked on, as it was before a review that is being taken back:
+        a mask checked on another photo is flagged "photo changed" again."""
+        self._refuse_if_read_only()
+        with self._write() as c:
+            c.execute("UPDATE images SET labeled_hash = ? WHERE id = ?", (checked_on, int(image_id)))
+
+    def withdraw_review(self, image_id: int, keep_as_correction: bool = False,
+                        checked_on: str | None = None) -> None:
         """Take back a review: the image is a correction again, or, when its mask is a model's prediction nobody
         edited (effort 0, not imported), predicted again, so an approval taken back does not leave a model's guess
         among the masks training and export take for a person's. That holds too when the image was predicted again
         after the review: the approved guess was kept aside only because it was approved, and the newer prediction
         is what the image goes back to. `keep_as_correction`: the person accepted the prediction as their mask
-        before reviewing it (it stays a correction)."""
+        before reviewing it (it stays a correction). `checked_on`: the photo hash the mask was checked on before
+        the review (an undo of R puts a "photo changed" flag back with it)."""
         rec = self._require(image_id)
         if rec.status != "reviewed":
             return
         self.set_status(image_id, "corrected")
+        if checked_on is not None:  # a mask checked before R, on another photo: a correction, never a model's guess
+            self.put_back_checked_on(image_id, checked_on)
+            return
         if keep_as_correction or rec.effort != 0 or rec.mask_source is not None:
             return
         try:

@@ -467,10 +467,16 @@ class AnnotationSession(QObject):
             self.refused.emit("nothing to mark reviewed: this image has no prediction and nothing painted on it; "
                             "paint the face first, or pre-label it (Ctrl+L)")
             return
-        if self._reviewed:  # reviewed already: approve the mask as it is now, with no new step to undo
+        changed_photo = self.record.labeled_hash if self.record.photo_changed else None
+        if self._reviewed and changed_photo is None:  # reviewed already: approve the mask as it is, nothing to undo
             self._approve(image_id, None)
             return
-        step = ReviewCommand(lambda command: self._approve(image_id, command), lambda: self._withdraw_review(image_id))
+        if self._reviewed:  # reviewed on another photo: approving it for this one is a step Ctrl+Z takes back
+            step = ReviewCommand(lambda command: self._approve(image_id, command),
+                                 lambda: self._put_back_checked_on(image_id, changed_photo))
+        else:
+            step = ReviewCommand(lambda command: self._approve(image_id, command),
+                                 lambda: self._withdraw_review(image_id, changed_photo))
         self._approve(image_id, step)
         self.undo_stack.push(step)
         self.undo_stack.setClean()
@@ -524,15 +530,28 @@ class AnnotationSession(QObject):
 
         self.writer.submit(write, self._written, failed)
 
-    def _withdraw_review(self, image_id: int) -> None:
+    def _put_back_checked_on(self, image_id: int, checked_on: str) -> None:
+        """Undo of R on a reviewed image whose photo had changed: it stays reviewed, on the photo it was checked on
+        before, so it is flagged "photo changed" again."""
+
+        def write() -> ImageRecord | None:
+            self.store.put_back_checked_on(image_id, checked_on)
+            self._note_own_write(image_id)
+            return self.store.get(image_id)
+
+        self.writer.submit(write, self._written, lambda msg: None if self._closed else self.error.emit(msg))
+        self.message.emit("the review on the changed photo was taken back")
+
+    def _withdraw_review(self, image_id: int, checked_on: str | None = None) -> None:
         """Undo of R, and U: the image goes back to being a correction, or to predicted when its mask is the
         model's, untouched (see `ProjectStore.withdraw_review`). The next save then settles what it is: a visit
-        that changed nothing takes the correction back too (see `save`), so the image is as it was before R."""
+        that changed nothing takes the correction back too (see `save`), so the image is as it was before R.
+        `checked_on`: the photo the mask was checked on before R, when R was pressed on a changed photo."""
         self._reviewed = False
         accepted = self.undo_stack.accepted()
 
         def write() -> ImageRecord | None:
-            self.store.withdraw_review(image_id, keep_as_correction=accepted)
+            self.store.withdraw_review(image_id, keep_as_correction=accepted, checked_on=checked_on)
             self._note_own_write(image_id)
             return self.store.get(image_id)
 
