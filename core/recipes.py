@@ -203,6 +203,17 @@ class TrainConfig:
         if self.time_limit_s is not None and not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
             raise ConfigError(f"time_limit_s must be a finite number of seconds above 0 (null for no limit), "
                               f"got {self.time_limit_s}")
+        if self.max_side is not None and self.max_side < max(self.input_size or INPUT_MULTIPLE, INPUT_MULTIPLE):
+            least = f"the input size, {self.input_size} px" if self.input_size else "the input size"
+            raise ConfigError(f"max_side must be null or at least {least}, got {self.max_side}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be 0 or more, got {self.seed}")
+        for name in ("weight_decay", "focal_gamma"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number of 0 or more, got {value}")
+        if not math.isfinite(self.min_improvement):
+            raise ConfigError(f"min_improvement must be a finite number, got {self.min_improvement}")
 
     def _check_modes(self) -> None:
         """Texts that name one of a fixed set of behaviours, checked so that a typo never reaches the job."""
@@ -225,10 +236,20 @@ class TrainConfig:
         if self.arch_args is not None and (not isinstance(self.arch_args, dict) or
                                            {"classes", "pretrained"} & set(self.arch_args)):
             raise ConfigError("arch_args must be an object of network options (not classes or pretrained)")
+        unknown_args = _unknown_network_options(self.network, self.arch_args or {})
+        if unknown_args:
+            raise ConfigError(f"arch_args {', '.join(unknown_args)} {'is' if len(unknown_args) == 1 else 'are'} not "
+                              f"an option of the network {self.network!r}")
         if not isinstance(self.init, str) or not self.init:
             raise ConfigError("init must be auto, imagenet, scratch or a model version")
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"device {self.device!r} was asked for, but PyTorch finds no CUDA GPU here; use "
+                                  "auto or cpu")
 
     def augmentation(self) -> AugmentConfig:
         """The papers' augmentation; the mask task's hybrid loss cannot ignore pixels, so its masks are filled
@@ -326,3 +347,17 @@ def resolve_device(config: TrainConfig, local_rank: int = 0) -> torch.device:
     if config.device == "cuda":
         return torch.device(f"cuda:{local_rank}")
     return torch.device(config.device)
+
+
+def _unknown_network_options(network: str, arch_args: dict[str, Any]) -> list[str]:
+    """The names in `arch_args` the network's builder does not take (none when it takes any keyword)."""
+    import inspect
+
+    builder = get_architecture(network).builder
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return sorted(name for name in arch_args if name not in params)

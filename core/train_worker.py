@@ -209,12 +209,16 @@ def phase_snapshot(ctx: RetrainContext) -> None:
     for relpath, reason in snap.skipped[:20]:
         ctx.note(f"skipped {relpath}: {reason}")
     if not snap.train:
+        reasons = "; ".join(f"{relpath}: {reason}" for relpath, reason in snap.skipped[:2])
+        more = f" (and {len(snap.skipped) - 2} more in the job's log)" if len(snap.skipped) > 2 else ""
+        if snap.val and snap.skipped:  # the faces that would have trained could not be read: that is the cause
+            raise DatasetError(f"no corrected face is left to train on: {len(snap.skipped)} were left out "
+                               f"({reasons}{more}) and the other {len(snap.val)} are validation faces; fix or "
+                               "check the faces left out, or correct a few more")
         if snap.val:
             raise DatasetError(f"all {len(snap.val)} corrected faces fell into the fixed validation split; "
                                "correct a few more faces so some are left to train on")
         if snap.skipped:
-            reasons = "; ".join(f"{relpath}: {reason}" for relpath, reason in snap.skipped[:2])
-            more = f" (and {len(snap.skipped) - 2} more in the job's log)" if len(snap.skipped) > 2 else ""
             raise DatasetError(f"every corrected face was left out ({len(snap.skipped)}), so there is nothing to "
                                f"train on: {reasons}{more}")
         raise DatasetError("there are no corrected faces to train on yet: correct (or review) some predictions "
@@ -644,6 +648,8 @@ def phase_save(ctx: RetrainContext) -> None:
     model = ctx.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     ctx.version = create_version(ctx.store, config.task, model, meta, metrics, parent,
                                  {**snap.summary(), "start": ctx.start.describe()}, export_onnx=config.export_onnx)
+    ctx.reporter.cancel_outcome = (f"{config.task} {ctx.version['version']} was saved but not activated; the previous "
+                                   "model is still active")
     ctx.emit("save", f"saved {config.task} version {ctx.version['version']}")
 
 

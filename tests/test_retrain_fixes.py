@@ -2,6 +2,7 @@
 impossible `--pretrain yes` refused before a job exists."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from faceparse.core.jobs import JobReporter
 from faceparse.core.recipes import TrainConfig
 from faceparse.core.store import PRETRAINED_ON_SETTING, ProjectStore
 from faceparse.core.train_worker import run_retrain
+from faceparse.core.trainer import TrainingCancelled
 from PIL import Image
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -144,3 +146,66 @@ def test_an_impossible_pretrain_yes_is_refused_before_a_job_exists(tmp_path, cap
     for folder in (few, masks):
         with ProjectStore.open(folder) as store:
             assert store.jobs() == []
+
+
+def test_a_retrain_whose_training_faces_cannot_be_read_names_them(tmp_path):
+    from faceparse.core.datasets import DatasetError
+
+    store, _ = make_project(tmp_path / "p", count=6, corrected=6)
+    train = [r for r in store.images(status="corrected") if r.split == "train"]
+    assert train and any(r.split == "val" for r in store.images(status="corrected"))
+    for rec in train:
+        (store.root / rec.relpath).write_bytes(b"not a photo any more")
+    job = store.add_job("retrain", {})
+    with pytest.raises(DatasetError, match=re.escape(f"{len(train)} were left out ({train[0].relpath}")):
+        run_retrain(store, _tiny(pretrain=False), JobReporter(store, job), tmp_path / "work")
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("max_side", -5, "max_side must be null or at least"),
+    ("seed", -1, "seed must be 0 or more"),
+    ("weight_decay", -1.0, "weight_decay must be a finite number of 0 or more"),
+    ("min_improvement", float("nan"), "min_improvement must be a finite number"),
+    ("arch_args", {"width": 2}, "arch_args width is not an option of the network"),
+    ("device", "cuda:7", "finds no CUDA GPU"),
+])
+def test_options_a_job_cannot_use_are_refused_before_it_starts(option, value, words):
+    from faceparse.core.recipes import ConfigError
+
+    if option == "device":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(ConfigError, match=words):
+        TrainConfig.from_dict({"task": "parser", option: value})
+
+
+def test_a_retrain_cancelled_after_its_version_was_saved_says_so(tmp_path, monkeypatch):
+    from faceparse.core import versions
+
+    store, _ = make_project(tmp_path / "p", count=6, corrected=6)
+    reporter = JobReporter(store, store.add_job("retrain", {}))
+    original = versions.create_version
+
+    def saved_then_cancelled(*args, **kwargs):
+        row = original(*args, **kwargs)
+        reporter.request_cancel()
+        return row
+
+    monkeypatch.setattr(versions, "create_version", saved_then_cancelled)
+    with pytest.raises(TrainingCancelled):
+        run_retrain(store, _tiny(pretrain=False, promote="auto"), reporter, tmp_path / "work")
+    assert "parser v0001 was saved but not activated" in reporter.cancel_message()
+    assert store.active_model("parser") is None
+
+
+def test_the_command_line_result_names_the_starter_model_it_was_measured_against(capsys):
+    from types import SimpleNamespace
+
+    from faceparse.app.commands.train import print_result
+
+    result = {"metric": "miou_no_bg", "score": 0.3, "baseline_score": 0.25, "baseline_source": "starter",
+              "initial_score": None, "metrics": {"images": 3}}
+    print_result(SimpleNamespace(job_id=2, state="done", message="ok"), result)
+    assert "(starter model before: 25" in capsys.readouterr().out

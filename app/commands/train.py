@@ -240,8 +240,8 @@ def print_result(outcome: Any, result: dict[str, Any] | None) -> None:
         return
     m = result["metrics"]
     print(f"Validation ({counted(m.get('images', 0), 'face')}): {result['metric']} {_pct(result['score']).strip()}"
-          + (f" (active model before: {_pct(result['baseline_score']).strip()})"
-             if result.get("baseline_score") is not None else "")
+          + (f" ({'starter' if result.get('baseline_source') == 'starter' else 'active'} model before: "
+             f"{_pct(result['baseline_score']).strip()})" if result.get("baseline_score") is not None else "")
           + (f", before training: {_pct(result['initial_score']).strip()}"
              if result.get("initial_score") is not None else ""))
     print(f"  pixel accuracy {_pct(m.get('pixel_accuracy'))}   mIoU {_pct(m.get('miou'))}   "
