@@ -60,15 +60,16 @@ def test_import_over_an_unopenable_mask_opens_the_image(qtbot, tmp_path):
     assert ws.session.record is not None and ws.session.record.id == first.id
 
 
-def test_cancelling_stays_visible_until_the_export_stops(qtbot, tmp_path):
+def _many_photos(qtbot, tmp_path, count, side, predicted=False):
+    """A studio window on `count` plain photos of `side` px (each with a prediction when `predicted`)."""
     folder = tmp_path / "faces"
     folder.mkdir()
-    for i in range(1500):
-        Image.fromarray(np.full((32, 32, 3), i % 256, np.uint8)).save(folder / f"img_{i:04d}.png")
+    for i in range(count):
+        Image.fromarray(np.full((side, side, 3), i % 256, np.uint8)).save(folder / f"img_{i:04d}.png")
     with ProjectStore.create(folder, "celebamask-hq") as store:
         store.scan()
-        for r in store.images():
-            store.save_predicted(r.id, np.ones((32, 32), np.uint8), "v0001", uncertainty=0.1)
+        for r in store.images() if predicted else []:
+            store.save_predicted(r.id, np.ones((side, side), np.uint8), "v0001", uncertainty=0.1)
     settings = StudioSettings.at(tmp_path / "studio.ini")
     settings.set("prelabel_on_open", False)
     window = MainWindow(settings, autosave_ms=60_000)
@@ -76,6 +77,11 @@ def test_cancelling_stays_visible_until_the_export_stops(qtbot, tmp_path):
     window.show()
     window.open_folder(folder)
     qtbot.waitUntil(lambda: window.ws is not None and window.ws.session.record is not None, timeout=20_000)
+    return folder, window
+
+
+def test_cancelling_stays_visible_until_the_export_stops(qtbot, tmp_path):
+    _, window = _many_photos(qtbot, tmp_path, 1500, 32, predicted=True)
     dialog = window.show_export()
     dialog.selection.setCurrentIndex(dialog.selection.findData("all"))
     dialog.destination.setText(str(tmp_path / "out"))
@@ -91,19 +97,7 @@ def test_cancelling_stays_visible_until_the_export_stops(qtbot, tmp_path):
 
 
 def test_scored_image_beyond_first_page_is_listed(qtbot, tmp_path):
-    folder = tmp_path / "faces"
-    folder.mkdir()
-    for i in range(600):
-        Image.fromarray(np.full((16, 16, 3), i % 256, np.uint8)).save(folder / f"img_{i:04d}.png")
-    with ProjectStore.create(folder, "celebamask-hq") as store:
-        store.scan()
-    settings = StudioSettings.at(tmp_path / "studio.ini")
-    settings.set("prelabel_on_open", False)
-    window = MainWindow(settings, autosave_ms=60_000)
-    qtbot.addWidget(window)
-    window.show()
-    window.open_folder(folder)
-    qtbot.waitUntil(lambda: window.ws is not None and window.ws.session.record is not None, timeout=20_000)
+    folder, window = _many_photos(qtbot, tmp_path, 600, 16)
     ws = window.ws
     panel = ws.image_list
     panel.order.setCurrentIndex(panel.order.findData("uncertainty"))
