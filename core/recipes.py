@@ -236,7 +236,7 @@ class TrainConfig:
         if self.arch_args is not None and (not isinstance(self.arch_args, dict) or
                                            {"classes", "pretrained"} & set(self.arch_args)):
             raise ConfigError("arch_args must be an object of network options (not classes or pretrained)")
-        unknown_args = _unknown_network_options(self.network, self.arch_args or {})
+        unknown_args = _unknown_network_options(self.network, self.arch_args) if self.arch_args else []
         if unknown_args:
             raise ConfigError(f"arch_args {', '.join(unknown_args)} {'is' if len(unknown_args) == 1 else 'are'} not "
                               f"an option of the network {self.network!r}")
@@ -350,7 +350,8 @@ def resolve_device(config: TrainConfig, local_rank: int = 0) -> torch.device:
 
 
 def _unknown_network_options(network: str, arch_args: dict[str, Any]) -> list[str]:
-    """The names in `arch_args` the network's builder does not take (none when it takes any keyword)."""
+    """The names in `arch_args` the network's builder does not take (none when it takes any keyword). Reading the
+    builder imports PyTorch, so this runs only for options someone gave: the studio opens without it."""
     import inspect
 
     builder = get_architecture(network).builder
