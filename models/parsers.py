@@ -5,6 +5,8 @@ keys are exactly smp's and weights trained elsewhere with the same smp call load
 32 (`INPUT_MULTIPLE`); the output is N×classes×H×W logits at the input resolution.
 
 - `deeplabv3plus_mobilenetv2`: the fast default (about 12 GFLOPs at 512²), with offline ImageNet weights.
+- `deeplabv3plus_efficientnet_lite2`: the same decoder on EfficientNet-Lite2 (ImageNet top-1 about 77.6% against
+  MobileNetV2's 72%), with offline ImageNet weights; about 1.3–1.8 times the default's training step.
 - `deeplabv3plus_mobilenetv2_refined`: the default plus a small refinement head at 1/2 resolution (`EdgeRefinement`)
   that adds a correction to its logits from the encoder's first features. The correction starts at zero, so a
   trained default parser's weights load into it and give the very same output until it is fine-tuned.
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .efficientnet_lite import load_imagenet_efficientnet_lite2, with_static_same_padding
 from .pretrained import PretrainedWeightsWarning, load_imagenet_mobilenet_v2
 
 MODIFIED_ASPP_BRANCHES = ((3, 1), (5, 4), (7, 8), (11, 16))
@@ -118,6 +121,14 @@ def deeplabv3plus_mobilenetv2(classes: int, pretrained: bool = False) -> smp.Dee
     model = _deeplabv3plus("mobilenet_v2", classes, modified_aspp=False)
     if pretrained:
         load_imagenet_mobilenet_v2(model.encoder)
+    return model
+
+
+def deeplabv3plus_efficientnet_lite2(classes: int, pretrained: bool = False) -> smp.DeepLabV3Plus:
+    model = _deeplabv3plus("tu-tf_efficientnet_lite2", classes, modified_aspp=False)
+    with_static_same_padding(model.encoder)
+    if pretrained:
+        load_imagenet_efficientnet_lite2(model.encoder)
     return model
 
 

@@ -63,6 +63,12 @@ _SPECS = (
         "DeepLabV3+ with a MobileNetV2 encoder; fast default, offline ImageNet init",
     ),
     ArchitectureSpec(
+        "deeplabv3plus_efficientnet_lite2",
+        "parser",
+        "parsers:deeplabv3plus_efficientnet_lite2",
+        "DeepLabV3+ with an EfficientNet-Lite2 encoder; stronger encoder, offline ImageNet init",
+    ),
+    ArchitectureSpec(
         "deeplabv3plus_mobilenetv2_refined",
         "parser",
         "parsers:deeplabv3plus_mobilenetv2_refined",

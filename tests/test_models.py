@@ -13,12 +13,14 @@ from faceparse.models import (
     list_architectures,
     transfer_pretrained_body,
 )
+from faceparse.models import efficientnet_lite as lite_module
 from faceparse.models import pretrained as pretrained_module
 from faceparse.models.parsers import MODIFIED_ASPP_BRANCHES, ModifiedASPP
 from faceparse.models.pretrained import PretrainedWeightsWarning, find_mobilenet_v2_weights
 
 PARSERS = [
     "deeplabv3plus_mobilenetv2",
+    "deeplabv3plus_efficientnet_lite2",
     "deeplabv3plus_mobilenetv2_refined",
     "unet_mobilenetv2",
     "unetplusplus_resnet50",
@@ -142,6 +144,58 @@ def test_missing_imagenet_weights_warn_and_fall_back(monkeypatch, tmp_path):
     with pytest.warns(PretrainedWeightsWarning, match="does not fit"):
         assert not pretrained_module.load_imagenet_mobilenet_v2(encoder, foreign)
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
+
+
+def test_pretrained_efficientnet_lite2_takes_every_tensor_of_the_file_and_imagenet_pixels():
+    path = lite_module.find_efficientnet_lite2_weights()
+    assert path is not None and path.name == lite_module.WEIGHTS_FILE, "setup installs the ImageNet weights"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PretrainedWeightsWarning)
+        model = build_model("deeplabv3plus_efficientnet_lite2", classes=3, pretrained=True).eval()
+    reference = torch.load(path, map_location="cpu", weights_only=True)
+    encoder = model.encoder.state_dict()
+    assert torch.equal(encoder["model.blocks.6.0.conv_pwl.weight"], reference["_blocks.20._project_conv.weight"])
+    assert torch.equal(encoder["model.bn1.running_var"], reference["_bn0.running_var"])
+
+    # The stem now takes ImageNet-normalised pixels: away from the border it computes the file's stem on
+    # pixels scaled as (p - 127) / 128.
+    pixels = torch.rand(1, 3, 32, 32)
+    mean = torch.tensor(lite_module.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(lite_module.IMAGENET_STD).view(1, 3, 1, 1)
+    stem = model.encoder.model
+    with torch.no_grad():
+        ours = stem.bn1(stem.conv_stem((pixels - mean) / std))
+        stem.conv_stem.weight.copy_(reference["_conv_stem.weight"])
+        stem.bn1.running_mean.copy_(reference["_bn0.running_mean"])
+        theirs = stem.bn1(stem.conv_stem((pixels * 255 - 127) / 128))
+    assert torch.allclose(ours[..., :-1, :-1], theirs[..., :-1, :-1], atol=1e-4)
+
+
+def test_efficientnet_lite2_weights_missing_or_foreign_leave_random_init(monkeypatch, tmp_path):
+    monkeypatch.setattr(lite_module, "find_efficientnet_lite2_weights", lambda: None)
+    with pytest.warns(PretrainedWeightsWarning, match="EfficientNet-Lite2 .*random init"):
+        build_model("deeplabv3plus_efficientnet_lite2", classes=3, pretrained=True)
+
+    foreign = tmp_path / "other.pth"
+    torch.save({"_conv_stem.weight": torch.zeros(2, 2)}, foreign)
+    encoder = build_model("deeplabv3plus_efficientnet_lite2", classes=3).encoder
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    with pytest.warns(PretrainedWeightsWarning, match="does not fit"):
+        assert not lite_module.load_imagenet_efficientnet_lite2(encoder, foreign)
+    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
+
+
+def test_efficientnet_lite2_static_padding_gives_timms_same_padding_output():
+    torch.manual_seed(0)
+    dynamic = smp.DeepLabV3Plus(encoder_name="tu-tf_efficientnet_lite2", encoder_weights=None, classes=3).eval()
+    model = build_model("deeplabv3plus_efficientnet_lite2", classes=3).eval()
+    model.load_state_dict(dynamic.state_dict(), strict=True)
+    replaced = [m for m in model.modules() if isinstance(m, lite_module.StaticSamePaddingConv2d)]
+    assert replaced and any(m.stride == (2, 2) for m in replaced)
+    with torch.no_grad():
+        for shape in ((1, 3, 64, 64), (1, 3, 96, 160)):
+            x = torch.randn(shape)
+            assert torch.equal(model(x), dynamic(x))
 
 
 def test_other_architectures_warn_that_no_offline_weights_exist():
