@@ -342,7 +342,9 @@ def _starter_in_use(store: ProjectStore) -> str | None:
     from faceparse.core.model_resolver import task_for_schema
     from faceparse.core.prelabel import describe_starter
 
-    return describe_starter(store.schema, task_for_schema(store.schema))
+    active_mask = store.active_model("mask")
+    return describe_starter(store.schema, task_for_schema(store.schema),
+                            active_mask["version"] if active_mask is not None else None)
 
 
 def _starter_problem(store: ProjectStore) -> str | None:

@@ -180,12 +180,14 @@ def _column(values: Sequence[float]) -> torch.Tensor:
 
 
 def starter_scorer(schema: LabelSchema, task: str, device: str | torch.device = "cpu",
-                   notes: list[str] | None = None, prefer: str = "torch") -> Predictor:
+                   notes: list[str] | None = None, prefer: str = "torch",
+                   mask_partner: str | Path | None = None) -> Predictor:
     """The shipped starter model of `task` as it pre-labels a project of `schema`: through the mapping from its
     classes to the project's (the CelebAMask-HQ parser on a LaPa project), and for a masked-faces project joined
-    by the starter face-mask segmenter. Raises EvaluationError when it is not installed or does not fit; a
-    segmenter that cannot be read leaves the parser alone, with a line in `notes`. `prefer="onnx"` runs the
-    shipped ONNX files, as pre-labelling does, instead of the checkpoints."""
+    by a face-mask segmenter: `mask_partner` (the folder of the project's active mask version), else the starter
+    one. Raises EvaluationError when it is not installed or does not fit; a segmenter that cannot be read leaves
+    the parser alone, with a line in `notes`. `prefer="onnx"` runs the shipped ONNX files, as pre-labelling does,
+    instead of the checkpoints."""
     from faceparse.core.face_and_mask import wants_face_and_mask
     from faceparse.core.model_resolver import starter_model_path
     from faceparse.core.predictor import ModelError
@@ -196,6 +198,8 @@ def starter_scorer(schema: LabelSchema, task: str, device: str | torch.device = 
         raise EvaluationError(f"no starter {task} model is installed")
 
     def load(which: str) -> Predictor:
+        if which == "mask" and mask_partner is not None:
+            return open_predictor(mask_partner, prefer)
         if prefer == "onnx":
             return open_predictor(starter_model_path(which))
         return TorchPredictor(*load_checkpoint(starter_checkpoint(which), device=device))
@@ -215,12 +219,14 @@ def starter_scorer(schema: LabelSchema, task: str, device: str | torch.device = 
         lut = class_mapping(classes, meta["schema"]["name"], schema)
     except ModelError as e:
         raise EvaluationError(str(e)) from None
-    if wants_face_and_mask(schema) and starter_checkpoint("mask") is not None:
+    if wants_face_and_mask(schema) and (mask_partner is not None or starter_checkpoint("mask") is not None):
         try:
             return FaceAndMaskScorer(predictor, load("mask"), lut, schema)
         except (ValueError, OSError, EvaluationError) as e:
             if notes is not None:
-                notes.append(f"the starter face-mask segmenter cannot be read ({e}); the parser is measured alone")
+                which = "the starter face-mask segmenter" if mask_partner is None else \
+                    f"the active face-mask model ({mask_partner})"
+                notes.append(f"{which} cannot be read ({e}); the parser is measured alone")
     return predictor if lut is None else MappedPredictor(predictor, lut, schema)
 
 

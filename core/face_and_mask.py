@@ -11,6 +11,7 @@ uncertainty score is computed from) are combined the same way, so they still sum
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,6 +24,13 @@ MASK_CLASS = "face_mask"
 def wants_face_and_mask(schema: LabelSchema) -> bool:
     """Whether a project needs both models: a `face_mask` class that is not the whole of a binary schema."""
     return MASK_CLASS in schema.classes and tuple(schema.classes) != ("background", MASK_CLASS)
+
+
+def mask_partner(store) -> Path | None:
+    """The folder of the face-mask model that joins the starter parser on `store` (a `ProjectStore`): its active
+    mask version; None when the project needs no segmenter or has no active one (the starter one joins then)."""
+    active = store.active_model("mask") if wants_face_and_mask(store.schema) else None
+    return Path(active["path"]) if active is not None and active["path"] is not None else None
 
 
 class FaceAndMaskPredictor:

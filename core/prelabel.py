@@ -227,31 +227,39 @@ def class_mapping(model_classes: tuple[str, ...], model_schema: str, project: La
                      "choose a model trained for this project's schema")
 
 
-def project_predictor(store: ProjectStore, resolved: ResolvedModel, task: str,
-                      open_model: Callable[[Path], Predictor]) -> tuple[Any, ResolvedModel, np.ndarray | None]:
-    """What pre-labels `store` with the `resolved` model: the predictor, the model (its id is what predictions
-    are stored under) and the table from its classes to the project's (None when they are the same).
-
-    A masked-faces project on the starter parser gets the starter face-mask segmenter beside it (see
-    `face_and_mask`); the pair's id names both files, so a prediction by the parser alone is not current.
-    `open_model(path)` loads one ONNX file (the caller chooses device, threads and TTA, or reuses a loaded one).
-    A project version's ONNX file that cannot be read is named with the way out: activating the version again
-    exports it anew from its checkpoint."""
+def _open_naming_the_remedy(store: ProjectStore, resolved: ResolvedModel,
+                            open_model: Callable[[Path], Predictor]) -> Predictor:
     try:
-        parser = open_model(resolved.path)
+        return open_model(resolved.path)
     except ModelError as error:
         if resolved.source != "project":
             raise
         raise ModelError(f"{error}; activating the version again exports it anew from its checkpoint "
                          f"(faceparse models {store.root} activate {resolved.model_id})") from None
+
+
+def project_predictor(store: ProjectStore, resolved: ResolvedModel, task: str,
+                      open_model: Callable[[Path], Predictor]) -> tuple[Any, ResolvedModel, np.ndarray | None]:
+    """What pre-labels `store` with the `resolved` model: the predictor, the model (its id is what predictions
+    are stored under) and the table from its classes to the project's (None when they are the same).
+
+    A masked-faces project on the starter parser gets a face-mask segmenter beside it (see `face_and_mask`): the
+    project's active mask version, else the starter one. The pair's id names both, so a prediction by the parser
+    alone, or with another segmenter, is not current.
+    `open_model(path)` loads one ONNX file (the caller chooses device, threads and TTA, or reuses a loaded one).
+    A project version's ONNX file that cannot be read is named with the way out: activating the version again
+    exports it anew from its checkpoint."""
+    parser = _open_naming_the_remedy(store, resolved, open_model)
     lut = class_mapping(parser.info.classes, parser.info.schema_name, store.schema)
     if not (resolved.source == "starter" and task == "parser" and wants_face_and_mask(store.schema)):
         return parser, resolved, lut
     try:
-        mask = find_model(None, None, "mask")
-    except ModelNotFoundError:
+        mask = find_model(store, None, "mask")
+    except ModelNotFoundError as error:
+        if store.active_model("mask") is not None:
+            raise ModelError(str(error)) from None
         return parser, resolved, lut
-    both = FaceAndMaskPredictor(parser, open_model(mask.path), store.schema, lut)
+    both = FaceAndMaskPredictor(parser, _open_naming_the_remedy(store, mask, open_model), store.schema, lut)
     return both, replace(resolved, model_id=f"{resolved.model_id}+{mask.model_id}"), None
 
 
@@ -266,13 +274,17 @@ def starter_problem(schema: LabelSchema, task: str) -> str | None:
     return None
 
 
-def describe_starter(schema: LabelSchema, task: str) -> str | None:
+def describe_starter(schema: LabelSchema, task: str, active_mask: str | None = None) -> str | None:
     """What pre-labels a project of `schema` while no version of `task` is active, in words; None when the starter
-    model cannot (`starter_problem`), so that nothing claims it does."""
+    model cannot (`starter_problem`), so that nothing claims it does. `active_mask`: the project's active mask
+    version, which a masked-faces project pairs with the starter parser."""
     if starter_problem(schema, task) is not None:
         return None
-    if task == "parser" and wants_face_and_mask(schema) and starter_model_path("mask").is_file():
-        return "the starter parser model, with the starter face-mask segmenter for face_mask"
+    if task == "parser" and wants_face_and_mask(schema):
+        if active_mask is not None:
+            return f"the starter parser model, with the project's face-mask model {active_mask} for face_mask"
+        if starter_model_path("mask").is_file():
+            return "the starter parser model, with the starter face-mask segmenter for face_mask"
     return f"the starter {task} model"
 
 

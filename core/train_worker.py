@@ -358,13 +358,15 @@ def _measure_starter(ctx: RetrainContext) -> dict[str, Any] | None:
     """The shipped starter model's score, measured as pre-labelling runs it (see `starter_scorer`). While no
     version is active this is the model a new one must beat, whatever the new one started from."""
     from faceparse.core.evaluate import EvaluationError, starter_scorer
+    from faceparse.core.face_and_mask import mask_partner
     from faceparse.core.versions import starter_checkpoint
 
     if starter_checkpoint(ctx.config.task) is None:
         return None
     notes: list[str] = []
     try:
-        predictor = starter_scorer(ctx.store.schema, ctx.config.task, ctx.device, notes)
+        predictor = starter_scorer(ctx.store.schema, ctx.config.task, ctx.device, notes,
+                                   mask_partner=mask_partner(ctx.store) if ctx.config.task == "parser" else None)
     except EvaluationError as e:
         ctx.note(f"the starter model cannot be measured on this project ({e}); it does not count as a baseline")
         return None

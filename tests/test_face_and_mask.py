@@ -75,6 +75,44 @@ def test_the_studios_pre_label_this_image_uses_the_pair_too(tmp_path, starters):
     store.close()
 
 
+def _activate_mask_version(store, threshold):
+    folder = store.models_dir / "mask" / "v0001"
+    folder.mkdir(parents=True)
+    foreground_model(folder / "model.onnx", "face-mask", face_class=1, threshold=threshold)
+    store.add_model_version("mask", "v0001", folder, {"iou": 0.9})
+    store.set_active_model("mask", "v0001")
+    return folder / "model.onnx"
+
+
+def test_a_trained_mask_version_replaces_the_starter_segmenter_beside_the_starter_parser(tmp_path, starters):
+    """Training the mask task on a masked-faces project must change its pre-labels: the pair then uses the
+    project's active mask version, and predictions by the starter pair are no longer current."""
+    from faceparse.core.prelabel import describe_starter
+
+    store = _project(tmp_path / "p", "masked-faces")
+    first = PrelabelJob(store, mode=WHOLE_IMAGE).run()
+    face, face_mask = store.schema.index("face"), store.schema.index("face_mask")
+    assert (store.predicted_mask(store.images()[0].id)[:, 36:60] == face).all()
+
+    _activate_mask_version(store, threshold=0.3)  # the version calls the grey band a mask too
+    again = PrelabelJob(store, mode=WHOLE_IMAGE).run()
+    assert again.predicted == 1 and again.model_id.endswith("+v0001") and again.model_id != first.model_id
+    mask = store.predicted_mask(store.images()[0].id)
+    assert (mask[:, 36:60] == face_mask).all() and (mask[:, 68:92] == face_mask).all()
+    assert describe_starter(store.schema, "parser", "v0001") == (
+        "the starter parser model, with the project's face-mask model v0001 for face_mask")
+    store.close()
+
+
+def test_an_unreadable_active_mask_version_stops_the_pair_and_names_the_way_out(tmp_path, starters):
+    store = _project(tmp_path / "p", "masked-faces")
+    _activate_mask_version(store, threshold=0.3).write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="activate v0001"):
+        PrelabelJob(store, mode=WHOLE_IMAGE).run()
+    assert store.predicted_mask(store.images()[0].id) is None
+    store.close()
+
+
 def test_a_chosen_model_or_another_schema_runs_alone(tmp_path, starters):
     store = _project(tmp_path / "p", "masked-faces")
     result = PrelabelJob(store, str(starters["parser"]), mode=WHOLE_IMAGE).run()
@@ -162,4 +200,33 @@ def test_a_masked_faces_projects_first_retrain_is_measured_against_both_starters
     result = run_retrain(store, config, JobReporter(store, store.add_job("retrain", {})), tmp_path / "work")
     assert built == ["masked-faces"] and result["baseline_score"] is not None
     assert store.model_version("parser", result["version"])["metrics"]["baseline"]["source"] == "starter"
+    store.close()
+
+
+def test_the_baseline_of_a_parser_retrain_pairs_the_starter_parser_with_the_active_mask_version(tmp_path,
+                                                                                                monkeypatch):
+    """A masked-faces project whose mask task was trained pre-labels with the starter parser and that version, so a
+    new parser must beat that pair, not the two starters."""
+    import shutil
+
+    from faceparse.core import evaluate as evaluate_module
+    from faceparse.core.evaluate import FaceAndMaskScorer, starter_scorer
+    from faceparse.core.face_and_mask import mask_partner
+
+    store = _project(tmp_path / "p", "masked-faces")
+    assert mask_partner(store) is None
+    folder = _activate_mask_version(store, threshold=0.3).parent
+    assert mask_partner(store) == folder
+    shutil.copyfile(model_resolver.starter_model_path("mask"), folder / "model.onnx")
+    opened = []
+    real_open = evaluate_module.open_predictor
+    monkeypatch.setattr(evaluate_module, "open_predictor", lambda path, prefer="torch": (
+        opened.append(path), real_open(path, prefer))[1])
+    scorer = starter_scorer(store.schema, "parser", prefer="onnx", mask_partner=mask_partner(store))
+    assert isinstance(scorer, FaceAndMaskScorer) and opened[-1] == folder
+
+    notes = []
+    (folder / "model.onnx").write_bytes(b"not a model")
+    alone = starter_scorer(store.schema, "parser", notes=notes, prefer="onnx", mask_partner=folder)
+    assert not isinstance(alone, FaceAndMaskScorer) and "the active face-mask model" in notes[0]
     store.close()

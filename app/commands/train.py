@@ -491,7 +491,8 @@ def _starter_note(store: ProjectStore, task: str) -> str:
     if task != task_for_schema(store.schema) or store.active_model(task) is not None \
             or not starter_model_path(task).is_file():
         return ""
-    starter = describe_starter(store.schema, task)
+    active_mask = store.active_model("mask")
+    starter = describe_starter(store.schema, task, active_mask["version"] if active_mask is not None else None)
     if starter is None:
         return (f"No {task} version is active, and the starter {task} model cannot pre-label the project: "
                 f"{starter_problem(store.schema, task)}")
@@ -530,6 +531,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
 def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
     from faceparse.core.datasets import DatasetError
     from faceparse.core.evaluate import ONNX_NAME, EvaluationError, open_predictor, starter_scorer
+    from faceparse.core.face_and_mask import mask_partner
     from faceparse.core.versions import STARTER, resolve_version
 
     prefer = "onnx" if args.onnx else "torch"
@@ -545,7 +547,8 @@ def _predictor_for(args: argparse.Namespace, store: ProjectStore | None) -> Any:
             row = resolve_version(store, task, spec)
             if row["version"] == STARTER:
                 notes: list[str] = []
-                scorer = starter_scorer(store.schema, task, notes=notes, prefer=prefer)
+                partner = mask_partner(store) if task == "parser" else None
+                scorer = starter_scorer(store.schema, task, notes=notes, prefer=prefer, mask_partner=partner)
                 for line in notes:
                     print(f"note: {line}", file=sys.stderr)
                 return scorer
