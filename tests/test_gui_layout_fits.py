@@ -322,3 +322,17 @@ def test_a_badge_on_a_selected_row_has_a_light_outline(qtbot):
         edges[selected] = max(sum(image.pixelColor(x, middle).getRgb()[:3]) / 3 for x in range(9, 13))
     assert edges[True] >= 190, edges
     assert edges[False] < 190, edges
+
+
+def test_in_a_narrow_window_the_toolbar_keeps_every_action_in_view_and_hides_only_its_controls(qtbot, tmp_path):
+    folder = make_project(tmp_path / "p", count=1)
+    window = open_window(qtbot, folder, tmp_path)
+    window.resize(900, 600)
+    qtbot.waitUntil(lambda: window.width() == 900)
+    bar = window.toolbar
+    qtbot.waitUntil(lambda: not window.brush_spin.isVisible() or bar.widgetForAction(
+        window.actions["mark_reviewed"]).isVisible())
+    for name in ("open_folder", "tool_brush", "next_unreviewed", "accept_prediction", "mark_reviewed"):
+        button = bar.widgetForAction(window.actions[name])
+        assert button is not None and button.isVisible(), name
+    assert not window.opacity_slider.isVisible(), "at 900 px the opacity control is the part that folds away"

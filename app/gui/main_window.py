@@ -178,7 +178,11 @@ class MainWindow(QMainWindow):
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self.addToolBar(bar)
-        for name in ("open_folder", "save", None, "undo", "redo", None, *TOOL_ACTIONS, None):
+        # Actions first, the two controls last: in a narrow window what hides behind "»" is the brush size (also
+        # on [ and ]) and the opacity, not Mark Reviewed.
+        for name in ("open_folder", "save", None, "undo", "redo", None, *TOOL_ACTIONS, None, "toggle_overlay",
+                     "toggle_outline", "toggle_prediction", None, "zoom_fit", "zoom_actual", None, "previous_image",
+                     "next_image", "next_unreviewed", None, "accept_prediction", "mark_reviewed", None):
             bar.addSeparator() if name is None else bar.addAction(a[name])
         bar.addWidget(QLabel(" Size ", bar))
         self.brush_spin = QSpinBox(bar)
@@ -195,10 +199,6 @@ class MainWindow(QMainWindow):
         self.opacity_slider.setValue(self.settings.get("overlay_opacity", 55, int))
         self.opacity_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space and the tool keys stay with the canvas
         bar.addWidget(self.opacity_slider)
-        for name in (None, "toggle_overlay", "toggle_outline", "toggle_prediction", None, "zoom_fit", "zoom_actual",
-                     None, "previous_image", "next_image", "next_unreviewed", None, "accept_prediction",
-                     "mark_reviewed"):
-            bar.addSeparator() if name is None else bar.addAction(a[name])
         a["toggle_overlay"].setChecked(True)
         a["toggle_outline"].setChecked(self.settings.get("outline", False, bool))
         remembered = self.settings.get("tool", "brush", str)
