@@ -336,3 +336,21 @@ def test_in_a_narrow_window_the_toolbar_keeps_every_action_in_view_and_hides_onl
         button = bar.widgetForAction(window.actions[name])
         assert button is not None and button.isVisible(), name
     assert not window.opacity_slider.isVisible(), "at 900 px the opacity control is the part that folds away"
+
+
+def test_a_combo_box_narrower_than_its_entries_names_its_choice_and_opens_wide_enough(qtbot, tmp_path):
+    folder = make_project(tmp_path / "p", count=1)
+    window = open_window(qtbot, folder, tmp_path)
+    panel = window.ws.models
+    framing, order = panel.framing, window.ws.image_list.order
+    explanation = "Each face: every face found"
+    for combo in (framing, order, panel.device, panel.input_size):
+        view = combo.view()
+        widest = max(view.fontMetrics().horizontalAdvance(combo.itemText(i)) for i in range(combo.count()))
+        assert view.minimumWidth() >= widest, combo.currentText()
+        assert combo.toolTip().startswith(combo.currentText())
+    assert explanation in framing.toolTip()
+    framing.setCurrentIndex((framing.currentIndex() + 1) % framing.count())
+    assert framing.toolTip().startswith(framing.currentText()) and explanation in framing.toolTip()
+    order.setCurrentIndex(order.count() - 1)
+    assert order.toolTip() == order.currentText()

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .combos import shrinkable
 from .thumbnail_loader import ThumbnailLoader
 
 PAGE_SIZE = 500
@@ -310,8 +311,7 @@ class ImageListPanel(QWidget):
             self.order.addItem(ORDER_TITLES.get(key, key), key)
         for combo in (self.status_filter, self.order):
             combo.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # choosing with the mouse leaves the keys with the canvas
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(6)  # a narrow dock elides the choice rather than refusing to shrink
+            shrinkable(combo, 6)  # a narrow dock elides the choice rather than refusing to shrink
         self.summary = QLabel(self)
         self.summary.setObjectName("listSummary")
         self.summary.setWordWrap(True)  # the counts take two lines in a narrow dock instead of widening it

@@ -59,6 +59,7 @@ from PySide6.QtWidgets import (
 )
 
 from .actions import keep_page_keys
+from .combos import shrinkable
 from .model_jobs import (
     DEVICES,
     PredictorCache,
@@ -828,12 +829,6 @@ def _row(*widgets: QWidget, stretch_first: bool = False) -> QHBoxLayout:
     for index, widget in enumerate(widgets):
         row.addWidget(widget, 1 if stretch_first and index == 0 else 0)
     return row
-
-
-def shrinkable(combo: QComboBox, characters: int = 8) -> None:
-    """A combo box as narrow as a few characters when the panel is, its longest entry no longer its minimum."""
-    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(characters)
 
 
 def _rollback_hint(candidates: list[str], history: list[str]) -> str:
