@@ -188,3 +188,33 @@ def test_the_title_and_position_name_the_chosen_photo_that_cannot_be_opened(qtbo
     assert window.windowTitle().startswith("b_cut.jpg (cannot be opened)[*] — ")
     assert window.position_label.text() != before and window.position_label.text().startswith("2 / ")
     assert window.zoom_label.text() == ""
+
+
+def test_a_thumbnail_that_fails_unexpectedly_leaves_the_loader_serving_the_next_rows(qtbot, tmp_path, monkeypatch):
+    store = _project(tmp_path / "f")
+    cache = ThumbnailCache(store)
+    real_load = cache.load
+    odd = _by_name(store, "a.png")
+
+    def load(record):
+        if record.id == odd.id:
+            raise ValueError("a picture no decoder expected")
+        return real_load(record)
+
+    monkeypatch.setattr(cache, "load", load)
+    monkeypatch.setattr(store, "note_load_error", lambda *a: (_ for _ in ()).throw(RuntimeError("database locked")))
+    loader = ThumbnailLoader(cache, 32)
+    try:
+        assert loader.get(odd) is None
+        qtbot.waitUntil(lambda: loader.get(odd) is not None, timeout=10_000)
+        assert loader.get(odd).isNull()
+        cut = _by_name(store, "b_cut.jpg")
+        assert loader.get(cut) is None
+        qtbot.waitUntil(lambda: loader.get(cut) is not None, timeout=10_000)  # recording its error failed
+        good = _by_name(store, "c.png")
+        assert loader.get(good) is None
+        qtbot.waitUntil(lambda: loader.get(good) is not None, timeout=10_000)
+        assert not loader.get(good).isNull() and loader.get(good).width() == 32
+    finally:
+        loader.stop()
+        store.close()

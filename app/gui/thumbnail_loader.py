@@ -92,20 +92,28 @@ class ThumbnailLoader(QObject):
                     self._running = False
                     return
                 image_id, record = self._pending.popitem(last=True)
-            try:
-                image = _to_qimage(self.cache.load(record), self.side)
-            except ImageLoadError as e:
-                image = FAILED
-                updated = self.cache.store.note_load_error(image_id, e)
-                if updated is not None:
-                    self.broken.emit(updated)
-            except OSError:
-                image = FAILED
+            image = self._thumbnail(image_id, record)
             with self._lock:
                 self._images[_photo_key(record)] = image
                 while len(self._images) > MAX_CACHED:
                     self._images.popitem(last=False)
             self.ready.emit(image_id)
+
+    def _thumbnail(self, image_id: int, record: ImageRecord) -> QImage:
+        """The row's picture, or FAILED. Whatever goes wrong with one photo (or with recording its error in a busy
+        index) leaves the thread serving the rows after it: a drain that died would leave every later row blank."""
+        try:
+            return _to_qimage(self.cache.load(record), self.side)
+        except ImageLoadError as e:
+            try:
+                updated = self.cache.store.note_load_error(image_id, e)
+            except Exception:  # the badge waits for the next rescan; the thumbnail still says "cannot be read"
+                updated = None
+            if updated is not None:
+                self.broken.emit(updated)
+        except Exception:  # an unreadable file, or a picture no decoder expected
+            pass
+        return FAILED
 
     def stop(self) -> None:
         with self._lock:
