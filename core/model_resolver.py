@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -38,6 +39,14 @@ class ResolvedModel:
 def task_for_schema(schema: LabelSchema) -> str:
     """The model task a project's label schema calls for: the binary face-mask segmenter or the face parser."""
     return "mask" if tuple(schema.classes) == ("background", "face_mask") else "parser"
+
+
+def models_command(store: ProjectStore | None, task: str, *words: str) -> str:
+    """The `faceparse models` command line that does `words` to the versions of `task`; `--task` is named when the
+    task is not the one the project's schema pre-labels with (the command's default)."""
+    folder = shlex.quote(str(store.root)) if store is not None else "FOLDER"
+    other = store is not None and task != task_for_schema(store.schema)
+    return " ".join(["faceparse models", folder, *words, *(["--task", task] if other else [])])
 
 
 def starter_model_path(task: str) -> Path:
@@ -69,7 +78,7 @@ def _version(store: ProjectStore, task: str, name: str) -> ResolvedModel:
         raise ModelNotFoundError(f"no {task} model version {name!r} in this project (known: {known})")
     if version["path"] is None:
         raise ModelNotFoundError(f"model version {task}/{name} records no files")
-    remedy = f"activating it makes one (faceparse models FOLDER activate {name})"
+    remedy = f"activating it makes one ({models_command(store, task, 'activate', name)})"
     return ResolvedModel(_onnx_in(Path(version["path"]), f"model version {task}/{name}", remedy), name, "project")
 
 
@@ -80,9 +89,11 @@ def _default(store: ProjectStore | None, task: str) -> ResolvedModel:
             try:
                 return _version(store, task, active["version"])
             except ModelNotFoundError as e:
-                raise ModelNotFoundError(f"the active {task} model cannot be used: {e}. Roll back (Roll back in the "
-                                         f"studio's Models panel, or `faceparse models FOLDER rollback`) or activate "
-                                         "another version") from None
+                where = "Roll back in the studio's Models panel, or `" if task == task_for_schema(store.schema) \
+                    else "`"
+                raise ModelNotFoundError(f"the active {task} model cannot be used: {e}. Roll back ({where}"
+                                         f"{models_command(store, task, 'rollback')}`) or activate another version"
+                                         ) from None
     starter = _starter(task)
     if starter is not None:
         return starter

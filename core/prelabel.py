@@ -37,6 +37,7 @@ from faceparse.core.model_resolver import (
     ModelNotFoundError,
     ResolvedModel,
     find_model,
+    models_command,
     starter_model_path,
     task_for_schema,
 )
@@ -227,7 +228,7 @@ def class_mapping(model_classes: tuple[str, ...], model_schema: str, project: La
                      "choose a model trained for this project's schema")
 
 
-def _open_naming_the_remedy(store: ProjectStore, resolved: ResolvedModel,
+def _open_naming_the_remedy(store: ProjectStore, resolved: ResolvedModel, task: str,
                             open_model: Callable[[Path], Predictor]) -> Predictor:
     try:
         return open_model(resolved.path)
@@ -235,7 +236,7 @@ def _open_naming_the_remedy(store: ProjectStore, resolved: ResolvedModel,
         if resolved.source != "project":
             raise
         raise ModelError(f"{error}; activating the version again exports it anew from its checkpoint "
-                         f"(faceparse models {store.root} activate {resolved.model_id})") from None
+                         f"({models_command(store, task, 'activate', resolved.model_id)})") from None
 
 
 def project_predictor(store: ProjectStore, resolved: ResolvedModel, task: str,
@@ -249,7 +250,7 @@ def project_predictor(store: ProjectStore, resolved: ResolvedModel, task: str,
     `open_model(path)` loads one ONNX file (the caller chooses device, threads and TTA, or reuses a loaded one).
     A project version's ONNX file that cannot be read is named with the way out: activating the version again
     exports it anew from its checkpoint."""
-    parser = _open_naming_the_remedy(store, resolved, open_model)
+    parser = _open_naming_the_remedy(store, resolved, task, open_model)
     lut = class_mapping(parser.info.classes, parser.info.schema_name, store.schema)
     if not (resolved.source == "starter" and task == "parser" and wants_face_and_mask(store.schema)):
         return parser, resolved, lut
@@ -259,7 +260,7 @@ def project_predictor(store: ProjectStore, resolved: ResolvedModel, task: str,
         if store.active_model("mask") is not None:
             raise ModelError(str(error)) from None
         return parser, resolved, lut
-    both = FaceAndMaskPredictor(parser, _open_naming_the_remedy(store, mask, open_model), store.schema, lut)
+    both = FaceAndMaskPredictor(parser, _open_naming_the_remedy(store, mask, "mask", open_model), store.schema, lut)
     return both, replace(resolved, model_id=f"{resolved.model_id}+{mask.model_id}"), None
 
 

@@ -683,18 +683,28 @@ def phase_promote(ctx: RetrainContext) -> None:
     ctx.emit("promote", f"{ctx.version['version']} {ctx.decision.reason}")
 
 
+def _joins_the_starter_parser(ctx: RetrainContext) -> bool:
+    """Whether the new mask version pre-labels beside the starter parser (a masked-faces project without a parser
+    version of its own; see `face_and_mask`), so the project's predictions change with it."""
+    from faceparse.core.face_and_mask import wants_face_and_mask
+
+    return ctx.config.task == "mask" and wants_face_and_mask(ctx.store.schema) \
+        and ctx.store.active_model("parser") is None
+
+
 def phase_repredict(ctx: RetrainContext) -> None:
     """Re-predict, with the newly active model, every face whose stored prediction came from an older one."""
     if not (ctx.decision and ctx.decision.promote and ctx.config.repredict):
         return
     try:
-        from faceparse.core.model_resolver import task_for_schema
+        from faceparse.core.model_resolver import models_command, task_for_schema
         from faceparse.core.prelabel import PrelabelJob
     except ImportError:
         ctx.note("re-prediction is not available in this version; run pre-labelling to update the predictions")
         return
-    if task_for_schema(ctx.store.schema) != ctx.config.task:
-        ctx.note(f"the project's predictions come from its {task_for_schema(ctx.store.schema)} model, so a new "
+    prelabel_task = task_for_schema(ctx.store.schema)
+    if prelabel_task != ctx.config.task and not _joins_the_starter_parser(ctx):
+        ctx.note(f"the project's predictions come from its {prelabel_task} model, so a new "
                  f"{ctx.config.task} model does not re-predict them")
         return
     if not (Path(ctx.version["path"]) / "model.onnx").is_file():
@@ -703,7 +713,7 @@ def phase_repredict(ctx: RetrainContext) -> None:
         return
     ctx.emit("repredict", "re-predicting the faces nobody corrected")
     job = PrelabelJob(ctx.store, None, device="cuda" if ctx.device.type == "cuda" else "cpu",
-                      threads=ctx.config.threads, task=ctx.config.task)
+                      threads=ctx.config.threads, task=prelabel_task)
 
     def progress(p: Any) -> None:
         ctx.cancelled()
@@ -721,7 +731,7 @@ def phase_repredict(ctx: RetrainContext) -> None:
     if outcome.state == "cancelled":  # the promotion stands: say so, and how to finish or undo it
         folder = shlex.quote(str(ctx.store.root))
         rest = (f"; the new model was already active: faceparse prelabel {folder} predicts the rest, "
-                f"faceparse models {folder} rollback returns to the previous model")
+                f"{models_command(ctx.store, ctx.config.task, 'rollback')} returns to the previous model")
     ctx.emit("repredict", f"re-predicted {outcome.predicted} of {outcome.total} faces ({outcome.state}){rest}")
 
 

@@ -2,7 +2,8 @@
 
 A checkpoint records `architecture` and `arch_args`; `build_model(architecture, **arch_args)` rebuilds the same
 network, so these names are a file format and never change meaning. Every builder accepts `classes` and `pretrained`
-(only the MobileNetV2 parsers have offline ImageNet weights; the others warn and start from random init). Every model
+(only the MobileNetV2 and EfficientNet-Lite2 parsers have offline ImageNet weights; the others warn and start from
+random init). Every model
 maps N×3×H×W to N×classes×H×W logits in eval mode, with H and W multiples of `INPUT_MULTIPLE`.
 """
 

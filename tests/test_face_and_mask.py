@@ -1,5 +1,7 @@
 """A masked-faces project pre-labels with both starter models: the parser's face, and the segmenter's face mask."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from faceparse.core import model_resolver
@@ -107,7 +109,7 @@ def test_a_trained_mask_version_replaces_the_starter_segmenter_beside_the_starte
 def test_an_unreadable_active_mask_version_stops_the_pair_and_names_the_way_out(tmp_path, starters):
     store = _project(tmp_path / "p", "masked-faces")
     _activate_mask_version(store, threshold=0.3).write_bytes(b"not a model")
-    with pytest.raises(ModelError, match="activate v0001"):
+    with pytest.raises(ModelError, match="activate v0001 --task mask"):
         PrelabelJob(store, mode=WHOLE_IMAGE).run()
     assert store.predicted_mask(store.images()[0].id) is None
     store.close()
@@ -230,3 +232,72 @@ def test_the_baseline_of_a_parser_retrain_pairs_the_starter_parser_with_the_acti
     alone = starter_scorer(store.schema, "parser", notes=notes, prefer="onnx", mask_partner=folder)
     assert not isinstance(alone, FaceAndMaskScorer) and "the active face-mask model" in notes[0]
     store.close()
+
+
+def test_a_promoted_mask_version_re_predicts_a_masked_faces_project_with_the_new_pair(tmp_path):
+    """Without a parser version of its own, the project pre-labels with the starter parser beside its mask version,
+    so promoting a new mask version re-predicts the uncorrected faces with the new pair."""
+    from drawn_projects import make_project
+    from faceparse.core.jobs import JobReporter
+    from faceparse.core.recipes import TrainConfig
+    from faceparse.core.train_worker import run_retrain
+
+    store, _ = make_project(tmp_path / "faces", count=8, corrected=6, schema="masked-faces", face_mask=True)
+    first = PrelabelJob(store, mode=WHOLE_IMAGE, threads=1).run()
+    config = TrainConfig.for_task("mask", input_size=64, batch_size=2, epochs=1, max_steps=1, threads=1,
+                                  export_onnx=True, repredict=True, time_limit_s=None, promote="force",
+                                  pretrain=False)
+    result = run_retrain(store, config, JobReporter(store, store.add_job("retrain", {})), tmp_path / "work")
+    assert result["promoted"] and result["repredict"]["state"] == "done"
+    assert result["repredict"]["predicted"] == first.predicted
+    assert not any("does not re-predict" in note for note in result["notes"])
+    uncorrected = [r for r in store.images() if r.status == "predicted"]
+    assert uncorrected and all(r.model_version.endswith(f"+{result['version']}") for r in uncorrected)
+    assert PrelabelJob(store, mode=WHOLE_IMAGE, threads=1).run().predicted == 0
+    store.close()
+
+
+def test_a_parser_retrain_is_measured_against_the_starter_parser_beside_the_active_mask_version(tmp_path,
+                                                                                               monkeypatch):
+    import shutil
+
+    from drawn_projects import make_project
+    from faceparse.core import evaluate as evaluate_module
+    from faceparse.core.jobs import JobReporter
+    from faceparse.core.recipes import TrainConfig
+    from faceparse.core.train_worker import run_retrain
+    from faceparse.core.versions import starter_checkpoint
+
+    store, _ = make_project(tmp_path / "faces", count=6, corrected=6, schema="masked-faces", face_mask=True)
+    folder = store.models_dir / "mask" / "v0001"
+    shutil.copytree(starter_checkpoint("mask"), folder)
+    store.add_model_version("mask", "v0001", folder, {"iou": 0.9})
+    store.set_active_model("mask", "v0001")
+    opened = []
+    real_open = evaluate_module.open_predictor
+    monkeypatch.setattr(evaluate_module, "open_predictor", lambda path, prefer="torch": (
+        opened.append(Path(path)), real_open(path, prefer))[1])
+    config = TrainConfig.for_task("parser", input_size=64, batch_size=2, epochs=1, max_steps=1, threads=1,
+                                  export_onnx=False, repredict=False, time_limit_s=None, init="imagenet",
+                                  pretrain=False)
+    result = run_retrain(store, config, JobReporter(store, store.add_job("retrain", {})), tmp_path / "work")
+    assert folder in opened and result["baseline_score"] is not None
+    store.close()
+
+
+def test_the_way_out_of_a_missing_active_mask_version_names_the_mask_task(tmp_path, starters):
+    """`faceparse models FOLDER rollback` means the parser on a masked-faces project: the advice must say --task."""
+    import shutil
+
+    from faceparse.app.cli import main
+    from faceparse.core.model_resolver import ModelNotFoundError, find_model
+
+    store = _project(tmp_path / "p", "masked-faces")
+    folder = _activate_mask_version(store, threshold=0.3).parent
+    shutil.rmtree(folder)
+    with pytest.raises(ModelNotFoundError) as caught:
+        find_model(store, None, "mask")
+    advice = str(caught.value)
+    assert f"`faceparse models {store.root} rollback --task mask`" in advice and "Models panel" not in advice
+    store.close()
+    assert main(["models", str(tmp_path / "p"), "rollback", "--task", "mask"]) == 0
