@@ -17,6 +17,16 @@ from PySide6.QtTest import QTest
 from test_gui_helpers import drag, make_project, open_window, viewport_point
 
 
+def _import_labels(qtbot, window, source, option: str):
+    """Run File > Import Labels on `source` with the dialog's check box `option` ticked; the dialog, once done."""
+    window.actions["import_labels"].trigger()
+    dialog = window.findChild(ImportDialog)
+    dialog.source.setText(str(source))
+    getattr(dialog, option).setChecked(True)
+    QTest.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.running, timeout=20_000)
+    return dialog
+
 def test_named_image_beyond_twenty_pages_is_opened(qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(image_list, "PAGE_SIZE", 4)  # 20 pages = 80 rows instead of 10,000
     folder = make_project(tmp_path / "faces", count=90, size=32)
@@ -47,12 +57,7 @@ def test_import_over_an_unopenable_mask_opens_the_image(qtbot, tmp_path):
     ws = window.ws
     qtbot.waitUntil(lambda: ws.image_list.model.record(0).error is not None, timeout=5000)
     assert ws.session.record is None  # cannot be opened
-    window.actions["import_labels"].trigger()
-    dialog = window.findChild(ImportDialog)
-    dialog.source.setText(str(tmp_path / "dataset"))
-    dialog.overwrite.setChecked(True)
-    QTest.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not dialog.running, timeout=20_000)
+    dialog = _import_labels(qtbot, window, tmp_path / "dataset", "overwrite")
     assert dialog.status.text().startswith("Imported"), dialog.status.text()
     assert ws.store.corrected_mask(first.id).shape == (128, 128)  # the project now holds a good mask
     qtbot.wait(300)
@@ -130,12 +135,7 @@ def test_import_of_other_images_keeps_the_open_images_undo(qtbot, tmp_path):
     painted = ws.session.editor.mask.copy()
     assert not np.array_equal(before, painted) and window.actions["undo"].isEnabled()
 
-    window.actions["import_labels"].trigger()
-    dialog = window.findChild(ImportDialog)
-    dialog.source.setText(str(tmp_path / "dataset"))
-    dialog.ignore_unmatched.setChecked(True)
-    QTest.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not dialog.running, timeout=20_000)
+    dialog = _import_labels(qtbot, window, tmp_path / "dataset", "ignore_unmatched")
     assert dialog.status.text() == "Imported 2 corrected masks.", dialog.status.text()
     assert np.array_equal(ws.session.editor.mask, painted)  # the open image's mask was not touched
     assert window.actions["undo"].isEnabled(), "Ctrl+Z lost its stroke"
