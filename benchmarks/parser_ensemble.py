@@ -11,6 +11,8 @@ alone as well.
 
     python benchmarks/parser_ensemble.py --data DATA/celebamask19 s5=resources/models/parser/model.safetensors \\
         s6=runs/parser_s6/last.safetensors s7=runs/parser_s7/last.safetensors
+    python benchmarks/parser_ensemble.py --data DATA/celebamask19 --arch lite2=deeplabv3plus_efficientnet_lite2 \\
+        shipped=resources/models/parser/model.safetensors lite2=benchmarks/checkpoints/parser_lite2_stage19.safetensors
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from train_starter_parser import CLASSES, build, flip_lut, load_split  # noqa: E
 WATCHED = ("ear_r", "neck_l")
 
 
-def load_model(path: Path) -> torch.nn.Module:
-    model = build(len(CLASSES), pretrained=False).to(memory_format=torch.channels_last)
+def load_model(path: Path, architecture: str = "deeplabv3plus_mobilenetv2") -> torch.nn.Module:
+    model = build(len(CLASSES), pretrained=False, architecture=architecture).to(memory_format=torch.channels_last)
     model.load_state_dict({k: v.float() for k, v in load_file(path).items()})
     return model.eval()
 
@@ -79,11 +81,17 @@ def main() -> int:
     ap.add_argument("--scales", default="", help="input sizes to average, e.g. 448,512,576 (default: --size only)")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test faces (smoke runs)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--arch", action="append", default=[], metavar="NAME=ARCH",
+                    help="the network of checkpoint NAME, a registry name (default: deeplabv3plus_mobilenetv2)")
     ap.add_argument("checkpoints", nargs="+", metavar="NAME=PATH")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     named = dict(item.split("=", 1) for item in args.checkpoints)
-    models = {name: load_model(Path(path)) for name, path in named.items()}
+    networks = dict(item.split("=", 1) for item in args.arch)
+    unknown = sorted(set(networks) - set(named))
+    if unknown:
+        ap.error(f"--arch names no checkpoint: {', '.join(unknown)}")
+    models = {name: load_model(Path(path), *filter(None, [networks.get(name)])) for name, path in named.items()}
     test = load_split(args.data, "test")
     if args.limit:
         test = test[: args.limit]
