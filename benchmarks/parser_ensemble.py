@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from faceparse.core.augment import resize_pair, to_tensor_array
 from faceparse.core.metrics import confusion_matrix, scores_from_confusion
+from faceparse.models.registry import DEFAULT_PARSER
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,7 +39,7 @@ from train_starter_parser import CLASSES, build, flip_lut, load_split  # noqa: E
 WATCHED = ("ear_r", "neck_l")
 
 
-def load_model(path: Path, architecture: str = "deeplabv3plus_mobilenetv2") -> torch.nn.Module:
+def load_model(path: Path, architecture: str = DEFAULT_PARSER) -> torch.nn.Module:
     model = build(len(CLASSES), pretrained=False, architecture=architecture).to(memory_format=torch.channels_last)
     model.load_state_dict({k: v.float() for k, v in load_file(path).items()})
     return model.eval()
@@ -82,7 +83,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test faces (smoke runs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--arch", action="append", default=[], metavar="NAME=ARCH",
-                    help="the network of checkpoint NAME, a registry name (default: deeplabv3plus_mobilenetv2)")
+                    help=f"the network of checkpoint NAME, a registry name (default: {DEFAULT_PARSER})")
     ap.add_argument("checkpoints", nargs="+", metavar="NAME=PATH")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -91,7 +92,7 @@ def main() -> int:
     unknown = sorted(set(networks) - set(named))
     if unknown:
         ap.error(f"--arch names no checkpoint: {', '.join(unknown)}")
-    models = {name: load_model(Path(path), *filter(None, [networks.get(name)])) for name, path in named.items()}
+    models = {name: load_model(Path(path), networks.get(name, DEFAULT_PARSER)) for name, path in named.items()}
     test = load_split(args.data, "test")
     if args.limit:
         test = test[: args.limit]
