@@ -12,7 +12,7 @@ alone as well.
     python benchmarks/parser_ensemble.py --data DATA/celebamask19 s5=resources/models/parser/model.safetensors \\
         s6=runs/parser_s6/last.safetensors s7=runs/parser_s7/last.safetensors
     python benchmarks/parser_ensemble.py --data DATA/celebamask19 --arch lite2=deeplabv3plus_efficientnet_lite2 \\
-        shipped=resources/models/parser/model.safetensors lite2=benchmarks/checkpoints/parser_lite2_stage19.safetensors
+        shipped=resources/models/parser/model.safetensors lite2=benchmarks/checkpoints/parser_lite2_stage20.safetensors
 """
 
 from __future__ import annotations
