@@ -195,6 +195,8 @@ def test_keep_masks_of_changed_photos_clears_every_warning_that_fits_after_askin
     message = window.statusBar().currentMessage()
     assert "Kept the masks of 2 changed photo(s) as checked (1 scaled to the photo's new size)" in message
     assert f"1 not kept ({records[2].name}: the photo is now 30x20 but its mask is 128x128, another shape" in message
+    window._details_filled(ws)  # the check of every file, finishing after the keep, leaves its summary on show
+    assert window.statusBar().currentMessage() == message
     assert ws.store.corrected_mask(records[1].id).shape == (64, 64)
     assert ws.store.get(records[1].id).effort == 0  # still the prediction approved as it was, only smaller
     panel.status_filter.setCurrentIndex(panel.status_filter.findData("attention"))

@@ -131,6 +131,9 @@ class MainWindow(QMainWindow):
         """The image chosen in the list could not be opened: the title names it until another one opens."""
         self._opening_error: str | None = None
         self._review_asked: int | None = None
+        self._kept_changed_in: Workspace | None = None
+        """The project whose changed photos the user chose to keep: the check of every file, finishing later, then
+        updates their badges without replacing the keep's summary with its older warning."""
         self._warning_box: QMessageBox | None = None
         self._warning_repeats = 0
         self.actions = build_actions(self)
@@ -538,7 +541,7 @@ class MainWindow(QMainWindow):
         changed = ws.store.changed_photos()
         if changed or new_errors:
             ws.image_list.reload()
-        if not changed:
+        if not changed or self._kept_changed_in is ws:
             return
         names = ", ".join(r.name for r in changed[:3]) + (" …" if len(changed) > 3 else "")
         self.statusBar().showMessage(f"{len(changed)} photo(s) changed after their masks were checked ({names}): "
@@ -927,6 +930,7 @@ class MainWindow(QMainWindow):
         if answer != QMessageBox.StandardButton.Yes:
             return
         ws.session.flush()
+        self._kept_changed_in = ws
         self.statusBar().showMessage(f"Checking {len(changed)} changed photo(s)…")
         self.jobs.start(lambda _report, _cancel: keep_changed_masks(ws.store),
                         lambda result: self._changed_masks_kept(ws, result),
