@@ -15,7 +15,7 @@ from faceparse.core.imageio import ImageLoadError, read_size
 from faceparse.core.store import ProjectStore
 from faceparse.core.thumbnails import ThumbnailCache
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 from test_gui_helpers import open_window
@@ -129,6 +129,38 @@ def test_thumbnail_loader_records_the_error_and_says_which_record_broke(qtbot, t
     finally:
         loader.stop()
         store.close()
+
+
+class _Listener(QObject):
+    """A receiver on the GUI thread, as the image list is: what the loader sends it arrives through the event loop."""
+
+    def __init__(self):
+        super().__init__()
+        self.heard = []
+
+    @Slot(object)
+    def hear(self, value) -> None:
+        self.heard.append(value)
+
+
+def test_results_made_just_before_the_loader_stops_are_not_delivered_after(qtbot, tmp_path):
+    """The project closes (the loader stops, then the store closes) while the worker's last results still wait in
+    the event loop: they must not reach the list, whose store is gone."""
+    store = _project(tmp_path / "f")
+    loader = ThumbnailLoader(ThumbnailCache(store), 32)
+    listener = _Listener()
+    loader.broken.connect(listener.hear)
+    loader.ready.connect(listener.hear)
+    try:
+        assert loader.get(_by_name(store, "b_cut.jpg")) is None
+        assert loader.get(_by_name(store, "a.png")) is None
+        loader.pool.waitForDone()  # both made, their signals queued, no event processed yet
+        assert "truncated" in store.get(_by_name(store, "b_cut.jpg").id).error
+    finally:
+        loader.stop()
+        store.close()
+    qtbot.wait(100)
+    assert listener.heard == []
 
 
 def test_read_ahead_records_the_error_quietly(qtbot, tmp_path, capfd):

@@ -43,10 +43,16 @@ class _Drain(QRunnable):
 
 
 class ThumbnailLoader(QObject):
-    """`broken` carries the updated record of a photo found not to decode, whose error is now in the index."""
+    """`broken` carries the updated record of a photo found not to decode, whose error is now in the index.
+
+    The worker's results reach the public signals through this object's own slots, on the GUI thread, and are
+    dropped once `stop` has been called: a result queued just before a project closed must not reach a list whose
+    store is already closed."""
 
     ready = Signal(int)  # image id
     broken = Signal(object)
+    _made = Signal(int)
+    _found_broken = Signal(object)
 
     def __init__(self, cache: ThumbnailCache, side: int = 56, parent: QObject | None = None):
         super().__init__(parent)
@@ -60,6 +66,16 @@ class ThumbnailLoader(QObject):
         """By the photo as its record describes it, so a photo replaced on disk (rescanned) is drawn anew."""
         self._running = False
         self._stopped = False
+        self._made.connect(self._relay_ready, Qt.ConnectionType.QueuedConnection)
+        self._found_broken.connect(self._relay_broken, Qt.ConnectionType.QueuedConnection)
+
+    def _relay_ready(self, image_id: int) -> None:
+        if not self._stopped:
+            self._made.emit(image_id)
+
+    def _relay_broken(self, record: ImageRecord) -> None:
+        if not self._stopped:
+            self.broken.emit(record)
 
     def get(self, record: ImageRecord) -> QImage | None:
         """The thumbnail if it is ready (a null QImage for a file that cannot be read), else None and a request."""
@@ -97,7 +113,7 @@ class ThumbnailLoader(QObject):
                 self._images[_photo_key(record)] = image
                 while len(self._images) > MAX_CACHED:
                     self._images.popitem(last=False)
-            self.ready.emit(image_id)
+            self._made.emit(image_id)
 
     def _thumbnail(self, image_id: int, record: ImageRecord) -> QImage:
         """The row's picture, or FAILED. Whatever goes wrong with one photo (or with recording its error in a busy
@@ -110,7 +126,7 @@ class ThumbnailLoader(QObject):
             except Exception:  # the badge waits for the next rescan; the thumbnail still says "cannot be read"
                 updated = None
             if updated is not None:
-                self.broken.emit(updated)
+                self._found_broken.emit(updated)
         except Exception:  # an unreadable file, or a picture no decoder expected
             pass
         return FAILED
