@@ -1,7 +1,7 @@
 """The image list keeps up with a background pre-label run and with photos replaced on disk: the rows on screen
 are read again while masks arrive, the open image's row shows what the editor found, a run that fails part way
-still has the list re-read, a replaced photo gets a new thumbnail, stale thumbnails are cleared when a project
-opens, and keeping many changed photos' masks reads the counts once."""
+still has the list re-read, a row is redrawn when its thumbnail is made, a replaced photo gets a new thumbnail,
+stale thumbnails are cleared when a project opens, and keeping many changed photos' masks reads the counts once."""
 
 import os
 import time
@@ -13,6 +13,7 @@ from faceparse.core.store import ProjectStore
 from faceparse.core.synthetic import draw_face
 from faceparse.core.thumbnails import ThumbnailCache
 from PIL import Image
+from PySide6.QtCore import Qt
 from test_gui_helpers import make_project, open_window
 
 
@@ -97,6 +98,20 @@ def test_a_replaced_photo_gets_a_new_thumbnail(qtbot, tmp_path):
     finally:
         loader.stop()
         store.close()
+
+
+def test_a_row_is_redrawn_when_its_thumbnail_is_made(qtbot, tmp_path):
+    window = open_window(qtbot, make_project(tmp_path / "faces", count=3, size=64), tmp_path)
+    panel = window.ws.image_list
+    model = panel.model
+    for row in range(model.rowCount()):
+        window.ws.thumbnails.forget(model.record(row).id)
+    redrawn = set()
+    model.dataChanged.connect(
+        lambda first, _last, roles: redrawn.add(first.row()) if Qt.ItemDataRole.DecorationRole in roles else None)
+    panel.view.viewport().update()  # painting the rows asks for their thumbnails again
+    qtbot.waitUntil(lambda: redrawn == {0, 1, 2}, timeout=10_000)
+    assert all(not model.data(model.index(row), Qt.ItemDataRole.DecorationRole).isNull() for row in range(3))
 
 
 def test_opening_a_project_clears_thumbnails_no_photo_asks_for(qtbot, tmp_path):

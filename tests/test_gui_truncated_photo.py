@@ -143,24 +143,28 @@ class _Listener(QObject):
         self.heard.append(value)
 
 
-def test_results_made_just_before_the_loader_stops_are_not_delivered_after(qtbot, tmp_path):
-    """The project closes (the loader stops, then the store closes) while the worker's last results still wait in
-    the event loop: they must not reach the list, whose store is gone."""
+def test_results_reach_the_gui_thread_while_running_and_not_after_stopping(qtbot, tmp_path):
+    """A thumbnail made while the project is open is announced (the list redraws its row); the project then closes
+    (the loader stops, then the store closes) while the worker's last results still wait in the event loop: those
+    must not reach the list, whose store is gone."""
     store = _project(tmp_path / "f")
     loader = ThumbnailLoader(ThumbnailCache(store), 32)
     listener = _Listener()
     loader.broken.connect(listener.hear)
     loader.ready.connect(listener.hear)
+    first = _by_name(store, "a.png")
     try:
+        assert loader.get(first) is None
+        qtbot.waitUntil(lambda: listener.heard == [first.id], timeout=10_000)
         assert loader.get(_by_name(store, "b_cut.jpg")) is None
-        assert loader.get(_by_name(store, "a.png")) is None
+        assert loader.get(_by_name(store, "c.png")) is None
         loader.pool.waitForDone()  # both made, their signals queued, no event processed yet
         assert "truncated" in store.get(_by_name(store, "b_cut.jpg").id).error
     finally:
         loader.stop()
         store.close()
     qtbot.wait(100)
-    assert listener.heard == []
+    assert listener.heard == [first.id]
 
 
 def test_read_ahead_records_the_error_quietly(qtbot, tmp_path, capfd):

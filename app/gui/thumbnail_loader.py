@@ -14,7 +14,7 @@ import numpy as np
 from faceparse.core.imageio import ImageLoadError
 from faceparse.core.store import ImageRecord
 from faceparse.core.thumbnails import ThumbnailCache
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage
 
 MAX_PENDING = 128
@@ -69,10 +69,12 @@ class ThumbnailLoader(QObject):
         self._made.connect(self._relay_ready, Qt.ConnectionType.QueuedConnection)
         self._found_broken.connect(self._relay_broken, Qt.ConnectionType.QueuedConnection)
 
+    @Slot(int)
     def _relay_ready(self, image_id: int) -> None:
         if not self._stopped:
-            self._made.emit(image_id)
+            self.ready.emit(image_id)
 
+    @Slot(object)
     def _relay_broken(self, record: ImageRecord) -> None:
         if not self._stopped:
             self.broken.emit(record)
