@@ -231,7 +231,7 @@ def test_a_moved_photo_is_found_again_and_a_deleted_one_is_named(capsys, folder,
     assert json.loads(out)["photos_missing"] == [{"relpath": "f2.jpg", "status": "corrected"}]
     code, out, _ = run(capsys, "export", folder, "--format", "index-png", "--out", tmp_path / "out",
                        "--split", "1,0,0")
-    assert code == 0 and "Exported 1 images" in out
+    assert code == 0 and "Exported 1 image (" in out
     assert "left out f2.jpg: the photo is gone from the folder" in out
 
 

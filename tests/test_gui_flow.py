@@ -89,4 +89,4 @@ def test_export_dialog_writes_index_pngs(qtbot, tmp_path):
     assert dialog.result.count == 1
     name = ws.store.get(image_id).relpath.rsplit(".", 1)[0]
     assert np.array_equal(load_mask(out / "masks" / "train" / f"{name}.png"), edited)
-    assert "Exported 1 images" in dialog.status.text()
+    assert "Exported 1 image (" in dialog.status.text()

@@ -129,8 +129,8 @@ def run_export(args: argparse.Namespace) -> int:
         finally:
             progress.end_line()
     splits = ", ".join(f"{name} {n:,}" for name, n in result.splits.items())
-    print(f"Exported {result.count:,} images ({splits}) as {result.format} to {result.out_dir} "
-          f"in {result.seconds:.1f} s")
+    images = f"{result.count:,} image{'s' if result.count != 1 else ''}"
+    print(f"Exported {images} ({splits}) as {result.format} to {result.out_dir} in {result.seconds:.1f} s")
     approved = f", {result.approved_as_predicted:,} checked and left as predicted" if result.approved_as_predicted else ""
     imported = f", {result.imported:,} imported and not edited here" if result.imported else ""
     print(f"{_schema_line(result)}; {result.corrected_by_hand:,} corrected by hand{approved}{imported}")

@@ -193,7 +193,8 @@ class ExportDialog(TaskDialog):
             more = f"\n… and {len(result.skipped) - 5:,} more (all are listed in the folder's README.md)" \
                 if len(result.skipped) > 5 else ""
             left_out = f"\n\nLeft out {len(result.skipped):,}:\n" + "\n".join(result.skipped[:5]) + more
-        self.status.setText(f"Exported {result.count:,} images ({splits}) in {result.seconds:.1f} s "
+        images = f"{result.count:,} image{'s' if result.count != 1 else ''}"
+        self.status.setText(f"Exported {images} ({splits}) in {result.seconds:.1f} s "
                             f"to {result.out_dir}, {result.schema_summary()}{left_out}")
 
     def _failed(self, message: str) -> None:
