@@ -122,3 +122,24 @@ def test_prelabel_this_image_maps_classes_and_uses_the_projects_framing(qtbot, t
     assert record.predicted_with == prediction_settings(WHOLE_IMAGE, False)
     nose = get_schema("lapa").classes.index("nose")
     assert set(np.unique(mask)) == {0, nose}
+
+
+def test_cancelling_a_retrain_says_so_at_once_and_keeps_the_active_model(qtbot, tmp_path, monkeypatch):
+    folder = make_project(tmp_path / "faces", count=8, size=64, predicted=False, corrected=True)
+    window = open_window(qtbot, folder, tmp_path)
+    monkeypatch.setattr(window, "_ask_stop_retrain", lambda: True)  # a failed assertion must not leave a question open
+    panel = window.ws.models
+    panel.epochs.setValue(50)
+    panel.extra_options = {"input_size": 32, "batch_size": 4, "init": "scratch", "threads": 1, "export_onnx": False,
+                           "repredict": False, "pretrain": False, "patience": 0, "time_limit_s": None}
+    QTest.mouseClick(panel.retrain_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any(e.phase == "train" for e in panel.events), timeout=300_000)
+
+    QTest.mouseClick(panel.retrain_cancel, Qt.MouseButton.LeftButton)
+    assert not panel.retrain_cancel.isEnabled() and not panel.retrain_button.isEnabled()
+    assert panel.retrain_phase.text().startswith("Cancelling")
+    qtbot.waitUntil(lambda: panel.events[-1].final, timeout=120_000)
+    assert panel.events[-1].phase == "cancelled", panel.events[-1].message
+    assert panel.retrain_phase.text() == "Retrain cancelled."
+    assert panel.retrain_button.isEnabled() and not panel.retrain_cancel.isEnabled()
+    assert panel.version_names() == []

@@ -280,7 +280,7 @@ class ModelsPanel(QWidget):
         self.retrain_cancel = QPushButton(qta.icon("fa5s.stop"), "Cancel", box)
         self.retrain_cancel.setEnabled(False)
         self.retrain_button.clicked.connect(self.start_retrain)
-        self.retrain_cancel.clicked.connect(self.retrain.cancel)
+        self.retrain_cancel.clicked.connect(self.cancel_retrain)
         self.retrain_progress = QProgressBar(box)
         self.retrain_phase = status_label(box, "Fine-tunes on the corrected images in a separate process.")
         self.plot = TrainingPlot(box)
@@ -492,6 +492,18 @@ class ModelsPanel(QWidget):
 
     # --- retraining --------------------------------------------------------------------------------------------
 
+    _cancelling = False
+
+    def cancel_retrain(self) -> None:
+        """The job stops at its next step, which can be seconds away: until then the panel says it is stopping and
+        the button cannot be pressed again."""
+        if not self.retrain.running:
+            return
+        self.retrain.cancel()
+        self._cancelling = True
+        self.retrain_cancel.setEnabled(False)
+        self.retrain_phase.setText("Cancelling… the active model stays as it is")
+
     def retrain_config(self) -> dict[str, Any]:
         options = {"epochs": self.epochs.value(), "input_size": self.input_size.currentData(), **self.extra_options}
         return TrainConfig.for_task(self.task, **options).to_dict()
@@ -518,6 +530,7 @@ class ModelsPanel(QWidget):
         self.events = []
         self.last_result = None
         self._train_steps = 0
+        self._cancelling = False
         self.plot.clear_data(metric_title(self.recipe.primary_metric))
         self.retrain_result.setText("" if has_validation_faces(self.store) or config.get("promote") != "auto" else
                                     "None of the checked images is a validation face yet (about one in five is "
@@ -558,8 +571,10 @@ class ModelsPanel(QWidget):
             self.retrain_progress.setRange(0, 0)
         eta = f" — {event.eta_s:.0f} s left" if event.eta_s else ""
         loss = f", loss {event.loss:.4f}" if event.loss is not None and math.isfinite(event.loss) else ""
-        self.retrain_phase.setText(f"{event.phase}: {event.message}{loss}{eta}".strip())
+        if not self._cancelling:
+            self.retrain_phase.setText(f"{event.phase}: {event.message}{loss}{eta}".strip())
         if event.final:
+            self._cancelling = False
             self._retrain_finished(event)
 
     def _retrain_finished(self, event: JobEvent) -> None:
