@@ -1037,7 +1037,8 @@ class ProjectStore:
         total = len(todo)
         done, adopted = 0, []
         for start in range(0, total, batch):
-            results = [(*self._details(*row[:4]), row[4]) for row in todo[start:start + batch]]
+            rows = todo[start:start + batch]
+            results = [(*details, row[4]) for row in rows if (details := self._details(*row[:4])) is not None]
             with self._write() as c:
                 c.executemany("UPDATE images SET width = ?1, height = ?2, content_hash = ?3, "
                               "error = CASE WHEN ?4 IS NOT NULL THEN ?4 WHEN error IS ?9 THEN NULL ELSE error END, "
@@ -1050,7 +1051,7 @@ class ProjectStore:
                               "hash_before = CASE WHEN ?3 IS NULL AND ?4 IS NULL THEN hash_before ELSE NULL END "
                               "WHERE id = ?6 AND size_bytes = ?7 AND mtime_ns = ?8 AND missing = 0", results)
                 adopted += self._adopt_renamed(c, [(r[5], r[2]) for r in results if r[2] is not None])
-            done += len(results)
+            done += len(rows)
             if progress is not None and progress(done, total) is False:
                 break
         return done, adopted
@@ -1111,8 +1112,14 @@ class ProjectStore:
                 for row in rows[:RENAME_CANDIDATES_PER_MISSING * missing[size] + RENAME_CANDIDATES_EXTRA]]
         return self._fill_rows(todo)[1] if todo else []
 
-    def _details(self, image_id: int, relpath: str, size: int, mtime: int) -> tuple:
+    def _details(self, image_id: int, relpath: str, size: int, mtime: int) -> tuple | None:
+        """The size, hash and lasting error of the file, or None when it is no longer the file the index describes
+        (`size` and `mtime`, as the scan saw it) before or after reading: what was read belongs to a photo the
+        index has not seen yet, and stored beside the old file's size and time it would pass that photo off as the
+        scanned one (a mask drawn on the old photo would then be refused for not fitting the new one's size)."""
         path = self.root / relpath
+        if not self._is_scanned_file(path, size, mtime):
+            return None
         width = height = digest = error = None
         try:
             width, height = read_size(path)
@@ -1121,7 +1128,17 @@ class ProjectStore:
             error = e.reason if e.lasting else None
         except OSError:
             pass  # read again by the next pass: the file may be fine once the cause passes
+        if not self._is_scanned_file(path, size, mtime):
+            return None
         return width, height, digest, error, time.time(), image_id, size, mtime
+
+    @staticmethod
+    def _is_scanned_file(path: Path, size: int, mtime: int) -> bool:
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        return (st.st_size, st.st_mtime_ns) == (size, mtime)
 
     def _adopt_renamed(self, c: sqlite3.Connection, hashed: list[tuple[int, str]]) -> list[int]:
         """A file that vanished with masks and reappears under a new name keeps its id, and so its masks; the
@@ -1312,11 +1329,10 @@ class ProjectStore:
             if recorded is not None:
                 return [recorded]
             raise MaskError(f"cannot check a mask against {rec.relpath}: {e.reason}") from None
-        if recorded is None or (unchanged and now != recorded):
+        if unchanged and now != recorded:
             with self._write() as c:
                 c.execute("UPDATE images SET width = ?, height = ? WHERE id = ?", (*now, rec.id))
-            return [now]
-        return [now] if unchanged else [now, recorded]
+        return [now] if unchanged or recorded is None else [now, recorded]
 
     def _unchanged_on_disk(self, rec: ImageRecord) -> bool:
         try:

@@ -54,3 +54,48 @@ def unchecked_photos_train(monkeypatch):
     from faceparse.core.datasets import image_split
 
     monkeypatch.setattr(pretrain, "future_split", lambda store, record: image_split(record) or "train")
+
+
+_CALL_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_PASSED] = report.passed
+    return report
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item):
+    """The windows a test leaves open are closed at its teardown. A test that failed half way may leave an edit
+    unsaved or a retrain running, and the question closing then asks would wait forever for an answer and hold the
+    whole run: here it is answered (discard, stop), and a test that passed yet left a question to answer fails."""
+    if "qtbot" not in getattr(item, "fixturenames", ()):
+        return (yield)
+    from faceparse.app.gui.main_window import MainWindow
+    from PySide6.QtWidgets import QMessageBox
+
+    asked = []
+
+    def discard(self, *args, **kwargs):
+        asked.append("unsaved masks")
+        return QMessageBox.StandardButton.Discard
+
+    def stop(self, *args, **kwargs):
+        asked.append("a running retrain")
+        return True
+
+    patches = {"_ask_unsaved": discard, "_ask_stop_retrain": stop}
+    kept = {name: MainWindow.__dict__[name] for name in patches}
+    for name, answer in patches.items():
+        setattr(MainWindow, name, answer)
+    try:
+        result = yield
+    finally:
+        for name, method in kept.items():
+            setattr(MainWindow, name, method)
+    if asked and item.stash.get(_CALL_PASSED, False):
+        pytest.fail(f"the test left the window with {' and '.join(asked)} to ask about on closing")
+    return result

@@ -9,11 +9,18 @@ from PySide6.QtTest import QTest
 from test_gui_helpers import drag, make_project, open_window, viewport_point
 
 
+def _detailed(folder, image_id) -> bool:
+    with ProjectStore.open(folder) as store:
+        record = store.get(image_id)
+        return record.width is not None and record.content_hash is not None
+
+
 def test_a_mask_drawn_before_the_photo_was_replaced_flags_the_photo_as_changed(qtbot, tmp_path):
     folder = make_project(tmp_path / "faces", count=2, predicted=False)
     window = open_window(qtbot, folder, tmp_path, autosave_ms=60_000)
     session, canvas = window.ws.session, window.ws.canvas
     rec = session.record
+    qtbot.waitUntil(lambda: _detailed(folder, rec.id), timeout=10_000)  # the index knows the photo opened
     Image.fromarray(np.full((200, 90, 3), 128, np.uint8)).save(folder / rec.relpath)  # replaced while open
     QTest.keyClick(canvas, Qt.Key.Key_3)
     drag(canvas, [viewport_point(canvas, x, 20.5) for x in (10.5, 70.5)])
