@@ -104,13 +104,21 @@ def test_a_row_is_redrawn_when_its_thumbnail_is_made(qtbot, tmp_path):
     window = open_window(qtbot, make_project(tmp_path / "faces", count=3, size=64), tmp_path)
     panel = window.ws.image_list
     model = panel.model
+    loader = window.ws.thumbnails
+
+    def all_made():
+        return all(loader.get(model.record(row)) is not None for row in range(3))
+
+    qtbot.waitUntil(all_made, timeout=10_000)
+    qtbot.wait(50)  # the announcements of those first thumbnails are delivered before counting
     for row in range(model.rowCount()):
-        window.ws.thumbnails.forget(model.record(row).id)
+        loader.forget(model.record(row).id)
     redrawn = set()
     model.dataChanged.connect(
         lambda first, _last, roles: redrawn.add(first.row()) if Qt.ItemDataRole.DecorationRole in roles else None)
     panel.view.viewport().update()  # painting the rows asks for their thumbnails again
     qtbot.waitUntil(lambda: redrawn == {0, 1, 2}, timeout=10_000)
+    qtbot.waitUntil(all_made, timeout=10_000)
     assert all(not model.data(model.index(row), Qt.ItemDataRole.DecorationRole).isNull() for row in range(3))
 
 
