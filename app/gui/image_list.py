@@ -223,8 +223,19 @@ class ImageListModel(QAbstractListModel):
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
+def row_title(record: ImageRecord, metrics: QFontMetrics, width: int) -> str:
+    """The photo's path in the project, cut short from the left when it does not fit: a folder sorted into
+    subfolders (one per person, say) often repeats file names, and the subfolder tells `alice/001.jpg` from
+    `bob/001.jpg`; the file name itself always stays whole when the row has room for it."""
+    if metrics.horizontalAdvance(record.relpath) <= width:
+        return record.relpath
+    if metrics.horizontalAdvance(record.name) > width:
+        return metrics.elidedText(record.name, Qt.TextElideMode.ElideMiddle, width)
+    return metrics.elidedText(record.relpath, Qt.TextElideMode.ElideLeft, width)
+
+
 class ImageRowDelegate(QStyledItemDelegate):
-    """Thumbnail, file name and a coloured status badge in one fixed-height row."""
+    """Thumbnail, the photo's path and a coloured status badge in one fixed-height row."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         return QSize(200, ROW_HEIGHT)
@@ -255,7 +266,7 @@ class ImageRowDelegate(QStyledItemDelegate):
         name_rect = QRect(text_left, rect.top() + 8, rect.right() - text_left - 4, metrics.height())
         painter.setFont(font)
         painter.drawText(name_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         metrics.elidedText(record.name, Qt.TextElideMode.ElideMiddle, name_rect.width()))
+                         row_title(record, metrics, name_rect.width()))
         self._badge(painter, font, QRect(text_left, name_rect.bottom() + 6, 0, metrics.height() + 2), record,
                     selected)
         painter.restore()
