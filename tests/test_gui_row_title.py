@@ -29,6 +29,8 @@ def test_rows_of_same_named_photos_say_their_folders(qtbot, tmp_path):
     metrics = QFontMetrics(window.ws.image_list.view.font())
     titles = [row_title(model.record(row), metrics, 400) for row in range(model.rowCount())]
     assert sorted(titles) == ["alice/001.png", "bob/001.png", "group.png"]
+    window.ws.image_list.select_row(titles.index("bob/001.png"))
+    qtbot.waitUntil(lambda: window.windowTitle().startswith("bob/001.png ("))
 
 
 def test_a_narrow_row_cuts_the_folders_first_then_the_name(qtbot, tmp_path):

@@ -1025,11 +1025,11 @@ class MainWindow(QMainWindow):
             return
         record = ws.session.record
         if record is not None:
-            first = f"{record.name} ({record.status})[*]"
+            first = f"{record.relpath} ({record.status})[*]"
         else:
             row = _chosen_row(ws) if self._unopened_chosen else None
             unopened = ws.image_list.model.record(row) if row is not None else None
-            first = f"{unopened.name} (cannot be opened)[*]" if unopened is not None else None
+            first = f"{unopened.relpath} (cannot be opened)[*]" if unopened is not None else None
         project = f"{ws.store.root.name} (read-only)" if ws.store.read_only else ws.store.root.name
         parts = [first, project, APP_TITLE] if first else [f"{project}[*]", APP_TITLE]
         self.setWindowTitle(" — ".join(parts))
