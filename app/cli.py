@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from faceparse.app.argtypes import path_text
+from faceparse.core.wording import counted
 
 if TYPE_CHECKING:
     from faceparse.core.store import ImageRecord, ProjectStore
@@ -81,11 +82,6 @@ def progress_bar(total: int, stream=None, **options):
     options.setdefault("disable", total == 0)
     return tqdm(total=total, file=stream, dynamic_ncols=interactive, mininterval=0.2 if interactive else 30,
                 **options)
-
-
-def counted(value: int, noun: str, plural: str | None = None) -> str:
-    """"1 image", "2 images", "1,000 images"."""
-    return f"{_n(value)} {noun if value == 1 else plural or noun + 's'}"
 
 
 def _n(value: int) -> str:
@@ -156,7 +152,7 @@ def run_scan(args: argparse.Namespace) -> int:
         print_scan_notes(result)
         if args.details:
             checked = store.fill_details(progress=_progress_printer("Reading details"))
-            print(f"Read details of {_n(checked)} images; {_n(store.count_errors())} unreadable")
+            print(f"Read details of {counted(checked, 'image')}; {_n(store.count_errors())} unreadable")
             for rec in [r for r in store.images() if r.error][:10]:
                 print(f"  {rec.relpath}: {rec.error}")
         if args.accept_changed:
@@ -269,7 +265,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"Split   train {_n(summary['splits']['train'])}, val {_n(summary['splits']['val'])} (the checked images "
           "retraining learns from and measures on; an export deals its own split)")
     if summary["details_pending"]:
-        print(f"Details pending for {_n(summary['details_pending'])} images")
+        print(f"Details pending for {counted(summary['details_pending'], 'image')}")
     if summary["unreadable"]:
         print(f"Unreadable images: {_n(summary['unreadable'])}")
         _print_names([f"{u['relpath']}: {u['error']}" for u in summary["unreadable_images"]])

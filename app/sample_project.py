@@ -19,6 +19,7 @@ from pathlib import Path
 from faceparse.core.model_resolver import ModelNotFoundError
 from faceparse.core.store import ProjectStore
 from faceparse.core.synthetic import make_synthetic_folder
+from faceparse.core.wording import counted
 
 PHOTOS = ("grace_hopper.jpg", "astronaut.jpg")
 
@@ -43,7 +44,7 @@ def build_sample_project(folder: str | Path, faces: int = 8, size: int = 512, pr
 
         try:
             result = PrelabelJob(store).run()
-            print(f"sample project: {result.predicted} images pre-labeled on {result.provider}")
+            print(f"sample project: {counted(result.predicted, 'image')} pre-labeled on {result.provider}")
         except ModelNotFoundError as error:
             print(f"sample project: not pre-labeled ({error})")
     return store

@@ -34,6 +34,7 @@ from faceparse.core.imageio import IMAGE_EXTENSIONS, ImageLoadError, read_size
 from faceparse.core.mask_rollback import MaskRollback
 from faceparse.core.schemas import LabelSchema, SchemaError, get_schema, load_schema_json, resolve_schema
 from faceparse.core.store import ImageRecord, MaskError, ProjectError, ProjectStore, write_failure_text
+from faceparse.core.wording import counted
 
 KINDS = ("corrected", "predicted")
 BACKGROUND_ALIASES = frozenset({"background", "_background_", "__background__"})
@@ -71,7 +72,7 @@ class ImportReport:
         if self.unchanged:
             text += f"; {self.unchanged} already identical"
         if self.skipped:
-            text += f"; {len(self.skipped)} labels without a matching image skipped"
+            text += f"; {counted(len(self.skipped), 'label')} without a matching image skipped"
         return text
 
 

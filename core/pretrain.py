@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from faceparse.core.augment import AugmentConfig, augment_pair, to_tensor_array
 from faceparse.core.faces import FACES, WHOLE_IMAGE
+from faceparse.core.wording import counted
 from faceparse.models.heads import MaskedPretrainNet, transfer_pretrained_body
 from faceparse.models.losses import central_reconstruction_loss
 
@@ -242,8 +243,8 @@ class PretrainImages:
 
     def describe(self) -> str:
         if self.framing != FACES:
-            return f"{len(self.images)} images"
-        described = f"{len(self.images)} face crops from {self.photos} photos"
+            return counted(len(self.images), "image")
+        described = f"{counted(len(self.images), 'face crop')} from {counted(self.photos, 'photo')}"
         if self.faceless:
             described += f" ({self.faceless} with no face found, taken whole)"
         return described

@@ -27,6 +27,7 @@ from faceparse.core.model_resolver import ModelNotFoundError, find_model, task_f
 from faceparse.core.predictor import DEVICES, ModelError, Predictor, read_model_info
 from faceparse.core.schemas import LabelSchema, get_schema
 from faceparse.core.store import ProjectStore, natural_sort_key
+from faceparse.core.wording import counted
 
 if TYPE_CHECKING:
     from faceparse.core.prelabel import PrelabelJob, PrelabelResult
@@ -220,7 +221,9 @@ def _print_summary(result: PrelabelResult) -> None:
         print(f"{result.skipped_imported:,} imported prediction{'' if one else 's'} kept; --redo replaces "
               f"{'it' if one else 'them'}")
     if result.whole_image_fallbacks:
-        print(f"No face found in {result.whole_image_fallbacks:,} images; they were parsed whole")
+        one = result.whole_image_fallbacks == 1
+        print(f"No face found in {counted(result.whole_image_fallbacks, 'image')}; "
+              f"{'it was' if one else 'they were'} parsed whole")
     if result.failed:
         print(f"Could not pre-label {len(result.failed):,} image{'' if len(result.failed) == 1 else 's'}:")
         for relpath, reason in result.failed[:20]:

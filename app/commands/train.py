@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from faceparse.app.argtypes import int_at_least, path_text
-from faceparse.app.cli import CommandError, counted, progress_bar
+from faceparse.app.cli import CommandError, progress_bar
 from faceparse.core.store import JOBS_KEPT, ProjectStore
 from faceparse.core.versions import KEEP_VERSIONS
+from faceparse.core.wording import counted
 
 TASK_CHOICES = ("parser", "mask")
 SIZE_HELP = ("training input size in pixels, a multiple of 32 (default: the input size of the model training "
@@ -716,8 +717,9 @@ def run_eval(args: argparse.Namespace) -> int:
         return 0
     print_metrics(metrics, predictor.meta)
     if metrics["framing"] == "faces":
-        print(f"Scored as this project pre-labels: {metrics['faces_found']} faces cropped, predicted and pasted "
-              f"back into their photos; {metrics['whole_image_fallbacks']} photos with no face found scored whole")
+        print(f"Scored as this project pre-labels: {counted(metrics['faces_found'], 'face')} cropped, predicted and "
+              f"pasted back into their photos; {counted(metrics['whole_image_fallbacks'], 'photo')} with no face "
+              "found scored whole")
     return 0
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from faceparse.core.formats.base import CARD_DATA_FILE, CARD_FILE, SCHEMA_FILE
 from faceparse.core.schemas import LabelSchema
+from faceparse.core.wording import counted
 
 
 @dataclass
@@ -53,12 +54,12 @@ class CardFacts:
 def _model_line(version: str, images: int, known: list[dict[str, Any]]) -> str:
     details = [m for m in known if m["version"] == version]
     if not details:
-        return f"- `{version}`: {images} images"
+        return f"- `{version}`: {counted(images, 'image')}"
     model = details[0]
     metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                         for k, v in sorted(model.get("metrics", {}).items()))
     extra = f"; {metrics}" if metrics else ""
-    return f"- `{version}` ({model['task']}, trained {model['created']}{extra}): {images} images"
+    return f"- `{version}` ({model['task']}, trained {model['created']}{extra}): {counted(images, 'image')}"
 
 
 def _mapping_notes(facts: CardFacts) -> list[str]:
