@@ -191,4 +191,4 @@ def test_import_ignoring_unmatched_labels_still_succeeds_when_some_matched(unrel
         store.scan()
     code, out, err = run(capsys, "import", project, source, "-f", "index-png", "--ignore-unmatched")
     assert code == 0, err
-    assert "imported 1 corrected mask" in out.lower() and "1 labels without a matching image skipped" in out
+    assert "imported 1 corrected mask" in out.lower() and "1 label without a matching image skipped" in out
