@@ -1341,13 +1341,21 @@ class ProjectStore:
             return True
         return rec.scanned(st)
 
-    def _checked_mask(self, rec: ImageRecord, mask: np.ndarray) -> np.ndarray:
+    def _checked_mask(self, rec: ImageRecord, mask: np.ndarray,
+                      photo_seen: tuple[int, int] | None = None) -> np.ndarray:
+        """The mask as class indices that fit the schema and the photo. A mask drawn on a photo replaced since
+        (`photo_seen` is not the file now) whose size the index never read, or has forgotten for the new photo's,
+        is taken at its own size: nothing is left to measure it against, and the image is flagged "photo changed"
+        (see `_labeled_hash`) rather than the annotator's work refused."""
         arr = np.asarray(mask)
         if arr.ndim != 2:
             raise MaskError(f"mask for {rec.relpath} must be a 2-D array of class indices, got shape {arr.shape}")
         if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
             raise MaskError(f"mask for {rec.relpath} must hold integer class indices, got {arr.dtype}")
-        sizes = self._image_sizes(rec, (arr.shape[1], arr.shape[0]))
+        mask_size = (arr.shape[1], arr.shape[0])
+        seen_gone = photo_seen is not None and not self._is_scanned_file(self.root / rec.relpath, *photo_seen)
+        size_unknown = rec.width is None or tuple(photo_seen or ()) != (rec.size_bytes, rec.mtime_ns)
+        sizes = [mask_size] if seen_gone and size_unknown else self._image_sizes(rec, mask_size)
         if (arr.shape[1], arr.shape[0]) not in sizes:
             width, height = sizes[0]
             raise MaskError(f"mask for {rec.relpath} is {arr.shape[1]}x{arr.shape[0]}, "
@@ -1397,7 +1405,7 @@ class ProjectStore:
         """
         self._refuse_if_read_only()
         rec = self._require(image_id)
-        arr = self._checked_mask(rec, mask)
+        arr = self._checked_mask(rec, mask, photo_seen)
         digest = self._hash_now(rec)
         labeled = self._labeled_hash(rec, digest, photo_seen)
         if rec.photo_changed and self._same_as_stored(rec.id, arr):

@@ -6,8 +6,9 @@ for not fitting the new one."""
 import os
 
 import numpy as np
+import pytest
 from faceparse.core import store as store_module
-from faceparse.core.store import ProjectStore
+from faceparse.core.store import MaskError, ProjectStore
 from PIL import Image
 
 
@@ -99,5 +100,42 @@ def test_checking_a_mask_against_an_undetailed_replaced_photo_records_no_size(tm
         store.scan()
         store.fill_details()
         assert (store.get(a.id).width, store.get(a.id).height) == (20, 50)
+    finally:
+        store.close()
+
+
+def test_a_mask_drawn_on_a_photo_replaced_before_its_size_was_read_is_kept_and_flagged(tmp_path):
+    """The photo was opened before the details pass read its size, and replaced by one of another size while it
+    was painted: nothing is left to measure the mask against, so it is saved at the size it was drawn and the
+    image is flagged "photo changed", not refused (the annotator's work would be lost on closing)."""
+    folder, store = _project(tmp_path)
+    try:
+        a = next(r for r in store.images() if r.name == "a.png")
+        seen = (a.size_bytes, a.mtime_ns)
+        _replace(folder / "a.png", 20, 50)
+        drawn = np.ones((30, 40), np.uint8)
+        with pytest.raises(MaskError, match="is 40x30, but the image is 20x50"):
+            store.save_corrected(a.id, drawn)  # without saying which photo it was drawn on, it does not fit
+        store.save_corrected(a.id, drawn, photo_seen=seen)
+        assert np.array_equal(store.corrected_mask(a.id), drawn)
+        store.scan()
+        store.fill_details()
+        assert [changed.id for changed in store.changed_photos()] == [a.id]
+    finally:
+        store.close()
+
+
+def test_a_mask_drawn_on_a_photo_the_index_has_already_rescanned_is_kept_and_flagged(tmp_path):
+    folder, store = _project(tmp_path)
+    try:
+        store.fill_details()
+        a = next(r for r in store.images() if r.name == "a.png")
+        seen = (a.size_bytes, a.mtime_ns)
+        _replace(folder / "a.png", 20, 50)
+        store.scan()  # the index now describes the new photo: the old one's size is forgotten
+        store.fill_details()
+        store.save_corrected(a.id, np.ones((30, 40), np.uint8), photo_seen=seen)
+        assert [changed.id for changed in store.changed_photos()] == [a.id]
+        assert store.get(a.id).photo_changed
     finally:
         store.close()
