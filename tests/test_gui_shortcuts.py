@@ -4,7 +4,7 @@ from the welcome page too, and F1 again brings back the same window."""
 from faceparse.app.gui.actions import ACTIONS
 from faceparse.app.gui.main_window import MainWindow
 from faceparse.app.gui.settings import StudioSettings
-from faceparse.app.gui.shortcuts_dialog import CANVAS_GESTURES, ShortcutsDialog
+from faceparse.app.gui.shortcuts_dialog import CANVAS_GESTURES, LIST_GESTURES, ShortcutsDialog
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtTest import QTest
@@ -29,7 +29,7 @@ def test_f1_shows_every_shortcut_of_the_open_project(qtbot, tmp_path):
             assert all(native(s) in keys for s in spec.shortcuts), spec.name
     assert rows[native("Ctrl+Z")] == "Undo"
     assert "0–9" in rows
-    assert all(rows[keys] == what for keys, what in CANVAS_GESTURES)
+    assert all(rows[keys] == what for keys, what in CANVAS_GESTURES + LIST_GESTURES)
 
     dialog.close()
     QTest.keyClick(window.ws.canvas, Qt.Key.Key_F1)

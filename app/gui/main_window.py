@@ -42,6 +42,7 @@ from .actions import build_actions, keep_page_keys
 from .export_dialog import ExportDialog
 from .image_list import PHOTO_CHANGED_HINT
 from .import_dialog import ImportDialog
+from .row_menu import install_row_menu
 from .session import AUTOSAVE_MS
 from .settings import StudioSettings
 from .shortcuts_dialog import ShortcutsDialog
@@ -59,6 +60,8 @@ PROJECT_ACTIONS = ("export", "import_labels", "prelabel_all", "prelabel_all_agai
 BACKGROUND_THREADS = 4
 """The pool shared by the details read, pre-labeling, export, import and model activation: room for an export or
 an import to start at once while a long pre-label run and the details read of a big project are going."""
+ROW_MENU_ACTIONS = ("mark_reviewed", "unmark_reviewed", "accept_prediction", None, "prelabel_image")
+"""The window's commands a right-click on a list row offers for that image (None: a separator)."""
 NAVIGATION_ACTIONS = ("previous_image", "next_image", "next_unreviewed")
 WRITING_ACTIONS = ("save", "import_labels", "undo", "redo", "tool_brush", "tool_eraser", "tool_fill", "tool_polygon",
                    "keep_changed_masks", "prelabel_all_again")
@@ -422,6 +425,7 @@ class MainWindow(QMainWindow):
             self._fresh_layout = False
             QTimer.singleShot(0, self._size_docks_to_fit)  # once the docks have laid out their new contents
         ws.models.prelabel_one_button.clicked.connect(self.prelabel_image)
+        install_row_menu(ws.image_list, [self.actions[name] if name else None for name in ROW_MENU_ACTIONS])
         ws.canvas.set_brush_size(self.brush_spin.value())
         ws.canvas.set_opacity(self.opacity_slider.value() / 100)
         ws.canvas.set_outline(self.actions["toggle_outline"].isChecked())

@@ -29,6 +29,11 @@ CANVAS_GESTURES: tuple[tuple[str, str], ...] = (
     ("Esc", "Cancel the polygon or stroke being drawn"),
 )
 """Canvas input that is not a menu action: pointer gestures and keys that only mean something while drawing."""
+LIST_GESTURES: tuple[tuple[str, str], ...] = (
+    ("Click a row", "Open the image"),
+    ("Right-click a row", "Open it, with its commands, Copy Path and Show in Folder"),
+)
+"""What the mouse does in the image list."""
 
 
 def action_rows() -> list[tuple[str, str]]:
@@ -55,7 +60,8 @@ class ShortcutsDialog(QDialog):
         self.tree.setHeaderLabels(["Keys", "Command"])
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
-        for title, rows in (("Commands", action_rows()), ("On the canvas", CANVAS_GESTURES)):
+        for title, rows in (("Commands", action_rows()), ("On the canvas", CANVAS_GESTURES),
+                            ("In the image list", LIST_GESTURES)):
             section = QTreeWidgetItem(self.tree, [title])
             section.setFirstColumnSpanned(True)
             font = section.font(0)
