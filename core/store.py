@@ -1207,16 +1207,32 @@ class ProjectStore:
                 raise ValueError(f"unknown status {s!r}; statuses: {', '.join(STATUSES)}")
         return f" AND status IN ({', '.join('?' * len(wanted))})", wanted
 
+    @staticmethod
+    def _path_filter(path_contains: str | None) -> tuple[str, list[Any]]:
+        """Photos whose path in the project holds this text, ignoring the case of ASCII letters (`%` and `_` are
+        taken as typed, not as wildcards)."""
+        if not path_contains:
+            return "", []
+        escaped = path_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return " AND relpath LIKE ? ESCAPE '\\'", [f"%{escaped}%"]
+
+    def _filters(self, status: str | Iterable[str] | None, path_contains: str | None) -> tuple[str, list[Any]]:
+        where, params = self._status_filter(status)
+        path_where, path_params = self._path_filter(path_contains)
+        return where + path_where, [*params, *path_params]
+
     def images(self, status: str | Iterable[str] | None = None, order_by: str = "name", limit: int | None = None,
-               offset: int = 0, after: ImageRecord | None = None) -> list[ImageRecord]:
+               offset: int = 0, after: ImageRecord | None = None,
+               path_contains: str | None = None) -> list[ImageRecord]:
         """Images present in the folder; `order_by` "uncertainty"/"effort" put the highest (most useful) first.
 
         `after` continues a listing after that record, as it was when listed: a list that pages this way neither
         skips nor repeats images whose status changed between pages, which paging by `offset` would.
+        `path_contains`: only photos whose path in the project holds this text (any case).
         """
         if order_by not in ORDERINGS:
             raise ValueError(f"order_by must be one of {ORDERINGS}, got {order_by!r}")
-        where, params = self._status_filter(status)
+        where, params = self._filters(status, path_contains)
         key = _ORDER_KEYS[order_by]
         if after is not None:
             where += f" AND ({', '.join(key)}) > ({', '.join('?' * len(key))})"
@@ -1226,8 +1242,8 @@ class ProjectStore:
         rows = self._conn().execute(sql, [*params, -1 if limit is None else int(limit), int(offset)]).fetchall()
         return [self._record(r) for r in rows]
 
-    def count(self, status: str | Iterable[str] | None = None) -> int:
-        where, params = self._status_filter(status)
+    def count(self, status: str | Iterable[str] | None = None, path_contains: str | None = None) -> int:
+        where, params = self._filters(status, path_contains)
         return self._conn().execute(f"SELECT COUNT(*) FROM images WHERE missing = 0{where}", params).fetchone()[0]
 
     def counts(self) -> dict[str, int]:

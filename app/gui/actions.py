@@ -69,6 +69,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Mark this image reviewed, then open the next one not reviewed yet"),
     ActionSpec("unmark_reviewed", "Unmar&k Reviewed", ("U",), "fa5s.times",
                "Take back this image's review, however long ago it was made: it becomes a correction again"),
+    ActionSpec("find_image", "&Find Image by Name…", ("Ctrl+F",), "fa5s.search",
+               "List only the photos whose path holds the text typed (Esc clears it)"),
     ActionSpec("keep_changed_masks", "&Keep Masks of Changed Photos…", (), "fa5s.link",
                "Photos retouched, re-encoded or resized since their masks were checked: keep their masks (scaled "
                "with a resized photo) without reviewing each again"),

@@ -14,12 +14,14 @@ from faceparse.core.store import NEEDS_ATTENTION, ORDERINGS, STATUSES, ImageReco
 from faceparse.core.uncertainty import uncertainty_words
 from PySide6.QtCore import (
     QAbstractListModel,
+    QEvent,
     QModelIndex,
     QPersistentModelIndex,
     QRect,
     QRectF,
     QSize,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen
@@ -28,6 +30,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListView,
     QStyle,
     QStyledItemDelegate,
@@ -42,6 +45,8 @@ from .thumbnail_loader import ThumbnailLoader
 PAGE_SIZE = 500
 ROW_HEIGHT = 64
 THUMB_SIDE = 56
+SEARCH_DELAY_MS = 250
+"""The pause in typing after which the list is filtered (each filtering reads the index again)."""
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_COLORS = {"new": QColor(120, 124, 130), "predicted": QColor(52, 120, 200),
                  "corrected": QColor(214, 140, 30), "reviewed": QColor(46, 160, 90)}
@@ -66,6 +71,8 @@ class ImageListModel(QAbstractListModel):
         self.thumbnails = thumbnails
         self.status: str | None = None
         self.order_by = "name"
+        self.search = ""
+        """Only photos whose path holds this text (any case); empty: all."""
         self._rows: list[ImageRecord] = []
         self._row_of: dict[int, int] = {}
         self._total = 0
@@ -83,10 +90,17 @@ class ImageListModel(QAbstractListModel):
         self.status, self.order_by = status, order_by
         self.reload()
 
+    def set_search(self, text: str) -> None:
+        self.search = text.strip()
+        self.reload()
+
+    def _listing(self, **kwargs) -> list[ImageRecord]:
+        return self.store.images(self.status, self.order_by, path_contains=self.search or None, **kwargs)
+
     def reload(self) -> None:
         self.beginResetModel()
-        self._total = self.store.count(self.status)
-        self._rows = self.store.images(self.status, self.order_by, limit=PAGE_SIZE)
+        self._total = self.store.count(self.status, self.search or None)
+        self._rows = self._listing(limit=PAGE_SIZE)
         self._row_of = {record.id: i for i, record in enumerate(self._rows)}
         self._cursor = self._rows[-1] if self._rows else None
         self._exhausted = len(self._rows) < PAGE_SIZE
@@ -109,7 +123,7 @@ class ImageListModel(QAbstractListModel):
             return
         records: list[ImageRecord] = []
         while not records and not self._exhausted:
-            page = self.store.images(self.status, self.order_by, limit=PAGE_SIZE, after=self._cursor)
+            page = self._listing(limit=PAGE_SIZE, after=self._cursor)
             self._exhausted = len(page) < PAGE_SIZE
             if page:
                 self._cursor = page[-1]
@@ -173,7 +187,7 @@ class ImageListModel(QAbstractListModel):
     def row_around(self, anchor: ImageRecord, delta: int) -> int | None:
         """For an image this listing does not show (the filter hides it): the row just after (`delta` > 0) or just
         before (`delta` < 0) the place it would have in the listing's order; None when there is none."""
-        following = self.store.images(self.status, self.order_by, limit=1, after=anchor)
+        following = self._listing(limit=1, after=anchor)
         if following:
             while self.row_of(following[0].id) is None and self.canFetchMore():
                 self.fetchMore()
@@ -195,7 +209,8 @@ class ImageListModel(QAbstractListModel):
         if row is not None:
             return row
         record = self.store.get(image_id)
-        if record is None or (self.status in STATUSES and record.status != self.status):
+        if record is None or (self.status in STATUSES and record.status != self.status) or \
+                self.search.lower() not in record.relpath.lower():
             return None
         while row is None and self.canFetchMore():
             self.fetchMore()
@@ -323,6 +338,17 @@ class ImageListPanel(QWidget):
         for combo in (self.status_filter, self.order):
             combo.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # choosing with the mouse leaves the keys with the canvas
             shrinkable(combo, 6)  # a narrow dock elides the choice rather than refusing to shrink
+        self.search = QLineEdit(self)
+        self.search.setObjectName("imageSearch")
+        self.search.setPlaceholderText("Filter by name or folder (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("List only the photos whose path holds this text; Esc clears it")
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(self._search_changed)
+        self.search.textChanged.connect(self._search_timer.start)
+        self.search.installEventFilter(self)
         self.summary = QLabel(self)
         self.summary.setObjectName("listSummary")
         self.summary.setWordWrap(True)  # the counts take two lines in a narrow dock instead of widening it
@@ -333,6 +359,7 @@ class ImageListPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
+        layout.addWidget(self.search)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.summary)
         self.status_filter.currentIndexChanged.connect(self._query_changed)
@@ -345,6 +372,38 @@ class ImageListPanel(QWidget):
     def _query_changed(self) -> None:
         self.model.set_query(self.status_filter.currentData(), self.order.currentData())
         self._reselect_open_image()
+
+    def _search_changed(self) -> None:
+        if self.search.text().strip() != self.model.search:
+            self.model.set_search(self.search.text())
+            self._reselect_open_image()
+
+    def apply_search_now(self) -> None:
+        """The typed filter without waiting for the pause that ends typing."""
+        self._search_timer.stop()
+        self._search_changed()
+
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def eventFilter(self, watched, event) -> bool:
+        """Esc in the filter clears it and hands the keys back to the window (the canvas' shortcuts); Enter or
+        Down goes to the first photo listed."""
+        if watched is self.search and event.type() == QEvent.Type.KeyPress:
+            key = event.key()
+            if key == Qt.Key.Key_Escape:
+                self.search.clear()
+                self.apply_search_now()
+                self.search.clearFocus()
+                return True
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Down):
+                self.apply_search_now()
+                self.search.clearFocus()
+                if self.model.search and self.model.rowCount():
+                    self.select_row(0)
+                return True
+        return super().eventFilter(watched, event)
 
     def _reselect_open_image(self, scroll: bool = True) -> None:
         """A reset of the model drops the highlight. The open image is highlighted again wherever it now stands,

@@ -62,7 +62,7 @@ BACKGROUND_THREADS = 4
 an import to start at once while a long pre-label run and the details read of a big project are going."""
 ROW_MENU_ACTIONS = ("mark_reviewed", "unmark_reviewed", "accept_prediction", None, "prelabel_image")
 """The window's commands a right-click on a list row offers for that image (None: a separator)."""
-NAVIGATION_ACTIONS = ("previous_image", "next_image", "next_unreviewed")
+NAVIGATION_ACTIONS = ("previous_image", "next_image", "next_unreviewed", "find_image")
 WRITING_ACTIONS = ("save", "import_labels", "undo", "redo", "tool_brush", "tool_eraser", "tool_fill", "tool_polygon",
                    "keep_changed_masks", "prelabel_all_again")
 """Off in a read-only project (an archive, a share, read-only media), which the studio opens to look and export.
@@ -244,7 +244,7 @@ class MainWindow(QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
             dock.toggleViewAction().triggered.connect(self._leave_canvas_only)
         image_menu = menu.addMenu("&Image")
-        for name in ("previous_image", "next_image", "next_unreviewed", None, "keep_changed_masks"):
+        for name in ("previous_image", "next_image", "next_unreviewed", "find_image", None, "keep_changed_masks"):
             image_menu.addSeparator() if name is None else image_menu.addAction(a[name])
         self.models_menu = menu.addMenu("&Models")
         for name in ("prelabel_image", "prelabel_all", "prelabel_all_again", "retrain", None, "prelabel_on_open"):
@@ -287,6 +287,7 @@ class MainWindow(QMainWindow):
         a["previous_image"].triggered.connect(lambda: self.step_image(-1))
         a["next_image"].triggered.connect(lambda: self.step_image(1))
         a["next_unreviewed"].triggered.connect(self.next_unreviewed)
+        a["find_image"].triggered.connect(self._find_image)
         a["accept_prediction"].triggered.connect(lambda: self.ws and self.ws.session.accept_prediction())
         a["mark_reviewed"].triggered.connect(self.mark_reviewed)
         a["review_and_next"].triggered.connect(self.review_and_next)
@@ -786,6 +787,17 @@ class MainWindow(QMainWindow):
         self.models_dock.show()
         self.models_dock.raise_()
         self.ws.models.start_retrain()
+
+    def _find_image(self) -> None:
+        """Ctrl+F: the keys go to the list's filter; the list is shown first when canvas-only mode or the user hid
+        it."""
+        if self.ws is None:
+            return
+        if self.actions["canvas_only"].isChecked():
+            self.actions["canvas_only"].setChecked(False)
+        self.list_dock.show()
+        self.list_dock.raise_()
+        self.ws.image_list.focus_search()
 
     def next_unreviewed(self) -> None:
         """N: the next image that needs a look, including a reviewed one whose photo changed since; past the end
