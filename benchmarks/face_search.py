@@ -1,6 +1,6 @@
 """What remembering each photo's faces saves: the Haar search against a lookup of the faces found before.
 
-A faces-mode project searches every photo for faces at pre-labelling, at each retrain's snapshot, at masked
+A faces-mode project searches every photo for faces at pre-labeling, at each retrain's snapshot, at masked
 pre-training and at evaluation; `CachedFaceDetector` searches once and then answers from the project's database
 (a digest of the decoded pixels and one row read). Drawn group photos are written into a fresh project; each photo
 is searched by the detector alone, then through the cache twice (the first call searches and stores, the second

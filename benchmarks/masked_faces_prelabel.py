@@ -1,4 +1,4 @@
-"""How well a new masked-faces project is pre-labelled before anyone corrects it: both starter models against the
+"""How well a new masked-faces project is pre-labeled before anyone corrects it: both starter models against the
 face parser alone, on the masked-faces test split.
 
 Copies the first N test photos into a fresh masked-faces project, pre-labels it the way the studio does (the
@@ -64,7 +64,7 @@ def main() -> int:
                 scores = score(store, args.data / "masks")
             rows.append((label, result, scores))
             print(f"{label}: {result.predicted} images in {result.seconds:.1f} s", file=sys.stderr, flush=True)
-    print(f"\n{len(photos)} masked-faces test photos, pre-labelled before any correction (IoU per class)\n")
+    print(f"\n{len(photos)} masked-faces test photos, pre-labeled before any correction (IoU per class)\n")
     print("| models | face IoU | face_mask IoU | background IoU | pixel accuracy | images/s |")
     print("|---|---|---|---|---|---|")
     for label, result, s in rows:

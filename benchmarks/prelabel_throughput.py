@@ -1,6 +1,6 @@
 """Pre-label throughput: the whole job (decode, model, paste-back, save) against the model alone on the same faces.
 
-A folder of generated 1024² JPEG face photos (aligned crops, so the job runs in whole-image mode) is pre-labelled by
+A folder of generated 1024² JPEG face photos (aligned crops, so the job runs in whole-image mode) is pre-labeled by
 `PrelabelJob` into a fresh project, and the same number of faces, decoded and cropped beforehand, are pushed through
 a bare ONNX Runtime session of the same model with the same threads and batch size. The model-alone pass runs before
 and after each of several job runs; each job run is compared with the two model-alone runs beside it and the median

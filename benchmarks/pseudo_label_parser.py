@@ -1,4 +1,4 @@
-"""Pseudo-label unlabelled faces with a trained parser, for self-training the starter parser on more faces.
+"""Pseudo-label unlabeled faces with a trained parser, for self-training the starter parser on more faces.
 
 The parser sees each face at 512 px with flip test-time augmentation (the left/right classes swapped back), and a
 pixel keeps its label only when the averaged probability of its class reaches `--threshold`; the rest become 255,
@@ -100,12 +100,12 @@ def main() -> int:
         rows.append({"stem": p.stem, "split": "train"})
         kept.append(share)
         if n % 50 == 0:
-            print(f"{n + 1}/{len(paths)} {p.name}: {100 * share:.1f}% labelled", flush=True)
+            print(f"{n + 1}/{len(paths)} {p.name}: {100 * share:.1f}% labeled", flush=True)
     with open(args.out / "split.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["stem", "split"])
         w.writeheader()
         w.writerows(rows)
-    print(f"{len(rows)} faces pseudo-labelled; labelled share of pixels: mean {100 * np.mean(kept):.1f}%, "
+    print(f"{len(rows)} faces pseudo-labeled; labeled share of pixels: mean {100 * np.mean(kept):.1f}%, "
           f"lowest {100 * np.min(kept):.1f}%")
     return 0
 

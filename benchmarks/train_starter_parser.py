@@ -255,7 +255,7 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def near_edges(target: torch.Tensor, radius: int) -> torch.Tensor:
-    """Labelled pixels within `radius` of a change of label: where thin parts (brows, eyes, lips, ears) are won or
+    """Labeled pixels within `radius` of a change of label: where thin parts (brows, eyes, lips, ears) are won or
     lost. The ignored fill that augmentation leaves at the border is no label, so its edge is not one."""
     valid = (target != IGNORE).unsqueeze(1)
     y = target.float().unsqueeze(1)
@@ -338,7 +338,7 @@ def main() -> int:
     ap.add_argument("--copy-paste-prob", type=float, default=0.3, help="share of training faces that get a paste")
     ap.add_argument("--paste-blend", action="store_true", help="paste only the pieces that fit the receiving "
                     "face (earrings near its ears, necklaces on its neck) in its light; see paste_blended")
-    ap.add_argument("--extra", type=Path, action="append", default=[], help="a folder of pseudo-labelled faces "
+    ap.add_argument("--extra", type=Path, action="append", default=[], help="a folder of pseudo-labeled faces "
                     "(images/, masks/ with 255 for unsure pixels, split.csv) added to the training faces once per "
                     "epoch; see pseudo_label_parser.py")
     ap.add_argument("--eval-only", action="store_true")
@@ -372,7 +372,7 @@ def main() -> int:
         extra = load_split(folder, "train")
         epoch_items = np.concatenate([epoch_items, np.arange(len(train), len(train) + len(extra))])
         train += extra
-        print(f"{len(extra)} pseudo-labelled faces from {folder}", flush=True)
+        print(f"{len(extra)} pseudo-labeled faces from {folder}", flush=True)
     if args.oversample:
         print(f"oversampling {args.oversample}: {len(epoch_items)} faces per epoch", flush=True)
     rare = [CLASSES.index(c) for c in args.rare_crops.split(",") if c]

@@ -15,7 +15,7 @@ one, else the prediction the human approved). Predictions nobody looked at never
 Targets per task: the `parser` task learns the project's schema as it is; the `mask` task learns one binary class,
 the schema's `face_mask` class (1) against everything else (0).
 
-Which view of a photo: the one pre-labelling gives the model. A project that pre-labels face by face (group photos,
+Which view of a photo: the one pre-labeling gives the model. A project that pre-labels face by face (group photos,
 small faces in large photos) trains on the same face crops, cut by the same detector with the same margin and
 geometry (`framing.prepare_array`), each crop of photo and mask at the input size; a network trained on whole
 photos resized to its input would learn tiny faces it never sees at that scale. Faces are found when the
@@ -137,7 +137,7 @@ class DatasetSnapshot:
     created: str = field(default_factory=_utc_now)
     framing: str = WHOLE_IMAGE
     faceless: int = 0
-    """In faces framing, the photos where no face was found, taken whole as pre-labelling takes them."""
+    """In faces framing, the photos where no face was found, taken whole as pre-labeling takes them."""
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -265,8 +265,8 @@ def classes_outside(mask: np.ndarray, schema: LabelSchema) -> list[int]:
 
 
 def project_framing(store: ProjectStore) -> Framing | None:
-    """How the project's pre-labels frame its photos: face by face as pre-labelling does it (its detector,
-    margin and geometry) when the project's mode is faces, else None (whole photos, also while pre-labelling
+    """How the project's pre-labels frame its photos: face by face as pre-labeling does it (its detector,
+    margin and geometry) when the project's mode is faces, else None (whole photos, also while pre-labeling
     has not chosen a mode yet). The faces found are the ones remembered in the project (`face_cache`), so a photo
     is searched once, not at every retrain; the framing's key is then the image id."""
     from faceparse.core.face_cache import CachedFaceDetector
@@ -324,7 +324,7 @@ def _read_checked(store: ProjectStore, rec: ImageRecord) -> tuple[np.ndarray, np
 
 
 def face_samples(sample: Sample, framing: Framing, size: int, fill: int) -> tuple[list[Sample], bool]:
-    """The face crops of a whole-photo sample at size x size, cut as pre-labelling cuts them (without the wider
+    """The face crops of a whole-photo sample at size x size, cut as pre-labeling cuts them (without the wider
     views around faces), and whether no face was found, so that the photo is taken whole instead."""
     from faceparse.core.framing import prepare_array
 
@@ -343,7 +343,7 @@ def snapshot_project(store: ProjectStore, task: str = "parser", max_side: int | 
     a faces `framing`, their face crops at `input_size` (see the module docstring).
 
     The validation images may be kept larger (`val_input_size`, `val_max_side`): a model that works at a larger
-    size than the one being trained is then measured on pictures as large as pre-labelling gives it, not on
+    size than the one being trained is then measured on pictures as large as pre-labeling gives it, not on
     pictures enlarged from the smaller size, which would favour the smaller model.
 
     Images that cannot be used (unreadable, mask of another size or with classes outside the schema, photo

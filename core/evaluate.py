@@ -1,4 +1,4 @@
-"""Measure a model on labelled faces: the numbers that decide whether a new model replaces the active one.
+"""Measure a model on labeled faces: the numbers that decide whether a new model replaces the active one.
 
 A model is a checkpoint directory (PyTorch) or an `.onnx` file (ONNX Runtime); both predict the same way: the
 face is resized to the model's input size, normalised with the recorded mean/std, and the class probabilities are
@@ -13,8 +13,8 @@ whatever its input size. One confusion matrix is accumulated over all images (co
 Masks of another schema than the model's are converted through the schema's declared mapping (CelebAMask-HQ masks
 for a LaPa model); without one they are refused, since scoring one schema's indices as another's means nothing.
 
-A project that pre-labels face by face is scored on the masks pre-labelling gives its photos (`FramedPhoto`): each
-photo is framed by the pre-labelling code itself (faces found, cropped at the model's input size, with the wider
+A project that pre-labels face by face is scored on the masks pre-labeling gives its photos (`FramedPhoto`): each
+photo is framed by the pre-labeling code itself (faces found, cropped at the model's input size, with the wider
 views around faces, or taken whole when no face is found), the crops are predicted, and their masks pasted back
 into one mask for the photo, which is compared with the photo's mask. The score is then what an annotator gets,
 on the same pixels as a whole-photo score, and the metrics say so (`framing`: "faces").
@@ -115,7 +115,7 @@ class OnnxPredictor:
 
 
 class MappedPredictor:
-    """A model of another schema seen through a class mapping (as pre-labelling runs it): each of its classes'
+    """A model of another schema seen through a class mapping (as pre-labeling runs it): each of its classes'
     probability goes to the class `lut` maps it to, so it can be measured on masks of the target's classes."""
 
     def __init__(self, inner: Predictor, lut: np.ndarray, target: LabelSchema):
@@ -135,7 +135,7 @@ def measured_in(predictor: Predictor, schema: str | LabelSchema | None, task: st
     schema maps onto every class of the model's are brought to the model's classes (`mask_lut`, as before); a
     model whose built-in schema declares a mapping onto `schema` and is not reached that way (CelebAMask-HQ's 19
     classes merged into LaPa's 11; LaPa's masks have no ears to score the model's ears on) is measured through
-    that mapping, as pre-labelling runs it. Anything else is returned as it is, for `mask_lut` to map or refuse."""
+    that mapping, as pre-labeling runs it. Anything else is returned as it is, for `mask_lut` to map or refuse."""
     if task != "parser" or schema is None:
         return predictor
     target = _masks_schema(schema)
@@ -186,7 +186,7 @@ def starter_scorer(schema: LabelSchema, task: str, device: str | torch.device = 
     classes to the project's (the CelebAMask-HQ parser on a LaPa project), and for a masked-faces project joined
     by a face-mask segmenter: `mask_partner` (the folder of the project's active mask version), else the starter
     one. Raises EvaluationError when it is not installed or does not fit; a segmenter that cannot be read leaves
-    the parser alone, with a line in `notes`. `prefer="onnx"` runs the shipped ONNX files, as pre-labelling does,
+    the parser alone, with a line in `notes`. `prefer="onnx"` runs the shipped ONNX files, as pre-labeling does,
     instead of the checkpoints."""
     from faceparse.core.face_and_mask import wants_face_and_mask
     from faceparse.core.model_resolver import starter_model_path
@@ -270,8 +270,8 @@ def predict_probabilities(predictor: Predictor, images: Sequence[np.ndarray], ba
 
 @dataclass(frozen=True)
 class FramedPhoto:
-    """A labelled photo scored on the mask pre-labelling gives it with `framing` (see the module docstring):
-    the photo is read again from `path` at full size, as pre-labelling reads it, and the pasted-back mask is
+    """A labeled photo scored on the mask pre-labeling gives it with `framing` (see the module docstring):
+    the photo is read again from `path` at full size, as pre-labeling reads it, and the pasted-back mask is
     compared with `target` at the target's resolution. `image_id` is the project's id of the photo, under which
     the project's framing remembers its faces (`face_cache`)."""
 
@@ -303,7 +303,7 @@ def _at_size(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _pasted_back(predictor: Predictor, photo: FramedPhoto, batch_size: int, binary: bool) -> ImagePrediction:
-    """The photo's mask as pre-labelling makes it: the same framing code, each crop's argmax at the model's
+    """The photo's mask as pre-labeling makes it: the same framing code, each crop's argmax at the model's
     input size pasted back (with the predicted class's probability, for the binary scores)."""
     from faceparse.core.framing import finish_image, prepare_file
     from faceparse.core.predictor import FacePrediction
@@ -358,9 +358,9 @@ def evaluate(predictor: Predictor, samples: Sequence[tuple[np.ndarray, np.ndarra
     seen = _FacesSeen()
     for done, (target, labels, foreground) in enumerate(
             _outcomes(predictor, samples, batch_size, binary is not None, seen), 1):
-        labelled = target[target != IGNORE_INDEX]
-        if labelled.size and int(labelled.max()) >= n:
-            raise EvaluationError(f"a mask has class {int(labelled.max())} but the model predicts only {n} classes "
+        labeled = target[target != IGNORE_INDEX]
+        if labeled.size and int(labeled.max()) >= n:
+            raise EvaluationError(f"a mask has class {int(labeled.max())} but the model predicts only {n} classes "
                                   f"({', '.join(classes)}); is it a model for another schema?")
         cm += confusion_matrix(target, labels, n, IGNORE_INDEX)
         if binary is not None:
@@ -424,7 +424,7 @@ def project_samples(store: ProjectStore, task: str, split: str = "val", max_side
                     ) -> list[tuple[np.ndarray, np.ndarray]] | list[FramedPhoto]:
     """The human-checked faces of a project for `task`: its fixed validation split, "train" or "all"; with
     `model_schema`, their masks in the model's classes (`mask_lut`). A project that pre-labels face by face
-    gives `FramedPhoto`s, scored as pre-labelling frames them; any other, (image, target) pairs. The images of
+    gives `FramedPhoto`s, scored as pre-labeling frames them; any other, (image, target) pairs. The images of
     the split that cannot be scored (an unreadable photo, a damaged or missing mask) are added to `left_out` as
     "relpath: reason", so that a score over fewer faces than expected says why."""
     lut = None if task != "parser" or model_schema is None else mask_lut(store.schema, task, model_schema)
@@ -459,9 +459,9 @@ def _masks_schema(schema: str | LabelSchema) -> LabelSchema:
 
 
 def _checked_mask(mask: np.ndarray, schema: LabelSchema, mask_path: Path) -> np.ndarray:
-    labelled = mask[mask != IGNORE_INDEX]
-    if labelled.size and int(labelled.max()) >= schema.num_classes:
-        raise EvaluationError(f"{mask_path.name} has class {int(labelled.max())}, but schema {schema.name!r} has "
+    labeled = mask[mask != IGNORE_INDEX]
+    if labeled.size and int(labeled.max()) >= schema.num_classes:
+        raise EvaluationError(f"{mask_path.name} has class {int(labeled.max())}, but schema {schema.name!r} has "
                               f"only {schema.num_classes} classes")
     return mask
 
@@ -473,7 +473,7 @@ def folder_samples(folder: str | Path, masks: str | Path | None = None, schema: 
     """Images of `folder` (or `folder/images`) paired by file stem with index PNGs in `masks` (default
     `folder/masks`). With `schema`, masks are in that schema and converted to the task's classes, and for a parser
     to the classes of `model_schema` (`mask_lut`); without, they are taken to be in the model's classes. With a
-    face-by-face `framing`, the photos are scored as pre-labelling with it would frame them (`FramedPhoto`).
+    face-by-face `framing`, the photos are scored as pre-labeling with it would frame them (`FramedPhoto`).
     Images without a mask are added to `left_out` as "name: reason", so that they are not left out unsaid."""
     folder = Path(folder)
     if not folder.is_dir():

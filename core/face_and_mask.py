@@ -1,4 +1,4 @@
-"""Pre-labelling a masked-faces project with both starter models: the parser for the face, the segmenter for the mask.
+"""Pre-labeling a masked-faces project with both starter models: the parser for the face, the segmenter for the mask.
 
 A project whose schema has a `face_mask` class among other classes (the masked-faces schema: background, face,
 face_mask) is the MFSD paper's own setting, yet no single shipped model speaks it: the face parser knows faces but

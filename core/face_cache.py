@@ -1,7 +1,7 @@
 """The faces of a project's photos, found once: a photo whose file has not changed is not searched again.
 
 A project that pre-labels face by face frames its photos by the faces a detector finds in them, at every
-pre-labelling run, every retrain's snapshot, every masked pre-training and every `faceparse eval`, and the Haar
+pre-labeling run, every retrain's snapshot, every masked pre-training and every `faceparse eval`, and the Haar
 cascades cost more than decoding the photo. `CachedFaceDetector` keeps what its detector found in the project's
 database (`ProjectStore.face_boxes`), under the image, a digest of the picture's decoded pixels and the detector's
 `signature()`. The digest is of what was searched, not of the file: a photo replaced or turned (EXIF) while it was

@@ -248,7 +248,7 @@ def _without_narrow_runs(row: np.ndarray, min_width: int) -> np.ndarray:
     """The row with every run of one label narrower than `min_width` given the label of the runs around it (the
     wider one's, when they differ): a strand of hair or a speck at the edge would otherwise become a thin stripe
     down the picture, and a gap left in its place (or a narrow gap of background between labels) a thin
-    unlabelled line through the clothes."""
+    unlabeled line through the clothes."""
     out = row.copy()
     starts = np.flatnonzero(np.diff(row, prepend=np.int64(row[0]) + 1) != 0)
     ends = np.append(starts[1:], len(row))

@@ -153,7 +153,7 @@ class BinaryScores:
     smeasure_skipped: int = 0
 
     def add(self, prob: np.ndarray, gt: np.ndarray, threshold: float = 0.5, valid: np.ndarray | None = None) -> None:
-        """One image. `valid` marks the labelled pixels (ignored ones count nowhere); the S-measure needs the whole
+        """One image. `valid` marks the labeled pixels (ignored ones count nowhere); the S-measure needs the whole
         map, so an image with ignored pixels is left out of it (`smeasure_skipped`). An image without a mask in its
         truth has no Fβ (its precision and recall are undefined): it is left out of that mean (`fbeta_empty`)."""
         prob = np.clip(np.asarray(prob, dtype=np.float64), 0, 1)

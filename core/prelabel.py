@@ -221,7 +221,7 @@ def class_mapping(model_classes: tuple[str, ...], model_schema: str, project: La
         try:
             return reverse_mapping_lut(project, model_schema, model_classes)
         except SchemaError as error:
-            raise ModelError(f"the project cannot be labelled by a model of schema {model_schema!r}: {error}"
+            raise ModelError(f"the project cannot be labeled by a model of schema {model_schema!r}: {error}"
                              ) from None
     raise ModelError(f"the model predicts schema {model_schema!r} ({len(model_classes)} classes) but the project "
                      f"uses {project.name!r} ({project.num_classes} classes) and no mapping between them is known; "

@@ -13,11 +13,11 @@ except the validation split's (`pretrain_records`), and puts it back before fine
 before a job starts why an asked-for pre-training cannot run. Options come from the job's `extra`: `pretrain_steps`,
 `pretrain_images`, `pretrain_min_images`.
 
-Which view of a photo: the one pre-labelling gives the model, as for fine-tuning (see `datasets`). In a project that
+Which view of a photo: the one pre-labeling gives the model, as for fine-tuning (see `datasets`). In a project that
 pre-labels face by face (`datasets.project_framing`), pre-training learns from every face crop of each photo, cut by
-pre-labelling's detector with its margin and geometry (`framing.prepare_array`) at the input size, and from the
+pre-labeling's detector with its margin and geometry (`framing.prepare_array`) at the input size, and from the
 whole photo where no face is found; faces are found once, before the first step, and not at all in a photo
-pre-labelling or a snapshot searched before (`face_cache`). Elsewhere it learns from whole photos, downscaled.
+pre-labeling or a snapshot searched before (`face_cache`). Elsewhere it learns from whole photos, downscaled.
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ class PretrainImages:
     photos: int
     framing: str = WHOLE_IMAGE
     faceless: int = 0
-    """In faces framing, the photos where no face was found, taken whole as pre-labelling takes them."""
+    """In faces framing, the photos where no face was found, taken whole as pre-labeling takes them."""
 
     def describe(self) -> str:
         if self.framing != FACES:
@@ -252,7 +252,7 @@ class PretrainImages:
     def framing_words(self) -> str:
         if self.framing != FACES:
             return "framing: whole image"
-        return "framing: faces, cropped as pre-labelling crops them"
+        return "framing: faces, cropped as pre-labeling crops them"
 
     def summary(self) -> dict:
         return {"framing": self.framing, "images": len(self.images), "photos": self.photos,
@@ -261,7 +261,7 @@ class PretrainImages:
 
 def face_crops(image: np.ndarray, framing: Framing, size: int, image_id: int | None = None
                ) -> tuple[list[np.ndarray], bool]:
-    """The face crops pre-labelling cuts from `image` at size x size (without the wider views around faces, as
+    """The face crops pre-labeling cuts from `image` at size x size (without the wider views around faces, as
     fine-tuning's), and whether no face was found, so that the photo is taken whole instead. `image_id` names
     the project's photo `image` is, for faces the project remembers (`face_cache`)."""
     from faceparse.core.framing import prepare_array
@@ -272,7 +272,7 @@ def face_crops(image: np.ndarray, framing: Framing, size: int, image_id: int | N
 
 def _load_face_crops(store, records, framing: Framing, size: int,
                      cancelled: Callable[[], bool] | None = None) -> PretrainImages:
-    """Every face crop of the records' photos, read at full size as pre-labelling reads them; a file that has
+    """Every face crop of the records' photos, read at full size as pre-labeling reads them; a file that has
     become unreadable is skipped. Stops early when `cancelled` says so."""
     from faceparse.core.imageio import ImageLoadError, load_rgb
 
@@ -383,7 +383,7 @@ def _job_images(ctx) -> PretrainImages:
 
     framing = project_framing(ctx.store)
     if framing is not None:
-        ctx.emit("pretrain", "finding the faces in the photos for masked pre-training, as pre-labelling does")
+        ctx.emit("pretrain", "finding the faces in the photos for masked pre-training, as pre-labeling does")
     records = _job_records(ctx)
     pictures = pretrain_images(ctx.store, records, ctx.config.input_size, framing, ctx.cancelled)
     ctx.check_cancel()

@@ -1296,7 +1296,7 @@ class ProjectStore:
                                     "AND (width IS NULL OR content_hash IS NULL)").fetchone()[0]
 
     def split_counts(self) -> dict[str, int]:
-        """Labelled (corrected or reviewed) images per split. An image keeps its split when its correction is
+        """Labeled (corrected or reviewed) images per split. An image keeps its split when its correction is
         taken back, so that it joins the same split if it is corrected again; it counts again only then."""
         out = dict.fromkeys(SPLITS, 0)
         for split, n in self._conn().execute(

@@ -29,7 +29,7 @@ Phases (`RETRAIN_PHASES`, run in order, each `phase(ctx: RetrainContext) -> None
 The masked pre-training hook: the `pretrain` phase imports `faceparse.core.pretrain` and calls its
 `pretrain_phase(ctx)` when the job's `pretrain` option is True, or when it is "auto" and `pretrain_wanted(ctx)`
 returns True. The hook runs after `prepare` (ctx.model holds the start network, ctx.start says where its weights
-came from, ctx.snapshot the labelled faces, ctx.store the project for the unlabelled ones) and before `train`; it
+came from, ctx.snapshot the labeled faces, ctx.store the project for the unlabeled ones) and before `train`; it
 may replace the body of ctx.model or ctx.model itself. It reports through ctx.emit(...) with phase "pretrain" and
 should poll ctx.cancelled() (or ctx.cancel_event) every step; `config.extra` carries its options. With pretrain=True
 and no hook the job fails at once with a clear message; with "auto" and no hook the phase is skipped.
@@ -193,7 +193,7 @@ def phase_snapshot(ctx: RetrainContext) -> None:
     if ctx.is_main:
         framing = project_framing(ctx.store)
         ctx.emit("snapshot", "reading the corrected faces" if framing is None else
-                 "reading the corrected faces and finding the faces in them, as pre-labelling does")
+                 "reading the corrected faces and finding the faces in them, as pre-labeling does")
         baseline_size = auto_start_size(ctx.store, ctx.config.task) or 0  # the model the new one must beat
         ctx.snapshot = snapshot_project(ctx.store, ctx.config.task, max_side=ctx.config.snapshot_side(),
                                         cancelled=ctx.cancelled, framing=framing,
@@ -241,7 +241,7 @@ def _snapshot_message(snap: Any) -> str:
         return f"{len(snap.train)} training and {len(snap.val)} validation faces"
     photos = len(snap.image_ids("train")) + len(snap.image_ids("val"))
     message = (f"{len(snap.train)} training and {len(snap.val)} validation face crops from {photos} photos, "
-               "framed as pre-labelling frames them")
+               "framed as pre-labeling frames them")
     if snap.faceless:
         message += f" ({snap.faceless} with no face found, taken whole)"
     return message
@@ -355,7 +355,7 @@ def _measure_predictor(ctx: RetrainContext, predictor: Any) -> dict[str, Any]:
 
 
 def _measure_starter(ctx: RetrainContext) -> dict[str, Any] | None:
-    """The shipped starter model's score, measured as pre-labelling runs it (see `starter_scorer`). While no
+    """The shipped starter model's score, measured as pre-labeling runs it (see `starter_scorer`). While no
     version is active this is the model a new one must beat, whatever the new one started from."""
     from faceparse.core.evaluate import EvaluationError, starter_scorer
     from faceparse.core.face_and_mask import mask_partner
@@ -564,11 +564,11 @@ def phase_pretrain(ctx: RetrainContext) -> None:
         return
     if ctx.dist.active and not getattr(run, "distributed", False):
         if ctx.is_main:
-            ctx.emit("pretrain", "masked pre-training on the unlabelled faces")
+            ctx.emit("pretrain", "masked pre-training on the unlabeled faces")
             run(ctx)
         ctx.dist.barrier()  # the other processes take rank 0's weights when the model is wrapped for training
         return
-    ctx.emit("pretrain", "masked pre-training on the unlabelled faces")
+    ctx.emit("pretrain", "masked pre-training on the unlabeled faces")
     run(ctx)
     ctx.check_cancel()
 
@@ -700,7 +700,7 @@ def phase_repredict(ctx: RetrainContext) -> None:
         from faceparse.core.model_resolver import models_command, task_for_schema
         from faceparse.core.prelabel import PrelabelJob
     except ImportError:
-        ctx.note("re-prediction is not available in this version; run pre-labelling to update the predictions")
+        ctx.note("re-prediction is not available in this version; run pre-labeling to update the predictions")
         return
     prelabel_task = task_for_schema(ctx.store.schema)
     if prelabel_task != ctx.config.task and not _joins_the_starter_parser(ctx):
@@ -708,7 +708,7 @@ def phase_repredict(ctx: RetrainContext) -> None:
                  f"{ctx.config.task} model does not re-predict them")
         return
     if not (Path(ctx.version["path"]) / "model.onnx").is_file():
-        ctx.note("the new model was saved without an ONNX export, so it cannot re-predict; run pre-labelling "
+        ctx.note("the new model was saved without an ONNX export, so it cannot re-predict; run pre-labeling "
                  "after exporting it")
         return
     ctx.emit("repredict", "re-predicting the faces nobody corrected")
@@ -721,7 +721,7 @@ def phase_repredict(ctx: RetrainContext) -> None:
 
     try:
         outcome = job.run(progress, cancel_event=ctx.cancel_event)
-    except Exception as error:  # the new model is active either way; pre-labelling can be run again
+    except Exception as error:  # the new model is active either way; pre-labeling can be run again
         ctx.note(f"re-prediction failed ({type(error).__name__}: {error}); the new model stays active")
         ctx.repredict = {"state": "failed", "message": str(error)}
         return

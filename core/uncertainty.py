@@ -3,7 +3,7 @@
 Images the model is least sure about are the ones a correction teaches it most, so the queue can put them first.
 The score is the mean per-pixel uncertainty over the faces: normalised entropy of the class probabilities (0 = one
 class certain, 1 = all classes equally likely) or one minus the margin between the two most likely classes. Only
-pixels the model labelled as some part of a face count, so a small face in a large crop is not drowned out by easy
+pixels the model labeled as some part of a face count, so a small face in a large crop is not drowned out by easy
 background; a face where nothing was found counts all its pixels.
 """
 
@@ -43,7 +43,7 @@ class FaceUncertainty:
 
 def face_uncertainty(probs: np.ndarray, labels: np.ndarray, valid: np.ndarray | None = None,
                      pixel_area: float = 1.0, method: str = "entropy") -> FaceUncertainty:
-    """Mean uncertainty over the pixels labelled as face parts (all valid pixels if there are none).
+    """Mean uncertainty over the pixels labeled as face parts (all valid pixels if there are none).
 
     probs: C×h×w probabilities; labels: h×w predicted classes at the same pixels; valid: h×w, False where the crop
     showed padding rather than the picture; pixel_area: image pixels per probability pixel.

@@ -1,7 +1,7 @@
 """Model versions of a project: every finished training becomes a version; one version per task is active.
 
 On disk a version is `.faceparse/models/<task>/<version>/` holding `model.safetensors` + `meta.json` (the
-checkpoint) and `model.onnx` (what pre-labelling runs). The files are written into a hidden temporary directory
+checkpoint) and `model.onnx` (what pre-labeling runs). The files are written into a hidden temporary directory
 that is renamed into place, and only then is the version row added to the database; a crash at any point leaves
 either no version or a complete one, and the active model is untouched until `activate` is called.
 
@@ -181,7 +181,7 @@ def activation_history(store: ProjectStore, task: str) -> list[str]:
 
 STARTER = "starter"
 """The name that stands for the model shipped with the application, in `activate`, `rollback` and the candidates:
-no project version is active, so pre-labelling uses the starter model again."""
+no project version is active, so pre-labeling uses the starter model again."""
 
 
 def _starter_available(task: str) -> bool:
@@ -209,7 +209,7 @@ def activate(store: ProjectStore, task: str, version: str, export_missing_onnx: 
     """Make `version` the active model of `task` (its files must exist) and remember the order of activations;
     `STARTER` goes back to the shipped starter model.
 
-    Pre-labelling runs the ONNX export, so a version saved without one is exported first (unless told not to).
+    Pre-labeling runs the ONNX export, so a version saved without one is exported first (unless told not to).
     """
     if version == STARTER:
         return use_starter(store, task)

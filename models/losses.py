@@ -39,7 +39,7 @@ def focal_cross_entropy(
     class_weights: torch.Tensor | None = None,
     ignore_index: int | None = IGNORE_INDEX,
 ) -> torch.Tensor:
-    """Mean over labelled pixels of −w_c (1 − p_c)^γ log p_c; γ = 0 is (class-weighted) cross-entropy."""
+    """Mean over labeled pixels of −w_c (1 − p_c)^γ log p_c; γ = 0 is (class-weighted) cross-entropy."""
     valid = _valid_mask(target, ignore_index)
     safe_target = torch.where(valid, target, torch.zeros_like(target)).long()
     log_probs = F.log_softmax(logits.float(), dim=1)
@@ -60,7 +60,7 @@ def soft_dice_loss(
     ignore_index: int | None = IGNORE_INDEX,
     smooth: float = 1.0,
 ) -> torch.Tensor:
-    """1 − mean over classes present in the batch of 2⟨p, g⟩ / (|p| + |g|), on labelled pixels only."""
+    """1 − mean over classes present in the batch of 2⟨p, g⟩ / (|p| + |g|), on labeled pixels only."""
     classes = logits.shape[1]
     valid = _valid_mask(target, ignore_index).unsqueeze(1).float()
     safe_target = torch.where(valid.squeeze(1).bool(), target, torch.zeros_like(target)).long()
@@ -92,10 +92,10 @@ def lovasz_softmax_loss(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Lovász-softmax (Berman et al., 2018): a convex surrogate of 1 − IoU per class, averaged over the classes
-    present, on the softmax probabilities of the labelled pixels. Unlike cross-entropy it weighs a class by its
+    present, on the softmax probabilities of the labeled pixels. Unlike cross-entropy it weighs a class by its
     own IoU, so thin and rare parts count as much as the skin, which is what mean F1 and mIoU reward.
 
-    `sample` < 1 scores that fraction of the labelled pixels, drawn at random: each class's sort is the cost."""
+    `sample` < 1 scores that fraction of the labeled pixels, drawn at random: each class's sort is the cost."""
     classes = logits.shape[1]
     probs = F.softmax(logits.float(), dim=1).permute(0, 2, 3, 1).reshape(-1, classes)
     labels = target.reshape(-1)

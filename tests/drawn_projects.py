@@ -67,7 +67,7 @@ def draw_scenes(faces_per_photo, first_seed=0, size=(160, 120)):
 
 
 def scene_project(root, scenes, mode=FACES, corrected=None):
-    """A LaPa project of `draw_scenes` photos in pre-labelling `mode` (None: not chosen yet); the photos named in
+    """A LaPa project of `draw_scenes` photos in pre-labeling `mode` (None: not chosen yet); the photos named in
     `corrected` (all when None) have their true masks as corrections."""
     root.mkdir(parents=True, exist_ok=True)
     for name, (picture, _, _) in scenes.items():

@@ -1,4 +1,4 @@
-"""Face-mask scores count only labelled pixels: an ignored pixel is neither a correct nor a wrong background pixel,
+"""Face-mask scores count only labeled pixels: an ignored pixel is neither a correct nor a wrong background pixel,
 an image with no mask in its truth has no F-beta (so a folder of mask-free faces cannot lift the mean), and the
 S-measure, which needs the whole map, leaves out images with ignored pixels and says how many."""
 
@@ -18,13 +18,13 @@ def masked_face():
 def test_ignored_pixels_count_nowhere():
     truth, prob = masked_face()
     valid = np.ones_like(truth)
-    valid[:, 20:] = False  # the right 12 columns are not labelled
+    valid[:, 20:] = False  # the right 12 columns are not labeled
     scores = BinaryScores()
     scores.add(prob, truth, valid=valid)
     s = scores.summary()
-    labelled = valid.sum()
+    labeled = valid.sum()
     pred = prob >= 0.5
-    assert s["accuracy"] == pytest.approx(((pred == truth) & valid).sum() / labelled)
+    assert s["accuracy"] == pytest.approx(((pred == truth) & valid).sum() / labeled)
     assert s["mae"] == pytest.approx(np.abs(prob - truth)[valid].mean())
     tp, fp = (pred & truth & valid).sum(), (pred & ~truth & valid).sum()
     fn = (~pred & truth & valid).sum()

@@ -1,6 +1,6 @@
 """Command-line behaviour a user relies on: activating a version that must first be exported to ONNX says so
 before the wait, an export whose selected photos are all gone says that rather than "no corrected images", and
-`eval --onnx` measures the starter model's ONNX file, as pre-labelling runs it."""
+`eval --onnx` measures the starter model's ONNX file, as pre-labeling runs it."""
 
 import types
 

@@ -1,4 +1,4 @@
-"""A faces-mode project searches each photo for faces once: pre-labelling, a retrain's snapshot, masked
+"""A faces-mode project searches each photo for faces once: pre-labeling, a retrain's snapshot, masked
 pre-training and evaluation reuse the faces found in a photo whose decoded picture has not changed, with the same
 detector settings; a replaced photo or other settings search again, and a removed photo's faces are forgotten."""
 

@@ -1,4 +1,4 @@
-"""A project that pre-labels face by face trains, validates and is scored on the view pre-labelling gives the
+"""A project that pre-labels face by face trains, validates and is scored on the view pre-labeling gives the
 model: the same face crops (same detector output, margin and geometry) at the input size, one sample per face, the
 whole photo where no face is found. Whole-image projects are read as before."""
 
@@ -150,7 +150,7 @@ class OneClass:
 
 
 def pasted_skin(picture, detector):
-    """Where pre-labelling's crops (face crops and the wider views around them) reach, and below each wider view
+    """Where pre-labeling's crops (face crops and the wider views around them) reach, and below each wider view
     (by its height, down to where another view begins): there a model that calls everything skin paints skin;
     everywhere else the mask stays background."""
     size = (picture.shape[1], picture.shape[0])

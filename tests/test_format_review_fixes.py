@@ -133,7 +133,7 @@ def test_labelme_export_reads_back_exactly_by_painting_and_by_import(tmp_path):
         document = json.loads((tmp_path / "labelme" / "train" / name).with_suffix(".json").read_text())
         assert np.array_equal(paint_with_pil(document["shapes"], mask.shape, CELEB.classes), mask)
     card = (tmp_path / "labelme" / "README.md").read_text()
-    assert "background enclosed by a region is a region labelled `_background_`" in card
+    assert "background enclosed by a region is a region labeled `_background_`" in card
     with fresh_copy(tmp_path / "faces", tmp_path / "copy") as target:
         assert import_dataset(target, tmp_path / "labelme", "labelme").imported == len(MASKS)
         for name, mask in MASKS.items():

@@ -1,4 +1,4 @@
-"""Closing the project (or opening another) while all images are pre-labelled: the user is asked first."""
+"""Closing the project (or opening another) while all images are pre-labeled: the user is asked first."""
 
 import threading
 

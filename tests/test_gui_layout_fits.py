@@ -164,7 +164,7 @@ def test_no_status_text_of_the_models_panel_can_widen_it(qtbot, tmp_path, label)
     panel = window.ws.models
     before = _widths(window)
     widget = getattr(panel, label)
-    widget.setText("Pre-labelling failed: " + "CUDAExecutionProvider" * 6 + " could not be loaded" + " again" * 30)
+    widget.setText("Pre-labeling failed: " + "CUDAExecutionProvider" * 6 + " could not be loaded" + " again" * 30)
     _settle(qtbot)
     assert widget.wordWrap()
     assert _widths(window) == before

@@ -102,9 +102,9 @@ def test_ctrl_l_says_in_the_status_bar_what_became_of_it_as_the_models_tab_may_b
     folder, window, panel = _window_with_a_model(qtbot, tmp_path)
     name = window.ws.session.record.name
     QTest.keyClick(window.ws.canvas, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
-    assert window.statusBar().currentMessage() == "Pre-labelling this image…"
+    assert window.statusBar().currentMessage() == "Pre-labeling this image…"
     QTest.keyClick(window.ws.canvas, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
-    assert "A pre-labelling job is running" in window.statusBar().currentMessage()
+    assert "A pre-labeling job is running" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: panel.prelabel_task is None, timeout=60_000)
     assert window.statusBar().currentMessage().startswith(f"{name} predicted by v0001")
 

@@ -41,7 +41,7 @@ def test_all_images_keeps_the_imported_prediction_and_names_the_action_that_repl
     window.actions["prelabel_all"].trigger()
     assert _front_tab(window) == "Models"  # where the progress shows
     qtbot.waitUntil(lambda: models.prelabel_task is None, timeout=60_000)
-    assert window.statusBar().currentMessage().startswith("Pre-labelling: 0 predicted, 0 failed")
+    assert window.statusBar().currentMessage().startswith("Pre-labeling: 0 predicted, 0 failed")
     assert "1 imported predictions kept (Pre-label All Images Again replaces them)" in models.prelabel_status.text()
     assert np.array_equal(window.ws.store.predicted_mask(ids[0]), imported)
 
@@ -64,7 +64,7 @@ def test_pre_label_all_again_asks_then_replaces_every_prediction_but_never_a_cor
     window.actions["prelabel_all_again"].trigger()
     assert models.prelabel_task is not None
     window.actions["prelabel_all_again"].trigger()  # a second run is refused in words, not in silence
-    assert "A pre-labelling job is running" in window.statusBar().currentMessage()
+    assert "A pre-labeling job is running" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: models.prelabel_task is None, timeout=60_000)
     assert models.prelabel_status.text().startswith("3 predicted, 0 failed")
     for i in ids[:3]:

@@ -24,8 +24,8 @@ def photos(folder):
 @pytest.fixture
 def source(tmp_path):
     """An index-png dataset of the four photos, each mask all 3."""
-    photos(tmp_path / "labelled")
-    with ProjectStore.create(tmp_path / "labelled") as store:
+    photos(tmp_path / "labeled")
+    with ProjectStore.create(tmp_path / "labeled") as store:
         store.scan()
         for rec in store.images():
             store.save_corrected(rec.id, np.full((SIZE, SIZE), 3, np.uint8))

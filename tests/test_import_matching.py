@@ -47,7 +47,7 @@ def test_a_full_file_name_matches_exactly_and_a_stem_shared_by_two_photos_is_amb
     rec, why = index.match("x")
     assert rec is None and "x.jpg" in why and "x.png" in why
     assert index.match("solo")[0].relpath == "solo.png"
-    assert index.match("solo.jpeg")[0].relpath == "solo.png"  # converted since it was labelled
+    assert index.match("solo.jpeg")[0].relpath == "solo.png"  # converted since it was labeled
 
 
 def test_a_photo_whose_name_holds_two_extensions_is_matched_by_its_own_stem():

@@ -250,5 +250,5 @@ def test_a_prelabel_job_whose_process_is_gone_is_marked_failed(project):
     project.update_job(alive, state="running", pid=os.getpid())
     assert reap_stale_jobs(project) == [job_id]
     assert project.job(job_id)["state"] == "failed" and "crashed or killed" in project.job(job_id)["message"]
-    assert "active" not in project.job(job_id)["message"]  # a pre-labelling run never changes the active model
+    assert "active" not in project.job(job_id)["message"]  # a pre-labeling run never changes the active model
     assert project.job(alive)["state"] == "running"

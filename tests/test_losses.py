@@ -64,10 +64,10 @@ def test_parsing_losses(loss_fn):
 def test_parsing_loss_ignores_unlabelled_pixels_and_weights_classes():
     target, perfect, wrong = parsing_case()
     mixed = perfect.clone()
-    unlabelled = target.clone()
-    unlabelled[:, :8] = 255
+    unlabeled = target.clone()
+    unlabeled[:, :8] = 255
     mixed[:, :, :8] = wrong[:, :, :8]
-    assert float(ParsingLoss()(mixed, unlabelled)) < 1e-3
+    assert float(ParsingLoss()(mixed, unlabeled)) < 1e-3
     assert float(ParsingLoss()(mixed, target)) > 0.1
 
     heavy_on_0 = ParsingLoss(ce_weight=1.0, dice_weight=0.0, class_weights=[10.0, 1.0, 1.0, 1.0])

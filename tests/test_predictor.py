@@ -267,7 +267,7 @@ def test_pixel_uncertainty_bounds():
 def test_face_uncertainty_counts_face_pixels_inside_the_picture():
     probs = np.zeros((3, 2, 2), np.float32)
     probs[0, 0, 0] = 1.0  # certain background
-    probs[:, 0, 1] = 1 / 3  # unsure, labelled face
+    probs[:, 0, 1] = 1 / 3  # unsure, labeled face
     probs[1, 1, :] = 1.0  # certain face, but the second one is padding
     labels = np.array([[0, 1], [1, 1]])
     valid = np.array([[True, True], [True, False]])

@@ -358,7 +358,7 @@ def test_faces_mode_pastes_each_face_back_in_place(tmp_path, models):
             agree = ((mask != 0) == (face != 0)) | edge
             for x0, y0, x1, y1 in boxes[face.shape]:
                 assert agree[y0:y1, x0:x1].mean() > 0.995  # a 2 px misplacement fails this
-            assert near_face[mask != 0].mean() > 0.995  # nothing labelled away from the faces
+            assert near_face[mask != 0].mean() > 0.995  # nothing labeled away from the faces
 
 
 def test_decoding_overlaps_the_model(project, models, monkeypatch):

@@ -1,5 +1,5 @@
-"""Pre-labelling keeps imported predictions (as does a retrain's re-prediction), a user's schema with a mapping to the
-starter parser's schema is pre-labelled through it, and `models`, `jobs` and `train --from` say what is true."""
+"""Pre-labeling keeps imported predictions (as does a retrain's re-prediction), a user's schema with a mapping to the
+starter parser's schema is pre-labeled through it, and `models`, `jobs` and `train --from` say what is true."""
 
 import json
 from types import SimpleNamespace

@@ -1,4 +1,4 @@
-"""Masked pre-training in a project that pre-labels face by face learns from the view pre-labelling gives the model:
+"""Masked pre-training in a project that pre-labels face by face learns from the view pre-labeling gives the model:
 every face crop of each photo, cut by the same detector with the same margin and geometry at the input size, the
 whole photo where no face is found; faces are found once per run. Whole-image projects pre-train as before."""
 
@@ -31,7 +31,7 @@ def detector(scenes, monkeypatch):
 
 
 def prelabel_crops(store, record, detector):
-    """The crops pre-labelling feeds the model for one photo: each face's crop, or the whole photo."""
+    """The crops pre-labeling feeds the model for one photo: each face's crop, or the whole photo."""
     prepared = prepare_file(None, store.image_path(record.id), Framing(FACES, detector), (SIZE, SIZE))
     return list(prepared.crops[:prepared.faces] if prepared.faces else prepared.crops)
 
@@ -132,7 +132,7 @@ def test_a_retrain_of_a_faces_project_finds_the_faces_once_and_pretrains_on_the_
     if faceless:
         described += f" ({faceless} with no face found, taken whole)"
     assert (f"masked pre-training: 8 steps on {described} at {SIZE} px; "
-            "framing: faces, cropped as pre-labelling crops them") in log
+            "framing: faces, cropped as pre-labeling crops them") in log
     store.close()
 
 

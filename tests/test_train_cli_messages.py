@@ -1,5 +1,5 @@
 """What `faceparse train` says about a retrain with no validation face and about its input size, and `faceparse
-eval` with the starter model on a plain labelled folder or a DATA path starting with ~."""
+eval` with the starter model on a plain labeled folder or a DATA path starting with ~."""
 
 import json
 

@@ -1,5 +1,5 @@
 """A retrain at a smaller size than the model in use keeps its validation faces at that model's size, so the model
-in use is measured on pictures as large as pre-labelling gives it, not on enlarged small ones; training samples
+in use is measured on pictures as large as pre-labeling gives it, not on enlarged small ones; training samples
 stay at the training size."""
 
 import numpy as np

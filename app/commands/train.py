@@ -503,7 +503,7 @@ def _starter_note(store: ProjectStore, task: str) -> str:
 # --- eval ------------------------------------------------------------------------------------------------------------
 
 def register_eval(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("eval", help="measure a model on labelled faces (metrics table or JSON)",
+    p = subparsers.add_parser("eval", help="measure a model on labeled faces (metrics table or JSON)",
                               description="Measure a model on DATA: a project (its fixed validation faces by "
                                           "default) or a folder of images with same-named index PNG masks.")
     p.add_argument("--model", required=True, metavar="M",
@@ -520,7 +520,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("whole-image", "faces"), default=None,
                    help="a plain folder's framing: whole-image (default) parses each image whole, as aligned face "
                         "crops are; faces finds the faces and scores the masks pasted back into each photo, as "
-                        "pre-labelling in faces mode makes them (a project is always scored in its own mode)")
+                        "pre-labeling in faces mode makes them (a project is always scored in its own mode)")
     p.add_argument("--task", choices=TASK_CHOICES,
                    help="for version names and starter: which task's model (default: the project's; the parser "
                         "for a plain folder)")
@@ -654,7 +654,7 @@ def _eval_samples(args: argparse.Namespace, data: Path, store: ProjectStore | No
 def _refuse_options_that_do_not_apply(args: argparse.Namespace, data: Path, store: ProjectStore | None) -> None:
     """An option meant for the other kind of DATA would be ignored, and the score taken for what was asked."""
     if store is not None and args.mode is not None:
-        raise CommandError(f"{data} is a project; it is scored in its own pre-labelling mode, so --mode (for a plain "
+        raise CommandError(f"{data} is a project; it is scored in its own pre-labeling mode, so --mode (for a plain "
                            "folder) does not apply")
     if store is not None and args.schema and args.schema.lower() != store.schema.name.lower():
         raise CommandError(f"{data} is a project; its masks are in its own schema {store.schema.name!r}, so "
@@ -706,7 +706,7 @@ def run_eval(args: argparse.Namespace) -> int:
         predictor = _measured_in_masks_schema(_predictor_for(args, store), args, store)
         samples = _eval_samples(args, data, store, predictor.meta)
         if not samples:
-            raise CommandError(f"no labelled faces in the {args.split or 'val'} split of {data}")
+            raise CommandError(f"no labeled faces in the {args.split or 'val'} split of {data}")
         metrics = _measure(predictor, samples, predictor.meta["task"])
     finally:
         if store is not None:
@@ -746,7 +746,7 @@ def print_metrics(metrics: dict[str, Any], meta: dict[str, Any]) -> None:
 
 def register_jobs(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("jobs", help="list a project's jobs, show a job's log, cancel a job",
-                              description="List the project's jobs, training and pre-labelling (id, kind, state, "
+                              description="List the project's jobs, training and pre-labeling (id, kind, state, "
                                           "progress and its last message), print one job's log, or ask a running "
                                           "job to stop (a stopped training leaves the active model as it was). "
                                           "Finished jobs beyond the newest "

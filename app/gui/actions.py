@@ -29,7 +29,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_folder", "&Open Folder or Project…", ("Ctrl+O",), "fa5s.folder-open",
                "Open a folder of face photos (it becomes a project) or an existing project"),
     ActionSpec("save", "&Save Mask", ("Ctrl+S",), "fa5s.save", "Save the current mask now"),
-    ActionSpec("export", "&Export Dataset…", ("Ctrl+E",), "fa5s.file-export", "Write the labelled images as a dataset"),
+    ActionSpec("export", "&Export Dataset…", ("Ctrl+E",), "fa5s.file-export", "Write the labeled images as a dataset"),
     ActionSpec("import_labels", "&Import Labels…", ("Ctrl+I",), "fa5s.file-import",
                "Check a dataset's labels against the project, then bring them in as masks"),
     ActionSpec("quit", "&Quit", ("Ctrl+Q",), "fa5s.power-off"),

@@ -554,7 +554,7 @@ class MainWindow(QMainWindow):
                                      "Changed Photos keeps all that still fit)", 20000)
 
     def _may_stop_jobs(self, ws: Workspace) -> bool:
-        """Whether the user lets the project's running retrain and pre-labelling stop (asked only when they run)."""
+        """Whether the user lets the project's running retrain and pre-labeling stop (asked only when they run)."""
         if ws.models.retrain.running and not self._ask_stop_retrain():
             return False
         return not ws.models.prelabelling_all or self._ask_stop_prelabel(ws.models.prelabel_status.text())
@@ -612,9 +612,9 @@ class MainWindow(QMainWindow):
 
     def _ask_stop_prelabel(self, progress: str) -> bool:
         box = QMessageBox(QMessageBox.Icon.Question, APP_TITLE,
-                          f"All images are being pre-labelled ({progress}). Closing the project stops that; the "
+                          f"All images are being pre-labeled ({progress}). Closing the project stops that; the "
                           "masks predicted so far are kept, and All images predicts the rest later.\n\n"
-                          "Stop pre-labelling and close?", QMessageBox.StandardButton.Cancel, self)
+                          "Stop pre-labeling and close?", QMessageBox.StandardButton.Cancel, self)
         box.setObjectName("stop_prelabel")
         stop = box.addButton("Stop and close", QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)

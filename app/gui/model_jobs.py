@@ -1,6 +1,6 @@
-"""The model work the studio starts: pre-labelling (one image or all) and retraining, as Qt-friendly objects.
+"""The model work the studio starts: pre-labeling (one image or all) and retraining, as Qt-friendly objects.
 
-Pre-labelling runs `PrelabelJob` (all images) or the predictor on one picture in a pool thread. Retraining runs in
+Pre-labeling runs `PrelabelJob` (all images) or the predictor on one picture in a pool thread. Retraining runs in
 its own process through `JobRunner`; its events arrive on a reader thread and are re-emitted here as a queued
 signal, so the panel only ever sees them on the GUI thread.
 """

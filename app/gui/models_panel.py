@@ -1,6 +1,6 @@
 """The models panel: pre-label, retrain with a live curve, and the project's model versions.
 
-Pre-labelling and retraining are core jobs (a pool thread, and a separate process for training); the panel starts
+Pre-labeling and retraining are core jobs (a pool thread, and a separate process for training); the panel starts
 them, shows their progress and result, and can cancel them. A retrain ends by saying what it produced: the new
 version's score against the active model on the same validation faces, and whether it was promoted. Versions can
 be activated, rolled back or deleted here; the previous model stays active until a better one replaces it.
@@ -77,7 +77,7 @@ ARRIVALS_EVERY_S = 2.0
 """How often a running pre-label job has the list's rows on screen and the open image read again."""
 VERSION_COLUMN, SCORE_COLUMN, CREATED_COLUMN, STATE_COLUMN = range(4)
 FRAMINGS = (("Automatic", None), ("Each face", FACES), ("Whole image", WHOLE_IMAGE))
-"""The framing modes a project can be pre-labelled in, as the panel names them (None: chosen by the first run)."""
+"""The framing modes a project can be pre-labeled in, as the panel names them (None: chosen by the first run)."""
 
 
 def metric_title(metric: str) -> str:
@@ -167,7 +167,7 @@ def run_summary(result: PrelabelResult) -> str:
 class ModelsPanel(QWidget):
     predictions_changed = Signal()  # masks were predicted (re-read the list and the open image)
     predictions_arriving = Signal()  # a pre-label run is saving masks (every few seconds: refresh what is on screen)
-    image_predicted = Signal(object)  # ImageRecord of a single pre-labelled image
+    image_predicted = Signal(object)  # ImageRecord of a single pre-labeled image
     notice = Signal(str)  # what became of "pre-label this image", for the status bar: the panel may be hidden
     versions_changed = Signal()
 
@@ -235,7 +235,7 @@ class ModelsPanel(QWidget):
         self.framing.setToolTip(
             "Each face: every face found is cut out with a margin around it and parsed on its own (portraits, group "
             "photos). Whole image: each image is one face, as in aligned face crops. Automatic: the first "
-            "pre-labelling looks at a sample of the folder and chooses. Images predicted the other way are "
+            "pre-labeling looks at a sample of the folder and chooses. Images predicted the other way are "
             "predicted again by All images.")
         shrinkable(self.framing)
         self.show_framing()
@@ -243,7 +243,7 @@ class ModelsPanel(QWidget):
         self.prelabel_one_button = QPushButton(qta.icon("fa5s.magic"), "This image", box)
         self.prelabel_all_button = QPushButton(qta.icon("fa5s.layer-group"), "All images", box)
         self.prelabel_cancel = QPushButton(qta.icon("fa5s.stop"), "", box)
-        self.prelabel_cancel.setToolTip("Cancel pre-labelling (what is done so far is kept)")
+        self.prelabel_cancel.setToolTip("Cancel pre-labeling (what is done so far is kept)")
         self.prelabel_cancel.setEnabled(False)
         self.prelabel_progress = QProgressBar(box)
         self.prelabel_status = status_label(box)
@@ -340,7 +340,7 @@ class ModelsPanel(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         return table
 
-    # --- pre-labelling -----------------------------------------------------------------------------------------
+    # --- pre-labeling -----------------------------------------------------------------------------------------
 
     @property
     def device_choice(self) -> str:
@@ -354,7 +354,7 @@ class ModelsPanel(QWidget):
         self.device_label.setToolTip(text)
 
     def show_framing(self) -> None:
-        """Show the project's framing mode; a pre-labelling run decides it when it was left automatic."""
+        """Show the project's framing mode; a pre-labeling run decides it when it was left automatic."""
         self.framing.setCurrentIndex(max(0, self.framing.findData(self.store.get_setting(MODE_SETTING))))
 
     def _framing_chosen(self) -> None:
@@ -363,12 +363,12 @@ class ModelsPanel(QWidget):
             return
         self.store.set_setting(MODE_SETTING, mode)
         self.prelabel_status.setText(
-            "The next pre-labelling chooses the framing from a sample of the folder." if mode is None else
+            "The next pre-labeling chooses the framing from a sample of the folder." if mode is None else
             f"Framing: {self.framing.currentText().lower()}. All images predicts again the images framed the "
             "other way; corrected and reviewed masks are kept.")
 
     def set_read_only(self, reason: str) -> None:
-        """A project that cannot be written: its models are listed, but nothing that writes (pre-labelling,
+        """A project that cannot be written: its models are listed, but nothing that writes (pre-labeling,
         retraining, switching versions) is offered, and the panel says why."""
         self._read_only = reason
         for widget in (self.framing, self.tta, self.prelabel_one_button, self.prelabel_all_button, self.epochs,
@@ -387,7 +387,7 @@ class ModelsPanel(QWidget):
 
     @property
     def prelabelling_all(self) -> bool:
-        """Whether a run over all images is under way (the one pre-labelling job that can be cancelled)."""
+        """Whether a run over all images is under way (the one pre-labeling job that can be cancelled)."""
         return self.prelabel_task is not None and self.prelabel_cancel.isEnabled()
 
     def start_prelabel_image(self, image_id: int | None) -> None:
@@ -395,7 +395,7 @@ class ModelsPanel(QWidget):
             self.notice.emit(self._read_only)
             return
         if self.prelabel_task is not None:
-            self.notice.emit("A pre-labelling job is running (see the Models panel); pre-label this image when it "
+            self.notice.emit("A pre-labeling job is running (see the Models panel); pre-label this image when it "
                              "has finished")
             return
         if image_id is None:
@@ -405,7 +405,7 @@ class ModelsPanel(QWidget):
         store, device, cache = self.store, self.device_choice, self.predictors
         self._prelabel_running(True, cancellable=False)  # one image: over in moments, nothing to stop
         self.prelabel_progress.setRange(0, 0)
-        self.prelabel_status.setText("Pre-labelling this image…")
+        self.prelabel_status.setText("Pre-labeling this image…")
         self.notice.emit(self.prelabel_status.text())
         self.prelabel_task = self.runner.start(lambda _r, _c: prelabel_image(store, image_id, device, cache),
                                                self._image_done, self._prelabel_failed)
@@ -438,7 +438,7 @@ class ModelsPanel(QWidget):
             self.notice.emit(self._read_only)
             return
         if self.prelabel_task is not None:
-            self.notice.emit("A pre-labelling job is running (see the Models panel); start again when it has "
+            self.notice.emit("A pre-labeling job is running (see the Models panel); start again when it has "
                              "finished")
             return
         store, device = self.store, self.device_choice
@@ -469,7 +469,7 @@ class ModelsPanel(QWidget):
         where = "GPU (CUDA)" if result.provider.startswith("CUDA") else "CPU"
         self._show_device(f"{where} (last run: {result.provider})")
         self.prelabel_status.setText(run_summary(result))
-        self.notice.emit(f"Pre-labelling: {self.prelabel_status.text().splitlines()[0]}")
+        self.notice.emit(f"Pre-labeling: {self.prelabel_status.text().splitlines()[0]}")
         self.show_framing()
         self.predictions_changed.emit()
 
@@ -480,7 +480,7 @@ class ModelsPanel(QWidget):
         self._prelabel_running(False)
         self.prelabel_progress.setRange(0, 1)
         self.prelabel_progress.setValue(0)
-        self.prelabel_status.setText(f"Pre-labelling failed: {message}")
+        self.prelabel_status.setText(f"Pre-labeling failed: {message}")
         self.notice.emit(self.prelabel_status.text())
         self.show_framing()
         self.predictions_changed.emit()  # a run stopped part way has saved masks before it
@@ -629,7 +629,7 @@ class ModelsPanel(QWidget):
 
     def follow_outside_changes(self) -> None:
         """Show versions trained, activated or deleted by another program (the command line, a second studio)
-        while this one is open: pre-labelling uses what the project says, so the panel must say it too."""
+        while this one is open: pre-labeling uses what the project says, so the panel must say it too."""
         if self._closed:
             return
         seen = self._versions_signature()
@@ -822,7 +822,7 @@ class ModelsPanel(QWidget):
         self.versions_changed.emit()
 
     def close_jobs(self) -> None:
-        """Cancel pre-labelling, stop a running retrain (the active model stays) and ignore late events."""
+        """Cancel pre-labeling, stop a running retrain (the active model stays) and ignore late events."""
         self.cancel_prelabel()
         self.retrain.close()
         self._closed = True

@@ -131,13 +131,13 @@ class LabelSet:
 
 def empty_label_notes(source: Path, names: Sequence[str], why: str) -> list[str]:
     """Images a dataset lists with no label at all come in as all background (an export of a face-free mask reads
-    so), which a tool that lists every frame, labelled or not, did not mean: the report names them."""
+    so), which a tool that lists every frame, labeled or not, did not mean: the report names them."""
     if not names:
         return []
     examples = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
     count = len(names)
     return [f"{source}: {count} image{'s' if count != 1 else ''} with {why} come{'s' if count == 1 else ''} in as "
-            f"all background; take {'them' if count != 1 else 'it'} out of the dataset first if {'they were' if count != 1 else 'it was'} never labelled: {examples}"]
+            f"all background; take {'them' if count != 1 else 'it'} out of the dataset first if {'they were' if count != 1 else 'it was'} never labeled: {examples}"]
 
 
 def strip_split(parts: Sequence[str]) -> list[str]:

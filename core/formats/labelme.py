@@ -7,7 +7,7 @@
 Each connected region of a class is one polygon shape (label = class name) for its outer boundary. A region with
 holes (skin around the eyes, a ring of hair) also gets one shape per hole, with the same label, `flags: {"hole":
 true}` and a `group_id` shared with its outer boundary. Background that a region encloses (every background
-component not touching the image border) is written the same way, as a region labelled "_background_" (the label
+component not touching the image border) is written the same way, as a region labeled "_background_" (the label
 LabelMe's own converters keep for class 0, whatever the schema calls it), with its own holes. The boundaries are pixel coordinates of the region's border pixels (x, y),
 as OpenCV traces them, and shapes are written largest outer area first.
 
@@ -103,7 +103,7 @@ class LabelmeExporter(Exporter):
               "- `<split>/<path>.json`: LabelMe JSON beside each photo; one polygon per connected region (label = "
               "class name), largest first; each hole of a region is a further polygon with the same label, "
               "`flags.hole = true` and the region's `group_id`; background enclosed by a region is a region "
-              "labelled `_background_`, so painting every shape in file order, hole flags ignored, gives "
+              "labeled `_background_`, so painting every shape in file order, hole flags ignored, gives "
               "back the mask\n"
               "- `schema.json`: class names, indices and colours")
     stem_label_suffix = ".json"
