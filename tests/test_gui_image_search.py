@@ -63,13 +63,13 @@ def test_ctrl_f_filters_the_list_and_enter_opens_the_first_match(qtbot, tmp_path
 
     QTest.keyClick(panel.search, Qt.Key.Key_Return)
     assert session.record.relpath == "bob/001.png"
-    assert QApplication.focusWidget() is not panel.search
+    assert QApplication.focusWidget() is window.ws.canvas  # the keys are the picture's again
 
     window.actions["find_image"].trigger()
     QTest.keyClick(panel.search, Qt.Key.Key_Escape)
     assert panel.search.text() == "" and panel.model.rowCount() == 5
     assert panel.model.row_of(session.image_id) is not None  # the open photo is still highlighted in the full list
-    assert QApplication.focusWidget() is not panel.search
+    assert QApplication.focusWidget() is window.ws.canvas
 
 
 def test_a_filter_matching_nothing_says_so_and_keeps_the_open_image(qtbot, tmp_path, people):

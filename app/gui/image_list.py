@@ -309,6 +309,8 @@ class ImageListPanel(QWidget):
     """The list with its status filter and sort order; emits the chosen image's id."""
 
     image_chosen = Signal(int)
+    search_left = Signal()
+    """Esc or Enter in the filter: the keys go back to the picture."""
     listing_changed = Signal()
     """The rows were re-read (filter, order or reload) and the open image highlighted again where it now stands:
     a position shown elsewhere ("n / total") is stale."""
@@ -395,13 +397,13 @@ class ImageListPanel(QWidget):
             if key == Qt.Key.Key_Escape:
                 self.search.clear()
                 self.apply_search_now()
-                self.search.clearFocus()
+                self.search_left.emit()
                 return True
             if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Down):
                 self.apply_search_now()
-                self.search.clearFocus()
                 if self.model.search and self.model.rowCount():
                     self.select_row(0)
+                self.search_left.emit()
                 return True
         return super().eventFilter(watched, event)
 

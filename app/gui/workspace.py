@@ -47,6 +47,7 @@ class Workspace(QObject):
         self.palette.paint_over_changed.connect(self.session.set_paint_over)
         self.canvas.class_picked.connect(self.palette.select)
         self.image_list.image_chosen.connect(self.session.load)
+        self.image_list.search_left.connect(self.canvas.setFocus)
         self.session.record_updated.connect(self.image_list.update_record)
         self.session.mask_unreadable.connect(self.image_list.set_unreadable)
         self.session.loaded.connect(self._image_loaded)
