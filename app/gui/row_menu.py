@@ -7,8 +7,6 @@ pre-label this image, ...) act on the open image, so the menu can reuse them as 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import qtawesome as qta
 from faceparse.core.store import ImageRecord
 from PySide6.QtCore import QPoint, Qt, QUrl
@@ -16,10 +14,6 @@ from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QMenu
 
 from .image_list import ImageListPanel
-
-
-def photo_path(panel: ImageListPanel, record: ImageRecord) -> Path:
-    return panel.model.store.root / record.relpath
 
 
 def build_row_menu(panel: ImageListPanel, record: ImageRecord, actions: list[QAction | None]) -> QMenu:
@@ -32,7 +26,7 @@ def build_row_menu(panel: ImageListPanel, record: ImageRecord, actions: list[QAc
             menu.addAction(action)
     if actions:
         menu.addSeparator()
-    path = photo_path(panel, record)
+    path = panel.model.store.image_path(record.id)
     copy = menu.addAction(qta.icon("fa5s.copy"), "Copy Path")
     copy.setObjectName("copyPath")
     copy.triggered.connect(lambda: QGuiApplication.clipboard().setText(str(path)))
